@@ -1,0 +1,276 @@
+"""Project file (TOML) -> validated, typed configuration.
+
+A project file describes a partnership: where each agency's extract lives, how its columns map to the
+canonical fields, which agency codes and flag columns become which signals of the taxonomy, and which
+purposes (information-sharing agreement views) may see what.  Every mistake is reported as one
+:class:`ConfigError` naming the file, the key and the problem.  See ``docs/project-file.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d-%b-%Y", "%d/%m/%y", "%Y%m%d"]
+DEFAULT_DATETIME_FORMATS = ["%d/%m/%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M:%S"]
+
+
+class ConfigError(Exception):
+    """A project file (or rule/taxonomy file) that cannot be used; the message names file, key, problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonRef(_Model):
+    """A foreign key from an event row to a person row of another (or the same) source."""
+
+    source: str
+    column: str | list[str]
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column] if isinstance(self.column, str) else list(self.column)
+
+
+class PersonMapping(_Model):
+    """Which columns of a source carry a person's identity.  All optional; at least a name is needed."""
+
+    forenames: str | None = None
+    surname: str | None = None
+    full_name: str | None = None
+    name_format: Literal["surname_comma_forenames", "forenames_surname", "auto"] = "auto"
+    title: str | None = None
+    dob: str | None = None
+    sex: str | None = None
+    address: str | None = None
+    address_lines: list[str] = Field(default_factory=list)
+    postcode: str | None = None
+    uprn: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    resident_from: str | None = None
+    resident_to: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_a_name(self) -> PersonMapping:
+        if not (self.full_name or self.surname):
+            raise ValueError("a person mapping needs 'surname' (with 'forenames') or 'full_name'")
+        if self.address and self.address_lines:
+            raise ValueError("give either 'address' (one text column) or 'address_lines', not both")
+        return self
+
+
+class CodeMap(_Model):
+    """One agency code (optionally with a role) -> one taxonomy signal."""
+
+    code: str
+    signal: str
+    role: str | None = None
+
+
+class EventMapping(_Model):
+    """How a source's rows become dated signals about a person and/or a place."""
+
+    code: str | None = None
+    codes: list[CodeMap] = Field(default_factory=list)
+    role: str | None = None
+    date: str
+    location: str | None = None
+    location_postcode: str | None = None
+    person_ref: PersonRef | None = None
+    unmapped: Literal["ignore", "quarantine"] = "ignore"
+
+    @model_validator(mode="after")
+    def _codes_need_column(self) -> EventMapping:
+        if self.codes and not self.code:
+            raise ValueError("'codes' given but no 'code' column to read them from")
+        return self
+
+
+class FlagMapping(_Model):
+    """Yes/no columns, each mapped to a signal (e.g. fire Safe and Well risk factors)."""
+
+    columns: dict[str, str]
+    true_values: list[str] = Field(default_factory=lambda: ["Y", "YES", "TRUE", "1", "T"])
+    date: str | None = None
+
+
+class GazetteerMapping(_Model):
+    """Columns of an LLPG-like gazetteer source."""
+
+    uprn: str
+    sub_building: str | None = None
+    number: str | None = None
+    building_name: str | None = None
+    organisation: str | None = None
+    street: str | None = None
+    locality: str | None = None
+    town: str | None = None
+    postcode: str | None = None
+
+
+class Source(_Model):
+    """One agency extract."""
+
+    name: str
+    agency: str
+    path: str
+    format: Literal["csv", "parquet", "xlsx"] = "csv"
+    encoding: str = "auto"
+    delimiter: str = ","
+    sheet: str | None = None
+    key: list[str]
+    date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
+    datetime_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATETIME_FORMATS))
+    person: PersonMapping | None = None
+    event: EventMapping | None = None
+    flags: FlagMapping | None = None
+    gazetteer: GazetteerMapping | None = None
+    max_field_chars: int = 10_000
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_list(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, v: str) -> str:
+        if not v or not v.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("source names use letters, digits, '_' and '-' only")
+        return v
+
+    @model_validator(mode="after")
+    def _has_role(self) -> Source:
+        if not (self.person or self.event or self.flags or self.gazetteer):
+            raise ValueError("a source needs at least one of [person], [event], [flags], [gazetteer]")
+        if self.gazetteer and (self.person or self.event or self.flags):
+            raise ValueError("a gazetteer source cannot also carry persons or events")
+        if not self.key:
+            raise ValueError("'key' must name at least one column")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """'gazetteer', 'person', 'event' or 'person_event' (a row naming a person and carrying signals)."""
+        if self.gazetteer:
+            return "gazetteer"
+        has_events = bool(self.event or self.flags)
+        if self.person and has_events:
+            return "person_event"
+        return "person" if self.person else "event"
+
+
+class Purpose(_Model):
+    """One view of the information-sharing agreement: who may see what, for which purpose."""
+
+    description: str = ""
+    agencies: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=lambda: ["name", "dob", "address"])
+    existence_only: bool = True
+
+
+class LinkageSettings(_Model):
+    """Person-linkage knobs a partnership may tune (defaults are measured; see docs)."""
+
+    match_threshold: float = 0.95
+    review_band: tuple[float, float] = (0.5, 0.95)
+    max_pairs: int = 50_000_000
+
+
+class ProjectSettings(_Model):
+    name: str
+    store: str = "store.duckdb"
+    as_of: dt.date | None = None
+    taxonomy: str | None = None
+    rules: str | None = None
+    memory_limit: str | None = None
+
+
+class ProjectConfig(_Model):
+    """A whole project file, with ``root`` the folder that relative paths resolve against."""
+
+    project: ProjectSettings
+    sources: list[Source]
+    purposes: dict[str, Purpose] = Field(default_factory=dict)
+    linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    root: Path = Path(".")
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ProjectConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {dupes}")
+        for s in self.sources:
+            ref = s.event.person_ref if s.event else None
+            if ref and ref.source not in names:
+                raise ValueError(f"source '{s.name}': event.person_ref.source '{ref.source}' is not a source")
+            if ref and ref.source != s.name:
+                target = next(t for t in self.sources if t.name == ref.source)
+                if len(ref.columns) != len(target.key):
+                    raise ValueError(
+                        f"source '{s.name}': event.person_ref has {len(ref.columns)} column(s) but "
+                        f"'{target.name}' has a {len(target.key)}-part key"
+                    )
+        if sum(1 for s in self.sources if s.gazetteer) > 1:
+            raise ValueError("at most one gazetteer source")
+        return self
+
+    def source(self, name: str) -> Source:
+        """The source called ``name``."""
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def path_of(self, relative: str) -> Path:
+        """A path from the project file, resolved against the project folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path_of(self.project.store)
+
+    @property
+    def gazetteer_source(self) -> Source | None:
+        return next((s for s in self.sources if s.gazetteer), None)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"key '{loc}': {first['msg']}"
+
+
+def parse_config(data: dict, root: Path = Path("."), file: Path | None = None) -> ProjectConfig:
+    """Validate a project dictionary (as read from TOML); raise :class:`ConfigError` on any mistake."""
+    try:
+        return ProjectConfig.model_validate({**data, "root": root, "file": file})
+    except ValidationError as err:
+        where = str(file) if file else "project"
+        raise ConfigError(f"{where}: {_describe(err)}") from None
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a project TOML file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: project file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_config(data, root=path.parent.resolve(), file=path)
