@@ -1,0 +1,285 @@
+"""The ``ecins-link`` command line.
+
+Errors are one clear line and a non-zero exit code; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Link partnership extracts into one person + location graph and flag toxic-cocktail risk.")
+review_app = typer.Typer(no_args_is_help=True, help="Clerical review of uncertain person matches.")
+app.add_typer(review_app, name="review")
+console = Console(stderr=True)
+_state = {"debug": False}
+
+ProjectArg = Annotated[Path, typer.Argument(help="The project file (TOML).")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="Who is acting (audit log); default: the OS user.")]
+
+
+def _fail(err: BaseException) -> None:
+    if _state["debug"]:
+        raise err
+    console.print(f"[red]error:[/red] {type(err).__name__}: {err}" if not str(err) else f"[red]error:[/red] {err}",
+                  highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _guard(fn):  # noqa: ANN001, ANN202 - decorator
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/red]: the stage that was running was rolled back; run again to finish")
+            raise typer.Exit(code=130) from None
+        except Exception as err:  # noqa: BLE001 - every error becomes one line
+            _fail(err)
+
+    return wrapper
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    """ecins-link: risk-linkage analytics for multi-agency partnerships."""
+    _state["debug"] = debug
+
+
+@app.command()
+@_guard
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the town into.")],
+    persons: Annotated[int, typer.Option("--persons", min=10, help="Number of people.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    bad_rows: Annotated[int, typer.Option("--bad-rows", min=0, help="Malformed rows to inject.")] = 0,
+) -> None:
+    """Generate a synthetic partnership town with ground truth."""
+    from ecins_link.synth import generate_town
+
+    summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows)
+    console.print(f"town written to {out}")
+    print(json.dumps(_jsonable(summary), indent=2, default=str))
+
+
+@app.command()
+@_guard
+def run(
+    project: ProjectArg,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: PROJECT_DIR/output).")] = None,
+    purpose: Annotated[str | None, typer.Option("--purpose", help="Build the panel pack for this purpose only.")] = None,
+    user: UserOpt = None,
+    stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only these stages (repeatable).")] = None,
+) -> None:
+    """Run the whole pipeline on a project and write the output folder."""
+    from ecins_link.pipeline import STAGE_NAMES, run_project
+
+    for s in stage or []:
+        if s not in STAGE_NAMES:
+            raise ValueError(f"unknown stage {s!r}; stages are {STAGE_NAMES}")
+    result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True)
+    table = Table(title=f"run {result.run_id}")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for name, secs in result.stage_seconds.items():
+        table.add_row(name, f"{secs:.1f}")
+    console.print(table)
+    if result.out_dir:
+        console.print(f"outputs in {result.out_dir}")
+
+
+@app.command()
+@_guard
+def evaluate(
+    project: ProjectArg,
+    truth: Annotated[Path, typer.Option("--truth", help="The truth folder of a synthetic town.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
+) -> None:
+    """Print linkage, location and scenario metrics against ground truth (JSON)."""
+    from ecins_link.evaluation import evaluate_project
+
+    result = evaluate_project(project, truth)
+    text = json.dumps(result, indent=2, default=str)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+def _sample_town() -> Path | None:
+    candidate = Path(__file__).resolve().parents[1] / "data" / "samples" / "town"
+    return candidate if (candidate / "project.toml").exists() else None
+
+
+@app.command()
+@_guard
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Working folder for the demo.")] = Path("ecins-demo"),
+    user: UserOpt = None,
+) -> None:
+    """Run the whole pipeline on the shipped sample town and evaluate it against its truth."""
+    from ecins_link.evaluation import evaluate_project
+    from ecins_link.pipeline import run_project
+
+    sample = _sample_town()
+    town = out / "town"
+    if town.exists():
+        shutil.rmtree(town)
+    if sample is not None:
+        shutil.copytree(sample, town)
+        console.print(f"sample town copied from {sample}")
+    else:
+        from ecins_link.synth import generate_town
+
+        console.print("shipped sample not found; generating the same town (2,000 persons, seed 42)")
+        generate_town(town, persons=2000, seed=42)
+    result = run_project(town / "project.toml", out_dir=out / "output", user=user, progress=True)
+    metrics = evaluate_project(town / "project.toml", town / "truth", user=user)
+    (out / "evaluation.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+    table = Table(title="ecins-link demo")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, secs in result.stage_seconds.items():
+        table.add_row(f"{name} (s)", f"{secs:.1f}")
+    for section, values in metrics.items():
+        for key, value in (values or {}).items():
+            if isinstance(value, int | float | bool | str) and not isinstance(value, dict):
+                table.add_row(f"{section}.{key}", str(round(value, 4) if isinstance(value, float) else value))
+    console.print(table)
+    console.print(f"panel pack: {(out / 'output' / 'panel' / 'index.html').resolve()}")
+    console.print(f"evaluation: {(out / 'evaluation.json').resolve()}")
+
+
+@review_app.command("export")
+@_guard
+def review_export(
+    project: ProjectArg,
+    out: Annotated[Path, typer.Option("--out", help="CSV to write for the analyst.")],
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    user: UserOpt = None,
+) -> None:
+    """Export the uncertain band of person pairs for clerical review."""
+    from ecins_link.config import load_config
+    from ecins_link.matching.review import export_review
+    from ecins_link.pipeline import open_store
+
+    config = load_config(project)
+    lower, upper = config.linkage.review_band
+    with open_store(config, user=user, command="review export") as store:
+        n = export_review(store, out, lower=lower, upper=upper, limit=limit)
+    console.print(f"{n} pairs written to {out}")
+
+
+@review_app.command("import")
+@_guard
+def review_import(
+    project: ProjectArg,
+    decisions: Annotated[Path, typer.Argument(help="The filled-in review CSV.")],
+    user: UserOpt = None,
+) -> None:
+    """Import clerical decisions; they act as must-link / cannot-link in every later run."""
+    from ecins_link.config import load_config
+    from ecins_link.matching.review import import_review
+    from ecins_link.pipeline import open_store
+
+    config = load_config(project)
+    with open_store(config, user=user, command="review import") as store:
+        result = import_review(store, decisions, reviewer=store.user)
+    print(json.dumps(_jsonable(result), indent=2, default=str))
+
+
+@app.command()
+@_guard
+def override(
+    project: ProjectArg,
+    entity_type: Annotated[str, typer.Option("--entity-type", help="person, household, location or cluster.")],
+    entity_id: Annotated[str, typer.Option("--entity-id")],
+    raise_score: Annotated[float, typer.Option("--raise", help="How much to raise the priority score (> 0).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (stored and audited).")],
+    rule: Annotated[str | None, typer.Option("--rule")] = None,
+    user: UserOpt = None,
+) -> None:
+    """Raise an entity's priority with a reason (professional judgement can raise, never lower)."""
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store
+    from ecins_link.scoring import add_override
+
+    config = load_config(project)
+    with open_store(config, user=user, command="override") as store:
+        oid = add_override(store, entity_type, entity_id, raise_score, reason, rule=rule)
+    console.print(f"override {oid} recorded; re-run `ecins-link run --stage score --stage report` to re-rank")
+
+
+@app.command()
+@_guard
+def audit(
+    project: ProjectArg,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if tampered.")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+) -> None:
+    """List the audit log (who, when, what, purpose, counts)."""
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store
+
+    config = load_config(project)
+    with open_store(config, command="audit", read_only=True) as store:
+        rows = store.audit_rows().tail(limit)
+        bad = store.verify_audit() if verify else []
+    table = Table(title=f"audit log ({len(rows)} most recent rows)")
+    for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
+        table.add_column(col, overflow="fold")
+    for r in rows.itertuples():
+        table.add_row(str(r.seq), str(r.logged_at)[:19], r.user_name, r.category, r.purpose, r.action, r.row_counts)
+    Console().print(table)
+    if verify:
+        if bad:
+            console.print(f"[red]audit chain broken at seq {bad}[/red]")
+            raise typer.Exit(code=1)
+        console.print("audit chain verified")
+
+
+@app.command()
+@_guard
+def export(
+    project: ProjectArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the research extract.")],
+    key_file: Annotated[Path, typer.Option("--key-file", help="Secret key for keyed-hash pseudonyms.")],
+    pseudonymise: Annotated[bool, typer.Option("--pseudonymise/--no-pseudonymise")] = True,
+    user: UserOpt = None,
+) -> None:
+    """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector)."""
+    from ecins_link.config import load_config
+    from ecins_link.export import export_pseudonymised
+    from ecins_link.pipeline import open_store
+
+    if not pseudonymise:
+        raise ValueError("only pseudonymised research exports are offered (Five Safes: safe data)")
+    if not key_file.exists():
+        raise FileNotFoundError(f"key file not found: {key_file}")
+    config = load_config(project)
+    with open_store(config, user=user, command="export", purpose="research") as store:
+        result = export_pseudonymised(store, out, key_file)
+    print(json.dumps(_jsonable(result), indent=2, default=str))
+
+
+def _jsonable(obj: object) -> object:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return obj
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
