@@ -17,8 +17,15 @@ def _write_clusters(store: Store, groups: dict[str, list[str]], table: str = "ru
     for label, uids in groups.items():
         for uid in uids:
             source, key = uid.split(":", 1)
-            rows.append({"unique_id": uid, "source": source, "record_key": key, "cluster_id": label,
-                         "cluster_confidence": 0.97})
+            rows.append(
+                {
+                    "unique_id": uid,
+                    "source": source,
+                    "record_key": key,
+                    "cluster_id": label,
+                    "cluster_confidence": 0.97,
+                }
+            )
     store.write_table(table, pd.DataFrame(rows))
 
 

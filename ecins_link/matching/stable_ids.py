@@ -111,7 +111,7 @@ def _claim_rounds(con: duckdb.DuckDBPyConnection) -> int:
                   AND v.old_id NOT IN (SELECT person_id FROM _sid_assigned)
             ), claims AS (  -- each cluster claims the ID most of its known records hold (ties: oldest)
                 SELECT * FROM open_votes
-                QUALIFY row_number() OVER (PARTITION BY cluster_id ORDER BY n DESC, {_id_num('old_id')}, old_id) = 1
+                QUALIFY row_number() OVER (PARTITION BY cluster_id ORDER BY n DESC, {_id_num("old_id")}, old_id) = 1
             )  -- each claimed ID goes to the claimant holding most of its records (then larger, then stable)
             SELECT c.cluster_id, c.old_id FROM claims c JOIN _sid_size s USING (cluster_id)
             QUALIFY row_number() OVER (PARTITION BY c.old_id ORDER BY c.n DESC, s.size DESC, s.anchor) = 1
@@ -221,7 +221,7 @@ def _update_registry(store: Store, now: dt.datetime) -> None:
         WITH merged_into AS (  -- an ID that no longer exists -> the ID that took most of its records
             SELECT old_id, new_id FROM _sid_flow
             WHERE old_id NOT IN (SELECT person_id FROM _sid_map)
-            QUALIFY row_number() OVER (PARTITION BY old_id ORDER BY n DESC, {_id_num('new_id')}, new_id) = 1
+            QUALIFY row_number() OVER (PARTITION BY old_id ORDER BY n DESC, {_id_num("new_id")}, new_id) = 1
         )
         SELECT coalesce(pc.unique_id, r.unique_id) AS unique_id,
                coalesce(pc.person_id, mi.new_id, r.person_id) AS person_id,

@@ -1,0 +1,325 @@
+"""Why were two records linked?  Per-field match weights from the saved Splink model.
+
+The persons stage saves its trained model in ``linkage_models(run_id, created_at, settings_json,
+summary_json)`` (``settings_json`` = ``linker.misc.save_model_to_json()``).  This module re-creates a Splink
+Linker from the latest model and scores any record pairs with it, giving Splink's waterfall data: for each
+comparison the level reached, its Bayes factor and log2 weight, and the two values compared.
+
+The Linker runs on a private in-memory DuckDB connection holding only the records being explained, plus
+term-frequency tables computed by SQL over the *whole* input table on ``store.con`` -- so the weights are
+the same as in the full run, and Splink's scratch tables never land in the project store (which may be
+open read-only, or inside a stage transaction).
+
+``summary_json`` may name the model's input table as ``{"input_table": "..."}`` (default ``person_std``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ecins_link.store import Store, StoreError
+
+DEFAULT_INPUT_TABLE = "person_std"
+_tf_cache: dict[tuple, dict[str, Any]] = {}
+
+
+def _sql_str(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def latest_model(store: Store) -> tuple[dict, str]:
+    """The latest saved Splink settings dict and the name of the table it runs over."""
+    if not store.has_table("linkage_models"):
+        raise StoreError("no linkage model saved (table linkage_models missing); run the persons stage first")
+    row = store.con.execute(
+        "SELECT settings_json, summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        raise StoreError("linkage_models is empty; run the persons stage first")
+    settings = json.loads(row[0]) if isinstance(row[0], str) else dict(row[0])
+    summary = json.loads(row[1]) if isinstance(row[1], str) and row[1] else {}
+    input_table = (summary or {}).get("input_table") or DEFAULT_INPUT_TABLE
+    store.require(input_table, stage="explain")
+    return settings, input_table
+
+
+def _prepared_settings(settings: dict) -> dict:
+    out = json.loads(json.dumps(settings))
+    out["link_type"] = "dedupe_only"  # unique_id is globally unique; scores do not depend on link type
+    out["retain_matching_columns"] = True
+    out["retain_intermediate_calculation_columns"] = True
+    out.pop("linker_uid", None)
+    return out
+
+
+class _Scorer:
+    """A Splink Linker over a handful of records on a scratch connection (close() when done)."""
+
+    def __init__(self, store: Store, pairs: pd.DataFrame) -> None:
+        from splink import DuckDBAPI, Linker
+
+        settings, input_table = latest_model(store)
+        self.settings = _prepared_settings(settings)
+        self.mem = duckdb.connect()
+        store.con.register("__explain_pairs", pairs[["unique_id_l", "unique_id_r"]])
+        try:
+            records = store.con.execute(
+                f"""SELECT * FROM "{input_table}" WHERE unique_id IN (
+                        SELECT unique_id_l FROM __explain_pairs UNION SELECT unique_id_r FROM __explain_pairs)"""
+            ).to_arrow_table()
+        finally:
+            store.con.unregister("__explain_pairs")
+        found = set(records.column("unique_id").to_pylist())
+        wanted = set(pairs["unique_id_l"]) | set(pairs["unique_id_r"])
+        if missing := wanted - found:
+            self.mem.close()
+            raise KeyError(f"{len(missing)} record id(s) not in {input_table}: {sorted(missing)[:5]}")
+        self.mem.register("__records", records)
+        self.linker = Linker("__records", self.settings, DuckDBAPI(self.mem), set_up_basic_logging=False)
+        settings_obj = self.linker._settings_obj
+        for col, tf in _tf_tables(store, input_table, settings_obj).items():
+            self.linker.table_management.register_term_frequency_lookup(tf, col, overwrite=True)
+
+    def score(self, pairs: pd.DataFrame) -> Any:
+        """Score the pairs (each ordered lower id first); returns a SplinkDataFrame."""
+        from splink.internals.accuracy import predictions_from_sample_of_pairwise_labels_sql
+        from splink.internals.pipeline import CTEPipeline
+        from splink.internals.vertically_concatenate import compute_df_concat_with_tf
+
+        labels = pairs[["unique_id_l", "unique_id_r"]].assign(clerical_match_score=0.0)
+        labels_sdf = self.linker.table_management.register_labels_table(labels, overwrite=True)
+        pipeline = CTEPipeline()
+        nodes_with_tf = compute_df_concat_with_tf(self.linker, pipeline)
+        pipeline = CTEPipeline([nodes_with_tf])
+        pipeline.enqueue_list_of_sqls(
+            predictions_from_sample_of_pairwise_labels_sql(self.linker, labels_sdf.physical_name)
+        )
+        return self.linker._db_api.sql_pipeline_to_splink_dataframe(pipeline)
+
+    def close(self) -> None:
+        self.mem.close()
+
+
+def _tf_tables(store: Store, input_table: str, settings_obj: Any) -> dict[str, Any]:
+    """Term-frequency lookups over the whole input table (cached while the table and model are unchanged)."""
+    from splink.internals.term_frequencies import term_frequencies_for_single_column_sql
+
+    cols = settings_obj._term_frequency_columns
+    if not cols:
+        return {}
+    key = (
+        str(store.path),
+        id(store.con),
+        input_table,
+        store.count(input_table),
+        tuple(c.unquote().name for c in cols),
+    )
+    if key not in _tf_cache:
+        _tf_cache.clear()
+        _tf_cache[key] = {
+            c.unquote().name: store.con.execute(
+                term_frequencies_for_single_column_sql(c, f'"{input_table}"')
+            ).df()
+            for c in cols
+        }
+    return _tf_cache[key]
+
+
+def _ordered(pairs: pd.DataFrame) -> pd.DataFrame:
+    lo = pairs[["unique_id_l", "unique_id_r"]].min(axis=1)
+    hi = pairs[["unique_id_l", "unique_id_r"]].max(axis=1)
+    return pd.DataFrame({"unique_id_l": lo, "unique_id_r": hi}).drop_duplicates().reset_index(drop=True)
+
+
+def comparison_names(store: Store) -> list[str]:
+    """Output names of the saved model's comparisons, in order (e.g. ``['forename', 'surname', 'dob']``)."""
+    settings, _ = latest_model(store)
+    return [c.get("output_column_name") or f"comparison_{i}" for i, c in enumerate(settings["comparisons"])]
+
+
+def score_pairs(store: Store, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per-field breakdown for many pairs at once (set-based; used by the review export and the panel pack).
+
+    ``pairs`` has ``unique_id_l, unique_id_r``.  Returns one row per distinct unordered pair, lower id
+    first: ``unique_id_l, unique_id_r, match_weight, match_probability``, for each comparison ``c`` the
+    columns ``c__level`` (label of the level reached) and ``c__weight`` (log2 Bayes factor including any
+    term-frequency adjustment), and ``breakdown``: one text line ``c: level (+w.w); ...``.
+    """
+    cols = ["unique_id_l", "unique_id_r", "match_weight", "match_probability", "breakdown"]
+    if pairs.empty:
+        return pd.DataFrame(columns=cols)
+    ordered = _ordered(pairs)
+    scorer = _Scorer(store, ordered)
+    try:
+        predicted = scorer.score(ordered)
+        table = predicted.physical_name
+        present = {c.unquote().name for c in predicted.columns}
+        selects, parts = [], []
+        for comp in scorer.linker._settings_obj.comparisons:
+            name = comp.output_column_name
+            gamma = comp._gamma_column_name
+            cases = " ".join(
+                f"WHEN {lvl.comparison_vector_value} THEN {_sql_str(lvl.label_for_charts)}"
+                for lvl in comp.comparison_levels
+            )
+            tf_col = f"bf_tf_adj_{name}"
+            tf = f' * coalesce("{tf_col}", 1.0)' if tf_col in present else ""
+            weight = f'log2(greatest("{comp._bf_column_name}"{tf}, 1e-300))'
+            selects.append(f'CASE "{gamma}" {cases} END AS "{name}__level", {weight} AS "{name}__weight"')
+            parts.append(
+                f"""{_sql_str(name + ": ")} || (CASE "{gamma}" {cases} END) || ' (' ||
+                    printf('%+.1f', {weight}) || ')'"""
+            )
+        out = scorer.mem.execute(
+            f"""SELECT unique_id_l, unique_id_r, match_weight, match_probability, {", ".join(selects)},
+                       concat_ws('; ', {", ".join(parts)}) AS breakdown
+                FROM {table} ORDER BY unique_id_l, unique_id_r"""
+        ).df()
+    finally:
+        scorer.close()
+    return out
+
+
+def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[list[dict], Any, bool]:
+    ordered = _ordered(pd.DataFrame({"unique_id_l": [unique_id_l], "unique_id_r": [unique_id_r]}))
+    scorer = _Scorer(store, ordered)
+    try:
+        records = scorer.score(ordered).as_record_dict()
+    finally:
+        scorer.close()
+    return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l
+
+
+def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
+    """Splink's waterfall for two records: one row per model term, prior first, final score last.
+
+    Columns: ``comparison`` (comparison name, ``tf_<name>`` for a term-frequency adjustment, ``Prior``,
+    ``Final score``), ``level`` (label of the level reached), ``bayes_factor``, ``log2_weight``,
+    ``value_l`` / ``value_r`` (the compared values of ``unique_id_l`` / ``unique_id_r``),
+    ``m_probability``, ``u_probability``, ``description``.  Raises ``KeyError`` for an unknown record id and
+    ``StoreError`` when no model has been saved.
+    """
+    from splink.internals.waterfall_chart import records_to_waterfall_data
+
+    records, linker, swapped = _waterfall_records(store, unique_id_l, unique_id_r)
+    data = pd.DataFrame(records_to_waterfall_data(records, linker._settings_obj, hide_details=False))
+    if swapped:
+        data[["value_l", "value_r"]] = data[["value_r", "value_l"]].to_numpy()
+    out = data.rename(
+        columns={
+            "column_name": "comparison",
+            "label_for_charts": "level",
+            "log2_bayes_factor": "log2_weight",
+            "bayes_factor_description": "description",
+        }
+    )
+    out["log2_weight"] = out["log2_weight"].astype(float)
+    out = out[~((out["comparison"].str.startswith("tf_")) & (out["log2_weight"] == 0.0))]
+    keep = [
+        "comparison",
+        "level",
+        "bayes_factor",
+        "log2_weight",
+        "value_l",
+        "value_r",
+        "m_probability",
+        "u_probability",
+        "description",
+    ]
+    return out[keep].reset_index(drop=True)
+
+
+def waterfall_chart(
+    store: Store, unique_id_l: str, unique_id_r: str, remove_sensitive_data: bool = False
+) -> Any:
+    """Splink's waterfall chart (an altair chart, embeddable in HTML) for two records."""
+    records, linker, _ = _waterfall_records(store, unique_id_l, unique_id_r)
+    return linker.visualisations.waterfall_chart(
+        records, filter_nulls=True, remove_sensitive_data=remove_sensitive_data
+    )
+
+
+def explain_person(store: Store, person_id: str) -> pd.DataFrame:
+    """The records of one person and, for each, the strongest stored edge that linked it.
+
+    Columns: ``unique_id, source, record_key, cluster_confidence, linked_to`` (the other record of the same
+    person on the strongest ``person_pairs`` edge; NULL for a single-record person), ``match_weight``,
+    ``match_probability``, ``link_basis`` (``model``, ``clerical`` for a reviewer's match decision,
+    ``single record`` or ``no stored edge``) and ``breakdown`` (per-field summary of that edge).
+    """
+    store.require("person_clusters", stage="explain_person")
+    recs = store.df(
+        """SELECT unique_id, source, record_key, cluster_confidence FROM person_clusters
+           WHERE person_id = ? ORDER BY unique_id""",
+        [person_id],
+    )
+    if recs.empty:
+        raise KeyError(f"no person {person_id!r} in person_clusters")
+    edges = pd.DataFrame(columns=["unique_id", "linked_to", "match_weight", "match_probability"])
+    if len(recs) > 1 and store.has_table("person_pairs"):
+        edges = store.df(
+            """WITH members AS (SELECT unique_id FROM person_clusters WHERE person_id = ?),
+                    e AS (SELECT unique_id_l AS a, unique_id_r AS b, match_weight, match_probability
+                          FROM person_pairs
+                          WHERE unique_id_l IN (SELECT unique_id FROM members)
+                            AND unique_id_r IN (SELECT unique_id FROM members)),
+                    both_ways AS (SELECT a AS unique_id, b AS linked_to, match_weight, match_probability FROM e
+                                  UNION ALL
+                                  SELECT b, a, match_weight, match_probability FROM e)
+               SELECT * FROM both_ways
+               QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY match_weight DESC, linked_to) = 1""",
+            [person_id],
+        )
+    out = recs.merge(edges, on="unique_id", how="left")
+    out["link_basis"] = out["linked_to"].notna().map({True: "model", False: "no stored edge"})
+    if len(recs) == 1:
+        out["link_basis"] = "single record"
+    elif store.has_table("clerical_decisions"):
+        from ecins_link.matching.review import load_constraints
+
+        must, _ = load_constraints(store)
+        members = set(recs["unique_id"])
+        clerical = {u for pair in must if set(pair) <= members for u in pair}
+        mask = out["linked_to"].isna() & out["unique_id"].isin(clerical)
+        out.loc[mask, "link_basis"] = "clerical"
+    breakdown = pd.Series([None] * len(out), dtype=object)
+    linked = out[out["linked_to"].notna()]
+    if not linked.empty:
+        scored = score_pairs(
+            store, linked.rename(columns={"unique_id": "unique_id_l", "linked_to": "unique_id_r"})
+        )
+        lookup = {(r.unique_id_l, r.unique_id_r): r.breakdown for r in scored.itertuples()}
+        breakdown = out.apply(
+            lambda r: (
+                lookup.get(tuple(sorted((r["unique_id"], r["linked_to"]))))
+                if pd.notna(r["linked_to"])
+                else None
+            ),
+            axis=1,
+        )
+    out["breakdown"] = breakdown
+    for col in ("match_weight", "match_probability"):
+        out[col] = out[col].astype(float)
+    return out[
+        [
+            "unique_id",
+            "source",
+            "record_key",
+            "cluster_confidence",
+            "linked_to",
+            "match_weight",
+            "match_probability",
+            "link_basis",
+            "breakdown",
+        ]
+    ]
+
+
+def weight_to_probability(weight: float) -> float:
+    """Splink's match probability for a match weight (log2 odds)."""
+    return 1.0 / (1.0 + math.pow(2.0, -weight))
