@@ -192,6 +192,10 @@ def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tupl
         records = scorer.score(ordered).as_record_dict()
     finally:
         scorer.close()
+    # show a missing value as blank, not the text 'None'
+    records = [
+        {k: ("" if v is None and k.endswith(("_l", "_r")) else v) for k, v in rec.items()} for rec in records
+    ]
     return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l
 
 
