@@ -47,6 +47,7 @@ class World:
     rows: dict[str, list[tuple]] = field(default_factory=lambda: {k: [] for k in DDL})
     _records: dict[tuple[str, str], str] = field(default_factory=dict)
     _ages: dict[str, int | None] = field(default_factory=dict)
+    _confidence: dict[str, float] = field(default_factory=dict)
     _seq: int = 0
 
     def day(self, d: Day | None) -> dt.date | None:
@@ -60,14 +61,17 @@ class World:
         """A linked person with an age at as-of (None = unknown) and optional (source, record_key) records."""
         dob = None if age is None else dt.date(self.as_of.year - age, 1, 1)
         self._ages[person_id] = age
+        self._confidence[person_id] = confidence
         self.rows["person_attributes"].append(
             (person_id, name or person_id, dob, age, None if age is None else age < 18, None, 0, []))
         for source, key in records or []:
             self.record(person_id, source, key, confidence)
         return person_id
 
-    def record(self, person_id: str, source: str, key: str, confidence: float = 1.0) -> tuple[str, str]:
+    def record(self, person_id: str, source: str, key: str, confidence: float | None = None) -> tuple[str, str]:
         """A person record (source, record_key) clustered into ``person_id``."""
+        if confidence is None:
+            confidence = self._confidence.get(person_id, 1.0)
         if (source, key) not in self._records:
             self._records[(source, key)] = person_id
             self.rows["person_clusters"].append((f"{source}:{key}", source, key, person_id, confidence))
