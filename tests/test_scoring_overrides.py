@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_scoring import AS_OF, _da_victim, project
 
 from ecins_link.scoring import OverrideError, add_override, score
 from ecins_link.scoring.fixtures import World
 from ecins_link.store import Store
-from test_scoring import AS_OF, _da_victim, project
 
 
 def _store(tmp_path: Path) -> Store:
