@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ecins_link.matching.explain import (
+    chart_spec_json,
     comparison_names,
     explain_pair,
     explain_person,
     score_pairs,
     waterfall_chart,
+    waterfall_html,
 )
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -109,9 +112,13 @@ def build_linked_store(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def linked(tmp_path_factory):
-    path = build_linked_store(tmp_path_factory.mktemp("explain") / "store.duckdb")
-    with Store(path) as store:
+def linked_path(tmp_path_factory):
+    return build_linked_store(tmp_path_factory.mktemp("explain") / "store.duckdb")
+
+
+@pytest.fixture(scope="module")
+def linked(linked_path):
+    with Store(linked_path) as store:
         yield store
 
 
@@ -206,3 +213,23 @@ def test_clear_errors_and_no_scratch_tables_left(linked, tmp_path):
     assert leftovers == 0
     with Store(tmp_path / "empty.duckdb") as empty, pytest.raises(StoreError, match="persons stage"):
         explain_pair(empty, "a:1", "b:2")
+
+
+def test_chart_html_cannot_be_broken_out_of(linked_path, tmp_path):
+    copy = tmp_path / "xss.duckdb"
+    shutil.copy(linked_path, copy)
+    evil = "</script><script>alert(1)</script>&"
+    with Store(copy) as store:
+        left, right, _ = _uncertain_pair(store)
+        store.con.execute("UPDATE person_std SET surname = ? WHERE unique_id = ?", [evil, left])
+        chart = waterfall_chart(store, left, right)
+        assert evil in json.dumps(chart.to_dict(), ensure_ascii=False)  # the chart shows the value as is
+        spec = chart_spec_json(chart)
+        assert "<" not in spec and ">" not in spec and "&" not in spec
+        assert evil in json.dumps(json.loads(spec), ensure_ascii=False)  # same data once parsed
+        html = waterfall_html(store, left, right, "wf-1")
+        assert html.count("<script>") == 1 and html.count("</script>") == 1
+        with pytest.raises(ValueError, match="element_id"):
+            waterfall_html(store, left, right, 'x"><script>')
+        hidden = chart_spec_json(waterfall_chart(store, left, right, remove_sensitive_data=True))
+        assert "alert(1)" not in hidden and "alert(1)" in spec

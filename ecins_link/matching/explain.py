@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import duckdb
@@ -245,6 +246,36 @@ def waterfall_chart(
     records, linker, _ = _waterfall_records(store, unique_id_l, unique_id_r)
     return linker.visualisations.waterfall_chart(
         records, filter_nulls=True, remove_sensitive_data=remove_sensitive_data
+    )
+
+
+_JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def chart_spec_json(chart: Any) -> str:
+    """An altair chart's Vega-Lite spec as JSON that is safe inside an HTML ``<script>`` element.
+
+    ``chart.to_html()`` does *not* escape the data, so a name such as ``</script><script>...`` in a record
+    would break out of the script; here ``< > &`` (and U+2028/2029) are written as JSON ``\\uXXXX`` escapes, so
+    the chart shows the value exactly while the HTML stays inert.
+    """
+    text = json.dumps(chart.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
+    for raw, escaped in _JS_ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def waterfall_html(
+    store: Store, unique_id_l: str, unique_id_r: str, element_id: str, remove_sensitive_data: bool = False
+) -> str:
+    """An HTML fragment drawing the pair's waterfall with ``vegaEmbed`` (the page must load vega,
+    vega-lite and vega-embed); the data is escaped as in :func:`chart_spec_json`."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", element_id):
+        raise ValueError("element_id must be letters, digits, '_' or '-' (starting with a letter)")
+    spec = chart_spec_json(waterfall_chart(store, unique_id_l, unique_id_r, remove_sensitive_data))
+    return (
+        f'<div id="{element_id}"></div>\n'
+        f'<script>vegaEmbed("#{element_id}", {spec}, {{"actions": false}});</script>'
     )
 
 
