@@ -152,3 +152,36 @@ def test_formula_like_values_are_neutralised(store, tmp_path):
 def test_no_decisions_yet_means_no_constraints(tmp_path):
     with Store(tmp_path / "fresh.duckdb") as s:
         assert load_constraints(s) == ([], [])
+
+
+def test_reviewer_match_shows_as_clerical_link_in_person_explanation(store, tmp_path):
+    from ecins_link.matching.explain import explain_person
+    from ecins_link.matching.stable_ids import assign_stable_ids
+
+    person, member = store.con.execute(
+        """SELECT person_id, min(unique_id) FROM person_clusters
+           GROUP BY person_id HAVING count(*) >= 2 ORDER BY person_id LIMIT 1"""
+    ).fetchone()
+    loner = store.con.execute(
+        """SELECT c.unique_id FROM person_clusters c
+           WHERE c.person_id IN (SELECT person_id FROM person_clusters GROUP BY 1 HAVING count(*) = 1)
+             AND NOT EXISTS (SELECT 1 FROM person_pairs p WHERE c.unique_id IN (p.unique_id_l, p.unique_id_r))
+           ORDER BY c.unique_id LIMIT 1"""
+    ).fetchone()[0]
+    pd.DataFrame({"unique_id_l": [loner], "unique_id_r": [member], "decision": ["match"]}).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    import_review(store, tmp_path / "d.csv", reviewer="analyst1")
+    # the next persons run honours the must-link: the loner joins the person's cluster
+    store.con.execute(
+        "UPDATE run_clusters SET cluster_id = (SELECT cluster_id FROM run_clusters WHERE unique_id = ?) "
+        "WHERE unique_id = ?",
+        [member, loner],
+    )
+    assign_stable_ids(store, "run_clusters")
+    out = explain_person(store, person).set_index("unique_id")
+    assert loner in out.index
+    row = out.loc[loner]
+    assert row["link_basis"] == "clerical" and row["linked_to"] == member
+    assert row["breakdown"].startswith("forename: ") and row["match_weight"] < 0  # the model alone says no
+    assert (out.drop(index=loner)["link_basis"] == "model").all()

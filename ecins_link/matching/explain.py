@@ -16,7 +16,6 @@ open read-only, or inside a stage transaction).
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Any
 
@@ -280,14 +279,28 @@ def waterfall_html(
 
 
 def explain_person(store: Store, person_id: str) -> pd.DataFrame:
-    """The records of one person and, for each, the strongest stored edge that linked it.
+    """The records of one person and, for each, the strongest edge that linked it.
 
-    Columns: ``unique_id, source, record_key, cluster_confidence, linked_to`` (the other record of the same
-    person on the strongest ``person_pairs`` edge; NULL for a single-record person), ``match_weight``,
-    ``match_probability``, ``link_basis`` (``model``, ``clerical`` for a reviewer's match decision,
-    ``single record`` or ``no stored edge``) and ``breakdown`` (per-field summary of that edge).
+    Columns: ``unique_id, source, record_key, cluster_confidence``; ``linked_to`` (the other record of the
+    same person on that edge; NULL when there is none); ``match_weight, match_probability`` (the model's
+    score of that edge); ``link_basis``: ``model`` (strongest ``person_pairs`` edge inside the person),
+    ``clerical`` (no model edge, but a reviewer's latest decision says match), ``single record`` or
+    ``no stored edge``; ``breakdown`` (per-field summary of the edge, as in :func:`score_pairs`).
     """
+    from ecins_link.matching.review import latest_decisions_sql
+
     store.require("person_clusters", stage="explain_person")
+    cols = [
+        "unique_id",
+        "source",
+        "record_key",
+        "cluster_confidence",
+        "linked_to",
+        "match_weight",
+        "match_probability",
+        "link_basis",
+        "breakdown",
+    ]
     recs = store.df(
         """SELECT unique_id, source, record_key, cluster_confidence FROM person_clusters
            WHERE person_id = ? ORDER BY unique_id""",
@@ -295,66 +308,53 @@ def explain_person(store: Store, person_id: str) -> pd.DataFrame:
     )
     if recs.empty:
         raise KeyError(f"no person {person_id!r} in person_clusters")
-    edges = pd.DataFrame(columns=["unique_id", "linked_to", "match_weight", "match_probability"])
-    if len(recs) > 1 and store.has_table("person_pairs"):
+    if len(recs) == 1:
+        return recs.assign(
+            linked_to=None,
+            match_weight=float("nan"),
+            match_probability=float("nan"),
+            link_basis="single record",
+            breakdown=None,
+        )[cols]
+    sources = []
+    if store.has_table("person_pairs"):
+        sources.append(
+            "SELECT unique_id_l AS a, unique_id_r AS b, 1 AS pref, match_weight, match_probability FROM person_pairs"
+        )
+    if store.has_table("clerical_decisions"):
+        sources.append(
+            f"SELECT unique_id_l, unique_id_r, 2, NULL, NULL FROM ({latest_decisions_sql()}) WHERE decision = 'match'"
+        )
+    edges = pd.DataFrame(columns=["unique_id", "linked_to", "pref", "match_weight", "match_probability"])
+    if sources:
         edges = store.df(
-            """WITH members AS (SELECT unique_id FROM person_clusters WHERE person_id = ?),
-                    e AS (SELECT unique_id_l AS a, unique_id_r AS b, match_weight, match_probability
-                          FROM person_pairs
-                          WHERE unique_id_l IN (SELECT unique_id FROM members)
-                            AND unique_id_r IN (SELECT unique_id FROM members)),
-                    both_ways AS (SELECT a AS unique_id, b AS linked_to, match_weight, match_probability FROM e
-                                  UNION ALL
-                                  SELECT b, a, match_weight, match_probability FROM e)
-               SELECT * FROM both_ways
-               QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY match_weight DESC, linked_to) = 1""",
+            f"""WITH members AS (SELECT unique_id FROM person_clusters WHERE person_id = ?),
+                    e AS (SELECT * FROM ({" UNION ALL ".join(sources)})
+                          WHERE a IN (SELECT unique_id FROM members) AND b IN (SELECT unique_id FROM members)),
+                    both_ways AS (SELECT a AS unique_id, b AS linked_to, pref, match_weight, match_probability
+                                  FROM e UNION ALL SELECT b, a, pref, match_weight, match_probability FROM e)
+                SELECT unique_id, linked_to, pref, match_weight, match_probability FROM both_ways
+                QUALIFY row_number() OVER (
+                    PARTITION BY unique_id ORDER BY pref, match_weight DESC NULLS LAST, linked_to) = 1""",
             [person_id],
         )
     out = recs.merge(edges, on="unique_id", how="left")
-    out["link_basis"] = out["linked_to"].notna().map({True: "model", False: "no stored edge"})
-    if len(recs) == 1:
-        out["link_basis"] = "single record"
-    elif store.has_table("clerical_decisions"):
-        from ecins_link.matching.review import load_constraints
-
-        must, _ = load_constraints(store)
-        members = set(recs["unique_id"])
-        clerical = {u for pair in must if set(pair) <= members for u in pair}
-        mask = out["linked_to"].isna() & out["unique_id"].isin(clerical)
-        out.loc[mask, "link_basis"] = "clerical"
-    breakdown = pd.Series([None] * len(out), dtype=object)
+    out["link_basis"] = out["pref"].map({1: "model", 2: "clerical"}).fillna("no stored edge")
     linked = out[out["linked_to"].notna()]
-    if not linked.empty:
+    try:
         scored = score_pairs(
             store, linked.rename(columns={"unique_id": "unique_id_l", "linked_to": "unique_id_r"})
         )
-        lookup = {(r.unique_id_l, r.unique_id_r): r.breakdown for r in scored.itertuples()}
-        breakdown = out.apply(
-            lambda r: (
-                lookup.get(tuple(sorted((r["unique_id"], r["linked_to"]))))
-                if pd.notna(r["linked_to"])
-                else None
-            ),
-            axis=1,
+    except StoreError:  # no saved model: stored scores only, no per-field breakdown
+        scored = pd.DataFrame(
+            columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability", "breakdown"]
         )
-    out["breakdown"] = breakdown
-    for col in ("match_weight", "match_probability"):
-        out[col] = out[col].astype(float)
-    return out[
-        [
-            "unique_id",
-            "source",
-            "record_key",
-            "cluster_confidence",
-            "linked_to",
-            "match_weight",
-            "match_probability",
-            "link_basis",
-            "breakdown",
-        ]
-    ]
-
-
-def weight_to_probability(weight: float) -> float:
-    """Splink's match probability for a match weight (log2 odds)."""
-    return 1.0 / (1.0 + math.pow(2.0, -weight))
+    out["a"] = out[["unique_id", "linked_to"]].min(axis=1)
+    out["b"] = out[["unique_id", "linked_to"]].max(axis=1)
+    scored = scored.rename(
+        columns={"unique_id_l": "a", "unique_id_r": "b", "match_weight": "mw", "match_probability": "mp"}
+    )[["a", "b", "mw", "mp", "breakdown"]]
+    out = out.merge(scored, on=["a", "b"], how="left")
+    out["match_weight"] = out["match_weight"].astype(float).fillna(out["mw"].astype(float))
+    out["match_probability"] = out["match_probability"].astype(float).fillna(out["mp"].astype(float))
+    return out[cols]

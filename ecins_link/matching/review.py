@@ -47,18 +47,26 @@ _RECORD_FIELDS = {
 _FORMULA_START = r"^[=+\-@\t\r]"
 
 
+def latest_decisions_sql() -> str:
+    """SQL over ``clerical_decisions``: the latest decision per unordered pair, as
+    ``(unique_id_l, unique_id_r, decision)`` with the lower id on the left (for set-based joins)."""
+    return """
+        SELECT least(unique_id_l, unique_id_r) AS unique_id_l, greatest(unique_id_l, unique_id_r) AS unique_id_r,
+               decision
+        FROM clerical_decisions
+        WHERE unique_id_l IS NOT NULL AND unique_id_r IS NOT NULL AND unique_id_l <> unique_id_r
+          AND decision IN ('match', 'non_match')
+        QUALIFY row_number() OVER (
+            PARTITION BY least(unique_id_l, unique_id_r), greatest(unique_id_l, unique_id_r)
+            ORDER BY decided_at DESC, rowid DESC) = 1"""
+
+
 def load_constraints(store: Store) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Must-link and cannot-link ``(unique_id, unique_id)`` pairs (lower id first) from the latest clerical
     decision per pair; two empty lists when nobody has reviewed anything yet."""
     if not store.has_table("clerical_decisions"):
         return [], []
-    rows = store.con.execute(
-        """SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b, decision
-           FROM clerical_decisions
-           WHERE unique_id_l IS NOT NULL AND unique_id_r IS NOT NULL AND unique_id_l <> unique_id_r
-           QUALIFY row_number() OVER (PARTITION BY a, b ORDER BY decided_at DESC, rowid DESC) = 1
-           ORDER BY a, b"""
-    ).fetchall()
+    rows = store.con.execute(f"SELECT * FROM ({latest_decisions_sql()}) ORDER BY 1, 2").fetchall()
     must = [(a, b) for a, b, d in rows if d == "match"]
     cannot = [(a, b) for a, b, d in rows if d == "non_match"]
     return must, cannot
