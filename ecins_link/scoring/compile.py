@@ -47,6 +47,7 @@ class RuleCompiler:
         self.as_of = as_of
         self.tables = tables
         self.start = as_of - dt.timedelta(days=rule.window_days)
+        self.sig = tables.get("signals", "signals")
 
     # ------------------------------------------------------------------ entity signals
     def entity_signals(self) -> str:
@@ -58,24 +59,24 @@ class RuleCompiler:
         pa_join = "LEFT JOIN person_attributes pa ON pa.person_id = s.person_id"
         if scope == "person":
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child "
-                    f"FROM signals s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
+                    f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
         if scope == "household":
             return (f"SELECT h.household_id AS entity_id, {s_cols}, 'member' AS link, "
-                    f"coalesce(h.is_child, pa.is_child, false) AS member_child FROM signals s "
+                    f"coalesce(h.is_child, pa.is_child, false) AS member_child FROM {self.sig} s "
                     f"JOIN (SELECT household_id, person_id, bool_or(is_child) AS is_child FROM households "
                     f"GROUP BY household_id, person_id) h ON h.person_id = s.person_id {pa_join} WHERE {window}")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child "
-                    f"FROM signals s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
+                    f"FROM {self.sig} s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
                     f"{pa_join} WHERE {window}")
         resident = (f"SELECT DISTINCT person_id, location_id FROM residences WHERE location_id IS NOT NULL "
                     f"AND coalesce(last_seen, {_date(self.as_of)}) >= {_date(self.start)} "
                     f"AND coalesce(first_seen, {_date(self.start)}) <= {_date(self.as_of)}")
         return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child "
-                f"FROM signals s {pa_join} WHERE s.location_origin = 'event' AND s.location_id IS NOT NULL "
+                f"FROM {self.sig} s {pa_join} WHERE s.location_origin = 'event' AND s.location_id IS NOT NULL "
                 f"AND {window} UNION ALL "
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child "
-                f"FROM signals s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
+                f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
 
     # ------------------------------------------------------------------ conditions
     def window_start(self, c: Condition) -> dt.date:
@@ -157,7 +158,7 @@ class RuleCompiler:
         a, w = _date(self.as_of), _date(self.window_start(c))
         length = (c.window_days or self.rule.window_days) + 1
         linked = (
-            f"SELECT location_id, person_id FROM signals WHERE location_origin = 'event' AND person_id IS NOT NULL "
+            f"SELECT location_id, person_id FROM {self.sig} WHERE location_origin = 'event' AND person_id IS NOT NULL "
             f"AND location_id IS NOT NULL AND event_date BETWEEN {w} AND {a} "
             f"UNION SELECT location_id, person_id FROM residences WHERE location_id IS NOT NULL "
             f"AND coalesce(last_seen, {a}) >= {w} AND coalesce(first_seen, {w}) <= {a}")
@@ -186,7 +187,7 @@ class RuleCompiler:
             if c.with_min_age is not None else ""
         return (f"SELECT e.p AS entity_id, count(DISTINCT e.q) AS v FROM ({pair}) e {age} "
                 f"WHERE e.p <> e.q AND (e.start_date IS NULL OR e.start_date BETWEEN {w} AND {a}) "
-                f"AND EXISTS (SELECT 1 FROM signals s WHERE s.person_id = e.q AND {other}) GROUP BY e.p")
+                f"AND EXISTS (SELECT 1 FROM {self.sig} s WHERE s.person_id = e.q AND {other}) GROUP BY e.p")
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_sql(self, by_agency: bool, only_entities: str | None = None) -> str:

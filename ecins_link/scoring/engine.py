@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from ecins_link.config import ProjectConfig
 from ecins_link.scoring.compile import RuleCompiler, lit
@@ -143,34 +144,51 @@ def _final_flags_sql(parts: list[str], as_of: dt.date) -> str:
 
 
 def score(store: Store, config: ProjectConfig) -> None:
-    """Score stage: write ``signals`` and ``flags`` (and create ``overrides`` if absent)."""
+    """Score stage: write ``signals`` and ``flags`` (and create ``overrides`` if absent).
+
+    The work is done into session-local temp tables first (fast, invisible to other readers, gone if
+    the process dies); the stage transaction then only replaces ``signals`` and ``flags`` and audits.
+    """
     store.require(*REQUIRED, stage="score")
     taxonomy, ruleset = load_project_rules(config)
     as_of = resolve_as_of(store, config.project.as_of)
-    with store.stage("score"):
-        ensure_overrides_table(store)
-        register_taxonomy(store, taxonomy)
-        tables = ensure_optional_tables(store)
-        n_signals = store.write_table("signals", signals_sql(as_of))
-        per_rule: dict[str, int] = {}
-        parts = []
+    con = store.con
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    ensure_overrides_table(store)
+    register_taxonomy(store, taxonomy)
+    tables = ensure_optional_tables(store)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_signals AS {signals_sql(as_of)}")
+    tables["signals"] = "_score_signals"
+    timings["signals"] = round(time.perf_counter() - started, 3)
+    per_rule: dict[str, int] = {}
+    parts = []
+    try:
         for i, rule in enumerate(r for r in ruleset.rules if r.enabled):
+            t0 = time.perf_counter()
             target = f"_flags_part{i}"
             per_rule[rule.id] = evaluate_rule(store, rule, as_of, tables, target)
             parts.append(target)
-        n_flags = store.write_table("flags", _final_flags_sql(parts, as_of))
-        stats = store.con.execute(
-            "SELECT count(*) FILTER (WHERE person_id IS NULL), count(*) FILTER (WHERE location_id IS NULL), "
-            "count(*) FILTER (WHERE category IS NULL) FROM signals").fetchone()
-        invisible = store.con.execute(
-            "SELECT count(*) FILTER (WHERE NOT visible_to_single_agency) FROM flags").fetchone()[0]
-        store.audit(
-            "combination", "score",
-            details={"as_of": as_of.isoformat(), "rules": [r.id for r in ruleset.rules if r.enabled]},
-            row_counts={"signals": n_signals, "signals_without_person": stats[0],
-                        "signals_without_location": stats[1], "signals_unknown_code": stats[2],
-                        "flags": n_flags, "flags_invisible_to_single_agency": invisible, **per_rule},
-        )
-        for name in parts:
-            store.con.execute(f"DROP TABLE IF EXISTS {name}")
+            timings[rule.id] = round(time.perf_counter() - t0, 3)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _score_flags AS {_final_flags_sql(parts, as_of)}")
+        with store.stage("score"):
+            n_signals = store.write_table("signals", "SELECT * FROM _score_signals")
+            n_flags = store.write_table("flags", "SELECT * FROM _score_flags ORDER BY rank")
+            stats = con.execute(
+                "SELECT count(*) FILTER (WHERE person_id IS NULL), count(*) FILTER (WHERE location_id IS NULL), "
+                "count(*) FILTER (WHERE category IS NULL) FROM signals").fetchone()
+            invisible = con.execute(
+                "SELECT count(*) FILTER (WHERE NOT visible_to_single_agency) FROM flags").fetchone()[0]
+            timings["total"] = round(time.perf_counter() - started, 3)
+            store.audit(
+                "combination", "score",
+                details={"as_of": as_of.isoformat(), "rules": [r.id for r in ruleset.rules if r.enabled],
+                         "seconds": timings},
+                row_counts={"signals": n_signals, "signals_without_person": stats[0],
+                            "signals_without_location": stats[1], "signals_unknown_code": stats[2],
+                            "flags": n_flags, "flags_invisible_to_single_agency": invisible, **per_rule},
+            )
+    finally:
+        for name in [*parts, "_score_signals", "_score_flags", "_fired", "_vis"]:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     log.info("score: %d signals, %d flags", n_signals, n_flags)

@@ -1,0 +1,98 @@
+"""Benchmark the score stage on a 250k-person town's graph tables (generated set-based in DuckDB).
+
+Target: 250k persons scored in <= 10 s on 2 cores.  Writes ``benchmarks/results/scoring.json``.
+Run: ``nice .venv/bin/python benchmarks/bench_scoring.py [--persons 250000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import measured, write_results  # noqa: E402
+
+from ecins_link.config import parse_config  # noqa: E402
+from ecins_link.scoring import load_taxonomy, score  # noqa: E402
+from ecins_link.scoring.fixtures import DDL  # noqa: E402
+from ecins_link.store import Store  # noqa: E402
+
+AS_OF = dt.date(2025, 3, 31)
+AGENCIES = ["police", "housing", "fire", "council"]
+
+
+def build_inputs(store: Store, persons: int, seed: float = 0.42) -> dict:
+    """Create the score stage's input tables for ``persons`` people (~2.4 signals each, 2.5 per household)."""
+    con = store.con
+    con.execute(f"SELECT setseed({seed})")
+    for name, ddl in DDL.items():
+        con.execute(f'CREATE OR REPLACE TABLE "{name}" ({ddl})')
+    codes = [s.code for s in load_taxonomy().signals]
+    code_list = "[" + ", ".join(f"'{c}'" for c in codes) + "]"
+    ag_list = "[" + ", ".join(f"'{a}'" for a in AGENCIES) + "]"
+    n_loc = persons * 2 // 5
+    a = f"DATE '{AS_OF.isoformat()}'"
+    con.execute(f"""INSERT INTO person_attributes SELECT 'P' || lpad(i::VARCHAR, 7, '0'), 'x', NULL,
+        (random() * 90)::INT AS age, NULL, NULL, 2, [] FROM range({persons}) t(i)""")
+    con.execute("UPDATE person_attributes SET is_child = age < 18")
+    con.execute(f"""INSERT INTO residences SELECT person_id, 'U' || (hash(person_id) % {n_loc})::VARCHAR,
+        (hash(person_id) % {n_loc})::VARCHAR, {a} - 900, {a}, 2 FROM person_attributes""")
+    con.execute("""INSERT INTO households SELECT 'H' || r.location_id, r.location_id, r.uprn, r.person_id,
+        p.is_child, r.first_seen, r.last_seen FROM residences r JOIN person_attributes p USING (person_id)""")
+    for i, agency in enumerate(AGENCIES):
+        con.execute(f"""INSERT INTO person_clusters SELECT '{agency}_people:' || person_id || '-{i}',
+            '{agency}_people', person_id || '-{i}', person_id, 0.9 + random() / 10 FROM person_attributes""")
+    con.execute(f"""INSERT INTO event_records
+        SELECT ag || '_events', ag, 'E' || i::VARCHAR, 1, sig, sig,
+               CASE WHEN random() < 0.5 THEN 'S' ELSE 'V' END, {a} - (random() * 1100)::INT, NULL, NULL, NULL,
+               CASE WHEN i % 10 = 0 THEN NULL ELSE ag || '_people' END,
+               CASE WHEN i % 10 = 0 THEN NULL ELSE 'P' || lpad((hash(i) % {persons})::VARCHAR, 7, '0') || '-'
+                    || list_position({ag_list}, ag) - 1 END
+        FROM (SELECT i, {ag_list}[1 + (hash(i * 7) % 4)::INT] AS ag,
+                     {code_list}[1 + (hash(i * 13) % {len(codes)})::INT] AS sig
+              FROM range({int(persons * 2.4)}) t(i))""")
+    con.execute(f"""INSERT INTO address_matches SELECT source, record_key, (hash(record_key) % {n_loc})::VARCHAR,
+        'U' || (hash(record_key) % {n_loc})::VARCHAR, 0.99, 'exact_key'
+        FROM event_records WHERE hash(record_key || 'x') % 5 < 2""")
+    con.execute(f"""INSERT INTO graph_edges SELECT 'P' || lpad((hash(i) % {persons})::VARCHAR, 7, '0'),
+        'P' || lpad((hash(i + 1) % {persons})::VARCHAR, 7, '0'), 'co_involved', NULL, {a} - (random() * 700)::INT,
+        NULL, 1, NULL, NULL FROM range({persons // 10}) t(i)""")
+    con.execute(f"""INSERT INTO location_churn SELECT DISTINCT location_id, {a} - 90, {a},
+        (random() * 6)::INT, (random() * 5)::INT FROM residences USING SAMPLE 10 PERCENT""")
+    return {name: store.count(name) for name in DDL}
+
+
+def main() -> None:
+    """Build inputs, score twice (cold, warm) and record times, memory and flag counts."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, default=250_000)
+    args = parser.parse_args()
+    record: dict = {"persons": args.persons, "target_seconds": 10}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = parse_config({"project": {"name": "bench", "as_of": AS_OF.isoformat()},
+                            "sources": [{"name": "p", "agency": "police", "path": "p.csv", "key": "id",
+                                         "person": {"full_name": "n"}}]}, root=Path(tmp))
+        with Store(Path(tmp) / "bench.duckdb") as store:
+            with measured(record, "build_inputs"):
+                record["input_rows"] = build_inputs(store, args.persons)
+            with measured(record, "score_cold"):
+                score(store, cfg)
+            with measured(record, "score_warm"):
+                score(store, cfg)
+            record["signals"] = store.count("signals")
+            record["flags"] = store.count("flags")
+            record["flags_by_rule"] = dict(store.con.execute(
+                "SELECT rule, count(*) FROM flags GROUP BY rule ORDER BY rule").fetchall())
+            record["stage_seconds"] = [round(s, 3) for (s,) in store.con.execute(
+                "SELECT seconds FROM stage_runs WHERE stage = 'score' ORDER BY started_at").fetchall()]
+    record["meets_target"] = record["score_warm"]["seconds"] <= record["target_seconds"]
+    path = write_results("scoring" if args.persons == 250_000 else f"scoring_{args.persons}", record)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
