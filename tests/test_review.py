@@ -68,7 +68,9 @@ def test_round_trip_decisions_become_constraints(store, tmp_path):
     df.loc[1, "decision"] = "Non-Match"
     df.loc[2, "decision"] = "non_match"
     df.loc[2, "note"] = "different dob, checked with housing"
-    df.to_csv(out, index=False)
+    df.to_csv(
+        out, index=False, sep=";", encoding="cp1252", errors="replace"
+    )  # as Excel re-saves in some locales
     result = import_review(store, out, reviewer="analyst1")
     assert result == {
         "rows": len(df),

@@ -174,11 +174,18 @@ def _with_evidence(store: Store, pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_review_csv(path: Path) -> pd.DataFrame:
+    """The filled-in file as text columns; tolerates Excel's re-saves (BOM, Windows-1252, ';' or tab)."""
     if not path.exists():
         raise ValueError(f"review file {path} not found")
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            with open(path, encoding=encoding, newline="") as fh:
+                header = fh.readline()
+        except UnicodeDecodeError:
+            continue
+        sep = max([",", ";", "\t"], key=header.count)
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=sep)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
