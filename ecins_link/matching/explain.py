@@ -37,7 +37,7 @@ def latest_model(store: Store) -> tuple[dict, str]:
     if not store.has_table("linkage_models"):
         raise StoreError("no linkage model saved (table linkage_models missing); run the persons stage first")
     row = store.con.execute(
-        "SELECT settings_json, summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1"
+        "SELECT settings_json, summary_json, created_at FROM linkage_models ORDER BY created_at DESC LIMIT 1"
     ).fetchone()
     if row is None:
         raise StoreError("linkage_models is empty; run the persons stage first")
@@ -45,6 +45,7 @@ def latest_model(store: Store) -> tuple[dict, str]:
     summary = json.loads(row[1]) if isinstance(row[1], str) and row[1] else {}
     input_table = (summary or {}).get("input_table") or DEFAULT_INPUT_TABLE
     store.require(input_table, stage="explain")
+    settings["__saved_at"] = str(row[2])
     return settings, input_table
 
 
@@ -54,6 +55,7 @@ def _prepared_settings(settings: dict) -> dict:
     out["retain_matching_columns"] = True
     out["retain_intermediate_calculation_columns"] = True
     out.pop("linker_uid", None)
+    out.pop("__saved_at", None)
     return out
 
 
@@ -79,11 +81,16 @@ class _Scorer:
         if missing := wanted - found:
             self.mem.close()
             raise KeyError(f"{len(missing)} record id(s) not in {input_table}: {sorted(missing)[:5]}")
-        self.mem.register("__records", records)
-        self.linker = Linker("__records", self.settings, DuckDBAPI(self.mem), set_up_basic_logging=False)
-        settings_obj = self.linker._settings_obj
-        for col, tf in _tf_tables(store, input_table, settings_obj).items():
-            self.linker.table_management.register_term_frequency_lookup(tf, col, overwrite=True)
+        try:
+            self.mem.register("__records", records)
+            self.linker = Linker("__records", self.settings, DuckDBAPI(self.mem), set_up_basic_logging=False)
+            settings_obj = self.linker._settings_obj
+            tf_tables = _tf_tables(store, input_table, settings_obj, settings["__saved_at"])
+            for col, tf in tf_tables.items():
+                self.linker.table_management.register_term_frequency_lookup(tf, col, overwrite=True)
+        except BaseException:
+            self.mem.close()
+            raise
 
     def score(self, pairs: pd.DataFrame) -> Any:
         """Score the pairs (each ordered lower id first); returns a SplinkDataFrame."""
@@ -105,7 +112,7 @@ class _Scorer:
         self.mem.close()
 
 
-def _tf_tables(store: Store, input_table: str, settings_obj: Any) -> dict[str, Any]:
+def _tf_tables(store: Store, input_table: str, settings_obj: Any, model_saved_at: str) -> dict[str, Any]:
     """Term-frequency lookups over the whole input table (cached while the table and model are unchanged)."""
     from splink.internals.term_frequencies import term_frequencies_for_single_column_sql
 
@@ -116,6 +123,7 @@ def _tf_tables(store: Store, input_table: str, settings_obj: Any) -> dict[str, A
         str(store.path),
         id(store.con),
         input_table,
+        model_saved_at,
         store.count(input_table),
         tuple(c.unquote().name for c in cols),
     )
@@ -167,7 +175,7 @@ def score_pairs(store: Store, pairs: pd.DataFrame) -> pd.DataFrame:
                 f"WHEN {lvl.comparison_vector_value} THEN {_sql_str(lvl.label_for_charts)}"
                 for lvl in comp.comparison_levels
             )
-            tf_col = f"bf_tf_adj_{name}"
+            tf_col = comp._bf_tf_adj_column_name.strip('"')
             tf = f' * coalesce("{tf_col}", 1.0)' if tf_col in present else ""
             weight = f'log2(greatest("{comp._bf_column_name}"{tf}, 1e-300))'
             selects.append(f'CASE "{gamma}" {cases} END AS "{name}__level", {weight} AS "{name}__weight"')
