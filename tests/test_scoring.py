@@ -350,3 +350,42 @@ def test_project_rules_file_overrides_the_defaults(scored, tmp_path: Path) -> No
     store = scored(lambda w: _da_victim(w, "P001301", [10, 20, 30], "U100000080"),
                    rules=str(tmp_path / "local_rules.toml"))
     assert flags(store, "marac_potential_escalation") == {}
+
+
+def test_toxic_trio_ignores_signals_from_before_a_member_joined(scored) -> None:
+    def build(w: World) -> None:
+        _family(w, "HH05", "U100000090", 6)
+        # a new partner moves in 100 days ago; their substance misuse was recorded 300 days ago elsewhere
+        w.person("HH06M", 30)
+        w.person("HH06C", 4)
+        w.person("HH06P", 33)
+        w.live("HH06M", "U100000091", household_id="HH06")
+        w.live("HH06C", "U100000091", household_id="HH06")
+        w.live("HH06P", "U100000092", household_id="HH07", first_seen=900, last_seen=101)
+        w.live("HH06P", "U100000091", household_id="HH06", first_seen=100, last_seen=0)
+        w.event("police", "DA_VICTIM", 30, person="HH06M", role="V")
+        w.event("council", "MH_CONCERN", 60, person="HH06M")
+        w.event("council", "SUBSTANCE_MISUSE", 300, person="HH06P")
+
+    assert set(flags(scored(build), "toxic_trio")) == {"HH05"}
+
+
+def test_cuckooing_known_to_police_alone_is_visible(scored) -> None:
+    def build(w: World) -> None:
+        for loc, vuln_agency in (("U100000095", "police"), ("U100000096", "council")):
+            res = f"R{loc}"
+            w.person(res, 47)
+            w.live(res, loc)
+            w.event(vuln_agency, "HATE_CRIME" if vuln_agency == "police" else "VULNERABLE_ADULT", 30, person=res,
+                    role="V")
+            w.event("police", "DRUG_POSSESSION", 25, location_id=loc)
+            for i in range(4):
+                v = f"V{loc}{i}"
+                w.person(v, 20 + i)
+                w.live(v, f"U7{loc[1:]}{i}")
+                w.event("police", "ASB_REPORT", 5 + i, person=v, location_id=loc, role="S")
+
+    got = flags(scored(build), "cuckooing")
+    assert set(got) == {"U100000095", "U100000096"}
+    assert bool(got["U100000095"]["visible_to_single_agency"]) is True
+    assert bool(got["U100000096"]["visible_to_single_agency"]) is False

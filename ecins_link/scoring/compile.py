@@ -61,10 +61,12 @@ class RuleCompiler:
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child "
                     f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
         if scope == "household":
-            return (f"SELECT h.household_id AS entity_id, {s_cols}, 'member' AS link, "
+            # a member's signal counts for a household it was placed in, or dated while they were a member
+            during = ("(s.household_id = h.household_id OR s.event_date BETWEEN coalesce(h.first_seen, DATE '1900-01-01') "
+                      "AND coalesce(h.last_seen, DATE '9999-12-31'))")
+            return (f"SELECT DISTINCT h.household_id AS entity_id, {s_cols}, 'member' AS link, "
                     f"coalesce(h.is_child, pa.is_child, false) AS member_child FROM {self.sig} s "
-                    f"JOIN (SELECT household_id, person_id, bool_or(is_child) AS is_child FROM households "
-                    f"GROUP BY household_id, person_id) h ON h.person_id = s.person_id {pa_join} WHERE {window}")
+                    f"JOIN households h ON h.person_id = s.person_id {pa_join} WHERE {window} AND {during}")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child "
                     f"FROM {self.sig} s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
@@ -72,10 +74,14 @@ class RuleCompiler:
         resident = (f"SELECT DISTINCT person_id, location_id FROM residences WHERE location_id IS NOT NULL "
                     f"AND coalesce(last_seen, {_date(self.as_of)}) >= {_date(self.start)} "
                     f"AND coalesce(first_seen, {_date(self.start)}) <= {_date(self.as_of)}")
-        return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child "
+        member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
+                  "AND hm.person_id = s.person_id)")
+        return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
+                f"{member} AS is_member "
                 f"FROM {self.sig} s {pa_join} WHERE s.location_origin = 'event' AND s.location_id IS NOT NULL "
                 f"AND {window} UNION ALL "
-                f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child "
+                f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
+                f"true AS is_member "
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
 
     # ------------------------------------------------------------------ conditions
@@ -117,8 +123,12 @@ class RuleCompiler:
             out += " AND NOT " + _in("coalesce(role, '')", p.exclude_roles)
         return out
 
-    def metric_ctes(self) -> tuple[list[str], dict[str, str]]:
-        """CTEs computing entity-level metrics, and the SQL expression of each condition's metric value."""
+    def metric_ctes(self, by_agency: bool = False) -> tuple[list[str], dict[str, str]]:
+        """CTEs computing entity-level metrics, and the SQL expression of each condition's metric value.
+
+        In a single-agency view churn counts only that agency's located events (``g.churn<i>``); the
+        all-agency view also counts residents who are not household members and the graph's churn.
+        """
         ctes: list[str] = []
         exprs: dict[str, str] = {}
         a, scope = _date(self.as_of), self.rule.scope
@@ -141,7 +151,7 @@ class RuleCompiler:
                 exprs[c.id] = f"{name}.v"
             elif c.metric == "churn":
                 ctes.append(f"{name} AS ({self._churn_sql(c)})")
-                exprs[c.id] = f"{name}.v"
+                exprs[c.id] = f"g.churn{i}" if by_agency else f"greatest(g.churn{i}, coalesce({name}.v, 0))"
             elif c.metric == "co_involved_with":
                 ctes.append(f"{name} AS ({self._co_involved_sql(c)})")
                 exprs[c.id] = f"{name}.v"
@@ -206,7 +216,11 @@ class RuleCompiler:
             aggs.append(f"count(DISTINCT CASE WHEN {rp} THEN source || chr(31) || record_key END) AS rfg_n")
             aggs.append(f"coalesce(sum(CASE WHEN {rp} THEN gravity END), 0.0) AS rfg_gravity")
             aggs.append(f"max(CASE WHEN {rp} THEN event_date END) AS rfg_last")
-        ctes, mexpr = self.metric_ctes()
+        for i, c in enumerate(r.conditions):
+            if c.metric == "churn":
+                aggs.append(f"count(DISTINCT CASE WHEN link = 'located' AND NOT is_member AND person_id IS NOT NULL "
+                            f"AND event_date >= {_date(self.window_start(c))} THEN person_id END) AS churn{i}")
+        ctes, mexpr = self.metric_ctes(by_agency)
         joins = "".join(f" LEFT JOIN m{i} ON m{i}.entity_id = g.entity_id"
                         for i, c in enumerate(r.conditions) if c.metric and c.metric != "rfg")
         cols, oks, ok_exprs = [], [], []
