@@ -168,3 +168,14 @@ def test_failure_inside_stage_rolls_back_registry(after_run1):
             raise RuntimeError("later step of the persons stage failed")
         assert dict(store.con.execute("SELECT unique_id, person_id FROM person_clusters").fetchall()) == ids1
         assert store.count("person_lineage") == 0
+
+
+def test_every_standardised_record_must_be_clustered(tmp_path):
+    with Store(tmp_path / "cover.duckdb") as store:
+        store.write_table("person_std", "SELECT * FROM (VALUES ('p:1'), ('p:2'), ('h:9')) t(unique_id)")
+        _write_clusters(store, {"a": ["p:1", "p:2"]})
+        with pytest.raises(ValueError, match="misses 1 person_std record"):
+            assign_stable_ids(store, "run_clusters")
+        _write_clusters(store, {"a": ["p:1", "p:2"], "b": ["h:9"]})
+        assign_stable_ids(store, "run_clusters")
+        assert store.count("person_clusters") == 3

@@ -84,6 +84,16 @@ def _validate_input(con: duckdb.DuckDBPyConnection, clusters_table: str) -> None
             f"clusters table '{clusters_table}': {nulls} row(s) with NULL unique_id/cluster_id and "
             f"{dupes} duplicated unique_id(s); each record must be in exactly one cluster"
         )
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "person_std" in tables:
+        missing = con.execute(
+            f'SELECT count(*) FROM person_std WHERE unique_id NOT IN (SELECT unique_id FROM "{clusters_table}")'
+        ).fetchone()[0]
+        if missing:
+            raise ValueError(
+                f"clusters table '{clusters_table}' misses {missing} person_std record(s); "
+                "person_clusters must cover every person_std row (give unlinked records their own cluster)"
+            )
 
 
 def _next_sequence(store: Store) -> int:
