@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from ecins_link.matching.stable_ids import assign_stable_ids
+from ecins_link.matching.stable_ids import assign_stable_ids, lineage_counts
 from ecins_link.store import Store, StoreError
 
 
@@ -88,7 +88,9 @@ def test_second_batch_keeps_merges_splits_and_retires(after_run1):
         "x5": ["police:G1"],  # a new person
         "x4": ["police:H1", "fire:H2", "police:I1", "fire:I2"],  # tie 2-2: the older id survives
     }
-    ids2, lineage2, _ = _run(path, run2)
+    ids2, lineage2, run_id = _run(path, run2)
+    with Store(path) as store:
+        assert lineage_counts(store, run_id) == {"merge": 2, "retired": 1, "split": 1}
 
     assert {ids2[u] for u in run2["x9"]} == {old["k1"]}
     assert {ids2[u] for u in run2["x8"]} == {old["k3"]}

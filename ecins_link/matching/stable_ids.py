@@ -246,3 +246,15 @@ def _update_registry(store: Store, now: dt.datetime) -> None:
         ORDER BY unique_id
         """,
     )
+
+
+def lineage_counts(store: Store, run_id: str | None = None) -> dict[str, int]:
+    """Identity changes recorded by a run (default: this store's run), e.g. ``{'merge': 3, 'split': 1}``
+    -- counts only, for the persons stage's audit row."""
+    if not store.has_table("person_lineage"):
+        return {}
+    rows = store.con.execute(
+        "SELECT reason, count(*) FROM person_lineage WHERE run_id = ? GROUP BY reason ORDER BY reason",
+        [run_id or store.run_id],
+    ).fetchall()
+    return {reason: int(n) for reason, n in rows}
