@@ -1,0 +1,241 @@
+"""Set-based address resolution steps in DuckDB SQL: distinct addresses, key joins, premises names, clusters.
+
+All work happens on temporary tables of the store connection:
+
+* ``_loc_addr``  — one row per distinct address (``akey``) with its parsed parts and flags;
+* ``_loc_gaz``   — the gazetteer with ``has_flats`` (a shell property whose flats are listed separately);
+* ``_loc_res``   — (akey, uprn, match_method, match_confidence) for every address resolved so far.
+
+Each key stage accepts a gazetteer entry only when it is the single UPRN for that key: a tie is refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+# Key expressions over a row alias {t}: NULL when a part the key needs is missing.
+_KEYS: dict[str, tuple[str, str]] = {
+    # method: (required columns, parts joined with '|')
+    "exact_key": ("number, street, postcode", "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.postcode"),
+    "building_key": ("building, postcode", "coalesce({t}.flat_id, ''), {t}.building, {t}.postcode"),
+    "street_number": ("number, street, town", "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.town"),
+    "street_sector": (
+        "number, street, postcode_sector",
+        "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.postcode_sector",
+    ),
+}
+KEY_METHODS = list(_KEYS)
+
+
+def _key_expr(method: str, alias: str) -> str:
+    required, parts = _KEYS[method]
+    cond = " AND ".join(f"{alias}.{c.strip()} IS NOT NULL" for c in required.split(","))
+    return f"CASE WHEN {cond} THEN concat_ws('|', {parts.format(t=alias)}) END"
+
+
+def proximity_regex(prefixes: list[str]) -> str:
+    """A regular expression matching an address text that starts with one of the proximity prefixes."""
+    alts = sorted((re.escape(p.upper()) for p in prefixes), key=len, reverse=True)
+    return r"^\s*(" + "|".join(alts) + r")(\s|,|$)"
+
+
+def _tokens(expr: str) -> str:
+    return f"list_filter(string_split(upper(coalesce({expr}, '')), ' '), x -> x <> '')"
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def flat_id_expr(col: str, label_words: list[str]) -> str:
+    """SQL: the flat identifier of a flat label ('FLAT 2', 'APARTMENT 2' -> '2')."""
+    words = "|".join(re.escape(w.upper()) for w in label_words) or "$^"
+    rx = _sql_str("^(" + words + r")\.?\s*")
+    return f"nullif(trim(regexp_replace(upper({col}), {rx}, '')), '')"
+
+
+def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazetteer: bool,
+            flat_words: list[str] | None = None, flat_hints: list[str] | None = None) -> None:
+    """Create ``_loc_addr`` (distinct addresses), ``_loc_map`` (record -> akey) and ``_loc_gaz``.
+
+    ``flat_words`` are flat label words stripped to compare flats ('FLAT', 'APARTMENT', ...);
+    ``flat_hints`` are regexes (one group) that read a flat id from an unexplained token such as 'FB'.
+    """
+    flat_words = flat_words or []
+    hint = "NULL"
+    for pat in reversed(flat_hints or []):
+        q = _sql_str(pat)
+        hint = (f"coalesce(nullif(regexp_extract(list_filter(lo, x -> regexp_matches(x, {q}))[1], {q}, 1), ''), "
+                f"{hint})")
+    rx = proximity_regex(prox_prefixes).replace("'", "''")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_rows AS
+        SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
+               CAST(address_text AS VARCHAR) AS address_text, upper(CAST(address_norm AS VARCHAR)) AS address_norm,
+               nullif(trim(CAST(flat AS VARCHAR)), '') AS flat, nullif(trim(CAST(number AS VARCHAR)), '') AS number,
+               nullif(trim(CAST(building AS VARCHAR)), '') AS building, nullif(trim(CAST(street AS VARCHAR)), '') AS street,
+               nullif(trim(CAST(town AS VARCHAR)), '') AS town, nullif(trim(CAST(postcode AS VARCHAR)), '') AS postcode,
+               nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
+               nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
+               nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
+               regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near
+        FROM address_std""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _loc_map AS
+        SELECT source, record_key,
+               md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
+                   coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
+                   coalesce(source_uprn, ''), near::VARCHAR)) AS akey
+        FROM _loc_rows""")
+    known = _tokens("concat_ws(' ', r.flat, r.number, r.building, r.street, r.town, r.postcode)")
+    place = _tokens("concat_ws(' ', r.town, r.postcode, r.postcode_outward)")
+    norm = _tokens("r.address_norm")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_addr AS
+        WITH one AS (
+            SELECT m.akey, first(r ORDER BY r.source, r.record_key) AS r, count(*) AS n_records
+            FROM _loc_rows r JOIN _loc_map m USING (source, record_key)
+            GROUP BY m.akey)
+        , two AS (
+            SELECT akey, n_records, r.address_text, r.address_norm, r.flat, r.number, r.building, r.street,
+                   r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near,
+                   list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
+                   array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
+            FROM one)
+        SELECT * EXCLUDE (lo), len(lo) AS n_leftover,
+               coalesce({flat_id_expr('flat', flat_words)}, CASE WHEN flat IS NULL THEN {hint} END) AS flat_id
+        FROM two""")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _loc_res (akey VARCHAR, uprn VARCHAR, match_method VARCHAR, "
+        "match_confidence DOUBLE)"
+    )
+    if with_gazetteer:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _loc_gaz AS
+            WITH g AS (
+                SELECT CAST(uprn AS VARCHAR) AS uprn, nullif(trim(CAST(flat AS VARCHAR)), '') AS flat,
+                       nullif(trim(CAST(number AS VARCHAR)), '') AS number, nullif(trim(CAST(building AS VARCHAR)), '') AS building,
+                       nullif(trim(CAST(organisation AS VARCHAR)), '') AS organisation, nullif(trim(CAST(street AS VARCHAR)), '') AS street,
+                       nullif(trim(CAST(locality AS VARCHAR)), '') AS locality, nullif(trim(CAST(town AS VARCHAR)), '') AS town,
+                       nullif(trim(CAST(postcode AS VARCHAR)), '') AS postcode, nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
+                       nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
+                       CAST(full_address AS VARCHAR) AS full_address, CAST(address_norm AS VARCHAR) AS address_norm
+                FROM gazetteer_std WHERE uprn IS NOT NULL),
+            shells AS (
+                SELECT DISTINCT number, street, postcode FROM g WHERE flat IS NOT NULL AND number IS NOT NULL)
+            SELECT g.*, (g.flat IS NULL AND s.number IS NOT NULL) AS has_flats, {flat_id_expr('g.flat', flat_words)} AS flat_id
+            FROM g LEFT JOIN shells s
+              ON g.number = s.number AND g.street IS NOT DISTINCT FROM s.street
+             AND g.postcode IS NOT DISTINCT FROM s.postcode""")
+
+
+def _todo(extra: str = "") -> str:
+    return f"(SELECT * FROM _loc_addr a WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) {extra})"
+
+
+def resolve_source_uprn(con: duckdb.DuckDBPyConnection, confidence: float, with_gazetteer: bool) -> int:
+    """Accept a UPRN the agency supplied (checked against the gazetteer when there is one)."""
+    check = "AND a.source_uprn IN (SELECT uprn FROM _loc_gaz)" if with_gazetteer else ""
+    return _insert(
+        con,
+        f"""SELECT a.akey, a.source_uprn, 'source_uprn', {confidence}
+                             FROM {_todo()} a WHERE a.source_uprn IS NOT NULL {check}""",
+    )
+
+
+def _insert(con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
+    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
+    con.execute(f"INSERT INTO _loc_res {select_sql}")
+    return con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+
+
+def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) -> dict[str, int]:
+    """Resolve addresses whose ``method`` key names exactly one gazetteer UPRN; count refused ties.
+
+    A key with no flat that lands on a shell property (one whose flats are listed separately) is only
+    accepted when the address text has no unexplained tokens (e.g. "FB 10 High St" is left for later).
+    """
+    gk, ak = _key_expr(method, "g"), _key_expr(method, "a")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        WITH gk AS (SELECT {gk} AS k, g.uprn, g.has_flats FROM _loc_gaz g),
+             gu AS (SELECT k, min(uprn) AS uprn, count(DISTINCT uprn) AS n, bool_or(has_flats) AS has_flats
+                    FROM gk WHERE k IS NOT NULL GROUP BY k)
+        SELECT a.akey, gu.uprn, gu.n, gu.has_flats, a.n_leftover, a.flat_id
+        FROM {_todo()} a JOIN gu ON {ak} = gu.k""")
+    n = _insert(
+        con,
+        f"""SELECT akey, uprn, '{method}', {confidence} FROM _loc_cand
+                          WHERE n = 1 AND NOT (has_flats AND flat_id IS NULL AND n_leftover > 0)""",
+    )
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    return {"resolved": n, "ties_refused": int(ties)}
+
+
+def resolve_premises(
+    con: duckdb.DuckDBPyConnection, confidence: float, ignore_leading: list[str], min_chars: int
+) -> dict[str, int]:
+    """Match an unnumbered address whose text names a premises to a gazetteer building/organisation name.
+
+    The name must appear as whole words in the address, in the same town or postcode district; among the
+    names found the longest wins, and it must name exactly one UPRN.
+    """
+    lead = "|".join(re.escape(w.upper()) for w in ignore_leading) or "$^"
+    strip = f"trim(regexp_replace(upper({{x}}), '^({lead})\\s+', ''))"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        WITH names AS (
+            SELECT uprn, {strip.format(x="organisation")} AS name, town, postcode_outward FROM _loc_gaz
+            WHERE organisation IS NOT NULL
+            UNION
+            SELECT uprn, {strip.format(x="building")}, town, postcode_outward FROM _loc_gaz
+            WHERE building IS NOT NULL AND number IS NULL AND flat IS NULL),
+             todo AS (SELECT akey, ' ' || upper(coalesce(place_text, '')) || ' ' AS txt, town, postcode_outward
+                      FROM {_todo("AND a.number IS NULL AND a.flat IS NULL")} a),
+             hits AS (
+                SELECT t.akey, n.uprn, length(n.name) AS len FROM todo t JOIN names n
+                  ON (t.town = n.town OR t.postcode_outward = n.postcode_outward)
+                 AND length(n.name) >= {int(min_chars)} AND contains(t.txt, ' ' || n.name || ' ')),
+             best AS (SELECT akey, max(len) AS len FROM hits GROUP BY akey)
+        SELECT h.akey, min(h.uprn) AS uprn, count(DISTINCT h.uprn) AS n
+        FROM hits h JOIN best b USING (akey, len) GROUP BY h.akey""")
+    n = _insert(con, f"SELECT akey, uprn, 'premises_name', {confidence} FROM _loc_cand WHERE n = 1")
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    return {"resolved": n, "ties_refused": int(ties)}
+
+
+def cluster_unresolved(con: duckdb.DuckDBPyConnection) -> None:
+    """Give every unresolved address a cluster key (``_loc_clu(akey, ckey, vague)``).
+
+    Base = flat|number|street (or flat|building|street, or the remaining place words); area = postcode,
+    else town.  A base without postcode adopts the single postcode cluster of the same base in its town
+    (or anywhere when no town is known).  Addresses with nothing more specific than a town or postcode are
+    'vague': each record gets its own location so that unrelated people are never put together.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_clu AS
+        WITH t AS (
+            SELECT akey, town, postcode,
+                   CASE WHEN number IS NOT NULL AND street IS NOT NULL
+                            THEN concat_ws('|', coalesce(flat_id, ''), number, street)
+                        WHEN building IS NOT NULL
+                            THEN concat_ws('|', coalesce(flat_id, ''), 'B:' || building, coalesce(street, ''))
+                        WHEN nullif(place_text, '') IS NOT NULL AND (number IS NOT NULL OR street IS NOT NULL)
+                            THEN 'T:' || place_text
+                   END AS base
+            FROM {_todo()} a),
+             pc AS (SELECT base, town, min(postcode) AS postcode, count(DISTINCT postcode) AS n
+                    FROM t WHERE base IS NOT NULL AND postcode IS NOT NULL GROUP BY ALL),
+             pc_any AS (SELECT base, min(postcode) AS postcode, count(DISTINCT postcode) AS n
+                        FROM t WHERE base IS NOT NULL AND postcode IS NOT NULL GROUP BY base)
+        SELECT t.akey, t.base IS NULL AS vague,
+               CASE WHEN t.base IS NULL THEN NULL
+                    WHEN t.postcode IS NOT NULL THEN t.base || '|' || t.postcode
+                    WHEN t.town IS NOT NULL AND pc.n = 1 THEN t.base || '|' || pc.postcode
+                    WHEN t.town IS NOT NULL THEN t.base || '|T:' || t.town
+                    WHEN pa.n = 1 THEN t.base || '|' || pa.postcode
+                    ELSE t.base || '|?' END AS ckey
+        FROM t LEFT JOIN pc ON pc.base = t.base AND pc.town = t.town
+               LEFT JOIN pc_any pa ON pa.base = t.base""")

@@ -1,0 +1,81 @@
+"""The residue of address resolution goes to uk_address_matcher's pre-trained Splink model.
+
+The matcher runs on its own in-memory DuckDB connection (with a memory limit and thread cap) so its many
+intermediate tables never touch the project store; only (akey, uprn, match_weight, distinguishability)
+comes back.  A candidate is accepted only with a strong weight and a clear gap to the runner-up
+(``distinguishability``): ambiguous ones stay unresolved rather than guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+
+def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict) -> int:
+    """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
+
+    Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``; returns how many.
+    """
+    from uk_address_matcher import AddressMatcher
+
+    messy = con.execute(todo_sql).to_arrow_table()
+    if messy.num_rows == 0:
+        return 0
+    canonical = con.execute("""
+        SELECT uprn AS unique_id,
+               coalesce(nullif(full_address, ''), concat_ws(', ', organisation, flat, building, number,
+                        street, locality, town)) AS address_concat,
+               postcode
+        FROM _loc_gaz""").to_arrow_table()
+    scratch = duckdb.connect()
+    try:
+        scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
+        scratch.execute(f"SET threads = {int(settings.get('threads', 2))}")
+        scratch.register("messy_in", messy)
+        scratch.register("canonical_in", canonical)
+        scratch.execute(
+            "CREATE TABLE messy AS SELECT akey AS unique_id, address_concat, postcode FROM messy_in"
+        )
+        scratch.execute("CREATE TABLE canon AS SELECT * FROM canonical_in")
+        matcher = AddressMatcher(
+            canonical_addresses=scratch.table("canon"),
+            addresses_to_match=scratch.table("messy"),
+            con=scratch,
+            show_progress="off",
+        )
+        result = matcher.match()
+        out = (
+            result.matches()
+            .select(
+                "CAST(unique_id AS VARCHAR) AS akey, CAST(resolved_canonical_id AS VARCHAR) AS uprn, "
+                "CAST(match_weight AS DOUBLE) AS match_weight, CAST(distinguishability AS DOUBLE) AS dist"
+            )
+            .to_arrow_table()
+        )
+    finally:
+        scratch.close()
+    con.register("_loc_uam_out", out)
+    try:
+        w_min = float(settings.get("min_match_weight", 12.0))
+        d_min = float(settings.get("min_distinguishability", 5.0))
+        cap = float(settings.get("max_confidence", 0.9))
+        con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam AS SELECT * FROM _loc_uam_out")
+    finally:
+        con.unregister("_loc_uam_out")
+    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
+    con.execute(f"""
+        INSERT INTO _loc_res
+        SELECT akey, uprn, 'uk_address_matcher',
+               least({cap}, 1.0 / (1.0 + pow(2.0, -least(match_weight,
+                     coalesce(CASE WHEN isnan(dist) THEN NULL ELSE dist END, match_weight)) / 2.0)))
+        FROM _loc_uam
+        WHERE uprn IS NOT NULL AND match_weight >= {w_min}
+          AND (dist IS NULL OR isnan(dist) OR dist >= {d_min})
+          AND akey NOT IN (SELECT akey FROM _loc_res)""")
+    n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+    log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
+    return int(n)

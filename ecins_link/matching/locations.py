@@ -1,0 +1,152 @@
+"""Locations stage: every address text of person records and events -> a UPRN (or a stable cluster id).
+
+Order of work (cheapest and most certain first; each step sees only what earlier steps left):
+
+1. de-duplicate address strings (one row per distinct normalised address + parts);
+2. a UPRN the agency supplied, when it exists in the gazetteer (``source_uprn``);
+3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
+   flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
+   missing or mistyped, ``street_sector``);
+4. premises names against gazetteer organisation / building names (``premises_name``);
+5. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner;
+6. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
+
+"REAR OF 12 HIGH ST" / "O/S 12 ..." resolve to 12 High St as ``proximity`` with lower confidence (see
+``location_rules.toml``).  Without a gazetteer, step 6 alone clusters addresses among themselves.
+Settings live in ``location_rules.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ecins_link.config import ConfigError, ProjectConfig
+from ecins_link.matching import location_keys as keys
+from ecins_link.store import Store
+
+RULES_FILE = Path(__file__).with_name("location_rules.toml")
+METHODS = ["source_uprn", *keys.KEY_METHODS, "premises_name", "uk_address_matcher", "proximity", "unresolved",
+           "too_vague"]
+
+
+def load_location_rules(path: str | Path | None = None) -> dict:
+    """Read the address-resolution settings (``location_rules.toml`` by default)."""
+    p = Path(path) if path else RULES_FILE
+    try:
+        rules = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{p}: cannot read location rules: {err}") from None
+    for section in ("confidence", "proximity", "premises", "uk_address_matcher"):
+        if section not in rules:
+            raise ConfigError(f"{p}: missing section [{section}]")
+    return rules
+
+
+def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
+    """Run the resolution steps on ``address_std`` (and ``gazetteer_std``); return counts per step.
+
+    Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on ``store.con``.
+    """
+    con, conf, prox = store.con, rules["confidence"], rules["proximity"]
+    flats = rules.get("flats", {})
+    keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
+                 flats.get("hint_patterns", []))
+    counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
+    counts["source_uprn"] = keys.resolve_source_uprn(
+        con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
+    if with_gazetteer:
+        for method in keys.KEY_METHODS:
+            counts[method] = keys.resolve_key(con, method, conf[method])
+        prem = rules["premises"]
+        counts["premises_name"] = keys.resolve_premises(con, conf["premises_name"], prem.get("ignore_leading", []),
+                                                        int(prem.get("min_name_chars", 4)))
+        uam = rules["uk_address_matcher"]
+        if uam.get("enabled", True):
+            from ecins_link.matching.location_uam import run_uk_address_matcher
+
+            todo = """SELECT akey, coalesce(nullif(trim(address_text), ''), address_norm, '') AS address_concat,
+                             postcode FROM _loc_addr a
+                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
+                        AND (coalesce(trim(address_text), '') <> '' OR postcode IS NOT NULL)"""
+            counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
+    if not prox.get("resolve", True):
+        con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
+                       AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")
+    keys.cluster_unresolved(con)
+    return counts
+
+
+def _matches_sql(factor: float) -> str:
+    return f"""
+        SELECT m.source, m.record_key, r.uprn,
+               CASE WHEN r.uprn IS NOT NULL THEN 'U' || r.uprn
+                    WHEN c.vague THEN 'L' || substr(md5('record|' || m.source || '|' || m.record_key), 1, 16)
+                    ELSE 'L' || substr(md5(CASE WHEN a.near THEN 'near|' ELSE '' END || c.ckey), 1, 16)
+               END AS location_id,
+               CAST(CASE WHEN r.uprn IS NULL THEN 0.0
+                         WHEN a.near AND r.match_method <> 'source_uprn' THEN r.match_confidence * {factor}
+                         ELSE r.match_confidence END AS DOUBLE) AS match_confidence,
+               CASE WHEN r.uprn IS NULL AND c.vague THEN 'too_vague'
+                    WHEN r.uprn IS NULL THEN 'unresolved'
+                    WHEN a.near AND r.match_method <> 'source_uprn' THEN 'proximity'
+                    ELSE r.match_method END AS match_method
+        FROM _loc_map m JOIN _loc_addr a USING (akey)
+        LEFT JOIN _loc_res r USING (akey) LEFT JOIN _loc_clu c USING (akey)"""
+
+
+def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:
+    """The locations stage: write ``address_matches`` for every ``address_std`` row (docs/contracts.md)."""
+    store.require("address_std", stage="locations")
+    with_gazetteer = config.gazetteer_source is not None
+    if with_gazetteer:
+        store.require("gazetteer_std", stage="locations")
+        with_gazetteer = store.count("gazetteer_std") > 0
+    rules = load_location_rules(rules_path)
+    with store.stage("locations"):
+        counts = resolve_addresses(store, rules, with_gazetteer)
+        n = store.write_table("address_matches", _matches_sql(float(rules["proximity"]["confidence_factor"])))
+        by_method = dict(store.con.execute(
+            "SELECT match_method, count(*) FROM address_matches GROUP BY 1 ORDER BY 1").fetchall())
+        for t in ("_loc_rows", "_loc_map", "_loc_addr", "_loc_res", "_loc_clu", "_loc_cand", "_loc_gaz", "_loc_uam"):
+            store.con.execute(f"DROP TABLE IF EXISTS {t}")
+        store.audit("combination", "link_locations",
+                    details={"with_gazetteer": with_gazetteer, "steps": counts},
+                    row_counts={"address_matches": n, **{f"method_{k}": v for k, v in by_method.items()}})
+
+
+def evaluate_locations(store: Store, truth_addresses_csv: str | Path) -> dict:
+    """Compare ``address_matches`` with truth ``(source, record_key, true_uprn)``.
+
+    Returns overall and per-``match_method`` rates: ``correct`` (right UPRN), ``wrong`` (another UPRN),
+    ``unresolved`` (no UPRN although one was true), plus counts of truth rows without a match row.
+    """
+    store.require("address_matches", stage="evaluate locations")
+    path = Path(truth_addresses_csv)
+    if not path.exists():
+        raise FileNotFoundError(f"truth file not found: {path}")
+    con = store.con
+    rows = con.execute("""
+        WITH t AS (SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
+                          nullif(trim(CAST(true_uprn AS VARCHAR)), '') AS true_uprn
+                   FROM read_csv(?, all_varchar = true, header = true))
+        SELECT coalesce(m.match_method, 'missing') AS method, count(*) AS n,
+               count(*) FILTER (WHERE m.uprn IS NOT NULL AND m.uprn = t.true_uprn) AS correct,
+               count(*) FILTER (WHERE m.uprn IS NOT NULL AND m.uprn IS DISTINCT FROM t.true_uprn) AS wrong,
+               count(*) FILTER (WHERE m.uprn IS NULL AND t.true_uprn IS NOT NULL) AS unresolved,
+               count(*) FILTER (WHERE m.uprn IS NULL AND t.true_uprn IS NULL) AS rightly_unresolved
+        FROM t LEFT JOIN address_matches m USING (source, record_key)
+        GROUP BY 1 ORDER BY 1""", [str(path)]).fetchall()
+
+    def rates(n: int, c: int, w: int, u: int, ru: int) -> dict:
+        d = max(n, 1)
+        return {"n": n, "correct": round(c / d, 4), "wrong": round(w / d, 4), "unresolved": round(u / d, 4),
+                "rightly_unresolved": round(ru / d, 4)}
+
+    tot = [sum(r[i] for r in rows) for i in range(1, 6)]
+    out = {"overall": rates(*tot), "by_method": {r[0]: rates(*r[1:]) for r in rows}}
+    out["truth_rows_missing_match"] = int(sum(r[1] for r in rows if r[0] == "missing"))
+    out["match_rows_without_truth"] = int(con.execute(
+        "SELECT count(*) FROM address_matches m WHERE NOT EXISTS (SELECT 1 FROM read_csv(?, all_varchar = true) t "
+        "WHERE t.source = m.source AND t.record_key = m.record_key)", [str(path)]).fetchone()[0])
+    return out

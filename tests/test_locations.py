@@ -1,0 +1,217 @@
+"""Locations stage: addresses -> UPRNs on a realistic small gazetteer with messy agency address variants.
+
+The fixture writes ``address_std`` / ``gazetteer_std`` as the standardise stage would (parsed parts), then
+checks behaviour through ``link_locations`` and ``evaluate_locations``: keys resolve, ties are refused,
+flat labels are not pinned on the shell house, proximity texts are flagged, unresolved addresses cluster.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ecins_link.config import parse_config
+from ecins_link.matching.locations import evaluate_locations, link_locations
+from ecins_link.store import Store, StoreError
+
+STREETS = [("HIGH STREET", "ALDTON", "AL1 1"), ("MILL LANE", "ALDTON", "AL1 2"), ("STATION ROAD", "ALDTON", "AL2 3"),
+           ("HIGH STREET", "BRIGWORTH", "BR4 5"), ("CHURCH CLOSE", "BRIGWORTH", "BR4 6")]
+GAZ_COLS = ["uprn", "address_norm", "flat", "number", "building", "organisation", "street", "locality", "town",
+            "postcode", "postcode_outward", "postcode_sector", "full_address"]
+STD_COLS = ["source", "record_key", "origin", "address_text", "address_norm", "flat", "number", "building", "street",
+            "town", "postcode", "postcode_outward", "postcode_sector", "uprn"]
+
+
+ABBREV = {"ST": "STREET", "RD": "ROAD", "LN": "LANE"}  # as the standardiser expands them
+
+
+def _pc(prefix: str, n: int) -> str:
+    return f"{prefix}{'ABD'[n % 3]}{'XYZ'[n // 10 % 3]}"
+
+
+def _gazetteer() -> pd.DataFrame:
+    rows, uprn = [], 10_000
+    for s_i, (street, town, pre) in enumerate(STREETS):
+        for n in range(1, 31):
+            pc = _pc(pre, n)
+            flats = ["A", "B"] if n % 7 == 0 else []
+            for flat in [None, *flats]:
+                uprn += 1
+                parts = [f"FLAT {flat}" if flat else None, str(n), street, town]
+                norm = " ".join(p for p in parts if p)
+                rows.append([str(uprn), norm, f"FLAT {flat}" if flat else None, str(n), None, None, street, None,
+                             town, pc, pc.split()[0], pc[:-2], f"{norm}, {pc}"])
+        uprn += 1
+        if s_i == 0:
+            rows.append([str(uprn), "THE RED LION HIGH STREET ALDTON", None, None, None, "THE RED LION", "HIGH STREET",
+                         None, "ALDTON", "AL1 1AA", "AL1", "AL1 1", "THE RED LION, HIGH STREET, ALDTON, AL1 1AA"])
+        if s_i == 2:
+            rows.append([str(uprn), "ROSE COTTAGE STATION ROAD ALDTON", None, None, "ROSE COTTAGE", None,
+                         "STATION ROAD", None, "ALDTON", "AL2 3AA", "AL2", "AL2 3",
+                         "ROSE COTTAGE, STATION ROAD, ALDTON, AL2 3AA"])
+    return pd.DataFrame(rows, columns=GAZ_COLS)
+
+
+def _uprn(gaz: pd.DataFrame, number: str | None, street: str, town: str, flat: str | None = None,
+          name: str | None = None) -> str:
+    g = gaz[(gaz.street == street) & (gaz.town == town)]
+    if name:
+        g = g[(g.organisation == name) | (g.building == name)]
+    else:
+        g = g[(g.number == number) & (g.flat.fillna("") == (flat or ""))]
+    assert len(g) == 1
+    return g.uprn.iloc[0]
+
+
+def _messy(gaz: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(address_std rows, truth rows) with the kinds of variation agencies send."""
+    std, truth = [], []
+
+    def add(key: str, text: str, flat, number, building, street, town, postcode, true_uprn, src_uprn=None):
+        norm = " ".join(ABBREV.get(w, w) for w in text.upper().replace(",", " ").split())
+        out = postcode.split()[0] if postcode else None
+        std.append(["police", key, "person", text, norm, flat, number, building, street, town, postcode, out,
+                    postcode[:-2] if postcode else None, src_uprn])
+        truth.append(["police", key, true_uprn])
+
+    for i in range(1, 31):
+        pc, u = _pc("AL1 1", i), _uprn(gaz, str(i), "HIGH STREET", "ALDTON")
+        add(f"clean{i}", f"{i} High Street, Aldton", None, str(i), None, "HIGH STREET", "ALDTON", pc, u)
+        # postcode missing: number + street + town settles it
+        add(f"nopc{i}", f"{i} High St, Aldton", None, str(i), None, "HIGH STREET", "ALDTON", None, u)
+        # postcode mistyped to a valid-looking one elsewhere
+        add(f"badpc{i}", f"{i} Mill Lane, Aldton", None, str(i), None, "MILL LANE", "ALDTON", "ZZ9 9ZZ",
+            _uprn(gaz, str(i), "MILL LANE", "ALDTON"))
+    # 14 High Street Aldton is split into flats A and B (with a shell record for the building)
+    add("flatA", "Flat A, 14 High Street", "FLAT A", "14", None, "HIGH STREET", "ALDTON", _pc("AL1 1", 14),
+        _uprn(gaz, "14", "HIGH STREET", "ALDTON", "FLAT A"))
+    add("fb", "FB 14 High Street", None, "14", None, "HIGH STREET", "ALDTON", _pc("AL1 1", 14),
+        _uprn(gaz, "14", "HIGH STREET", "ALDTON", "FLAT B"))
+    # same street name in two towns, no town and no postcode: a tie, must not be guessed
+    add("tie", "5 High Street", None, "5", None, "HIGH STREET", None, None, _uprn(gaz, "5", "HIGH STREET", "ALDTON"))
+    add("pub", "Red Lion pub, Aldton", None, None, None, None, "ALDTON", None,
+        _uprn(gaz, None, "HIGH STREET", "ALDTON", name="THE RED LION"))
+    add("cottage", "Rose Cottage, Station Rd, Aldton", None, None, "ROSE COTTAGE", "STATION ROAD", "ALDTON", None,
+        _uprn(gaz, None, "STATION ROAD", "ALDTON", name="ROSE COTTAGE"))
+    add("rear", "Rear of 3 Church Close, Brigworth", None, "3", None, "CHURCH CLOSE", "BRIGWORTH", _pc("BR4 6", 3),
+        _uprn(gaz, "3", "CHURCH CLOSE", "BRIGWORTH"))
+    add("given", "somewhere", None, None, None, None, None, None, _uprn(gaz, "9", "MILL LANE", "ALDTON"),
+        src_uprn=_uprn(gaz, "9", "MILL LANE", "ALDTON"))
+    # not in the gazetteer (new build): stays unresolved, and its two spellings share one location id
+    add("new1", "77 Orchard Way, Aldton", None, "77", None, "ORCHARD WAY", "ALDTON", "AL9 9XX", None)
+    add("new2", "77 Orchard Way", None, "77", None, "ORCHARD WAY", "ALDTON", None, None)
+    add("vague", "Aldton", None, None, None, None, "ALDTON", "AL1 1AD", None)
+    add("vague2", "Aldton", None, None, None, None, "ALDTON", "AL1 1AD", None)
+    return pd.DataFrame(std, columns=STD_COLS), pd.DataFrame(truth, columns=["source", "record_key", "true_uprn"])
+
+
+def _config(with_gazetteer: bool = True):
+    sources = [{"name": "police", "agency": "police", "path": "p.csv", "key": "id", "person": {"full_name": "n"}}]
+    if with_gazetteer:
+        sources.append({"name": "llpg", "agency": "council", "path": "g.csv", "key": "uprn",
+                        "gazetteer": {"uprn": "uprn"}})
+    return parse_config({"project": {"name": "t"}, "sources": sources})
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    gaz = _gazetteer()
+    std, truth = _messy(gaz)
+    path = tmp_path_factory.mktemp("loc")
+    truth_csv = path / "addresses.csv"
+    truth.to_csv(truth_csv, index=False)
+    store = Store(path / "s.duckdb")
+    store.write_table("gazetteer_std", gaz)
+    store.write_table("address_std", std)
+    link_locations(store, _config())
+    matches = store.df("SELECT * FROM address_matches").set_index("record_key")
+    yield store, matches, truth.set_index("record_key"), truth_csv
+    store.close()
+
+
+def test_every_row_gets_a_match_row_and_location(linked):
+    store, m, truth, _ = linked
+    assert len(m) == store.count("address_std")
+    assert m.location_id.notna().all()
+    resolved = m[m.uprn.notna()]
+    assert (resolved.location_id == "U" + resolved.uprn).all()
+    assert m[m.uprn.isna()].location_id.str.startswith("L").all()
+
+
+def test_keys_resolve_clean_missing_and_mistyped_postcodes(linked):
+    _, m, truth, _ = linked
+    for prefix, method in [("clean", "exact_key"), ("nopc", "street_number"), ("badpc", "street_number")]:
+        rows = m[m.index.str.startswith(prefix)]
+        assert (rows.uprn == truth.loc[rows.index, "true_uprn"]).all(), prefix
+        assert set(rows.match_method) == {method}
+
+
+def test_flat_resolves_and_unusual_flat_label_is_not_pinned_on_the_house(linked):
+    _, m, truth, _ = linked
+    assert m.loc["flatA", "uprn"] == truth.loc["flatA", "true_uprn"]
+    shell = m.loc["clean14", "uprn"]  # the shell record of 14 High Street
+    assert m.loc["fb", "uprn"] != shell
+    assert m.loc["fb", "uprn"] == truth.loc["fb", "true_uprn"]  # "FB" read as flat B (location_rules.toml)
+
+
+def test_ties_are_refused_not_picked(linked):
+    _, m, _, _ = linked
+    # "5 High Street" with no town/postcode exists in two towns
+    assert m.loc["tie", "match_method"] != "street_number"
+    assert pd.isna(m.loc["tie", "uprn"]) or m.loc["tie", "match_method"] == "uk_address_matcher"
+
+
+def test_premises_building_proximity_and_source_uprn(linked):
+    _, m, truth, _ = linked
+    assert m.loc["pub", "uprn"] == truth.loc["pub", "true_uprn"] and m.loc["pub", "match_method"] == "premises_name"
+    assert m.loc["cottage", "uprn"] == truth.loc["cottage", "true_uprn"]
+    assert m.loc["rear", "match_method"] == "proximity"
+    assert m.loc["rear", "match_confidence"] < m.loc["clean3", "match_confidence"]
+    assert m.loc["given", "match_method"] == "source_uprn"
+
+
+def test_unresolved_cluster_and_vague_addresses_stay_apart(linked):
+    _, m, _, _ = linked
+    assert pd.isna(m.loc["new1", "uprn"]) and m.loc["new1", "match_method"] == "unresolved"
+    assert m.loc["new1", "location_id"] == m.loc["new2", "location_id"]
+    assert m.loc["vague", "match_method"] == "too_vague"
+    assert m.loc["vague", "location_id"] != m.loc["vague2", "location_id"]
+
+
+def test_evaluate_locations_rates(linked):
+    store, m, truth, truth_csv = linked
+    ev = evaluate_locations(store, truth_csv)
+    o = ev["overall"]
+    assert o["n"] == len(truth)
+    assert abs(o["correct"] + o["wrong"] + o["unresolved"] + o["rightly_unresolved"] - 1) < 1e-3
+    assert o["wrong"] == 0.0
+    assert o["correct"] >= 0.95
+    assert ev["by_method"]["exact_key"]["correct"] == 1.0
+    assert ev["truth_rows_missing_match"] == 0
+
+
+def test_no_gazetteer_clusters_among_themselves(tmp_path):
+    std, _ = _messy(_gazetteer())
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("address_std", std)
+        link_locations(store, _config(with_gazetteer=False))
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert len(m) == len(std)
+        assert m.loc["given", "match_method"] == "source_uprn"
+        # "1 High St" without a postcode joins "1 High Street, Aldton" with one
+        assert m.loc["nopc1", "location_id"] == m.loc["clean1", "location_id"]
+        assert m.loc["clean1", "location_id"] != m.loc["clean2", "location_id"]
+        assert m.loc["flatA", "location_id"] != m.loc["clean14", "location_id"]
+        ids1 = dict(zip(m.index, m.location_id, strict=True))
+        link_locations(store, _config(with_gazetteer=False))
+        m2 = store.df("SELECT record_key, location_id FROM address_matches")
+        assert dict(zip(m2.record_key, m2.location_id, strict=True)) == ids1  # stable across runs
+
+
+def test_missing_inputs_raise(tmp_path):
+    with Store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(StoreError):
+            link_locations(store, _config())
+        store.write_table("address_std", _messy(_gazetteer())[0])
+        with pytest.raises(StoreError):
+            link_locations(store, _config())  # gazetteer declared but gazetteer_std missing
