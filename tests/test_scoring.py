@@ -225,6 +225,7 @@ def test_cuckooing_needs_four_unrelated_visitors(scored) -> None:
     ev = json.loads(got["U100000041"]["evidence"])
     churn = next(c for c in ev["conditions"] if c["id"] == "churn")
     assert churn["metric_value"] == 4
+    assert churn["related_person_ids"] == [f"VU100000041{i}" for i in range(4)]
     assert "RU100000041" in got["U100000041"]["person_ids"]
 
 
@@ -256,7 +257,11 @@ def test_cse_risk_age_and_older_associate(scored) -> None:
     store = scored(lambda w: (_cse(w, "P000701", 15, 24), _cse(w, "P000702", 15, 16),
                               _cse(w, "P000703", 18, 24), _cse(w, "P000704", 14, None, concern=True),
                               _cse(w, "P000705", 14, None)))
-    assert set(flags(store, "cse_risk")) == {"P000701", "P000704"}
+    got = flags(store, "cse_risk")
+    assert set(got) == {"P000701", "P000704"}
+    cond = {c["id"]: c for c in json.loads(got["P000701"]["evidence"])["conditions"]}
+    assert cond["exploitation"]["related_person_ids"] == ["P000701A"]  # the panel sees who the adult is
+    assert cond["missing"]["count"] == 2
 
 
 # ------------------------------------------------------------------------------------------- IOM / multi-agency

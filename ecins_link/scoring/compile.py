@@ -195,7 +195,8 @@ class RuleCompiler:
             other += " AND NOT " + _in("coalesce(s.role, '')", c.with_exclude_roles)
         age = f"JOIN person_attributes pa ON pa.person_id = e.q AND pa.age >= {int(c.with_min_age)}" \
             if c.with_min_age is not None else ""
-        return (f"SELECT e.p AS entity_id, count(DISTINCT e.q) AS v FROM ({pair}) e {age} "
+        return (f"SELECT e.p AS entity_id, count(DISTINCT e.q) AS v, list_sort(list_distinct(list(e.q))) AS ids "
+                f"FROM ({pair}) e {age} "
                 f"WHERE e.p <> e.q AND (e.start_date IS NULL OR e.start_date BETWEEN {w} AND {a}) "
                 f"AND EXISTS (SELECT 1 FROM {self.sig} s WHERE s.person_id = e.q AND {other}) GROUP BY e.p")
 
@@ -218,8 +219,10 @@ class RuleCompiler:
             aggs.append(f"max(CASE WHEN {rp} THEN event_date END) AS rfg_last")
         for i, c in enumerate(r.conditions):
             if c.metric == "churn":
-                aggs.append(f"count(DISTINCT CASE WHEN link = 'located' AND NOT is_member AND person_id IS NOT NULL "
-                            f"AND event_date >= {_date(self.window_start(c))} THEN person_id END) AS churn{i}")
+                visitor = (f"link = 'located' AND NOT is_member AND person_id IS NOT NULL "
+                           f"AND event_date >= {_date(self.window_start(c))}")
+                aggs.append(f"count(DISTINCT CASE WHEN {visitor} THEN person_id END) AS churn{i}")
+                aggs.append(f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END))) AS churn_ids{i}")
         ctes, mexpr = self.metric_ctes(by_agency)
         joins = "".join(f" LEFT JOIN m{i} ON m{i}.entity_id = g.entity_id"
                         for i, c in enumerate(r.conditions) if c.metric and c.metric != "rfg")
@@ -235,6 +238,8 @@ class RuleCompiler:
                 cols.append(f"({m})::DOUBLE AS v{i}")
             else:
                 cols.append(f"NULL::DOUBLE AS v{i}")
+            related = {"co_involved_with": f"m{i}.ids", "churn": f"g.churn_ids{i}"}.get(c.metric or "")
+            cols.append(f"{related or 'NULL::VARCHAR[]'} AS r{i}")
             ok = f"({sig} OR {met})" if sig and met else (sig or met)
             cols.append(f"{ok} AS ok{i}")
             cols.append(f"g.n{i}::BIGINT AS n{i}, g.a{i}::BIGINT AS a{i}" if c.selects_signals
@@ -313,6 +318,7 @@ class RuleCompiler:
                 f"struct_pack(id := {lit(c.id)}::VARCHAR, label := {lit(c.label)}::VARCHAR, "
                 f"met := {fired_alias}.ok{i}::BOOLEAN, count := {fired_alias}.n{i}::BIGINT, "
                 f"agencies := {fired_alias}.a{i}::BIGINT, metric := {lit(c.metric)}::VARCHAR, "
-                f"metric_value := {fired_alias}.v{i}::DOUBLE, min_count := {c.min_count}::BIGINT, "
+                f"metric_value := {fired_alias}.v{i}::DOUBLE, "
+                f"related_person_ids := {fired_alias}.r{i}::VARCHAR[], min_count := {c.min_count}::BIGINT, "
                 f"min_agencies := {c.min_agencies}::BIGINT)")
         return "[" + ", ".join(items) + "]"
