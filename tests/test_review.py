@@ -187,3 +187,24 @@ def test_reviewer_match_shows_as_clerical_link_in_person_explanation(store, tmp_
     assert row["link_basis"] == "clerical" and row["linked_to"] == member
     assert row["breakdown"].startswith("forename: ") and row["match_weight"] < 0  # the model alone says no
     assert (out.drop(index=loner)["link_basis"] == "model").all()
+
+
+def test_quoted_ids_and_notes_are_restored_on_import(tmp_path):
+    from ecins_link.matching.review import spreadsheet_safe
+
+    with Store(tmp_path / "q.duckdb") as s:
+        s.write_table("person_std", "SELECT * FROM (VALUES ('-ext:1'), ('@ext:2'), ('ext:3')) t(unique_id)")
+        filled = pd.DataFrame(
+            {
+                "unique_id_l": ["-ext:1", "ext:3"],
+                "unique_id_r": ["@ext:2", "-ext:1"],
+                "decision": ["match", ""],
+                "note": ["=same NHS number", ""],
+            }
+        )
+        safe = spreadsheet_safe(filled)
+        assert safe.loc[0, "unique_id_l"] == "'-ext:1" and safe.loc[0, "note"] == "'=same NHS number"
+        safe.to_csv(tmp_path / "q.csv", index=False)
+        assert import_review(s, tmp_path / "q.csv", reviewer="a")["skipped_blank"] == 1
+        assert load_constraints(s) == ([("-ext:1", "@ext:2")], [])
+        assert s.con.execute("SELECT note FROM clerical_decisions").fetchone()[0] == "=same NHS number"

@@ -45,6 +45,7 @@ _RECORD_FIELDS = {
     "address": "address_norm",
 }
 _FORMULA_START = r"^[=+\-@\t\r]"
+_QUOTED_FORMULA = r"^'(?=[=+\-@\t\r])"
 
 
 def latest_decisions_sql() -> str:
@@ -210,8 +211,8 @@ def import_review(store: Store, path: str | Path, reviewer: str) -> dict:
         df["note"] = ""
     df = df[["unique_id_l", "unique_id_r", "decision", "note"]].copy()
     df["line"] = range(2, len(df) + 2)
-    for col in ("unique_id_l", "unique_id_r", "decision"):
-        df[col] = df[col].str.strip()
+    for col in ("unique_id_l", "unique_id_r", "decision", "note"):
+        df[col] = df[col].str.strip().str.replace(_QUOTED_FORMULA, "", regex=True)  # undo spreadsheet_safe
     df["decision_norm"] = df["decision"].str.lower().map(_DECISION_ALIASES)
     blank = df["decision"] == ""
     todo = df[~blank].copy()
