@@ -394,3 +394,40 @@ def test_cuckooing_known_to_police_alone_is_visible(scored) -> None:
     assert set(got) == {"U100000095", "U100000096"}
     assert bool(got["U100000095"]["visible_to_single_agency"]) is True
     assert bool(got["U100000096"]["visible_to_single_agency"]) is False
+
+
+CLUSTER_RULE = """
+[[rules]]
+id = "network_offending"
+label = "Offending network around a child"
+scope = "cluster"
+window_days = 365
+require_child = true
+guidance = "Look at the network"
+  [[rules.conditions]]
+  id = "offending"
+  categories = ["OFFENDING"]
+  member = "adult"
+  min_count = 3
+  min_agencies = 1
+"""
+
+
+def test_custom_cluster_rule_over_person_components(scored, tmp_path: Path) -> None:
+    (tmp_path / "cluster_rules.toml").write_text(CLUSTER_RULE, encoding="utf-8")
+
+    def build(w: World) -> None:
+        for comp, child_age in (("K1", 12), ("K2", 30)):
+            for i, age in enumerate((child_age, 25, 31)):
+                pid = f"{comp}P{i}"
+                w.person(pid, age)
+                w.component(pid, comp)
+                if i:
+                    w.event("police", "WEAPONS", 20 * i, person=pid, role="S")
+                    w.event("police", "ACQUISITIVE", 30 * i, person=pid, role="S")
+
+    store = scored(build, rules=str(tmp_path / "cluster_rules.toml"))
+    got = flags(store, "network_offending")
+    assert set(got) == {"K1"}
+    assert set(got["K1"]["person_ids"]) == {"K1P1", "K1P2"}
+    assert set(store.df("SELECT DISTINCT rule FROM flags").rule) == {"network_offending"}

@@ -110,6 +110,10 @@ class World:
         d = self.day(when)
         self.rows["graph_edges"].append((p, q, "co_involved", None, d, d, 1.0, None, None))
 
+    def component(self, person_id: str, component_id: str) -> None:
+        """The person belongs to a connected cluster (person_components)."""
+        self.rows["person_components"].append((person_id, component_id))
+
     def churn(self, location_id: str, unrelated: int, window_days: int = 90) -> None:
         """A location_churn row for the window ending at as-of."""
         self.rows["location_churn"].append(
