@@ -1,0 +1,168 @@
+"""The town's gazetteer (an LLPG-like list of addressable properties) and agency-style address rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ecins_link.synth import vocab
+
+_INWARD = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
+
+
+def build_gazetteer(rng: np.random.Generator, n_residential: int) -> pd.DataFrame:
+    """About ``n_residential`` residential UPRNs plus a few organisations, on streets grouped by locality.
+
+    Columns: UPRN, SAO_TEXT, PAO_NUMBER, PAO_TEXT, ORGANISATION, STREET, LOCALITY, TOWN, POSTCODE, and the
+    internal ``residential``, ``street_id``, ``street_base``, ``street_type``, ``district``.
+    """
+    pl = vocab.places()
+    localities = pl["localities"]
+    bases = pl["street_bases"]
+    types = pl["street_types"]
+    type_p = np.array([t[2] for t in types], float)
+    type_p /= type_p.sum()
+    n_streets = max(12, int(n_residential / 38))
+    seen: set[tuple[str, str, int]] = set()
+    streets: list[tuple[str, str, int]] = []
+    for i, (base, typ) in enumerate(pl["lookalikes"]):
+        key = (base, typ, i % len(localities))
+        seen.add(key)
+        streets.append(key)
+    while len(streets) < n_streets:
+        key = (bases[int(rng.integers(len(bases)))], types[int(rng.choice(len(types), p=type_p))][0],
+               int(rng.integers(len(localities))))
+        if key not in seen and sum(1 for s in streets if s[0] == key[0] and s[1] == key[1]) < 3:
+            seen.add(key)
+            streets.append(key)
+    rows: list[tuple] = []
+    blocks = pl["block_names"]
+    houses = pl["house_names"]
+    orgs = pl["organisations"]
+    n_res = 0
+    for sid, _street in enumerate(streets):
+        n_props = int(np.clip(rng.lognormal(3.3, 0.6), 6, 160))
+        number = 0
+        for _ in range(n_props):
+            number += 1
+            kind = rng.random()
+            if kind < 0.035:
+                rows.append((sid, "", str(number), "", orgs[int(rng.integers(len(orgs)))], False))
+            elif kind < 0.06:
+                rows.append((sid, "", "", houses[int(rng.integers(len(houses)))], "", True))
+                number -= 1
+            elif kind < 0.085:
+                name = blocks[int(rng.integers(len(blocks)))]
+                for f in range(1, int(rng.integers(6, 31)) + 1):
+                    rows.append((sid, f"FLAT {f}", str(number), name, "", True))
+            elif kind < 0.13:
+                for f in ["A", "B", "C"][: int(rng.integers(2, 4))]:
+                    rows.append((sid, f"FLAT {f}", str(number), "", "", True))
+            else:
+                rows.append((sid, "", str(number), "", "", True))
+        n_res = sum(1 for r in rows if r[5])
+        if n_res >= n_residential and sid >= len(pl["lookalikes"]):
+            streets = streets[: sid + 1]
+            break
+    g = pd.DataFrame(rows, columns=["street_id", "SAO_TEXT", "PAO_NUMBER", "PAO_TEXT", "ORGANISATION",
+                                    "residential"])
+    sdf = pd.DataFrame(streets, columns=["street_base", "street_type", "loc"])
+    g = g.join(sdf, on="street_id")
+    g["STREET"] = g["street_base"] + " " + g["street_type"]
+    g["LOCALITY"] = [localities[i][0] for i in g["loc"]]
+    g["district"] = [localities[i][1] for i in g["loc"]]
+    g["TOWN"] = pl["town"]
+    g["POSTCODE"] = _postcodes(rng, g, pl["postcode_area"])
+    gaps = rng.integers(1, 40, size=len(g))
+    g.insert(0, "UPRN", (100012000000 + np.cumsum(gaps)).astype(str))
+    return g.drop(columns=["loc"]).reset_index(drop=True)
+
+
+def _postcodes(rng: np.random.Generator, g: pd.DataFrame, area: str) -> list[str]:
+    """One postcode per run of about 14 properties of a street; unique across the town."""
+    pools: dict[int, list[str]] = {}
+    used: dict[int, int] = {}
+    out: list[str] = []
+    prev_sid, left, cur = -1, 0, ""
+    for sid, district in zip(g["street_id"].to_numpy(), g["district"].to_numpy(), strict=True):
+        if sid != prev_sid or left == 0:
+            if district not in pools:
+                combos = [f"{s}{a}{b}" for s in range(1, 10) for a in _INWARD for b in _INWARD]
+                pools[district] = [combos[i] for i in rng.permutation(len(combos))]
+                used[district] = 0
+            cur = f"{area}{district} {pools[district][used[district]]}"
+            used[district] += 1
+            prev_sid, left = sid, int(rng.integers(8, 20))
+        out.append(cur)
+        left -= 1
+    return out
+
+
+def _title(s: str) -> str:
+    return " ".join(w.capitalize() for w in s.split(" "))
+
+
+def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray, variant_rate: float,
+                     upper: bool) -> list[str]:
+    """One address line per UPRN in an agency's own way: flat styles, abbreviations, missing parts.
+
+    ``variant_rate`` is how often a non-canonical form is used; ``upper`` writes upper case, else title case.
+    """
+    idx = gaz.index.get_indexer(uprns) if len(uprns) else np.array([], int)
+    sub = gaz["SAO_TEXT"].to_numpy()[idx]
+    num = gaz["PAO_NUMBER"].to_numpy()[idx]
+    bld = gaz["PAO_TEXT"].to_numpy()[idx]
+    org = gaz["ORGANISATION"].to_numpy()[idx]
+    base = gaz["street_base"].to_numpy()[idx]
+    typ = gaz["street_type"].to_numpy()[idx]
+    loc = gaz["LOCALITY"].to_numpy()[idx]
+    town = gaz["TOWN"].to_numpy()[idx]
+    abbrev = {t[0]: t[1] for t in vocab.places()["street_types"]}
+    n = len(idx)
+    r = rng.random((n, 6))
+    vary = rng.random(n) < variant_rate
+    out: list[str] = []
+    for i in range(n):
+        v = vary[i]
+        street = f"{base[i]} {abbrev[typ[i]] if v and r[i, 0] < 0.6 else typ[i]}"
+        parts: list[str] = []
+        flat = sub[i]
+        if flat:
+            f = flat.split(" ", 1)[1]
+            if v and r[i, 1] < 0.25:
+                flat = f"APARTMENT {f}" if r[i, 1] < 0.08 else f"APT {f}"
+            elif v and r[i, 1] < 0.5:
+                flat = f
+            if f.isalpha() and not bld[i] and v and r[i, 1] > 0.8:
+                parts.append(f"{num[i]}{f}")
+                flat = ""
+        if org[i] and (not v or r[i, 2] < 0.7):
+            parts.append(org[i])
+        if flat:
+            parts.append(flat)
+        drop_building = bool(bld[i] and num[i] and v and r[i, 2] > 0.85)
+        drop_number = bool(bld[i] and num[i] and v and not drop_building and r[i, 3] < 0.3)
+        if bld[i] and not drop_building:
+            parts.append(bld[i])
+        if num[i] and parts and parts[-1] == f"{num[i]}{sub[i][-1:]}":
+            parts.append(street)
+        elif num[i] and not drop_number:
+            parts.append(f"{num[i]} {street}")
+        else:
+            parts.append(street)
+        if not v or r[i, 4] < 0.6:
+            parts.append(loc[i])
+        if not v or r[i, 5] < 0.75:
+            parts.append(town[i])
+        sep = " " if v and r[i, 3] > 0.9 else ", "
+        text = sep.join(parts)
+        out.append(text if upper else _title(text))
+    return out
+
+
+def render_location(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray) -> list[str]:
+    """Police-style free-text locations: 'O/S 12 High St', 'Rear of ...', premises names."""
+    lines = render_addresses(rng, gaz, uprns, variant_rate=0.9, upper=False)
+    prefixes = np.array(["", "", "", "O/S ", "Outside ", "Rear of ", "Near ", "In ", "Junction near "], object)
+    pick = prefixes[rng.integers(0, len(prefixes), size=len(lines))]
+    return [p + t for p, t in zip(pick, lines, strict=True)]
