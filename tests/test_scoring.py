@@ -431,3 +431,16 @@ def test_custom_cluster_rule_over_person_components(scored, tmp_path: Path) -> N
     assert set(got) == {"K1"}
     assert set(got["K1"]["person_ids"]) == {"K1P1", "K1P2"}
     assert set(store.df("SELECT DISTINCT rule FROM flags").rule) == {"network_offending"}
+
+
+def test_asb_case_without_own_address_counts_at_the_tenants_home(scored) -> None:
+    def build(w: World) -> None:
+        w.person("P001401", 44)
+        w.live("P001401", "U100000097")
+        w.event("housing", "ASB_HARASSMENT", 15, person="P001401")  # a tenancy case: no address of its own
+        w.event("police", "ASB_REPORT", 30, location_id="U100000097")
+        w.event("council", "ASB_NOISE", 45, location_id="U100000097")
+
+    got = flags(scored(build), "asb_hotspot")
+    assert set(got) == {"U100000097"}
+    assert json.loads(got["U100000097"]["evidence"])["conditions"][0]["agencies"] == 3

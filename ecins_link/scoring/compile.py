@@ -78,7 +78,7 @@ class RuleCompiler:
                   "AND hm.person_id = s.person_id)")
         return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
                 f"{member} AS is_member "
-                f"FROM {self.sig} s {pa_join} WHERE s.location_origin = 'event' AND s.location_id IS NOT NULL "
+                f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL "
                 f"AND {window} UNION ALL "
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
                 f"true AS is_member "
@@ -168,7 +168,7 @@ class RuleCompiler:
         a, w = _date(self.as_of), _date(self.window_start(c))
         length = (c.window_days or self.rule.window_days) + 1
         linked = (
-            f"SELECT location_id, person_id FROM {self.sig} WHERE location_origin = 'event' AND person_id IS NOT NULL "
+            f"SELECT location_id, person_id FROM {self.sig} WHERE person_id IS NOT NULL "
             f"AND location_id IS NOT NULL AND event_date BETWEEN {w} AND {a} "
             f"UNION SELECT location_id, person_id FROM residences WHERE location_id IS NOT NULL "
             f"AND coalesce(last_seen, {a}) >= {w} AND coalesce(first_seen, {w}) <= {a}")
