@@ -85,6 +85,13 @@ class EventMapping(_Model):
     location_postcode: str | None = None
     person_ref: PersonRef | None = None
     unmapped: Literal["ignore", "quarantine"] = "ignore"
+    # key column(s) naming one occurrence when several rows (one per person) describe it; optional
+    occurrence_key: list[str] = Field(default_factory=list)
+
+    @field_validator("occurrence_key", mode="before")
+    @classmethod
+    def _occurrence_key_list(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _codes_need_column(self) -> EventMapping:
@@ -154,6 +161,13 @@ class Source(_Model):
             raise ValueError("a gazetteer source cannot also carry persons or events")
         if not self.key:
             raise ValueError("'key' must name at least one column")
+        return self
+
+    @model_validator(mode="after")
+    def _occurrence_key_in_key(self) -> Source:
+        occ = self.event.occurrence_key if self.event else []
+        if occ and not set(occ) < set(self.key):
+            raise ValueError("'event.occurrence_key' must be some (not all) of the source's 'key' columns")
         return self
 
     @property

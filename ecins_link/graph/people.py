@@ -1,0 +1,125 @@
+"""Person-level graph tables in SQL: person_attributes, residences and households.
+
+All functions take the store connection and write whole-population tables set-based; nothing loops over
+rows in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+LOW, HIGH = "DATE '0001-01-01'", "DATE '9999-12-31'"
+
+
+def person_attributes_sql(as_of: dt.date, child_under: int, has_std: bool) -> str:
+    """SQL for ``person_attributes``: display name, modal DOB, age and child flag at as-of, sex, agencies."""
+    sex = ("(SELECT unique_id, sex FROM person_std)" if has_std else
+           "(SELECT source || ':' || record_key AS unique_id, CASE WHEN upper(left(trim(sex), 1)) IN ('M', 'F') "
+           "THEN upper(left(trim(sex), 1)) END AS sex FROM person_records)")
+    return f"""
+        WITH rec AS (
+            SELECT c.person_id, c.source, r.agency, r.dob, s.sex,
+                   nullif(trim(CASE WHEN coalesce(trim(r.surname), '') <> ''
+                                    THEN concat_ws(' ', nullif(trim(r.forenames), ''), trim(r.surname))
+                                    ELSE r.full_name END), '') AS name
+            FROM person_clusters c
+            LEFT JOIN person_records r ON r.source = c.source AND r.record_key = c.record_key
+            LEFT JOIN {sex} s ON s.unique_id = c.unique_id),
+        names AS (SELECT person_id, name, count(*) AS n FROM rec WHERE name IS NOT NULL GROUP BY ALL),
+        dobs AS (SELECT person_id, dob, count(*) AS n FROM rec WHERE dob IS NOT NULL GROUP BY ALL),
+        sexes AS (SELECT person_id, sex, count(*) AS n FROM rec WHERE sex IS NOT NULL GROUP BY ALL),
+        base AS (SELECT person_id, count(*) AS n_records, list(DISTINCT agency ORDER BY agency)
+                        FILTER (WHERE agency IS NOT NULL) AS agencies FROM rec GROUP BY person_id),
+        a AS (
+            SELECT b.person_id, nb.display_name, db.dob, sb.sex, b.n_records, b.agencies
+            FROM base b
+            LEFT JOIN (SELECT person_id, arg_max(name, (n, name)) AS display_name FROM names GROUP BY ALL) nb
+                   USING (person_id)
+            LEFT JOIN (SELECT person_id, arg_max(dob, (n, dob)) AS dob FROM dobs GROUP BY ALL) db USING (person_id)
+            LEFT JOIN (SELECT person_id, arg_max(sex, (n, sex)) AS sex FROM sexes GROUP BY ALL) sb USING (person_id))
+        SELECT person_id, display_name, dob,
+               CAST(date_sub('year', dob, DATE '{as_of.isoformat()}') AS INT) AS age,
+               date_sub('year', dob, DATE '{as_of.isoformat()}') < {int(child_under)} AS is_child,
+               sex, CAST(n_records AS INT) AS n_records, coalesce(agencies, []::VARCHAR[]) AS agencies
+        FROM a"""
+
+
+def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool = True) -> None:
+    """``residences``: each person at each location their records give as an address.
+
+    Only person addresses count (``address_records.origin = 'person'``): an event's location is not a
+    residence.
+    Dates per record: resident_from/resident_to when the source gives them (from without to = still
+    there), else the first/last dates of events that reference the record, else open-ended (NULL).
+    """
+    origin = ("LEFT JOIN address_records ar ON ar.source = c.source AND ar.record_key = c.record_key"
+              if has_address_records else "")
+    keep = "AND coalesce(ar.origin, 'person') = 'person'" if has_address_records else ""
+    con.execute(f"""
+        CREATE OR REPLACE TABLE residences AS
+        WITH ev AS (
+            SELECT person_source AS source, person_record_key AS record_key,
+                   min(event_date) AS ev_min, max(event_date) AS ev_max
+            FROM event_records WHERE person_source IS NOT NULL GROUP BY ALL),
+        rec AS (
+            SELECT c.person_id, m.location_id, m.uprn,
+                   coalesce(r.resident_from, ev.ev_min) AS f,
+                   CASE WHEN r.resident_to IS NOT NULL THEN r.resident_to
+                        WHEN r.resident_from IS NOT NULL THEN NULL ELSE ev.ev_max END AS l,
+                   (r.resident_from IS NOT NULL AND r.resident_to IS NULL)
+                     OR (r.resident_from IS NULL AND r.resident_to IS NULL AND ev.ev_min IS NULL) AS open_end,
+                   (r.resident_from IS NULL AND ev.ev_min IS NULL) AS open_start
+            FROM person_clusters c
+            JOIN person_records r ON r.source = c.source AND r.record_key = c.record_key
+            JOIN address_matches m ON m.source = c.source AND m.record_key = c.record_key
+            LEFT JOIN ev ON ev.source = c.source AND ev.record_key = c.record_key
+            {origin}
+            WHERE m.location_id IS NOT NULL {keep})
+        SELECT person_id, location_id, any_value(uprn) AS uprn,
+               CASE WHEN bool_and(open_start) OR NOT bool_or(f IS NOT NULL) THEN NULL ELSE min(f) END AS first_seen,
+               CASE WHEN bool_or(open_end) THEN NULL ELSE max(l) END AS last_seen,
+               CAST(count(*) AS INT) AS n_records
+        FROM rec GROUP BY person_id, location_id""")
+
+
+def build_households(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """``households``: people resident at one location in overlapping periods (chains of overlaps).
+
+    Per location, residence intervals (NULL = open) are sorted and merged; each merged run is one
+    household with id ``H`` + hash(location_id, start).  Everyone resident somewhere is in a household
+    (a person living alone is a household of one).  ``is_child`` comes from ``person_attributes``.
+    A wholly undated residence is taken as current (a point at as-of) for grouping, so that it joins the
+    present household rather than chaining every past tenancy of the address together.
+    """
+    now = f"DATE '{as_of.isoformat()}'"
+    undated = "first_seen IS NULL AND last_seen IS NULL"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE households AS
+        WITH r AS (
+            SELECT person_id, location_id, uprn, first_seen, last_seen,
+                   CASE WHEN {undated} THEN {now} ELSE coalesce(first_seen, {LOW}) END AS f,
+                   CASE WHEN {undated} THEN {now} ELSE coalesce(last_seen, {HIGH}) END AS l FROM residences),
+        w AS (SELECT *, max(l) OVER (PARTITION BY location_id ORDER BY f, l, person_id
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max FROM r),
+        g AS (SELECT *, sum(CASE WHEN prev_max IS NULL OR f > prev_max THEN 1 ELSE 0 END)
+                        OVER (PARTITION BY location_id ORDER BY f, l, person_id ROWS UNBOUNDED PRECEDING) AS grp
+              FROM w),
+        h AS (SELECT *, min(f) OVER (PARTITION BY location_id, grp) AS start FROM g)
+        SELECT 'H' || substr(md5(location_id || '|' || CAST(start AS VARCHAR)), 1, 16) AS household_id,
+               h.location_id, h.uprn, h.person_id, pa.is_child, h.first_seen, h.last_seen
+        FROM h LEFT JOIN person_attributes pa USING (person_id)""")
+
+
+def same_household_edges_sql() -> str:
+    """Person-person edges for household members whose residence periods overlap directly."""
+    return f"""
+        SELECT a.person_id AS src, b.person_id AS dst, 'same_household' AS edge_type, NULL AS role,
+               nullif(greatest(coalesce(a.first_seen, {LOW}), coalesce(b.first_seen, {LOW})), {LOW}) AS start_date,
+               nullif(least(coalesce(a.last_seen, {HIGH}), coalesce(b.last_seen, {HIGH})), {HIGH}) AS end_date,
+               1.0 AS weight, NULL AS source, a.household_id AS record_key
+        FROM households a JOIN households b
+          ON a.household_id = b.household_id AND a.person_id < b.person_id
+         AND coalesce(a.first_seen, {LOW}) <= coalesce(b.last_seen, {HIGH})
+         AND coalesce(b.first_seen, {LOW}) <= coalesce(a.last_seen, {HIGH})"""
