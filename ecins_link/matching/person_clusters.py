@@ -1,0 +1,169 @@
+"""Clustering scored person pairs into people, with clerical constraints and an over-merge guard.
+
+1. Edges = scored pairs at or above the match threshold, plus clerical must-link pairs (forced), minus
+   clerical cannot-link pairs.  Connected components by SQL label propagation with pointer jumping.
+2. Contradictions inside a component (SQL): a cannot-link pair; a directly scored pair whose match weight is
+   at or below ``guard.negative_weight``; or two full dates of birth more than ``guard.dob_years_apart``
+   years apart that no day-month swap or one-character typo explains, between records that are *not* directly
+   linked (a direct confident link already weighed the dates; the guard is about chains).
+3. Only the (few, small) components holding a contradiction go to Python: repeatedly cut the minimum-weight
+   set of edges separating a contradicting pair (networkx max-flow / min-cut, capacity = match weight, forced
+   edges uncuttable) until no contradicting pair shares a piece.  Chains through a single weak bridge come
+   apart at the bridge; strongly knit clusters lose the fewest evidence.
+4. ``cluster_confidence`` of a record = the highest match probability of its edges to records of its final
+   cluster (1.0 for must-link edges and for singletons): how confidently that record belongs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import duckdb
+import networkx as nx
+import pandas as pd
+
+FORCED = 1e9
+
+
+def _components(con: duckdb.DuckDBPyConnection, nodes: str, edges: str, out: str) -> int:
+    """Connected components: ``out(unique_id, cid)`` with cid = smallest unique_id of the component."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_adj AS
+        SELECT a, b FROM {edges} UNION SELECT b, a FROM {edges}""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT unique_id, unique_id AS cid FROM {nodes}")
+    rounds = 0
+    while True:
+        rounds += 1
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_next AS
+            WITH hop AS (
+                SELECT l.unique_id, least(l.cid, coalesce(min(n.cid), l.cid)) AS cid
+                FROM {out} l LEFT JOIN _pc_adj e ON e.a = l.unique_id LEFT JOIN {out} n ON n.unique_id = e.b
+                GROUP BY l.unique_id, l.cid)
+            SELECT h.unique_id, least(h.cid, coalesce(p.cid, h.cid)) AS cid
+            FROM hop h LEFT JOIN hop p ON p.unique_id = h.cid""")
+        changed = con.execute(f"""SELECT count(*) FROM _pc_next x JOIN {out} o USING (unique_id)
+                                  WHERE x.cid <> o.cid""").fetchone()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM _pc_next")
+        if changed == 0:
+            break
+    con.execute("DROP TABLE _pc_next; DROP TABLE _pc_adj")
+    return rounds
+
+
+def _contradictions(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, guard: dict) -> pd.DataFrame:
+    """Contradicting pairs inside the same component of ``_pc_lab``: (a, b, reason, strength)."""
+    neg, years = float(guard["negative_weight"]), int(guard["dob_years_apart"])
+    return con.execute(f"""
+        WITH multi AS (SELECT cid FROM _pc_lab GROUP BY cid HAVING count(*) > 1),
+        members AS (SELECT n.unique_id, l.cid, n.dob FROM {nodes} n JOIN _pc_lab l USING (unique_id)
+                    WHERE l.cid IN (SELECT cid FROM multi)),
+        cannot AS (SELECT c.a, c.b, 'cannot_link' AS reason, 1e6 AS strength FROM _pc_cannot c
+                   JOIN _pc_lab x ON x.unique_id = c.a JOIN _pc_lab y ON y.unique_id = c.b WHERE x.cid = y.cid),
+        negative AS (SELECT p.unique_id_l AS a, p.unique_id_r AS b, 'negative_pair' AS reason,
+                            -p.match_weight AS strength
+                     FROM {pairs} p JOIN _pc_lab x ON x.unique_id = p.unique_id_l
+                     JOIN _pc_lab y ON y.unique_id = p.unique_id_r
+                     WHERE x.cid = y.cid AND p.match_weight <= {neg}),
+        dob AS (SELECT x.unique_id AS a, y.unique_id AS b, 'dob_contradiction' AS reason,
+                       abs(date_diff('day', x.dob, y.dob)) / 365.25 AS strength
+                FROM members x JOIN members y ON x.cid = y.cid AND x.unique_id < y.unique_id
+                WHERE abs(date_diff('day', x.dob, y.dob)) > {years} * 365.25
+                  AND NOT (year(x.dob) = year(y.dob) AND month(x.dob) = day(y.dob) AND day(x.dob) = month(y.dob))
+                  AND damerau_levenshtein(strftime(x.dob, '%Y%m%d'), strftime(y.dob, '%Y%m%d')) > 1
+                  AND NOT EXISTS (SELECT 1 FROM _pc_edges e WHERE e.a = x.unique_id AND e.b = y.unique_id))
+        SELECT a, b, reason, strength FROM cannot UNION ALL SELECT * FROM negative UNION ALL SELECT * FROM dob
+        ORDER BY strength DESC, a, b""").df()
+
+
+def _split_component(edges: pd.DataFrame, contra: pd.DataFrame) -> tuple[dict[str, str], bool]:
+    """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved)."""
+    g = nx.Graph()
+    for r in edges.itertuples(index=False):
+        g.add_edge(r.a, r.b, capacity=max(float(r.weight), 0.001))
+    resolved = True
+    for r in contra.itertuples(index=False):
+        if r.a not in g or r.b not in g or not nx.has_path(g, r.a, r.b):
+            continue
+        value, (side_a, side_b) = nx.minimum_cut(g, r.a, r.b, capacity="capacity")
+        if value >= FORCED:
+            resolved = False
+            continue
+        side_b = set(side_b)
+        g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
+    piece = {}
+    for comp in nx.connected_components(g):
+        cid = min(comp)
+        piece.update({n: cid for n in comp})
+    return piece, resolved
+
+
+def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: float,
+            must_link: list[tuple[str, str]], cannot_link: list[tuple[str, str]], guard: dict,
+            out: str = "person_clusters_raw") -> list[dict]:
+    """Cluster ``nodes`` (person_std-like) using scored ``pairs``; writes ``out`` and returns the splits.
+
+    ``out(unique_id, source, record_key, cluster_id, cluster_confidence)`` covers every node.  Each split
+    is ``{cluster_id, reason, n_records}`` for every piece of a component the guard cut up.
+    """
+    con.register("_pc_must_df", pd.DataFrame(must_link, columns=["a", "b"], dtype="string"))
+    con.register("_pc_cannot_df", pd.DataFrame(cannot_link, columns=["a", "b"], dtype="string"))
+    con.execute("""CREATE OR REPLACE TEMP TABLE _pc_must AS SELECT least(a, b) AS a, greatest(a, b) AS b
+                   FROM _pc_must_df WHERE a <> b""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _pc_cannot AS SELECT least(a, b) AS a, greatest(a, b) AS b
+                   FROM _pc_cannot_df WHERE a <> b""")
+    con.unregister("_pc_must_df")
+    con.unregister("_pc_cannot_df")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_edges AS
+        WITH scored AS (
+            SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
+                   match_weight AS weight, match_probability AS prob
+            FROM {pairs} WHERE match_probability >= {float(threshold)}),
+        known AS (SELECT unique_id FROM {nodes})
+        SELECT a, b, max(weight) AS weight, max(prob) AS prob FROM (
+            SELECT * FROM scored WHERE (a, b) NOT IN (SELECT (a, b) FROM _pc_cannot)
+            UNION ALL SELECT a, b, {FORCED}, 1.0 FROM _pc_must
+            WHERE a IN (SELECT unique_id FROM known) AND b IN (SELECT unique_id FROM known))
+        GROUP BY a, b""")
+    _components(con, nodes, "_pc_edges", "_pc_lab")
+    contra = _contradictions(con, nodes, pairs, guard)
+    splits: list[dict] = []
+    con.execute("CREATE OR REPLACE TEMP TABLE _pc_final AS SELECT unique_id, cid FROM _pc_lab")
+    if len(contra):
+        con.register("_pc_contra", contra)
+        cid_of = dict(con.execute("""SELECT unique_id, cid FROM _pc_lab WHERE unique_id IN
+                                     (SELECT a FROM _pc_contra)""").fetchall())
+        edges = con.execute("""SELECT e.a, e.b, e.weight, l.cid FROM _pc_edges e JOIN _pc_lab l ON l.unique_id = e.a
+                               WHERE l.cid IN (SELECT l2.cid FROM _pc_contra c
+                                               JOIN _pc_lab l2 ON l2.unique_id = c.a)""").df()
+        con.unregister("_pc_contra")
+        contra["cid"] = contra["a"].map(cid_of)
+        remap = []
+        for cid, comp_contra in contra.groupby("cid", sort=True):
+            piece, resolved = _split_component(edges[edges.cid == cid], comp_contra)
+            reasons = Counter(comp_contra.reason)
+            reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
+            if not resolved:
+                reason += "; unresolved: must-link chain joins a contradiction"
+            sizes = Counter(piece.values())
+            if len(sizes) > 1 or not resolved:
+                splits.extend({"cluster_id": p, "reason": reason, "n_records": n} for p, n in sorted(sizes.items()))
+            remap.extend(piece.items())
+        if remap:
+            con.register("_pc_remap", pd.DataFrame(remap, columns=["unique_id", "cid"], dtype="string"))
+            con.execute("""CREATE OR REPLACE TEMP TABLE _pc_final AS
+                SELECT l.unique_id, coalesce(r.cid, l.cid) AS cid FROM _pc_lab l LEFT JOIN _pc_remap r USING (unique_id)""")
+            con.unregister("_pc_remap")
+    con.execute(f"""CREATE OR REPLACE TABLE "{out}" AS
+        WITH inside AS (
+            SELECT e.a AS uid, e.prob FROM _pc_edges e JOIN _pc_final x ON x.unique_id = e.a
+                JOIN _pc_final y ON y.unique_id = e.b WHERE x.cid = y.cid
+            UNION ALL
+            SELECT e.b, e.prob FROM _pc_edges e JOIN _pc_final x ON x.unique_id = e.a
+                JOIN _pc_final y ON y.unique_id = e.b WHERE x.cid = y.cid),
+        best AS (SELECT uid, max(prob) AS conf FROM inside GROUP BY uid)
+        SELECT n.unique_id, n.source, n.record_key, f.cid AS cluster_id,
+               coalesce(b.conf, 1.0)::DOUBLE AS cluster_confidence
+        FROM {nodes} n JOIN _pc_final f USING (unique_id) LEFT JOIN best b ON b.uid = n.unique_id
+        ORDER BY n.unique_id""")
+    for t in ("_pc_must", "_pc_cannot", "_pc_edges", "_pc_lab", "_pc_final"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return splits

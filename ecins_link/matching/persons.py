@@ -1,0 +1,131 @@
+"""The persons stage: link every person record (all sources) into people.
+
+``link_persons(store, config)`` reads ``person_std`` and, in one stage transaction:
+
+1. builds the Splink model (``person_model``) on the store's own DuckDB connection, checks the number of
+   candidate pairs against ``config.linkage.max_pairs``, trains it without labels and scores the pairs;
+2. clusters at ``config.linkage.match_threshold`` applying clerical must-link / cannot-link decisions and the
+   over-merge guard (``person_clusters``);
+3. hands the clusters to ``stable_ids.assign_stable_ids`` (person ids stable across batches);
+4. writes ``person_pairs`` (pairs with probability >= ``guard.keep_pairs_min_probability``),
+   appends ``cluster_splits`` and ``linkage_models`` (settings JSON with trained m/u + training summary),
+   and one audit row with counts only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+
+from ecins_link.config import ProjectConfig
+from ecins_link.matching.person_clusters import cluster
+from ecins_link.matching.person_model import level_weights, load_model_config, make_linker, train
+from ecins_link.matching.review import load_constraints
+from ecins_link.matching.stable_ids import assign_stable_ids
+from ecins_link.store import Store, StoreError
+
+INPUT_TABLE = "person_std"
+RAW_CLUSTERS = "person_clusters_raw"
+log = logging.getLogger(__name__)
+
+_SPLITS_DDL = """CREATE TABLE IF NOT EXISTS cluster_splits (
+    run_id VARCHAR, person_id VARCHAR, reason VARCHAR, n_records INTEGER)"""
+_MODELS_DDL = """CREATE TABLE IF NOT EXISTS linkage_models (
+    run_id VARCHAR, created_at TIMESTAMP, settings_json VARCHAR, summary_json VARCHAR)"""
+
+
+class LinkageError(StoreError):
+    """The persons stage cannot run safely (e.g. blocking would generate too many pairs)."""
+
+
+def count_candidate_pairs(store: Store, rules: list[str], table: str = INPUT_TABLE) -> list[dict]:
+    """Pairs each prediction blocking rule adds (after the earlier rules), without generating them."""
+    from splink import DuckDBAPI
+    from splink.blocking_analysis import cumulative_comparisons_to_be_scored_from_blocking_rules_data
+
+    df = cumulative_comparisons_to_be_scored_from_blocking_rules_data(
+        table_or_tables=table, blocking_rules=rules, link_type="dedupe_only",
+        db_api=DuckDBAPI(connection=store.con), unique_id_column_name="unique_id")
+    return [{"rule": r, "pairs": int(n)} for r, n in zip(df["blocking_rule"], df["row_count"], strict=True)]
+
+
+def _drop_splink_tables(store: Store) -> None:
+    rows = store.con.execute("""SELECT table_name, table_type FROM information_schema.tables
+                                WHERE starts_with(table_name, '__splink__')""").fetchall()
+    for name, kind in rows:
+        store.con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{name}"')
+
+
+def _score(store: Store, mc: dict, max_pairs: int) -> tuple[dict, dict]:
+    """Train and predict; leaves all scored pairs in temp table ``_pp_all``.  Returns (settings, summary)."""
+    rules = list(mc["blocking"]["predict"])
+    blocking = count_candidate_pairs(store, rules)
+    total = sum(b["pairs"] for b in blocking)
+    if total > max_pairs:
+        raise LinkageError(f"persons: blocking would score {total:,} pairs, above linkage.max_pairs "
+                           f"({max_pairs:,}); tighten the blocking rules or raise the limit")
+    linker = make_linker(store.con, INPUT_TABLE, mc)
+    summary = train(linker, mc)
+    preds = linker.inference.predict()
+    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
+    settings = linker.misc.save_model_to_json()
+    summary.update(blocking=blocking, candidate_pairs=total, level_weights=level_weights(linker))
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    return settings, summary
+
+
+def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> None:
+    """Stage entry point: person_std -> person_pairs, person_clusters (+ registry, lineage), cluster_splits,
+    linkage_models.  ``model_file`` overrides the packaged ``person_model.toml``."""
+    store.require(INPUT_TABLE, stage="persons")
+    mc = load_model_config(model_file)
+    lk = config.linkage
+    guard = mc["guard"]
+    with store.stage("persons"):
+        n_records = store.count(INPUT_TABLE)
+        dupes = store.con.execute(f"SELECT count(*) - count(DISTINCT unique_id) FROM {INPUT_TABLE}").fetchone()[0]
+        if dupes:
+            raise LinkageError(f"persons: {dupes} duplicate unique_id value(s) in {INPUT_TABLE}")
+        _drop_splink_tables(store)
+        if n_records >= 2:
+            settings, summary = _score(store, mc, lk.max_pairs)
+        else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
+            store.con.execute("""CREATE OR REPLACE TEMP TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
+                                 match_weight DOUBLE, match_probability DOUBLE)""")
+            settings, summary = {}, {"note": "fewer than two records; no model trained"}
+        _drop_splink_tables(store)
+        keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
+        n_pairs = store.write_table("person_pairs", f"""SELECT unique_id_l, unique_id_r, match_weight,
+            match_probability FROM _pp_all WHERE match_probability >= {keep}""")
+        must, cannot = load_constraints(store)
+        splits = cluster(store.con, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        assign_stable_ids(store, RAW_CLUSTERS)
+        store.con.execute(_SPLITS_DDL)
+        for s in splits:
+            store.con.execute(
+                f"""INSERT INTO cluster_splits SELECT ?, min(pc.person_id), ?, ? FROM {RAW_CLUSTERS} r
+                    JOIN person_clusters pc USING (unique_id) WHERE r.cluster_id = ?""",
+                [store.run_id, s["reason"], s["n_records"], s["cluster_id"]])
+        n_people, n_multi = store.con.execute("""SELECT count(DISTINCT person_id),
+            count(DISTINCT person_id) FILTER (WHERE person_id IN
+                (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
+            FROM person_clusters""").fetchone()
+        summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
+                       persons=n_people, multi_record_persons=n_multi, scored_pairs=store.count("_pp_all"),
+                       kept_pairs=n_pairs, must_link=len(must), cannot_link=len(cannot),
+                       guard_pieces=len(splits), guard=guard)
+        store.con.execute(_MODELS_DDL)
+        store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
+                          [store.run_id, dt.datetime.now(), json.dumps(settings), json.dumps(summary, default=str)])
+        store.con.execute(f"DROP TABLE IF EXISTS {RAW_CLUSTERS}; DROP TABLE IF EXISTS _pp_all")
+        store.audit("combination", "link_persons",
+                    details={"match_threshold": lk.match_threshold, "candidate_pairs": summary.get("candidate_pairs", 0),
+                             "em_passes_failed": sum(1 for p in summary.get("em_passes", []) if not p["ok"]),
+                             "guard_pieces": len(splits)},
+                    row_counts={"person_std": n_records, "person_pairs": n_pairs, "persons": n_people,
+                                "cluster_splits": len(splits)})
+        log.info("persons: %d records -> %d persons (%d pairs kept, %d guard pieces)",
+                 n_records, n_people, n_pairs, len(splits))
