@@ -361,3 +361,18 @@ def test_custom_cluster_rule_over_person_components(scored, tmp_path: Path) -> N
     assert set(got) == {"K1"}
     assert set(got["K1"]["person_ids"]) == {"K1P1", "K1P2"}
     assert set(store.df("SELECT DISTINCT rule FROM flags").rule) == {"network_offending"}
+
+
+def test_odd_inputs_are_counted_not_crashed_on(scored) -> None:
+    def build(w: World) -> None:
+        _da_victim(w, "P001501", [10, 20, 30], "U100000098")
+        w.event("police", "NOT_IN_TAXONOMY", 5, person="P001501")     # a code the taxonomy does not know
+        w.event("police", "DA_VICTIM", None, person="P001501")          # undated (e.g. a flag column without date)
+        w.event("police", "DA_VICTIM", 5, person_record=("police_nominals", "N404"))  # reference never linked
+
+    store = scored(build)
+    counts = json.loads(store.df("SELECT row_counts FROM audit_log WHERE action = 'score'").row_counts[0])
+    assert counts["signals"] == 6
+    assert counts["signals_unknown_code"] == 1 and counts["signals_without_person"] == 1
+    ev = json.loads(flags(store, "marac_potential_escalation")["P001501"]["evidence"])
+    assert ev["conditions"][0]["count"] == 3  # undated and unknown rows never count towards a window
