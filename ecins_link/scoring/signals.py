@@ -87,7 +87,7 @@ def signals_sql(as_of: dt.date) -> str:
             PARTITION BY l.source, l.record_key, l.event_seq, l.signal
             ORDER BY (l.event_date BETWEEN coalesce(r.first_seen, DATE '1900-01-01')
                                       AND coalesce(r.last_seen, DATE '9999-12-31')) DESC NULLS LAST,
-                     r.last_seen DESC NULLS LAST, r.n_records DESC NULLS LAST, r.location_id) = 1
+                     r.last_seen DESC NULLS FIRST, r.n_records DESC NULLS LAST, r.location_id) = 1
     ),
     placed AS (
         SELECT l.source, l.agency, l.record_key, l.event_seq, l.signal, l.role, l.event_date, l.person_id,
@@ -105,8 +105,10 @@ def signals_sql(as_of: dt.date) -> str:
         FROM placed p JOIN households h ON h.person_id = p.person_id
         QUALIFY row_number() OVER (
             PARTITION BY p.source, p.record_key, p.event_seq, p.signal
-            ORDER BY (h.location_id IS NOT DISTINCT FROM p.location_id) DESC, h.last_seen DESC NULLS LAST,
-                     h.household_id) = 1
+            ORDER BY (h.location_id IS NOT DISTINCT FROM p.location_id) DESC,
+                     (p.event_date BETWEEN coalesce(h.first_seen, DATE '1900-01-01')
+                                       AND coalesce(h.last_seen, DATE '9999-12-31')) DESC NULLS LAST,
+                     h.last_seen DESC NULLS FIRST, h.household_id) = 1
     )
     SELECT concat_ws(':', p.source, p.record_key, p.event_seq::VARCHAR, p.signal) AS signal_id,
            p.source, p.agency, p.record_key, p.event_seq, p.signal, t.category, p.role, p.event_date,
