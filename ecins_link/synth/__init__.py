@@ -91,7 +91,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
     for col in ("person", "occ", "minute"):
         events[col] = events[col].astype("int64")
     events["date"] = events["date"].to_numpy().astype("datetime64[D]")
-    visits = pd.concat([bg_visits, *planner.visits], ignore_index=True)
+    visits = pd.concat([bg_visits, planner.visits_frame()], ignore_index=True)
     visits["person"] = visits["person"].astype("int64")
     visits["date"] = visits["date"].to_numpy().astype("datetime64[D]")
 

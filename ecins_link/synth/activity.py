@@ -42,8 +42,9 @@ def membership(rng: np.random.Generator, people: pd.DataFrame) -> pd.DataFrame:
     p_pol = np.select([age < 12, age < 18, age >= 65], [0.0, c["police_teen"], c["police_older"]], c["police_adult"])
     p_pol = np.where(people["sex"].to_numpy() == "M", p_pol * 1.3, p_pol * 0.75)
     p_cou = np.select([age < 5, age < 18, age >= 65], [0.1, c["council_child"], c["council_older"]], c["council_adult"])
-    return pd.DataFrame({"police": rng.random(n) < p_pol, "council": rng.random(n) < p_cou,
-                         "housing": people["social"].to_numpy()})
+    hard = people["hard_case"].to_numpy() != ""
+    return pd.DataFrame({"police": (rng.random(n) < p_pol) | (hard & (age >= 18) & (rng.random(n) < 0.5)),
+                         "council": (rng.random(n) < p_cou) | hard, "housing": people["social"].to_numpy()})
 
 
 def background(rng: np.random.Generator, people: pd.DataFrame, gaz: pd.DataFrame, members: pd.DataFrame,

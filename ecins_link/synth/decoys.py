@@ -15,8 +15,8 @@ def plant_decoys(pl: Planner, n: int) -> None:
     """``n`` isolated-signal decoys and up to ``n`` same-name-stranger decoys (recorded in ``pl.decoys``)."""
     for k in range(n):
         src, code, role, sig = _ISOLATED[k % len(_ISOLATED)]
-        mask = (pl.age < 18) if code in ("MISPER", "EDU-PA") else pl.adult(18, 80)
-        i = pl.pick(mask & pl.settled())
+        child = code in ("MISPER", "EDU-PA")
+        i = pl.pick(f"iso{child}", lambda c=child: ((pl.age < 18) if c else pl.adult(18, 80)) & pl.settled())
         if i is None:
             continue
         did = f"D{len(pl.decoys) + 1:04d}"

@@ -153,13 +153,21 @@ def _hard_cases(rng: np.random.Generator, p: pd.DataFrame, as_of: np.datetime64)
     singles = adults[adults.hh_type.isin(["single_young", "single_old", "sharers"])]
     n_sn = min(len(singles) // 2, max(3, int(round(t["same_name_pairs_per_1000"] * len(p) / 1000))))
     b_idx = rng.choice(singles.index.to_numpy(), size=n_sn, replace=False)
-    pool_a = adults.index.difference(b_idx).to_numpy()
+    taken = set(b_idx.tolist())
+    by_sex = {sx: [i for i in rng.permutation(adults.index[adults.sex == sx].to_numpy()) if i not in taken]
+              for sx in ("M", "F")}
+    hh = p["hh"].to_numpy()
+    rows_a, rows_b = [], []
     for b in b_idx:
-        cand = pool_a[(p.loc[pool_a, "sex"].to_numpy() == p.loc[b, "sex"])
-                      & (p.loc[pool_a, "hh"].to_numpy() != p.loc[b, "hh"])
-                      & (p.loc[pool_a, "hard_case"].to_numpy() == "")]
-        if not len(cand):
+        pool = by_sex[p.at[b, "sex"]]
+        while pool and (hh[pool[-1]] == hh[b]):
+            pool.pop()
+        if not pool:
             continue
-        a = cand[int(rng.integers(len(cand)))]
-        p.loc[b, ["forenames", "middle", "surname", "maiden"]] = [p.loc[a, "forenames"], "", p.loc[a, "surname"], ""]
-        p.loc[[a, b], "hard_case"] = "same_name"
+        rows_a.append(pool.pop())
+        rows_b.append(b)
+    if rows_b:
+        p.loc[rows_b, "forenames"] = p.loc[rows_a, "forenames"].to_numpy()
+        p.loc[rows_b, "surname"] = p.loc[rows_a, "surname"].to_numpy()
+        p.loc[rows_b, ["middle", "maiden"]] = ""
+        p.loc[rows_a + rows_b, "hard_case"] = "same_name"

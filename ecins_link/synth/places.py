@@ -24,16 +24,19 @@ def build_gazetteer(rng: np.random.Generator, n_residential: int) -> pd.DataFram
     type_p /= type_p.sum()
     n_streets = max(12, int(n_residential / 38))
     seen: set[tuple[str, str, int]] = set()
+    per_name: dict[tuple[str, str], int] = {}
     streets: list[tuple[str, str, int]] = []
     for i, (base, typ) in enumerate(pl["lookalikes"]):
         key = (base, typ, i % len(localities))
         seen.add(key)
+        per_name[key[:2]] = per_name.get(key[:2], 0) + 1
         streets.append(key)
     while len(streets) < n_streets:
         key = (bases[int(rng.integers(len(bases)))], types[int(rng.choice(len(types), p=type_p))][0],
                int(rng.integers(len(localities))))
-        if key not in seen and sum(1 for s in streets if s[0] == key[0] and s[1] == key[1]) < 3:
+        if key not in seen and per_name.get(key[:2], 0) < 3:
             seen.add(key)
+            per_name[key[:2]] = per_name.get(key[:2], 0) + 1
             streets.append(key)
     rows: list[tuple] = []
     blocks = pl["block_names"]
@@ -60,7 +63,8 @@ def build_gazetteer(rng: np.random.Generator, n_residential: int) -> pd.DataFram
                     rows.append((sid, f"FLAT {f}", str(number), "", "", True))
             else:
                 rows.append((sid, "", str(number), "", "", True))
-        n_res = sum(1 for r in rows if r[5])
+        if len(rows) >= n_residential * 1.04 and sid >= len(pl["lookalikes"]):
+            n_res = sum(1 for r in rows if r[5])
         if n_res >= n_residential and sid >= len(pl["lookalikes"]):
             streets = streets[: sid + 1]
             break

@@ -6,10 +6,12 @@ through the normal renderers, so they carry the same name / address noise as eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
-from ecins_link.synth.activity import EVENT_COLUMNS, sw_visits
+from ecins_link.synth.activity import EVENT_COLUMNS
 
 KINDS = ["toxic_trio", "marac_potential_escalation", "fire_safe_and_well", "cuckooing", "cse_risk",
          "asb_hotspot", "multi_agency_concern", "iom_rfg"]
@@ -25,21 +27,29 @@ class Planner:
         self.rng, self.p, self.gaz, self.as_of = rng, people, gaz, as_of
         self.used = people["hard_case"].to_numpy() == "father_son"
         self.rows: list[dict] = []
-        self.visits: list[pd.DataFrame] = []
         self.scenarios: list[dict] = []
         self.decoys: list[dict] = []
         self.occ = 0
         self.age = people["age"].to_numpy()
         self.same_name = people["hard_case"].to_numpy() == "same_name"
+        self._cands: dict[str, list[int]] = {}
+        self._masks: dict[tuple, np.ndarray] = {}
+        self._settled = people["prev_uprn"].to_numpy() == ""
+        self._visits: list[dict] = []
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def pick(self, mask: np.ndarray) -> int | None:
-        cand = np.flatnonzero(mask & ~self.used)
-        if not len(cand):
-            return None
-        i = int(cand[int(self.rng.integers(len(cand)))])
-        self.used[i] = True
-        return i
+    def pick(self, key: str, mask: Callable[[], np.ndarray]) -> int | None:
+        """A random unused person satisfying ``mask()`` (cached under ``key``; now marked used), or None."""
+        cand = self._cands.get(key)
+        if cand is None:
+            cand = list(self.rng.permutation(np.flatnonzero(mask())))
+            self._cands[key] = cand
+        while cand:
+            i = int(cand.pop())
+            if not self.used[i]:
+                self.used[i] = True
+                return i
+        return None
 
     def day(self, lo: int, hi: int) -> np.datetime64:
         return self.as_of - np.timedelta64(int(self.rng.integers(lo, hi)), "D")
@@ -60,14 +70,20 @@ class Planner:
         return self.occ - 1
 
     def visit(self, person: int, date: np.datetime64, flags: list[str], tag: str) -> None:
-        f = {c: np.array([c in flags]) for c in SW_FLAGS}
-        self.visits.append(sw_visits(self.rng, self.p, np.array([person]), np.array([date]), f, tag))
+        self._visits.append({"person": person, "date": date, "tag": tag, **{c: c in flags for c in SW_FLAGS}})
+
+    def visits_frame(self) -> pd.DataFrame:
+        """All planted Safe and Well visits."""
+        return pd.DataFrame(self._visits, columns=["person", "date", "tag", *SW_FLAGS])
 
     def adult(self, lo: int = 18, hi: int = 64) -> np.ndarray:
-        return (self.age >= lo) & (self.age <= hi) & ~self.same_name
+        key = ("adult", lo, hi)
+        if key not in self._masks:
+            self._masks[key] = (self.age >= lo) & (self.age <= hi) & ~self.same_name
+        return self._masks[key]
 
     def settled(self) -> np.ndarray:
-        return self.p["prev_uprn"].to_numpy() == ""
+        return self._settled
 
     def add(self, kind: str, persons: list[int], uprns: list[str]) -> str:
         sid = f"S{len(self.scenarios) + 1:04d}"
@@ -83,9 +99,8 @@ class Planner:
 
     def _toxic_trio(self) -> None:
         p = self.p
-        fam = (p["hh_type"].to_numpy() == "family") & (p["pos"].to_numpy() == 0) & self.settled()
-        fam &= ~self.same_name & (p["hh_size"].to_numpy() >= 3)
-        a1 = self.pick(fam)
+        a1 = self.pick("trio", lambda: (p["hh_type"].to_numpy() == "family") & (p["pos"].to_numpy() == 0)
+                       & self.settled() & ~self.same_name & (p["hh_size"].to_numpy() >= 3))
         if a1 is None:
             return
         a2, kid = a1 + 1, a1 + 2
@@ -129,7 +144,7 @@ class Planner:
 
     def _marac_potential_escalation(self) -> None:
         p = self.p
-        v = self.pick(self.adult(18, 60) & (p["sex"].to_numpy() == "F") & self.settled())
+        v = self.pick("marac", lambda: self.adult(18, 60) & (p["sex"].to_numpy() == "F") & self.settled())
         if v is None:
             return
         pos = int(p["pos"].iat[v])
@@ -154,8 +169,8 @@ class Planner:
     def _fire_safe_and_well(self) -> None:
         p = self.p
         older = self.rng.random() < 0.6
-        mask = self.adult(65, 99) if older else self.adult(30, 64)
-        i = self.pick(mask & (p["hh_size"].to_numpy() >= 2) & self.settled())
+        i = self.pick(f"fire{older}", lambda: (self.adult(65, 99) if older else self.adult(30, 64))
+                      & (p["hh_size"].to_numpy() >= 2) & self.settled())
         if i is None:
             return
         sid = self.add("fire_safe_and_well", [i], [self.home(i)])
@@ -172,13 +187,14 @@ class Planner:
 
     def _cuckooing(self) -> None:
         p = self.p
-        single = np.isin(p["hh_type"].to_numpy(), ["single_young", "single_old"]) & self.settled()
-        r = self.pick(single & self.adult(25, 85))
+        r = self.pick("cuckoo", lambda: np.isin(p["hh_type"].to_numpy(), ["single_young", "single_old"])
+                      & self.settled() & self.adult(25, 85))
         if r is None:
             return
         loc = self.home(r)
         n_vis = int(self.rng.integers(4, 7))
-        visitors = [self.pick(self.adult(17, 35) & (p["sex"].to_numpy() == "M")) for _ in range(n_vis)]
+        young = lambda: self.adult(17, 35) & (p["sex"].to_numpy() == "M")  # noqa: E731
+        visitors = [self.pick("young_m", young) for _ in range(n_vis)]
         visitors = [v for v in visitors if v is not None]
         sid = self.add("cuckooing", [r, *visitors], [loc])
         if p["social"].iat[r] and self.rng.random() < 0.4:
@@ -198,7 +214,7 @@ class Planner:
 
     def _cse_risk(self) -> None:
         p = self.p
-        c = self.pick((self.age >= 12) & (self.age <= 17) & self.settled() & ~self.same_name)
+        c = self.pick("teen", lambda: (self.age >= 12) & (self.age <= 17) & self.settled() & ~self.same_name)
         if c is None:
             return
         sid = self.add("cse_risk", [c], [self.home(c)])
@@ -207,7 +223,8 @@ class Planner:
         code = str(self.rng.choice(["EDU-PA", "EDU-PA", "EDU-EXC"]))
         self.ev("council_contacts", c, code, self.day(5, 340), sid,
                 "SCHOOL_ABSENCE" if code == "EDU-PA" else "SCHOOL_EXCLUSION")
-        adult = self.pick(self.adult(19, 35) & (p["sex"].to_numpy() == "M")) if self.rng.random() < 0.5 else None
+        older = lambda: self.adult(19, 35) & (p["sex"].to_numpy() == "M")  # noqa: E731
+        adult = self.pick("young_m19", older) if self.rng.random() < 0.5 else None
         if adult is None:
             self.ev("council_contacts", c, "CSC-CSE", self.day(5, 340), sid, "EXPLOITATION_CONCERN")
             return
@@ -227,8 +244,8 @@ class Planner:
             loc = gaz["UPRN"].iat[int(orgs[int(self.rng.integers(len(orgs)))])] if len(orgs) else None
             tenant = None
         else:
-            tenant = self.pick(self.adult(18, 64) & p["social"].to_numpy() & (p["pos"].to_numpy() == 0)
-                               & self.settled())
+            tenant = self.pick("tenant", lambda: self.adult(18, 64) & p["social"].to_numpy()
+                               & (p["pos"].to_numpy() == 0) & self.settled())
             loc = self.home(tenant) if tenant is not None else None
         if loc is None:
             return
@@ -243,7 +260,7 @@ class Planner:
                 code = str(self.rng.choice(["ASBN", "ASBH"]))
                 self.ev("housing_cases", tenant, code, when, sid, "ASB_NOISE" if code == "ASBN" else "ASB_HARASSMENT")
                 continue
-            who = self.pick(self.adult(18, 80))
+            who = self.pick("adult", lambda: self.adult(18, 80))
             if who is None:
                 continue
             self.scenarios[-1]["persons"].append(who)
@@ -254,7 +271,7 @@ class Planner:
 
     def _multi_agency_concern(self) -> None:
         p = self.p
-        i = self.pick(self.adult(18, 80) & self.settled())
+        i = self.pick("adult_settled", lambda: self.adult(18, 80) & self.settled())
         if i is None:
             return
         sid = self.add("multi_agency_concern", [i], [self.home(i)])
@@ -272,7 +289,8 @@ class Planner:
 
     def _iom_rfg(self) -> None:
         p = self.p
-        i = self.pick(self.adult(18, 45) & (p["sex"].to_numpy() == "M") & p["social"].to_numpy() & self.settled())
+        i = self.pick("iom", lambda: self.adult(18, 45) & (p["sex"].to_numpy() == "M") & p["social"].to_numpy()
+                      & self.settled())
         if i is None:
             return
         sid = self.add("iom_rfg", [i], [self.home(i)])

@@ -48,6 +48,11 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
         if col:
             has = (df[col].astype(str) != "").to_numpy() & (df["_uprn"].astype(str) != "").to_numpy()
             addrs.append(pd.DataFrame({"source": source, "record_key": key[has], "true_uprn": df["_uprn"][has]}))
+    if bad is not None:
+        extra = pd.DataFrame(bad.extra_records, columns=["source", "record_key", "true_person_id"])
+        extra["true_person_id"] = tid[extra["true_person_id"].to_numpy().astype(int)]
+        recs.append(extra)
+        addrs.append(pd.DataFrame(bad.extra_addresses, columns=["source", "record_key", "true_uprn"]))
     pd.concat(recs).drop_duplicates(["source", "record_key"]).to_csv(truth / "records.csv", index=False,
                                                                       lineterminator="\n")
     pd.concat(addrs).drop_duplicates(["source", "record_key"]).to_csv(truth / "addresses.csv", index=False,

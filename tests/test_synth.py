@@ -1,0 +1,345 @@
+"""The synthetic town: determinism, truth consistency, scenario property, hard cases, project file, bad rows.
+
+Everything is re-derived from the written files + project.toml + truth, as an engine would see them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ecins_link.config import load_config
+from ecins_link.synth import generate_town
+
+TAXONOMY = tomllib.loads((Path(__file__).resolve().parents[1] / "ecins_link" / "scoring" / "taxonomy.toml")
+                         .read_text(encoding="utf-8"))
+CATEGORY = {s["code"]: s["category"] for s in TAXONOMY["signals"]}
+GRAVITY = {s["code"]: s.get("gravity", 0) for s in TAXONOMY["signals"]}
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("town") / "a"
+    generate_town(out, persons=500, seed=7)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_town(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bad") / "t"
+    generate_town(out, persons=300, seed=3, bad_rows=20)
+    return out
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _read(cfg, source) -> pd.DataFrame:  # noqa: ANN001
+    path = cfg.path_of(source.path)
+    if source.format == "parquet":
+        return pd.read_parquet(path).fillna("").astype(str)
+    if source.format == "xlsx":
+        return pd.read_excel(path, sheet_name=source.sheet, dtype=str).fillna("")
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+
+
+def _key(df: pd.DataFrame, cols: list[str]) -> pd.Series:
+    key = df[cols[0]].astype(str)
+    for c in cols[1:]:
+        key = key + "|" + df[c].astype(str)
+    return key
+
+
+def _parse(value: str, formats: list[str]) -> dt.date | None:
+    for f in formats:
+        try:
+            return dt.datetime.strptime(value, f).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _events(cfg) -> pd.DataFrame:  # noqa: ANN001
+    """(source, record_key) -> agency, signal, role, date, person_key, location text; from files + mappings."""
+    rows = []
+    for s in cfg.sources:
+        if not (s.event or s.flags):
+            continue
+        df = _read(cfg, s)
+        keys = _key(df, s.key)
+        if s.event:
+            ev = s.event
+            ref = ev.person_ref
+            for i, rec in df.iterrows():
+                code, role = rec[ev.code], rec[ev.role].upper() if ev.role else ""
+                date = _parse(rec[ev.date][:16], s.datetime_formats + s.date_formats) or \
+                    _parse(rec[ev.date], s.datetime_formats + s.date_formats)
+                person = "|".join(rec[c] for c in ref.columns) if ref else ""
+                for m in ev.codes:
+                    if m.code == code and (m.role is None or m.role == role):
+                        rows.append((s.name, keys[i], s.agency, m.signal, role, date, ref.source if ref else "",
+                                     person, rec[ev.location] if ev.location else ""))
+        if s.flags:
+            for i, rec in df.iterrows():
+                date = _parse(rec[s.flags.date], s.date_formats)
+                for col, sig in s.flags.columns.items():
+                    if rec[col].upper() in s.flags.true_values:
+                        rows.append((s.name, keys[i], s.agency, sig, "", date, s.name, keys[i], rec["ADDRESS"]))
+    return pd.DataFrame(rows, columns=["source", "record_key", "agency", "signal", "role", "date", "person_source",
+                                       "person_key", "location"])
+
+
+# -- determinism ---------------------------------------------------------------------------------------------
+def test_same_seed_is_byte_identical_and_other_seed_differs(town: Path, tmp_path: Path) -> None:
+    generate_town(tmp_path / "b", persons=500, seed=7)
+    generate_town(tmp_path / "c", persons=500, seed=8)
+    a, b, c = _digest(town), _digest(tmp_path / "b"), _digest(tmp_path / "c")
+    assert a == b
+    assert len(a) >= 15
+    differing = [k for k in a if a[k] != c.get(k)]
+    assert len(differing) >= 10
+
+
+# -- project file --------------------------------------------------------------------------------------------
+def test_project_file_loads_and_uses_only_taxonomy_codes(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    assert cfg.project.as_of is not None
+    agencies = {s.agency for s in cfg.sources}
+    assert {"police", "housing", "fire", "council"} <= agencies
+    assert {s.format for s in cfg.sources} >= {"csv", "parquet", "xlsx"}
+    assert cfg.gazetteer_source is not None
+    assert set(cfg.purposes) == {"marac", "iom", "fire"}
+    for s in cfg.sources:
+        assert cfg.path_of(s.path).exists(), s.name
+        df = _read(cfg, s)
+        for col in s.key:
+            assert col in df.columns
+        for m in s.event.codes if s.event else []:
+            assert m.signal in CATEGORY, m.signal
+        for sig in s.flags.columns.values() if s.flags else []:
+            assert sig in CATEGORY, sig
+        if s.event and s.event.person_ref and s.event.person_ref.source != s.name:
+            target = cfg.source(s.event.person_ref.source)
+            known = set(_key(_read(cfg, target), target.key))
+            refs = set(_key(df, s.event.person_ref.columns))
+            assert refs <= known, f"{s.name}: dangling person references"
+    for p in cfg.purposes.values():
+        assert set(p.categories) <= set(TAXONOMY["categories"])
+
+
+# -- truth consistency ---------------------------------------------------------------------------------------
+def test_truth_records_cover_every_person_bearing_row(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    truth = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str)
+    assert set(truth["true_person_id"]) <= set(persons["true_person_id"])
+    expected = set()
+    for s in cfg.sources:
+        if s.person or (s.event and s.event.person_ref):
+            df = _read(cfg, s)
+            keys = set(s.name + "\x00" + _key(df, s.key))
+            assert len(keys) == len(df), f"{s.name}: keys not unique in a clean town"
+            expected |= keys
+    got = set(truth["source"] + "\x00" + truth["record_key"])
+    assert got == expected
+
+
+def test_truth_addresses_are_gazetteer_uprns(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    gaz = _read(cfg, cfg.gazetteer_source)
+    addr = pd.read_csv(town / "truth" / "addresses.csv", dtype=str)
+    assert len(addr) > 500
+    assert set(addr["true_uprn"]) <= set(gaz["UPRN"])
+    for s in cfg.sources:
+        col = (s.person.address if s.person else None) or (s.event.location if s.event else None)
+        if not col and s.person and s.person.address_lines:
+            col = s.person.address_lines[0]
+        if not col:
+            continue
+        df = _read(cfg, s)
+        with_text = set(_key(df[df[col] != ""], s.key))
+        assert with_text == set(addr.loc[addr["source"] == s.name, "record_key"]), s.name
+
+
+def test_gazetteer_is_llpg_like(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    gaz = _read(cfg, cfg.gazetteer_source)
+    assert gaz["UPRN"].is_unique
+    assert gaz["POSTCODE"].str.fullmatch(r"[A-Z]{1,2}[0-9]{1,2} [0-9][A-Z]{2}").all()
+    assert (gaz["SAO_TEXT"] != "").sum() > 20 and (gaz["ORGANISATION"] != "").sum() > 3
+    church = gaz.loc[gaz["STREET"].str.startswith("CHURCH "), ["STREET", "LOCALITY"]].drop_duplicates()
+    assert church["STREET"].nunique() >= 3 and church["LOCALITY"].nunique() >= 3
+
+
+# -- population ----------------------------------------------------------------------------------------------
+def test_hard_cases_and_name_diversity(town: Path) -> None:
+    persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False)
+    records = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    assert persons["name_origin"].nunique() >= 6
+    fs = persons[persons["hard_case"] == "father_son"]
+    pair = fs.groupby(["household_id", "forenames", "surname"]).filter(lambda g: len(g) == 2)
+    assert len(pair) >= 2 and (pair.groupby("household_id")["dob"].nunique() == 2).all()
+    tw = persons[persons["hard_case"] == "twin"]
+    twins = tw.groupby(["household_id", "dob", "surname"]).filter(lambda g: len(g) == 2)
+    assert len(twins) >= 2 and (twins.groupby("household_id")["forenames"].nunique() == 2).all()
+    sn = persons[persons["hard_case"] == "same_name"]
+    strangers = sn.groupby(["forenames", "surname"]).filter(
+        lambda g: g["household_id"].nunique() > 1 and g["dob"].nunique() > 1)
+    assert len(strangers) >= 4
+    known = set(records["true_person_id"])
+    hard = persons[persons["hard_case"] != ""]
+    assert hard["true_person_id"].isin(known).all(), "every hard case is in some agency's records"
+    counts = persons["surname"].value_counts()
+    assert counts.iloc[0] >= 4 * counts.median(), "surname frequencies are skewed (many SMITHs)"
+
+
+def test_records_carry_realistic_noise(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    nominals = _read(cfg, cfg.source("police_nominals"))
+    assert nominals["NAME"].str.fullmatch(r"[^,]+, .+").all()
+    assert (nominals["DOB"] == "").any() or len(nominals) < 50
+    council = _read(cfg, cfg.source("council_people"))
+    styles = {("+44" if p.startswith("+44") else "(" if p.startswith("(") else " " if " " in p else "plain")
+              for p in council["PHONE"] if p}
+    assert len(styles) >= 3
+    assert council["DOB"].str.fullmatch(r"(\d{2}-[A-Z][a-z]{2}-\d{4})?").all()
+    truth = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False).set_index("true_person_id")
+    c = council.merge(truth[truth["source"] == "council_people"], left_on="PERSON_ID", right_on="record_key")
+    true_sur = persons.loc[c["true_person_id"], "surname"].to_numpy()
+    differs = (c["SURNAME"].str.upper().to_numpy() != true_sur).mean()
+    assert 0.01 < differs < 0.3
+    dup = c.groupby("true_person_id").size()
+    assert (dup > 1).any(), "some people are recorded twice by one agency"
+
+
+# -- planted scenarios ---------------------------------------------------------------------------------------
+def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, children: int, extra_lives_alone: bool) -> bool:
+    """Does this set of evidence pieces satisfy the rule (windows ending at as_of)?"""
+    def within(days: int) -> pd.DataFrame:
+        return pieces[pieces["date"].map(lambda d: d is not None and (as_of - d).days <= days)]
+
+    sig = lambda df: set(df["signal"])  # noqa: E731
+    cats = lambda df: {CATEGORY[s] for s in df["signal"]}  # noqa: E731
+    if kind == "toxic_trio":
+        return children > 0 and {"DA", "MENTAL_HEALTH", "SUBSTANCE"} <= cats(within(365))
+    if kind == "marac_potential_escalation":
+        return within(365)["signal"].isin(["DA_VICTIM", "DA_CONCERN"]).sum() >= 3
+    if kind == "fire_safe_and_well":
+        factors = {"SW_SMOKER": 1, "SW_LIMITED_MOBILITY": 2, "SW_LIVES_ALONE": 3, "SW_ALCOHOL": 4, "SW_DRUGS": 5,
+                   "DRUG_POSSESSION": 5, "SW_MENTAL_HEALTH": 6, "MH_CONCERN": 6, "SW_HOARDING": 7, "HOARDING": 7,
+                   "SW_NO_SMOKE_ALARM": 8}
+        got = {factors[s] for s in sig(within(730)) if s in factors} | ({3} if extra_lives_alone else set())
+        return len(got) >= 3
+    if kind == "cuckooing":
+        w = within(90)
+        visitors = w[w["role"] == "S"]["person"].nunique()
+        return bool("VULNERABILITY" in cats(w) and sig(w) & {"DRUG_SUPPLY", "DRUG_POSSESSION"} and visitors >= 4)
+    if kind == "cse_risk":
+        w = within(365)
+        return bool((w["signal"] == "MISSING_EPISODE").sum() >= 2
+                    and sig(w) & {"SCHOOL_ABSENCE", "SCHOOL_EXCLUSION"}
+                    and ("EXPLOITATION_CONCERN" in sig(w) or "OFFENDING" in cats(w)))
+    if kind == "asb_hotspot":
+        w = within(183)
+        asb = w[w["signal"].map(CATEGORY) == "ASB"]
+        return len(asb) >= 3 and asb["agency"].nunique() >= 2
+    if kind == "multi_agency_concern":
+        return within(365)["agency"].nunique() >= 3
+    if kind == "iom_rfg":
+        w = within(1095)
+        off = w[(w["signal"].map(GRAVITY) > 0) & ~w["role"].isin(["V", "W"])]
+        if len(off) < 3:
+            return False
+        recency = 30 * (1 - min((as_of - d).days for d in off["date"]) / 1095)
+        rfg = recency + min(5 * len(off), 40) + min(off["signal"].map(GRAVITY).sum() / 30, 40)
+        return rfg >= 40
+    raise AssertionError(kind)
+
+
+def test_every_scenario_needs_more_than_one_agency(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    as_of = cfg.project.as_of
+    events = _events(cfg)
+    truth = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    who = dict(zip(truth["source"] + "|" + truth["record_key"], truth["true_person_id"], strict=True))
+    persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False).set_index("true_person_id")
+    scenarios = json.loads((town / "truth" / "scenarios.json").read_text(encoding="utf-8"))
+    kinds = {s["kind"] for s in scenarios}
+    assert kinds == {"toxic_trio", "marac_potential_escalation", "fire_safe_and_well", "cuckooing", "cse_risk",
+                     "asb_hotspot", "multi_agency_concern", "iom_rfg"}
+    for s in scenarios:
+        rows = []
+        for p in s["pieces"]:
+            match = events[(events["source"] == p["source"]) & (events["record_key"] == p["record_key"])
+                           & (events["signal"] == p["signal"])]
+            assert len(match) == 1, (s["scenario_id"], p)
+            m = match.iloc[0]
+            person = who.get(m["source"] + "|" + m["record_key"], "")
+            rows.append({**p, "date": m["date"], "role": m["role"], "person": person})
+            if s["kind"] not in ("asb_hotspot",):
+                assert person in s["true_person_ids"], (s["scenario_id"], p)
+        pieces = pd.DataFrame(rows)
+        dobs = pd.to_datetime(persons.loc[s["true_person_ids"], "dob"]).dt.date
+        children = sum((as_of - d).days < 18 * 365.25 for d in dobs)
+        assert _holds(s["kind"], pieces, as_of, children, False), s["scenario_id"]
+        for agency, part in pieces.groupby("agency"):
+            assert not _holds(s["kind"], part, as_of, children, True), (s["scenario_id"], agency)
+
+
+def test_decoys_recorded(town: Path) -> None:
+    decoys = json.loads((town / "truth" / "decoys.json").read_text(encoding="utf-8"))
+    persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False).set_index("true_person_id")
+    assert {d["kind"] for d in decoys} == {"isolated_signal", "same_name_strangers"}
+    for d in decoys:
+        if d["kind"] == "same_name_strangers":
+            a, b = persons.loc[d["true_person_ids"]].itertuples()
+            assert (a.forenames, a.surname) == (b.forenames, b.surname) and a.dob != b.dob
+            assert a.household_id != b.household_id and d["would_fire"]
+
+
+# -- bad rows ------------------------------------------------------------------------------------------------
+def test_clean_town_is_utf8_with_no_bad_rows(town: Path) -> None:
+    for p in town.rglob("*.csv"):
+        p.read_bytes().decode("utf-8")
+    assert len(pd.read_csv(town / "truth" / "bad_rows.csv")) == 0
+
+
+def test_bad_rows_are_where_truth_says(bad_town: Path) -> None:
+    cfg = load_config(bad_town / "project.toml")
+    bad = pd.read_csv(bad_town / "truth" / "bad_rows.csv", dtype=str, keep_default_na=False)
+    codes = {"missing_key", "duplicate_key_conflict", "bad_date", "future_date", "ragged_row", "broken_quoting",
+             "field_too_long", "undecodable", "orphan_reference", "accepted_unsafe", "accepted_decoded",
+             "accepted_duplicate"}
+    assert set(bad["expected"]) <= codes
+    assert {"bad_date", "future_date", "missing_key", "duplicate_key_conflict", "ragged_row", "broken_quoting",
+            "field_too_long", "orphan_reference", "accepted_unsafe", "accepted_decoded"} <= set(bad["expected"])
+    for source, rows in bad.groupby("source"):
+        raw = cfg.path_of(cfg.source(source).path).read_bytes()
+        text = raw.decode("cp1252", errors="replace") if source == "council_people" else raw.decode("utf-8")
+        lines = text.split("\n")
+        for r in rows.itertuples():
+            line = lines[int(r.row_number)]
+            if r.record_key:
+                assert r.record_key.split("|")[0] in line, (source, r.row_number)
+            if r.expected == "field_too_long":
+                assert len(line) > 100_000
+            if r.expected == "accepted_unsafe":
+                assert any(x in line for x in ("=HYPERLINK", "+CMD", "<script>"))
+    people = cfg.path_of(cfg.source("council_people").path).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        people.decode("utf-8")
+    unsafe = bad[bad["expected"] == "accepted_unsafe"]
+    records = pd.read_csv(bad_town / "truth" / "records.csv", dtype=str)
+    assert set(unsafe["record_key"]) <= set(records["record_key"])
+    with (bad_town / "truth" / "bad_rows.csv").open(newline="", encoding="utf-8") as fh:
+        assert next(csv.reader(fh)) == ["source", "row_number", "record_key", "expected"]
