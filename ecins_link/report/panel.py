@@ -1,0 +1,234 @@
+"""The HTML panel pack: panel/index.html (ranked worklist) and panel/cases/<case>.html (one page per case).
+
+Self-contained: inline CSS, inline SVG pictures, no script and no external link, so it opens from a USB
+stick with no network.  Rendered with jinja2 autoescape ON; the only ``|safe`` values are the SVGs built
+by :mod:`ecins_link.report.charts` (which escape every label).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from ecins_link.report import cases as gather
+from ecins_link.report.charts import network_svg, timeline_svg
+from ecins_link.report.views import View
+from ecins_link.store import Store
+
+log = logging.getLogger(__name__)
+EXPLAIN_LIMIT = 200  # persons per pack whose per-field match weights are computed (each rebuilds a linker)
+EXPLAIN_COLUMNS = re.compile(r"unique_id|source|record_key|weight|prob|bayes|comparison|level|label|"
+                             r"confidence|linked|partner|field|summary", re.I)
+RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex": ["sex"],
+                 "address": ["address_text", "postcode"], "phone": ["phone"], "email": ["email"]}
+
+
+def _env() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("ecins_link.report") / "templates"))
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["d"] = _fmt
+    return env
+
+
+def _fmt(value: object) -> str:
+    """Display text for a cell: blanks for nulls, ISO dates, rounded floats, joined lists."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+        return ""
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M") if (value.hour or value.minute) else value.strftime("%Y-%m-%d")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) for v in value)
+    if hasattr(value, "tolist"):
+        return _fmt(value.tolist())
+    return str(value)
+
+
+def _person_label(row: pd.Series, view: View) -> str:
+    name = row.get("display_name")
+    if view.field("name") and isinstance(name, str) and name:
+        return name
+    return str(row["person_id"])
+
+
+def _explain(store: Store, person_id: str, view: View, agency_of: dict[str, str]) -> pd.DataFrame | None:
+    """The matching engineer's per-field explanation of one person, limited to the view; None if unavailable."""
+    try:
+        from ecins_link.matching.explain import explain_person
+    except ImportError:
+        return None
+    try:
+        df = explain_person(store, person_id)
+    except Exception as err:  # noqa: BLE001 - an explanation must never break the pack
+        log.info("explain_person unavailable for a person: %s", type(err).__name__)
+        return None
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        return None
+    for col in [c for c in df.columns if c == "source" or c.startswith("unique_id")]:
+        src = df[col].astype("string").str.split(":", n=1).str[0]
+        df = df[[view.agency_detail(agency_of.get(s)) for s in src]]
+    keep = [c for c in df.columns if EXPLAIN_COLUMNS.search(str(c)) and not re.search(r"value", str(c), re.I)]
+    return df[keep].head(60) if keep else None
+
+
+def _evidence_summary(evidence: str | None) -> str:
+    if not evidence:
+        return ""
+    try:
+        return json.dumps(json.loads(evidence), indent=1, default=str, sort_keys=True)[:20000]
+    except ValueError:
+        return ""
+
+
+class PanelBuilder:
+    """Gathers case data (set-based) and renders the index and one page per case."""
+
+    def __init__(self, store: Store, view: View, flags: pd.DataFrame, cases: pd.DataFrame,
+                 sources: pd.DataFrame, run_label: str) -> None:
+        self.store, self.view, self.flags, self.cases = store, view, flags, cases
+        self.sources, self.run_label = sources, run_label
+        self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
+        self.env = _env()
+
+    def _gather(self) -> dict[str, pd.DataFrame]:
+        with gather.registered(self.store, self.cases, self.sources):
+            edges, nodes = gather.case_graph(self.store, self.view)
+            return {"persons": gather.case_persons(self.store), "records": gather.case_records(self.store, self.view),
+                    "signals": gather.case_signals(self.store, self.view),
+                    "overrides": gather.case_overrides(self.store, self.cases), "edges": edges, "nodes": nodes,
+                    "locs": gather.location_labels(self.store, self.view)}
+
+    def write(self, panel_dir: Path) -> dict[str, int]:
+        """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
+        (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
+        for old in (panel_dir / "cases").glob("case_*.html"):
+            old.unlink()
+        data = self._gather() if not self.cases.empty else {}
+        by_case = {k: dict(tuple(v.groupby("case", sort=False))) for k, v in data.items() if "case" in v.columns}
+        node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
+        loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
+        person_labels: dict[str, str] = {}
+        if data:
+            for _, row in data["persons"].drop_duplicates("person_id").iterrows():
+                person_labels[str(row["person_id"])] = _person_label(row, self.view)
+        explained = 0
+        case_tpl = self.env.get_template("case.html.j2")
+        for case in self.cases.to_dict("records"):
+            ctx = self._case_context(case, by_case, node_types, loc_labels, person_labels)
+            for p in ctx["persons"]:
+                if explained < EXPLAIN_LIMIT and len(p["records"]) > 1:
+                    p["explanation"] = _explain(self.store, p["person_id"], self.view, self.agency_of)
+                    explained += 1
+            html = case_tpl.render(**ctx)
+            (panel_dir / case["page"]).write_text(html, encoding="utf-8")
+        index = self.env.get_template("index.html.j2").render(
+            cases=self.cases.to_dict("records"), view=self.view, run_label=self.run_label,
+            css=self._css(), n_flags=len(self.flags))
+        (panel_dir / "index.html").write_text(index, encoding="utf-8")
+        return {"case_pages": len(self.cases), "explained_persons": explained}
+
+    def _css(self) -> str:
+        return (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
+
+    def _case_context(self, case: dict, by_case: dict, node_types: dict, loc_labels: dict,
+                      person_labels: dict) -> dict:
+        view = self.view
+        key = case["case"]
+
+        def part(name: str) -> pd.DataFrame:
+            return by_case.get(name, {}).get(key, pd.DataFrame())
+
+        flags = self.flags[self.flags["flag_id"].isin(case["flag_ids"])].sort_values("rank")
+        sig, rec, ppl = part("signals"), part("records"), part("persons")
+        hidden: set[str] = set()
+        if not sig.empty:
+            hidden |= set(sig.loc[~sig["detail"].astype(bool), "agency"].dropna())
+            sig = sig[sig["detail"].astype(bool)]
+        if not rec.empty:
+            hidden |= set(rec.loc[~rec["detail"].astype(bool), "agency"].dropna())
+            rec = rec[rec["detail"].astype(bool)]
+        shown_agencies = set(sig["agency"].dropna()) | set(rec["agency"].dropna()) if not (sig.empty and rec.empty) \
+            else set()
+        existence = sorted(hidden - shown_agencies) if view.existence_only else []
+        contributing = self._contributing(flags)
+        signals = []
+        for s in sig.to_dict("records"):
+            s["person_label"] = person_labels.get(str(s.get("person_id")), s.get("person_id") or "")
+            s["location_label"] = self._loc_label(s.get("location_id"), loc_labels)
+            s["contributing"] = (s.get("source"), str(s.get("record_key"))) in contributing
+            signals.append(s)
+        persons = []
+        cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
+        cols += ["cluster_confidence", "best_match_weight", "best_match_probability"]
+        for p in ppl.to_dict("records"):
+            recs = rec[rec["person_id"] == p["person_id"]] if not rec.empty else rec
+            persons.append({
+                "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
+                "dob": p.get("dob") if view.field("dob") else None, "age": p.get("age") if view.field("dob") else None,
+                "sex": p.get("sex") if view.field("sex") else None, "is_child": p.get("is_child"),
+                "records": recs[[c for c in cols if c in recs.columns]].to_dict("records") if not recs.empty else [],
+                "record_columns": [c for c in cols if c in recs.columns], "explanation": None,
+                "confidence": recs["cluster_confidence"].min() if not recs.empty else None})
+        edges = part("edges")
+        if not edges.empty:
+            edges = edges[edges["detail"].astype(bool)]
+        labels = {**person_labels, **{k: self._loc_label(k, loc_labels) for k in node_types if k not in person_labels}}
+        seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
+        if case["entity_type"] == "location":
+            seeds.append(case["entity_id"])
+        net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if not edges.empty \
+            else None
+        return {"case": case, "flags": [dict(f, evidence_text=_evidence_summary(f.get("evidence")))
+                                        for f in flags.to_dict("records")],
+                "signals": signals, "persons": persons, "existence": existence,
+                "overrides": part("overrides").to_dict("records"), "network_svg": net,
+                "timeline_svg": timeline_svg(sig) if not sig.empty else None,
+                "view": view, "run_label": self.run_label, "css": self._css(),
+                "entity_label": self._entity_label(case, person_labels, loc_labels)}
+
+    def _loc_label(self, location_id: object, loc_labels: dict) -> str:
+        if location_id is None or (isinstance(location_id, float) and pd.isna(location_id)):
+            return ""
+        if self.view.field("address") and loc_labels.get(location_id):
+            return str(loc_labels[location_id])
+        return str(location_id)
+
+    def _entity_label(self, case: dict, person_labels: dict, loc_labels: dict) -> str:
+        if case["entity_type"] == "person":
+            return person_labels.get(case["entity_id"], case["entity_id"])
+        if case["entity_type"] == "location":
+            return self._loc_label(case["entity_id"], loc_labels)
+        return f"{case['entity_type']} {case['entity_id']}"
+
+    @staticmethod
+    def _contributing(flags: pd.DataFrame) -> set[tuple[str, str]]:
+        """(source, record_key) of records named in the flags' evidence (any nesting)."""
+        found: set[tuple[str, str]] = set()
+
+        def walk(x: object) -> None:
+            if isinstance(x, dict):
+                if "source" in x and "record_key" in x:
+                    found.add((str(x["source"]), str(x["record_key"])))
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+
+        for e in flags.get("evidence", []):
+            try:
+                walk(json.loads(e)) if e else None
+            except (TypeError, ValueError):
+                continue
+        return found

@@ -1,0 +1,189 @@
+"""Tabular outputs of a run: accounting.csv, quarantine.csv, persons/addresses/flags.parquet, worklist.csv.
+
+Everything is a DuckDB query over the store.  CSVs are *spreadsheet-safe*: any text value that a
+spreadsheet would read as a formula (starting with ``= + - @``, optionally after spaces, or with a tab or
+carriage return) is prefixed with ``'`` in SQL before it is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ecins_link.config import ProjectConfig
+from ecins_link.report.views import View
+from ecins_link.store import Store
+
+FORMULA_RE = r"^(\s*[=+\-@]|[\t\r])"
+WORKLIST_COLUMNS = ["rank", "case", "rules", "score", "agencies", "invisible_to_single_agency",
+                    "entity_type", "entity_id", "n_persons", "first_date", "last_date", "guidance", "page"]
+
+
+def neutralise_sql(expr: str) -> str:
+    """SQL expression: ``expr`` (VARCHAR) with a leading ``'`` when a spreadsheet would run it as a formula."""
+    return f"CASE WHEN regexp_matches({expr}, '{FORMULA_RE}') THEN '''' || {expr} ELSE {expr} END"
+
+
+def write_safe_csv(store: Store, data: pd.DataFrame | pa.Table, path: Path) -> int:
+    """Write ``data`` as a spreadsheet-safe CSV (lists joined with ``;``); returns rows written."""
+    name = "__ecins_csv_out"
+    store.con.register(name, data)
+    try:
+        cols = store.con.execute(f"DESCRIBE SELECT * FROM {name}").fetchall()
+        exprs = []
+        for col, ctype, *_ in cols:
+            q = '"' + col.replace('"', '""') + '"'
+            if ctype.endswith("[]"):
+                text = f"array_to_string(list_transform({q}, x -> CAST(x AS VARCHAR)), ';')"
+            elif ctype in ("VARCHAR", "JSON") or ctype.startswith("VARCHAR"):
+                text = q
+            else:
+                exprs.append(q)
+                continue
+            exprs.append(f"{neutralise_sql(text)} AS {q}")
+        safe = store.con.execute(f"SELECT {', '.join(exprs)} FROM {name}").to_arrow_table()
+        pacsv.write_csv(safe, path)
+        return safe.num_rows
+    finally:
+        store.con.unregister(name)
+
+
+def source_agencies(store: Store, config: ProjectConfig) -> pd.DataFrame:
+    """(source, agency) for every source of the project (and any extra source seen in accounting)."""
+    rows = {s.name: s.agency for s in config.sources}
+    if store.has_table("accounting"):
+        for source, agency in store.con.execute("SELECT DISTINCT source, agency FROM accounting").fetchall():
+            rows.setdefault(source, agency)
+    return pd.DataFrame({"source": list(rows), "agency": list(rows.values())}, dtype="string")
+
+
+def _empty(columns: dict[str, pa.DataType]) -> pa.Table:
+    return pa.table({k: pa.array([], type=t) for k, t in columns.items()})
+
+
+def write_basic_tables(store: Store, config: ProjectConfig, view: View, out_dir: Path) -> dict[str, int]:
+    """accounting.csv, quarantine.csv, persons.parquet, addresses.parquet; returns row counts."""
+    con, counts = store.con, {}
+    con.register("__ecins_src", source_agencies(store, config))
+    try:
+        agency_sql, agency_params = view.sql_agency_filter("s.agency")
+        if store.has_table("accounting"):
+            acc = con.execute("SELECT a.source, a.agency, a.rows_read, a.rows_accepted, a.rows_quarantined, "
+                              "a.duplicates_collapsed FROM accounting a LEFT JOIN __ecins_src s USING (source) "
+                              f"WHERE {agency_sql} ORDER BY a.source", agency_params).to_arrow_table()
+        else:
+            acc = _empty({"source": pa.string(), "agency": pa.string(), "rows_read": pa.int64(),
+                          "rows_accepted": pa.int64(), "rows_quarantined": pa.int64()})
+        counts["accounting"] = write_safe_csv(store, acc, out_dir / "accounting.csv")
+        if store.has_table("quarantine"):
+            q = con.execute(
+                "SELECT q.source, q.row_number, q.record_key, q.reason, left(q.raw, 1000) AS raw FROM quarantine q "
+                f"LEFT JOIN __ecins_src s USING (source) WHERE {agency_sql} ORDER BY q.source, q.row_number",
+                agency_params).to_arrow_table()
+        else:
+            q = _empty({"source": pa.string(), "row_number": pa.int64(), "record_key": pa.string(),
+                        "reason": pa.string(), "raw": pa.string()})
+        counts["quarantine"] = write_safe_csv(store, q, out_dir / "quarantine.csv")
+        specs = [("persons", "person_clusters", "person_id, cluster_confidence",
+                  {"person_id": pa.string(), "cluster_confidence": pa.float64()}),
+                 ("addresses", "address_matches", "uprn, location_id, match_confidence",
+                  {"uprn": pa.string(), "location_id": pa.string(), "match_confidence": pa.float64()})]
+        for out, table, cols, types in specs:
+            if store.has_table(table):
+                data = con.execute(
+                    f"SELECT t.source, t.record_key, {', '.join('t.' + c.strip() for c in cols.split(','))} "
+                    f"FROM {table} t LEFT JOIN __ecins_src s USING (source) WHERE {agency_sql} "
+                    "ORDER BY t.source, t.record_key", agency_params).to_arrow_table()
+            else:
+                data = _empty({"source": pa.string(), "record_key": pa.string(), **types})
+            pq.write_table(data, out_dir / f"{out}.parquet")
+            counts[out] = data.num_rows
+    finally:
+        con.unregister("__ecins_src")
+    return counts
+
+
+def case_page_name(entity_type: str, entity_id: str) -> str:
+    """File name (under panel/cases/) of a case page: a hash of the entity, stable across runs."""
+    digest = hashlib.sha256(f"{entity_type}:{entity_id}".encode()).hexdigest()[:16]
+    return f"case_{digest}.html"
+
+
+def load_flags(store: Store, view: View, category_of: dict[str, str]) -> pd.DataFrame:
+    """Flags of the view's rules, evidence pruned and agencies limited to what the view may name."""
+    if not store.has_table("flags"):
+        return pd.DataFrame(columns=["flag_id", "rule", "label", "entity_type", "entity_id", "person_ids", "uprns",
+                                     "score", "rank", "agencies", "visible_to_single_agency", "evidence",
+                                     "guidance", "first_date", "last_date"])
+    params: list = []
+    where = "TRUE"
+    if view.rules is not None:
+        where, params = "list_contains(?::VARCHAR[], rule)", [sorted(view.rules)]
+    flags = store.df(f"SELECT * FROM flags WHERE {where} ORDER BY rank, flag_id", params)
+    if view.name is not None and len(flags):
+        flags["evidence"] = [view.filter_evidence(e, category_of) for e in flags["evidence"]]
+        flags["agencies"] = [view.visible_agencies(list(a) if a is not None else []) for a in flags["agencies"]]
+    return flags
+
+
+def _iso(value: object) -> str | None:
+    """ISO date text of a date/timestamp (None for missing)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).date().isoformat()
+
+
+def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
+    """One row per flagged entity (a *case*), ranked by its best flag rank, then score."""
+    if flags.empty:
+        return pd.DataFrame(columns=WORKLIST_COLUMNS + ["person_ids", "uprns", "flag_ids"])
+    rows = []
+    for (etype, eid), g in flags.groupby(["entity_type", "entity_id"], sort=False):
+        g = g.sort_values("rank")
+        agencies = sorted({a for lst in g["agencies"] if lst is not None for a in lst})
+        persons = sorted({p for lst in g["person_ids"] if lst is not None for p in lst})
+        uprns = sorted({u for lst in g["uprns"] if lst is not None for u in lst})
+        visible = g["visible_to_single_agency"].fillna(False).astype(bool)
+        guidance = list(dict.fromkeys(x for x in g["guidance"] if isinstance(x, str) and x))
+        rows.append({
+            "best_rank": g["rank"].min(), "case": f"{etype}:{eid}", "rules": ";".join(dict.fromkeys(g["rule"])),
+            "score": round(float(g["score"].max()), 3), "agencies": agencies,
+            "invisible_to_single_agency": "yes" if not visible.any() else "no",
+            "entity_type": etype, "entity_id": str(eid), "n_persons": len(persons),
+            "first_date": _iso(g["first_date"].min()), "last_date": _iso(g["last_date"].max()),
+            "guidance": " | ".join(guidance), "page": "cases/" + case_page_name(etype, str(eid)),
+            "person_ids": persons, "uprns": uprns, "flag_ids": list(g["flag_id"]),
+        })
+    cases = pd.DataFrame(rows).sort_values(["best_rank", "score", "case"], ascending=[True, False, True])
+    cases.insert(0, "rank", range(1, len(cases) + 1))
+    return cases.drop(columns=["best_rank"]).reset_index(drop=True)
+
+
+def write_flag_tables(store: Store, flags: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> dict[str, int]:
+    """flags.parquet and worklist.csv; returns row counts."""
+    flag_cols = ["flag_id", "rule", "label", "entity_type", "entity_id", "person_ids", "uprns", "score", "rank",
+                 "agencies", "visible_to_single_agency", "evidence", "guidance", "first_date", "last_date"]
+    ftab = flags[[c for c in flag_cols if c in flags.columns]]
+    if ftab.empty:
+        table = pa.table({
+            "flag_id": pa.array([], pa.string()), "rule": pa.array([], pa.string()),
+            "label": pa.array([], pa.string()), "entity_type": pa.array([], pa.string()),
+            "entity_id": pa.array([], pa.string()), "person_ids": pa.array([], pa.list_(pa.string())),
+            "uprns": pa.array([], pa.list_(pa.string())), "score": pa.array([], pa.float64()),
+            "rank": pa.array([], pa.int64()), "agencies": pa.array([], pa.list_(pa.string())),
+            "visible_to_single_agency": pa.array([], pa.bool_()), "evidence": pa.array([], pa.string()),
+            "guidance": pa.array([], pa.string()), "first_date": pa.array([], pa.date32()),
+            "last_date": pa.array([], pa.date32())})
+    else:
+        table = pa.Table.from_pandas(ftab.reset_index(drop=True), preserve_index=False)
+    pq.write_table(table, out_dir / "flags.parquet")
+    work = cases[WORKLIST_COLUMNS] if not cases.empty else pd.DataFrame(columns=WORKLIST_COLUMNS)
+    work = work.astype({"first_date": "string", "last_date": "string", "case": "string", "rules": "string", "guidance": "string", "page": "string",
+                        "entity_type": "string", "entity_id": "string", "invisible_to_single_agency": "string"})
+    n = write_safe_csv(store, work, out_dir / "worklist.csv")
+    return {"flags": table.num_rows, "worklist": n}
