@@ -376,3 +376,34 @@ def test_odd_inputs_are_counted_not_crashed_on(scored) -> None:
     assert counts["signals_unknown_code"] == 1 and counts["signals_without_person"] == 1
     ev = json.loads(flags(store, "marac_potential_escalation")["P001501"]["evidence"])
     assert ev["conditions"][0]["count"] == 3  # undated and unknown rows never count towards a window
+
+
+def test_toxic_trio_household_is_the_people_living_at_one_address(scored) -> None:
+    """Residence periods dated only by agency contacts don't overlap; the family still lives together."""
+    def build(w: World) -> None:
+        for pid, age, seen in (("F1M", 34, 320), ("F1D", 36, 60), ("F1C", 7, 700)):
+            w.person(pid, age)
+            w.live(pid, "U100000099", household_id=f"H-{pid}", first_seen=seen, last_seen=seen)
+        w.event("council", "DA_CONCERN", 60, person="F1D")
+        w.event("police", "MH_CONCERN", 320, person="F1M")
+        w.event("council", "SUBSTANCE_MISUSE", 320, person="F1M")
+        # a former tenant who moved on two years ago does not belong to today's household
+        w.person("F2X", 40)
+        w.live("F2X", "U100000099", household_id="H-old", first_seen=1500, last_seen=800)
+        w.live("F2X", "U100000100", household_id="H-new", first_seen=799, last_seen=0)
+
+    got = flags(scored(build), "toxic_trio")
+    assert len(got) == 1
+    flag = next(iter(got.values()))
+    assert flag["entity_id"].startswith("H-F1") and set(flag["person_ids"]) == {"F1M", "F1D"}
+
+
+def test_lives_alone_counts_people_currently_at_the_address(scored) -> None:
+    def build(w: World) -> None:
+        for pid, loc, seen in (("G1", "U100000101", 400), ("G2", "U100000101", 30), ("G3", "U100000102", 30)):
+            w.person(pid, 81)
+            w.live(pid, loc, household_id=f"H-{pid}", first_seen=seen, last_seen=seen)
+            w.event("fire", "SW_SMOKER", 30, person=pid)
+            w.event("council", "MH_CONCERN", 30, person=pid)
+
+    assert set(flags(scored(build), "fire_safe_and_well")) == {"G3"}

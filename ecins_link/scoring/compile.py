@@ -61,12 +61,11 @@ class RuleCompiler:
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child "
                     f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
         if scope == "household":
-            # a member's signal counts for a household it was placed in, or dated while they were a member
-            during = ("(s.household_id = h.household_id OR s.event_date BETWEEN coalesce(h.first_seen, DATE '1900-01-01') "
-                      "AND coalesce(h.last_seen, DATE '9999-12-31'))")
-            return (f"SELECT DISTINCT h.household_id AS entity_id, {s_cols}, 'member' AS link, "
-                    f"coalesce(h.is_child, pa.is_child, false) AS member_child FROM {self.sig} s "
-                    f"JOIN households h ON h.person_id = s.person_id {pa_join} WHERE {window} AND {during}")
+            # a member's signal counts if placed at the household's location or dated while a member
+            return (f"SELECT DISTINCT m.entity_id, {s_cols}, 'member' AS link, "
+                    f"coalesce(pa.is_child, false) AS member_child FROM {self.sig} s "
+                    f"JOIN ({self.members_sql()}) m ON m.person_id = s.person_id {pa_join} WHERE {window} "
+                    f"AND (s.location_id = m.location_id OR s.event_date BETWEEN m.f AND m.l)")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child "
                     f"FROM {self.sig} s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
@@ -83,6 +82,31 @@ class RuleCompiler:
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
                 f"true AS is_member "
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
+
+    def current_residence_sql(self) -> str:
+        """Each person's current residence: the latest-ending (open = current), then latest-starting one."""
+        return ("SELECT person_id, location_id FROM residences WHERE location_id IS NOT NULL QUALIFY row_number() "
+                "OVER (PARTITION BY person_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, "
+                "coalesce(first_seen, DATE '1900-01-01') DESC, location_id) = 1")
+
+    def members_sql(self) -> str:
+        """Household members in the rule window: (entity_id, location_id, person_id, f, l).
+
+        A household is the people resident at one location: a person is a member from their first
+        sighting there until their last, or open-ended while it is their current address (a last
+        sighting dated by an agency contact is not a departure).  The entity id is the location's most
+        recent ``households`` id, so flags name a household of the graph.
+        """
+        lo, hi = "DATE '1900-01-01'", "DATE '9999-12-31'"
+        rep = ("SELECT location_id, household_id FROM households QUALIFY row_number() OVER (PARTITION BY "
+               f"location_id ORDER BY coalesce(last_seen, {hi}) DESC, household_id) = 1")
+        return (f"SELECT coalesce(rep.household_id, 'H' || r.location_id) AS entity_id, r.location_id, r.person_id, "
+                f"coalesce(r.first_seen, {lo}) AS f, "
+                f"CASE WHEN cur.location_id = r.location_id THEN {hi} ELSE coalesce(r.last_seen, {hi}) END AS l "
+                f"FROM residences r LEFT JOIN ({self.current_residence_sql()}) cur ON cur.person_id = r.person_id "
+                f"LEFT JOIN ({rep}) rep ON rep.location_id = r.location_id "
+                f"WHERE r.location_id IS NOT NULL AND coalesce(r.first_seen, {lo}) <= {_date(self.as_of)} "
+                f"AND (cur.location_id = r.location_id OR coalesce(r.last_seen, {hi}) >= {_date(self.start)})")
 
     # ------------------------------------------------------------------ conditions
     def window_start(self, c: Condition) -> dt.date:
@@ -137,14 +161,15 @@ class RuleCompiler:
                 continue
             name = f"m{i}"
             if c.metric == "household_size":
-                size = "SELECT household_id, count(DISTINCT person_id) AS v FROM households GROUP BY household_id"
+                # people whose current address is the same location (see members_sql)
+                cur = self.current_residence_sql()
+                size = f"SELECT location_id, count(DISTINCT person_id) AS v FROM ({cur}) GROUP BY location_id"
                 if scope == "household":
-                    ctes.append(f"{name} AS (SELECT household_id AS entity_id, v FROM ({size}))")
+                    ctes.append(f"{name} AS (SELECT DISTINCT m.entity_id, z.v FROM ({self.members_sql()}) m "
+                                f"JOIN ({size}) z USING (location_id))")
                 else:
-                    ctes.append(
-                        f"{name} AS (SELECT h.person_id AS entity_id, z.v FROM households h "
-                        f"JOIN ({size}) z USING (household_id) QUALIFY row_number() OVER "
-                        f"(PARTITION BY h.person_id ORDER BY h.last_seen DESC NULLS LAST, h.household_id) = 1)")
+                    ctes.append(f"{name} AS (SELECT c.person_id AS entity_id, z.v FROM ({cur}) c "
+                                f"JOIN ({size}) z USING (location_id))")
                 exprs[c.id] = f"{name}.v"
             elif c.metric == "age":
                 ctes.append(f"{name} AS (SELECT person_id AS entity_id, age AS v FROM person_attributes)")
@@ -265,7 +290,8 @@ class RuleCompiler:
         if r.max_age is not None:
             out.append(f"coalesce(pa_e.age <= {int(r.max_age)}, false)")
         if r.require_child and r.scope == "household":
-            out.append("g.entity_id IN (SELECT household_id FROM households WHERE is_child)")
+            out.append(f"g.entity_id IN (SELECT m.entity_id FROM ({self.members_sql()}) m "
+                       f"JOIN person_attributes p ON p.person_id = m.person_id WHERE p.is_child)")
         if r.require_child and r.scope == "cluster":
             out.append(f"g.entity_id IN (SELECT pc.component_id FROM {self.tables['person_components']} pc "
                        f"JOIN person_attributes p ON p.person_id = pc.person_id WHERE p.is_child)")

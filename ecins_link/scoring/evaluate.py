@@ -80,6 +80,8 @@ def _matching_flags(flags: list[dict], rule: str, ents: dict[str, set[str]], upr
             continue
         if f["entity_id"] in ents.get(f["entity_type"], set()):
             out.append(f)
+        elif f["entity_type"] in ("household", "cluster") and ents["person"] & set(f["person_ids"] or []):
+            out.append(f)
         elif f["entity_type"] == "location" and uprns & set(f["uprns"] or []):
             out.append(f)
     return out
@@ -92,7 +94,7 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
     decoys = _read_json(truth / "decoys.json")
     if not store.has_table("flags"):
         return {"error": "no flags table: run the score stage first"}
-    cols = "flag_id, rule, entity_type, entity_id, uprns, rank, visible_to_single_agency"
+    cols = "flag_id, rule, entity_type, entity_id, person_ids, uprns, rank, visible_to_single_agency"
     flags = [dict(zip(cols.split(", "), row, strict=True))
              for row in store.con.execute(f"SELECT {cols} FROM flags ORDER BY rank").fetchall()]
     maps = _entity_maps(store, truth / "records.csv")
