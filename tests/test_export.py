@@ -1,0 +1,103 @@
+"""Pseudonymised research export: no direct identifier survives, pseudonyms are keyed and stable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_report_fixtures import build_store
+
+from ecins_link.export import export_pseudonymised, pseudonym
+
+
+def _dump(out: Path) -> str:
+    parts = [(out / "manifest.json").read_text(encoding="utf-8")]
+    for path in sorted(out.glob("*.parquet")):
+        df = pd.read_parquet(path)
+        parts.append(" ".join(df.columns))
+        parts.append(df.to_json(orient="records", default_handler=str))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("export")
+    key = tmp / "key.bin"
+    key.write_bytes(b"k" * 8 + bytes(range(40)))
+    store = build_store(tmp / "s.duckdb")
+    result = export_pseudonymised(store, tmp / "x1", key)
+    yield tmp, key, store, result
+    store.close()
+
+
+def _identifiers(store) -> set[str]:
+    """Every direct identifier held in the store's input tables."""
+    ids: set[str] = set()
+    q = """SELECT forenames, surname, full_name, strftime(dob, '%Y-%m-%d'), dob_raw, postcode, phone, email,
+                  record_key, address_text, source || ':' || record_key FROM person_records"""
+    for row in store.con.execute(q).fetchall():
+        ids |= {str(v) for v in row if v is not None}
+    for table in ("signals", "address_std", "person_clusters"):
+        ids |= {str(k) for (k,) in store.con.execute(f"SELECT DISTINCT record_key FROM {table}").fetchall()}
+    ids |= {str(v) for (v,) in store.con.execute("SELECT DISTINCT person_id FROM person_clusters").fetchall()}
+    ids |= {str(v) for (v,) in store.con.execute("SELECT DISTINCT uprn FROM gazetteer_std").fetchall()}
+    ids |= {str(v) for (v,) in store.con.execute("SELECT DISTINCT location_id FROM address_matches").fetchall()}
+    ids |= {str(v) for (v,) in store.con.execute("SELECT DISTINCT address_text FROM address_std").fetchall()}
+    return {i for i in ids if len(i) >= 2}
+
+
+def test_no_direct_identifier_in_export(exported) -> None:
+    tmp, _, store, _ = exported
+    text = _dump(tmp / "x1")
+    ids = _identifiers(store)
+    assert len(ids) > 40
+    leaked = sorted(i for i in ids if i in text)
+    assert leaked == []
+
+
+def test_generalised_values(exported) -> None:
+    tmp, _, store, result = exported
+    persons = pd.read_parquet(tmp / "x1" / "persons.parquet")
+    years = set(store.con.execute("SELECT DISTINCT year(dob) FROM person_attributes").fetchall())
+    assert {(int(y),) for y in persons["dob_year"]} == years
+    signals = pd.read_parquet(tmp / "x1" / "signals.parquet")
+    assert len(signals) == store.count("signals") == result["counts"]["signals"]
+    assert signals["event_month"].str.fullmatch(r"\d{4}-\d{2}").all()
+    sectors = set(signals["postcode_sector"].dropna())
+    assert sectors and all(len(s.split(" ")[1]) == 1 for s in sectors)
+    assert {"category", "agency", "signal"} <= set(signals.columns)
+
+
+def test_same_key_same_ids_other_key_other_ids(exported, tmp_path: Path) -> None:
+    tmp, key, store, _ = exported
+    again = export_pseudonymised(store, tmp_path / "x2", key)
+    first = pd.read_parquet(tmp / "x1" / "persons.parquet")
+    second = pd.read_parquet(again["files"]["persons"])
+    assert list(first["pseudo_person_id"]) == list(second["pseudo_person_id"])
+    assert pseudonym(key.read_bytes(), "person", "P3") in set(first["pseudo_person_id"])
+    other = tmp_path / "other.key"
+    other.write_bytes(bytes(range(100, 148)))
+    third = pd.read_parquet(export_pseudonymised(store, tmp_path / "x3", other)["files"]["persons"])
+    assert not set(third["pseudo_person_id"]) & set(first["pseudo_person_id"])
+    manifest = json.loads((tmp_path / "x3" / "manifest.json").read_text())
+    assert manifest["key_fingerprint"] != again["key_fingerprint"]
+
+
+def test_export_is_audited(exported) -> None:
+    _, _, store, result = exported
+    audit = store.audit_rows()
+    rows = audit[(audit.action == "research_export")]
+    assert len(rows) >= 1 and set(rows.category) == {"disclosure"} and set(rows.purpose) == {"research"}
+    assert str(result["counts"]["persons"]) in rows.iloc[0].row_counts
+
+
+def test_bad_key_is_clear_error(tmp_path: Path) -> None:
+    store = build_store(tmp_path / "s.duckdb")
+    short = tmp_path / "short.key"
+    short.write_bytes(b"abc")
+    with pytest.raises(ValueError, match="fewer than"):
+        export_pseudonymised(store, tmp_path / "o", short)
+    with pytest.raises(FileNotFoundError):
+        export_pseudonymised(store, tmp_path / "o", tmp_path / "missing.key")

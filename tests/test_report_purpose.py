@@ -1,0 +1,95 @@
+"""Purpose-bound views: nothing outside the information-sharing agreement reaches the HTML, CSV or Parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_report_fixtures import ASB_KEY, FIRE_KEY, SECRET_EMAIL, SECRET_PHONE, XSS, build_store, config
+
+from ecins_link.report import view_for, write_outputs
+
+
+def _all_text(out: Path) -> str:
+    """Every byte a reader of the output folder can see: CSV/HTML text and Parquet cell values."""
+    parts = []
+    for path in sorted(out.rglob("*")):
+        if path.suffix in (".csv", ".html"):
+            parts.append(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".parquet":
+            parts.append(pd.read_parquet(path).to_json(orient="records", default_handler=str))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("purpose")
+    store = build_store(tmp / "s.duckdb")
+    outs = {}
+    for purpose in (None, "marac", "iom_strict"):
+        outs[purpose or "full"] = tmp / (purpose or "full")
+        write_outputs(store, config(), outs[purpose or "full"], purpose=purpose)
+    outs["_store"] = store
+    yield outs
+    store.close()
+
+
+def test_full_view_contains_everything_the_tests_look_for(runs) -> None:
+    # guards the leak tests below: each forbidden token IS in the unrestricted pack
+    text = _all_text(runs["full"])
+    for token in (FIRE_KEY, ASB_KEY, SECRET_PHONE, SECRET_EMAIL, "fire_safe_and_well", "Edith", "fire_sw"):
+        assert token in text, token
+
+
+def test_marac_view_leaks_nothing_outside_the_agreement(runs) -> None:
+    text = _all_text(runs["marac"])
+    forbidden = [
+        FIRE_KEY, "FSW-1", "fire_sw", "SW_SMOKER",          # fire agency is outside the agreement
+        ASB_KEY, "ASB_REPORT",                              # ASB category is outside it (even from police)
+        SECRET_PHONE, SECRET_EMAIL,                         # fields not in the purpose
+        "fire_safe_and_well", "multi_agency_concern", "asb_hotspot",  # rules not in the purpose
+        "Edith", "Morgan", "Zbigniew", XSS, "Jones", "Brown",  # people only in other rules' cases / other agencies
+        "Quarantined Fireperson",                           # a fire quarantine row
+    ]
+    leaked = [t for t in forbidden if t in text]
+    assert leaked == []
+
+
+def test_marac_view_shows_existence_only_and_its_own_detail(runs) -> None:
+    out = runs["marac"]
+    work = pd.read_csv(out / "worklist.csv")
+    assert set(work["rules"]) <= {"marac_potential_escalation", "toxic_trio"} and len(work) == 2
+    html = "".join(p.read_text(encoding="utf-8") for p in (out / "panel" / "cases").glob("*.html"))
+    assert "Fire holds records" in html
+    assert "Amira" in html and "1990-04-12" in html and "Mill Lane" in html  # allowed fields and agencies
+    assert "MH_CONCERN" in html and "A31" in html  # council, MENTAL_HEALTH: allowed
+
+
+def test_marac_flags_evidence_is_pruned(runs) -> None:
+    flags = pd.read_parquet(runs["marac"] / "flags.parquet")
+    trio = json.loads(flags.loc[flags.rule == "toxic_trio", "evidence"].iloc[0])
+    agencies = {r["agency"] for r in trio["records"]}
+    assert agencies == {"police", "council"}
+    full = pd.read_parquet(runs["full"] / "flags.parquet")
+    assert "fire" in {r["agency"] for r in json.loads(full.loc[full.rule == "toxic_trio", "evidence"].iloc[0])["records"]}
+
+
+def test_strict_view_without_existence_or_names(runs) -> None:
+    text = _all_text(runs["iom_strict"])
+    # only police detail, only the dob field, other partners not even named
+    for token in ("Amira", "Khan", "Mill Lane", "NT1 4AB", "council_asc", "A31", "holds records", "housing_tenants",
+                  "toxic_trio", SECRET_PHONE):
+        assert token not in text, token
+    assert "1990-04-12" in text and "OC1" in text
+    work = pd.read_csv(runs["iom_strict"] / "worklist.csv")
+    assert list(work["agencies"]) == ["police"]
+
+
+def test_view_rules() -> None:
+    view = view_for(config(), "marac")
+    assert view.signal_detail("Police", "DA") and not view.signal_detail("fire", "DA")
+    assert not view.signal_detail("police", "ASB") and view.rule_shown("toxic_trio")
+    assert not view.rule_shown("iom_rfg") and not view.field("phone")
+    assert view_for(config(), None).signal_detail("anyone", "ANYTHING")
