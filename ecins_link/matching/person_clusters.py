@@ -114,12 +114,13 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
     con.unregister("_pc_cannot_df")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_edges AS
         WITH scored AS (
-            SELECT least(unique_id_l, unique_id_r) AS a, greatest(unique_id_l, unique_id_r) AS b,
+            SELECT least(unique_id_l, unique_id_r)::VARCHAR AS a, greatest(unique_id_l, unique_id_r)::VARCHAR AS b,
                    match_weight AS weight, match_probability AS prob
             FROM {pairs} WHERE match_probability >= {float(threshold)}),
         known AS (SELECT unique_id FROM {nodes})
         SELECT a, b, max(weight) AS weight, max(prob) AS prob FROM (
-            SELECT * FROM scored WHERE (a, b) NOT IN (SELECT (a, b) FROM _pc_cannot)
+            SELECT * FROM scored s
+            WHERE NOT EXISTS (SELECT 1 FROM _pc_cannot c WHERE c.a = s.a AND c.b = s.b)
             UNION ALL SELECT a, b, {FORCED}, 1.0 FROM _pc_must
             WHERE a IN (SELECT unique_id FROM known) AND b IN (SELECT unique_id FROM known))
         GROUP BY a, b""")

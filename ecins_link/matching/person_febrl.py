@@ -3,7 +3,7 @@
 A plain-SQL stand-in for the standardise stage so the linkage engine can be measured on a public labelled
 data set.  FEBRL has no phone number; its ``soc_sec_id`` (a numeric identifier with typos) goes into the
 ``phone`` slot, the one numeric identifier column of ``person_std``.  Australian 4-digit postcodes fill
-``postcode``; the first three / two digits play outward code / sector.  Nicknames are not in FEBRL, so
+``postcode``; the first three / two digits play sector / outward code.  Nicknames are not in FEBRL, so
 ``forename_canonical`` = forename.  Phonetic keys are jellyfish metaphone over distinct values.
 """
 
@@ -55,7 +55,7 @@ def febrl_person_std(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
         regexp_replace(surname, '[^A-Z]', '', 'g') AS surname_compact,
         fd.dm AS forename_dm, sd.dm AS surname_dm,
         dob, year(dob)::INT AS dob_year, month(dob)::INT AS dob_month, day(dob)::INT AS dob_day,
-        NULL::VARCHAR AS sex, pc AS postcode, left(pc, 3) AS postcode_outward, left(pc, 2) AS postcode_sector,
+        NULL::VARCHAR AS sex, pc AS postcode, left(pc, 2) AS postcode_outward, left(pc, 3) AS postcode_sector,
         address_norm, address_number, NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, phone,
         NULL::VARCHAR AS email, FALSE AS unsafe
         FROM __febrl f LEFT JOIN __febrl_dm fd ON fd.v = f.forename LEFT JOIN __febrl_dm sd ON sd.v = f.surname
@@ -72,3 +72,44 @@ def febrl_truth(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ids = pd.Series(f.index, dtype="string")
         parts.append(pd.DataFrame({"unique_id": source + ":" + ids, "true_id": ids.str.extract(r"rec-(\d+)")[0]}))
     return pd.concat(parts, ignore_index=True)
+
+
+def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: str = "person_std") -> int:
+    """Append hand-made records to a person_std ``table`` (created if missing), deriving keys in SQL.
+
+    Each row needs ``source`` and ``record_key``; optional: forename, forename_canonical, middle_names,
+    surname, suffix, dob (ISO text), sex, postcode (``AB1 2CD``), address_norm, address_number, uprn, phone,
+    email.  Derived: unique_id, initial, surname_compact, *_dm, dob parts, postcode outward / sector.
+    """
+    given = pd.DataFrame(rows)
+    for col in ["forename", "forename_canonical", "middle_names", "surname", "suffix", "dob", "sex", "postcode",
+                "address_norm", "address_number", "uprn", "phone", "email", "agency", "title", "address_flat"]:
+        if col not in given:
+            given[col] = None
+    given = given.astype("object").where(given.notna(), None).astype("string")
+    con.register("__given", given)
+    names = con.execute("SELECT forename AS v FROM __given UNION SELECT surname FROM __given").df()
+    con.register("__given_dm", _phonetic(names["v"]))
+    con.execute(f"""CREATE TABLE IF NOT EXISTS "{table}" AS SELECT * FROM (SELECT
+        NULL::VARCHAR AS unique_id, NULL::VARCHAR AS source, NULL::VARCHAR AS agency, NULL::VARCHAR AS record_key,
+        NULL::VARCHAR AS title, NULL::VARCHAR AS suffix, NULL::VARCHAR AS forename,
+        NULL::VARCHAR AS forename_canonical, NULL::VARCHAR AS middle_names, NULL::VARCHAR AS initial,
+        NULL::VARCHAR AS surname, NULL::VARCHAR AS surname_compact, NULL::VARCHAR AS forename_dm,
+        NULL::VARCHAR AS surname_dm, NULL::DATE AS dob, NULL::INT AS dob_year, NULL::INT AS dob_month,
+        NULL::INT AS dob_day, NULL::VARCHAR AS sex, NULL::VARCHAR AS postcode, NULL::VARCHAR AS postcode_outward,
+        NULL::VARCHAR AS postcode_sector, NULL::VARCHAR AS address_norm, NULL::VARCHAR AS address_number,
+        NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, NULL::VARCHAR AS phone, NULL::VARCHAR AS email,
+        NULL::BOOLEAN AS unsafe) WHERE FALSE""")
+    con.execute(f"""INSERT INTO "{table}" BY NAME SELECT
+        source || ':' || record_key AS unique_id, source, coalesce(agency, source) AS agency, record_key, title,
+        suffix, forename, coalesce(forename_canonical, forename) AS forename_canonical, middle_names,
+        left(forename, 1) AS initial, surname, regexp_replace(surname, '[^A-Z]', '', 'g') AS surname_compact,
+        fd.dm AS forename_dm, sd.dm AS surname_dm, CAST(dob AS DATE) AS dob,
+        year(CAST(dob AS DATE))::INT AS dob_year, month(CAST(dob AS DATE))::INT AS dob_month,
+        day(CAST(dob AS DATE))::INT AS dob_day, sex, postcode, split_part(postcode, ' ', 1) AS postcode_outward,
+        left(postcode, length(postcode) - 2) AS postcode_sector, address_norm, address_number, address_flat, uprn, phone, email,
+        FALSE AS unsafe
+        FROM __given g LEFT JOIN __given_dm fd ON fd.v = g.forename LEFT JOIN __given_dm sd ON sd.v = g.surname""")
+    con.unregister("__given")
+    con.unregister("__given_dm")
+    return len(given)

@@ -67,7 +67,8 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("forename_canonical_l = forename_canonical_r", "nickname"),
             _lvl("forename_l = split_part(middle_names_r, ' ', 1) OR split_part(middle_names_l, ' ', 1) = forename_r",
                  "middle name used"),
-            _lvl("forename_dm_l = forename_dm_r", "phonetic"),
+            _lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
+                 f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}", "jaro-winkler"),
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
@@ -89,7 +90,8 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
             _lvl("surname_compact_l = surname_compact_r", "compact"),
             _lvl(f"list_has_any({parts.format(s='l')}, {parts.format(s='r')})", "shared part"),
-            _lvl("surname_dm_l = surname_dm_r", "phonetic"),
+            _lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
+                 f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
