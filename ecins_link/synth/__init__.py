@@ -114,7 +114,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
     if bad_rows:
         from ecins_link.synth.badrows import inject
 
-        bad = inject(rng(7), tables, bad_rows, encodings)
+        bad = inject(rng(7), tables, bad_rows, encodings, people)
     summary = TownSummary(out_dir=out_dir, persons=persons, seed=seed, bad_rows=bad_rows, as_of=str(as_of),
                           project=out_dir / "project.toml", truth_dir=out_dir / "truth")
     for name, (_agency, rel) in SOURCES.items():

@@ -35,7 +35,8 @@ def _line(df: pd.DataFrame) -> str:
     return public(df).to_csv(index=False, header=False, lineterminator="\n").rstrip("\n")
 
 
-def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, encodings: dict[str, str]) -> BadRows:
+def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, encodings: dict[str, str],
+           people: pd.DataFrame | None = None) -> BadRows:
     """Choose ``k`` defects (catalogue order, repeating date defects beyond it) and build the raw files."""
     out = BadRows()
     inserts: dict[str, list[tuple[str, str, str, bool]]] = {}  # source -> [(line, expected, key, at_end)]
@@ -143,6 +144,15 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
     def d_cp1252() -> None:
         encodings[CP1252_SOURCE] = "auto"
         out.raw_csv.setdefault(CP1252_SOURCE, b"")
+        df = tables[CP1252_SOURCE]
+        if people is None or (~(df["FORENAME"] + df["SURNAME"]).map(_folds_to_ascii)).sum() >= 3:
+            return
+        idx = df["_person"].to_numpy().astype(int)
+        fore, sur = people["forenames"].to_numpy()[idx], people["surname"].to_numpy()[idx]
+        accented = [i for i in range(len(df)) if not _folds_to_ascii(fore[i] + sur[i])][:3]
+        for i in accented:  # this agency kept the accents for a few people
+            df.iloc[i, df.columns.get_loc("FORENAME")] = str(fore[i]).title()
+            df.iloc[i, df.columns.get_loc("SURNAME")] = str(sur[i]).title()
 
     catalogue = [d_cp1252, d_impossible, d_future, d_unparseable, d_missing_key, d_conflict, d_identical,
                  d_ragged_many, d_ragged_few, d_broken_quote, d_long, d_orphan, d_formula, d_cmd, d_script,
@@ -188,6 +198,11 @@ def _assemble(rng: np.random.Generator, df: pd.DataFrame, inserts: list[tuple[st
     rows = [{"row_number": n + 1, "record_key": m[2], "expected": m[1]} for n, (_line_, m) in enumerate(merged)
             if m is not None]
     return [header] + [x[0] for x in merged], rows
+
+
+def _folds_to_ascii(text: str) -> bool:
+    """True when nothing non-ASCII survives writing ``text`` in cp1252."""
+    return all(c.isascii() or not _cp1252_ok(c) for c in text)
 
 
 def _cp1252_ok(c: str) -> bool:

@@ -169,5 +169,6 @@ def _hard_cases(rng: np.random.Generator, p: pd.DataFrame, as_of: np.datetime64)
     if rows_b:
         p.loc[rows_b, "forenames"] = p.loc[rows_a, "forenames"].to_numpy()
         p.loc[rows_b, "surname"] = p.loc[rows_a, "surname"].to_numpy()
-        p.loc[rows_b, ["middle", "maiden"]] = ""
+        p.loc[rows_b, "middle"] = p.loc[rows_a, "middle"].to_numpy()
+        p.loc[rows_b, "maiden"] = ""
         p.loc[rows_a + rows_b, "hard_case"] = "same_name"

@@ -123,6 +123,7 @@ code = "OCC_TYPE"
 role = "ROLE"
 date = "OCC_DATETIME"
 location = "LOCATION"
+occurrence_key = "OCC_REF"      # several rows (one per person involved) describe one occurrence
 person_ref = {{ source = "police_nominals", column = "NOMINAL_ID" }}
 unmapped = "ignore"
 {_codes("police_occurrences")}
