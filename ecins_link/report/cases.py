@@ -72,20 +72,19 @@ def case_records(store: Store, view: View) -> pd.DataFrame:
         return pd.DataFrame(columns=["case", "person_id", "source", "agency", "record_key", "detail"])
     filt, params = view.sql_agency_filter("coalesce(r.agency, sa.agency)")
     pairs = ""
-    best = "NULL::DOUBLE AS best_match_weight, NULL::DOUBLE AS best_match_probability"
+    best = ("NULL::VARCHAR AS linked_to, NULL::DOUBLE AS best_match_weight, "
+            "NULL::DOUBLE AS best_match_probability")
     if store.has_table("person_pairs"):
         pairs = """, cp AS (SELECT DISTINCT pc.unique_id, pc.person_id FROM person_clusters pc
                        JOIN __c_persons USING (person_id)),
-            edges AS (
-              SELECT a.unique_id, p.match_weight, p.match_probability FROM person_pairs p
-                JOIN cp a ON a.unique_id = p.unique_id_l JOIN cp b ON b.unique_id = p.unique_id_r
-                WHERE a.person_id = b.person_id
-              UNION ALL
-              SELECT b.unique_id, p.match_weight, p.match_probability FROM person_pairs p
-                JOIN cp a ON a.unique_id = p.unique_id_l JOIN cp b ON b.unique_id = p.unique_id_r
-                WHERE a.person_id = b.person_id),
-            best AS (SELECT unique_id, max(match_weight) w, max(match_probability) pr FROM edges GROUP BY 1)"""
-        best = "best.w AS best_match_weight, best.pr AS best_match_probability"
+            inside AS (SELECT a.unique_id AS ua, b.unique_id AS ub, p.match_weight, p.match_probability
+                       FROM person_pairs p JOIN cp a ON a.unique_id = p.unique_id_l
+                       JOIN cp b ON b.unique_id = p.unique_id_r WHERE a.person_id = b.person_id),
+            edges AS (SELECT ua AS unique_id, ub AS partner, match_weight, match_probability FROM inside
+                      UNION ALL SELECT ub, ua, match_weight, match_probability FROM inside),
+            best AS (SELECT unique_id, arg_max(partner, match_weight) AS linked_to, max(match_weight) AS w,
+                            max(match_probability) AS pr FROM edges GROUP BY 1)"""
+        best = "best.linked_to, best.w AS best_match_weight, best.pr AS best_match_probability"
     join_best = "LEFT JOIN best ON best.unique_id = pc.unique_id" if pairs else ""
     sql = f"""WITH x AS (SELECT 1){pairs}
         SELECT c."case", pc.person_id, pc.unique_id, pc.source, coalesce(r.agency, sa.agency) AS agency, pc.record_key, pc.cluster_confidence,

@@ -65,6 +65,6 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
                 {"cases": counts["case_pages"], "flags": counts["flags"]}, purpose=purpose)
     store.audit("disclosure", "run_outputs_exported",
                 {"purpose": purpose, "files": sorted(p.name for p in files.values()), "out_dir": str(out_dir)},
-                {k: v for k, v in counts.items() if k != "explained_persons"}, purpose=purpose)
+                {k: v for k, v in counts.items() if k != "explained_links"}, purpose=purpose)
     return {"out_dir": out_dir, "purpose": purpose, "files": files, "counts": counts,
             "seconds": round(time.perf_counter() - started, 3)}

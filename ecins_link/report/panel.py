@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from importlib import resources
 from pathlib import Path
 
@@ -23,9 +22,6 @@ from ecins_link.report.views import View
 from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
-EXPLAIN_LIMIT = 200  # persons per pack whose per-field match weights are computed (each rebuilds a linker)
-EXPLAIN_COLUMNS = re.compile(r"unique_id|source|record_key|weight|prob|bayes|comparison|level|label|"
-                             r"confidence|linked|partner|field|summary", re.I)
 RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex": ["sex"],
                  "address": ["address_text", "postcode"], "phone": ["phone"], "email": ["email"]}
 
@@ -62,24 +58,22 @@ def _person_label(row: pd.Series, view: View) -> str:
     return str(row["person_id"])
 
 
-def _explain(store: Store, person_id: str, view: View, agency_of: dict[str, str]) -> pd.DataFrame | None:
-    """The matching engineer's per-field explanation of one person, limited to the view; None if unavailable."""
+def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Per-field match-weight summary for each (unique_id_l, unique_id_r) pair, scored in one batch with the
+    saved linkage model (``ecins_link.matching.explain.score_pairs``); empty if no model is available."""
+    if pairs.empty:
+        return {}
     try:
-        from ecins_link.matching.explain import explain_person
-    except ImportError:
-        return None
-    try:
-        df = explain_person(store, person_id)
+        from ecins_link.matching.explain import score_pairs
+
+        scored = score_pairs(store, pairs)
     except Exception as err:  # noqa: BLE001 - an explanation must never break the pack
-        log.info("explain_person unavailable for a person: %s", type(err).__name__)
-        return None
-    if not isinstance(df, pd.DataFrame) or df.empty:
-        return None
-    for col in [c for c in df.columns if c == "source" or c.startswith("unique_id")]:
-        src = df[col].astype("string").str.split(":", n=1).str[0]
-        df = df[[view.agency_detail(agency_of.get(s)) for s in src]]
-    keep = [c for c in df.columns if EXPLAIN_COLUMNS.search(str(c)) and not re.search(r"value", str(c), re.I)]
-    return df[keep].head(60) if keep else None
+        log.info("per-field match weights unavailable: %s", type(err).__name__)
+        return {}
+    if not {"unique_id_l", "unique_id_r", "breakdown"} <= set(scored.columns):
+        return {}
+    return {tuple(sorted((str(a), str(b)))): str(t) for a, b, t in
+            scored[["unique_id_l", "unique_id_r", "breakdown"]].itertuples(index=False) if isinstance(t, str)}
 
 
 def _evidence_summary(evidence: str | None) -> str:
@@ -122,21 +116,32 @@ class PanelBuilder:
         if data:
             for _, row in data["persons"].drop_duplicates("person_id").iterrows():
                 person_labels[str(row["person_id"])] = _person_label(row, self.view)
-        explained = 0
+        self.why = self._why(data.get("records", pd.DataFrame()))
         case_tpl = self.env.get_template("case.html.j2")
         for case in self.cases.to_dict("records"):
             ctx = self._case_context(case, by_case, node_types, loc_labels, person_labels)
-            for p in ctx["persons"]:
-                if explained < EXPLAIN_LIMIT and len(p["records"]) > 1:
-                    p["explanation"] = _explain(self.store, p["person_id"], self.view, self.agency_of)
-                    explained += 1
             html = case_tpl.render(**ctx)
             (panel_dir / case["page"]).write_text(html, encoding="utf-8")
         index = self.env.get_template("index.html.j2").render(
             cases=self.cases.to_dict("records"), view=self.view, run_label=self.run_label,
             css=self._css(), n_flags=len(self.flags))
         (panel_dir / "index.html").write_text(index, encoding="utf-8")
-        return {"case_pages": len(self.cases), "explained_persons": explained}
+        return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    def _partner_visible(self, unique_id: object) -> bool:
+        if not isinstance(unique_id, str) or ":" not in unique_id:
+            return False
+        return self.view.agency_detail(self.agency_of.get(unique_id.split(":", 1)[0]))
+
+    def _why(self, records: pd.DataFrame) -> dict[tuple[str, str], str]:
+        """Per-field summaries for every displayed record's strongest link (both ends visible)."""
+        if records.empty or "linked_to" not in records.columns:
+            return {}
+        shown = records[records["detail"].astype(bool) & records["linked_to"].notna()]
+        shown = shown.loc[[self._partner_visible(u) for u in shown["linked_to"]]] if len(shown) else shown
+        pairs = pd.DataFrame({"unique_id_l": shown["unique_id"].astype(str),
+                              "unique_id_r": shown["linked_to"].astype(str)}).drop_duplicates()
+        return _breakdowns(self.store, pairs)
 
     def _css(self) -> str:
         return (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
@@ -170,7 +175,13 @@ class PanelBuilder:
             signals.append(s)
         persons = []
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
-        cols += ["cluster_confidence", "best_match_weight", "best_match_probability"]
+        cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability", "why"]
+        if not rec.empty:
+            rec = rec.copy()
+            rec["why"] = [self.why.get(tuple(sorted((str(u), str(v)))), "") if isinstance(v, str) else ""
+                          for u, v in zip(rec["unique_id"], rec["linked_to"], strict=False)]
+            rec["linked_to"] = [(v.replace(":", " ", 1) if self._partner_visible(v) else "(withheld)")
+                                if isinstance(v, str) else None for v in rec["linked_to"]]
         for p in ppl.to_dict("records"):
             recs = rec[rec["person_id"] == p["person_id"]] if not rec.empty else rec
             persons.append({
@@ -178,7 +189,7 @@ class PanelBuilder:
                 "dob": p.get("dob") if view.field("dob") else None, "age": p.get("age") if view.field("dob") else None,
                 "sex": p.get("sex") if view.field("sex") else None, "is_child": p.get("is_child"),
                 "records": recs[[c for c in cols if c in recs.columns]].to_dict("records") if not recs.empty else [],
-                "record_columns": [c for c in cols if c in recs.columns], "explanation": None,
+                "record_columns": [c for c in cols if c in recs.columns],
                 "confidence": recs["cluster_confidence"].min() if not recs.empty else None})
         edges = part("edges")
         if not edges.empty:
