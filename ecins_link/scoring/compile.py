@@ -39,6 +39,19 @@ def _date(d: dt.date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
+def current_residence_sql() -> str:
+    """Each person's current residence: the latest-ending (open = current), then latest-starting one."""
+    return ("SELECT person_id, location_id FROM residences WHERE location_id IS NOT NULL QUALIFY row_number() "
+            "OVER (PARTITION BY person_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, "
+            "coalesce(first_seen, DATE '1900-01-01') DESC, location_id) = 1")
+
+
+def rep_household_sql() -> str:
+    """Each location's most recent ``households`` id (open-ended = most recent)."""
+    return ("SELECT location_id, household_id FROM households QUALIFY row_number() OVER (PARTITION BY "
+            "location_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, household_id) = 1")
+
+
 class RuleCompiler:
     """SQL for one rule at one as-of date; ``tables`` maps optional graph tables to the names to read."""
 
@@ -84,10 +97,16 @@ class RuleCompiler:
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
 
     def current_residence_sql(self) -> str:
-        """Each person's current residence: the latest-ending (open = current), then latest-starting one."""
-        return ("SELECT person_id, location_id FROM residences WHERE location_id IS NOT NULL QUALIFY row_number() "
-                "OVER (PARTITION BY person_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, "
-                "coalesce(first_seen, DATE '1900-01-01') DESC, location_id) = 1")
+        """Each person's current residence (see :func:`current_residence_sql`), precomputed if available."""
+        if "current_residence" in self.tables:
+            return f"SELECT * FROM {self.tables['current_residence']}"
+        return current_residence_sql()
+
+    def rep_household_sql(self) -> str:
+        """Each location's most recent household id (see :func:`rep_household_sql`), precomputed if available."""
+        if "rep_household" in self.tables:
+            return f"SELECT * FROM {self.tables['rep_household']}"
+        return rep_household_sql()
 
     def members_sql(self) -> str:
         """Household members in the rule window: (entity_id, location_id, person_id, f, l).
@@ -98,8 +117,7 @@ class RuleCompiler:
         recent ``households`` id, so flags name a household of the graph.
         """
         lo, hi = "DATE '1900-01-01'", "DATE '9999-12-31'"
-        rep = ("SELECT location_id, household_id FROM households QUALIFY row_number() OVER (PARTITION BY "
-               f"location_id ORDER BY coalesce(last_seen, {hi}) DESC, household_id) = 1")
+        rep = self.rep_household_sql()
         return (f"SELECT coalesce(rep.household_id, 'H' || r.location_id) AS entity_id, r.location_id, r.person_id, "
                 f"coalesce(r.first_seen, {lo}) AS f, "
                 f"CASE WHEN cur.location_id = r.location_id THEN {hi} ELSE coalesce(r.last_seen, {hi}) END AS l "

@@ -13,7 +13,7 @@ import logging
 import time
 
 from ecins_link.config import ProjectConfig
-from ecins_link.scoring.compile import RuleCompiler, lit
+from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.overrides import ensure_overrides_table
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
 from ecins_link.scoring.signals import ensure_optional_tables, register_taxonomy, resolve_as_of, signals_sql
@@ -159,7 +159,9 @@ def score(store: Store, config: ProjectConfig) -> None:
     register_taxonomy(store, taxonomy)
     tables = ensure_optional_tables(store)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _score_signals AS {signals_sql(as_of)}")
-    tables["signals"] = "_score_signals"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_current AS {current_residence_sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_rep_household AS {rep_household_sql()}")
+    tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
     timings["signals"] = round(time.perf_counter() - started, 3)
     per_rule: dict[str, int] = {}
     parts = []
@@ -189,6 +191,7 @@ def score(store: Store, config: ProjectConfig) -> None:
                             "flags": n_flags, "flags_invisible_to_single_agency": invisible, **per_rule},
             )
     finally:
-        for name in [*parts, "_score_signals", "_score_flags", "_fired", "_vis"]:
+        for name in [*parts, "_score_signals", "_score_current", "_score_rep_household", "_score_flags", "_fired",
+                     "_vis"]:
             con.execute(f"DROP TABLE IF EXISTS {name}")
     log.info("score: %d signals, %d flags", n_signals, n_flags)
