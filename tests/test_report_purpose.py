@@ -93,3 +93,19 @@ def test_view_rules() -> None:
     assert not view.signal_detail("police", "ASB") and view.rule_shown("toxic_trio")
     assert not view.rule_shown("iom_rfg") and not view.field("phone")
     assert view_for(config(), None).signal_detail("anyone", "ANYTHING")
+
+
+def test_professional_judgement_flag_follows_the_override_rule(tmp_path: Path) -> None:
+    store = build_store(tmp_path / "s.duckdb")
+    evidence = {"marac": {"overrides": [{"rule": "marac_potential_escalation", "reason": "DASH 15 ticks"}]},
+                "other": {"overrides": [{"rule": "iom_rfg", "reason": "Offender manager concern"}]}}
+    with store.stage("pj"):
+        for fid, pid, key in (("FPJ1", "P4", "marac"), ("FPJ2", "P6", "other")):
+            store.con.execute(
+                "INSERT INTO flags SELECT ?, 'professional_judgement', 'Raised by professional judgement', 'person', "
+                "?, [?], []::VARCHAR[], 1.0, 9, []::VARCHAR[], false, ?, 'A professional raised this case', "
+                "DATE '2026-10-01', DATE '2026-10-01'", [fid, pid, pid, json.dumps(evidence[key])])
+    write_outputs(store, config(), tmp_path / "m", purpose="marac")
+    cases = set(pd.read_csv(tmp_path / "m" / "worklist.csv")["case"])
+    assert "person:P4" in cases and "person:P6" not in cases
+    assert "Offender manager concern" not in _all_text(tmp_path / "m")

@@ -115,15 +115,20 @@ def case_signals(store: Store, view: View) -> pd.DataFrame:
     return _q(store, sql, params)
 
 
-def case_overrides(store: Store, cases: pd.DataFrame) -> pd.DataFrame:
-    """Per case: the human-override history (raise a score, with reason, user and time)."""
+def case_overrides(store: Store, cases: pd.DataFrame, view: View) -> pd.DataFrame:
+    """Per case: the human-override history (raise a score, with reason, user and time).
+
+    In a purpose view only overrides of the purpose's rules (or of no particular rule) are shown."""
     if not store.has_table("overrides") or cases.empty:
         return pd.DataFrame(columns=["case", "override_id", "rule", "raise_score", "reason", "user_name",
                                      "recorded_at"])
     sql = """SELECT o.entity_type || ':' || o.entity_id AS "case", o.override_id, o.rule, o.raise_score, o.reason,
                     o.user_name, o.recorded_at FROM overrides o
-             WHERE list_contains(?::VARCHAR[], o.entity_type || ':' || o.entity_id) ORDER BY o.recorded_at"""
-    return _q(store, sql, [list(cases["case"])])
+             WHERE list_contains(?::VARCHAR[], o.entity_type || ':' || o.entity_id)
+               AND (o.rule IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], o.rule))
+             ORDER BY o.recorded_at"""
+    rules = sorted(view.rules) if view.rules is not None else None
+    return _q(store, sql, [list(cases["case"]), rules, rules])
 
 
 def case_graph(store: Store, view: View) -> tuple[pd.DataFrame, pd.DataFrame]:

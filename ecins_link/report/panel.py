@@ -100,7 +100,7 @@ class PanelBuilder:
             edges, nodes = gather.case_graph(self.store, self.view)
             return {"persons": gather.case_persons(self.store), "records": gather.case_records(self.store, self.view),
                     "signals": gather.case_signals(self.store, self.view),
-                    "overrides": gather.case_overrides(self.store, self.cases), "edges": edges, "nodes": nodes,
+                    "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges, "nodes": nodes,
                     "locs": gather.location_labels(self.store, self.view)}
 
     def write(self, panel_dir: Path) -> dict[str, int]:

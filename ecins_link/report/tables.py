@@ -8,6 +8,7 @@ carriage return) is prefixed with ``'`` in SQL before it is written.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from ecins_link.config import ProjectConfig
 from ecins_link.report.views import View
 from ecins_link.store import Store
 
+PROFESSIONAL_JUDGEMENT = "professional_judgement"  # flags raised by an override alone (scoring stage)
 FORMULA_RE = r"^(\s*[=+\-@]|[\t\r])"
 WORKLIST_COLUMNS = ["rank", "case", "rules", "score", "agencies", "invisible_to_single_agency",
                     "entity_type", "entity_id", "n_persons", "first_date", "last_date", "guidance", "page"]
@@ -114,6 +116,15 @@ def case_page_name(entity_type: str, entity_id: str) -> str:
     return f"case_{digest}.html"
 
 
+def _raised_for(evidence: str | None, rules: frozenset[str]) -> bool:
+    """Whether a professional-judgement flag's overrides name one of ``rules`` (then the purpose sees it)."""
+    try:
+        overrides = json.loads(evidence or "{}").get("overrides") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(o, dict) and o.get("rule") in rules for o in overrides)
+
+
 def load_flags(store: Store, view: View, category_of: dict[str, str]) -> pd.DataFrame:
     """Flags of the view's rules, evidence pruned and agencies limited to what the view may name."""
     if not store.has_table("flags"):
@@ -123,8 +134,13 @@ def load_flags(store: Store, view: View, category_of: dict[str, str]) -> pd.Data
     params: list = []
     where = "TRUE"
     if view.rules is not None:
-        where, params = "list_contains(?::VARCHAR[], rule)", [sorted(view.rules)]
+        where = f"(list_contains(?::VARCHAR[], rule) OR rule = '{PROFESSIONAL_JUDGEMENT}')"
+        params = [sorted(view.rules)]
     flags = store.df(f"SELECT * FROM flags WHERE {where} ORDER BY rank, flag_id", params)
+    if view.rules is not None and len(flags):
+        keep = [r != PROFESSIONAL_JUDGEMENT or _raised_for(e, view.rules) for r, e in zip(flags["rule"],
+                                                                                      flags["evidence"], strict=False)]
+        flags = flags.loc[keep].reset_index(drop=True)
     if view.name is not None and len(flags):
         flags["evidence"] = [view.filter_evidence(e, category_of) for e in flags["evidence"]]
         flags["agencies"] = [view.visible_agencies(list(a) if a is not None else []) for a in flags["agencies"]]
