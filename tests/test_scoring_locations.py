@@ -110,3 +110,13 @@ def test_asb_case_without_own_address_counts_at_the_tenants_home(scored) -> None
     got = flags(scored(build), "asb_hotspot")
     assert set(got) == {"U100000097"}
     assert json.loads(got["U100000097"]["evidence"])["conditions"][0]["agencies"] == 3
+
+
+def test_cuckooing_resident_last_seen_by_an_old_contact_is_still_resident(scored) -> None:
+    def build(w: World) -> None:
+        _cuckoo(w, "U100000044", 4)
+        # the resident's only dated record is a contact 200 days ago: still living there (current address)
+        w.rows["residences"] = [r if r[0] != "RU100000044" else (*r[:3], w.day(200), w.day(200), 1)
+                                for r in w.rows["residences"]]
+
+    assert set(flags(scored(build), "cuckooing")) == {"U100000044"}

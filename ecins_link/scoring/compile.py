@@ -83,9 +83,7 @@ class RuleCompiler:
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child "
                     f"FROM {self.sig} s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
                     f"{pa_join} WHERE {window}")
-        resident = (f"SELECT DISTINCT person_id, location_id FROM residences WHERE location_id IS NOT NULL "
-                    f"AND coalesce(last_seen, {_date(self.as_of)}) >= {_date(self.start)} "
-                    f"AND coalesce(first_seen, {_date(self.start)}) <= {_date(self.as_of)}")
+        resident = f"SELECT DISTINCT person_id, location_id FROM ({self.members_sql()})"
         member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
                   "AND hm.person_id = s.person_id)")
         return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
