@@ -233,3 +233,20 @@ def test_chart_html_cannot_be_broken_out_of(linked_path, tmp_path):
             waterfall_html(store, left, right, 'x"><script>')
         hidden = chart_spec_json(waterfall_chart(store, left, right, remove_sensitive_data=True))
         assert "alert(1)" not in hidden and "alert(1)" in spec
+
+
+def test_untrained_model_is_a_clear_store_error(linked_path, tmp_path):
+    copy = tmp_path / "untrained.duckdb"
+    shutil.copy(linked_path, copy)
+    with Store(copy) as store:
+        left, right, _ = _uncertain_pair(store)
+        store.con.execute(
+            "INSERT INTO linkage_models VALUES ('r2', now()::TIMESTAMP + INTERVAL 1 DAY, '{}', '{}')"
+        )
+        with pytest.raises(StoreError, match="untrained"):
+            explain_pair(store, left, right)
+        person = store.con.execute(
+            "SELECT person_id FROM person_clusters GROUP BY 1 HAVING count(*) > 1 LIMIT 1"
+        ).fetchone()[0]
+        out = explain_person(store, person)  # falls back to the stored scores, without breakdown
+        assert out["match_weight"].notna().all() and out["breakdown"].isna().all()

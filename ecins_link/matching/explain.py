@@ -43,6 +43,8 @@ def latest_model(store: Store) -> tuple[dict, str]:
         raise StoreError("linkage_models is empty; run the persons stage first")
     settings = json.loads(row[0]) if isinstance(row[0], str) else dict(row[0])
     summary = json.loads(row[1]) if isinstance(row[1], str) and row[1] else {}
+    if not settings.get("comparisons"):
+        raise StoreError("the latest linkage model is untrained (too few records); nothing to explain")
     input_table = (summary or {}).get("input_table") or DEFAULT_INPUT_TABLE
     store.require(input_table, stage="explain")
     settings["__saved_at"] = str(row[2])
@@ -220,6 +222,13 @@ def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFra
 
     records, linker, swapped = _waterfall_records(store, unique_id_l, unique_id_r)
     data = pd.DataFrame(records_to_waterfall_data(records, linker._settings_obj, hide_details=False))
+    # Splink lists every column a comparison reads ("L, LACHLAN, RYAN, ..."); when the comparison is named
+    # after a column, show just that column's two values
+    rec = records[0]
+    for side in ("l", "r"):
+        named = data["column_name"].map(lambda c, side=side: rec.get(f"{c}_{side}"))
+        has_col = data["column_name"].map(lambda c, side=side: f"{c}_{side}" in rec)
+        data.loc[has_col, f"value_{side}"] = named[has_col].map(lambda v: "" if v is None else str(v))
     if swapped:
         data[["value_l", "value_r"]] = data[["value_r", "value_l"]].to_numpy()
     out = data.rename(
