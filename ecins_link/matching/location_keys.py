@@ -15,17 +15,22 @@ import re
 
 import duckdb
 
-# Key expressions over a row alias {t}: NULL when a part the key needs is missing.
+# Key expressions over a row alias {t}: NULL when a part the key needs is missing.  The gazetteer side of
+# the *area* keys is matched on both its town and its locality (agencies write either).
 _KEYS: dict[str, tuple[str, str]] = {
     # method: (required columns, parts joined with '|')
     "exact_key": ("number, street, postcode", "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.postcode"),
     "building_key": ("building, postcode", "coalesce({t}.flat_id, ''), {t}.building, {t}.postcode"),
     "street_number": ("number, street, town", "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.town"),
-    "street_sector": (
-        "number, street, postcode_sector",
-        "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.postcode_sector",
-    ),
+    "street_sector": ("number, street, postcode_sector",
+                      "coalesce({t}.flat_id, ''), {t}.number, {t}.street, {t}.postcode_sector"),
+    "building_street": ("building, street", "coalesce({t}.flat_id, ''), {t}.building, {t}.street"),
+    "street_unique": ("number, street", "coalesce({t}.flat_id, ''), {t}.number, {t}.street"),
 }
+_AREA_KEYS = {"street_number"}
+# keys that ignore the postcode: accepted only for addresses with no unexplained words, no area named in the
+# text that the candidate is not in, and no postcode more than two edits from the candidate's
+WEAK_KEYS = {"street_number", "street_sector", "building_street", "street_unique"}
 KEY_METHODS = list(_KEYS)
 
 
@@ -57,7 +62,8 @@ def flat_id_expr(col: str, label_words: list[str]) -> str:
 
 
 def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazetteer: bool,
-            flat_words: list[str] | None = None, flat_hints: list[str] | None = None) -> None:
+            flat_words: list[str] | None = None, flat_hints: list[str] | None = None,
+            at_prefixes: list[str] | None = None) -> None:
     """Create ``_loc_addr`` (distinct addresses), ``_loc_map`` (record -> akey) and ``_loc_gaz``.
 
     ``flat_words`` are flat label words stripped to compare flats ('FLAT', 'APARTMENT', ...);
@@ -104,7 +110,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                    list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
                    array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
             FROM one)
-        SELECT * EXCLUDE (lo), len(lo) AS n_leftover,
+        SELECT *, len(lo) AS n_leftover, len(lo) AS n_unexplained,
                coalesce({flat_id_expr('flat', flat_words)}, CASE WHEN flat IS NULL THEN {hint} END) AS flat_id
         FROM two""")
     con.execute(
@@ -129,6 +135,44 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             FROM g LEFT JOIN shells s
               ON g.number = s.number AND g.street IS NOT DISTINCT FROM s.street
              AND g.postcode IS NOT DISTINCT FROM s.postcode""")
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _loc_gaz_area AS
+            SELECT * REPLACE (area AS town) FROM (
+                SELECT *, unnest(list_distinct(list_filter([town, locality], x -> x IS NOT NULL))) AS area
+                FROM _loc_gaz)""")
+        # areas (towns, localities) named in each address, and words nothing explains
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _loc_mention AS
+            WITH areas AS (SELECT DISTINCT town AS area FROM _loc_gaz_area WHERE length(town) >= 3)
+            SELECT a.akey, list(DISTINCT ar.area) AS areas
+            FROM _loc_addr a JOIN areas ar ON contains(' ' || a.address_norm || ' ', ' ' || ar.area || ' ')
+            GROUP BY a.akey""")
+        area_words = [r[0] for r in con.execute(
+            "SELECT DISTINCT unnest(string_split(town, ' ')) FROM _loc_gaz_area").fetchall() if r[0]]
+        words = sorted({w.upper() for p in prox_prefixes + (at_prefixes or []) for w in p.split()} | set(area_words))
+        lit = ", ".join(_sql_str(w) for w in words) or "''"
+        con.execute(f"UPDATE _loc_addr SET n_unexplained = len(list_filter(lo, x -> NOT list_contains([{lit}], x)))")
+        # "22A Mill Lane": flat A of 22 when the gazetteer has no number 22A on that street but has flat A at 22
+        con.execute(r"""
+            UPDATE _loc_addr a SET number = regexp_extract(a.number, '^(\d+)', 1),
+                                   flat_id = regexp_extract(a.number, '([A-Z])$', 1)
+            WHERE a.flat_id IS NULL AND regexp_matches(a.number, '^\d+[A-Z]$') AND a.street IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.number = a.number AND g.street = a.street)
+              AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
+                          AND g.number = regexp_extract(a.number, '^(\d+)', 1)
+                          AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
+
+
+def area_consistent(a: str, g: str) -> str:
+    """SQL: every area the address names is the candidate's town or locality."""
+    return (f"coalesce(list_has_all(list_filter([{g}.town, {g}.locality], x -> x IS NOT NULL), "
+            f"(SELECT m.areas FROM _loc_mention m WHERE m.akey = {a}.akey)), true)")
+
+
+def postcode_close(a: str, g: str) -> str:
+    """SQL: no postcode on one side, or the two are at most two edits apart (a mistype, not another place)."""
+    return (f"({a}.postcode IS NULL OR {g}.postcode IS NULL "
+            f"OR damerau_levenshtein({a}.postcode, {g}.postcode) <= 2)")
 
 
 def _todo(extra: str = "") -> str:
@@ -160,15 +204,18 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
     gk, ak = _key_expr(method, "g"), _key_expr(method, "a")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        WITH gk AS (SELECT {gk} AS k, g.uprn, g.has_flats FROM _loc_gaz g),
+        WITH gk AS (SELECT {gk} AS k, g.uprn, g.has_flats FROM {"_loc_gaz_area" if method in _AREA_KEYS else "_loc_gaz"} g),
              gu AS (SELECT k, min(uprn) AS uprn, count(DISTINCT uprn) AS n, bool_or(has_flats) AS has_flats
                     FROM gk WHERE k IS NOT NULL GROUP BY k)
-        SELECT a.akey, gu.uprn, gu.n, gu.has_flats, a.n_leftover, a.flat_id
+        SELECT a.akey, gu.uprn, gu.n, gu.has_flats, a.n_leftover, a.n_unexplained, a.flat_id, a.postcode
         FROM {_todo()} a JOIN gu ON {ak} = gu.k""")
+    weak = ""
+    if method in WEAK_KEYS:
+        weak = f"AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
     n = _insert(
         con,
-        f"""SELECT akey, uprn, '{method}', {confidence} FROM _loc_cand
-                          WHERE n = 1 AND NOT (has_flats AND flat_id IS NULL AND n_leftover > 0)""",
+        f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
+            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_leftover > 0) {weak}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     return {"resolved": n, "ties_refused": int(ties)}

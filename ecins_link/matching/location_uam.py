@@ -3,7 +3,7 @@
 The matcher runs on its own in-memory DuckDB connection (with a memory limit and thread cap) so its many
 intermediate tables never touch the project store; only (akey, uprn, match_weight, distinguishability)
 comes back.  A candidate is accepted only with a strong weight and a clear gap to the runner-up
-(``distinguishability``): ambiguous ones stay unresolved rather than guessed.
+(``distinguishability``), or from its exact stages; ambiguous ones stay unresolved rather than guessed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 import duckdb
+
+from ecins_link.matching.location_keys import area_consistent
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
             result.matches()
             .select(
                 "CAST(unique_id AS VARCHAR) AS akey, CAST(resolved_canonical_id AS VARCHAR) AS uprn, "
-                "CAST(match_weight AS DOUBLE) AS match_weight, CAST(distinguishability AS DOUBLE) AS dist"
+                "CAST(match_weight AS DOUBLE) AS match_weight, CAST(distinguishability AS DOUBLE) AS dist, "
+            "CAST(match_reason AS VARCHAR) AS reason"
             )
             .to_arrow_table()
         )
@@ -60,22 +63,34 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
         scratch.close()
     con.register("_loc_uam_out", out)
     try:
-        w_min = float(settings.get("min_match_weight", 12.0))
-        d_min = float(settings.get("min_distinguishability", 5.0))
+        w_min = float(settings.get("min_match_weight", 4.0))
+        d_min = float(settings.get("min_distinguishability", 7.0))
+        w_single = float(settings.get("single_candidate_min_weight", 8.0))
         cap = float(settings.get("max_confidence", 0.9))
         con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam AS SELECT * FROM _loc_uam_out")
     finally:
         con.unregister("_loc_uam_out")
     before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
-    con.execute(f"""
+    # consistency guards: the candidate's house number must be the address's (parsed, else one of its numeric
+    # tokens), and a parsed flat must be the candidate's flat -- the model alone sometimes takes a flat
+    # number for a house number ("Apt 8, 33 X Way" -> "8 X Way").
+    con.execute(rf"""
         INSERT INTO _loc_res
-        SELECT akey, uprn, 'uk_address_matcher',
-               least({cap}, 1.0 / (1.0 + pow(2.0, -least(match_weight,
-                     coalesce(CASE WHEN isnan(dist) THEN NULL ELSE dist END, match_weight)) / 2.0)))
-        FROM _loc_uam
-        WHERE uprn IS NOT NULL AND match_weight >= {w_min}
-          AND (dist IS NULL OR isnan(dist) OR dist >= {d_min})
-          AND akey NOT IN (SELECT akey FROM _loc_res)""")
+        SELECT u.akey, u.uprn, 'uk_address_matcher',
+               CASE WHEN u.reason LIKE 'exact%' THEN {cap}
+                    ELSE least({cap}, 1.0 / (1.0 + pow(2.0, -least(u.match_weight,
+                         coalesce(CASE WHEN isnan(u.dist) THEN NULL ELSE u.dist END, u.match_weight)) / 2.0))) END
+        FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn
+        WHERE (u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
+               OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}))
+          AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL
+                   AND regexp_extract(a.number, '^\d+') <> regexp_extract(g.number, '^\d+'))
+          AND (g.number IS NULL OR list_contains(
+                   regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
+                   regexp_extract(g.number, '^\d+')))
+          AND NOT (a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id)
+          AND {area_consistent('a', 'g')}
+          AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
     log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
     return int(n)

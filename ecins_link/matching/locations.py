@@ -51,7 +51,7 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
     con, conf, prox = store.con, rules["confidence"], rules["proximity"]
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
-                 flats.get("hint_patterns", []))
+                 flats.get("hint_patterns", []), prox.get("at_prefixes", []))
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
     counts["source_uprn"] = keys.resolve_source_uprn(
         con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
@@ -65,7 +65,9 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
         if uam.get("enabled", True):
             from ecins_link.matching.location_uam import run_uk_address_matcher
 
-            todo = """SELECT akey, coalesce(nullif(trim(address_text), ''), address_norm, '') AS address_concat,
+            strip = keys.proximity_regex(prox.get("prefixes", []) + prox.get("at_prefixes", [])).replace("'", "''")
+            todo = f"""SELECT akey, regexp_replace(upper(coalesce(nullif(trim(address_text), ''), address_norm, '')),
+                                                '{strip}', '') AS address_concat,
                              postcode FROM _loc_addr a
                       WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
                         AND (coalesce(trim(address_text), '') <> '' OR postcode IS NOT NULL)"""
@@ -108,7 +110,8 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
         n = store.write_table("address_matches", _matches_sql(float(rules["proximity"]["confidence_factor"])))
         by_method = dict(store.con.execute(
             "SELECT match_method, count(*) FROM address_matches GROUP BY 1 ORDER BY 1").fetchall())
-        for t in ("_loc_rows", "_loc_map", "_loc_addr", "_loc_res", "_loc_clu", "_loc_cand", "_loc_gaz", "_loc_uam"):
+        for t in ("_loc_rows", "_loc_map", "_loc_addr", "_loc_res", "_loc_clu", "_loc_cand", "_loc_gaz", "_loc_uam",
+                  "_loc_gaz_area", "_loc_mention"):
             store.con.execute(f"DROP TABLE IF EXISTS {t}")
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},
