@@ -131,3 +131,26 @@ def evaluate_persons(store: Store, truth_records_csv: str | Path, truth_persons_
                            "wrongly_merged_pairs": wrongly_merged_pairs(pred, true, ids)}
         out["hard_cases"] = cases
     return out
+
+
+def blocking_reach(store: Store, truth: pd.Series | pd.DataFrame, rules: list[str],
+                   table: str = "person_std") -> dict:
+    """Share of true record pairs that at least one blocking rule (SQL over ``l.``/``r.``) would generate.
+
+    ``truth`` maps unique_id -> true id.  Returns true_pairs, reachable, share and per-rule counts.
+    """
+    t = _as_series(truth).rename("true_id").rename_axis("unique_id").reset_index()
+    store.con.register("__reach_truth", t)
+    try:
+        conds = [f"coalesce(({r}), FALSE)" for r in rules]
+        per_rule = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conds)
+        row = store.con.execute(f"""
+            WITH tp AS (SELECT a.unique_id AS ul, b.unique_id AS ur FROM __reach_truth a JOIN __reach_truth b
+                        ON a.true_id = b.true_id AND a.unique_id < b.unique_id)
+            SELECT count(*), count(*) FILTER (WHERE {' OR '.join(conds) or 'FALSE'}), {per_rule or '0'}
+            FROM tp JOIN "{table}" l ON l.unique_id = tp.ul JOIN "{table}" r ON r.unique_id = tp.ur""").fetchone()
+    finally:
+        store.con.unregister("__reach_truth")
+    total, reach = int(row[0]), int(row[1])
+    return {"true_pairs": total, "reachable": reach, "share": _ratio(reach, total),
+            "per_rule": {r: int(n) for r, n in zip(rules, row[2:], strict=False)}}

@@ -4,7 +4,7 @@
    clerical cannot-link pairs.  Connected components by SQL label propagation with pointer jumping.
 2. Contradictions inside a component (SQL): a cannot-link pair; a directly scored pair whose match weight is
    at or below ``guard.negative_weight``; or two full dates of birth more than ``guard.dob_years_apart``
-   years apart that no day-month swap or one-character typo explains, between records that are *not* directly
+   years apart that no day-month swap, one-character typo or one wrong part (of day / month / year) explains, between records that are *not* directly
    linked (a direct confident link already weighed the dates; the guard is about chains).
 3. Only the (few, small) components holding a contradiction go to Python: repeatedly cut the minimum-weight
    set of edges separating a contradicting pair (networkx max-flow / min-cut, capacity = match weight, forced
@@ -69,6 +69,8 @@ def _contradictions(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, guar
                 WHERE abs(date_diff('day', x.dob, y.dob)) > {years} * 365.25
                   AND NOT (year(x.dob) = year(y.dob) AND month(x.dob) = day(y.dob) AND day(x.dob) = month(y.dob))
                   AND damerau_levenshtein(strftime(x.dob, '%Y%m%d'), strftime(y.dob, '%Y%m%d')) > 1
+                  AND (CAST(year(x.dob) = year(y.dob) AS INT) + CAST(month(x.dob) = month(y.dob) AS INT)
+                       + CAST(day(x.dob) = day(y.dob) AS INT)) < 2
                   AND NOT EXISTS (SELECT 1 FROM _pc_edges e WHERE e.a = x.unique_id AND e.b = y.unique_id))
         SELECT a, b, reason, strength FROM cannot UNION ALL SELECT * FROM negative UNION ALL SELECT * FROM dob
         ORDER BY strength DESC, a, b""").df()

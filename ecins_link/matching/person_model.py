@@ -70,6 +70,8 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}", "jaro-winkler"),
+            # transliterations (LI / LEE, SIOBHAN / SHIVAUN) sound alike but are spelt apart; so do JOHN / JANE
+            _lvl("forename_dm_l = forename_dm_r", "phonetic only"),
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
             # the twin pattern: nothing in the forename agrees, yet surname and full date of birth do
@@ -114,7 +116,8 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
                  " + CAST(dob_day_l = dob_day_r AS INT)) = 2", "two of three parts"),
             _lvl(f"(dob_l IS NULL OR dob_r IS NULL) AND {yl} = {yr}", "year only"),
             # the father/son pattern: same full name, a generation apart
-            _lvl(f"forename_l = forename_r AND surname_l = surname_r AND abs({yl} - {yr}) >= {generation}",
+            _lvl("((forename_l = forename_r AND surname_l = surname_r) OR "
+                 f"(forename_l = surname_r AND surname_l = forename_r)) AND abs({yl} - {yr}) >= {generation}",
                  "generation apart, same name"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
