@@ -309,15 +309,30 @@ def test_every_scenario_needs_more_than_one_agency(town: Path) -> None:
             assert not _holds(s["kind"], part, as_of, children, True), (s["scenario_id"], agency)
 
 
-def test_decoys_recorded(town: Path) -> None:
+def test_decoys_only_fire_when_strangers_are_merged(town: Path) -> None:
+    cfg = load_config(town / "project.toml")
+    events = _events(cfg)
+    truth = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    who = dict(zip(truth["source"] + "|" + truth["record_key"], truth["true_person_id"], strict=True))
     decoys = json.loads((town / "truth" / "decoys.json").read_text(encoding="utf-8"))
     persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False).set_index("true_person_id")
     assert {d["kind"] for d in decoys} == {"isolated_signal", "same_name_strangers"}
     for d in decoys:
-        if d["kind"] == "same_name_strangers":
-            a, b = persons.loc[d["true_person_ids"]].itertuples()
-            assert (a.forenames, a.surname) == (b.forenames, b.surname) and a.dob != b.dob
-            assert a.household_id != b.household_id and d["would_fire"]
+        rows = []
+        for p in d["pieces"]:
+            m = events[(events["source"] == p["source"]) & (events["record_key"] == p["record_key"])].iloc[0]
+            rows.append({**p, "date": m["date"], "role": m["role"], "person": who[p["source"] + "|" + p["record_key"]]})
+        pieces = pd.DataFrame(rows)
+        assert set(pieces["person"]) == set(d["true_person_ids"])
+        if d["kind"] == "isolated_signal":
+            assert len(pieces) == 1 and d["would_fire"] is None
+            continue
+        a, b = persons.loc[d["true_person_ids"]].itertuples()
+        assert (a.forenames, a.surname) == (b.forenames, b.surname) and a.dob != b.dob
+        assert a.household_id != b.household_id
+        assert _holds(d["would_fire"], pieces, cfg.project.as_of, 0, False), d["decoy_id"]
+        for _person, part in pieces.groupby("person"):
+            assert not _holds(d["would_fire"], part, cfg.project.as_of, 0, False), d["decoy_id"]
 
 
 # -- bad rows ------------------------------------------------------------------------------------------------

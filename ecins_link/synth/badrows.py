@@ -19,6 +19,10 @@ CP1252_SOURCE = "council_people"
 _UNDECODABLE = "\x00UNDECODABLE\x00"
 
 
+class _EmptySource(Exception):
+    """The source has no row to base a defect on."""
+
+
 @dataclass
 class BadRows:
     """Raw file bytes for the sources that got bad rows, extra truth rows and the bad-row truth table."""
@@ -41,9 +45,16 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
     out = BadRows()
     inserts: dict[str, list[tuple[str, str, str, bool]]] = {}  # source -> [(line, expected, key, at_end)]
 
-    def row(source: str) -> pd.DataFrame:
+    def row(source: str, plain: bool = False) -> pd.DataFrame:
+        """A random existing row (``plain``: one whose CSV line has no quoted field)."""
         df = tables[source]
-        return df.iloc[[int(rng.integers(len(df)))]].copy()
+        if not len(df):
+            raise _EmptySource(source)
+        for _ in range(200):
+            r = df.iloc[[int(rng.integers(len(df)))]].copy()
+            if not plain or '"' not in _line(r):
+                return r
+        return r
 
     def add(source: str, df: pd.DataFrame | str, expected: str, key: str, at_end: bool = False) -> None:
         line = df if isinstance(df, str) else _line(df)
@@ -96,7 +107,7 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
         add("police_occurrences", _line(r) + ",EXTRA,COLUMNS", "ragged_row", f"{r['OCC_REF'].iat[0]}|{r['NOMINAL_ID'].iat[0]}")
 
     def d_ragged_few() -> None:
-        r = row("council_contacts")
+        r = row("council_contacts", plain=True)
         r["CONTACT_ID"] = fresh("CT")
         add("council_contacts", ",".join(_line(r).split(",")[:3]), "ragged_row", r["CONTACT_ID"].iat[0])
 
@@ -130,7 +141,7 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
         accepted("council_people", r, "PERSON_ID")
 
     def d_broken_quote() -> None:
-        r = row("council_contacts")
+        r = row("council_contacts", plain=True)
         r["CONTACT_ID"] = fresh("CT")
         parts = _line(r).split(",")
         parts[2] = '"' + parts[2]
@@ -159,7 +170,10 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
                  d_undecodable]
     repeat = [d_impossible, d_unparseable, d_future, d_ragged_many, d_orphan]
     for i in range(k):
-        (catalogue[i] if i < len(catalogue) else repeat[(i - len(catalogue)) % len(repeat)])()
+        try:
+            (catalogue[i] if i < len(catalogue) else repeat[(i - len(catalogue)) % len(repeat)])()
+        except _EmptySource:  # a tiny town may have no rows to copy from in some source
+            continue
     truth_rows = []
     for source in sorted(set(inserts) | set(out.raw_csv)):
         data, rows = _assemble(rng, tables[source], inserts.get(source, []))

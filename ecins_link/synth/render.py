@@ -127,7 +127,7 @@ def housing(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     rows.append(pd.DataFrame({"_person": members[old], "TENANCY_REF": t_old[hh_pos][old],
                               "_uprn": p["prev_uprn"].to_numpy()[members][old], "start": old_start[hh_pos][old],
                               "end": move[hh_pos][old]}))
-    ten = pd.concat([r for r in rows if len(r)], ignore_index=True)
+    ten = pd.concat([r for r in rows if len(r)] or rows[:1], ignore_index=True)
     dup = rng.random(len(ten)) < town.cov["duplicate_housing"]
     ten = pd.concat([ten, ten[dup]], ignore_index=True).sort_values(["_person", "start"], kind="stable")
     ten = ten.reset_index(drop=True)

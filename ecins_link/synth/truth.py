@@ -69,7 +69,8 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
                      "pieces": pieces.get(s["scenario_id"], [])})
     write_json(scen, truth / "scenarios.json")
     dec = [{"decoy_id": d["decoy_id"], "kind": d["kind"], "true_person_ids": [str(tid[i]) for i in d["persons"]],
-            "uprns": list(d["uprns"]), "would_fire": d["would_fire"]} for d in planner.decoys]
+            "uprns": list(d["uprns"]), "would_fire": d["would_fire"], "pieces": pieces.get(d["decoy_id"], [])}
+           for d in planner.decoys]
     write_json(dec, truth / "decoys.json")
     bad_rows = bad.truth if bad is not None else pd.DataFrame(columns=["source", "row_number", "record_key",
                                                                        "expected"])
