@@ -18,6 +18,7 @@ Settings live in ``location_rules.toml``.
 
 from __future__ import annotations
 
+import time
 import tomllib
 from pathlib import Path
 
@@ -49,18 +50,31 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
     Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on ``store.con``.
     """
     con, conf, prox = store.con, rules["confidence"], rules["proximity"]
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        seconds[name] = round(now - started, 3)
+        started = now
+
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
                  flats.get("hint_patterns", []), prox.get("at_prefixes", []))
-    counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
+    lap("prepare")
+    counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0],
+                    "seconds": seconds}
     counts["source_uprn"] = keys.resolve_source_uprn(
         con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
     if with_gazetteer:
         for method in keys.KEY_METHODS:
             counts[method] = keys.resolve_key(con, method, conf[method])
+            lap(method)
         prem = rules["premises"]
         counts["premises_name"] = keys.resolve_premises(con, conf["premises_name"], prem.get("ignore_leading", []),
                                                         int(prem.get("min_name_chars", 4)))
+        lap("premises_name")
         uam = rules["uk_address_matcher"]
         if uam.get("enabled", True):
             from ecins_link.matching.location_uam import run_uk_address_matcher
@@ -72,10 +86,12 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
                       WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
                         AND (coalesce(trim(address_text), '') <> '' OR postcode IS NOT NULL)"""
             counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
+            lap("uk_address_matcher")
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")
     keys.cluster_unresolved(con)
+    lap("cluster")
     return counts
 
 

@@ -1,0 +1,77 @@
+"""Benchmark + accuracy of the locations stage on a synthetic town (addresses -> UPRNs).
+
+Generates a town (``ecins_link.synth.generate_town``), runs ingest and standardise, then times
+``link_locations`` and evaluates it against ``truth/addresses.csv``.  Targets: >= 97 % of address records on
+the right UPRN, < 0.5 % on a wrong one.  Writes ``benchmarks/results/locations[_<persons>].json``.
+
+Run: ``nice .venv/bin/python benchmarks/bench_locations.py [--persons 20000] [--no-uam]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import measured, write_results  # noqa: E402
+
+from ecins_link.config import load_config  # noqa: E402
+from ecins_link.matching.locations import RULES_FILE, evaluate_locations, link_locations  # noqa: E402
+from ecins_link.store import Store  # noqa: E402
+
+
+def main() -> None:
+    """Generate, ingest, standardise, resolve; record times, peak memory and accuracy by method."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-uam", action="store_true", help="keys only (uk_address_matcher disabled)")
+    parser.add_argument("--proximity", choices=["resolve", "unresolved"], default="resolve")
+    args = parser.parse_args()
+    from ecins_link.ingest import ingest
+    from ecins_link.standardise import standardise
+    from ecins_link.synth import generate_town
+
+    record: dict = {"persons": args.persons, "seed": args.seed, "uk_address_matcher": not args.no_uam,
+                    "proximity": args.proximity, "targets": {"correct": 0.97, "wrong_below": 0.005}}
+    with tempfile.TemporaryDirectory() as tmp:
+        town = Path(tmp) / "town"
+        with measured(record, "generate_town"):
+            generate_town(town, args.persons, args.seed)
+        config = load_config(town / "project.toml")
+        rules_path = None
+        if args.no_uam or args.proximity != "resolve":
+            rules = RULES_FILE.read_text(encoding="utf-8")
+            if args.no_uam:
+                rules = rules.replace("enabled = true", "enabled = false")
+            if args.proximity != "resolve":
+                rules = rules.replace("resolve = true", "resolve = false")
+            tomllib.loads(rules)
+            rules_path = Path(tmp) / "location_rules.toml"
+            rules_path.write_text(rules, encoding="utf-8")
+        with Store(Path(tmp) / "bench.duckdb", memory_limit="4GB") as store:
+            store.con.execute("SET threads = 2")
+            with measured(record, "ingest"):
+                ingest(store, config)
+            with measured(record, "standardise"):
+                standardise(store, config)
+            record["address_std_rows"] = store.count("address_std")
+            record["gazetteer_rows"] = store.count("gazetteer_std")
+            with measured(record, "locations"):
+                link_locations(store, config, rules_path=rules_path)
+            record["steps"] = store.con.execute(
+                "SELECT details FROM audit_log WHERE action = 'link_locations' ORDER BY seq DESC LIMIT 1").fetchone()[0]
+            record["evaluation"] = evaluate_locations(store, town / "truth" / "addresses.csv")
+    o = record["evaluation"]["overall"]
+    record["meets_target"] = o["correct"] >= 0.97 and o["wrong"] < 0.005
+    suffix = "" if args.persons == 20_000 and not args.no_uam and args.proximity == "resolve" else (
+        f"_{args.persons}" + ("_nouam" if args.no_uam else "") + ("_proxunres" if args.proximity != "resolve" else ""))
+    print(write_results(f"locations{suffix}", record))
+
+
+if __name__ == "__main__":
+    main()
