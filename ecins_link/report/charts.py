@@ -8,6 +8,8 @@ XML-escaped; neither picture contains script.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 from html import escape
@@ -19,33 +21,47 @@ log = logging.getLogger(__name__)
 MAX_NODES = 60
 
 
-def timeline_svg(signals: pd.DataFrame) -> str | None:
-    """SVG of signals by agency over time (one dot per signal, coloured by category); None if unavailable."""
-    if signals.empty or signals["event_date"].isna().all():
-        return None
-    try:
-        import altair as alt
-        import vl_convert as vlc
-    except ImportError:  # pragma: no cover - vl-convert is a declared dependency
-        log.warning("vl-convert-python missing: timeline drawn as a table only")
-        return None
-    data = signals.loc[signals["event_date"].notna(), ["event_date", "agency", "signal", "category", "role"]].copy()
-    data["event_date"] = pd.to_datetime(data["event_date"]).dt.strftime("%Y-%m-%d")
-    data = data.fillna("")
+@functools.lru_cache(maxsize=1)
+def timeline_spec() -> str:
+    """The timeline chart (altair, Vega-Lite JSON) with a named data slot filled per case."""
+    import altair as alt
+
     chart = (
-        alt.Chart(data)
+        alt.Chart(alt.Data(name="signals"))
         .mark_point(filled=True, size=90, opacity=0.85)
         .encode(
             x=alt.X("event_date:T", title="date"),
             y=alt.Y("agency:N", title=None),
             color=alt.Color("category:N", title="category"),
             shape=alt.Shape("category:N", legend=None),
-            tooltip=["event_date:T", "agency:N", "signal:N", "role:N"],
+            tooltip=[alt.Tooltip("event_date:T", title="date"), "agency:N", "signal:N", "role:N"],
         )
-        .properties(width=640, height=max(60, 34 * data["agency"].nunique()), title="Signals by agency")
+        .properties(width=640, height=60, title="Signals by agency")
     )
+    return json.dumps(chart.to_dict())
+
+
+def timeline_svg(signals: pd.DataFrame) -> str | None:
+    """SVG of signals by agency over time (one dot per signal, coloured by category); None if unavailable.
+
+    The altair spec is built once; each case only fills in its data values and is rendered offline by
+    vl-convert (no JavaScript, no network).
+    """
+    if signals.empty or signals["event_date"].isna().all():
+        return None
     try:
-        return vlc.vegalite_to_svg(chart.to_json())
+        import vl_convert as vlc
+    except ImportError:  # pragma: no cover - vl-convert is a declared dependency
+        log.warning("vl-convert-python missing: timeline drawn as a table only")
+        return None
+    data = signals.loc[signals["event_date"].notna(), ["event_date", "agency", "signal", "category", "role"]].copy()
+    data["event_date"] = pd.to_datetime(data["event_date"]).dt.strftime("%Y-%m-%d")
+    data = data.astype(object).where(data.notna(), "")
+    spec = json.loads(timeline_spec())
+    spec["data"] = {"values": data.to_dict("records")}
+    spec["height"] = max(60, 34 * data["agency"].nunique())
+    try:
+        return vlc.vegalite_to_svg(spec)
     except Exception as err:  # noqa: BLE001 - a picture must never break the pack
         log.warning("timeline rendering failed: %s", type(err).__name__)
         return None

@@ -34,12 +34,15 @@ def _category_of(store: Store) -> dict[str, str]:
     return mapping
 
 
-def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: str | None = None) -> dict:
+def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: str | None = None, *,
+                  max_charts: int = 500) -> dict:
     """Write a run's output folder: CSVs, Parquet files and the HTML panel pack, for ``purpose`` if given.
 
     Files: accounting.csv, quarantine.csv, persons.parquet, addresses.parquet, flags.parquet, worklist.csv,
     panel/index.html and panel/cases/case_<hash>.html.  With a purpose only its rules' flags are included,
     detail only from its agencies and categories, other partners existence-only, and only its fields.
+    ``max_charts``: case pages ranked beyond this get no timeline chart (its signals stay listed): each
+    chart costs ~50 ms to render offline, and a pack is for a panel, not a population.
     Appends two 'disclosure' audit rows (pack built, files exported) with counts, no names.
     Returns ``{"out_dir", "purpose", "files": {name: path}, "counts": {name: rows}, "seconds"}``.
     """
@@ -55,7 +58,7 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
     run_label = (f"{config.project.name} · as of {as_of} · run {store.run_id} · "
                  f"built {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     sources = source_agencies(store, config)
-    counts.update(PanelBuilder(store, view, flags, cases, sources, run_label).write(out_dir / "panel"))
+    counts.update(PanelBuilder(store, view, flags, cases, sources, run_label, max_charts).write(out_dir / "panel"))
     files = {name: out_dir / name for name in ("accounting.csv", "quarantine.csv", "persons.parquet",
                                                "addresses.parquet", "flags.parquet", "worklist.csv")}
     files["panel"] = out_dir / "panel" / "index.html"

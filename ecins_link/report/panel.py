@@ -89,9 +89,9 @@ class PanelBuilder:
     """Gathers case data (set-based) and renders the index and one page per case."""
 
     def __init__(self, store: Store, view: View, flags: pd.DataFrame, cases: pd.DataFrame,
-                 sources: pd.DataFrame, run_label: str) -> None:
+                 sources: pd.DataFrame, run_label: str, max_charts: int = 500) -> None:
         self.store, self.view, self.flags, self.cases = store, view, flags, cases
-        self.sources, self.run_label = sources, run_label
+        self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
         self.env = _env()
 
@@ -109,6 +109,7 @@ class PanelBuilder:
         for old in (panel_dir / "cases").glob("case_*.html"):
             old.unlink()
         data = self._gather() if not self.cases.empty else {}
+        self._empty = {k: v.iloc[0:0] for k, v in data.items()}
         by_case = {k: dict(tuple(v.groupby("case", sort=False))) for k, v in data.items() if "case" in v.columns}
         node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
         loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
@@ -152,7 +153,8 @@ class PanelBuilder:
         key = case["case"]
 
         def part(name: str) -> pd.DataFrame:
-            return by_case.get(name, {}).get(key, pd.DataFrame())
+            empty = self._empty.get(name, pd.DataFrame(columns=["case", "agency", "detail"]))
+            return by_case.get(name, {}).get(key, empty)
 
         flags = self.flags[self.flags["flag_id"].isin(case["flag_ids"])].sort_values("rank")
         sig, rec, ppl = part("signals"), part("records"), part("persons")
@@ -163,8 +165,7 @@ class PanelBuilder:
         if not rec.empty:
             hidden |= set(rec.loc[~rec["detail"].astype(bool), "agency"].dropna())
             rec = rec[rec["detail"].astype(bool)]
-        shown_agencies = set(sig["agency"].dropna()) | set(rec["agency"].dropna()) if not (sig.empty and rec.empty) \
-            else set()
+        shown_agencies = set(sig["agency"].dropna()) | set(rec["agency"].dropna())
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
         signals = []
@@ -204,7 +205,8 @@ class PanelBuilder:
                                         for f in flags.to_dict("records")],
                 "signals": signals, "persons": persons, "existence": existence,
                 "overrides": part("overrides").to_dict("records"), "network_svg": net,
-                "timeline_svg": timeline_svg(sig) if not sig.empty else None,
+                "timeline_svg": timeline_svg(sig) if not sig.empty and case["rank"] <= self.max_charts else None,
+                "chart_omitted": not sig.empty and case["rank"] > self.max_charts,
                 "view": view, "run_label": self.run_label, "css": self._css(),
                 "entity_label": self._entity_label(case, person_labels, loc_labels)}
 
