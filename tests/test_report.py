@@ -162,3 +162,12 @@ def test_network_svg_trims_and_escapes() -> None:
     assert len(root.findall(f"{ns}circle")) + len(root.findall(f"{ns}rect")) - 1 <= MAX_NODES
     texts = [t.text for t in root.iter(f"{ns}text")]
     assert XSS in texts and "A & B" in texts and "<script" not in svg
+
+
+def test_charts_only_for_top_ranked_cases(tmp_path: Path) -> None:
+    store = build_store(tmp_path / "s.duckdb")
+    write_outputs(store, config(), tmp_path / "o", max_charts=1)
+    work = _rows(tmp_path / "o" / "worklist.csv")
+    with_chart = [r["rank"] for r in work
+                  if 'aria-roledescription="axis"' in (tmp_path / "o" / "panel" / r["page"]).read_text("utf-8")]
+    assert with_chart == ["1"]

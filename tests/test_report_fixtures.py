@@ -167,7 +167,7 @@ def build_store(path: Path, with_overrides: bool = True) -> Store:
               9.0, 1, ["police"], True, [("police_occ", "OC1", "DA_VICTIM", "P3"), ("police_occ", "OC2", "DA_VICTIM", "P3"),
                                          ("police_occ", "OC3", "DA_VICTIM", "P3")],
               "Meets MARAC potential-escalation criterion: consider referral"),
-        _flag("F2", "toxic_trio", "Toxic trio", "household", "H1", ["P3", "P4", "P5"], ["1001"], 7.5, 2,
+        _flag("F2", "toxic_trio", "Toxic trio", "household", "H1", ["P3", "P4", "P5", "P7"], ["1001"], 7.5, 2,
               ["council", "fire", "police"], False,
               [("police_occ", "OC1", "DA_VICTIM", "P3"), ("council_asc", "A31", "MH_CONCERN", "P3"),
                ("council_asc", "A33", "SUBSTANCE_MISUSE", "P4"), ("fire_sw", FIRE_KEY, "SW_SMOKER", "P7")],

@@ -39,7 +39,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_full_view_contains_everything_the_tests_look_for(runs) -> None:
     # guards the leak tests below: each forbidden token IS in the unrestricted pack
     text = _all_text(runs["full"])
-    for token in (FIRE_KEY, ASB_KEY, SECRET_PHONE, SECRET_EMAIL, "fire_safe_and_well", "Edith", "fire_sw"):
+    for token in (FIRE_KEY, ASB_KEY, SECRET_PHONE, SECRET_EMAIL, "fire_safe_and_well", "Edith", "fire_sw", "Zbigniew"):
         assert token in text, token
 
 

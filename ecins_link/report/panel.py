@@ -114,9 +114,15 @@ class PanelBuilder:
         node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
         loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
         person_labels: dict[str, str] = {}
+        self.visible_persons: set[str] = set()
         if data:
+            recs = data["records"]
+            shared = recs.loc[recs["detail"].astype(bool), "person_id"] if len(recs) else []
+            self.visible_persons = ({str(p) for p in shared} if self.view.name is not None
+                                    else {str(p) for p in data["persons"]["person_id"]})
             for _, row in data["persons"].drop_duplicates("person_id").iterrows():
-                person_labels[str(row["person_id"])] = _person_label(row, self.view)
+                pid = str(row["person_id"])
+                person_labels[pid] = _person_label(row, self.view) if pid in self.visible_persons else pid
         self.why = self._why(data.get("records", pd.DataFrame()))
         case_tpl = self.env.get_template("case.html.j2")
         for case in self.cases.to_dict("records"):
@@ -185,6 +191,8 @@ class PanelBuilder:
                                 if isinstance(v, str) else None for v in rec["linked_to"]]
         for p in ppl.to_dict("records"):
             recs = rec[rec["person_id"] == p["person_id"]] if not rec.empty else rec
+            if str(p["person_id"]) not in self.visible_persons:  # known only to partners outside the view
+                p = {"person_id": p["person_id"], "is_child": None}
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
                 "dob": p.get("dob") if view.field("dob") else None, "age": p.get("age") if view.field("dob") else None,
