@@ -201,6 +201,7 @@ def test_evaluate_locations_rates(linked):
     assert o["correct"] + o["rightly_unresolved"] >= 0.95  # only the deliberate tie and contradictions left
     assert ev["by_method"]["exact_key"]["correct"] == 1.0
     assert ev["truth_rows_missing_match"] == 0
+    assert ev["location_ids"]["purity"] == 1.0  # no location id mixes two true properties
 
 
 def test_no_gazetteer_clusters_among_themselves(tmp_path):
@@ -228,3 +229,24 @@ def test_missing_inputs_raise(tmp_path):
         store.write_table("address_std", _messy(_gazetteer())[0])
         with pytest.raises(StoreError):
             link_locations(store, _config())  # gazetteer declared but gazetteer_std missing
+
+
+def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
+    import json
+
+    from ecins_link.matching import location_uam
+
+    def boom(*_a, **_k):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(location_uam, "run_uk_address_matcher", boom)
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config())
+        assert store.count("address_matches") == len(std)
+        details = json.loads(store.con.execute(
+            "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
+        assert details["steps"]["uk_address_matcher_error"] == "MemoryError"

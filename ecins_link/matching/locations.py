@@ -18,6 +18,7 @@ Settings live in ``location_rules.toml``.
 
 from __future__ import annotations
 
+import logging
 import time
 import tomllib
 from pathlib import Path
@@ -26,6 +27,7 @@ from ecins_link.config import ConfigError, ProjectConfig
 from ecins_link.matching import location_keys as keys
 from ecins_link.store import Store
 
+log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
 METHODS = ["source_uprn", *keys.KEY_METHODS, "premises_name", "uk_address_matcher", "proximity", "unresolved",
            "too_vague"]
@@ -80,12 +82,16 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
             from ecins_link.matching.location_uam import run_uk_address_matcher
 
             strip = keys.proximity_regex(prox.get("prefixes", []) + prox.get("at_prefixes", [])).replace("'", "''")
-            todo = f"""SELECT akey, regexp_replace(upper(coalesce(nullif(trim(address_text), ''), address_norm, '')),
-                                                '{strip}', '') AS address_concat,
-                             postcode FROM _loc_addr a
-                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
-                        AND (coalesce(trim(address_text), '') <> '' OR postcode IS NOT NULL)"""
-            counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
+            todo = f"""SELECT akey, trim(regexp_replace(upper(coalesce(nullif(trim(address_text), ''), address_norm, '')),
+                                                     '{strip}', '')) AS address_concat, postcode
+                       FROM _loc_addr a
+                       WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)"""
+            todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
+            try:
+                counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
+            except Exception as err:  # noqa: BLE001 - the residue stays unresolved; the audit row says why
+                counts["uk_address_matcher_error"] = type(err).__name__
+                log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
@@ -165,6 +171,20 @@ def evaluate_locations(store: Store, truth_addresses_csv: str | Path) -> dict:
     tot = [sum(r[i] for r in rows) for i in range(1, 6)]
     out = {"overall": rates(*tot), "by_method": {r[0]: rates(*r[1:]) for r in rows}}
     out["truth_rows_missing_match"] = int(sum(r[1] for r in rows if r[0] == "missing"))
+    # location ids as clusters (what the graph uses, resolved or not): purity = share of records whose
+    # location id's majority true UPRN is theirs; fragmentation = true UPRNs spread over > 1 location id
+    purity, frag = con.execute("""
+        WITH t AS (SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
+                          nullif(trim(CAST(true_uprn AS VARCHAR)), '') AS true_uprn
+                   FROM read_csv(?, all_varchar = true, header = true)),
+        j AS (SELECT m.location_id, t.true_uprn FROM t JOIN address_matches m USING (source, record_key)
+              WHERE t.true_uprn IS NOT NULL),
+        per AS (SELECT location_id, true_uprn, count(*) AS n FROM j GROUP BY ALL)
+        SELECT (SELECT sum(mx) FROM (SELECT max(n) AS mx FROM per GROUP BY location_id)) / nullif(count(*), 0),
+               (SELECT avg(CASE WHEN k > 1 THEN 1.0 ELSE 0.0 END) FROM
+                   (SELECT true_uprn, count(DISTINCT location_id) AS k FROM j GROUP BY true_uprn))
+        FROM j""", [str(path)]).fetchone()
+    out["location_ids"] = {"purity": round(float(purity or 0), 4), "fragmented_uprns": round(float(frag or 0), 4)}
     out["match_rows_without_truth"] = int(con.execute(
         "SELECT count(*) FROM address_matches m WHERE NOT EXISTS (SELECT 1 FROM read_csv(?, all_varchar = true) t "
         "WHERE t.source = m.source AND t.record_key = m.record_key)", [str(path)]).fetchone()[0])
