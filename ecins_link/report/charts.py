@@ -33,7 +33,6 @@ def timeline_spec() -> str:
             x=alt.X("event_date:T", title="date"),
             y=alt.Y("agency:N", title=None),
             color=alt.Color("category:N", title="category"),
-            shape=alt.Shape("category:N", legend=None),
             tooltip=[alt.Tooltip("event_date:T", title="date"), "agency:N", "signal:N", "role:N"],
         )
         .properties(width=640, height=60, title="Signals by agency")

@@ -185,7 +185,7 @@ class PanelBuilder:
         cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability", "why"]
         if not rec.empty:
             rec = rec.copy()
-            rec["why"] = [self.why.get(tuple(sorted((str(u), str(v)))), "") if isinstance(v, str) else ""
+            rec["why"] = [self.why.get(tuple(sorted((str(u), str(v))))) if isinstance(v, str) else None
                           for u, v in zip(rec["unique_id"], rec["linked_to"], strict=False)]
             rec["linked_to"] = [(v.replace(":", " ", 1) if self._partner_visible(v) else "(withheld)")
                                 if isinstance(v, str) else None for v in rec["linked_to"]]
@@ -198,7 +198,8 @@ class PanelBuilder:
                 "dob": p.get("dob") if view.field("dob") else None, "age": p.get("age") if view.field("dob") else None,
                 "sex": p.get("sex") if view.field("sex") else None, "is_child": p.get("is_child"),
                 "records": recs[[c for c in cols if c in recs.columns]].to_dict("records") if not recs.empty else [],
-                "record_columns": [c for c in cols if c in recs.columns],
+                "record_columns": [c for c in cols if c in recs.columns
+                                   and (c in ("source", "agency", "record_key") or recs[c].notna().any())],
                 "confidence": recs["cluster_confidence"].min() if not recs.empty else None})
         edges = part("edges")
         if not edges.empty:
