@@ -97,7 +97,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
 
     town = Town(rng(6), people, gaz, as_of)
     tables: dict[str, pd.DataFrame] = {"llpg": gaz[GAZ_COLUMNS].reset_index(drop=True)}
-    nominals, occ = police(town, events)
+    nominals, occ = police(town, events, np.array(planner.police_dups, dtype=int))
     tables["police_nominals"] = nominals.sort_values("NOMINAL_ID").reset_index(drop=True)
     tables["police_occurrences"] = occ
     ten, cases = housing(town, events)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ecins_link.synth import noise
+from ecins_link.synth import noise, vocab
 from ecins_link.synth.truth import record_key
 from ecins_link.synth.writer import public
 
@@ -164,6 +164,18 @@ def inject(rng: np.random.Generator, tables: dict[str, pd.DataFrame], k: int, en
         for i in accented:  # this agency kept the accents for a few people
             df.iloc[i, df.columns.get_loc("FORENAME")] = str(fore[i]).title()
             df.iloc[i, df.columns.get_loc("SURNAME")] = str(sur[i]).title()
+        if accented:
+            return
+        spelled = {}  # ASCII name -> an accented spelling of it (Chloë, André, Seán) from the variant table
+        for name, variants in vocab.name_variants().items():
+            for v, _kind in variants:
+                for plain, fancy in ((name, v), (v, name)):
+                    if plain.isascii() and not _folds_to_ascii(fancy) and noise.fold(fancy) == plain:
+                        spelled.setdefault(plain, fancy)
+        col = df.columns.get_loc("FORENAME")
+        hits = [i for i in range(len(df)) if str(df.iat[i, col]).upper() in spelled][:3]
+        for i in hits:
+            df.iat[i, col] = spelled[str(df.iat[i, col]).upper()].title()
 
     catalogue = [d_cp1252, d_impossible, d_future, d_unparseable, d_missing_key, d_conflict, d_identical,
                  d_ragged_many, d_ragged_few, d_broken_quote, d_long, d_orphan, d_formula, d_cmd, d_script,

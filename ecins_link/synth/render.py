@@ -32,11 +32,18 @@ class Town:
         has = (people["age"].to_numpy() >= 14) & (rng.random(n) < 0.85)
         self.phone = np.where(has, np.where(rng.random(n) < 0.75, mobile, land), "")
 
-    def person_records(self, who: np.ndarray, dup_rate: float, stale_rate: float) -> pd.DataFrame:
-        """One record per person (plus within-agency duplicates) with the address the agency holds."""
+    def person_records(self, who: np.ndarray, dup_rate: float, stale_rate: float,
+                       force_dup: np.ndarray | None = None) -> pd.DataFrame:
+        """One record per person (plus within-agency duplicates) with the address the agency holds.
+
+        ``force_dup``: people who certainly have a second record (e.g. a victim known under two nominals).
+        """
         rng, p = self.rng, self.people
         who = np.unique(who)
-        extra = who[rng.random(len(who)) < dup_rate]
+        dup = rng.random(len(who)) < dup_rate
+        if force_dup is not None:
+            dup |= np.isin(who, force_dup)
+        extra = who[dup]
         idx = np.sort(np.concatenate([who, extra]), kind="stable")
         moved = p["prev_uprn"].to_numpy()[idx] != ""
         stale = moved & (rng.random(len(idx)) < stale_rate)
@@ -73,11 +80,13 @@ def _suffix(town: Town, recs: pd.DataFrame) -> np.ndarray:
     return np.where(use, np.where(age < 30, " JNR", " SNR"), "")
 
 
-def police(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def police(town: Town, events: pd.DataFrame, force_dup: np.ndarray | None = None
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Police nominals ("SURNAME, Forenames", DOB dd/mm/yyyy, one address line) and occurrences."""
     rng = town.rng
     ev = events[events["source"] == "police_occurrences"].reset_index(drop=True)
-    recs = town.person_records(ev["person"].to_numpy(), town.cov["duplicate_police"], town.cov["stale_address"])
+    recs = town.person_records(ev["person"].to_numpy(), town.cov["duplicate_police"], town.cov["stale_address"],
+                               force_dup)
     keys = _ids(rng, "N", len(recs), 7)
     fore = [noise.fold(" ".join(x for x in (f, m) if x)) for f, m in zip(recs["fore"], recs["middle"], strict=True)]
     sfx = _suffix(town, recs)

@@ -36,6 +36,7 @@ class Planner:
         self._masks: dict[tuple, np.ndarray] = {}
         self._settled = people["prev_uprn"].to_numpy() == ""
         self._visits: list[dict] = []
+        self.police_dups: list[int] = []
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def pick(self, key: str, mask: Callable[[], np.ndarray]) -> int | None:
@@ -152,6 +153,8 @@ class Planner:
         if partner >= 0:
             self.used[partner] = True
         sid = self.add("marac_potential_escalation", [v], [self.home(v)])
+        if self.rng.random() < 0.5:  # the victim is known to police under two nominal records
+            self.police_dups.append(v)
         n_pol = int(self.rng.integers(1, 3))
         others = ["council", "council"] + (["housing", "housing"] if p["social"].iat[v] else [])
         n_other = int(self.rng.integers(max(1, 3 - n_pol), 3))
@@ -294,6 +297,8 @@ class Planner:
         if i is None:
             return
         sid = self.add("iom_rfg", [i], [self.home(i)])
+        if self.rng.random() < 0.5:
+            self.police_dups.append(i)
         sig = {"THEFT": "ACQUISITIVE", "BURG": "ACQUISITIVE", "VAP": "VIOLENCE", "WEAP": "WEAPONS"}
         for k in range(2):
             code = str(self.rng.choice(list(sig)))
