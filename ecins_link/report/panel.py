@@ -129,8 +129,10 @@ class PanelBuilder:
             ctx = self._case_context(case, by_case, node_types, loc_labels, person_labels)
             html = case_tpl.render(**ctx)
             (panel_dir / case["page"]).write_text(html, encoding="utf-8")
+        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels))
+                      for c in self.cases.to_dict("records")]
         index = self.env.get_template("index.html.j2").render(
-            cases=self.cases.to_dict("records"), view=self.view, run_label=self.run_label,
+            cases=index_rows, view=self.view, run_label=self.run_label,
             css=self._css(), n_flags=len(self.flags))
         (panel_dir / "index.html").write_text(index, encoding="utf-8")
         return {"case_pages": len(self.cases), "explained_links": len(self.why)}
@@ -231,6 +233,9 @@ class PanelBuilder:
             return person_labels.get(case["entity_id"], case["entity_id"])
         if case["entity_type"] == "location":
             return self._loc_label(case["entity_id"], loc_labels)
+        uprns = list(case.get("uprns") or [])
+        if case["entity_type"] == "household" and uprns:
+            return f"household at {self._loc_label('U' + str(uprns[0]), loc_labels)}"
         return f"{case['entity_type']} {case['entity_id']}"
 
     @staticmethod
