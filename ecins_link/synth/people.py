@@ -133,7 +133,7 @@ def _hard_cases(rng: np.random.Generator, p: pd.DataFrame, as_of: np.datetime64)
                                                                           "father_son"]
         p.loc[son, "dob"] = as_of - np.timedelta64(int(age * 365.25 + rng.integers(1, 365)), "D")
         p.loc[dad.name, "hard_case"] = "father_son"
-    kids = p[(p.pos >= 2) & p.hh_type.isin(["family", "lone_parent", "multigen"]) & (p.hard_case == "")]
+    kids = p[(p.age < 18) & (p.pos >= 1) & (p.hard_case == "")]
     first_kid = kids.groupby("hh").head(2)
     counts = first_kid.groupby("hh").size()
     two = counts.index[counts == 2].to_numpy()
