@@ -115,6 +115,9 @@ def _town() -> Town:
     t.record("P7", "nominals", "N7", "Sus", "Pect", "2000-01-01", "M", "U300")
     t.occurrence("O1", "N6", "ASB_REPORT", "V", "2024-04-01", "U200")
     t.occurrence("O1", "N7", "ASB_REPORT", "S", "2024-04-01", "U200")
+    # an ended tenancy plus an undated police record of the same address: the tenancy dates win
+    t.record("P8", "housing", "T8", "Ann", "Ended", "1960-05-05", "F", "U400", "2012-01-01", "2018-06-30")
+    t.record("P8", "nominals", "N8", "Ann", "Ended", "1960-05-05", "F", "U400")
     return t
 
 
@@ -147,6 +150,7 @@ def test_residences_and_households(graph_store):
     assert str(r.loc["P1", "first_seen"])[:10] == "2020-01-01" and pd.isna(r.loc["P1", "last_seen"])
     assert str(r.loc["P4", "last_seen"])[:10] == "2019-12-01"
     assert str(r.loc["P5", "first_seen"])[:10] == "2024-06-10"  # dated by his event
+    assert str(r.loc["P8", "last_seen"])[:10] == "2018-06-30" and r.loc["P8", "n_records"] == 2
     h = graph_store.df("SELECT * FROM households").set_index("person_id")
     assert h.loc["P1", "household_id"] == h.loc["P2", "household_id"] == h.loc["P3", "household_id"]
     assert h.loc["P4", "household_id"] != h.loc["P1", "household_id"]  # earlier tenant, no overlap
@@ -166,12 +170,12 @@ def test_event_edges(graph_store):
     inv = graph_store.df("SELECT src, dst, role FROM graph_edges WHERE edge_type = 'involved_in'")
     assert set(inv[inv.dst == "E:occurrences:O1"].src) == {"P6", "P7"}
     nodes = graph_store.df("SELECT node_type, count(*) AS n FROM graph_nodes GROUP BY 1").set_index("node_type")
-    assert nodes.loc["event", "n"] == 3 and nodes.loc["person", "n"] == 7 and nodes.loc["location", "n"] == 3
+    assert nodes.loc["event", "n"] == 3 and nodes.loc["person", "n"] == 8 and nodes.loc["location", "n"] == 4
 
 
 def test_components(graph_store):
     c = dict(graph_store.con.execute("SELECT person_id, component_id FROM person_components").fetchall())
-    assert len(c) == 7
+    assert len(c) == 8
     assert c["P1"] == c["P2"] == c["P3"] == c["P5"]
     assert c["P6"] == c["P7"] != c["P1"]
     assert c["P4"] not in {c["P1"], c["P6"]}

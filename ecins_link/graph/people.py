@@ -52,7 +52,9 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
     Only person addresses count (``address_records.origin = 'person'``): an event's location is not a
     residence.
     Dates per record: resident_from/resident_to when the source gives them (from without to = still
-    there), else the first/last dates of events that reference the record, else open-ended (NULL).
+    there), else the first/last dates of events that reference the record.  Per (person, location) the
+    earliest and latest dated evidence wins; undated records only count when nothing is dated, and then
+    the residence is open-ended (NULL, NULL).
     """
     origin = ("LEFT JOIN address_records ar ON ar.source = c.source AND ar.record_key = c.record_key"
               if has_address_records else "")
@@ -68,9 +70,7 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
                    coalesce(r.resident_from, ev.ev_min) AS f,
                    CASE WHEN r.resident_to IS NOT NULL THEN r.resident_to
                         WHEN r.resident_from IS NOT NULL THEN NULL ELSE ev.ev_max END AS l,
-                   (r.resident_from IS NOT NULL AND r.resident_to IS NULL)
-                     OR (r.resident_from IS NULL AND r.resident_to IS NULL AND ev.ev_min IS NULL) AS open_end,
-                   (r.resident_from IS NULL AND ev.ev_min IS NULL) AS open_start
+                   (r.resident_from IS NOT NULL AND r.resident_to IS NULL) AS current
             FROM person_clusters c
             JOIN person_records r ON r.source = c.source AND r.record_key = c.record_key
             JOIN address_matches m ON m.source = c.source AND m.record_key = c.record_key
@@ -78,8 +78,8 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
             {origin}
             WHERE m.location_id IS NOT NULL {keep})
         SELECT person_id, location_id, any_value(uprn) AS uprn,
-               CASE WHEN bool_and(open_start) OR NOT bool_or(f IS NOT NULL) THEN NULL ELSE min(f) END AS first_seen,
-               CASE WHEN bool_or(open_end) THEN NULL ELSE max(l) END AS last_seen,
+               min(f) AS first_seen,
+               CASE WHEN bool_or(current) THEN NULL ELSE max(l) END AS last_seen,
                CAST(count(*) AS INT) AS n_records
         FROM rec GROUP BY person_id, location_id""")
 
