@@ -68,8 +68,15 @@ def case_persons(store: Store) -> pd.DataFrame:
 
 def case_records(store: Store, view: View) -> pd.DataFrame:
     """Per case: every source record that makes up each person, its cluster confidence and strongest link."""
-    if not (store.has_table("person_clusters") and store.has_table("person_records")):
-        return pd.DataFrame(columns=["case", "person_id", "source", "agency", "record_key", "detail"])
+    if not store.has_table("person_clusters"):
+        return pd.DataFrame(columns=["case", "person_id", "unique_id", "source", "agency", "record_key",
+                                     "linked_to", "detail"])
+    records = "person_records"
+    if not store.has_table("person_records"):  # linkage without ingest (e.g. a re-linked store): ids only
+        records = ("(SELECT " + ", ".join(f"NULL::VARCHAR AS {c}" for c in (
+            "source", "agency", "record_key", "title", "forenames", "surname", "sex", "address_text", "postcode",
+            "phone", "email")) + ", NULL::DATE AS dob, NULL::DATE AS resident_from, NULL::DATE AS resident_to "
+            "WHERE FALSE)")
     filt, params = view.sql_agency_filter("coalesce(r.agency, sa.agency)")
     pairs = ""
     best = ("NULL::VARCHAR AS linked_to, NULL::DOUBLE AS best_match_weight, "
@@ -91,7 +98,7 @@ def case_records(store: Store, view: View) -> pd.DataFrame:
                r.title, r.forenames, r.surname, r.dob, r.sex, r.address_text, r.postcode, r.phone, r.email,
                r.resident_from, r.resident_to, {best}, ({filt}) AS detail
         FROM __c_persons c JOIN person_clusters pc USING (person_id)
-        LEFT JOIN person_records r ON r.source = pc.source AND r.record_key = pc.record_key
+        LEFT JOIN {records} r ON r.source = pc.source AND r.record_key = pc.record_key
         LEFT JOIN __c_src sa ON sa.source = pc.source
         {join_best}
         ORDER BY c."case", pc.person_id, pc.source, pc.record_key"""
