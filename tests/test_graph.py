@@ -151,6 +151,8 @@ def test_residences_and_households(graph_store):
     assert str(r.loc["P4", "last_seen"])[:10] == "2019-12-01"
     assert str(r.loc["P5", "first_seen"])[:10] == "2024-06-10"  # dated by his event
     assert str(r.loc["P8", "last_seen"])[:10] == "2018-06-30" and r.loc["P8", "n_records"] == 2
+    # an event's location is where it happened, not where the people in it live
+    assert set(r.loc[["P7"]].location_id) == {"U300"}
     h = graph_store.df("SELECT * FROM households").set_index("person_id")
     assert h.loc["P1", "household_id"] == h.loc["P2", "household_id"] == h.loc["P3", "household_id"]
     assert h.loc["P4", "household_id"] != h.loc["P1", "household_id"]  # earlier tenant, no overlap

@@ -250,3 +250,22 @@ def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeyp
         details = json.loads(store.con.execute(
             "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
         assert details["steps"]["uk_address_matcher_error"] == "MemoryError"
+
+
+def test_proximity_can_be_left_unresolved_by_rules(tmp_path):
+    from ecins_link.matching.locations import RULES_FILE
+
+    rules = tmp_path / "rules.toml"
+    text = RULES_FILE.read_text(encoding="utf-8")
+    rules.write_text(text.replace("resolve = true", "resolve = false").replace("enabled = true", "enabled = false"),
+                     encoding="utf-8")
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config(), rules_path=rules)
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert pd.isna(m.loc["rear", "uprn"]) and m.loc["rear", "match_method"] == "unresolved"
+        assert m.loc["rear", "location_id"].startswith("L")
+        assert m.loc["clean3", "match_method"] == "exact_key"  # other addresses unaffected
