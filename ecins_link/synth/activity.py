@@ -30,8 +30,15 @@ def _events(**cols: object) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _dates(rng: np.random.Generator, as_of: np.datetime64, n: int, max_days: int, min_days: int = 0) -> np.ndarray:
-    return as_of - rng.integers(min_days, max_days, n).astype("timedelta64[D]")
+def _dates(rng: np.random.Generator, as_of: np.datetime64, n: int, max_days: int | np.ndarray, min_days: int = 0
+           ) -> np.ndarray:
+    span = np.maximum(np.asarray(max_days) - min_days, 1)
+    return as_of - (min_days + (rng.random(n) * span).astype("int64")).astype("timedelta64[D]")
+
+
+def _since_age(age: np.ndarray, min_age: float, days: int) -> np.ndarray:
+    """How far back an event may go so the person was at least ``min_age`` at the time (at most ``days``)."""
+    return np.clip(((age - min_age) * 365.25).astype("int64"), 30, days)
 
 
 def membership(rng: np.random.Generator, people: pd.DataFrame) -> pd.DataFrame:
@@ -67,7 +74,7 @@ def background(rng: np.random.Generator, people: pd.DataFrame, gaz: pd.DataFrame
     roles = np.where(np.isin(types, ["MISPER", "S136", "SUDDEN", "CONCERN"]), "P", roles)
     kids = people["age"].to_numpy()[who] < 18
     types = np.where(kids & (types == "DA"), "CONCERN", types)
-    dates = _dates(rng, as_of, len(who), days)
+    dates = _dates(rng, as_of, len(who), _since_age(people["age"].to_numpy()[who], 10, days))
     home = home_at(people, who, dates)
     other = gaz["UPRN"].to_numpy()[rng.integers(0, len(gaz), len(who))]
     at_home = np.isin(types, ["DA", "S136", "MISPER", "SUDDEN", "CONCERN"]) | (rng.random(len(who)) < 0.35)
@@ -100,10 +107,12 @@ def background(rng: np.random.Generator, people: pd.DataFrame, gaz: pd.DataFrame
     who = np.repeat(cou, n_con)
     age = people["age"].to_numpy()[who]
     code = np.empty(len(who), dtype=object)
-    for name, sel in (("background_child", age < 18), ("background_adult", (age >= 18) & (age < 65)),
+    for name, sel in (("background_under5", age < 5), ("background_child", (age >= 5) & (age < 18)),
+                      ("background_adult", (age >= 18) & (age < 65)),
                       ("background_older", age >= 65)):
         code[sel] = vocab.weighted(a["council_contacts"][name]).sample(rng, int(sel.sum()))
-    dates = _dates(rng, as_of, len(who), days)
+    school = np.char.startswith(code.astype(str), "EDU-")
+    dates = _dates(rng, as_of, len(who), np.where(school, _since_age(age, 4.5, days), days))
     home_idx = gaz.index.get_indexer(home_at(people, who, dates))
     neighbour = gaz["UPRN"].to_numpy()[np.clip(home_idx + rng.choice([-2, -1, 1, 2], len(who)), 0, len(gaz) - 1)]
     frames.append(_events(source="council_contacts", person=who, code=code, date=dates, minute=0,
@@ -126,7 +135,9 @@ def _partner_index(people: pd.DataFrame) -> np.ndarray:
     hh = people["hh"].to_numpy()
     i0 = np.flatnonzero(couple & (pos == 0))
     i1 = i0 + 1
-    ok = (i1 < len(people)) & (hh[np.minimum(i1, len(people) - 1)] == hh[i0])
+    adult = people["age"].to_numpy() >= 18
+    j = np.minimum(i1, len(people) - 1)
+    ok = (i1 < len(people)) & (hh[j] == hh[i0]) & adult[i0] & adult[j]
     i0, i1 = i0[ok], i1[ok]
     out[i0], out[i1] = i1, i0
     return out

@@ -16,7 +16,8 @@ def plant_decoys(pl: Planner, n: int) -> None:
     for k in range(n):
         src, code, role, sig = _ISOLATED[k % len(_ISOLATED)]
         child = code in ("MISPER", "EDU-PA")
-        i = pl.pick(f"iso{child}", lambda c=child: ((pl.age < 18) if c else pl.adult(18, 80)) & pl.settled())
+        i = pl.pick(f"iso{child}", lambda c=child: ((pl.age >= 10) & (pl.age < 18) if c else pl.adult(18, 80))
+                    & pl.settled())
         if i is None:
             continue
         did = f"D{len(pl.decoys) + 1:04d}"

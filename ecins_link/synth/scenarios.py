@@ -141,7 +141,7 @@ class Planner:
             flags.append(str(self.rng.choice(["ALCOHOL", "DRUGS"])))
         if flags:
             self.visit(a1, d(), flags, sid)
-        self.ev("council_contacts", kid, "EDU-ADM", self.day(30, 900), sid)
+        self.ev("council_contacts", kid, "EDU-ADM" if self.age[kid] >= 5 else "INFO", self.day(30, 900), sid)
 
     def _marac_potential_escalation(self) -> None:
         p = self.p
