@@ -51,6 +51,14 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _val(value: object) -> object:
+    """``value`` with pandas' missing markers (NaN, NaT, NA) turned into None, so templates can test it."""
+    try:
+        return None if pd.isna(value) else value
+    except (TypeError, ValueError):  # lists and arrays are never "missing" here
+        return value
+
+
 def _person_label(row: pd.Series, view: View) -> str:
     name = row.get("display_name")
     if view.field("name") and isinstance(name, str) and name:
@@ -197,12 +205,13 @@ class PanelBuilder:
                 p = {"person_id": p["person_id"], "is_child": None}
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
-                "dob": p.get("dob") if view.field("dob") else None, "age": p.get("age") if view.field("dob") else None,
-                "sex": p.get("sex") if view.field("sex") else None, "is_child": p.get("is_child"),
+                "dob": _val(p.get("dob")) if view.field("dob") else None,
+                "age": _val(p.get("age")) if view.field("dob") else None,
+                "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
                 "records": recs[[c for c in cols if c in recs.columns]].to_dict("records") if not recs.empty else [],
                 "record_columns": [c for c in cols if c in recs.columns
                                    and (c in ("source", "agency", "record_key") or recs[c].notna().any())],
-                "confidence": recs["cluster_confidence"].min() if not recs.empty else None})
+                "confidence": _val(recs["cluster_confidence"].min()) if not recs.empty else None})
         edges = part("edges")
         if not edges.empty:
             edges = edges[edges["detail"].astype(bool)]
