@@ -6,10 +6,12 @@
    at or below ``guard.negative_weight``; or two full dates of birth more than ``guard.dob_years_apart``
    years apart that no day-month swap, one-character typo or one wrong part (of day / month / year) explains, between records that are *not* directly
    linked (a direct confident link already weighed the dates; the guard is about chains).
-3. Only the (few, small) components holding a contradiction go to Python: repeatedly cut the minimum-weight
-   set of edges separating a contradicting pair (networkx max-flow / min-cut, capacity = match weight, forced
-   edges uncuttable) until no contradicting pair shares a piece.  Chains through a single weak bridge come
-   apart at the bridge; strongly knit clusters lose the fewest evidence.
+3. Only the (few, small) components holding a contradiction go to Python: for each contradicting pair,
+   strongest first, find the minimum-weight set of edges separating it (networkx max-flow / min-cut,
+   capacity = match weight, forced edges uncuttable) and cut it if the two sides disagree overall (mean
+   direct match weight between them below ``guard.max_side_evidence``; an unexplained DOB difference counts
+   as ``guard.negative_weight``) -- a clerical cannot-link is always cut.  Chains of two people through an
+   ambiguous record come apart at the bridge; a well-knit cluster with one noisy record stays whole.
 4. ``cluster_confidence`` of a record = the highest match probability of its edges to records of its final
    cluster (1.0 for must-link edges and for singletons): how confidently that record belongs.
 """
@@ -76,8 +78,21 @@ def _contradictions(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, guar
         ORDER BY strength DESC, a, b""").df()
 
 
-def _split_component(edges: pd.DataFrame, contra: pd.DataFrame) -> tuple[dict[str, str], bool]:
-    """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved)."""
+def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b: set[str]) -> float | None:
+    """Mean direct evidence (match weight) between two sides over the pairs that have any; None if none."""
+    vals = [w for (u, v), w in known.items() if (u in side_a and v in side_b) or (u in side_b and v in side_a)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
+                     max_side_evidence: float) -> tuple[dict[str, str], bool]:
+    """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
+
+    A cut for a scored contradiction is made only when the two sides it creates disagree overall (mean direct
+    evidence between them below ``max_side_evidence``); a clerical cannot-link is always cut.  So a chain of
+    two people joined through an ambiguous record comes apart, while a well-knit cluster with one noisy
+    record (one bad pair among many good ones) stays whole.
+    """
     g = nx.Graph()
     for r in edges.itertuples(index=False):
         g.add_edge(r.a, r.b, capacity=max(float(r.weight), 0.001))
@@ -89,7 +104,12 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame) -> tuple[dict[st
         if value >= FORCED:
             resolved = False
             continue
-        side_b = set(side_b)
+        side_a, side_b = set(side_a), set(side_b)
+        if r.reason != "cannot_link":
+            comp = nx.node_connected_component(g, r.a)
+            evidence = _side_evidence(known, side_a & comp, side_b & comp)
+            if evidence is not None and evidence >= max_side_evidence:
+                continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
     piece = {}
     for comp in nx.connected_components(g):
@@ -137,11 +157,20 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         edges = con.execute("""SELECT e.a, e.b, e.weight, l.cid FROM _pc_edges e JOIN _pc_lab l ON l.unique_id = e.a
                                WHERE l.cid IN (SELECT l2.cid FROM _pc_contra c
                                                JOIN _pc_lab l2 ON l2.unique_id = c.a)""").df()
+        scored = con.execute(f"""SELECT p.unique_id_l, p.unique_id_r, p.match_weight FROM {pairs} p
+            JOIN _pc_lab x ON x.unique_id = p.unique_id_l JOIN _pc_lab y ON y.unique_id = p.unique_id_r
+            WHERE x.cid = y.cid AND x.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 ON l2.unique_id = c.a)
+            """).fetchall()
         con.unregister("_pc_contra")
+        known = {(a, b): float(w) for a, b, w in scored}
+        dob_weight = float(guard["negative_weight"])
+        for a, b in contra.loc[contra.reason == "dob_contradiction", ["a", "b"]].itertuples(index=False):
+            known[(a, b)] = min(known.get((a, b), dob_weight), dob_weight)
         contra["cid"] = contra["a"].map(cid_of)
         remap = []
         for cid, comp_contra in contra.groupby("cid", sort=True):
-            piece, resolved = _split_component(edges[edges.cid == cid], comp_contra)
+            piece, resolved = _split_component(edges[edges.cid == cid], comp_contra, known,
+                                               float(guard["max_side_evidence"]))
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:
