@@ -235,6 +235,29 @@ def test_records_carry_realistic_noise(town: Path) -> None:
     assert (dup > 1).any(), "some people are recorded twice by one agency"
 
 
+def test_activity_is_age_plausible(town: Path) -> None:
+    """Nobody is in a police occurrence before age 10 or has a school contact before school age."""
+    cfg = load_config(town / "project.toml")
+    truth = pd.read_csv(town / "truth" / "records.csv", dtype=str)
+    dob = pd.read_csv(town / "truth" / "persons.csv", dtype=str).set_index("true_person_id")["dob"]
+    for source, col, fmt, codes, min_age in (("police_occurrences", "OCC_DATETIME", "%d/%m/%Y %H:%M", None, 10),
+                                             ("council_contacts", "CONTACT_DATE", "%d-%b-%Y", "EDU-", 4.5)):
+        s = cfg.source(source)
+        df = _read(cfg, s)
+        df["record_key"] = _key(df, s.key)
+        if codes:
+            df = df[df[s.event.code].str.startswith(codes)]
+        m = df.merge(truth[truth["source"] == source], on="record_key")
+        age = (pd.to_datetime(m[col], format=fmt) - pd.to_datetime(dob.loc[m["true_person_id"]].to_numpy()))
+        assert len(m) > 20 and (age.dt.days / 365.25 >= min_age).all(), source
+    occ = _read(cfg, cfg.source("police_occurrences"))
+    occ["record_key"] = _key(occ, cfg.source("police_occurrences").key)
+    da = occ[occ["OCC_TYPE"] == "DA"].merge(truth[truth["source"] == "police_occurrences"], on="record_key")
+    born = pd.to_datetime(dob.loc[da["true_person_id"]].to_numpy())
+    adult = born <= pd.Timestamp(cfg.project.as_of) - pd.DateOffset(years=16)
+    assert adult.all(), "domestic abuse occurrences involve adults"
+
+
 # -- planted scenarios ---------------------------------------------------------------------------------------
 def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, children: int, extra_lives_alone: bool) -> bool:
     """Does this set of evidence pieces satisfy the rule (windows ending at as_of)?"""
