@@ -150,7 +150,7 @@ def test_missing_input_and_bad_input_are_clear_errors(tmp_path) -> None:
     with pytest.raises(StoreError, match="person_std"):
         link_persons(store, CONFIG)
     append_person_std(store.con, [_hard_rows()[0], _hard_rows()[0]])
-    with pytest.raises(LinkageError, match="duplicate unique_id"):
+    with pytest.raises(LinkageError, match="duplicate"):
         link_persons(store, CONFIG)
     store.con.execute("DELETE FROM person_std")
     append_person_std(store.con, _hard_rows())

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -238,8 +240,25 @@ def _guard_levels(linker: Linker, mc: dict) -> dict:
     return {"m_from_prior": fixed_m, "u_from_prior": fixed_u, "weights_bounded": capped}
 
 
+@contextmanager
+def quiet_splink() -> Iterator[None]:
+    """Silence Splink's per-level training warnings (the guards record what they fixed in the summary)."""
+    lg = logging.getLogger("splink")
+    before = lg.level
+    lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        lg.setLevel(before)
+
+
 def train(linker: Linker, mc: dict, seed: int = 42) -> dict:
     """Unsupervised training with guards.  Returns a summary (no personal data) for ``linkage_models``."""
+    with quiet_splink():
+        return _train(linker, mc, seed)
+
+
+def _train(linker: Linker, mc: dict, seed: int) -> dict:
     b = mc["blocking"]
     summary: dict[str, Any] = {"em_passes": [], "errors": []}
     try:

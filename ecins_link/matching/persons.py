@@ -21,7 +21,13 @@ from pathlib import Path
 
 from ecins_link.config import ProjectConfig
 from ecins_link.matching.person_clusters import cluster
-from ecins_link.matching.person_model import level_weights, load_model_config, make_linker, train
+from ecins_link.matching.person_model import (
+    level_weights,
+    load_model_config,
+    make_linker,
+    quiet_splink,
+    train,
+)
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -68,7 +74,8 @@ def _score(store: Store, mc: dict, max_pairs: int) -> tuple[dict, dict]:
                            f"({max_pairs:,}); tighten the blocking rules or raise the limit")
     linker = make_linker(store.con, INPUT_TABLE, mc)
     summary = train(linker, mc)
-    preds = linker.inference.predict()
+    with quiet_splink():
+        preds = linker.inference.predict()
     store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
         SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
     settings = linker.misc.save_model_to_json()
@@ -86,9 +93,10 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
     guard = mc["guard"]
     with store.stage("persons"):
         n_records = store.count(INPUT_TABLE)
-        dupes = store.con.execute(f"SELECT count(*) - count(DISTINCT unique_id) FROM {INPUT_TABLE}").fetchone()[0]
-        if dupes:
-            raise LinkageError(f"persons: {dupes} duplicate unique_id value(s) in {INPUT_TABLE}")
+        dupes, nulls = store.con.execute(f"""SELECT count(unique_id) - count(DISTINCT unique_id),
+            count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
+        if dupes or nulls:
+            raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
         _drop_splink_tables(store)
         if n_records >= 2:
             settings, summary = _score(store, mc, lk.max_pairs)
