@@ -143,10 +143,14 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
         # areas (towns, localities) named in each address, and words nothing explains
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _loc_mention AS
-            WITH areas AS (SELECT DISTINCT town AS area FROM _loc_gaz_area WHERE length(town) >= 3)
-            SELECT a.akey, list(DISTINCT ar.area) AS areas
-            FROM _loc_addr a JOIN areas ar ON contains(' ' || a.address_norm || ' ', ' ' || ar.area || ' ')
-            GROUP BY a.akey""")
+            WITH areas AS (SELECT DISTINCT town AS area, split_part(town, ' ', 1) AS first FROM _loc_gaz_area
+                           WHERE length(town) >= 3),
+            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok
+                     FROM _loc_addr WHERE address_norm IS NOT NULL)
+            SELECT t.akey, list(DISTINCT ar.area) AS areas
+            FROM toks t JOIN areas ar ON t.tok = ar.first
+            WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.area || ' ')
+            GROUP BY t.akey""")
         area_words = [r[0] for r in con.execute(
             "SELECT DISTINCT unnest(string_split(town, ' ')) FROM _loc_gaz_area").fetchall() if r[0]]
         words = sorted({w.upper() for p in prox_prefixes + (at_prefixes or []) for w in p.split()} | set(area_words))
@@ -241,10 +245,17 @@ def resolve_premises(
             WHERE building IS NOT NULL AND number IS NULL AND flat IS NULL),
              todo AS (SELECT akey, ' ' || upper(coalesce(place_text, '')) || ' ' AS txt, town, postcode_outward
                       FROM {_todo("AND a.number IS NULL AND a.flat IS NULL")} a),
+             toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, unnest(string_split(trim(txt), ' ')) AS tok
+                      FROM todo),
+             named AS (SELECT *, split_part(name, ' ', 1) AS first FROM names WHERE length(name) >= {int(min_chars)}),
              hits AS (
-                SELECT t.akey, n.uprn, length(n.name) AS len FROM todo t JOIN names n
-                  ON (t.town = n.town OR t.postcode_outward = n.postcode_outward)
-                 AND length(n.name) >= {int(min_chars)} AND contains(t.txt, ' ' || n.name || ' ')),
+                SELECT t.akey, n.uprn, length(n.name) AS len FROM toks t JOIN named n
+                  ON t.tok = n.first AND t.town = n.town
+                WHERE contains(t.txt, ' ' || n.name || ' ')
+                UNION
+                SELECT t.akey, n.uprn, length(n.name) FROM toks t JOIN named n
+                  ON t.tok = n.first AND t.postcode_outward = n.postcode_outward
+                WHERE contains(t.txt, ' ' || n.name || ' ')),
              best AS (SELECT akey, max(len) AS len FROM hits GROUP BY akey)
         SELECT h.akey, min(h.uprn) AS uprn, count(DISTINCT h.uprn) AS n
         FROM hits h JOIN best b USING (akey, len) GROUP BY h.akey""")
