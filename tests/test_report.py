@@ -117,6 +117,7 @@ def test_case_page_sections(full_run) -> None:
     keys = [k for (k,) in store.con.execute("SELECT record_key FROM signals WHERE person_id = 'P3'").fetchall()]
     assert all(f"<td>{k}</td>" in page for k in keys)  # provenance of every fact
     assert "Meets MARAC potential-escalation criterion" in page
+    assert "Darren Cole" in page  # the suspect: not flagged in this case, named in the full view
 
 
 def test_missing_optional_tables_and_no_flags(tmp_path: Path) -> None:

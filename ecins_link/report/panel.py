@@ -132,6 +132,7 @@ class PanelBuilder:
                 pid = str(row["person_id"])
                 person_labels[pid] = _person_label(row, self.view) if pid in self.visible_persons else pid
         self.why = self._why(data.get("records", pd.DataFrame()))
+        self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
         case_tpl = self.env.get_template("case.html.j2")
         for case in self.cases.to_dict("records"):
             ctx = self._case_context(case, by_case, node_types, loc_labels, person_labels)
@@ -144,6 +145,19 @@ class PanelBuilder:
             css=self._css(), n_flags=len(self.flags))
         (panel_dir / "index.html").write_text(index, encoding="utf-8")
         return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    def _neighbour_labels(self, data: dict[str, pd.DataFrame], known: dict[str, str]) -> dict[str, str]:
+        """Names of people met in a case's network or signals but not flagged in it: full view only (a
+        purpose view shows their ids)."""
+        if self.view.name is not None or not self.store.has_table("person_attributes"):
+            return {}
+        edges, sig = data["edges"], data["signals"]
+        ids = set(edges["src"].astype(str)) | set(edges["dst"].astype(str)) | set(sig["person_id"].dropna().astype(str))
+        ids = sorted(ids - set(known))
+        rows = self.store.con.execute(
+            "SELECT person_id, display_name FROM person_attributes WHERE list_contains(?::VARCHAR[], person_id)",
+            [ids]).fetchall()
+        return {str(p): str(n) for p, n in rows if n}
 
     def _partner_visible(self, unique_id: object) -> bool:
         if not isinstance(unique_id, str) or ":" not in unique_id:
@@ -186,7 +200,8 @@ class PanelBuilder:
         contributing = self._contributing(flags)
         signals = []
         for s in sig.to_dict("records"):
-            s["person_label"] = person_labels.get(str(s.get("person_id")), s.get("person_id") or "")
+            pid = str(s.get("person_id"))
+            s["person_label"] = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
             s["location_label"] = self._loc_label(s.get("location_id"), loc_labels)
             s["contributing"] = (s.get("source"), str(s.get("record_key"))) in contributing
             signals.append(s)
@@ -215,7 +230,8 @@ class PanelBuilder:
         edges = part("edges")
         if not edges.empty:
             edges = edges[edges["detail"].astype(bool)]
-        labels = {**person_labels, **{k: self._loc_label(k, loc_labels) for k in node_types if k not in person_labels}}
+        labels = {**{k: self._loc_label(k, loc_labels) for k in node_types if k not in person_labels},
+                  **self.neighbour_labels, **person_labels}
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
         if case["entity_type"] == "location":
             seeds.append(case["entity_id"])
