@@ -173,11 +173,11 @@ def test_tiny_input_does_not_crash(tmp_path) -> None:
 GUARD = load_model_config()["guard"]
 
 
-def _cluster(tmp_path, edges: list[tuple], must=(), cannot=()) -> tuple[dict, list[dict]]:
+def _cluster(tmp_path, edges: list[tuple], must=(), cannot=(), undated=()) -> tuple[dict, list[dict]]:
     store = Store(tmp_path / "c.duckdb")
     nodes = sorted({n for e in edges for n in e[:2]} | {n for p in [*must, *cannot] for n in p})
-    store.write_table("nodes", pd.DataFrame({"unique_id": nodes, "source": "s", "record_key": nodes,
-                                             "dob": pd.NaT}))
+    dobs = [pd.NaT if n in undated else pd.Timestamp("1990-01-01") for n in nodes]
+    store.write_table("nodes", pd.DataFrame({"unique_id": nodes, "source": "s", "record_key": nodes, "dob": dobs}))
     store.write_table("pairs", pd.DataFrame(
         [(a, b, w, 2**w / (1 + 2**w)) for a, b, w in edges],
         columns=["unique_id_l", "unique_id_r", "match_weight", "match_probability"]).astype(
@@ -196,6 +196,15 @@ def test_chain_with_contradiction_splits_at_weak_bridge(tmp_path) -> None:
     assert got["x"] != got["y"]  # below threshold
     assert {s["n_records"] for s in splits} == {3, 2} and all("negative_pair" in s["reason"] for s in splits)
     assert got["_conf"]["x"] == 1.0 and got["_conf"]["c"] == pytest.approx(2**18 / (1 + 2**18))
+
+
+def test_undated_record_bridging_two_people_is_left_alone(tmp_path) -> None:
+    edges = [("a", "b", 20), ("b", "j", 12), ("j", "c", 12), ("c", "d", 20), ("b", "c", -12)]
+    got, _ = _cluster(tmp_path, edges, undated={"j"})
+    assert got["a"] == got["b"] != got["c"] == got["d"]
+    assert got["j"] not in {got["a"], got["c"]}  # "J SMITH": JOHN's or JANE's? not guessed
+    got, _ = _cluster(tmp_path, edges)  # with a date of birth it is kept on one side
+    assert got["j"] in {got["a"], got["c"]}
 
 
 def test_cannot_link_separates_and_must_link_forces(tmp_path) -> None:

@@ -9,9 +9,11 @@
 3. Only the (few, small) components holding a contradiction go to Python: for each contradicting pair,
    strongest first, find the minimum-weight set of edges separating it (networkx max-flow / min-cut,
    capacity = match weight, forced edges uncuttable) and cut it if the two sides disagree overall (mean
-   direct match weight between them below ``guard.max_side_evidence``; an unexplained DOB difference counts
-   as ``guard.negative_weight``) -- a clerical cannot-link is always cut.  Chains of two people through an
-   ambiguous record come apart at the bridge; a well-knit cluster with one noisy record stays whole.
+   direct match weight between them below ``guard.max_side_evidence``, over pairs where both records have a
+   date of birth when there are any; an unexplained DOB difference counts as ``guard.negative_weight``) --
+   a clerical cannot-link is always cut.  Chains of two people through an
+   ambiguous record come apart at the bridge; a well-knit cluster with one noisy record stays whole.  A
+   record without a date of birth that was linked into more than one resulting piece is left on its own.
 4. ``cluster_confidence`` of a record = the highest match probability of its edges to records of its final
    cluster (1.0 for must-link edges and for singletons): how confidently that record belongs.
 """
@@ -78,14 +80,33 @@ def _contradictions(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, guar
         ORDER BY strength DESC, a, b""").df()
 
 
-def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b: set[str]) -> float | None:
-    """Mean direct evidence (match weight) between two sides over the pairs that have any; None if none."""
-    vals = [w for (u, v), w in known.items() if (u in side_a and v in side_b) or (u in side_b and v in side_a)]
-    return sum(vals) / len(vals) if vals else None
+def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b: set[str],
+                   dated: set[str]) -> float | None:
+    """Mean direct evidence (match weight) between two sides; None if no cross pair was scored.
+
+    Pairs of records that both carry a date of birth are preferred: a record without one agrees with
+    everybody of the same name and would otherwise vouch for the bridge it forms.
+    """
+    vals = [(w, u in dated and v in dated) for (u, v), w in known.items()
+            if (u in side_a and v in side_b) or (u in side_b and v in side_a)]
+    informed = [w for w, both in vals if both]
+    use = informed or [w for w, _ in vals]
+    return sum(use) / len(use) if use else None
+
+
+def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str]) -> None:
+    """After cuts: a record without a date of birth that was linked into more than one of the resulting
+    pieces cannot say whose it is; it is left on its own rather than guessed (no forced edge is broken)."""
+    comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
+    for n in list(g0.nodes):
+        if n in dated or any(d["capacity"] >= FORCED for d in g0[n].values()):
+            continue
+        if len({comp_of[m] for m in g0[n]} | {comp_of[n]}) > 1:
+            g.remove_edges_from(list(g.edges(n)))
 
 
 def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
-                     max_side_evidence: float) -> tuple[dict[str, str], bool]:
+                     max_side_evidence: float, dated: set[str]) -> tuple[dict[str, str], bool]:
     """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
 
     A cut for a scored contradiction is made only when the two sides it creates disagree overall (mean direct
@@ -96,6 +117,7 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
     g = nx.Graph()
     for r in edges.itertuples(index=False):
         g.add_edge(r.a, r.b, capacity=max(float(r.weight), 0.001))
+    g0 = g.copy()
     resolved = True
     for r in contra.itertuples(index=False):
         if r.a not in g or r.b not in g or not nx.has_path(g, r.a, r.b):
@@ -107,10 +129,11 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
         side_a, side_b = set(side_a), set(side_b)
         if r.reason != "cannot_link":
             comp = nx.node_connected_component(g, r.a)
-            evidence = _side_evidence(known, side_a & comp, side_b & comp)
+            evidence = _side_evidence(known, side_a & comp, side_b & comp, dated)
             if evidence is not None and evidence >= max_side_evidence:
                 continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
+    _detach_ambiguous(g, g0, dated)
     piece = {}
     for comp in nx.connected_components(g):
         cid = min(comp)
@@ -161,6 +184,9 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
             JOIN _pc_lab x ON x.unique_id = p.unique_id_l JOIN _pc_lab y ON y.unique_id = p.unique_id_r
             WHERE x.cid = y.cid AND x.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 ON l2.unique_id = c.a)
             """).fetchall()
+        dated = {r[0] for r in con.execute(f"""SELECT n.unique_id FROM {nodes} n JOIN _pc_lab l USING (unique_id)
+            WHERE n.dob IS NOT NULL AND l.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2
+                                                  ON l2.unique_id = c.a)""").fetchall()}
         con.unregister("_pc_contra")
         known = {(a, b): float(w) for a, b, w in scored}
         dob_weight = float(guard["negative_weight"])
@@ -170,7 +196,7 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         remap = []
         for cid, comp_contra in contra.groupby("cid", sort=True):
             piece, resolved = _split_component(edges[edges.cid == cid], comp_contra, known,
-                                               float(guard["max_side_evidence"]))
+                                               float(guard["max_side_evidence"]), dated)
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:

@@ -77,8 +77,8 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
             # the twin pattern: nothing in the forename agrees, yet surname and full date of birth do
-            _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']} AND dob_l = dob_r",
-                 "different, same surname and dob"),
+            _lvl(f"(jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']} "
+                 "OR surname_dm_l = surname_dm_r) AND dob_l = dob_r", "different, same surname and dob"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
         priors=pri,
