@@ -213,12 +213,16 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
                     FROM gk WHERE k IS NOT NULL GROUP BY k)
         SELECT a.akey, gu.uprn, gu.n, gu.has_flats, a.n_leftover, a.n_unexplained, a.flat_id, a.postcode
         FROM {_todo()} a JOIN gu ON {ak} = gu.k""")
-    weak = ""
+    # parts present on both sides must agree (a building key must not override a different number/street)
+    weak = ("AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number) "
+            "AND NOT (a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street)")
     if method in WEAK_KEYS:
-        weak = f"AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
+        weak += (f" AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
+                 " AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)")
     n = _insert(
         con,
         f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
+            JOIN _loc_addr a ON a.akey = c.akey
             WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_leftover > 0) {weak}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
