@@ -78,7 +78,8 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
             # the twin pattern: nothing in the forename agrees, yet surname and full date of birth do
             _lvl(f"(jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']} "
-                 "OR surname_dm_l = surname_dm_r) AND dob_l = dob_r", "different, same surname and dob"),
+                 "OR surname_dm_l = surname_dm_r) AND dob_l = dob_r AND jaro_winkler_similarity(forename_l, forename_r)"
+                 f" < {t['twin_max_forename_jaro_winkler']}", "different, same surname and dob"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
         priors=pri,
