@@ -166,6 +166,7 @@ def test_tiny_input_does_not_crash(tmp_path) -> None:
     append_person_std(store.con, _hard_rows()[:1])
     link_persons(store, CONFIG)
     assert store.df("SELECT cluster_confidence FROM person_clusters").cluster_confidence.tolist() == [1.0]
+    assert json.loads(store.con.execute("SELECT settings_json FROM linkage_models").fetchone()[0])["comparisons"]
     store.close()
 
 

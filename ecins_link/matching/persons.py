@@ -103,7 +103,9 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             store.con.execute("""CREATE OR REPLACE TEMP TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
                                  match_weight DOUBLE, match_probability DOUBLE)""")
-            settings, summary = {}, {"note": "fewer than two records; no model trained"}
+            linker = make_linker(store.con, INPUT_TABLE, mc)  # untrained priors: explain still has a model
+            settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
+            linker.table_management.delete_tables_created_by_splink_from_db()
         _drop_splink_tables(store)
         keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
         n_pairs = store.write_table("person_pairs", f"""SELECT unique_id_l, unique_id_r, match_weight,
