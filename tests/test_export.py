@@ -101,3 +101,18 @@ def test_bad_key_is_clear_error(tmp_path: Path) -> None:
         export_pseudonymised(store, tmp_path / "o", short)
     with pytest.raises(FileNotFoundError):
         export_pseudonymised(store, tmp_path / "o", tmp_path / "missing.key")
+
+
+def test_export_with_only_person_clusters(tmp_path: Path) -> None:
+    store = build_store(tmp_path / "s.duckdb")
+    for table in ("person_attributes", "residences", "signals", "flags", "households", "address_matches"):
+        store.con.execute(f"DROP TABLE {table}")
+    key = tmp_path / "k"
+    key.write_bytes(bytes(range(32)))
+    result = export_pseudonymised(store, tmp_path / "o", key)
+    persons = pd.read_parquet(result["files"]["persons"])
+    assert len(persons) == store.con.execute("SELECT count(DISTINCT person_id) FROM person_clusters").fetchone()[0]
+    assert set(result["counts"]) == {"persons"}
+    store.con.execute("DROP TABLE person_clusters")
+    with pytest.raises(Exception, match="person_clusters"):
+        export_pseudonymised(store, tmp_path / "o2", key)
