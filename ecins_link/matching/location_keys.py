@@ -140,13 +140,16 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             SELECT * REPLACE (area AS town) FROM (
                 SELECT *, unnest(list_distinct(list_filter([town, locality], x -> x IS NOT NULL))) AS area
                 FROM _loc_gaz)""")
-        # areas (towns, localities) named in each address, and words nothing explains
+        # areas (towns, localities) named in each address outside its building and street names, and words
+        # nothing explains
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _loc_mention AS
             WITH areas AS (SELECT DISTINCT town AS area, split_part(town, ' ', 1) AS first FROM _loc_gaz_area
                            WHERE length(town) >= 3),
-            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok
-                     FROM _loc_addr WHERE address_norm IS NOT NULL)
+            txt AS (SELECT akey, replace(replace(address_norm, coalesce(building, '\x01'), ' '),
+                                         coalesce(street, '\x01'), ' ') AS address_norm
+                    FROM _loc_addr WHERE address_norm IS NOT NULL),
+            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok FROM txt)
             SELECT t.akey, list(DISTINCT ar.area) AS areas
             FROM toks t JOIN areas ar ON t.tok = ar.first
             WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.area || ' ')

@@ -71,9 +71,10 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
     finally:
         con.unregister("_loc_uam_out")
     before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
-    # consistency guards: the candidate's house number must be the address's (parsed, else one of its numeric
-    # tokens), and a parsed flat must be the candidate's flat -- the model alone sometimes takes a flat
-    # number for a house number ("Apt 8, 33 X Way" -> "8 X Way").
+    # consistency guards: the candidate's house number must be the address's (parsed; for a house, also one
+    # of the text's numbers), a parsed flat must be the candidate's flat, and areas the text names must be
+    # the candidate's -- the model alone sometimes takes a flat number for a house number
+    # ("Apt 8, 33 X Way" -> "8 X Way").
     con.execute(rf"""
         INSERT INTO _loc_res
         SELECT u.akey, u.uprn, 'uk_address_matcher',
@@ -85,7 +86,7 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
                OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}))
           AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL
                    AND regexp_extract(a.number, '^\d+') <> regexp_extract(g.number, '^\d+'))
-          AND (g.number IS NULL OR list_contains(
+          AND (g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')))
           AND NOT (a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id)
