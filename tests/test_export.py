@@ -10,6 +10,7 @@ import pytest
 from test_report_fixtures import build_store
 
 from ecins_link.export import export_pseudonymised, pseudonym
+from ecins_link.store import StoreError
 
 
 def _dump(out: Path) -> str:
@@ -114,5 +115,5 @@ def test_export_with_only_person_clusters(tmp_path: Path) -> None:
     assert len(persons) == store.con.execute("SELECT count(DISTINCT person_id) FROM person_clusters").fetchone()[0]
     assert set(result["counts"]) == {"persons"}
     store.con.execute("DROP TABLE person_clusters")
-    with pytest.raises(Exception, match="person_clusters"):
+    with pytest.raises(StoreError, match="person_clusters"):
         export_pseudonymised(store, tmp_path / "o2", key)
