@@ -110,7 +110,7 @@ def test_saved_model_reproduces_scores(linked) -> None:
     assert summary["input_table"] == "person_std" and all(p["ok"] for p in summary["em_passes"])
     assert {c["output_column_name"] for c in settings["comparisons"]} >= {"forename", "surname", "dob", "address"}
     # the trained weights include the household bounds
-    assert summary["level_weights"]["address.uprn"] <= 10.0
+    assert summary["level_weights"]["dob.else"] <= -10.0 and summary["level_weights"]["forename.else"] <= -6.0
     assert summary["level_weights"]["forename.different, same surname and dob"] <= -20.0
     linker = Linker(store.df("SELECT * FROM person_std WHERE source <> 'f3'"), settings, DuckDBAPI(),
                     set_up_basic_logging=False)
