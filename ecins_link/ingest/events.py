@@ -1,0 +1,72 @@
+"""Event rows -> ``event_records``: one row per (source row, produced signal).
+
+A code that maps to nothing keeps one row with ``signal`` NULL; each true flag column gives one row; a
+row of a flags-only source with no true flag keeps one NULL-signal row (the contact happened).
+"""
+
+from __future__ import annotations
+
+from ecins_link.config import Source
+from ecins_link.ingest.sql import has_time_sql, lit, q, val
+from ecins_link.standardise.fields import postcode_sql
+from ecins_link.store import Store
+
+R = "_ingest_rows"
+
+
+def _ref(src: Source) -> tuple[str, str]:
+    """(person_source SQL, person_record_key SQL)."""
+    if src.person:
+        return lit(src.name), "_key"
+    ref = src.event.person_ref if src.event else None
+    if ref is None:
+        return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
+    if ref.source == src.name:
+        return lit(src.name), "_key"
+    parts = [val(c) for c in ref.columns]
+    key = f"CASE WHEN {' AND '.join(p + ' IS NOT NULL' for p in parts)} THEN concat_ws('|', {', '.join(parts)}) END"
+    return f"CASE WHEN {key} IS NOT NULL THEN {lit(ref.source)} END", key
+
+
+def insert_events(store: Store, src: Source) -> None:
+    """Append the event rows of the accepted rows in the ingest working table."""
+    con = store.con
+    psrc, pkey = _ref(src)
+    e = src.event
+    null = "CAST(NULL AS VARCHAR)"
+    location = val(e.location) if e and e.location else null
+    loc_pc = (f"CASE WHEN {postcode_sql(val(e.location_postcode))} IS NOT NULL THEN {val(e.location_postcode)} END"
+              if e and e.location_postcode else null)
+    selects = []
+    if e:
+        code = f"upper({val(e.code)})" if e.code else null
+        role = f"upper({val(e.role)})" if e.role else null
+        d = q("_d_" + e.date)
+        ts = f"CASE WHEN {has_time_sql(e.date, src.datetime_formats)} THEN {d} END"
+        codes = [(c.code.strip().upper(), c.role.strip().upper() if c.role else None, c.signal) for c in e.codes]
+        values = ", ".join(f"({lit(c)}, {lit(r) if r else 'NULL'}, {lit(s)})" for c, r, s in codes)
+        code_table = (f"(VALUES {values}) m(code, role, signal)" if codes
+                      else "(SELECT NULL::VARCHAR code, NULL::VARCHAR role, NULL::VARCHAR signal WHERE FALSE) m")
+        selects.append(f"""SELECT x._key, 0 AS kind, m.signal, x.raw_code, x.role, x.d, x.ts, x._row FROM
+            (SELECT _key, _row, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d, CAST({ts} AS TIMESTAMP) AS ts
+             FROM {R}) x LEFT JOIN {code_table} ON m.code = x.raw_code AND (m.role IS NULL OR m.role = x.role)""")
+    if src.flags:
+        f = src.flags
+        fdate = (f"CAST({q('_d_' + f.date)} AS DATE)" if f.date
+                 else (f"CAST({q('_d_' + e.date)} AS DATE)" if e else "CAST(NULL AS DATE)"))
+        trues = ", ".join(lit(t.strip().upper()) for t in f.true_values)
+        for col, signal in f.columns.items():
+            selects.append(f"""SELECT _key, 1, {lit(signal)}, {lit(col)}, CAST(NULL AS VARCHAR), {fdate},
+                CAST(NULL AS TIMESTAMP), _row FROM {R} WHERE upper({val(col)}) IN ({trues})""")
+        if not e:  # a visit with no true flag still happened
+            cond = " OR ".join(f"upper({val(c)}) IN ({trues})" for c in f.columns) or "FALSE"
+            selects.append(f"""SELECT _key, 1, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+                {fdate}, CAST(NULL AS TIMESTAMP), _row FROM {R} WHERE NOT coalesce({cond}, FALSE)""")
+    union = " UNION ALL ".join(selects)
+    con.execute(f"""INSERT INTO event_records
+        SELECT {lit(src.name)}, {lit(src.agency)}, u._key,
+               CAST(row_number() OVER (PARTITION BY u._key ORDER BY u.kind, u.signal NULLS LAST, u.raw_code) AS INT),
+               u.signal, u.raw_code, u.role, u.d, u.ts, r.loc, r.loc_pc, r.psrc, r.pkey
+        FROM ({union}) u(_key, kind, signal, raw_code, role, d, ts, _row)
+        JOIN (SELECT _row, {location} AS loc, {loc_pc} AS loc_pc, {psrc} AS psrc, {pkey} AS pkey FROM {R}) r
+          ON r._row = u._row""")

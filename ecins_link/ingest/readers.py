@@ -1,0 +1,262 @@
+"""Read one agency extract (CSV, XLSX, Parquet) into an all-text Arrow table with exact data-row numbers.
+
+Every table returned has ``_row`` (1-based data row, header not counted), ``_issue`` (a quarantine reason
+found while reading: ragged_row, broken_quoting, undecodable; else NULL), ``_raw`` (the record as read, only
+for rows with an issue) and one VARCHAR column per header name.  Blank lines are not records and are not
+counted.  A file that cannot be read at all raises :class:`ReadError` (ingest turns it into one
+``unreadable_file`` quarantine entry).
+
+CSV is parsed with Python's ``csv`` module record by record so that a broken quote costs one row, not the
+rest of the file: a line with an odd number of quote characters is joined with the following lines only
+while that yields a well-formed record with the header's number of fields (a properly quoted embedded
+newline); otherwise the first line alone is quarantined as ``broken_quoting`` and reading resumes on the
+next line.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+MAX_RECORD_LINES = 200  # a quoted field spanning more physical lines than this is treated as a broken quote
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+class ReadError(Exception):
+    """The file cannot be read at all (missing, empty, wrong format, no header)."""
+
+
+def decode(data: bytes, encoding: str) -> tuple[str, bool]:
+    """Bytes -> text.  ``auto``: UTF-8 (BOM stripped), else cp1252.  Returns (text, had_undecodable_bytes).
+
+    Bytes that the chosen encoding cannot decode become lone surrogates so the rows holding them can be
+    quarantined as ``undecodable`` rather than failing the whole file.
+    """
+    if encoding.lower() in ("auto", "utf-8", "utf8", "utf-8-sig"):
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        try:
+            return data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            if encoding.lower() != "auto":
+                text = data.decode("utf-8", errors="surrogateescape")
+                return text, True
+        encoding = "cp1252"
+    try:
+        text = data.decode(encoding, errors="surrogateescape")
+    except LookupError:
+        raise ReadError(f"unknown encoding {encoding!r}") from None
+    return text, bool(_SURROGATE.search(text))
+
+
+def _parse_one(text: str, delimiter: str) -> list[str] | None:
+    try:
+        rows = list(csv.reader([text], delimiter=delimiter, strict=False))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Table:
+    """Read a delimited text file into the all-text table described in the module docstring."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ReadError(f"cannot read file: {err.strerror or err}") from None
+    text, had_bad = decode(data, encoding)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    start = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if start is None:
+        raise ReadError("file is empty (no header)")
+    header = _parse_one(lines[start], delimiter)
+    if not header:
+        raise ReadError("header line cannot be parsed")
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    ncols = len(header)
+    if len(set(header)) != ncols:
+        raise ReadError("header has repeated column names")
+
+    rownums: list[int] = []
+    texts: list[str] = []
+    issues: dict[int, str] = {}  # index into texts -> issue
+    i, n, row = start + 1, len(lines), 0
+    while i < n:
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        row += 1
+        if line.count('"') % 2 == 0:
+            rownums.append(row)
+            texts.append(line)
+            i += 1
+            continue
+        alone = _parse_one(line, delimiter)
+        if alone is not None and len(alone) == ncols and "\n" not in "".join(alone):
+            rownums.append(row)  # a stray quote inside an unquoted field is literal data
+            texts.append(line)
+            i += 1
+            continue
+        j, quotes, buf = i + 1, line.count('"'), [line]
+        while j < n and quotes % 2 == 1 and j - i <= MAX_RECORD_LINES:
+            buf.append(lines[j])
+            quotes += lines[j].count('"')
+            j += 1
+        joined = "\n".join(buf)
+        fields = _parse_one(joined, delimiter) if quotes % 2 == 0 else None
+        if fields is not None and len(fields) == ncols:
+            rownums.append(row)
+            texts.append(joined)
+            i = j
+        else:
+            issues[len(texts)] = "broken_quoting: unbalanced quote character; record cannot be delimited"
+            rownums.append(row)
+            texts.append(line)
+            i += 1
+
+    parsed = _parse_all(texts, delimiter, issues)
+    cols: list[list[str | None]] = [[] for _ in range(ncols)]
+    issue_col: list[str | None] = []
+    raw_col: list[str | None] = []
+    for k, fields in enumerate(parsed):
+        issue = issues.get(k)
+        if issue is None and len(fields) != ncols:
+            issue = f"ragged_row: {len(fields)} fields where the header has {ncols}"
+        if had_bad and issue is None and _SURROGATE.search(texts[k]):
+            issue = "undecodable: bytes not valid in the file's encoding"
+        if issue is not None:
+            fields = (fields + [None] * ncols)[:ncols]
+            raw = _SURROGATE.sub("\ufffd", texts[k])[:1000]
+            fields = [_SURROGATE.sub("\ufffd", f) if f else f for f in fields]
+        else:
+            raw = None
+        for c in range(ncols):
+            cols[c].append(fields[c])
+        issue_col.append(issue)
+        raw_col.append(raw)
+    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issue_col, pa.string()),
+              "_raw": pa.array(raw_col, pa.string())}
+    for name, values in zip(header, cols, strict=True):
+        arrays[name] = pa.array(values, pa.string())
+    return pa.table(arrays)
+
+
+def _parse_all(texts: list[str], delimiter: str, issues: dict[int, str]) -> list[list[str]]:
+    """Parse records in one pass of the C parser; fall back record by record if one upsets it."""
+    try:
+        out = list(csv.reader(texts, delimiter=delimiter, strict=False))
+        if len(out) == len(texts):
+            return out
+    except csv.Error:
+        pass
+    out = []
+    for k, t in enumerate(texts):
+        fields = _parse_one(t, delimiter)
+        if fields is None:
+            issues.setdefault(k, "broken_quoting: record cannot be parsed")
+            fields = []
+        out.append(fields)
+    return out
+
+
+def _cell(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d") if v.time() == dt.time(0) else v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, dt.date):
+        return v.strftime("%Y-%m-%d")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
+    """Read one sheet of a workbook (first sheet unless named); typed dates become ISO text."""
+    import openpyxl
+
+    if not path.exists():
+        raise ReadError("file not found")
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable workbook is one clear quarantine entry
+        raise ReadError(f"not a readable workbook ({type(err).__name__})") from None
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise ReadError(f"sheet {sheet!r} not in workbook")
+        ws = wb[sheet] if sheet else wb.worksheets[0]
+        rows = ws.iter_rows(values_only=True)
+        header = None
+        for r in rows:
+            if any(v is not None and str(v).strip() for v in r):
+                header = [str(v).strip() if v is not None else "" for v in r]
+                break
+        if not header:
+            raise ReadError("sheet is empty (no header)")
+        while header and header[-1] == "":
+            header.pop()
+        ncols = len(header)
+        cols: list[list[str | None]] = [[] for _ in range(ncols)]
+        rownums, issues, raws, row = [], [], [], 0
+        for r in rows:
+            values = [_cell(v) for v in r]
+            if not any(v is not None and v.strip() for v in values):
+                continue
+            row += 1
+            extra = [v for v in values[ncols:] if v is not None and v.strip()]
+            issue = f"ragged_row: {ncols + len(extra)} fields where the header has {ncols}" if extra else None
+            values = (values + [None] * ncols)[:ncols]
+            for c in range(ncols):
+                cols[c].append(values[c])
+            rownums.append(row)
+            issues.append(issue)
+            raws.append(",".join(v or "" for v in values + extra)[:1000] if issue else None)
+    finally:
+        wb.close()
+    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issues, pa.string()),
+              "_raw": pa.array(raws, pa.string())}
+    for name, values in zip(header, cols, strict=True):
+        arrays[name] = pa.array(values, pa.string())
+    return pa.table(arrays)
+
+
+def read_parquet(path: Path) -> pa.Table:
+    """Read a Parquet file; every column cast to text (dates as ISO)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise ReadError("file not found")
+    try:
+        t = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001
+        raise ReadError(f"not a readable Parquet file ({type(err).__name__})") from None
+    arrays = {"_row": pa.array(range(1, t.num_rows + 1), pa.int64()),
+              "_issue": pa.nulls(t.num_rows, pa.string()), "_raw": pa.nulls(t.num_rows, pa.string())}
+    for name in t.column_names:
+        col = t.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+        arrays[name.strip()] = pc.cast(col, pa.string())
+    return pa.table(arrays)
+
+
+def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = ",",
+                sheet: str | None = None) -> pa.Table:
+    """Dispatch on format; raises :class:`ReadError` for a file that cannot be read at all."""
+    if not path.exists():
+        raise ReadError("file not found")
+    if fmt == "csv":
+        return read_csv(path, encoding, delimiter)
+    if fmt == "xlsx":
+        return read_xlsx(path, sheet)
+    if fmt == "parquet":
+        return read_parquet(path)
+    raise ReadError(f"unsupported format {fmt!r}")

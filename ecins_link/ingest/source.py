@@ -1,0 +1,217 @@
+"""Ingest one source: read it, decide each row's fate in SQL, append to the ingest tables.
+
+Row fate, checked in this order (the first problem found is the quarantine reason):
+read problems (ragged_row, broken_quoting, undecodable) -> field_too_long -> missing_key -> bad_date /
+future_date -> unmapped_code -> duplicate_key_conflict -> orphan_reference.
+Duplicate keys: rows with identical content are collapsed (first kept, the others counted as accepted and
+in ``duplicates_collapsed``); when rows sharing a key differ, ALL of them are quarantined — picking one
+would be a silent guess about which record is true.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ecins_link.config import ProjectConfig, Source
+from ecins_link.ingest.readers import ReadError, read_source
+from ecins_link.ingest.sql import date_sql, lit, q, split_full_name, unsafe_sql, val
+from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
+from ecins_link.store import Store
+
+R = "_ingest_rows"
+
+
+def mapped_columns(src: Source) -> list[str]:
+    """Every column of the file the source mapping refers to (they must exist)."""
+    cols = list(src.key)
+    for part in (src.person, src.event, src.gazetteer):
+        if part is None:
+            continue
+        for name, value in part:
+            if name in ("name_format", "codes", "unmapped", "occurrence_key"):
+                continue
+            if name == "person_ref" and value is not None:
+                cols += value.columns
+            elif isinstance(value, str):
+                cols.append(value)
+            elif isinstance(value, list):
+                cols += [v for v in value if isinstance(v, str)]
+    if src.flags:
+        cols += list(src.flags.columns) + ([src.flags.date] if src.flags.date else [])
+    return list(dict.fromkeys(cols))
+
+
+def file_level_problem(store: Store, src: Source, reason: str) -> None:
+    """A source that cannot be read at all: one quarantine entry (row_number 0) and a zero accounting row."""
+    store.con.execute("INSERT INTO quarantine VALUES (?, 0, NULL, ?, NULL)", [src.name, f"unreadable_file: {reason}"])
+    store.con.execute("INSERT INTO accounting VALUES (?, ?, 0, 0, 0, 0)", [src.name, src.agency])
+
+
+def _set(store: Store, reason_sql: str, where: str) -> None:
+    store.con.execute(f"UPDATE {R} SET _reason = {reason_sql} WHERE _reason IS NULL AND ({where})")
+
+
+def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
+    """Read ``src`` and append its rows to accounting, quarantine, field_issues and the record tables."""
+    con = store.con
+    try:
+        table = read_source(config.path_of(src.path), src.format, src.encoding, src.delimiter, src.sheet)
+    except ReadError as err:
+        file_level_problem(store, src, str(err))
+        return
+    data_cols = [c for c in table.column_names if not c.startswith("_")]
+    missing = [c for c in mapped_columns(src) if c not in data_cols]
+    if missing:
+        file_level_problem(store, src, f"mapped column(s) not in file: {missing}")
+        return
+    today = config.project.as_of or dt.date.today()
+    key_parts = [val(k) for k in src.key]
+    record_key = f"CASE WHEN {' AND '.join(p + ' IS NOT NULL' for p in key_parts)} THEN concat_ws('|', {', '.join(key_parts)}) END"
+    longest = f"greatest({', '.join(f'coalesce(length({q(c)}), 0)' for c in data_cols)})"
+    dates = _date_columns(src)
+    date_exprs = ", ".join(f"{date_sql(c, src.date_formats, src.datetime_formats)} AS {q('_d_' + c)}" for c in dates)
+    con.register("_ingest_src", table)
+    try:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {R} AS SELECT *, CAST(_issue AS VARCHAR) AS _reason,
+            {record_key} AS _key, {longest} AS _longest, hash({', '.join(q(c) for c in data_cols)}) AS _h,
+            FALSE AS _dup {(', ' + date_exprs) if date_exprs else ''} FROM _ingest_src""")
+    finally:
+        con.unregister("_ingest_src")
+    _set(store, f"'field_too_long: a field has ' || _longest || ' characters (max {src.max_field_chars})'",
+         f"_longest > {src.max_field_chars}")
+    _set(store, f"'missing_key: no value in ' || {lit(', '.join(src.key))}", "_key IS NULL")
+    for col, required in dates.items():
+        d = q("_d_" + col)
+        if required:
+            _set(store, lit(f"bad_date: no date in {col}"), f"{val(col)} IS NULL")
+        _set(store, lit(f"bad_date: {col} is not a valid date in the source's formats"), f"{val(col)} IS NOT NULL AND {d} IS NULL")
+        _set(store, lit(f"bad_date: {col} before 1880"), f"{d} < TIMESTAMP '1880-01-01'")
+        _set(store, lit(f"future_date: {col} after {today}"), f"CAST({d} AS DATE) > DATE '{today}'")
+    if src.event and src.event.code and src.event.unmapped == "quarantine":
+        known = ", ".join(lit(c.code.strip().upper()) for c in src.event.codes) or "NULL"
+        _set(store, f"'unmapped_code: ' || coalesce(upper({val(src.event.code)}), '(empty)')",
+             f"coalesce(upper({val(src.event.code)}), '') NOT IN ({known})")
+    con.execute(f"""UPDATE {R} SET _reason = 'duplicate_key_conflict: ' || n || ' rows share this key with different content'
+        FROM (SELECT _key AS k, count(*) AS n FROM {R} WHERE _reason IS NULL GROUP BY _key HAVING count(DISTINCT _h) > 1) c
+        WHERE _reason IS NULL AND _key = c.k""")
+    con.execute(f"""UPDATE {R} SET _dup = TRUE FROM (SELECT _row AS r, row_number() OVER (PARTITION BY _key ORDER BY _row) AS rn
+        FROM {R} WHERE _reason IS NULL) d WHERE _row = d.r AND d.rn > 1""")
+    ref = src.event.person_ref if src.event else None
+    if ref and ref.source != src.name:
+        ref_key = _ref_key(ref.columns)
+        _set(store, f"'orphan_reference: no accepted {ref.source} record ' || {ref_key}",
+             f"{ref_key} IS NOT NULL AND {ref_key} NOT IN (SELECT record_key FROM person_records WHERE source = {lit(ref.source)})")
+
+    joined = ", ".join("coalesce(" + q(c) + ", '')" for c in data_cols)
+    raw = f"coalesce(_raw, left(concat_ws(',', {joined}), 1000))"
+    con.execute(f"INSERT INTO quarantine SELECT {lit(src.name)}, _row, _key, _reason, {raw} FROM {R} WHERE _reason IS NOT NULL")
+    con.execute(f"""INSERT INTO accounting SELECT {lit(src.name)}, {lit(src.agency)}, count(*),
+        count(*) FILTER (WHERE _reason IS NULL), count(*) FILTER (WHERE _reason IS NOT NULL),
+        count(*) FILTER (WHERE _dup) FROM {R}""")
+    con.execute(f"DELETE FROM {R} WHERE _reason IS NOT NULL OR _dup")
+    _field_issues(store, src)
+    if src.gazetteer:
+        _gazetteer(store, src)
+        return
+    if src.person:
+        _persons(store, src, data_cols)
+    if src.event or src.flags:
+        from ecins_link.ingest.events import insert_events
+
+        insert_events(store, src)
+    _addresses(store, src)
+
+
+def _ref_key(columns: list[str]) -> str:
+    parts = [val(c) for c in columns]
+    return f"CASE WHEN {' AND '.join(p + ' IS NOT NULL' for p in parts)} THEN concat_ws('|', {', '.join(parts)}) END"
+
+
+def _date_columns(src: Source) -> dict[str, bool]:
+    """Date columns -> whether a value is required (event/flag dates are; DOB and tenancy dates are not)."""
+    out: dict[str, bool] = {}
+    if src.person:
+        for c in (src.person.dob, src.person.resident_from, src.person.resident_to):
+            if c:
+                out[c] = False
+    if src.event:
+        out[src.event.date] = True
+    if src.flags and src.flags.date:
+        out[src.flags.date] = True
+    return out
+
+
+def _checks(src: Source) -> list[tuple[str, str, str]]:
+    """(column, field name, normalising SQL builder name) for optional contact fields that are validated."""
+    out = []
+    p = src.person
+    if p:
+        out += [(c, f, fn) for c, f, fn in ((p.postcode, "postcode", "pc"), (p.phone, "phone", "ph"),
+                                            (p.email, "email", "em")) if c]
+    if src.event and src.event.location_postcode:
+        out.append((src.event.location_postcode, "location_postcode", "pc"))
+    return out
+
+
+_FN = {"pc": postcode_sql, "ph": phone_sql, "em": email_sql}
+
+
+def _field_issues(store: Store, src: Source) -> None:
+    for col, field, fn in _checks(src):
+        norm = _FN[fn](val(col))
+        store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, _row, _key, {lit(field)},
+            {lit(f'{field} not valid; nulled')} FROM {R} WHERE {val(col)} IS NOT NULL AND {norm} IS NULL""")
+
+
+def _opt(col: str | None, fn: str | None = None) -> str:
+    if not col:
+        return "CAST(NULL AS VARCHAR)"
+    if fn:
+        return f"CASE WHEN {_FN[fn](val(col))} IS NOT NULL THEN {val(col)} END"
+    return val(col)
+
+
+def _date(col: str | None) -> str:
+    return f"CAST({q('_d_' + col)} AS DATE)" if col else "CAST(NULL AS DATE)"
+
+
+def _persons(store: Store, src: Source, data_cols: list[str]) -> None:
+    p = src.person
+    if p.full_name:
+        fore, sur = split_full_name(p.full_name, p.name_format)
+        full = val(p.full_name)
+    else:
+        fore, sur, full = _opt(p.forenames), _opt(p.surname), "CAST(NULL AS VARCHAR)"
+    if p.address:
+        addr = val(p.address)
+    elif p.address_lines:
+        addr = f"NULLIF(concat_ws(', ', {', '.join(val(c) for c in p.address_lines)}), '')"
+    else:
+        addr = "CAST(NULL AS VARCHAR)"
+    store.con.execute(f"""INSERT INTO person_records SELECT {lit(src.name)}, {lit(src.agency)}, _key, _row,
+        {_opt(p.title)}, {fore}, {sur}, {full}, {_date(p.dob)}, {_opt(p.dob)}, {_opt(p.sex)}, {addr},
+        {_opt(p.postcode, 'pc')}, {_opt(p.uprn)}, {_opt(p.phone, 'ph')}, {_opt(p.email, 'em')},
+        {_date(p.resident_from)}, {_date(p.resident_to)}, {unsafe_sql(data_cols)} FROM {R}""")
+
+
+def _addresses(store: Store, src: Source) -> None:
+    if src.person:
+        sel = f"""SELECT source, agency, record_key, 'person', address_text, postcode, uprn FROM person_records
+            WHERE source = {lit(src.name)} AND (address_text IS NOT NULL OR postcode IS NOT NULL)"""
+    elif src.event and (src.event.location or src.event.location_postcode):
+        e = src.event
+        sel = f"""SELECT {lit(src.name)}, {lit(src.agency)}, _key, 'event', {_opt(e.location)},
+            {_opt(e.location_postcode, 'pc')}, CAST(NULL AS VARCHAR) FROM {R}
+            WHERE {_opt(e.location)} IS NOT NULL OR {_opt(e.location_postcode, 'pc')} IS NOT NULL"""
+    else:
+        return
+    store.con.execute(f"INSERT INTO address_records {sel}")
+
+
+def _gazetteer(store: Store, src: Source) -> None:
+    g = src.gazetteer
+    cols = [_opt(c) for c in (g.uprn, g.sub_building, g.number, g.building_name, g.organisation, g.street,
+                              g.locality, g.town)]
+    store.con.execute(f"INSERT INTO gazetteer SELECT {', '.join(cols)}, {_opt(g.postcode)} FROM {R}")
+
+
