@@ -204,6 +204,9 @@ def test_undated_record_bridging_two_people_is_left_alone(tmp_path) -> None:
     got, _ = _cluster(tmp_path, edges, undated={"j"})
     assert got["a"] == got["b"] != got["c"] == got["d"]
     assert got["j"] not in {got["a"], got["c"]}  # "J SMITH": JOHN's or JANE's? not guessed
+    lopsided = [("b", "j", 20) if e[:2] == ("b", "j") else e for e in edges]
+    got, _ = _cluster(tmp_path, lopsided, undated={"j"})  # clearly closer to one side: joins it
+    assert got["j"] == got["a"] != got["c"]
     got, _ = _cluster(tmp_path, edges)  # with a date of birth it is kept on one side
     assert got["j"] in {got["a"], got["c"]}
 

@@ -13,7 +13,8 @@
    date of birth when there are any; an unexplained DOB difference counts as ``guard.negative_weight``) --
    a clerical cannot-link is always cut.  Chains of two people through an
    ambiguous record come apart at the bridge; a well-knit cluster with one noisy record stays whole.  A
-   record without a date of birth that was linked into more than one resulting piece is left on its own.
+   record without a date of birth linked into more than one resulting piece joins the one it links to most
+   strongly if that beats the others by ``guard.ambiguity_margin`` bits, else it is left on its own.
 4. ``cluster_confidence`` of a record = the highest match probability of its edges to records of its final
    cluster (1.0 for must-link edges and for singletons): how confidently that record belongs.
 """
@@ -94,19 +95,27 @@ def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b
     return sum(use) / len(use) if use else None
 
 
-def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str]) -> None:
-    """After cuts: a record without a date of birth that was linked into more than one of the resulting
-    pieces cannot say whose it is; it is left on its own rather than guessed (no forced edge is broken)."""
+def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float) -> None:
+    """After cuts: a record without a date of birth that was linked into several of the resulting pieces
+    joins the piece it links to most strongly when that link beats every other piece's by ``margin`` bits;
+    otherwise it cannot say whose it is and is left on its own rather than guessed.  Forced edges stay."""
     comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
     for n in list(g0.nodes):
         if n in dated or any(d["capacity"] >= FORCED for d in g0[n].values()):
             continue
-        if len({comp_of[m] for m in g0[n]} | {comp_of[n]}) > 1:
-            g.remove_edges_from(list(g.edges(n)))
+        best: dict[int, float] = {}
+        for m, d in g0[n].items():
+            best[comp_of[m]] = max(best.get(comp_of[m], 0.0), d["capacity"])
+        if len(best) < 2:
+            continue
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        g.remove_edges_from(list(g.edges(n)))
+        if ranked[0][1] - ranked[1][1] >= margin:
+            g.add_edges_from((n, m, d) for m, d in g0[n].items() if comp_of[m] == ranked[0][0])
 
 
 def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
-                     max_side_evidence: float, dated: set[str]) -> tuple[dict[str, str], bool]:
+                     max_side_evidence: float, dated: set[str], margin: float) -> tuple[dict[str, str], bool]:
     """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
 
     A cut for a scored contradiction is made only when the two sides it creates disagree overall (mean direct
@@ -133,7 +142,7 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
             if evidence is not None and evidence >= max_side_evidence:
                 continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
-    _detach_ambiguous(g, g0, dated)
+    _detach_ambiguous(g, g0, dated, margin)
     piece = {}
     for comp in nx.connected_components(g):
         cid = min(comp)
@@ -196,7 +205,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         remap = []
         for cid, comp_contra in contra.groupby("cid", sort=True):
             piece, resolved = _split_component(edges[edges.cid == cid], comp_contra, known,
-                                               float(guard["max_side_evidence"]), dated)
+                                               float(guard["max_side_evidence"]), dated,
+                                               float(guard.get("ambiguity_margin", 4.0)))
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:
