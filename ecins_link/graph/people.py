@@ -51,10 +51,12 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
 
     Only person addresses count (``address_records.origin = 'person'``): an event's location is not a
     residence.
-    Dates per record: resident_from/resident_to when the source gives them (from without to = still
-    there), else the first/last dates of events that reference the record.  Per (person, location) the
-    earliest and latest dated evidence wins; undated records only count when nothing is dated, and then
-    the residence is open-ended (NULL, NULL).
+    first_seen: the earliest resident_from, else the first event that references a record giving the
+    address.  last_seen: NULL (still there) when a record is current (resident_from without resident_to)
+    or when no record gives an end date -- an agency's person file is a snapshot at extract, so an address
+    without dates is its current one; otherwise the latest resident_to (an ended tenancy is not reopened
+    by an undated record of the same address).  An open residence without a current tenancy closes the day
+    before the person's next dated residence elsewhere begins (a stale address after a move).
     """
     origin = ("LEFT JOIN address_records ar ON ar.source = c.source AND ar.record_key = c.record_key"
               if has_address_records else "")
@@ -67,21 +69,35 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
             FROM event_records WHERE person_source IS NOT NULL GROUP BY ALL),
         rec AS (
             SELECT c.person_id, m.location_id, m.uprn,
-                   coalesce(r.resident_from, ev.ev_min) AS f,
-                   CASE WHEN r.resident_to IS NOT NULL THEN r.resident_to
-                        WHEN r.resident_from IS NOT NULL THEN NULL ELSE ev.ev_max END AS l,
+                   coalesce(r.resident_from, ev.ev_min) AS f, r.resident_to AS l,
+                   greatest(r.resident_from, ev.ev_max) AS latest,
                    (r.resident_from IS NOT NULL AND r.resident_to IS NULL) AS current
             FROM person_clusters c
             JOIN person_records r ON r.source = c.source AND r.record_key = c.record_key
             JOIN address_matches m ON m.source = c.source AND m.record_key = c.record_key
             LEFT JOIN ev ON ev.source = c.source AND ev.record_key = c.record_key
             {origin}
-            WHERE m.location_id IS NOT NULL {keep})
-        SELECT person_id, location_id, any_value(uprn) AS uprn,
-               min(f) AS first_seen,
-               CASE WHEN bool_or(current) THEN NULL ELSE max(l) END AS last_seen,
-               CAST(count(*) AS INT) AS n_records
-        FROM rec GROUP BY person_id, location_id""")
+            WHERE m.location_id IS NOT NULL {keep}),
+        agg AS (
+            SELECT person_id, location_id, any_value(uprn) AS uprn, min(f) AS first_seen,
+                   CASE WHEN bool_or(current) OR NOT bool_or(l IS NOT NULL) THEN NULL ELSE max(l) END AS last_seen,
+                   bool_or(current) AS current, max(latest) AS latest, CAST(count(*) AS INT) AS n_records
+            FROM rec GROUP BY person_id, location_id),
+        stale AS (  -- of several open snapshot addresses, those with older evidence than another one end there
+            SELECT a.person_id, a.location_id, a.latest AS closed
+            FROM agg a JOIN agg b ON a.person_id = b.person_id AND a.location_id <> b.location_id
+            WHERE a.last_seen IS NULL AND NOT a.current AND b.last_seen IS NULL
+              AND a.latest IS NOT NULL AND b.latest > a.latest
+            GROUP BY ALL),
+        moved AS (  -- an open, undated-end address is closed by a later move in (start of another residence)
+            SELECT a.person_id, a.location_id, min(b.first_seen) - 1 AS closed
+            FROM agg a JOIN agg b ON a.person_id = b.person_id AND a.location_id <> b.location_id
+            WHERE a.last_seen IS NULL AND NOT a.current AND b.first_seen IS NOT NULL
+              AND b.first_seen > coalesce(a.first_seen, DATE '0001-01-01')
+            GROUP BY ALL)
+        SELECT a.person_id, a.location_id, a.uprn, a.first_seen,
+               coalesce(least(m.closed, st.closed), m.closed, st.closed, a.last_seen) AS last_seen, a.n_records
+        FROM agg a LEFT JOIN moved m USING (person_id, location_id) LEFT JOIN stale st USING (person_id, location_id)""")
 
 
 def build_households(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
