@@ -76,12 +76,15 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
         hint = (f"coalesce(nullif(regexp_extract(list_filter(lo, x -> regexp_matches(x, {q}))[1], {q}, 1), ''), "
                 f"{hint})")
     rx = proximity_regex(prox_prefixes).replace("'", "''")
+    # a parser may leave "NEAR" / "REAR OF" / "IN" as a building name: strip such words from it
+    rx_all = proximity_regex(prox_prefixes + (at_prefixes or [])).replace("'", "''")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_rows AS
         SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
                CAST(address_text AS VARCHAR) AS address_text, upper(CAST(address_norm AS VARCHAR)) AS address_norm,
                nullif(trim(CAST(flat AS VARCHAR)), '') AS flat, nullif(trim(CAST(number AS VARCHAR)), '') AS number,
-               nullif(trim(CAST(building AS VARCHAR)), '') AS building, nullif(trim(CAST(street AS VARCHAR)), '') AS street,
+               nullif(trim(regexp_replace(upper(CAST(building AS VARCHAR)), '{rx_all}', '')), '') AS building,
+               nullif(trim(CAST(street AS VARCHAR)), '') AS street,
                nullif(trim(CAST(town AS VARCHAR)), '') AS town, nullif(trim(CAST(postcode AS VARCHAR)), '') AS postcode,
                nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
