@@ -1,0 +1,117 @@
+"""Standardise stage: person_records / address_records / gazetteer -> person_std, address_std, gazetteer_std.
+
+Entry point :func:`standardise` (contract in ``docs/contracts.md``).  Set-based: Python parses each DISTINCT
+name string and address text once (accent folding, titles, nicknames, double metaphone, address parts),
+DuckDB joins the results back to the records and does everything else (dates, postcodes, phones, e-mails).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from ecins_link.config import ProjectConfig
+from ecins_link.standardise.address import clean_part, expand_street, normalise_flat, parse_address
+from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
+from ecins_link.standardise.names import forename_frame, nickname_table, sex_values, surname_frame
+from ecins_link.store import Store
+
+ADDR_COLS = ["raw", "norm", "flat", "number", "building", "street", "town", "postcode"]
+
+
+def address_frame(values: list[str]) -> pd.DataFrame:
+    """One row per distinct address text with its normalised text and parts."""
+    rows = []
+    for v in values:
+        a = parse_address(v)
+        rows.append((v, a.norm, a.flat, a.number, a.building, a.street, a.town, a.postcode))
+    return pd.DataFrame(rows, columns=ADDR_COLS, dtype=object)
+
+
+def gazetteer_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Gazetteer rows -> parts normalised like agency addresses; ``address_norm`` from the same parser."""
+    out = []
+    for uprn, sao, number, building, org, street, locality, town, postcode in rows:
+        num_street = " ".join(x for x in (number, street) if x)
+        name = org if org and not (number or building) else None
+        text = ", ".join(x for x in (sao, name, building, num_street, locality, town) if x)
+        a = parse_address(text)
+        full = ", ".join(x for x in (sao, org, building, num_street, locality, town, postcode) if x)
+        out.append((uprn, a.norm, normalise_flat(sao) if sao else a.flat, clean_part(number) or a.number,
+                    clean_part(building), clean_part(org), expand_street(street) or a.street, clean_part(locality),
+                    clean_part(town) or a.town, postcode, full))
+    cols = ["uprn", "address_norm", "flat", "number", "building", "organisation", "street", "locality", "town",
+            "postcode_raw", "full_address"]
+    return pd.DataFrame(out, columns=cols, dtype=object)
+
+
+def _distinct(store: Store, sql: str) -> list:
+    return [r[0] for r in store.con.execute(sql).fetchall()]
+
+
+def _register(store: Store, name: str, df: pd.DataFrame) -> None:
+    """A temp table of text columns from a frame (all-NULL columns stay VARCHAR)."""
+    arrow_frame = pa.table({c: pa.array(df[c].tolist(), pa.string()) for c in df.columns})  # noqa: F841 - used by SQL
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_frame")
+
+
+def _pc_parts(pc: str) -> str:
+    return f"{pc} AS postcode, split_part({pc}, ' ', 1) AS postcode_outward, left({pc}, length({pc}) - 2) AS postcode_sector"
+
+
+def standardise(store: Store, config: ProjectConfig) -> None:
+    """Write person_std, address_std and gazetteer_std (one transaction, one audit row)."""
+    store.require("person_records", "address_records", "gazetteer", stage="standardise")
+    con = store.con
+    with store.stage("standardise"):
+        _register(store, "_std_fore", forename_frame(_distinct(
+            store, "SELECT DISTINCT forenames FROM person_records WHERE forenames IS NOT NULL")))
+        _register(store, "_std_sur", surname_frame(_distinct(
+            store, "SELECT DISTINCT surname FROM person_records WHERE surname IS NOT NULL")))
+        _register(store, "_std_nick", nickname_table())
+        _register(store, "_std_sex", pd.DataFrame(sex_values(), columns=["raw", "code"]))
+        _register(store, "_std_addr", address_frame(_distinct(store, """SELECT address_text FROM person_records
+            WHERE address_text IS NOT NULL UNION SELECT address_text FROM address_records WHERE address_text IS NOT NULL""")))
+        pc = f"coalesce({postcode_sql('r.postcode')}, a.postcode)"
+        store.write_table("person_std", f"""
+            WITH b AS (
+              SELECT r.*, sx.code AS sex_code, f.title AS f_title, f.forename, f.middle_names, f.initial,
+                     f.suffix AS f_suffix, f.dm AS forename_dm, s.surname AS s_surname, s.surname_compact,
+                     s.suffix AS s_suffix, s.dm AS surname_dm, {pc} AS pc, a.norm, a.number, a.flat
+              FROM person_records r
+              LEFT JOIN _std_fore f ON f.raw = r.forenames
+              LEFT JOIN _std_sur s ON s.raw = r.surname
+              LEFT JOIN _std_sex sx ON sx.raw = upper(trim(r.sex))
+              LEFT JOIN _std_addr a ON a.raw = r.address_text)
+            SELECT b.source || ':' || b.record_key AS unique_id, b.source, b.agency, b.record_key,
+                   coalesce(NULLIF(regexp_replace(upper(b.title), '[^A-Z]', '', 'g'), ''), b.f_title) AS title,
+                   coalesce(b.s_suffix, b.f_suffix) AS suffix, b.forename,
+                   coalesce(n1.canonical, n2.canonical, b.forename) AS forename_canonical, b.middle_names, b.initial,
+                   b.s_surname AS surname, b.surname_compact, b.forename_dm, b.surname_dm, b.dob,
+                   CAST(year(b.dob) AS INT) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
+                   CAST(day(b.dob) AS INT) AS dob_day, b.sex_code AS sex, {_pc_parts('b.pc')},
+                   b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
+                   {phone_sql('b.phone')} AS phone, {email_sql('b.email')} AS email, b.unsafe
+            FROM b
+            LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
+            LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
+            ORDER BY b.source, b.row_number""")
+        store.write_table("address_std", f"""
+            SELECT r.source, r.record_key, r.origin, r.address_text, a.norm AS address_norm, a.flat, a.number,
+                   a.building, a.street, a.town, {_pc_parts(pc)}, r.uprn
+            FROM address_records r LEFT JOIN _std_addr a ON a.raw = r.address_text
+            ORDER BY r.source, r.record_key""")
+        gaz = con.execute("""SELECT uprn, sub_building, number, building_name, organisation, street, locality, town,
+            postcode FROM gazetteer""").fetchall()
+        _register(store, "_std_gaz", gazetteer_frame(gaz))
+        store.write_table("gazetteer_std", f"""
+            SELECT uprn, address_norm, flat, number, building, organisation, street, locality, town,
+                   {_pc_parts(postcode_sql('postcode_raw'))}, full_address FROM _std_gaz ORDER BY uprn""")
+        for t in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        counts = {t: store.count(t) for t in ("person_std", "address_std", "gazetteer_std")}
+        issues = con.execute("""SELECT count(*) FILTER (WHERE postcode IS NULL), count(*) FILTER (WHERE dob IS NULL),
+            count(*) FILTER (WHERE forename IS NULL) FROM person_std""").fetchone()
+        store.audit("alteration", "standardise",
+                    {"persons_without_postcode": issues[0], "persons_without_dob": issues[1],
+                     "persons_without_forename": issues[2]}, counts)
