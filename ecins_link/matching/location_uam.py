@@ -72,8 +72,8 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
         con.unregister("_loc_uam_out")
     before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
     # consistency guards: the candidate's house number must be the address's (parsed; for a house, also one
-    # of the text's numbers), a parsed flat must be the candidate's flat, and areas the text names must be
-    # the candidate's -- the model alone sometimes takes a flat number for a house number
+    # of the text's numbers), every number in the text must be one of the candidate's (flat, house,
+    # building), a parsed flat must be the candidate's flat, and areas the text names must be the candidate's -- the model alone sometimes takes a flat number for a house number
     # ("Apt 8, 33 X Way" -> "8 X Way").
     con.execute(rf"""
         INSERT INTO _loc_res
@@ -90,6 +90,9 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')))
           AND NOT (a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id)
+          AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation),
+                                              '\b(\d+)[A-Z]?\b', 1),
+                           regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1))
           AND {area_consistent('a', 'g')}
           AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
