@@ -1,0 +1,69 @@
+"""Shared measuring helpers for the benchmark scripts: wall time and peak RSS of a block, results files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a background thread; ``peak_mb`` after the block."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._proc = psutil.Process()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+@contextmanager
+def measured(record: dict, name: str):  # noqa: ANN201
+    """Time a block and record ``{name: {seconds, peak_rss_mb}}`` into ``record``."""
+    started = time.perf_counter()
+    with PeakRSS() as rss:
+        yield
+    record[name] = {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": rss.peak_mb}
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_results(name: str, data: dict) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (with machine info and date) and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "machine": machine(), **data}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
