@@ -243,7 +243,7 @@ def read_parquet(path: Path) -> pa.Table:
     for name in t.column_names:
         col = t.column(name)
         if pa.types.is_timestamp(col.type):
-            col = pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+            col = pc.cast(col, pa.timestamp("s", tz=col.type.tz), safe=False)
         arrays[name.strip()] = pc.cast(col, pa.string())
     return pa.table(arrays)
 
