@@ -85,7 +85,11 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
         WHERE (u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
                OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}))
           AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL
-                   AND regexp_extract(a.number, '^\d+') <> regexp_extract(g.number, '^\d+'))
+                   AND regexp_extract(a.number, '^\d+') <> regexp_extract(g.number, '^\d+')
+                   -- a parser that took a bare flat number for the house number: fine when it is the flat
+                   AND NOT (a.number = g.flat_id AND list_contains(
+                       regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1),
+                       regexp_extract(g.number, '^\d+'))))
           AND (g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')))
