@@ -306,10 +306,10 @@ def test_project_rules_file_overrides_the_defaults(scored, tmp_path: Path) -> No
     assert flags(store, "marac_potential_escalation") == {}
 
 
-def test_toxic_trio_ignores_signals_from_before_a_member_joined(scored) -> None:
+def test_toxic_trio_members_in_the_window_bring_their_signals(scored) -> None:
     def build(w: World) -> None:
         _family(w, "HH05", "U100000090", 6)
-        # a new partner moves in 100 days ago; their substance misuse was recorded 300 days ago elsewhere
+        # a new partner moved in 100 days ago; their substance misuse was recorded 300 days ago elsewhere
         w.person("HH06M", 30)
         w.person("HH06C", 4)
         w.person("HH06P", 33)
@@ -320,8 +320,21 @@ def test_toxic_trio_ignores_signals_from_before_a_member_joined(scored) -> None:
         w.event("police", "DA_VICTIM", 30, person="HH06M", role="V")
         w.event("council", "MH_CONCERN", 60, person="HH06M")
         w.event("council", "SUBSTANCE_MISUSE", 300, person="HH06P")
+        # a lodger who left 500 days ago is not an adult of the household any more
+        w.person("HH08M", 29)
+        w.person("HH08C", 3)
+        w.person("HH08L", 45)
+        w.live("HH08M", "U100000093", household_id="HH08")
+        w.live("HH08C", "U100000093", household_id="HH08")
+        w.live("HH08L", "U100000093", household_id="HH08L", first_seen=900, last_seen=500)
+        w.live("HH08L", "U100000094", household_id="HH09", first_seen=499, last_seen=0)
+        w.event("police", "DA_VICTIM", 30, person="HH08M", role="V")
+        w.event("council", "MH_CONCERN", 60, person="HH08M")
+        w.event("council", "SUBSTANCE_MISUSE", 40, person="HH08L")
 
-    assert set(flags(scored(build), "toxic_trio")) == {"HH05"}
+    got = flags(scored(build), "toxic_trio")
+    assert set(got) == {"HH05", "HH06"}
+    assert set(got["HH06"]["person_ids"]) == {"HH06M", "HH06P"}
 
 
 

@@ -74,11 +74,11 @@ class RuleCompiler:
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child "
                     f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
         if scope == "household":
-            # a member's signal counts if placed at the household's location or dated while a member
+            # people who were members at some time in the window bring all their signals in the window
+            # (a new partner's recent substance misuse matters to the child, wherever it was recorded)
             return (f"SELECT DISTINCT m.entity_id, {s_cols}, 'member' AS link, "
                     f"coalesce(pa.is_child, false) AS member_child FROM {self.sig} s "
-                    f"JOIN ({self.members_sql()}) m ON m.person_id = s.person_id {pa_join} WHERE {window} "
-                    f"AND (s.location_id = m.location_id OR s.event_date BETWEEN m.f AND m.l)")
+                    f"JOIN ({self.members_sql()}) m ON m.person_id = s.person_id {pa_join} WHERE {window}")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child "
                     f"FROM {self.sig} s JOIN {self.tables['person_components']} pc ON pc.person_id = s.person_id "
