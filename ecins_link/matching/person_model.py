@@ -171,7 +171,9 @@ def comparisons(mc: dict) -> list[cl.CustomComparison]:
         _simple("phone", pri, [_lvl("length(phone_l) >= 6 AND right(phone_l, 6) = right(phone_r, 6)", "last six digits")]),
         _simple("email", pri, [_lvl("split_part(email_l, '@', 1) = split_part(email_r, '@', 1)", "local part")]),
         _simple("sex", pri),
-        _simple("suffix", pri),
+        _cc("suffix", [cll.NullLevel("suffix"),  # JR / JNR / JUNIOR and SR / SNR / SENIOR spellings agree
+                       _lvl("left(suffix_l, 1) = left(suffix_r, 1)", "same generation"),
+                       cll.ElseLevel().configure(label_for_charts="else")], pri),
     ]
 
 
