@@ -1,0 +1,60 @@
+"""Shared test fixtures.
+
+``sample_run`` runs the whole pipeline once per test session on a private copy of the shipped synthetic town
+(``data/samples/town``) so that every test module needing a finished run shares it (~1-2 min instead of once
+per module).  Treat it as read-only: a test that writes to the store (clerical review, re-running a stage,
+an export that appends audit rows is fine) should work on ``sample_run.copy(tmp_path / "x")``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOWN = REPO / "data" / "samples" / "town"
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """A finished pipeline run on a copy of the sample town.
+
+    ``town_dir`` holds the copied sources, ``project`` (its project.toml), the store and ``out_dir``
+    (the run's output folder, ``town_dir / "output"``); ``truth_dir`` is the copy's ``truth/`` folder.
+    Also readable as a dict: ``sample_run["project"]``.
+    """
+
+    town_dir: Path
+    project: Path
+    out_dir: Path
+    truth_dir: Path
+    store_path: Path
+
+    def __getitem__(self, key: str) -> Path:
+        return getattr(self, key)
+
+    def copy(self, dest: Path) -> SampleRun:
+        """A copy of the whole finished run (sources, store, outputs) at ``dest``, safe to write to."""
+        shutil.copytree(self.town_dir, dest)
+        return _at(Path(dest), self.out_dir.name)
+
+
+def _at(town_dir: Path, out_name: str = "output") -> SampleRun:
+    return SampleRun(town_dir=town_dir, project=town_dir / "project.toml", out_dir=town_dir / out_name,
+                     truth_dir=town_dir / "truth", store_path=town_dir / "store.duckdb")
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    """The sample town copied to a session tmp dir and run end to end once (``run_project``)."""
+    from ecins_link.pipeline import run_project
+
+    town_dir = tmp_path_factory.mktemp("sample_run") / "town"
+    shutil.copytree(TOWN, town_dir, ignore=shutil.ignore_patterns("store.duckdb*", "output"))
+    run = _at(town_dir)
+    result = run_project(run.project, run.out_dir, user="tester")
+    assert result.store_path.resolve() == run.store_path.resolve(), "project store is not town_dir/store.duckdb"
+    return run
