@@ -93,7 +93,8 @@ def network_svg(edges: pd.DataFrame, node_types: dict[str, str], labels: dict[st
         return None
     graph = _trim(graph, seeds)
     height = min(height, 180 + 36 * graph.number_of_nodes())
-    pos = nx.kamada_kawai_layout(graph) if graph.number_of_nodes() > 2 else nx.circular_layout(graph)
+    pos = (nx.spring_layout(graph, seed=7, iterations=200) if graph.number_of_nodes() > 2
+           else nx.circular_layout(graph))
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     pad = 70
