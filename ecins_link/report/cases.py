@@ -161,7 +161,7 @@ def case_graph(store: Store, view: View) -> tuple[pd.DataFrame, pd.DataFrame]:
     return edges, nodes
 
 
-def location_labels(store: Store, view: View) -> pd.DataFrame:
+def location_labels(store: Store, view: View, extra: list[str] | None = None) -> pd.DataFrame:
     """(location_id, label) for locations in any case: the gazetteer address, else a visible agency's text."""
     if not store.has_table("address_matches"):
         return pd.DataFrame(columns=["location_id", "label"])
@@ -179,6 +179,7 @@ def location_labels(store: Store, view: View) -> pd.DataFrame:
               LEFT JOIN __c_src s ON s.source = m.source WHERE {filt}
             {gaz})
         SELECT c.location_id, arg_min(c.label, c.pref) AS label FROM cand c
-        JOIN (SELECT DISTINCT location_id FROM __c_locs) l USING (location_id)
-        WHERE c.label IS NOT NULL GROUP BY c.location_id"""
-    return _q(store, sql, params)
+        WHERE c.label IS NOT NULL AND (c.location_id IN (SELECT location_id FROM __c_locs)
+                                       OR list_contains(?::VARCHAR[], c.location_id))
+        GROUP BY c.location_id"""
+    return _q(store, sql, [*params, sorted(set(extra or []))])

@@ -109,7 +109,7 @@ class PanelBuilder:
             return {"persons": gather.case_persons(self.store), "records": gather.case_records(self.store, self.view),
                     "signals": gather.case_signals(self.store, self.view),
                     "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges, "nodes": nodes,
-                    "locs": gather.location_labels(self.store, self.view)}
+                    "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
 
     def write(self, panel_dir: Path) -> dict[str, int]:
         """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
@@ -145,6 +145,13 @@ class PanelBuilder:
             css=self._css(), n_flags=len(self.flags))
         (panel_dir / "index.html").write_text(index, encoding="utf-8")
         return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    @staticmethod
+    def _edge_locations(edges: pd.DataFrame, nodes: pd.DataFrame) -> list[str]:
+        """Location nodes drawn in any case network (so neighbours get an address label, not an id)."""
+        locs = set(nodes.loc[nodes["node_type"] == "location", "node_id"].astype(str)) if len(nodes) else set()
+        ends = set(edges["src"].astype(str)) | set(edges["dst"].astype(str)) if len(edges) else set()
+        return sorted(locs & ends)
 
     def _neighbour_labels(self, data: dict[str, pd.DataFrame], known: dict[str, str]) -> dict[str, str]:
         """Names of people met in a case's network or signals but not flagged in it: full view only (a
@@ -207,7 +214,7 @@ class PanelBuilder:
             signals.append(s)
         persons = []
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
-        cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability", "why"]
+        cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
         if not rec.empty:
             rec = rec.copy()
             rec["why"] = [self.why.get(tuple(sorted((str(u), str(v))))) if isinstance(v, str) else None
@@ -223,7 +230,8 @@ class PanelBuilder:
                 "dob": _val(p.get("dob")) if view.field("dob") else None,
                 "age": _val(p.get("age")) if view.field("dob") else None,
                 "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
-                "records": recs[[c for c in cols if c in recs.columns]].to_dict("records") if not recs.empty else [],
+                "records": recs[[c for c in [*cols, "why"] if c in recs.columns]].to_dict("records")
+                if not recs.empty else [],
                 "record_columns": [c for c in cols if c in recs.columns
                                    and (c in ("source", "agency", "record_key") or recs[c].notna().any())],
                 "confidence": _val(recs["cluster_confidence"].min()) if not recs.empty else None})
