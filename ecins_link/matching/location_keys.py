@@ -79,7 +79,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
     # a parser may leave "NEAR" / "REAR OF" / "IN" as a building name: strip such words from it
     rx_all = proximity_regex(prox_prefixes + (at_prefixes or [])).replace("'", "''")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _loc_rows AS
+        CREATE OR REPLACE TEMP TABLE _loc_raw AS
         SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
                CAST(address_text AS VARCHAR) AS address_text, upper(CAST(address_norm AS VARCHAR)) AS address_norm,
                nullif(trim(CAST(flat AS VARCHAR)), '') AS flat, nullif(trim(CAST(number AS VARCHAR)), '') AS number,
@@ -91,6 +91,15 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
                regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near
         FROM address_std""")
+    # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
+    con.execute(r"""
+        CREATE OR REPLACE TEMP TABLE _loc_rows AS
+        SELECT * REPLACE (
+            coalesce(flat, CASE WHEN regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN building END) AS flat,
+            CASE WHEN flat IS NULL AND regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN NULL
+                 ELSE building END AS building)
+        FROM _loc_raw""")
+    con.execute("DROP TABLE _loc_raw")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _loc_map AS
         SELECT source, record_key,
