@@ -76,6 +76,28 @@ def _trim(graph: nx.Graph, seeds: list[str]) -> nx.Graph:
     return graph.subgraph(keep + others[: MAX_NODES - len(keep)]).copy()
 
 
+def _layout(graph: nx.Graph) -> dict:
+    """Positions in [0, 1]^2: each connected component laid out on its own (seeded spring layout) in a
+    grid cell, biggest first, so separate groups stay readable instead of being flung to the corners."""
+    comps = sorted((sorted(c, key=str) for c in nx.connected_components(graph)), key=lambda c: (-len(c), str(c[0])))
+    cols = math.ceil(math.sqrt(len(comps)))
+    rows = math.ceil(len(comps) / cols)
+    pos: dict = {}
+    for i, comp in enumerate(comps):
+        sub = graph.subgraph(comp)
+        local = (nx.spring_layout(sub, seed=7, iterations=150) if len(comp) > 2
+                 else {n: (j - (len(comp) - 1) / 2, 0.0) for j, n in enumerate(comp)})
+        xs = [p[0] for p in local.values()]
+        ys = [p[1] for p in local.values()]
+        span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+        cx, cy = i % cols, i // cols
+        for n, (x, y) in local.items():
+            fx = 0.5 if len(set(xs)) == 1 else 0.1 + 0.8 * (x - min(xs)) / span_x
+            fy = 0.5 if len(set(ys)) == 1 else 0.1 + 0.8 * (y - min(ys)) / span_y
+            pos[n] = ((cx + fx) / cols, (cy + fy) / rows)
+    return pos
+
+
 def network_svg(edges: pd.DataFrame, node_types: dict[str, str], labels: dict[str, str],
                 seeds: list[str], width: int = 760, height: int = 520) -> str | None:
     """SVG network of the people (circles) and places (squares) of a case; seeds drawn bold.
@@ -93,19 +115,16 @@ def network_svg(edges: pd.DataFrame, node_types: dict[str, str], labels: dict[st
         return None
     graph = _trim(graph, seeds)
     height = min(height, 180 + 36 * graph.number_of_nodes())
-    pos = (nx.spring_layout(graph, seed=7, iterations=200) if graph.number_of_nodes() > 2
-           else nx.circular_layout(graph))
+    pos = _layout(graph)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     pad = 70
 
     def sx(v: float) -> float:
-        span = (max(xs) - min(xs)) or 1.0
-        return pad + (v - min(xs)) / span * (width - 2 * pad) if len(set(xs)) > 1 else width / 2
+        return pad + v * (width - 2 * pad)
 
     def sy(v: float) -> float:
-        span = (max(ys) - min(ys)) or 1.0
-        return pad / 2 + (v - min(ys)) / span * (height - pad) if len(set(ys)) > 1 else height / 2
+        return pad / 3 + v * (height - pad)
 
     colours = {"resides_at": "#8c8c8c", "same_household": "#2b7bba", "co_involved": "#d08c00",
                "victim_suspect": "#c0392b"}
