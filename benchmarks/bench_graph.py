@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["synthetic", "town"], default="synthetic")
     parser.add_argument("--memory-limit", default="3GB")
     args = parser.parse_args()
-    record: dict = {"persons": args.persons, "mode": args.mode, "target_seconds": 30, "target_peak_gib": 4}
+    record: dict = {"n_persons": args.persons, "mode": args.mode, "target_seconds": 30, "target_peak_gib": 4}
     with tempfile.TemporaryDirectory() as tmp:
         with Store(Path(tmp) / "bench.duckdb", memory_limit=args.memory_limit) as store:
             store.con.execute("SET threads = 2")
