@@ -96,7 +96,7 @@ def case_records(store: Store, view: View) -> pd.DataFrame:
     sql = f"""WITH x AS (SELECT 1){pairs}
         SELECT c."case", pc.person_id, pc.unique_id, pc.source, coalesce(r.agency, sa.agency) AS agency, pc.record_key, pc.cluster_confidence,
                r.title, r.forenames, r.surname, r.dob, r.sex, r.address_text, r.postcode, r.phone, r.email,
-               r.resident_from, r.resident_to, {best}, ({filt}) AS detail
+               r.resident_from, r.resident_to, {best}, coalesce(({filt}), FALSE) AS detail
         FROM __c_persons c JOIN person_clusters pc USING (person_id)
         LEFT JOIN {records} r ON r.source = pc.source AND r.record_key = pc.record_key
         LEFT JOIN __c_src sa ON sa.source = pc.source
@@ -116,7 +116,7 @@ def case_signals(store: Store, view: View) -> pd.DataFrame:
             UNION SELECT c."case", s.signal_id FROM __c_locs c JOIN signals s USING (location_id)
             UNION SELECT c."case", s.signal_id FROM __c_hh c JOIN signals s USING (household_id))
         SELECT h."case", s.signal_id, s.source, s.agency, s.record_key, s.event_seq, s.signal, s.category, s.role,
-               s.event_date, s.person_id, s.location_id, s.link_confidence, s.decayed_weight, ({filt}) AS detail
+               s.event_date, s.person_id, s.location_id, s.link_confidence, s.decayed_weight, coalesce(({filt}), FALSE) AS detail
         FROM hits h JOIN signals s USING (signal_id)
         ORDER BY h."case", s.event_date, s.agency, s.signal_id"""
     return _q(store, sql, params)

@@ -125,7 +125,7 @@ class PanelBuilder:
         self.visible_persons: set[str] = set()
         if data:
             recs = data["records"]
-            shared = recs.loc[recs["detail"].astype(bool), "person_id"] if len(recs) else []
+            shared = recs.loc[recs["detail"].fillna(False).astype(bool), "person_id"] if len(recs) else []
             self.visible_persons = ({str(p) for p in shared} if self.view.name is not None
                                     else {str(p) for p in data["persons"]["person_id"]})
             for _, row in data["persons"].drop_duplicates("person_id").iterrows():
@@ -175,7 +175,7 @@ class PanelBuilder:
         """Per-field summaries for every displayed record's strongest link (both ends visible)."""
         if records.empty or "linked_to" not in records.columns:
             return {}
-        shown = records[records["detail"].astype(bool) & records["linked_to"].notna()]
+        shown = records[records["detail"].fillna(False).astype(bool) & records["linked_to"].notna()]
         shown = shown.loc[[self._partner_visible(u) for u in shown["linked_to"]]] if len(shown) else shown
         pairs = pd.DataFrame({"unique_id_l": shown["unique_id"].astype(str),
                               "unique_id_r": shown["linked_to"].astype(str)}).drop_duplicates()
@@ -197,11 +197,11 @@ class PanelBuilder:
         sig, rec, ppl = part("signals"), part("records"), part("persons")
         hidden: set[str] = set()
         if not sig.empty:
-            hidden |= set(sig.loc[~sig["detail"].astype(bool), "agency"].dropna())
-            sig = sig[sig["detail"].astype(bool)]
+            hidden |= set(sig.loc[~sig["detail"].fillna(False).astype(bool), "agency"].dropna())
+            sig = sig[sig["detail"].fillna(False).astype(bool)]
         if not rec.empty:
-            hidden |= set(rec.loc[~rec["detail"].astype(bool), "agency"].dropna())
-            rec = rec[rec["detail"].astype(bool)]
+            hidden |= set(rec.loc[~rec["detail"].fillna(False).astype(bool), "agency"].dropna())
+            rec = rec[rec["detail"].fillna(False).astype(bool)]
         shown_agencies = set(sig["agency"].dropna()) | set(rec["agency"].dropna())
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
@@ -237,7 +237,7 @@ class PanelBuilder:
                 "confidence": _val(recs["cluster_confidence"].min()) if not recs.empty else None})
         edges = part("edges")
         if not edges.empty:
-            edges = edges[edges["detail"].astype(bool)]
+            edges = edges[edges["detail"].fillna(False).astype(bool)]
         labels = {**{k: self._loc_label(k, loc_labels) for k in node_types if k not in person_labels},
                   **self.neighbour_labels, **person_labels}
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
