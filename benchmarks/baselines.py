@@ -1,0 +1,177 @@
+"""Baselines for the end-to-end benchmark: plain Splink 4 (tutorial settings) and recordlinkage (ECM).
+
+Both take the same canonical person records (``person_std`` from a linked store, as a DataFrame) and a truth
+mapping ``unique_id -> true_person_id``, and return timings, pair counts and B-cubed accuracy.  Called by
+``benchmarks/e2e.py``; runnable alone on an existing store:
+
+    nice .venv/bin/python benchmarks/baselines.py STORE.duckdb TRUTH_DIR [--rl-records 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _measure import PeakRSS, measured  # noqa: E402
+
+from ecins_link.matching.metrics import bcubed, pairwise_metrics  # noqa: E402
+
+COLUMNS = ["unique_id", "forename", "surname", "dob", "sex", "postcode", "postcode_outward", "dob_year"]
+
+
+def load_person_std(store_path: Path) -> pd.DataFrame:
+    """The canonical person records the baselines see (read-only copy of ``person_std``)."""
+    con = duckdb.connect(str(store_path), read_only=True)
+    try:
+        return con.execute(f"SELECT {', '.join(COLUMNS)} FROM person_std").df()
+    finally:
+        con.close()
+
+
+def load_truth(truth_dir: Path) -> pd.Series:
+    """``unique_id -> true_person_id`` from ``truth/records.csv`` (unique_id = source:record_key)."""
+    t = pd.read_csv(truth_dir / "records.csv", dtype="string", keep_default_na=False)
+    return pd.Series(t["true_person_id"].values, index=t["source"] + ":" + t["record_key"], dtype="string")
+
+
+def _accuracy(pred: pd.Series, truth: pd.Series) -> dict:
+    b = bcubed(pred, truth)
+    p = pairwise_metrics(pred, truth)
+    return {"bcubed": {k: round(v, 5) if isinstance(v, float) else v for k, v in b.items()},
+            "pairwise": {k: round(v, 5) if isinstance(v, float) else v for k, v in p.items()}}
+
+
+def splink_baseline(records: pd.DataFrame, truth: pd.Series, threshold: float = 0.95) -> dict:
+    """Plain Splink 4 dedupe as in its tutorial: NameComparison (forename, surname with TF), DOB, postcode,
+    exact sex; simple blocking; u by random sampling; EM on two blocking rules; predict; cluster at 0.95."""
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    out: dict = {"records": len(records), "threshold": threshold}
+    started = time.perf_counter()
+    with PeakRSS() as rss:
+        con = duckdb.connect()
+        df = records[["unique_id", "forename", "surname", "dob", "sex", "postcode"]].copy()
+        con.register("input_df", df)
+        con.execute("CREATE TABLE person_input AS SELECT * FROM input_df")
+        con.unregister("input_df")
+        settings = SettingsCreator(
+            link_type="dedupe_only",
+            unique_id_column_name="unique_id",
+            blocking_rules_to_generate_predictions=[
+                block_on("forename", "surname"),
+                block_on("surname", "dob"),
+                block_on("forename", "dob"),
+                block_on("postcode", "surname"),
+            ],
+            comparisons=[
+                cl.NameComparison("forename"),
+                cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+                cl.DateOfBirthComparison("dob", input_is_string=False),
+                cl.PostcodeComparison("postcode"),
+                cl.ExactMatch("sex"),
+            ],
+            retain_intermediate_calculation_columns=False,
+        )
+        linker = Linker("person_input", settings, db_api=DuckDBAPI(con))
+        timings: dict = {}
+        with measured(timings, "train"):
+            linker.training.estimate_probability_two_random_records_match(
+                [block_on("forename", "surname", "dob")], recall=0.7)
+            linker.training.estimate_u_using_random_sampling(max_pairs=1e7)
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("forename", "surname"))
+            linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+        with measured(timings, "predict"):
+            pred = linker.inference.predict(threshold_match_probability=0.5)
+            n_pairs = con.execute(f"SELECT count(*) FROM {pred.physical_name}").fetchone()[0]
+        with measured(timings, "cluster"):
+            clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, threshold)
+            cl_df = con.execute(f"SELECT unique_id, cluster_id FROM {clusters.physical_name}").df()
+        con.close()
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    out["peak_rss_mb"] = rss.peak_mb
+    out["stages"] = timings
+    out["pairs_scored_p_ge_0.5"] = int(n_pairs)
+    out.update(_accuracy(cl_df.set_index("unique_id")["cluster_id"], truth))
+    return out
+
+
+def sample_by_person(records: pd.DataFrame, truth: pd.Series, n_target: int, seed: int = 7) -> pd.DataFrame:
+    """Records of a random subset of true persons (whole clusters kept, so recall is meaningful)."""
+    df = records.assign(true=records["unique_id"].map(truth))
+    persons = df["true"].dropna().drop_duplicates().sample(frac=1.0, random_state=seed)
+    per_person = len(df) / max(1, len(persons))
+    keep = set(persons.iloc[: int(n_target / per_person)])
+    return df[df["true"].isin(keep)].drop(columns="true").reset_index(drop=True)
+
+
+def recordlinkage_baseline(records: pd.DataFrame, truth: pd.Series, sample_records: int = 20000,
+                           window: int = 9) -> dict:
+    """recordlinkage Index (blocking on DOB + sorted neighbourhood on surname) / Compare / ECM on a subsample of
+    whole persons; pairs/s and the time extrapolated to the full record set."""
+    import networkx as nx
+    import recordlinkage as rl
+
+    sub = sample_by_person(records, truth, sample_records)
+    sub = sub.assign(dob=sub["dob"].astype("string")).set_index("unique_id")
+    out: dict = {"sample_records": len(sub), "full_records": len(records), "window": window,
+                 "sample": "records of a random subset of true persons"}
+    timings: dict = {}
+    with measured(timings, "index"):
+        indexer = rl.Index()
+        indexer.block("dob")
+        indexer.sortedneighbourhood("surname", window=window)
+        pairs = indexer.index(sub)
+    with measured(timings, "compare"):
+        comp = rl.Compare()
+        comp.string("forename", "forename", method="jarowinkler", threshold=0.88, label="forename")
+        comp.string("surname", "surname", method="jarowinkler", threshold=0.88, label="surname")
+        comp.exact("dob", "dob", label="dob")
+        comp.exact("postcode", "postcode", label="postcode")
+        comp.exact("sex", "sex", label="sex")
+        features = comp.compute(pairs, sub)
+    with measured(timings, "classify"):
+        ecm = rl.ECMClassifier(binarize=None)
+        matches = ecm.fit_predict(features.fillna(0).astype(int))
+    g = nx.Graph()
+    g.add_nodes_from(sub.index)
+    g.add_edges_from(matches)
+    pred = pd.Series({n: i for i, comp_ in enumerate(nx.connected_components(g)) for n in comp_}, dtype="string")
+    seconds = sum(t["seconds"] for t in timings.values())
+    n_pairs = len(pairs)
+    # candidate pairs the same index would make on the full set: DOB blocks exactly, sorted neighbourhood ~ n*(w-1)/2
+    dob_sizes = records["dob"].dropna().value_counts()
+    full_pairs = int((dob_sizes * (dob_sizes - 1) // 2).sum()) + len(records) * (window - 1) // 2
+    pps = n_pairs / seconds if seconds else float("nan")
+    out.update(stages=timings, seconds=round(seconds, 3), candidate_pairs=n_pairs, pairs_per_second=round(pps, 1),
+               full_candidate_pairs_estimate=full_pairs,
+               full_seconds_extrapolated=round(full_pairs / pps, 1) if pps else None,
+               matches=len(matches), peak_rss_mb=max(t["peak_rss_mb"] for t in timings.values()))
+    out.update(_accuracy(pred, truth))
+    return out
+
+
+def main() -> None:
+    """Run both baselines on an existing store and print the results as JSON."""
+    import json
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("store", type=Path)
+    ap.add_argument("truth_dir", type=Path)
+    ap.add_argument("--rl-records", type=int, default=20000)
+    a = ap.parse_args()
+    records, truth = load_person_std(a.store), load_truth(a.truth_dir)
+    res = {"splink": splink_baseline(records, truth),
+           "recordlinkage": recordlinkage_baseline(records, truth, a.rl_records)}
+    print(json.dumps(res, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
