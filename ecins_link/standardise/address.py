@@ -45,6 +45,16 @@ def _vocab() -> tuple[dict[str, str], frozenset[str], dict[str, str]]:
     return v["street_types"], frozenset(v["street_words"]), v["flat_words"]
 
 
+@cache
+def _building_words() -> frozenset[str]:
+    return frozenset(load_toml("address.toml").get("building_words", []))
+
+
+def _street_at(part: list[str], street_words: frozenset[str], building_words: frozenset[str]) -> bool:
+    """Whether a part reads as a street: a street-type word (not a building word such as COURT) after a word."""
+    return any(tok in street_words and tok not in building_words for tok in part[1:])
+
+
 def _postcode(text: str) -> tuple[str, str | None]:
     m = _PC_RE.search(text)
     if not m:
@@ -88,6 +98,7 @@ def parse_address(text: str | None) -> Address:
     if not text or not text.strip():
         return Address()
     abbrev, street_words, flat_words = _vocab()
+    building_words = _building_words()
     t = fold(text).replace("&", " AND ").replace(".", "").replace("'", "")
     t = _RANGE.sub(r"\1-\2", _JUNK.sub(" ", t))
     t, postcode = _postcode(t)
@@ -114,6 +125,18 @@ def parse_address(text: str | None) -> Address:
     localities: list[str] = []
     town = None
     loc = next(((i, k) for i, p in enumerate(parts) for k, tok in enumerate(p) if _NUM.match(tok)), None)
+    if loc and len(parts[loc[0]]) == 1 and loc[0] + 1 < len(parts) - 1 and flat is None:
+        # a bare number as its own part: "21, 15 Station St" / "1, Mayfield House, Mill Rd" -> a flat label
+        # when a numbered or building part follows; "25a, Station Rd" -> the house number of the next part
+        i, nxt = loc[0], parts[loc[0] + 1]
+        if any(_NUM.match(t) for t in nxt) or not _street_at(nxt, street_words, building_words):
+            flat = f"FLAT {parts[i][0]}"
+            parts = parts[:i] + parts[i + 1:]
+            loc = next(((j, k) for j, p in enumerate(parts) for k, tok in enumerate(p) if _NUM.match(tok)), None)
+        else:
+            number = parts[i][0]
+            parts = parts[:i] + parts[i + 1:]
+            loc = None
     if loc:
         i, k = loc
         p, k0 = parts[i], k
@@ -123,7 +146,10 @@ def parse_address(text: str | None) -> Address:
         building_parts = [" ".join(x) for x in parts[:i]] + ([" ".join(p[:k0])] if k0 else [])
         after, rest = p[k + 1:], parts[i + 1:]
     else:
-        i = next((j for j, p in enumerate(parts) if any(tok in street_words for tok in p[1:])), None)
+        cands = [j for j, p in enumerate(parts[:-1] if len(parts) > 1 else parts)
+                 if _street_at(p, street_words, building_words)]
+        i = cands[0] if cands else next(
+            (j for j, p in enumerate(parts) if any(tok in street_words for tok in p[1:])), None)
         if i is None:
             building_parts = [" ".join(parts[0])] if len(parts) > 1 else []
             after, rest = [], parts[1:] if len(parts) > 1 else parts
