@@ -112,6 +112,9 @@ def test_requires_ingest_tables(tmp_path: Path) -> None:
     ("Apartment 3, 7 Church Cl., Aldton, AL1 2AB", "FLAT 3", "7", "CHURCH CLOSE", "ALDTON"),
     ("12 St Marys Gdns, Aldton", None, "12", "ST MARYS GARDENS", "ALDTON"),
     ("14A Mill Lane", None, "14A", "MILL LANE", None),
+    ("21, 15 Station Street, Eastfield, Aldton", "FLAT 21", "15", "STATION STREET", "ALDTON"),
+    ("25a, Station Rd, Aldton", None, "25A", "STATION ROAD", "ALDTON"),
+    ("Flat 16, Sovereign Court, Station St, Aldton", "FLAT 16", None, "STATION STREET", "ALDTON"),
 ])
 def test_address_parser_variants(text: str, flat: str | None, number: str, street: str, town: str | None) -> None:
     a = parse_address(text)
