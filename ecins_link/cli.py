@@ -273,6 +273,25 @@ def export(
     print(json.dumps(_jsonable(result), indent=2, default=str))
 
 
+@app.command()
+@_guard
+def purge(
+    project: ProjectArg,
+    source: Annotated[str, typer.Option("--source", help="The source whose records are erased.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (audited).")],
+    user: UserOpt = None,
+) -> None:
+    """Erase one source's records from the store (audited as erasure); re-run afterwards."""
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store
+    from ecins_link.purge import purge_source
+
+    config = load_config(project)
+    with open_store(config, user=user, command="purge") as store:
+        counts = purge_source(store, source, reason)
+    print(json.dumps(counts, indent=2))
+
+
 def _jsonable(obj: object) -> object:
     import dataclasses
 
