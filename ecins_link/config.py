@@ -276,15 +276,20 @@ def parse_config(data: dict, root: Path = Path("."), file: Path | None = None) -
         raise ConfigError(f"{where}: {_describe(err)}") from None
 
 
-def load_config(path: str | Path) -> ProjectConfig:
-    """Read and validate a project TOML file."""
-    path = Path(path)
+def read_toml(path: Path, what: str) -> dict:
+    """Read a TOML file; a missing, non-UTF-8 or malformed file is one :class:`ConfigError` naming it."""
     if not path.exists():
-        raise ConfigError(f"{path}: project file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a project TOML file."""
+    path = Path(path)
+    data = read_toml(path, "project file")
     return parse_config(data, root=path.parent.resolve(), file=path)

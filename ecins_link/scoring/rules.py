@@ -15,13 +15,12 @@ Every mistake is one :class:`~ecins_link.config.ConfigError` naming the file, th
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ecins_link.config import ConfigError
+from ecins_link.config import ConfigError, read_toml
 from ecins_link.scoring.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.toml"
@@ -213,14 +212,7 @@ def _rule_label(data: dict, index: int) -> str:
 def load_rules(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> RuleSet:
     """Read and validate a rules TOML file (default: the shipped ``rules.toml``) against the taxonomy."""
     path = Path(path) if path else DEFAULT_RULES
-    if not path.exists():
-        raise ConfigError(f"{path}: rules file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    data = read_toml(path, "rules file")
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as err:

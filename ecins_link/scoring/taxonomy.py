@@ -6,12 +6,11 @@ file, the signal and the key.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ecins_link.config import ConfigError
+from ecins_link.config import ConfigError, read_toml
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent / "taxonomy.toml"
 
@@ -86,14 +85,7 @@ def _where(err: ValidationError, data: dict) -> str:
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy TOML file (default: the shipped ``taxonomy.toml``)."""
     path = Path(path) if path else DEFAULT_TAXONOMY
-    if not path.exists():
-        raise ConfigError(f"{path}: taxonomy file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    data = read_toml(path, "taxonomy file")
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as err:
