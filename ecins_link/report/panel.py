@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import ChainMap
 from importlib import resources
 from pathlib import Path
 
@@ -238,11 +239,14 @@ class PanelBuilder:
         edges = part("edges")
         if not edges.empty:
             edges = edges[edges["detail"].fillna(False).astype(bool)]
-        labels = {**{k: self._loc_label(k, loc_labels) for k in node_types if k not in person_labels},
-                  **self.neighbour_labels, **person_labels}
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
         if case["entity_type"] == "location":
             seeds.append(case["entity_id"])
+        # label only this case's nodes (all-node labels per case made the report O(cases x nodes))
+        case_nodes = set(seeds) | (set(edges["src"]) | set(edges["dst"]) if not edges.empty else set())
+        place_labels = {k: self._loc_label(k, loc_labels) for k in case_nodes
+                        if k in node_types and k not in person_labels}
+        labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if not edges.empty \
             else None
         return {"case": case, "flags": [dict(f, evidence_text=_evidence_summary(f.get("evidence")))
