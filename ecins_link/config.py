@@ -288,6 +288,15 @@ def read_toml(path: Path, what: str) -> dict:
         raise ConfigError(f"{path}: not UTF-8 text") from None
 
 
+def read_settings(path: Path, what: str, sections: tuple[str, ...]) -> dict:
+    """Read a settings TOML file that must hold the named top-level ``sections``."""
+    data = read_toml(path, what)
+    for section in sections:
+        if section not in data:
+            raise ConfigError(f"{path}: missing section [{section}]")
+    return data
+
+
 def load_config(path: str | Path) -> ProjectConfig:
     """Read and validate a project TOML file."""
     path = Path(path)

@@ -155,6 +155,17 @@ class Store:
         """Row count of a table."""
         return int(self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
 
+    def as_of(self, configured: dt.date | None = None) -> dt.date:
+        """"Today" for windows, ages and decay: ``configured`` (the project's ``as_of``), else the latest
+        ``event_date`` in ``event_records`` (so re-running old data is deterministic), else today."""
+        if configured:
+            return configured
+        if self.has_table("event_records"):
+            latest = self.con.execute("SELECT max(event_date) FROM event_records").fetchone()[0]
+            if latest is not None:
+                return latest
+        return dt.date.today()
+
     def df(self, sql: str, params: list | None = None):  # noqa: ANN201 - pandas is optional here
         """Run a query and return a pandas DataFrame."""
         return self.con.execute(sql, params or []).df()

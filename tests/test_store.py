@@ -92,3 +92,14 @@ def test_application_never_updates_or_deletes_audit_rows() -> None:
     assert offenders == []
     public = [name for name in dir(Store) if "audit" in name]
     assert sorted(public) == ["audit", "audit_rows", "verify_audit"]
+
+
+def test_as_of_prefers_configured_then_latest_event_then_today(tmp_path: Path) -> None:
+    import datetime as dt
+
+    with Store(tmp_path / "s.duckdb") as store:
+        assert store.as_of() == dt.date.today()
+        with store.stage("ingest"):
+            store.write_table("event_records", "SELECT DATE '2025-03-01' AS event_date UNION ALL SELECT DATE '2026-01-31'")
+        assert store.as_of() == dt.date(2026, 1, 31)
+        assert store.as_of(dt.date(2024, 5, 6)) == dt.date(2024, 5, 6)

@@ -135,8 +135,4 @@ def address_churn(store: Store, window_days: int = 90, as_of: dt.date | None = N
     household members there before it opened — the cuckooing signal.
     """
     store.require("residences", "households", "graph_edges", stage="address_churn")
-    if as_of is None:
-        latest = store.con.execute("SELECT max(event_date) FROM event_records").fetchone()[0] \
-            if store.has_table("event_records") else None
-        as_of = latest or dt.date.today()
-    return store.df(churn_sql(as_of, window_days) + " ORDER BY unrelated_persons DESC, location_id")
+    return store.df(churn_sql(store.as_of(as_of), window_days) + " ORDER BY unrelated_persons DESC, location_id")

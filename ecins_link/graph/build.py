@@ -7,10 +7,9 @@ Whole-population work is SQL on the store connection; networkx is used only for 
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 
-from ecins_link.config import ConfigError, ProjectConfig
+from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.graph import events as ev
 from ecins_link.graph import people
 from ecins_link.graph.components import person_components
@@ -25,26 +24,12 @@ EDGE_COLUMNS = ("CAST(src AS VARCHAR) AS src, CAST(dst AS VARCHAR) AS dst, CAST(
 
 def load_graph_rules(path: str | Path | None = None) -> dict:
     """Read the graph settings (``graph_rules.toml`` by default)."""
-    p = Path(path) if path else RULES_FILE
-    try:
-        rules = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{p}: cannot read graph rules: {err}") from None
-    for section in ("ages", "churn", "roles", "components"):
-        if section not in rules:
-            raise ConfigError(f"{p}: missing section [{section}]")
-    return rules
+    return read_settings(Path(path) if path else RULES_FILE, "graph rules", ("ages", "churn", "roles", "components"))
 
 
 def resolve_as_of(store: Store, config: ProjectConfig) -> dt.date:
     """``project.as_of``, else the latest event date in ``event_records``, else today (docs/contracts.md)."""
-    if config.project.as_of:
-        return config.project.as_of
-    if store.has_table("event_records"):
-        latest = store.con.execute("SELECT max(event_date) FROM event_records").fetchone()[0]
-        if latest is not None:
-            return latest
-    return dt.date.today()
+    return store.as_of(config.project.as_of)
 
 
 def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-import tomllib
 from pathlib import Path
 
-from ecins_link.config import ConfigError, ProjectConfig
+from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.matching import location_keys as keys
 from ecins_link.store import Store
 
@@ -35,15 +34,7 @@ METHODS = ["source_uprn", *keys.KEY_METHODS, "premises_name", "uk_address_matche
 
 def load_location_rules(path: str | Path | None = None) -> dict:
     """Read the address-resolution settings (``location_rules.toml`` by default)."""
-    p = Path(path) if path else RULES_FILE
-    try:
-        rules = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{p}: cannot read location rules: {err}") from None
-    for section in ("confidence", "proximity", "premises", "uk_address_matcher"):
-        if section not in rules:
-            raise ConfigError(f"{p}: missing section [{section}]")
-    return rules
+    return read_settings(Path(path) if path else RULES_FILE, "location rules", ("confidence", "proximity", "premises", "uk_address_matcher"))
 
 
 def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:

@@ -32,10 +32,7 @@ OPTIONAL_TABLES = {
 
 def resolve_as_of(store: Store, configured: dt.date | None) -> dt.date:
     """The as-of date: the project's, else the latest event date, else today."""
-    if configured:
-        return configured
-    row = store.con.execute("SELECT max(event_date) FROM event_records").fetchone()
-    return row[0] if row and row[0] else dt.date.today()
+    return store.as_of(configured)
 
 
 def register_taxonomy(store: Store, taxonomy: Taxonomy) -> None:
