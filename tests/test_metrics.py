@@ -83,13 +83,14 @@ def test_evaluate_persons_reads_store_and_truth(tmp_path) -> None:
         "record_key": ["1", "2", "1", "2"], "person_id": ["P1", "P2", "P1", "P1"],
         "cluster_confidence": [1.0, 1.0, 0.99, 0.97]}))
     (tmp_path / "records.csv").write_text(
-        "source,record_key,true_person_id\np,1,T1\np,2,T2\nh,1,T1\nh,2,T3\nh,9,T9\n", encoding="utf-8")
+        "source,record_key,true_person_id\np,1,T1\np,2,T2\nh,1,T1\nh,2,T3\nh,9,T9\nev,1,T1\n", encoding="utf-8")
     (tmp_path / "persons.csv").write_text(
         "true_person_id,forenames,surname,dob,sex,name_origin,household_id,hard_case\n"
         "T1,A,B,2000-01-01,M,english,H1,\nT2,C,D,,F,polish,H2,\nT3,E,B,2000-01-01,M,english,H1,twin\n"
         "T9,F,G,,,english,H3,\n", encoding="utf-8")
     out = metrics.evaluate_persons(store, tmp_path / "records.csv", tmp_path / "persons.csv")
-    assert out["records_evaluated"] == 4 and out["truth_records_not_in_person_clusters"] == 1
+    assert out["records_evaluated"] == 4 and out["truth_person_records_not_in_clusters"] == 1
+    assert out["truth_event_rows_not_evaluated"] == 1
     assert out["hard_cases"]["twin"]["wrongly_merged_pairs"] == 2
     assert out["pairwise"]["precision"] == pytest.approx(1 / 3)
     assert set(out["recall_by_name_origin"]) == {"english", "polish"}
