@@ -256,9 +256,11 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the research extract.")],
     key_file: Annotated[Path, typer.Option("--key-file", help="Secret key for keyed-hash pseudonyms.")],
     pseudonymise: Annotated[bool, typer.Option("--pseudonymise/--no-pseudonymise")] = True,
+    min_cell: Annotated[int, typer.Option("--min-cell", min=1,
+                                          help="Withhold DOB years / postcode sectors shared by fewer persons.")] = 5,
     user: UserOpt = None,
 ) -> None:
-    """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector)."""
+    """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector, small cells withheld)."""
     from ecins_link.config import load_config
     from ecins_link.export import export_pseudonymised
     from ecins_link.pipeline import open_store
@@ -269,7 +271,7 @@ def export(
         raise FileNotFoundError(f"key file not found: {key_file}")
     config = load_config(project)
     with open_store(config, user=user, command="export", purpose="research") as store:
-        result = export_pseudonymised(store, out, key_file)
+        result = export_pseudonymised(store, out, key_file, min_cell=min_cell)
     print(json.dumps(_jsonable(result), indent=2, default=str))
 
 

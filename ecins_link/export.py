@@ -15,6 +15,11 @@ so the same key gives the same pseudonyms in every run and different keys give u
 reduced to its year, postcodes to their sector, dates to their month; names, phones, emails, free text,
 addresses, UPRNs, record keys and rule evidence are never exported.  Hashing is a Python lookup over the
 DISTINCT ids only; everything else is DuckDB SQL.
+
+Small-cell suppression (``min_cell``, default 5): a person's ``dob_year`` is withheld (NULL) when fewer than
+``min_cell`` exported persons share that (dob_year, sex) cell, and a ``postcode_sector`` is withheld everywhere
+when fewer than ``min_cell`` distinct persons are linked to places in it — rare combinations are what
+re-identify people in pseudonymised data.  The manifest records the threshold and how many values were withheld.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pyarrow.parquet as pq
 from ecins_link.store import Store
 
 MIN_KEY_BYTES = 16
+DEFAULT_MIN_CELL = 5
 
 
 def _load_key(key_file: Path) -> bytes:
@@ -72,12 +78,27 @@ def _write(store: Store, sql: str, path: Path) -> int:
     return table.num_rows
 
 
-def export_pseudonymised(store: Store, out_dir: Path, key_file: Path) -> dict:
-    """Write the pseudonymised research extract to ``out_dir``; returns files and row counts.
+def _small_sectors(store: Store, min_cell: int) -> set[str]:
+    """Postcode sectors (from ``__x_sector_all``) to which fewer than ``min_cell`` distinct persons are linked."""
+    links = [f"SELECT person_id, location_id FROM {t}" for t in ("residences", "signals") if store.has_table(t)]
+    if not links:
+        return set()
+    rows = store.con.execute(f"""
+        SELECT s.postcode_sector FROM __x_sector_all s
+        LEFT JOIN ({' UNION '.join(links)}) x ON x.location_id = s.location_id AND x.person_id IS NOT NULL
+        WHERE s.postcode_sector IS NOT NULL
+        GROUP BY s.postcode_sector HAVING count(DISTINCT x.person_id) < {int(min_cell)}""").fetchall()
+    return {r[0] for r in rows}
 
-    Needs ``person_clusters``; other tables are exported when present.  Appends one 'disclosure' audit row
-    (purpose 'research', counts only).
+
+def export_pseudonymised(store: Store, out_dir: Path, key_file: Path, min_cell: int = DEFAULT_MIN_CELL) -> dict:
+    """Write the pseudonymised research extract to ``out_dir``; returns files, row counts and suppression counts.
+
+    Needs ``person_clusters``; other tables are exported when present.  ``min_cell`` is the small-cell
+    threshold (1 disables suppression).  Appends one 'disclosure' audit row (purpose 'research', counts only).
     """
+    if not isinstance(min_cell, int) or min_cell < 1:
+        raise ValueError(f"min_cell must be a whole number >= 1, got {min_cell!r}")
     store.require("person_clusters", stage="research export")
     key = _load_key(Path(key_file))
     out = Path(out_dir)
@@ -97,13 +118,28 @@ def export_pseudonymised(store: Store, out_dir: Path, key_file: Path) -> dict:
     }
     for name, df in maps.items():
         con.register(name, df)
-    con.register("__x_sector", con.execute(_sector_sql(store)).df())
+    sectors = con.execute(_sector_sql(store)).df()
+    con.register("__x_sector_all", sectors)
+    suppressed: dict[str, int] = {}
+    try:
+        small = _small_sectors(store, min_cell)
+    finally:
+        con.unregister("__x_sector_all")
+    suppressed["postcode_sectors"] = len(small)
+    sectors.loc[sectors["postcode_sector"].isin(small), "postcode_sector"] = None
+    con.register("__x_sector", sectors)
     counts: dict[str, int] = {}
     try:
         if has("person_attributes"):
-            counts["persons"] = _write(store, """
-                SELECT p.pseudo AS pseudo_person_id, year(a.dob) AS dob_year, a.sex, a.is_child, a.n_records,
-                       a.agencies FROM person_attributes a JOIN __x_person p ON p.id = a.person_id
+            suppressed["dob_years"] = con.execute(f"""SELECT count(*) FROM (SELECT count(*) OVER
+                (PARTITION BY year(dob), sex) AS n FROM person_attributes WHERE dob IS NOT NULL)
+                WHERE n < {min_cell}""").fetchone()[0]
+            counts["persons"] = _write(store, f"""
+                SELECT p.pseudo AS pseudo_person_id,
+                       CASE WHEN count(*) OVER (PARTITION BY year(a.dob), a.sex) >= {min_cell}
+                            THEN year(a.dob) END AS dob_year,
+                       a.sex, a.is_child, a.n_records, a.agencies
+                FROM person_attributes a JOIN __x_person p ON p.id = a.person_id
                 ORDER BY 1""", out / "persons.parquet")
         else:
             counts["persons"] = _write(store, """
@@ -145,10 +181,12 @@ def export_pseudonymised(store: Store, out_dir: Path, key_file: Path) -> dict:
     fingerprint = hmac.new(key, b"ecins-link key fingerprint", hashlib.sha256).hexdigest()[:12]
     manifest = {"tables": {k: f"{k}.parquet" for k in counts}, "row_counts": counts, "key_fingerprint": fingerprint,
                 "pseudonyms": "HMAC-SHA256(key, '<domain>:<id>')[:32 hex]", "dob": "year only",
-                "postcode": "sector only", "dates": "month only"}
+                "postcode": "sector only", "dates": "month only",
+                "small_cell_suppression": {"min_cell": min_cell, "withheld": suppressed}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     store.audit("disclosure", "research_export",
-                {"out_dir": str(out), "tables": sorted(counts), "key_fingerprint": fingerprint}, counts,
+                {"out_dir": str(out), "tables": sorted(counts), "key_fingerprint": fingerprint,
+                 "min_cell": min_cell, "withheld": suppressed}, counts,
                 purpose="research")
     return {"out_dir": out, "files": {k: out / f"{k}.parquet" for k in counts} | {"manifest": out / "manifest.json"},
-            "counts": counts, "key_fingerprint": fingerprint}
+            "counts": counts, "key_fingerprint": fingerprint, "withheld": suppressed}

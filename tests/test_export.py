@@ -28,7 +28,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     key = tmp / "key.bin"
     key.write_bytes(b"k" * 8 + bytes(range(40)))
     store = build_store(tmp / "s.duckdb")
-    result = export_pseudonymised(store, tmp / "x1", key)
+    result = export_pseudonymised(store, tmp / "x1", key, min_cell=1)  # tiny fixture: no suppression
     yield tmp, key, store, result
     store.close()
 
@@ -117,3 +117,38 @@ def test_export_with_only_person_clusters(tmp_path: Path) -> None:
     store.con.execute("DROP TABLE person_clusters")
     with pytest.raises(StoreError, match="person_clusters"):
         export_pseudonymised(store, tmp_path / "o2", key)
+
+
+def test_small_cells_withheld_on_sample_town(sample_run, tmp_path: Path) -> None:
+    """On the sample town's run, no exported (dob_year, sex) cell or postcode sector covers fewer than 5 persons,
+    and what was withheld is counted in the manifest."""
+    from ecins_link.store import Store
+
+    run = sample_run.copy(tmp_path / "run")
+    key = tmp_path / "k"
+    key.write_bytes(bytes(range(64)))
+    store = Store(run.store_path)
+    try:
+        result = export_pseudonymised(store, tmp_path / "x", key)
+        total_sectors = store.con.execute("SELECT count(DISTINCT postcode_sector) FROM address_std").fetchone()[0]
+    finally:
+        store.close()
+    persons = pd.read_parquet(result["files"]["persons"])
+    cells = persons.dropna(subset=["dob_year"]).groupby(["dob_year", "sex"], dropna=False).size()
+    assert len(cells) > 20 and cells.min() >= 5
+    withheld = result["withheld"]
+    assert persons["dob_year"].isna().sum() >= withheld["dob_years"] > 0
+    res = pd.read_parquet(result["files"]["residences"])
+    sig = pd.read_parquet(result["files"]["signals"])
+    links = pd.concat([res[["pseudo_person_id", "postcode_sector"]], sig[["pseudo_person_id", "postcode_sector"]]])
+    per_sector = links.dropna().groupby("postcode_sector").pseudo_person_id.nunique()
+    assert len(per_sector) > 0 and per_sector.min() >= 5
+    assert withheld["postcode_sectors"] < total_sectors
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["small_cell_suppression"] == {"min_cell": 5, "withheld": withheld}
+    store = Store(run.store_path)
+    try:
+        with pytest.raises(ValueError, match="min_cell"):
+            export_pseudonymised(store, tmp_path / "y", key, min_cell=0)
+    finally:
+        store.close()
