@@ -14,21 +14,22 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from ecins_link.standardise.text import fold, load_toml
+from ecins_link.standardise.address_clean import clean_text, fold_fast, vocab
 
-_PC_RE = re.compile(
-    r"(?:^|[\s,])((?:GIR ?0AA)|(?:[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9](?:[0-9]|[ABEHMNPRV-Y])?|[0-9][A-HJKPS-UW])"
-    r" ?[0-9][ABD-HJLNP-UW-Z]{2}))\s*,?\s*$")
 _NUM = re.compile(r"^\d+[A-Z]?(?:-\d+[A-Z]?)?$")
 _SLASH = re.compile(r"^(\d+[A-Z]?)/(\d+[A-Z]?)$")
 _FLAT_TOKEN = re.compile(r"^F(\d+[A-Z]?|[A-Z])$")
+_LETTER = re.compile(r"^[A-Z]$")
 _JUNK = re.compile(r"[^A-Z0-9,/\- ]+")
-_RANGE = re.compile(r"(\d)\s*-\s*(\d)")
 
 
 @dataclass
 class Address:
-    """Parsed parts of one address text (all upper-case ASCII, None when absent)."""
+    """Parsed parts of one address text (all upper-case ASCII, None when absent).
+
+    ``approximate`` is True when the text placed the event relative to the address ("O/S", "REAR OF",
+    "JUNCTION NEAR", "IN" ...); those words are not part of any returned part.
+    """
 
     norm: str | None = None
     flat: str | None = None
@@ -37,41 +38,40 @@ class Address:
     street: str | None = None
     town: str | None = None
     postcode: str | None = None
+    approximate: bool = False
+
+
+@dataclass(frozen=True)
+class _Vocab:
+    abbrev: dict[str, str]
+    words: dict[str, str]
+    street: frozenset[str]
+    building: frozenset[str]
+    premises: frozenset[str]
+    flat: dict[str, str]
 
 
 @cache
-def _vocab() -> tuple[dict[str, str], frozenset[str], dict[str, str]]:
-    v = load_toml("address.toml")
-    return v["street_types"], frozenset(v["street_words"]), v["flat_words"]
+def _v() -> _Vocab:
+    v = vocab()
+    return _Vocab(v["street_types"], v.get("words", {}), frozenset(v["street_words"]),
+                  frozenset(v.get("building_words", [])),
+                  frozenset(v.get("premises_words", [])) | frozenset(v.get("building_words", [])), v["flat_words"])
 
 
-@cache
-def _building_words() -> frozenset[str]:
-    return frozenset(load_toml("address.toml").get("building_words", []))
-
-
-def _street_at(part: list[str], street_words: frozenset[str], building_words: frozenset[str]) -> bool:
+def _street_at(part: list[str], v: _Vocab) -> bool:
     """Whether a part reads as a street: a street-type word (not a building word such as COURT) after a word."""
-    return any(tok in street_words and tok not in building_words for tok in part[1:])
+    return any(tok in v.street and tok not in v.building for tok in part[1:])
 
 
-def _postcode(text: str) -> tuple[str, str | None]:
-    m = _PC_RE.search(text)
-    if not m:
-        return text, None
-    pc = m.group(1).replace(" ", "")
-    return text[: m.start(1)].rstrip(" ,"), f"{pc[:-3]} {pc[-3:]}"
-
-
-def _tokens(part: str, abbrev: dict[str, str]) -> list[str]:
-    toks = part.split()
+def _tokens(part: str, v: _Vocab) -> list[str]:
+    """Tokens of one part with street types expanded when they follow a word ("HIGH ST" -> HIGH STREET)."""
     out: list[str] = []
-    for k, t in enumerate(toks):
-        prev = out[-1] if out else ""
-        if t in abbrev and k > 0 and prev.isalpha():
-            out.append(abbrev[t])
+    for t in part.split():
+        if t in v.words:
+            out.append(v.words[t])
         else:
-            out.append(t)
+            out.append(v.abbrev[t] if t in v.abbrev and out and out[-1].isalpha() else t)
     return out
 
 
@@ -79,8 +79,8 @@ def normalise_flat(text: str | None) -> str | None:
     """A sub-building label in canonical form: ``Apt 2`` -> ``FLAT 2``; ``FB`` -> ``FLAT B``."""
     if not text:
         return None
-    _abbrev, _words, flat_words = _vocab()
-    toks = _JUNK.sub(" ", fold(text).replace(".", "")).replace(",", " ").split()
+    flat_words = _v().flat
+    toks = _JUNK.sub(" ", fold_fast(text).replace(".", "")).replace(",", " ").split()
     if not toks:
         return None
     if len(toks) == 1:
@@ -93,46 +93,70 @@ def normalise_flat(text: str | None) -> str | None:
     return " ".join(toks)
 
 
-def parse_address(text: str | None) -> Address:
-    """Parse one free-text address (see module docstring)."""
-    if not text or not text.strip():
-        return Address()
-    abbrev, street_words, flat_words = _vocab()
-    building_words = _building_words()
-    t = fold(text).replace("&", " AND ").replace(".", "").replace("'", "")
-    t = _RANGE.sub(r"\1-\2", _JUNK.sub(" ", t))
-    t, postcode = _postcode(t)
-    parts = [_tokens(p, abbrev) for p in t.split(",") if p.strip()]
-    flat = number = None
-    # flat labels: FLAT 2 / APT 2 / F2 / FB / 2/14; then two leading numbers "2A 14 HIGH STREET"
+def _first_number(parts: list[list[str]]) -> tuple[int, int] | None:
+    return next(((i, k) for i, p in enumerate(parts) for k, tok in enumerate(p) if _NUM.match(tok)), None)
+
+
+def _take_flat(parts: list[list[str]], v: _Vocab) -> str | None:
+    """Remove and return a flat label: FLAT 2 / APT 2 / F2 / FB / 2/14 / a lone leading letter ("B, 1 X Rd")."""
+    if len(parts) > 1 and len(parts[0]) == 1 and _LETTER.match(parts[0][0]) and _first_number(parts[1:2]):
+        return f"FLAT {parts.pop(0)[0]}"
     for p in parts:
         for k, tok in enumerate(p):
-            if flat is None and tok in flat_words and k + 1 < len(p):
-                flat = f"{flat_words[tok]} {p[k + 1]}"
+            if tok in v.flat and k + 1 < len(p):
+                flat = f"{v.flat[tok]} {p[k + 1]}"
                 del p[k: k + 2]
-                break
-            if flat is None and k == 0 and _FLAT_TOKEN.match(tok) and len(p) > 1 and tok not in street_words:
-                flat = f"FLAT {_FLAT_TOKEN.match(tok).group(1)}"
+                return flat
+            if k == 0 and len(p) > 1 and tok not in v.street and (m := _FLAT_TOKEN.match(tok)):
                 del p[k]
-                break
-            m = _SLASH.match(tok)
-            if m and flat is None:
-                flat, p[k] = f"FLAT {m.group(1)}", m.group(2)
-                break
+                return f"FLAT {m.group(1)}"
+            if m := _SLASH.match(tok):
+                p[k] = m.group(2)
+                return f"FLAT {m.group(1)}"
+    return None
+
+
+def _no_number_split(parts: list[list[str]], v: _Vocab) -> tuple[list[str], list[str], list[list[str]]]:
+    """(building parts, street part, parts after) for an address without a house number."""
+    plain = [j for j, p in enumerate(parts) if _street_at(p, v)]
+    inner = [j for j in plain if j < len(parts) - 1 or len(parts) == 1]
+    if inner:
+        i: int | None = inner[0]
+    elif plain:  # only the last part has a plain street type: "Apt 8, Sovereign Court, Ivy Ave"
+        i = plain[0]
+    else:
+        i = next((j for j, p in enumerate(parts) if any(tok in v.street for tok in p[1:])), None)
+    if i is None:
+        return ([" ".join(parts[0])] if len(parts) > 1 else []), [], (parts[1:] if len(parts) > 1 else parts)
+    building = [" ".join(x) for x in parts[:i]]
+    after = parts[i]
+    if not building:  # "THE LODGE OXFORD CLOSE ...": a premises word before the street name ends the building
+        st = next((j for j, tok in enumerate(after) if tok in v.street and tok not in v.building and j > 0), None)
+        cut = next((j for j, tok in enumerate(after[: (st or 0) - 1]) if tok in v.premises), None)
+        if st is not None and cut is not None:
+            building, after = [" ".join(after[: cut + 1])], after[cut + 1:]
+    return building, after, parts[i + 1:]
+
+
+def parse_clean(clean: str, postcode: str | None = None, approximate: bool = False) -> Address:
+    """Parse an address text already cleaned by :func:`~ecins_link.standardise.address_clean.clean_text`."""
+    if not clean:
+        return Address(postcode=postcode, approximate=approximate)
+    v = _v()
+    parts = [_tokens(p, v) for p in clean.split(",")]
+    flat = _take_flat(parts, v)
+    number = None
     parts = [p for p in parts if p]
-    building_parts: list[str] = []
-    street_toks: list[str] = []
-    localities: list[str] = []
-    town = None
-    loc = next(((i, k) for i, p in enumerate(parts) for k, tok in enumerate(p) if _NUM.match(tok)), None)
-    if loc and len(parts[loc[0]]) == 1 and loc[0] + 1 < len(parts) - 1 and flat is None:
-        # a bare number as its own part: "21, 15 Station St" / "1, Mayfield House, Mill Rd" -> a flat label
-        # when a numbered or building part follows; "25a, Station Rd" -> the house number of the next part
+    loc = _first_number(parts)
+    if loc and len(parts[loc[0]]) == 1 and loc[0] + 1 < len(parts) and flat is None:
+        # a bare number as its own part: a flat when a numbered or building part follows ("21, 15 Station St",
+        # "23, Copperfield House, Mill Rd"); the house number when a street follows ("53b, Wellington Rd")
         i, nxt = loc[0], parts[loc[0] + 1]
-        if any(_NUM.match(t) for t in nxt) or not _street_at(nxt, street_words, building_words):
+        last = i + 1 == len(parts) - 1
+        if any(_NUM.match(t) for t in nxt) or not (_street_at(nxt, v) or (last and not set(nxt) & v.premises)):
             flat = f"FLAT {parts[i][0]}"
             parts = parts[:i] + parts[i + 1:]
-            loc = next(((j, k) for j, p in enumerate(parts) for k, tok in enumerate(p) if _NUM.match(tok)), None)
+            loc = _first_number(parts)
         else:
             number = parts[i][0]
             parts = parts[:i] + parts[i + 1:]
@@ -146,17 +170,8 @@ def parse_address(text: str | None) -> Address:
         building_parts = [" ".join(x) for x in parts[:i]] + ([" ".join(p[:k0])] if k0 else [])
         after, rest = p[k + 1:], parts[i + 1:]
     else:
-        cands = [j for j, p in enumerate(parts[:-1] if len(parts) > 1 else parts)
-                 if _street_at(p, street_words, building_words)]
-        i = cands[0] if cands else next(
-            (j for j, p in enumerate(parts) if any(tok in street_words for tok in p[1:])), None)
-        if i is None:
-            building_parts = [" ".join(parts[0])] if len(parts) > 1 else []
-            after, rest = [], parts[1:] if len(parts) > 1 else parts
-        else:
-            building_parts = [" ".join(x) for x in parts[:i]]
-            after, rest = parts[i], parts[i + 1:]
-    ends = [j for j, tok in enumerate(after) if tok in street_words and j > 0]
+        building_parts, after, rest = _no_number_split(parts, v)
+    ends = [j for j, tok in enumerate(after) if tok in v.street and j > 0]
     if ends:
         end = ends[-1] if rest else ends[0]
     elif rest:
@@ -164,6 +179,8 @@ def parse_address(text: str | None) -> Address:
     else:
         end = len(after) - 2 if len(after) > 2 else len(after) - 1
     street_toks, tail = after[: end + 1], after[end + 1:]
+    localities: list[str] = []
+    town = None
     if rest:
         localities = ([" ".join(tail)] if tail else []) + [" ".join(x) for x in rest]
         town = " ".join(rest[-1])
@@ -172,18 +189,23 @@ def parse_address(text: str | None) -> Address:
         town = tail[-1]
     building = " ".join(x for x in building_parts if x) or None
     street = " ".join(street_toks) or None
-    pieces = [flat, building, number, street, *localities]
-    norm = " ".join(x for x in pieces if x) or None
+    norm = " ".join(x for x in (flat, building, number, street, *localities) if x) or None
     return Address(norm=norm, flat=flat, number=number, building=building, street=street, town=town,
-                   postcode=postcode)
+                   postcode=postcode, approximate=approximate)
+
+
+def parse_address(text: str | None) -> Address:
+    """Parse one free-text address (see module docstring)."""
+    if not text or not text.strip():
+        return Address()
+    return parse_clean(*clean_text(text))
 
 
 def expand_street(text: str | None) -> str | None:
     """A street name with its type expanded (``HIGH ST`` -> ``HIGH STREET``)."""
     if not text:
         return None
-    abbrev, _w, _f = _vocab()
-    toks = _tokens(_JUNK.sub(" ", fold(text).replace(".", "").replace("'", "")).replace(",", " "), abbrev)
+    toks = _tokens(_JUNK.sub(" ", fold_fast(text).replace(".", "").replace("'", "")).replace(",", " "), _v())
     return " ".join(toks) or None
 
 
@@ -191,5 +213,5 @@ def clean_part(text: str | None) -> str | None:
     """An address part folded and stripped of punctuation."""
     if not text:
         return None
-    out = " ".join(_JUNK.sub(" ", fold(text).replace(".", "").replace("'", "")).replace(",", " ").split())
+    out = " ".join(_JUNK.sub(" ", fold_fast(text).replace(".", "").replace("'", "")).replace(",", " ").split())
     return out or None
