@@ -170,5 +170,5 @@ def test_charts_only_for_top_ranked_cases(tmp_path: Path) -> None:
     write_outputs(store, config(), tmp_path / "o", max_charts=1)
     work = _rows(tmp_path / "o" / "worklist.csv")
     with_chart = [r["rank"] for r in work
-                  if 'aria-roledescription="axis"' in (tmp_path / "o" / "panel" / r["page"]).read_text("utf-8")]
+                  if 'aria-label="signals by agency over time"' in (tmp_path / "o" / "panel" / r["page"]).read_text("utf-8")]
     assert with_chart == ["1"]

@@ -1,15 +1,14 @@
-"""Static, offline pictures for the panel pack: a signal timeline (altair -> SVG) and a case network (SVG).
+"""Static, offline pictures for the panel pack: a signal timeline and a case network, both inline SVG.
 
-The pack must open from a USB stick with no network, so no chart may need JavaScript from a CDN.  The
-timeline is an altair chart rendered to SVG by ``vl-convert-python`` (the Vega renderer shipped inside the
-wheel, no network); the network is laid out with networkx and drawn as SVG here.  Every label is
-XML-escaped; neither picture contains script.
+The pack must open from a USB stick with no network, so no chart may need JavaScript.  Both pictures are
+written directly as SVG text here (a few hundred microseconds each; rendering the timeline through
+altair + vl-convert cost 50-200 ms per case, most of the report stage at scale); the network is laid out
+with networkx.  Every label is XML-escaped; neither picture contains script.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import datetime as dt
 import logging
 import math
 from html import escape
@@ -21,49 +20,98 @@ log = logging.getLogger(__name__)
 MAX_NODES = 60
 
 
-@functools.lru_cache(maxsize=1)
-def timeline_spec() -> str:
-    """The timeline chart (altair, Vega-Lite JSON) with a named data slot filled per case."""
-    import altair as alt
-
-    chart = (
-        alt.Chart(alt.Data(name="signals"))
-        .mark_point(filled=True, size=90, opacity=0.85)
-        .encode(
-            x=alt.X("event_date:T", title="date"),
-            y=alt.Y("agency:N", title=None),
-            color=alt.Color("category:N", title="category"),
-            tooltip=[alt.Tooltip("event_date:T", title="date"), "agency:N", "signal:N", "role:N"],
-        )
-        .properties(width=640, height=60, title="Signals by agency")
-    )
-    return json.dumps(chart.to_dict())
+CATEGORY_COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",
+                    "#9d755d", "#bab0ac")  # Tableau-10, the Vega default category scheme
 
 
-def timeline_svg(signals: pd.DataFrame) -> str | None:
-    """SVG of signals by agency over time (one dot per signal, coloured by category); None if unavailable.
+def _ticks(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Axis ticks: first days of years, quarters or months between ``start`` and ``end`` (at most ~8)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    step = next((s for s in (1, 3, 6, 12, 24, 60, 120) if months / s <= 8), 240)
+    first = start.year * 12 + start.month - 1
+    first += (-first) % step
+    ticks = []
+    for m in range(first, end.year * 12 + end.month, step):
+        tick = dt.date(m // 12, m % 12 + 1, 1)
+        if start <= tick <= end:
+            ticks.append(tick)
+    return ticks
 
-    The altair spec is built once; each case only fills in its data values and is rendered offline by
-    vl-convert (no JavaScript, no network).
-    """
-    if signals.empty or signals["event_date"].isna().all():
+
+def _day(value: object) -> dt.date | None:
+    """A date from a date, datetime, pandas Timestamp or ISO text; None when missing or unreadable."""
+    if value is None or value is pd.NaT:
         return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
     try:
-        import vl_convert as vlc
-    except ImportError:  # pragma: no cover - vl-convert is a declared dependency
-        log.warning("vl-convert-python missing: timeline drawn as a table only")
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
         return None
-    data = signals.loc[signals["event_date"].notna(), ["event_date", "agency", "signal", "category", "role"]].copy()
-    data["event_date"] = pd.to_datetime(data["event_date"]).dt.strftime("%Y-%m-%d")
-    data = data.astype(object).where(data.notna(), "")
-    spec = json.loads(timeline_spec())
-    spec["data"] = {"values": data.to_dict("records")}
-    spec["height"] = max(60, 34 * data["agency"].nunique())
-    try:
-        return vlc.vegalite_to_svg(spec)
-    except Exception as err:  # noqa: BLE001 - a picture must never break the pack
-        log.warning("timeline rendering failed: %s", type(err).__name__)
+
+
+def _text(value: object) -> str:
+    return "" if value is None or value != value else str(value)  # noqa: PLR0124 - NaN test
+
+
+def timeline_svg(signals: pd.DataFrame | list[dict], width: int = 760) -> str | None:
+    """SVG of a case's dated signals: one row per agency, one dot per signal coloured by category, a date
+    axis and a category legend; each dot's tooltip gives date, agency, signal and role.  ``signals`` are
+    rows (a frame or a list of dicts) with event_date, agency, signal, category, role.  None when no signal
+    has a date.  Drawn directly (no JavaScript, no renderer process), every text XML-escaped."""
+    records = signals.to_dict("records") if isinstance(signals, pd.DataFrame) else signals
+    points = [(day, _text(r.get("agency")), _text(r.get("signal")), _text(r.get("category")), _text(r.get("role")))
+              for r in records if (day := _day(r.get("event_date"))) is not None]
+    if not points:
         return None
+    dates = [p[0] for p in points]
+    agencies = sorted({p[1] for p in points})
+    categories = sorted({p[3] for p in points})
+    colour = {c: CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, c in enumerate(categories)}
+    lo, hi = min(dates), max(dates)
+    pad_days = max(15, (hi - lo).days // 25)
+    lo, hi = lo - dt.timedelta(days=pad_days), hi + dt.timedelta(days=pad_days)
+    left, right, top, row = 120, 150, 34, 34
+    plot_w = width - left - right
+    height = max(top + row * len(agencies) + 34, top + 16 * len(categories) + 12)
+    span = (hi - lo).days or 1
+
+    def x(day: dt.date) -> float:
+        return left + plot_w * (day - lo).days / span
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="signals by agency over time" '
+           'font-family="sans-serif">',
+           '<rect width="100%" height="100%" fill="#ffffff"/>',
+           f'<text x="{left}" y="18" font-size="13" font-weight="bold">Signals by agency</text>']
+    axis_y = top + row * len(agencies)
+    for tick in _ticks(lo, hi):
+        tx = x(tick)
+        label = str(tick.year) if tick.month == 1 else tick.strftime("%Y-%m")
+        out.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y + 4}" stroke="#e4e8ee"/>'
+                   f'<text x="{tx:.1f}" y="{axis_y + 17}" font-size="10" text-anchor="middle" '
+                   f'fill="#3d4b5c">{label}</text>')
+    out.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#888888"/>')
+    row_of = {a: i for i, a in enumerate(agencies)}
+    for i, agency in enumerate(agencies):
+        cy = top + row * i + row / 2
+        short = agency if len(agency) <= 16 else agency[:15] + "…"
+        out.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" font-size="11" text-anchor="end">{escape(short)}</text>')
+    for day, agency, signal, category, role in points:
+        cy = top + row * row_of[agency] + row / 2
+        tip = " · ".join(v for v in (day.isoformat(), agency, signal, role) if v)
+        out.append(f'<circle cx="{x(day):.1f}" cy="{cy:.1f}" r="5.5" fill="{colour[category]}" fill-opacity="0.85" '
+                   f'stroke="#ffffff" stroke-width="0.8"><title>{escape(tip)}</title></circle>')
+    out.append(f'<text x="{width - right + 14}" y="{top + 2}" font-size="11" font-weight="bold">category</text>')
+    for i, cat in enumerate(categories):
+        ly = top + 16 + 16 * i
+        short = cat if len(cat) <= 18 else cat[:17] + "…"
+        out.append(f'<circle cx="{width - right + 19}" cy="{ly - 4}" r="5" fill="{colour[cat]}"/>'
+                   f'<text x="{width - right + 29}" y="{ly}" font-size="10">{escape(short)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
 
 
 def _trim(graph: nx.Graph, seeds: list[str]) -> nx.Graph:
@@ -76,46 +124,80 @@ def _trim(graph: nx.Graph, seeds: list[str]) -> nx.Graph:
     return graph.subgraph(keep + others[: MAX_NODES - len(keep)]).copy()
 
 
-def _layout(graph: nx.Graph) -> dict:
-    """Positions in [0, 1]^2: each connected component laid out on its own (seeded spring layout) in a
+def _mean_angle(graph: nx.Graph, node: object, inner: set, angle: dict) -> float:
+    """Circular mean of the angles of ``node``'s neighbours in ``inner`` (0 when it has none)."""
+    vals = [angle[m] for m in graph[node] if m in inner]
+    if not vals:
+        return 0.0
+    return math.atan2(sum(map(math.sin, vals)), sum(map(math.cos, vals))) % (2 * math.pi)
+
+
+def _radial(graph: nx.Graph, comp: list, seeds: set) -> dict:
+    """Positions in [-1, 1]^2 for one component: its case members (or, if none, its best-connected node) at
+    the centre and everything else on rings by hop distance, each ring ordered by the mean angle of its
+    nodes' inner neighbours so that links stay short.  Deterministic and O(nodes + edges)."""
+    centre = sorted((n for n in comp if n in seeds), key=str) or [
+        max(sorted(comp, key=str), key=graph.degree)]
+    layers, seen = [centre], set(centre)
+    while len(seen) < len(comp):
+        ring = sorted({m for n in layers[-1] for m in graph[n] if m not in seen}, key=str) or sorted(
+            (n for n in comp if n not in seen), key=str)  # (always non-empty inside a connected component)
+        layers.append(ring)
+        seen.update(ring)
+    depth = len(layers) - 1
+    angle: dict = {}
+    for k, layer in enumerate(layers):
+        if k == 0:
+            wanted = {n: 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
+        else:
+            inner = set(layers[k - 1])
+            target = {n: _mean_angle(graph, n, inner, angle) for n in layer}
+            layer = sorted(layer, key=lambda n: (target[n], str(n)))  # noqa: PLW2901 - reorder the ring
+            start = target[layer[0]]
+            wanted = {n: start + 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
+        angle.update({n: a % (2 * math.pi) for n, a in wanted.items()})
+    radius_of = {n: (k / depth if k else (0.0 if len(layers[0]) == 1 else
+                                          (min(0.35, 1.0 / depth) if depth else 1.0)))
+                 for k, layer in enumerate(layers) for n in layer}
+    return {n: (radius_of[n] * math.cos(angle[n]), radius_of[n] * math.sin(angle[n])) for n in comp}
+
+
+def _layout(graph: nx.Graph, seeds: set | None = None) -> dict:
+    """Positions in [0, 1]^2: each connected component laid out on its own (radial, see ``_radial``) in a
     grid cell, biggest first, so separate groups stay readable instead of being flung to the corners."""
+    seeds = seeds or set()
     comps = sorted((sorted(c, key=str) for c in nx.connected_components(graph)), key=lambda c: (-len(c), str(c[0])))
     cols = math.ceil(math.sqrt(len(comps)))
     rows = math.ceil(len(comps) / cols)
     pos: dict = {}
     for i, comp in enumerate(comps):
-        sub = graph.subgraph(comp)
-        local = (nx.spring_layout(sub, seed=7, iterations=150) if len(comp) > 2
-                 else {n: (j - (len(comp) - 1) / 2, 0.0) for j, n in enumerate(comp)})
-        xs = [p[0] for p in local.values()]
-        ys = [p[1] for p in local.values()]
-        span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+        local = _radial(graph, comp, seeds)
         cx, cy = i % cols, i // cols
         for n, (x, y) in local.items():
-            fx = 0.5 if len(set(xs)) == 1 else 0.1 + 0.8 * (x - min(xs)) / span_x
-            fy = 0.5 if len(set(ys)) == 1 else 0.1 + 0.8 * (y - min(ys)) / span_y
-            pos[n] = ((cx + fx) / cols, (cy + fy) / rows)
+            pos[n] = ((cx + 0.5 + 0.4 * x) / cols, (cy + 0.5 + 0.4 * y) / rows)
     return pos
 
 
-def network_svg(edges: pd.DataFrame, node_types: dict[str, str], labels: dict[str, str],
+def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: dict[str, str], labels: dict[str, str],
                 seeds: list[str], width: int = 760, height: int = 520) -> str | None:
     """SVG network of the people (circles) and places (squares) of a case; seeds drawn bold.
 
-    ``edges`` has src, dst, edge_type; ``labels`` maps node id -> the text to show (already limited to
+    ``edges`` has src, dst, edge_type (a frame or a list of tuples); ``labels`` maps node id -> the text to show (already limited to
     what the view may display).  None when there is nothing to draw.
     """
     graph = nx.Graph()
     for node in seeds:
         graph.add_node(node)
-    for src, dst, etype in edges[["src", "dst", "edge_type"]].itertuples(index=False):
+    if isinstance(edges, pd.DataFrame):
+        edges = list(edges[["src", "dst", "edge_type"]].itertuples(index=False, name=None))
+    for src, dst, etype in edges:
         if src in node_types and dst in node_types:
             graph.add_edge(src, dst, edge_type=etype)
     if graph.number_of_nodes() == 0:
         return None
     graph = _trim(graph, seeds)
     height = min(height, 180 + 36 * graph.number_of_nodes())
-    pos = _layout(graph)
+    pos = _layout(graph, set(seeds))
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     pad = 70

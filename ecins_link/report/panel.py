@@ -60,7 +60,22 @@ def _val(value: object) -> object:
         return value
 
 
-def _person_label(row: pd.Series, view: View) -> str:
+def _present(value: object) -> bool:
+    """Whether a cell holds a value (not None / NaN / NA)."""
+    return _val(value) is not None
+
+
+def _by_case(frame: pd.DataFrame) -> dict[str, list[dict]]:
+    """Rows of a gathered frame as dicts grouped by case (order kept), ``detail`` made a plain bool."""
+    if "detail" in frame.columns:
+        frame = frame.assign(detail=frame["detail"].fillna(False).astype(bool))
+    out: dict[str, list[dict]] = {}
+    for row in frame.to_dict("records"):
+        out.setdefault(row["case"], []).append(row)
+    return out
+
+
+def _person_label(row: dict, view: View) -> str:
     name = row.get("display_name")
     if view.field("name") and isinstance(name, str) and name:
         return name
@@ -103,6 +118,7 @@ class PanelBuilder:
         self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
         self.env = _env()
+        self.css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
 
     def _gather(self) -> dict[str, pd.DataFrame]:
         with gather.registered(self.store, self.cases, self.sources):
@@ -113,13 +129,14 @@ class PanelBuilder:
                     "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
 
     def write(self, panel_dir: Path) -> dict[str, int]:
-        """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
+        """Write index.html and cases/*.html under ``panel_dir``; returns counts.
+
+        The gathered frames are turned into plain rows once and grouped by case, so a page costs a few
+        dict look-ups and one render of the compiled template (no per-case pandas or DuckDB work)."""
         (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
         for old in (panel_dir / "cases").glob("case_*.html"):
             old.unlink()
         data = self._gather() if not self.cases.empty else {}
-        self._empty = {k: v.iloc[0:0] for k, v in data.items()}
-        by_case = {k: dict(tuple(v.groupby("case", sort=False))) for k, v in data.items() if "case" in v.columns}
         node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
         loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
         person_labels: dict[str, str] = {}
@@ -129,23 +146,38 @@ class PanelBuilder:
             shared = recs.loc[recs["detail"].fillna(False).astype(bool), "person_id"] if len(recs) else []
             self.visible_persons = ({str(p) for p in shared} if self.view.name is not None
                                     else {str(p) for p in data["persons"]["person_id"]})
-            for _, row in data["persons"].drop_duplicates("person_id").iterrows():
+            for row in data["persons"].drop_duplicates("person_id").to_dict("records"):
                 pid = str(row["person_id"])
                 person_labels[pid] = _person_label(row, self.view) if pid in self.visible_persons else pid
         self.why = self._why(data.get("records", pd.DataFrame()))
         self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
+        by_case = {k: _by_case(v) for k, v in data.items() if "case" in v.columns}
+        for rows in by_case.get("records", {}).values():
+            self._explain_links(rows)
+        flag_rows = {f["flag_id"]: dict(f, evidence_text=_evidence_summary(f.get("evidence")))
+                     for f in self.flags.to_dict("records")}
         case_tpl = self.env.get_template("case.html.j2")
-        for case in self.cases.to_dict("records"):
-            ctx = self._case_context(case, by_case, node_types, loc_labels, person_labels)
-            html = case_tpl.render(**ctx)
-            (panel_dir / case["page"]).write_text(html, encoding="utf-8")
-        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels))
-                      for c in self.cases.to_dict("records")]
+        cases = self.cases.to_dict("records")
+        for case in cases:
+            flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
+            ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
+            with open(panel_dir / case["page"], "w", encoding="utf-8") as fh:
+                fh.write(case_tpl.render(ctx))
+        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
         index = self.env.get_template("index.html.j2").render(
-            cases=index_rows, view=self.view, run_label=self.run_label,
-            css=self._css(), n_flags=len(self.flags))
+            cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
         (panel_dir / "index.html").write_text(index, encoding="utf-8")
         return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    def _explain_links(self, rows: list[dict]) -> None:
+        """Add each record's 'why linked' summary and show its strongest link's partner only when visible."""
+        for r in rows:
+            v = r.get("linked_to")
+            if isinstance(v, str):
+                r["why"] = self.why.get(tuple(sorted((str(r.get("unique_id")), v))))
+                r["linked_to"] = v.replace(":", " ", 1) if self._partner_visible(v) else "(withheld)"
+            else:
+                r["why"], r["linked_to"] = None, None
 
     @staticmethod
     def _edge_locations(edges: pd.DataFrame, nodes: pd.DataFrame) -> list[str]:
@@ -162,9 +194,9 @@ class PanelBuilder:
         edges, sig = data["edges"], data["signals"]
         ids = set(edges["src"].astype(str)) | set(edges["dst"].astype(str)) | set(sig["person_id"].dropna().astype(str))
         ids = sorted(ids - set(known))
-        rows = self.store.con.execute(
-            "SELECT person_id, display_name FROM person_attributes WHERE list_contains(?::VARCHAR[], person_id)",
-            [ids]).fetchall()
+        rows = self.store.con.execute(  # a join on the unnested ids (list_contains per row: 15 s at 250k)
+            "SELECT a.person_id, a.display_name FROM person_attributes a "
+            "SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS person_id) w USING (person_id)", [ids]).fetchall()
         return {str(p): str(n) for p, n in rows if n}
 
     def _partner_visible(self, unique_id: object) -> bool:
@@ -182,80 +214,63 @@ class PanelBuilder:
                               "unique_id_r": shown["linked_to"].astype(str)}).drop_duplicates()
         return _breakdowns(self.store, pairs)
 
-    def _css(self) -> str:
-        return (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
-
-    def _case_context(self, case: dict, by_case: dict, node_types: dict, loc_labels: dict,
-                      person_labels: dict) -> dict:
+    def _case_context(self, case: dict, flags: list[dict], by_case: dict[str, dict[str, list[dict]]],
+                      node_types: dict, loc_labels: dict, person_labels: dict) -> dict:
         view = self.view
         key = case["case"]
 
-        def part(name: str) -> pd.DataFrame:
-            empty = self._empty.get(name, pd.DataFrame(columns=["case", "agency", "detail"]))
-            return by_case.get(name, {}).get(key, empty)
+        def part(name: str) -> list[dict]:
+            return by_case.get(name, {}).get(key, [])
 
-        flags = self.flags[self.flags["flag_id"].isin(case["flag_ids"])].sort_values("rank")
-        sig, rec, ppl = part("signals"), part("records"), part("persons")
-        hidden: set[str] = set()
-        if not sig.empty:
-            hidden |= set(sig.loc[~sig["detail"].fillna(False).astype(bool), "agency"].dropna())
-            sig = sig[sig["detail"].fillna(False).astype(bool)]
-        if not rec.empty:
-            hidden |= set(rec.loc[~rec["detail"].fillna(False).astype(bool), "agency"].dropna())
-            rec = rec[rec["detail"].fillna(False).astype(bool)]
-        shown_agencies = set(sig["agency"].dropna()) | set(rec["agency"].dropna())
+        sig, rec = part("signals"), part("records")
+        hidden = {r["agency"] for r in [*sig, *rec] if not r["detail"] and _present(r.get("agency"))}
+        sig = [s for s in sig if s["detail"]]
+        rec = [r for r in rec if r["detail"]]
+        shown_agencies = {r["agency"] for r in [*sig, *rec] if _present(r.get("agency"))}
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
-        signals = []
-        for s in sig.to_dict("records"):
+        for s in sig:
             pid = str(s.get("person_id"))
             s["person_label"] = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
             s["location_label"] = self._loc_label(s.get("location_id"), loc_labels)
             s["contributing"] = (s.get("source"), str(s.get("record_key"))) in contributing
-            signals.append(s)
-        persons = []
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
         cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
-        if not rec.empty:
-            rec = rec.copy()
-            rec["why"] = [self.why.get(tuple(sorted((str(u), str(v))))) if isinstance(v, str) else None
-                          for u, v in zip(rec["unique_id"], rec["linked_to"], strict=False)]
-            rec["linked_to"] = [(v.replace(":", " ", 1) if self._partner_visible(v) else "(withheld)")
-                                if isinstance(v, str) else None for v in rec["linked_to"]]
-        for p in ppl.to_dict("records"):
-            recs = rec[rec["person_id"] == p["person_id"]] if not rec.empty else rec
+        rec_of: dict[object, list[dict]] = {}
+        for r in rec:
+            rec_of.setdefault(r["person_id"], []).append(r)
+        persons = []
+        for p in part("persons"):
+            recs = rec_of.get(p["person_id"], [])
             if str(p["person_id"]) not in self.visible_persons:  # known only to partners outside the view
                 p = {"person_id": p["person_id"], "is_child": None}
+            present = [c for c in cols if recs and c in recs[0]]
+            conf = [v for r in recs if (v := _val(r.get("cluster_confidence"))) is not None]
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
                 "dob": _val(p.get("dob")) if view.field("dob") else None,
                 "age": _val(p.get("age")) if view.field("dob") else None,
                 "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
-                "records": recs[[c for c in [*cols, "why"] if c in recs.columns]].to_dict("records")
-                if not recs.empty else [],
-                "record_columns": [c for c in cols if c in recs.columns
-                                   and (c in ("source", "agency", "record_key") or recs[c].notna().any())],
-                "confidence": _val(recs["cluster_confidence"].min()) if not recs.empty else None})
-        edges = part("edges")
-        if not edges.empty:
-            edges = edges[edges["detail"].fillna(False).astype(bool)]
+                "records": [{c: r[c] for c in [*present, "why"] if c in r} for r in recs],
+                "record_columns": [c for c in present if c in ("source", "agency", "record_key")
+                                   or any(_val(r[c]) is not None for r in recs)],
+                "confidence": min(conf) if conf else None})
+        edges = [(e["src"], e["dst"], e["edge_type"]) for e in part("edges") if e["detail"]]
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
         if case["entity_type"] == "location":
             seeds.append(case["entity_id"])
         # label only this case's nodes (all-node labels per case made the report O(cases x nodes))
-        case_nodes = set(seeds) | (set(edges["src"]) | set(edges["dst"]) if not edges.empty else set())
+        case_nodes = set(seeds) | {n for e in edges for n in e[:2]}
         place_labels = {k: self._loc_label(k, loc_labels) for k in case_nodes
                         if k in node_types and k not in person_labels}
         labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
-        net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if not edges.empty \
-            else None
-        return {"case": case, "flags": [dict(f, evidence_text=_evidence_summary(f.get("evidence")))
-                                        for f in flags.to_dict("records")],
-                "signals": signals, "persons": persons, "existence": existence,
-                "overrides": part("overrides").to_dict("records"), "network_svg": net,
-                "timeline_svg": timeline_svg(sig) if not sig.empty and case["rank"] <= self.max_charts else None,
-                "chart_omitted": not sig.empty and case["rank"] > self.max_charts,
-                "view": view, "run_label": self.run_label, "css": self._css(),
+        net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
+        charted = bool(sig) and case["rank"] <= self.max_charts
+        return {"case": case, "flags": flags, "signals": sig, "persons": persons, "existence": existence,
+                "overrides": part("overrides"), "network_svg": net,
+                "timeline_svg": timeline_svg(sig) if charted else None,
+                "chart_omitted": bool(sig) and not charted,
+                "view": view, "run_label": self.run_label, "css": self.css,
                 "entity_label": self._entity_label(case, person_labels, loc_labels)}
 
     def _loc_label(self, location_id: object, loc_labels: dict) -> str:
@@ -276,7 +291,7 @@ class PanelBuilder:
         return f"{case['entity_type']} {case['entity_id']}"
 
     @staticmethod
-    def _contributing(flags: pd.DataFrame) -> set[tuple[str, str]]:
+    def _contributing(flags: list[dict]) -> set[tuple[str, str]]:
         """(source, record_key) of records named in the flags' evidence (any nesting)."""
         found: set[tuple[str, str]] = set()
 
@@ -290,7 +305,7 @@ class PanelBuilder:
                 for v in x:
                     walk(v)
 
-        for e in flags.get("evidence", []):
+        for e in (f.get("evidence") for f in flags):
             try:
                 walk(json.loads(e)) if e else None
             except (TypeError, ValueError):
