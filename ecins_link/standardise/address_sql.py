@@ -1,0 +1,184 @@
+"""Set-based address standardisation over DISTINCT texts in DuckDB (the standardise stage's entry points).
+
+* :func:`address_table` -- distinct agency address texts -> ``raw, norm, flat, number, building, street, town,
+  postcode, approximate``.  Cleaning (folding, punctuation, postcode, position words) is SQL
+  (:func:`~ecins_link.standardise.address_clean.clean_select`); only the part assignment runs in Python, once
+  per distinct *cleaned* text (:func:`~ecins_link.standardise.address.parse_clean`).
+* :func:`gazetteer_table` -- gazetteer rows (already in parts) -> normalised parts, all SQL.
+
+Both give the same parts as the one-text functions in :mod:`ecins_link.standardise.address` (tests check).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from ecins_link.standardise.address_clean import _JUNK, _q, clean_select
+from ecins_link.standardise.address_shape import (
+    FIELDS,
+    FLAT_TOKEN_RX,
+    FTOK,
+    LETTER,
+    LETTER_RX,
+    NUM,
+    NUM_RX,
+    SLASH,
+    SLASH_RX,
+    template,
+    vocab_masks,
+    vocab_sets,
+)
+from ecins_link.standardise.text import fold
+
+ADDRESS_COLUMNS = ["raw", "norm", "flat", "number", "building", "street", "town", "postcode", "approximate"]
+GAZETTEER_COLUMNS = ["uprn", "address_norm", "flat", "number", "building", "organisation", "street", "locality",
+                     "town", "postcode_raw", "full_address"]
+
+
+def _folded(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) -> None:
+    """Temp table ``name(raw, folded)`` of the non-ASCII values (folded in Python: few, and SQL cannot)."""
+    rows = [r[0] for r in con.execute(
+        f"SELECT DISTINCT v FROM ({values_sql}) t(v) WHERE v IS NOT NULL AND strlen(v) <> length(v)").fetchall()]
+    tbl = pa.table({"raw": pa.array(rows, pa.string()), "folded": pa.array([fold(r) for r in rows], pa.string())})
+    con.register("_addr_fold_in", tbl)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _addr_fold_in")
+    finally:
+        con.unregister("_addr_fold_in")
+
+
+def address_table(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) -> int:
+    """Create temp table ``name`` (:data:`ADDRESS_COLUMNS`) for the distinct non-NULL texts of ``values_sql``.
+
+    ``values_sql`` selects one text column.  Returns the number of distinct texts.
+    """
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_raw AS
+                    SELECT DISTINCT CAST(v AS VARCHAR) AS raw FROM ({values_sql}) t(v) WHERE v IS NOT NULL""")
+    _folded(con, "SELECT raw FROM _addr_raw", "_addr_fold")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_clean AS {clean_select(
+        "SELECT r.raw, coalesce(f.folded, upper(r.raw)) AS folded FROM _addr_raw r LEFT JOIN _addr_fold f USING (raw)")}""")
+    _maps_table(con)
+    regex_bits = " | ".join(f"CAST(regexp_full_match(w, {_q(rx)}) AS INT) * {bit}" for bit, rx in (
+        (NUM, NUM_RX), (SLASH, SLASH_RX), (FTOK, FLAT_TOKEN_RX), (LETTER, LETTER_RX)))
+    # tokens (commas kept as tokens), a street type expanded after a word; class bits; flat-word forms
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_tok AS
+        SELECT clean, toks, list_transform(toks, w -> mp.flat[w]) AS fws,
+               array_to_string(list_transform(toks, w -> CASE WHEN w = ',' THEN ',' ELSE
+                   printf('%02x', coalesce(mp.masks[w], 0) | {regex_bits}) END), '') AS sig
+        FROM (SELECT clean, list_transform(t0, (w, i) -> CASE
+                  WHEN mp.words[w] IS NOT NULL THEN mp.words[w]
+                  WHEN i > 1 AND mp.abbrev[w] IS NOT NULL AND regexp_full_match(t0[i - 1], '[A-Z]+') THEN mp.abbrev[w]
+                  ELSE w END) AS toks
+              FROM (SELECT DISTINCT clean, CASE WHEN clean = '' THEN []::VARCHAR[]
+                           ELSE string_split(replace(clean, ',', ' , '), ' ') END AS t0 FROM _addr_clean), _addr_maps mp
+             ), _addr_maps mp""")
+    sigs = [r[0] for r in con.execute("SELECT DISTINCT sig FROM _addr_tok").fetchall()]
+    tpls = [template(sg) for sg in sigs]
+    cols = {"sig": pa.array(sigs, pa.string())}
+    for k, fld in enumerate(FIELDS):
+        cols[fld] = pa.array([list(t[k]) for t in tpls], pa.list_(pa.string()))
+    con.register("_addr_tpl_in", pa.table(cols))
+
+    def field(fld: str) -> str:
+        piece = ("CASE left(p, 1) WHEN 'L' THEN p[3:] WHEN 't' THEN toks[CAST(p[2:] AS INT)] "
+                 "WHEN 'w' THEN fws[CAST(p[2:] AS INT)] WHEN 'a' THEN toks[CAST(p[2:] AS INT)][2:] "
+                 "WHEN 's' THEN split_part(toks[CAST(p[2:] AS INT)], '/', 1) "
+                 "ELSE split_part(toks[CAST(p[2:] AS INT)], '/', 2) END")
+        return f"nullif(array_to_string(list_transform(tp.{fld}, p -> {piece}), ' '), '') AS {fld}"
+
+    try:
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT c.raw, p.norm, p.flat, p.number, p.building, p.street, p.town, c.postcode, c.approximate
+            FROM _addr_clean c JOIN (
+                SELECT t.clean, {", ".join(field(f) for f in FIELDS)}
+                FROM _addr_tok t JOIN _addr_tpl_in tp USING (sig)) p USING (clean)""")
+    finally:
+        con.unregister("_addr_tpl_in")
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    for t in ("_addr_raw", "_addr_fold", "_addr_clean", "_addr_tok", "_addr_maps"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    return int(n)
+
+
+def _map(d: dict[str, str] | dict[str, int]) -> str:
+    items = ", ".join(f"{_q(k)}: {v if isinstance(v, int) else _q(v)}" for k, v in sorted(d.items()))
+    return "MAP {" + items + "}"
+
+
+def _maps_table(con: duckdb.DuckDBPyConnection) -> None:
+    """One-row temp table ``_addr_maps`` (words, abbrev, masks, flat): vocabulary maps to cross join.
+
+    (A map column is looked up fast; a MAP literal inside a lambda is rebuilt for every row.)
+    """
+    v = vocab_sets()
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_maps AS
+        SELECT {_map(v.words or {"": ""})} AS words, {_map(v.abbrev)} AS abbrev,
+               {_map(vocab_masks())} AS masks, {_map(v.flat)} AS flat""")
+
+
+def clean_part_sql(x: str) -> str:
+    """SQL twin of :func:`~ecins_link.standardise.address.clean_part` over an already folded expression."""
+    t = f"regexp_replace(replace(replace({x}, '.', ''), '''', ''), {_q(_JUNK)}, ' ', 'g')"
+    return f"nullif(trim(regexp_replace(replace({t}, ',', ' '), ' +', ' ', 'g')), '')"
+
+
+def expand_street_sql(x: str, mp: str = "mp") -> str:
+    """SQL twin of :func:`~ecins_link.standardise.address.expand_street` over an already folded expression.
+
+    ``mp`` is the alias of the cross-joined ``_addr_maps`` row.
+    """
+    toks = f"string_split({clean_part_sql(x)}, ' ')"
+    return (f"nullif(array_to_string(list_transform({toks}, (w, i) -> CASE "
+            f"WHEN {mp}.words[w] IS NOT NULL THEN {mp}.words[w] "
+            f"WHEN i > 1 AND {mp}.abbrev[w] IS NOT NULL AND regexp_full_match({toks}[i - 1], '[A-Z]+') "
+            f"THEN {mp}.abbrev[w] ELSE w END), ' '), '')")
+
+
+def normalise_flat_sql(x: str, mp: str = "mp") -> str:
+    """SQL twin of :func:`~ecins_link.standardise.address.normalise_flat` over an already folded expression."""
+    toks = (f"list_filter(string_split(regexp_replace(replace(regexp_replace(replace({x}, '.', ''), {_q(_JUNK)}, ' ', "
+            "'g'), ',', ' '), ' +', ' ', 'g'), ' '), w -> w <> '')")
+    return f"""(SELECT CASE
+        WHEN len(t) = 0 THEN NULL
+        WHEN len(t) = 1 AND regexp_full_match(t[1], 'F(\\d+[A-Z]?|[A-Z])') THEN 'FLAT ' || t[1][2:]
+        WHEN len(t) = 1 AND (regexp_full_match(t[1], '\\d+[A-Z]?(-\\d+[A-Z]?)?') OR length(t[1]) = 1)
+            THEN 'FLAT ' || t[1]
+        WHEN len(t) = 1 THEN t[1]
+        WHEN {mp}.flat[t[1]] IS NOT NULL THEN {mp}.flat[t[1]] || ' ' || array_to_string(t[2:], ' ')
+        ELSE array_to_string(t, ' ') END FROM (SELECT {toks} AS t))"""
+
+
+def gazetteer_table(con: duckdb.DuckDBPyConnection, name: str, source: str = "gazetteer") -> int:
+    """Create temp table ``name`` (:data:`GAZETTEER_COLUMNS`) from ``source`` (the ingested gazetteer).
+
+    Parts are cleaned like agency addresses (street types expanded, flats as ``FLAT 2``); ``address_norm`` is
+    flat, premises name, building, number, street, locality and town in that order -- what the parser makes
+    of an agency text naming the same property.
+    """
+    cols = ["sub_building", "number", "building_name", "organisation", "street", "locality", "town"]
+    union = " UNION ".join(f"SELECT CAST({c} AS VARCHAR) FROM {source}" for c in cols)
+    _folded(con, union, "_gaz_fold")
+    _maps_table(con)
+
+    folded = ", ".join(f"CASE WHEN strlen({c}) = length({c}) THEN upper({c}) "
+                       f"ELSE (SELECT folded FROM _gaz_fold x WHERE x.raw = {c}) END AS f_{c}" for c in cols)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        WITH g AS (SELECT *, {folded} FROM {source}),
+        p AS (
+            SELECT CAST(g.uprn AS VARCHAR) AS uprn, {normalise_flat_sql('f_sub_building')} AS flat,
+                   {clean_part_sql('f_number')} AS number, {clean_part_sql('f_building_name')} AS building,
+                   {clean_part_sql('f_organisation')} AS organisation, {expand_street_sql('f_street')} AS street,
+                   {clean_part_sql('f_locality')} AS locality, {clean_part_sql('f_town')} AS town,
+                   CAST(g.postcode AS VARCHAR) AS postcode_raw,
+                   nullif(concat_ws(', ', g.sub_building, g.organisation, g.building_name,
+                                    nullif(concat_ws(' ', g.number, g.street), ''), g.locality, g.town,
+                                    g.postcode), '') AS full_address
+            FROM g, _addr_maps mp)
+        SELECT uprn, nullif(concat_ws(' ', flat, CASE WHEN number IS NULL AND building IS NULL THEN organisation END,
+                                      building, number, street, locality, town), '') AS address_norm,
+               flat, number, building, organisation, street, locality, town, postcode_raw, full_address
+        FROM p""")
+    con.execute("DROP TABLE IF EXISTS _gaz_fold")
+    con.execute("DROP TABLE IF EXISTS _addr_maps")
+    return int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])

@@ -1,0 +1,135 @@
+"""Address parsing on the conventions partnerships' extracts use (police locations, housing, council, fire),
+and the set-based DuckDB path (:mod:`ecins_link.standardise.address_sql`) agreeing with the one-text parser."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import duckdb
+import pytest
+
+from ecins_link.standardise.address import clean_part, expand_street, normalise_flat, parse_address
+from ecins_link.standardise.address_sql import address_table, gazetteer_table
+from ecins_link.synth import generate_town
+
+# text -> (flat, number, building, street, town)
+CASES = {
+    # a bare leading number or letter that is a flat in a named building / numbered house
+    "23, Copperfield House, Nelson Grove, Weston Green": ("FLAT 23", None, "COPPERFIELD HOUSE", "NELSON GROVE",
+                                                          "WESTON GREEN"),
+    "B, 1 Chester Grove, Leeds": ("FLAT B", "1", None, "CHESTER GROVE", "LEEDS"),
+    "14, 15 Main Road": ("FLAT 14", "15", None, "MAIN ROAD", None),
+    # a street after a number given as its own part
+    "53b, Wellington Rd": (None, "53B", None, "WELLINGTON ROAD", None),
+    "53b, Wellington Rd, Bootle": (None, "53B", None, "WELLINGTON ROAD", "BOOTLE"),
+    # street-type abbreviations
+    "4 Laurel Gro, Oakwood, Northtown": (None, "4", None, "LAUREL GROVE", "NORTHTOWN"),
+    "12 Mill La, Hexham": (None, "12", None, "MILL LANE", "HEXHAM"),
+    "9 Riverside Wk": (None, "9", None, "RIVERSIDE WALK", None),
+    "2 Marine Pde, Dover": (None, "2", None, "MARINE PARADE", "DOVER"),
+    "30 Ash Cres Luton": (None, "30", None, "ASH CRESCENT", "LUTON"),
+    "5 Kings Tce, Whitby": (None, "5", None, "KINGS TERRACE", "WHITBY"),
+    "17 Church Sq.": (None, "17", None, "CHURCH SQUARE", None),
+    # ST before a name is Saint; SAINT is written ST so both forms agree
+    "22 St Johns Rd, Northtown": (None, "22", None, "ST JOHNS ROAD", "NORTHTOWN"),
+    "22 Saint Johns Road, Northtown": (None, "22", None, "ST JOHNS ROAD", "NORTHTOWN"),
+    # position words are not part of a building name
+    "O/S 22 Oak Road, Northtown": (None, "22", None, "OAK ROAD", "NORTHTOWN"),
+    "Outside 24, Harbour Court, Cambridge Road, St Marys": ("FLAT 24", None, "HARBOUR COURT", "CAMBRIDGE ROAD",
+                                                            "ST MARYS"),
+    "Rear of A, 30 Market Gro, Abbey Hill": ("FLAT A", "30", None, "MARKET GROVE", "ABBEY HILL"),
+    "Junction near 33 Nelson Gro": (None, "33", None, "NELSON GROVE", None),
+    "In 15a, Birch St, St Marys, Northtown": (None, "15A", None, "BIRCH STREET", "NORTHTOWN"),
+    "Opp 4 High St., Alnwick NE66 1AB": (None, "4", None, "HIGH STREET", "ALNWICK"),
+    "O/S Rose Cottage, Richmond St, Oakwood": (None, None, "ROSE COTTAGE", "RICHMOND STREET", "OAKWOOD"),
+    # a plain street type beats a COURT-type building part, even as the last part
+    "Apt 8, Sovereign Court, Ivy Ave": ("FLAT 8", None, "SOVEREIGN COURT", "IVY AVENUE", None),
+    "9, Foundry Wharf, Dalton Street": ("FLAT 9", None, "FOUNDRY WHARF", "DALTON STREET", None),
+    # the usual shapes stay as they were
+    "Flat 2, Rose Court, 14 High St, Oakwood, Northtown": ("FLAT 2", "14", "ROSE COURT", "HIGH STREET", "NORTHTOWN"),
+    "2/14 High Street, Northtown": ("FLAT 2", "14", None, "HIGH STREET", "NORTHTOWN"),
+    "FB 10 Station Road": ("FLAT B", "10", None, "STATION ROAD", None),
+    "The Old Rectory, Church Lane, Northtown NT3 1GP": (None, None, "THE OLD RECTORY", "CHURCH LANE", "NORTHTOWN"),
+}
+
+
+@pytest.mark.parametrize("text", list(CASES))
+def test_parts(text: str) -> None:
+    a = parse_address(text)
+    assert (a.flat, a.number, a.building, a.street, a.town) == CASES[text], a
+
+
+def test_position_words_flag_and_street_names() -> None:
+    assert parse_address("O/S 22 Oak Road").approximate
+    assert parse_address("Junction near 33 Nelson Gro").approximate
+    assert not parse_address("22 Oak Road").approximate
+    # a street named with a position word keeps it
+    j = parse_address("12 Junction Road, Archway")
+    assert (j.number, j.street, j.approximate) == ("12", "JUNCTION ROAD", False)
+    r = parse_address("Rear Lane, Hexham")
+    assert (r.street, r.approximate) == ("REAR LANE", False)
+    assert parse_address("Near, Junction Rd").street == "JUNCTION ROAD"
+    # the same property with and without the position words has the same normalised text
+    assert parse_address("Rear of 4, St Johns Court, Station St").norm == parse_address(
+        "4, St Johns Court, Station St").norm
+
+
+def test_postcode_and_empty() -> None:
+    a = parse_address("10 Downing St, London SW1A2AA")
+    assert (a.postcode, a.town, a.street) == ("SW1A 2AA", "LONDON", "DOWNING STREET")
+    assert dataclasses.astuple(parse_address("  ")) == dataclasses.astuple(parse_address(None))
+    assert parse_address("Outside").norm is None
+
+
+EXTRA = ["Flát 3, Łódź House, 4 Żabia St", "12 O'Neill's Yard & Co.", "Apt. 4 - 6 Mill Rd", "NEAR, O/S 5 Low Rd",
+         "", ",,", "F2, 3 Low Rd", "1 - 3 High St NT1 2AB", "Unit 4, Riverside Ind Est, Leeds LS1 4AP"]
+
+
+@pytest.fixture(scope="module")
+def town_texts(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], duckdb.DuckDBPyConnection]:
+    """Address texts of a small synthetic town plus the case texts; a connection holding its gazetteer."""
+    out = tmp_path_factory.mktemp("addr")
+    generate_town(out / "town", 600, 11)
+    con = duckdb.connect()
+    texts: list[str] = []
+    for path, col in (("police/occurrences.csv", None), ("fire/incidents.csv", None), ("council/people.csv", None)):
+        df = con.execute(f"SELECT * FROM read_csv('{out / 'town' / path}', all_varchar = true)").df()
+        cols = [c for c in df.columns if "ADDRESS" in c.upper() or "LOCATION" in c.upper()] if col is None else [col]
+        for c in cols:
+            texts += [x for x in df[c].dropna().tolist()]
+    con.execute(f"""CREATE TABLE gazetteer AS SELECT UPRN AS uprn, SAO_TEXT AS sub_building, PAO_NUMBER AS number,
+        PAO_TEXT AS building_name, ORGANISATION AS organisation, STREET AS street, LOCALITY AS locality, TOWN AS town,
+        POSTCODE AS postcode FROM read_csv('{out / 'town' / 'gazetteer' / 'llpg.csv'}', all_varchar = true)""")
+    return sorted(set(texts) | set(CASES) | set(EXTRA)), con
+
+
+def test_set_based_equals_one_text_parser(town_texts: tuple[list[str], duckdb.DuckDBPyConnection]) -> None:
+    texts, con = town_texts
+    assert len(texts) > 200
+    con.execute("CREATE OR REPLACE TABLE t AS SELECT unnest(?) AS v", [texts])
+    n = address_table(con, "SELECT v FROM t UNION ALL SELECT NULL", "_parsed")
+    assert n == len(texts)
+    got = {r[0]: r[1:] for r in con.execute(
+        "SELECT raw, norm, flat, number, building, street, town, postcode, approximate FROM _parsed").fetchall()}
+    for text in texts:
+        a = parse_address(text)
+        assert got[text] == (a.norm, a.flat, a.number, a.building, a.street, a.town, a.postcode, a.approximate), text
+
+
+def test_gazetteer_table_equals_part_functions(town_texts: tuple[list[str], duckdb.DuckDBPyConnection]) -> None:
+    _texts, con = town_texts
+    con.execute("""INSERT INTO gazetteer VALUES ('1', 'Flát 2', '14', 'Rose Court', NULL, 'High St', 'Oakwood',
+        'Northtown', 'NT1 2AB'), ('2', 'FB', NULL, NULL, 'The Bakery', 'Saint Marys Rd', NULL, 'Leeds', NULL)""")
+    n = gazetteer_table(con, "_gaz")
+    assert n == con.execute("SELECT count(*) FROM gazetteer").fetchone()[0]
+    rows = con.execute("""SELECT g.*, s.flat, s.number, s.building, s.organisation, s.street, s.locality, s.town,
+        s.address_norm FROM gazetteer g JOIN _gaz s USING (uprn)""").fetchall()
+    for uprn, sao, num, bld, org, street, loc, town, _pc, *std in rows:
+        want = [normalise_flat(sao), clean_part(num), clean_part(bld), clean_part(org), expand_street(street),
+                clean_part(loc), clean_part(town)]
+        assert std[:7] == want, uprn
+        name = want[3] if not (want[1] or want[2]) else None
+        assert std[7] == " ".join(x for x in (want[0], name, want[2], want[1], want[4], want[5], want[6]) if x)
+    one = dict(con.execute("SELECT uprn, address_norm FROM _gaz WHERE uprn IN ('1', '2')").fetchall())
+    assert one["1"] == parse_address("Flat 2, Rose Court, 14 High Street, Oakwood, Northtown").norm
+    assert one["2"] == "FLAT B THE BAKERY ST MARYS ROAD LEEDS"
