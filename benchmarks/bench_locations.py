@@ -2,7 +2,9 @@
 
 Generates a town (``ecins_link.synth.generate_town``), runs ingest and standardise, then times
 ``link_locations`` and evaluates it against ``truth/addresses.csv``.  Targets: >= 97 % of address records on
-the right UPRN, < 0.5 % on a wrong one.  Writes ``benchmarks/results/locations[_<persons>].json``.
+the right UPRN, < 0.5 % on a wrong one.  Also times address parsing alone (distinct agency texts + gazetteer)
+two ways: one text at a time in Python (``address_frame`` / ``gazetteer_frame``) and set-based in DuckDB
+(``address_table`` / ``gazetteer_table``).  Writes ``benchmarks/results/locations[_<persons>].json``.
 
 Run: ``nice .venv/bin/python benchmarks/bench_locations.py [--persons 20000] [--no-uam]``.
 """
@@ -24,6 +26,27 @@ from ecins_link.matching.locations import RULES_FILE, evaluate_locations, link_l
 from ecins_link.store import Store  # noqa: E402
 
 
+def _time_address_parsing(store: Store, record: dict) -> None:
+    """Address parsing alone, per text in Python vs set-based in SQL (same distinct texts, same gazetteer)."""
+    from ecins_link.standardise import address_frame, gazetteer_frame
+    from ecins_link.standardise.address_sql import address_table, gazetteer_table
+
+    con = store.con
+    texts_sql = ("SELECT address_text FROM person_records UNION ALL SELECT address_text FROM address_records")
+    with measured(record, "address_parsing_python"):
+        values = [r[0] for r in con.execute(f"SELECT DISTINCT * FROM ({texts_sql}) t(v) WHERE v IS NOT NULL")
+                  .fetchall()]
+        address_frame(values)
+        gazetteer_frame(con.execute("SELECT uprn, sub_building, number, building_name, organisation, street, "
+                                    "locality, town, postcode FROM gazetteer").fetchall())
+    with measured(record, "address_parsing_sql"):
+        address_table(con, texts_sql, "_bench_addr")
+        gazetteer_table(con, "_bench_gaz")
+    record["distinct_address_texts"] = len(values)
+    for t in ("_bench_addr", "_bench_gaz"):
+        con.execute(f"DROP TABLE {t}")
+
+
 def main() -> None:
     """Generate, ingest, standardise, resolve; record times, peak memory and accuracy by method."""
     parser = argparse.ArgumentParser()
@@ -31,6 +54,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-uam", action="store_true", help="keys only (uk_address_matcher disabled)")
     parser.add_argument("--proximity", choices=["resolve", "unresolved"], default="resolve")
+    parser.add_argument("--town", type=Path, help="reuse a generated town folder instead of generating one")
     args = parser.parse_args()
     from ecins_link.ingest import ingest
     from ecins_link.standardise import standardise
@@ -39,9 +63,10 @@ def main() -> None:
     record: dict = {"persons": args.persons, "seed": args.seed, "uk_address_matcher": not args.no_uam,
                     "proximity": args.proximity, "targets": {"correct": 0.97, "wrong_below": 0.005}}
     with tempfile.TemporaryDirectory() as tmp:
-        town = Path(tmp) / "town"
-        with measured(record, "generate_town"):
-            generate_town(town, args.persons, args.seed)
+        town = args.town or Path(tmp) / "town"
+        if args.town is None:
+            with measured(record, "generate_town"):
+                generate_town(town, args.persons, args.seed)
         config = load_config(town / "project.toml")
         rules_path = None
         if args.no_uam or args.proximity != "resolve":
@@ -57,6 +82,7 @@ def main() -> None:
             store.con.execute("SET threads = 2")
             with measured(record, "ingest"):
                 ingest(store, config)
+            _time_address_parsing(store, record)
             with measured(record, "standardise"):
                 standardise(store, config)
             record["address_std_rows"] = store.count("address_std")
