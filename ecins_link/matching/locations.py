@@ -78,6 +78,7 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
                        FROM _loc_addr a
                        WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)"""
             todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
+            counts["uk_address_matcher_sent"] = con.execute(f"SELECT count(*) FROM ({todo})").fetchone()[0]
             try:
                 counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
             except Exception as err:  # noqa: BLE001 - the residue stays unresolved; the audit row says why
