@@ -28,7 +28,7 @@ from ecins_link.store import Store  # noqa: E402
 
 def _time_address_parsing(store: Store, record: dict) -> None:
     """Address parsing alone, per text in Python vs set-based in SQL (same distinct texts, same gazetteer)."""
-    from ecins_link.standardise import address_frame, gazetteer_frame
+    from ecins_link.standardise.address import clean_part, expand_street, normalise_flat, parse_address
     from ecins_link.standardise.address_sql import address_table, gazetteer_table
 
     con = store.con
@@ -36,9 +36,14 @@ def _time_address_parsing(store: Store, record: dict) -> None:
     with measured(record, "address_parsing_python"):
         values = [r[0] for r in con.execute(f"SELECT DISTINCT * FROM ({texts_sql}) t(v) WHERE v IS NOT NULL")
                   .fetchall()]
-        address_frame(values)
-        gazetteer_frame(con.execute("SELECT uprn, sub_building, number, building_name, organisation, street, "
-                                    "locality, town, postcode FROM gazetteer").fetchall())
+        for v in values:
+            parse_address(v)
+        for row in con.execute("SELECT sub_building, number, building_name, organisation, street, locality, town "
+                               "FROM gazetteer").fetchall():
+            normalise_flat(row[0])
+            expand_street(row[4])
+            for x in (*row[1:4], *row[5:]):
+                clean_part(x)
     with measured(record, "address_parsing_sql"):
         address_table(con, texts_sql, "_bench_addr")
         gazetteer_table(con, "_bench_gaz")

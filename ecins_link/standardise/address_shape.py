@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from ecins_link.standardise.address_clean import vocab
 
@@ -70,6 +70,7 @@ def vocab_masks() -> dict[str, int]:
     return out
 
 
+@lru_cache(maxsize=200_000)
 def token_mask(tok: str) -> int:
     """Class bits of one token."""
     m = _vocab_masks().get(tok, 0)
