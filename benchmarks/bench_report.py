@@ -1,36 +1,60 @@
-"""Benchmark write_outputs (CSV/Parquet contract + HTML panel pack) on a scored synthetic population.
+"""Benchmark write_outputs (CSV/Parquet contract + HTML panel pack): the report stage alone.
 
-Inputs are built and scored exactly as in ``bench_scoring.py`` (set-based random town), then the full
-output folder is written for the unrestricted view and for one purpose.  Writes
-``benchmarks/results/report.json`` (or ``report_<persons>.json``).
-Run: ``nice .venv/bin/python benchmarks/bench_report.py [--persons 50000]``.
+Two modes:
+
+* ``--persons N`` (default 50,000): inputs built and scored exactly as in ``bench_scoring.py`` (set-based
+  random town), then the output folder is written for the full view and for one purpose.  Writes
+  ``benchmarks/results/report.json`` (or ``report_<N>.json``).
+* ``--project PROJECT.toml``: a project whose store has already been run through ``score`` (e.g. a synthetic
+  town from ``ecins_link.synth.generate_town`` run with ``ecins-link run --stages ...score``; use a COPY, the
+  run appends audit rows).  Times write_outputs for the full view and for each purpose, with peak RSS, CPU
+  seconds and the load average (the machine is shared: wall time under load overstates).  Writes
+  ``report_<persons>.json`` (or ``--name``); with ``--label after`` (or ``before``) the numbers go under that key and the
+  other label's numbers already in the file are kept, so one file holds a before/after comparison.
+
+Run: ``nice .venv/bin/python benchmarks/bench_report.py [--persons 50000]``
+or ``nice .venv/bin/python benchmarks/bench_report.py --project COPY/project.toml --name report_250000 --label after [--profile]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import json
 import os
+import pstats
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import measured, write_results  # noqa: E402
+from _measure import RESULTS, measured, write_results  # noqa: E402
 from bench_scoring import AS_OF, build_inputs  # noqa: E402
 
-from ecins_link.config import parse_config  # noqa: E402
+from ecins_link.config import load_config, parse_config  # noqa: E402
+from ecins_link.pipeline import open_store  # noqa: E402
 from ecins_link.report import write_outputs  # noqa: E402
 from ecins_link.scoring import score  # noqa: E402
 from ecins_link.store import Store  # noqa: E402
 
 
-def main() -> None:
+def _pack_mb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 1)
+
+
+def _top_functions(profile: cProfile.Profile, n: int = 15) -> list[str]:
+    """The ``n`` functions with the most cumulative time, as short text lines."""
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(n)
+    return [line.strip() for line in out.getvalue().splitlines() if "(" in line and "/" in line][:n]
+
+
+def synthetic(persons: int) -> None:
     """Build and score inputs, then time write_outputs (full view, then a purpose view)."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--persons", type=int, default=50_000)
-    args = parser.parse_args()
-    record: dict = {"persons": args.persons, "load_average_before": os.getloadavg()}
+    record: dict = {"persons": persons, "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config({
             "project": {"name": "bench", "as_of": AS_OF.isoformat()},
@@ -39,7 +63,7 @@ def main() -> None:
                                    "rules": ["marac_potential_escalation", "toxic_trio"]}}}, root=Path(tmp))
         with Store(Path(tmp) / "bench.duckdb") as store:
             with measured(record, "build_and_score"):
-                build_inputs(store, args.persons)
+                build_inputs(store, persons)
                 score(store, cfg)
             record["flags"] = store.count("flags")
             with measured(record, "write_outputs_full"):
@@ -50,11 +74,60 @@ def main() -> None:
             record["counts_marac"] = marac["counts"]
             pages = max(1, full["counts"]["case_pages"])
             record["ms_per_case_page_full"] = round(1000 * record["write_outputs_full"]["seconds"] / pages, 1)
-            record["pack_mb_full"] = round(sum(p.stat().st_size for p in (Path(tmp) / "full").rglob("*")
-                                               if p.is_file()) / 2**20, 1)
+            record["pack_mb_full"] = _pack_mb(Path(tmp) / "full")
     record["load_average_after"] = os.getloadavg()
-    path = write_results("report" if args.persons == 50_000 else f"report_{args.persons}", record)
+    path = write_results("report" if persons == 50_000 else f"report_{persons}", record)
     print(path.read_text())
+
+
+def on_project(project: Path, label: str, profile: bool, purposes: bool, name: str | None) -> None:
+    """Time write_outputs on an existing scored store (full view, then each purpose)."""
+    cfg = load_config(project)
+    record: dict = {"project": str(project), "load_average_before": os.getloadavg()}
+    with open_store(cfg, command="bench_report") as store, tempfile.TemporaryDirectory() as tmp:
+        record["persons"] = store.con.execute("SELECT count(DISTINCT person_id) FROM person_clusters").fetchone()[0]
+        record["flags"] = store.count("flags")
+        views = [None, *(sorted(cfg.purposes) if purposes else [])]
+        for purpose in views:
+            name = f"write_outputs_{purpose or 'full'}"
+            prof = cProfile.Profile() if profile and purpose is None else None
+            cpu = time.process_time()
+            with measured(record, name):
+                if prof:
+                    prof.enable()
+                result = write_outputs(store, cfg, Path(tmp) / (purpose or "full"))
+                if prof:
+                    prof.disable()
+            record[name]["cpu_seconds"] = round(time.process_time() - cpu, 2)
+            record[name]["counts"] = result["counts"]
+            record[name]["pack_mb"] = _pack_mb(Path(tmp) / (purpose or "full"))
+            if prof:
+                record[name]["profiled"] = True
+                record[name]["top_cumulative"] = _top_functions(prof)
+    record["load_average_after"] = os.getloadavg()
+    name = name or f"report_{record['persons']}"
+    old = RESULTS / f"{name}.json"
+    kept = json.loads(old.read_text()) if old.exists() else {}
+    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
+    result[label] = record
+    path = write_results(name, result)
+    print(path.read_text())
+
+
+def main() -> None:
+    """Parse arguments and run one mode."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--persons", type=int, default=50_000)
+    parser.add_argument("--project", type=Path, help="a scored project (a COPY): time the report stage on it")
+    parser.add_argument("--label", default="after", choices=["before", "after"])
+    parser.add_argument("--profile", action="store_true", help="cProfile the full-view run (slower)")
+    parser.add_argument("--name", help="results file name in --project mode (default report_<persons>)")
+    parser.add_argument("--no-purposes", action="store_true", help="full view only")
+    args = parser.parse_args()
+    if args.project:
+        on_project(args.project, args.label, args.profile, not args.no_purposes, args.name)
+    else:
+        synthetic(args.persons)
 
 
 if __name__ == "__main__":

@@ -89,8 +89,14 @@ def case_records(store: Store, view: View) -> pd.DataFrame:
                        JOIN cp b ON b.unique_id = p.unique_id_r WHERE a.person_id = b.person_id),
             edges AS (SELECT ua AS unique_id, ub AS partner, match_weight, match_probability FROM inside
                       UNION ALL SELECT ub, ua, match_weight, match_probability FROM inside),
-            best AS (SELECT unique_id, arg_max(partner, match_weight) AS linked_to, max(match_weight) AS w,
-                            max(match_probability) AS pr FROM edges GROUP BY 1)"""
+            best AS (SELECT e.unique_id, arg_max(e.partner, {'w': e.match_weight, 'shown': coalesce((%s), FALSE),
+                                                             'p': e.partner}) AS linked_to,
+                            max(e.match_weight) AS w, max(e.match_probability) AS pr FROM edges e
+                     LEFT JOIN __c_src ps ON ps.source = split_part(e.partner, ':', 1) GROUP BY 1)"""
+        # of equally strong links, show one whose partner the view may show, then the same one every run
+        partner_filt, partner_params = view.sql_agency_filter("ps.agency")
+        pairs = pairs % partner_filt
+        params = [*partner_params, *params]
         best = "best.linked_to, best.w AS best_match_weight, best.pr AS best_match_probability"
     join_best = "LEFT JOIN best ON best.unique_id = pc.unique_id" if pairs else ""
     sql = f"""WITH x AS (SELECT 1){pairs}
@@ -174,7 +180,8 @@ def case_graph(store: Store, view: View) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def location_labels(store: Store, view: View, extra: list[str] | None = None) -> pd.DataFrame:
-    """(location_id, label) for locations in any case: the gazetteer address, else a visible agency's text."""
+    """(location_id, label) for locations in any case: the gazetteer address, else a visible agency's text
+    (the alphabetically first when agencies spell it differently, so the same label on every run)."""
     if not store.has_table("address_matches"):
         return pd.DataFrame(columns=["location_id", "label"])
     filt, params = view.sql_agency_filter("s.agency")
@@ -193,7 +200,7 @@ def location_labels(store: Store, view: View, extra: list[str] | None = None) ->
             SELECT m.location_id, {addr} AS label, 1 AS pref FROM address_matches m SEMI JOIN wanted USING (location_id)
               {join} LEFT JOIN __c_src s ON s.source = m.source WHERE {filt}
             {gaz})
-        SELECT c.location_id, arg_min(c.label, c.pref) AS label FROM cand c
+        SELECT c.location_id, arg_min(c.label, {{'pref': c.pref, 'label': c.label}}) AS label FROM cand c
         WHERE c.label IS NOT NULL AND c.location_id IN (SELECT location_id FROM wanted)
         GROUP BY c.location_id ORDER BY c.location_id"""
     return _q(store, sql, [sorted(set(extra or [])), *params])

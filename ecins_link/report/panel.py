@@ -1,8 +1,9 @@
 """The HTML panel pack: panel/index.html (ranked worklist) and panel/cases/<case>.html (one page per case).
 
 Self-contained: inline CSS, inline SVG pictures, no script and no external link, so it opens from a USB
-stick with no network.  Rendered with jinja2 autoescape ON; the only ``|safe`` values are the SVGs built
-by :mod:`ecins_link.report.charts` (which escape every label).
+stick with no network.  Rendered with jinja2 autoescape ON; the only values not escaped by jinja are the
+SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``_cells``, which escape every
+text themselves.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import datetime as dt
 import json
 import logging
 from collections import ChainMap
+from concurrent.futures import ThreadPoolExecutor
+from html import escape
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from ecins_link.report import cases as gather
 from ecins_link.report.charts import network_svg, timeline_svg
@@ -37,7 +41,12 @@ def _env() -> jinja2.Environment:
 
 def _fmt(value: object) -> str:
     """Display text for a cell: blanks for nulls, ISO dates, rounded floats, joined lists."""
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int or kind is bool:
+        return str(value)
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT or value is pd.NA:
         return ""
     if isinstance(value, pd.Timestamp | dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M") if (value.hour or value.minute) else value.strftime("%Y-%m-%d")
@@ -58,6 +67,17 @@ def _val(value: object) -> object:
         return None if pd.isna(value) else value
     except (TypeError, ValueError):  # lists and arrays are never "missing" here
         return value
+
+
+def _cells(values: list[str]) -> Markup:
+    """``<td>`` cells of one table row, every value HTML-escaped here (one string instead of a template
+    loop per cell: the pack has ~1M cells at 250k persons)."""
+    return Markup("".join(["<td>" + escape(v, quote=True) + "</td>" for v in values]))
+
+
+def _write_page(path: Path, html: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(html)
 
 
 def _present(value: object) -> bool:
@@ -100,13 +120,25 @@ def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]
             scored[["unique_id_l", "unique_id_r", "breakdown"]].itertuples(index=False) if isinstance(t, str)}
 
 
-def _evidence_summary(evidence: str | None) -> str:
-    if not evidence:
-        return ""
+def _named_records(evidence: str | None) -> frozenset[tuple[str, str]]:
+    """(source, record_key) of every record named in a flag's evidence JSON (any nesting)."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if "source" in x and "record_key" in x:
+                found.add((str(x["source"]), str(x["record_key"])))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
     try:
-        return json.dumps(json.loads(evidence), indent=1, default=str, sort_keys=True)[:20000]
-    except ValueError:
-        return ""
+        walk(json.loads(evidence)) if evidence else None
+    except (TypeError, ValueError):
+        pass
+    return frozenset(found)
 
 
 class PanelBuilder:
@@ -154,15 +186,22 @@ class PanelBuilder:
         by_case = {k: _by_case(v) for k, v in data.items() if "case" in v.columns}
         for rows in by_case.get("records", {}).values():
             self._explain_links(rows)
-        flag_rows = {f["flag_id"]: dict(f, evidence_text=_evidence_summary(f.get("evidence")))
-                     for f in self.flags.to_dict("records")}
+        flag_rows = self._flag_rows()
         case_tpl = self.env.get_template("case.html.j2")
         cases = self.cases.to_dict("records")
-        for case in cases:
-            flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
-            ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
-            with open(panel_dir / case["page"], "w", encoding="utf-8") as fh:
-                fh.write(case_tpl.render(ctx))
+        # one writer thread: file creation waits on the disk (GIL released) while the next page renders
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending = []
+            for case in cases:
+                flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
+                ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
+                pending.append(writer.submit(_write_page, panel_dir / case["page"], case_tpl.render(ctx)))
+                if len(pending) >= 256:
+                    for done in pending:
+                        done.result()  # re-raises a write error here
+                    pending = []
+            for done in pending:
+                done.result()
         index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
         index = self.env.get_template("index.html.j2").render(
             cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
@@ -229,11 +268,13 @@ class PanelBuilder:
         shown_agencies = {r["agency"] for r in [*sig, *rec] if _present(r.get("agency"))}
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
+        signal_rows = []  # (used by a rule, display cells) in the provenance table's column order
         for s in sig:
             pid = str(s.get("person_id"))
-            s["person_label"] = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
-            s["location_label"] = self._loc_label(s.get("location_id"), loc_labels)
-            s["contributing"] = (s.get("source"), str(s.get("record_key"))) in contributing
+            label = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
+            signal_rows.append(((s.get("source"), str(s.get("record_key"))) in contributing, _cells([_fmt(s.get(c)) for c in (
+                "event_date", "agency", "source", "record_key", "signal", "category", "role")] + [
+                _fmt(label), self._loc_label(s.get("location_id"), loc_labels), _fmt(s.get("link_confidence"))])))
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
         cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
         rec_of: dict[object, list[dict]] = {}
@@ -246,14 +287,14 @@ class PanelBuilder:
                 p = {"person_id": p["person_id"], "is_child": None}
             present = [c for c in cols if recs and c in recs[0]]
             conf = [v for r in recs if (v := _val(r.get("cluster_confidence"))) is not None]
+            shown = [c for c in present if c in ("source", "agency", "record_key")
+                     or any(_val(r[c]) is not None for r in recs)]
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
                 "dob": _val(p.get("dob")) if view.field("dob") else None,
                 "age": _val(p.get("age")) if view.field("dob") else None,
                 "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
-                "records": [{c: r[c] for c in [*present, "why"] if c in r} for r in recs],
-                "record_columns": [c for c in present if c in ("source", "agency", "record_key")
-                                   or any(_val(r[c]) is not None for r in recs)],
+                "rows": [(_cells([_fmt(r[c]) for c in shown]), r.get("why")) for r in recs], "record_columns": shown,
                 "confidence": min(conf) if conf else None})
         edges = [(e["src"], e["dst"], e["edge_type"]) for e in part("edges") if e["detail"]]
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
@@ -266,7 +307,7 @@ class PanelBuilder:
         labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
         charted = bool(sig) and case["rank"] <= self.max_charts
-        return {"case": case, "flags": flags, "signals": sig, "persons": persons, "existence": existence,
+        return {"case": case, "flags": flags, "signal_rows": signal_rows, "persons": persons, "existence": existence,
                 "overrides": part("overrides"), "network_svg": net,
                 "timeline_svg": timeline_svg(sig) if charted else None,
                 "chart_omitted": bool(sig) and not charted,
@@ -293,21 +334,18 @@ class PanelBuilder:
     @staticmethod
     def _contributing(flags: list[dict]) -> set[tuple[str, str]]:
         """(source, record_key) of records named in the flags' evidence (any nesting)."""
-        found: set[tuple[str, str]] = set()
+        return set().union(*(f["named_records"] for f in flags))
 
-        def walk(x: object) -> None:
-            if isinstance(x, dict):
-                if "source" in x and "record_key" in x:
-                    found.add((str(x["source"]), str(x["record_key"])))
-                for v in x.values():
-                    walk(v)
-            elif isinstance(x, list):
-                for v in x:
-                    walk(v)
-
-        for e in (f.get("evidence") for f in flags):
-            try:
-                walk(json.loads(e)) if e else None
-            except (TypeError, ValueError):
-                continue
-        return found
+    def _flag_rows(self) -> dict[object, dict]:
+        """Flags by id, each with its evidence pretty-printed (DuckDB ``json_pretty``, one query for all
+        flags; "" when missing or not JSON, cut at 20,000 characters) and the records it names."""
+        frame = pd.DataFrame({"i": range(len(self.flags)), "evidence": self.flags["evidence"].astype("string")})
+        self.store.con.register("__c_evidence", frame)
+        try:
+            pretty = dict(self.store.con.execute(
+                "SELECT i, CASE WHEN json_valid(evidence) THEN left(json_pretty(evidence), 20000) END "
+                "FROM __c_evidence").fetchall())
+        finally:
+            self.store.con.unregister("__c_evidence")
+        return {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=_named_records(f.get("evidence")))
+                for i, f in enumerate(self.flags.to_dict("records"))}
