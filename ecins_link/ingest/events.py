@@ -7,7 +7,7 @@ row of a flags-only source with no true flag keeps one NULL-signal row (the cont
 from __future__ import annotations
 
 from ecins_link.config import Source
-from ecins_link.ingest.sql import has_time_sql, lit, q, val
+from ecins_link.ingest.sql import lit, q, val
 from ecins_link.standardise.fields import postcode_sql
 from ecins_link.store import Store
 
@@ -42,7 +42,7 @@ def insert_events(store: Store, src: Source) -> None:
         code = f"upper({val(e.code)})" if e.code else null
         role = f"upper({val(e.role)})" if e.role else null
         d = q("_d_" + e.date)
-        ts = f"CASE WHEN {has_time_sql(e.date, src.datetime_formats)} THEN {d} END"
+        ts = f"CASE WHEN {q('_t_' + e.date)} THEN {d} END"
         codes = [(c.code.strip().upper(), c.role.strip().upper() if c.role else None, c.signal) for c in e.codes]
         values = ", ".join(f"({lit(c)}, {lit(r) if r else 'NULL'}, {lit(s)})" for c, r, s in codes)
         code_table = (f"(VALUES {values}) m(code, role, signal)" if codes
@@ -65,7 +65,7 @@ def insert_events(store: Store, src: Source) -> None:
     union = " UNION ALL ".join(selects)
     con.execute(f"""INSERT INTO event_records
         SELECT {lit(src.name)}, {lit(src.agency)}, u._key,
-               CAST(row_number() OVER (PARTITION BY u._key ORDER BY u.kind, u.signal NULLS LAST, u.raw_code) AS INT),
+               CAST(row_number() OVER (PARTITION BY u._row ORDER BY u.kind, u.signal NULLS LAST, u.raw_code) AS INT),
                u.signal, u.raw_code, u.role, u.d, u.ts, r.loc, r.loc_pc, r.psrc, r.pkey
         FROM ({union}) u(_key, kind, signal, raw_code, role, d, ts, _row)
         JOIN (SELECT _row, {location} AS loc, {loc_pc} AS loc_pc, {psrc} AS psrc, {pkey} AS pkey FROM {R}) r

@@ -20,7 +20,10 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 MAX_RECORD_LINES = 200  # a quoted field spanning more physical lines than this is treated as a broken quote
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -68,10 +71,11 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     except OSError as err:
         raise ReadError(f"cannot read file: {err.strerror or err}") from None
     text, had_bad = decode(data, encoding)
-    lines = text.split("\n")
+    del data
+    lines = text.replace("\r\n", "\n").split("\n")  # a trailing CR is part of the line ending
+    del text
     if lines and lines[-1] == "":
         lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
     start = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if start is None:
         raise ReadError("file is empty (no header)")
@@ -82,11 +86,29 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     ncols = len(header)
     if len(set(header)) != ncols:
         raise ReadError("header has repeated column names")
+    rownums, texts, issues = _split_records(lines, start + 1, ncols, delimiter)
+    del lines
+    bad = {k for k, t in enumerate(texts) if _SURROGATE.search(t)} if had_bad else set()
+    fast = _plain_records(texts, bad, issues, ncols, delimiter)
+    parts = []
+    if fast is not None and pc.any(fast).as_py():
+        parts.append(_arrow_parse(texts, rownums, fast, header, delimiter))
+    slow = range(len(texts)) if fast is None else pc.indices_nonzero(pc.invert(fast)).to_pylist()
+    if slow or not parts:
+        parts.append(_python_parse([texts[k] for k in slow], [rownums[k] for k in slow],
+                                   {j: issues[k] for j, k in enumerate(slow) if k in issues},
+                                   {j for j, k in enumerate(slow) if k in bad}, header, delimiter))
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    return table.take(pc.sort_indices(table.column("_row"))) if len(parts) > 1 else table
 
+
+def _split_records(lines: list[str], first: int, ncols: int,
+                   delimiter: str) -> tuple[list[int], list[str], dict[int, str]]:
+    """Physical lines -> (data-row numbers, record texts, {index: broken_quoting issue}); blank lines skipped."""
     rownums: list[int] = []
     texts: list[str] = []
     issues: dict[int, str] = {}  # index into texts -> issue
-    i, n, row = start + 1, len(lines), 0
+    i, n, row = first, len(lines), 0
     while i < n:
         line = lines[i]
         if not line.strip():
@@ -120,7 +142,59 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
             rownums.append(row)
             texts.append(line)
             i += 1
+    return rownums, texts, issues
 
+
+def _plain_records(texts: list[str], bad: set[int], issues: dict[int, str], ncols: int,
+                   delimiter: str) -> pa.BooleanArray | None:
+    """Which records are plain RFC 4180 with exactly ``ncols`` fields (None: parse every record in Python).
+
+    Plain = every field either unquoted (no quote, delimiter, CR, LF, NUL, BOM) or fully quoted with doubled
+    inner quotes.  On such records Arrow's CSV parser and Python's ``csv`` give identical fields, so they take
+    the fast path; anything else (stray quotes, ragged rows, undecodable bytes) keeps the careful parse.
+    """
+    if not texts or ncols > 900 or len(delimiter) != 1 or delimiter in '"\r\n':
+        return None
+    d = f"\\x{{{ord(delimiter):x}}}"
+    field = f'(?:[^"{d}\\r\\n\\x00\\x{{feff}}]*|"(?:[^"\\r\\x00\\x{{feff}}]|"")*")'
+    pattern = f"^{field}(?:{d}{field}){{{ncols - 1}}}$" if ncols > 1 else f"^{field}$"
+    arr = pa.array(texts if not bad else ["\x00" if k in bad else t for k, t in enumerate(texts)], pa.large_string())
+    mask = pc.match_substring_regex(arr, pattern)
+    if issues:
+        flagged = np.zeros(len(texts), dtype=bool)
+        flagged[list(issues)] = True
+        mask = pc.and_(mask, pa.array(~flagged))
+    return mask
+
+
+def _arrow_parse(texts: list[str], rownums: list[int], fast: pa.BooleanArray, header: list[str],
+                 delimiter: str) -> pa.Table:
+    """Parse the plain records with Arrow's multi-threaded CSV reader."""
+    idx = pc.indices_nonzero(fast).to_numpy()
+    chosen = [texts[k] for k in idx] if len(idx) < len(texts) else texts
+    body = "\n".join(chosen)
+    multiline = "\n" in body and len(chosen) < body.count("\n") + 1
+    tmp_names = [f"c{k}" for k in range(len(header))]
+    t = pacsv.read_csv(
+        pa.BufferReader(body.encode("utf-8")),
+        read_options=pacsv.ReadOptions(column_names=tmp_names, block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=multiline),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(tmp_names, pa.string()),
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+    if t.num_rows != len(chosen):
+        raise ReadError("internal: fast CSV parse disagrees on the record count")
+    n = t.num_rows
+    arrays = {"_row": pa.array(np.asarray(rownums, dtype=np.int64)[idx]), "_issue": pa.nulls(n, pa.string()),
+              "_raw": pa.nulls(n, pa.string())}
+    for name, tmp in zip(header, tmp_names, strict=True):
+        arrays[name] = t.column(tmp).combine_chunks()
+    return pa.table(arrays)
+
+
+def _python_parse(texts: list[str], rownums: list[int], issues: dict[int, str], bad: set[int], header: list[str],
+                  delimiter: str) -> pa.Table:
+    """The careful parse: Python ``csv`` per record, read problems recorded with the raw record."""
+    ncols = len(header)
     parsed = _parse_all(texts, delimiter, issues)
     cols: list[list[str | None]] = [[] for _ in range(ncols)]
     issue_col: list[str | None] = []
@@ -129,7 +203,7 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
         issue = issues.get(k)
         if issue is None and len(fields) != ncols:
             issue = f"ragged_row: {len(fields)} fields where the header has {ncols}"
-        if had_bad and issue is None and _SURROGATE.search(texts[k]):
+        if issue is None and k in bad:
             issue = "undecodable: bytes not valid in the file's encoding"
         if issue is not None:
             fields = (fields + [None] * ncols)[:ncols]

@@ -14,7 +14,7 @@ import datetime as dt
 
 from ecins_link.config import ProjectConfig, Source
 from ecins_link.ingest.readers import ReadError, read_source
-from ecins_link.ingest.sql import date_sql, lit, q, split_full_name, unsafe_sql, val
+from ecins_link.ingest.sql import date_sql, has_time_sql, lit, q, split_full_name, unsafe_sql, val
 from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
 from ecins_link.store import Store
 
@@ -69,28 +69,18 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
     record_key = f"CASE WHEN {' AND '.join(p + ' IS NOT NULL' for p in key_parts)} THEN concat_ws('|', {', '.join(key_parts)}) END"
     longest = f"greatest({', '.join(f'coalesce(length({q(c)}), 0)' for c in data_cols)})"
     dates = _date_columns(src)
-    date_exprs = ", ".join(f"{date_sql(c, src.date_formats, src.datetime_formats)} AS {q('_d_' + c)}" for c in dates)
     con.register("_ingest_src", table)
     try:
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {R} AS SELECT *, CAST(_issue AS VARCHAR) AS _reason,
-            {record_key} AS _key, {longest} AS _longest, hash({', '.join(q(c) for c in data_cols)}) AS _h,
-            FALSE AS _dup {(', ' + date_exprs) if date_exprs else ''} FROM _ingest_src""")
+        joins, date_exprs = _date_lookups(store, src, dates)
+        reason = _row_reason(src, dates, today)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {R} AS SELECT *, {reason} AS _reason FROM (
+            SELECT s.*, {record_key} AS _key, {longest} AS _longest, hash({', '.join('s.' + q(c) for c in data_cols)}) AS _h,
+                   FALSE AS _dup {''.join(', ' + e for e in date_exprs)}
+            FROM _ingest_src s {' '.join(joins)}) ORDER BY _row""")
     finally:
         con.unregister("_ingest_src")
-    _set(store, f"'field_too_long: a field has ' || _longest || ' characters (max {src.max_field_chars})'",
-         f"_longest > {src.max_field_chars}")
-    _set(store, f"'missing_key: no value in ' || {lit(', '.join(src.key))}", "_key IS NULL")
-    for col, required in dates.items():
-        d = q("_d_" + col)
-        if required:
-            _set(store, lit(f"bad_date: no date in {col}"), f"{val(col)} IS NULL")
-        _set(store, lit(f"bad_date: {col} is not a valid date in the source's formats"), f"{val(col)} IS NOT NULL AND {d} IS NULL")
-        _set(store, lit(f"bad_date: {col} before 1880"), f"{d} < TIMESTAMP '1880-01-01'")
-        _set(store, lit(f"future_date: {col} after {today}"), f"CAST({d} AS DATE) > DATE '{today}'")
-    if src.event and src.event.code and src.event.unmapped == "quarantine":
-        known = ", ".join(lit(c.code.strip().upper()) for c in src.event.codes) or "NULL"
-        _set(store, f"'unmapped_code: ' || coalesce(upper({val(src.event.code)}), '(empty)')",
-             f"coalesce(upper({val(src.event.code)}), '') NOT IN ({known})")
+        for k in range(len(dates)):
+            con.execute(f"DROP TABLE IF EXISTS _ingest_d{k}")
     con.execute(f"""UPDATE {R} SET _reason = 'duplicate_key_conflict: ' || n || ' rows share this key with different content'
         FROM (SELECT _key AS k, count(*) AS n FROM {R} WHERE _reason IS NULL GROUP BY _key HAVING count(DISTINCT _h) > 1) c
         WHERE _reason IS NULL AND _key = c.k""")
@@ -100,7 +90,8 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
     if ref and ref.source != src.name:
         ref_key = _ref_key(ref.columns)
         _set(store, f"'orphan_reference: no accepted {ref.source} record ' || {ref_key}",
-             f"{ref_key} IS NOT NULL AND {ref_key} NOT IN (SELECT record_key FROM person_records WHERE source = {lit(ref.source)})")
+             f"{ref_key} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM person_records p "
+             f"WHERE p.source = {lit(ref.source)} AND p.record_key = {ref_key})")
 
     joined = ", ".join("coalesce(" + q(c) + ", '')" for c in data_cols)
     raw = f"coalesce(_raw, left(concat_ws(',', {joined}), 1000))"
@@ -121,6 +112,50 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
         insert_events(store, src)
     _addresses(store, src)
 
+
+
+def _date_lookups(store: Store, src: Source, dates: dict[str, bool]) -> tuple[list[str], list[str]]:
+    """Parse each DISTINCT value of every date column once (a failed format attempt is costly per row).
+
+    Returns (LEFT JOIN clauses onto ``_ingest_src s``, select expressions ``_d_<col>`` (TIMESTAMP or NULL) and
+    ``_t_<col>`` (the value carries a time of day)).
+    """
+    joins, exprs = [], []
+    for k, col in enumerate(dates):
+        t = f"_ingest_d{k}"
+        store.con.execute(f"""CREATE OR REPLACE TEMP TABLE {t} AS
+            SELECT v AS _lk_v, {date_sql('v', src.date_formats, src.datetime_formats)} AS _lk_d,
+                   {has_time_sql('v', src.datetime_formats)} AS _lk_t
+            FROM (SELECT DISTINCT {val(col)} AS v FROM _ingest_src) WHERE v IS NOT NULL""")
+        joins.append(f"LEFT JOIN {t} ON {t}._lk_v = {_val_s(col)}")
+        exprs += [f"{t}._lk_d AS {q('_d_' + col)}", f"coalesce({t}._lk_t, FALSE) AS {q('_t_' + col)}"]
+    return joins, exprs
+
+
+def _val_s(col: str) -> str:
+    return f"NULLIF(trim(CAST(s.{q(col)} AS VARCHAR)), '')"
+
+
+def _row_reason(src: Source, dates: dict[str, bool], today: dt.date) -> str:
+    """One CASE giving the first per-row problem, in the order of the module docstring (NULL = none)."""
+    whens = ["WHEN _issue IS NOT NULL THEN CAST(_issue AS VARCHAR)",
+             f"WHEN _longest > {src.max_field_chars} THEN 'field_too_long: a field has ' || _longest || "
+             f"' characters (max {src.max_field_chars})'",
+             f"WHEN _key IS NULL THEN 'missing_key: no value in ' || {lit(', '.join(src.key))}"]
+    for col, required in dates.items():
+        d = q("_d_" + col)
+        if required:
+            whens.append(f"WHEN {val(col)} IS NULL THEN {lit(f'bad_date: no date in {col}')}")
+        invalid = lit(f"bad_date: {col} is not a valid date in the source's formats")
+        whens += [f"WHEN {val(col)} IS NOT NULL AND {d} IS NULL THEN {invalid}",
+                  f"WHEN {d} < TIMESTAMP '1880-01-01' THEN {lit(f'bad_date: {col} before 1880')}",
+                  f"WHEN CAST({d} AS DATE) > DATE '{today}' THEN {lit(f'future_date: {col} after {today}')}"]
+    if src.event and src.event.code and src.event.unmapped == "quarantine":
+        known = ", ".join(lit(c.code.strip().upper()) for c in src.event.codes) or "NULL"
+        code = val(src.event.code)
+        whens.append(f"WHEN coalesce(upper({code}), '') NOT IN ({known}) "
+                     f"THEN 'unmapped_code: ' || coalesce(upper({code}), '(empty)')")
+    return "CASE " + " ".join(whens) + " END"
 
 def _ref_key(columns: list[str]) -> str:
     parts = [val(c) for c in columns]

@@ -7,11 +7,14 @@ DuckDB joins the results back to the records and does everything else (dates, po
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pyarrow as pa
 
 from ecins_link.config import ProjectConfig
 from ecins_link.standardise.address import clean_part, expand_street, normalise_flat, parse_address
+from ecins_link.standardise.address_sql import address_table, gazetteer_table
 from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
 from ecins_link.standardise.names import forename_frame, nickname_table, sex_values, surname_frame
 from ecins_link.store import Store
@@ -51,27 +54,46 @@ def _distinct(store: Store, sql: str) -> list:
 
 def _register(store: Store, name: str, df: pd.DataFrame) -> None:
     """A temp table of text columns from a frame (all-NULL columns stay VARCHAR)."""
-    arrow_frame = pa.table({c: pa.array(df[c].tolist(), pa.string()) for c in df.columns})  # noqa: F841 - used by SQL
-    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_frame")
+    arrow_frame = pa.table({c: pa.array(df[c].tolist(), pa.string()) for c in df.columns})
+    store.con.register("_std_frame_in", arrow_frame)
+    try:
+        store.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _std_frame_in")
+    finally:
+        store.con.unregister("_std_frame_in")
 
 
 def _pc_parts(pc: str) -> str:
     return f"{pc} AS postcode, split_part({pc}, ' ', 1) AS postcode_outward, left({pc}, length({pc}) - 2) AS postcode_sector"
 
 
+def _timed(timings: dict[str, float], name: str, started: float) -> float:
+    now = time.perf_counter()
+    timings[name] = round(now - started, 3)
+    return now
+
+
 def standardise(store: Store, config: ProjectConfig) -> None:
-    """Write person_std, address_std and gazetteer_std (one transaction, one audit row)."""
+    """Write person_std, address_std and gazetteer_std (one transaction, one audit row).
+
+    Per-step wall times (names, addresses, gazetteer, tables) go into the audit details as ``seconds``.
+    """
     store.require("person_records", "address_records", "gazetteer", stage="standardise")
     con = store.con
+    timings: dict[str, float] = {}
     with store.stage("standardise"):
+        t = time.perf_counter()
         _register(store, "_std_fore", forename_frame(_distinct(
             store, "SELECT DISTINCT forenames FROM person_records WHERE forenames IS NOT NULL")))
         _register(store, "_std_sur", surname_frame(_distinct(
             store, "SELECT DISTINCT surname FROM person_records WHERE surname IS NOT NULL")))
         _register(store, "_std_nick", nickname_table())
         _register(store, "_std_sex", pd.DataFrame(sex_values(), columns=["raw", "code"]))
-        _register(store, "_std_addr", address_frame(_distinct(store, """SELECT address_text FROM person_records
-            WHERE address_text IS NOT NULL UNION SELECT address_text FROM address_records WHERE address_text IS NOT NULL""")))
+        t = _timed(timings, "names", t)
+        address_table(con, """SELECT address_text FROM person_records
+            UNION ALL SELECT address_text FROM address_records""", "_std_addr")
+        t = _timed(timings, "addresses", t)
+        gazetteer_table(con, "_std_gaz")
+        t = _timed(timings, "gazetteer", t)
         pc = f"coalesce({postcode_sql('r.postcode')}, a.postcode)"
         store.write_table("person_std", f"""
             WITH b AS (
@@ -97,21 +119,22 @@ def standardise(store: Store, config: ProjectConfig) -> None:
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
             ORDER BY b.source, b.row_number""")
         store.write_table("address_std", f"""
-            SELECT r.source, r.record_key, r.origin, r.address_text, a.norm AS address_norm, a.flat, a.number,
-                   a.building, a.street, a.town, {_pc_parts(pc)}, r.uprn
-            FROM address_records r LEFT JOIN _std_addr a ON a.raw = r.address_text
-            ORDER BY r.source, r.record_key""")
-        gaz = con.execute("""SELECT uprn, sub_building, number, building_name, organisation, street, locality, town,
-            postcode FROM gazetteer""").fetchall()
-        _register(store, "_std_gaz", gazetteer_frame(gaz))
+            SELECT source, record_key, origin, address_text, address_norm, flat, number, building, street, town,
+                   {_pc_parts('pc')}, uprn
+            FROM (SELECT r.source, r.record_key, r.origin, r.address_text, a.norm AS address_norm, a.flat, a.number,
+                         a.building, a.street, a.town, {pc} AS pc, r.uprn
+                  FROM address_records r LEFT JOIN _std_addr a ON a.raw = r.address_text)
+            ORDER BY source, record_key""")
         store.write_table("gazetteer_std", f"""
             SELECT uprn, address_norm, flat, number, building, organisation, street, locality, town,
-                   {_pc_parts(postcode_sql('postcode_raw'))}, full_address FROM _std_gaz ORDER BY uprn""")
-        for t in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        counts = {t: store.count(t) for t in ("person_std", "address_std", "gazetteer_std")}
+                   {_pc_parts('pc')}, full_address
+            FROM (SELECT *, {postcode_sql('postcode_raw')} AS pc FROM _std_gaz) ORDER BY uprn""")
+        for tmp in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
+            con.execute(f"DROP TABLE IF EXISTS {tmp}")
+        _timed(timings, "tables", t)
+        counts = {name: store.count(name) for name in ("person_std", "address_std", "gazetteer_std")}
         issues = con.execute("""SELECT count(*) FILTER (WHERE postcode IS NULL), count(*) FILTER (WHERE dob IS NULL),
             count(*) FILTER (WHERE forename IS NULL) FROM person_std""").fetchone()
         store.audit("alteration", "standardise",
                     {"persons_without_postcode": issues[0], "persons_without_dob": issues[1],
-                     "persons_without_forename": issues[2]}, counts)
+                     "persons_without_forename": issues[2], "seconds": timings}, counts)

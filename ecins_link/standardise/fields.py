@@ -1,38 +1,41 @@
 """SQL expressions that normalise and validate one contact field (postcode, phone, email).
 
 Used by ingest (to null an invalid optional field and record a field issue) and by standardise, so the
-two stages agree on what is valid.  Each function takes a SQL expression and returns a SQL expression.
+two stages agree on what is valid.  Each function takes a SQL expression and returns a SQL expression that
+evaluates its input once: validation and formatting are one anchored ``regexp_replace`` whose fallback
+alternative ``^.*$`` yields the empty string (-> NULL) when the value is not valid.
 """
 
 from __future__ import annotations
 
 # UK postcode format (BS 7666 / gov.uk data standard), incl. GIR 0AA and the London sub-district forms.
-POSTCODE_RE = (
-    r"^(GIR 0AA|[A-PR-UWYZ]([0-9]{1,2}|([A-HK-Y][0-9]([0-9]|[ABEHMNPRV-Y])?)|[0-9][A-HJKPS-UW])"
-    r" [0-9][ABD-HJLNP-UW-Z]{2})$"
-)
+OUTWARD_RE = r"[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9](?:[0-9]|[ABEHMNPRV-Y])?|[0-9][A-HJKPS-UW])"
+INWARD_RE = r"[0-9][ABD-HJLNP-UW-Z]{2}"
+POSTCODE_RE = rf"^(GIR 0AA|{OUTWARD_RE} {INWARD_RE})$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
+
+
+def _keep_if(expr: str, body: str) -> str:
+    """``expr`` when it fully matches ``body`` (a regex with no capture groups), else NULL; ``expr`` evaluated once."""
+    return f"NULLIF(regexp_replace({expr}, '(?s)^({body})$|^.*$', '\\1'), '')"
 
 
 def postcode_sql(expr: str) -> str:
     """``AB1 2CD`` (upper case, one space before the inward code) or NULL when not a valid UK format."""
     compact = f"regexp_replace(upper({expr}), '[^A-Z0-9]', '', 'g')"
-    spaced = f"CASE WHEN length({compact}) BETWEEN 5 AND 7 THEN substr({compact}, 1, length({compact}) - 3) || ' ' || right({compact}, 3) END"
-    return f"CASE WHEN regexp_full_match({spaced}, '{POSTCODE_RE}') THEN {spaced} END"
+    return (f"NULLIF(trim(regexp_replace({compact}, '^(?:(GIR)(0AA)|({OUTWARD_RE})({INWARD_RE}))$|^.*$', "
+            f"'\\1\\3 \\2\\4')), '')")
 
 
 def phone_sql(expr: str) -> str:
     """UK national form (digits only, leading 0; +44 / 0044 / 44 handled; extension dropped) or NULL."""
     no_ext = f"regexp_replace(replace(lower({expr}), '(0)', ''), '\\s*(ext|extn|extension|x)\\.?\\s*[0-9]+\\s*$', '')"
     digits = f"regexp_replace({no_ext}, '[^0-9]', '', 'g')"
-    national = (f"CASE WHEN {digits} LIKE '0044%' THEN '0' || substr({digits}, 5) "
-                f"WHEN {digits} LIKE '44%' AND length({digits}) >= 12 THEN '0' || substr({digits}, 3) "
-                f"WHEN {digits} NOT LIKE '0%' AND length({digits}) = 10 THEN '0' || {digits} "
-                f"ELSE {digits} END")
-    return f"CASE WHEN regexp_full_match({national}, '0[1-9][0-9]{{8,9}}') THEN {national} END"
+    # 0044... -> 0...; 44 + >= 10 digits -> 0...; 10 digits not starting 0 -> 0 + digits; else unchanged
+    national = f"regexp_replace({digits}, '^(?:0044([0-9]*)|44([0-9]{{10,}})|([1-9][0-9]{{9}}))$', '0\\1\\2\\3')"
+    return _keep_if(national, "0[1-9][0-9]{8,9}")
 
 
 def email_sql(expr: str) -> str:
     """Lower-case trimmed e-mail address, or NULL when it does not look like one."""
-    e = f"lower(trim({expr}))"
-    return f"CASE WHEN regexp_full_match({e}, '{EMAIL_RE}') THEN {e} END"
+    return _keep_if(f"lower(trim({expr}))", EMAIL_RE[1:-1])
