@@ -102,5 +102,6 @@ def clean_select(source_sql: str) -> str:
                t2 <> t1 AS approximate
         FROM (SELECT *, {strip.format(x=strip.format(x="t1"))} AS t2
         FROM (SELECT *, CASE WHEN pc0 = '' THEN t0 ELSE rtrim(regexp_replace(t0, {pc_rx}, '\\1'), ' ,') END AS t1
-        FROM (SELECT *, regexp_extract(t0, {pc_rx}, 2) AS pc0
+        FROM (SELECT *, CASE WHEN regexp_full_match(right(rtrim(t0, ' ,'), 3), '[0-9][A-Z][A-Z]')
+                             THEN regexp_extract(t0, {pc_rx}, 2) ELSE '' END AS pc0
         FROM (SELECT raw, {t0} AS t0 FROM ({source_sql})))))"""

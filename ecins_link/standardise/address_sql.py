@@ -59,8 +59,14 @@ def address_table(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) ->
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_clean AS {clean_select(
         "SELECT r.raw, coalesce(f.folded, upper(r.raw)) AS folded FROM _addr_raw r LEFT JOIN _addr_fold f USING (raw)")}""")
     _maps_table(con)
-    regex_bits = " | ".join(f"CAST(regexp_full_match(w, {_q(rx)}) AS INT) * {bit}" for bit, rx in (
-        (NUM, NUM_RX), (SLASH, SLASH_RX), (FTOK, FLAT_TOKEN_RX), (LETTER, LETTER_RX)))
+    # regex classes, tested only where they can match (a digit first, one character, F + a short rest)
+    def rx(r: str) -> str:
+        return f"regexp_full_match(w, {_q(r)})"
+
+    regex_bits = (f"CASE WHEN w[1] BETWEEN '0' AND '9' THEN CAST({rx(NUM_RX)} AS INT) * {NUM} "
+                  f"| CAST({rx(SLASH_RX)} AS INT) * {SLASH} "
+                  f"WHEN length(w) = 1 THEN CAST({rx(LETTER_RX)} AS INT) * {LETTER} "
+                  f"WHEN w[1] = 'F' THEN CAST({rx(FLAT_TOKEN_RX)} AS INT) * {FTOK} ELSE 0 END")
     # tokens (commas kept as tokens), a street type expanded after a word; class bits; flat-word forms
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_tok AS
         SELECT clean, toks, list_transform(toks, w -> mp.flat[w]) AS fws,
@@ -75,17 +81,19 @@ def address_table(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) ->
              ), _addr_maps mp""")
     sigs = [r[0] for r in con.execute("SELECT DISTINCT sig FROM _addr_tok").fetchall()]
     tpls = [template(sg) for sg in sigs]
+    # per field: piece kinds ('t', 'w', 'a', 's', 'r' or the literal 'L:FLAT') and token indices (0 for literals)
     cols = {"sig": pa.array(sigs, pa.string())}
     for k, fld in enumerate(FIELDS):
-        cols[fld] = pa.array([list(t[k]) for t in tpls], pa.list_(pa.string()))
+        cols[fld + "_k"] = pa.array([[p if p[0] == "L" else p[0] for p in t[k]] for t in tpls], pa.list_(pa.string()))
+        cols[fld + "_i"] = pa.array([[0 if p[0] == "L" else int(p[1:]) for p in t[k]] for t in tpls],
+                                    pa.list_(pa.int32()))
     con.register("_addr_tpl_in", pa.table(cols))
 
     def field(fld: str) -> str:
-        piece = ("CASE left(p, 1) WHEN 'L' THEN p[3:] WHEN 't' THEN toks[CAST(p[2:] AS INT)] "
-                 "WHEN 'w' THEN fws[CAST(p[2:] AS INT)] WHEN 'a' THEN toks[CAST(p[2:] AS INT)][2:] "
-                 "WHEN 's' THEN split_part(toks[CAST(p[2:] AS INT)], '/', 1) "
-                 "ELSE split_part(toks[CAST(p[2:] AS INT)], '/', 2) END")
-        return f"nullif(array_to_string(list_transform(tp.{fld}, p -> {piece}), ' '), '') AS {fld}"
+        tok = f"toks[tp.{fld}_i[j]]"
+        piece = (f"CASE k WHEN 't' THEN {tok} WHEN 'w' THEN fws[tp.{fld}_i[j]] WHEN 'a' THEN {tok}[2:] "
+                 f"WHEN 's' THEN split_part({tok}, '/', 1) WHEN 'r' THEN split_part({tok}, '/', 2) ELSE k[3:] END")
+        return f"nullif(array_to_string(list_transform(tp.{fld}_k, (k, j) -> {piece}), ' '), '') AS {fld}"
 
     try:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
