@@ -7,8 +7,7 @@ row of a flags-only source with no true flag keeps one NULL-signal row (the cont
 from __future__ import annotations
 
 from ecins_link.config import Source
-from ecins_link.ingest.sql import lit, q, val
-from ecins_link.standardise.fields import postcode_sql
+from ecins_link.ingest.sql import lit, ok_col, q, val
 from ecins_link.store import Store
 
 R = "_ingest_rows"
@@ -35,7 +34,7 @@ def insert_events(store: Store, src: Source) -> None:
     e = src.event
     null = "CAST(NULL AS VARCHAR)"
     location = val(e.location) if e and e.location else null
-    loc_pc = (f"CASE WHEN {postcode_sql(val(e.location_postcode))} IS NOT NULL THEN {val(e.location_postcode)} END"
+    loc_pc = (f"CASE WHEN {ok_col(e.location_postcode, 'pc')} THEN {val(e.location_postcode)} END"
               if e and e.location_postcode else null)
     selects = []
     if e:

@@ -16,7 +16,6 @@ next line.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from pathlib import Path
 
@@ -240,67 +239,6 @@ def _parse_all(texts: list[str], delimiter: str, issues: dict[int, str]) -> list
     return out
 
 
-def _cell(v: object) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, dt.datetime):
-        return v.strftime("%Y-%m-%d") if v.time() == dt.time(0) else v.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(v, dt.date):
-        return v.strftime("%Y-%m-%d")
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
-    """Read one sheet of a workbook (first sheet unless named); typed dates become ISO text."""
-    import openpyxl
-
-    if not path.exists():
-        raise ReadError("file not found")
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable workbook is one clear quarantine entry
-        raise ReadError(f"not a readable workbook ({type(err).__name__})") from None
-    try:
-        if sheet is not None and sheet not in wb.sheetnames:
-            raise ReadError(f"sheet {sheet!r} not in workbook")
-        ws = wb[sheet] if sheet else wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
-        header = None
-        for r in rows:
-            if any(v is not None and str(v).strip() for v in r):
-                header = [str(v).strip() if v is not None else "" for v in r]
-                break
-        if not header:
-            raise ReadError("sheet is empty (no header)")
-        while header and header[-1] == "":
-            header.pop()
-        ncols = len(header)
-        cols: list[list[str | None]] = [[] for _ in range(ncols)]
-        rownums, issues, raws, row = [], [], [], 0
-        for r in rows:
-            values = [_cell(v) for v in r]
-            if not any(v is not None and v.strip() for v in values):
-                continue
-            row += 1
-            extra = [v for v in values[ncols:] if v is not None and v.strip()]
-            issue = f"ragged_row: {ncols + len(extra)} fields where the header has {ncols}" if extra else None
-            values = (values + [None] * ncols)[:ncols]
-            for c in range(ncols):
-                cols[c].append(values[c])
-            rownums.append(row)
-            issues.append(issue)
-            raws.append(",".join(v or "" for v in values + extra)[:1000] if issue else None)
-    finally:
-        wb.close()
-    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issues, pa.string()),
-              "_raw": pa.array(raws, pa.string())}
-    for name, values in zip(header, cols, strict=True):
-        arrays[name] = pa.array(values, pa.string())
-    return pa.table(arrays)
-
-
 def read_parquet(path: Path) -> pa.Table:
     """Read a Parquet file; every column cast to text (dates as ISO)."""
     import pyarrow.compute as pc
@@ -330,6 +268,8 @@ def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = "
     if fmt == "csv":
         return read_csv(path, encoding, delimiter)
     if fmt == "xlsx":
+        from ecins_link.ingest.xlsx import read_xlsx
+
         return read_xlsx(path, sheet)
     if fmt == "parquet":
         return read_parquet(path)

@@ -14,7 +14,7 @@ import datetime as dt
 
 from ecins_link.config import ProjectConfig, Source
 from ecins_link.ingest.readers import ReadError, read_source
-from ecins_link.ingest.sql import date_sql, has_time_sql, lit, q, split_full_name, unsafe_sql, val
+from ecins_link.ingest.sql import date_sql, has_time_sql, lit, ok_col, q, split_full_name, unsafe_sql, val
 from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
 from ecins_link.store import Store
 
@@ -75,17 +75,13 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
         reason = _row_reason(src, dates, today)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {R} AS SELECT *, {reason} AS _reason FROM (
             SELECT s.*, {record_key} AS _key, {longest} AS _longest, hash({', '.join('s.' + q(c) for c in data_cols)}) AS _h,
-                   FALSE AS _dup {''.join(', ' + e for e in date_exprs)}
+                   FALSE AS _dup {''.join(', ' + e for e in date_exprs + _valid_exprs(src))}
             FROM _ingest_src s {' '.join(joins)}) ORDER BY _row""")
     finally:
         con.unregister("_ingest_src")
         for k in range(len(dates)):
             con.execute(f"DROP TABLE IF EXISTS _ingest_d{k}")
-    con.execute(f"""UPDATE {R} SET _reason = 'duplicate_key_conflict: ' || n || ' rows share this key with different content'
-        FROM (SELECT _key AS k, count(*) AS n FROM {R} WHERE _reason IS NULL GROUP BY _key HAVING count(DISTINCT _h) > 1) c
-        WHERE _reason IS NULL AND _key = c.k""")
-    con.execute(f"""UPDATE {R} SET _dup = TRUE FROM (SELECT _row AS r, row_number() OVER (PARTITION BY _key ORDER BY _row) AS rn
-        FROM {R} WHERE _reason IS NULL) d WHERE _row = d.r AND d.rn > 1""")
+    _duplicates(store)
     ref = src.event.person_ref if src.event else None
     if ref and ref.source != src.name:
         ref_key = _ref_key(ref.columns)
@@ -112,6 +108,19 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source) -> None:
         insert_events(store, src)
     _addresses(store, src)
 
+
+
+def _duplicates(store: Store) -> None:
+    """Conflicting duplicate keys -> quarantined (all rows); identical ones -> ``_dup`` after the first."""
+    con = store.con
+    repeated = con.execute(f"SELECT count(_key) > count(DISTINCT _key) FROM {R} WHERE _reason IS NULL").fetchone()[0]
+    if not repeated:  # the usual case: every accepted key is unique, nothing to do
+        return
+    con.execute(f"""UPDATE {R} SET _reason = 'duplicate_key_conflict: ' || n || ' rows share this key with different content'
+        FROM (SELECT _key AS k, count(*) AS n FROM {R} WHERE _reason IS NULL GROUP BY _key HAVING count(DISTINCT _h) > 1) c
+        WHERE _reason IS NULL AND _key = c.k""")
+    con.execute(f"""UPDATE {R} SET _dup = TRUE FROM (SELECT _row AS r, row_number() OVER (PARTITION BY _key ORDER BY _row) AS rn
+        FROM {R} WHERE _reason IS NULL) d WHERE _row = d.r AND d.rn > 1""")
 
 
 def _date_lookups(store: Store, src: Source, dates: dict[str, bool]) -> tuple[list[str], list[str]]:
@@ -191,18 +200,22 @@ def _checks(src: Source) -> list[tuple[str, str, str]]:
 _FN = {"pc": postcode_sql, "ph": phone_sql, "em": email_sql}
 
 
+def _valid_exprs(src: Source) -> list[str]:
+    return [f"{_FN[fn](val(col))} IS NOT NULL AS {ok_col(col, fn)}"
+            for col, fn in dict.fromkeys((c, fn) for c, _f, fn in _checks(src))]
+
+
 def _field_issues(store: Store, src: Source) -> None:
     for col, field, fn in _checks(src):
-        norm = _FN[fn](val(col))
         store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, _row, _key, {lit(field)},
-            {lit(f'{field} not valid; nulled')} FROM {R} WHERE {val(col)} IS NOT NULL AND {norm} IS NULL""")
+            {lit(f'{field} not valid; nulled')} FROM {R} WHERE {val(col)} IS NOT NULL AND NOT {ok_col(col, fn)}""")
 
 
 def _opt(col: str | None, fn: str | None = None) -> str:
     if not col:
         return "CAST(NULL AS VARCHAR)"
     if fn:
-        return f"CASE WHEN {_FN[fn](val(col))} IS NOT NULL THEN {val(col)} END"
+        return f"CASE WHEN {ok_col(col, fn)} THEN {val(col)} END"
     return val(col)
 
 

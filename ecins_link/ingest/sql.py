@@ -25,6 +25,11 @@ def val(col: str) -> str:
     return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
 
 
+def ok_col(col: str, fn: str) -> str:
+    """Working column saying whether ``col`` is valid as a ``fn`` ('pc', 'ph', 'em') field (computed once per row)."""
+    return q(f"_ok_{fn}_{col}")
+
+
 def fmt_list(formats: list[str]) -> str:
     """A DuckDB list literal of strptime formats (duplicates dropped, order kept)."""
     seen = list(dict.fromkeys(formats))
@@ -71,9 +76,12 @@ def unsafe_sql(columns: list[str]) -> str:
     """
     if not columns:
         return "FALSE"
+    # cheap screen over all values at once; the exact per-column test runs only on rows it flags
+    joined = f"concat_ws(chr(31), {', '.join(q(c) for c in columns)})"
+    screen = f"regexp_matches({joined}, '(?:^|\\x1f)\\s*[=+@-]|[<>]')"
     parts = []
     for c in columns:
         x = q(c)
         parts.append(f"(regexp_matches({x}, '^\\s*[=+@-]') AND NOT regexp_full_match(trim({x}), '[+-]?[0-9 ().,/-]*')"
                      f" OR regexp_matches({x}, '[<>]'))")
-    return "coalesce(" + " OR ".join(parts) + ", FALSE)"
+    return f"CASE WHEN {screen} THEN coalesce(" + " OR ".join(parts) + ", FALSE) ELSE FALSE END"
