@@ -269,3 +269,33 @@ def test_proximity_can_be_left_unresolved_by_rules(tmp_path):
         assert pd.isna(m.loc["rear", "uprn"]) and m.loc["rear", "match_method"] == "unresolved"
         assert m.loc["rear", "location_id"].startswith("L")
         assert m.loc["clean3", "match_method"] == "exact_key"  # other addresses unaffected
+
+
+def test_locality_named_in_the_text_settles_a_street_tie(tmp_path):
+    """Two "River Street"s in one town (different localities): the locality the text names picks one; a text
+    naming only the town stays unresolved; a locality that contradicts the parts is not forced."""
+    from ecins_link.matching.locations import RULES_FILE
+    from ecins_link.standardise.address import parse_address
+
+    gaz = []
+    for uprn, loc, pc in (("1", "KINGSLEY", "NT4 1AB"), ("2", "OAKWOOD", "NT8 2CD")):
+        gaz.append([uprn, f"9 RIVER STREET {loc} NORTHTOWN", None, "9", None, None, "RIVER STREET", loc, "NORTHTOWN",
+                    pc, pc.split()[0], pc[:-2], f"9 RIVER STREET, {loc}, NORTHTOWN, {pc}"])
+    texts = {"kings": "9 River St, Kingsley, Northtown", "oak": "O/S 9 River Street, Oakwood, Northtown",
+             "town": "9 River St, Northtown", "other": "9 River St, Millbrook, Northtown"}
+    std = []
+    for key, text in texts.items():
+        a = parse_address(text)
+        std.append(["police", key, "event", text, a.norm, a.flat, a.number, a.building, a.street, a.town, None, None,
+                    None, None])
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
+                     encoding="utf-8")
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", pd.DataFrame(gaz, columns=GAZ_COLS))
+        store.write_table("address_std", pd.DataFrame(std, columns=STD_COLS))
+        link_locations(store, _config(), rules_path=rules)
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+    assert (m.loc["kings", "uprn"], m.loc["kings", "match_method"]) == ("1", "street_area")
+    assert (m.loc["oak", "uprn"], m.loc["oak", "match_method"]) == ("2", "proximity")
+    assert pd.isna(m.loc["town", "uprn"]) and pd.isna(m.loc["other", "uprn"])

@@ -129,6 +129,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
         "CREATE OR REPLACE TEMP TABLE _loc_res (akey VARCHAR, uprn VARCHAR, match_method VARCHAR, "
         "match_confidence DOUBLE)"
     )
+    con.execute("CREATE OR REPLACE TEMP TABLE _loc_ties (akey VARCHAR, method VARCHAR, n INTEGER)")
     if with_gazetteer:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _loc_gaz AS
@@ -241,6 +242,39 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
             WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_leftover > 0) {weak}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
+    return {"resolved": n, "ties_refused": int(ties)}
+
+
+def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> dict[str, int]:
+    """flat + number + street + an area (locality or town) the text names, when that names one UPRN.
+
+    "9 River St, Kingsley, Northtown": the parser's town is the last part (NORTHTOWN), where several River
+    Streets may be; the locality Kingsley the text also names settles it.  Same guards as the other weak keys.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        WITH a AS (SELECT t.akey, t.flat_id, t.number, t.street, len(m.areas) AS n_areas, unnest(m.areas) AS area
+                   FROM (SELECT * FROM _loc_addr x WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = x.akey)
+                         AND x.number IS NOT NULL AND x.street IS NOT NULL) t
+                   JOIN _loc_mention m USING (akey)),
+             -- a candidate must lie in every area the text names (its town and its locality)
+             hits AS (SELECT a.akey, g.uprn, bool_or(g.has_flats) AS has_flats FROM a JOIN _loc_gaz_area g
+                        ON g.number = a.number AND g.street = a.street AND g.town = a.area
+                       AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
+                      GROUP BY a.akey, g.uprn HAVING count(DISTINCT a.area) = max(a.n_areas))
+        SELECT akey, min(uprn) AS uprn, count(DISTINCT uprn) AS n, bool_or(has_flats) AS has_flats
+        FROM hits GROUP BY akey""")
+    n = _insert(
+        con,
+        f"""SELECT c.akey, c.uprn, 'street_area', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
+            JOIN _loc_addr a ON a.akey = c.akey
+            WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_leftover > 0)
+              AND a.n_unexplained = 0 AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
+              AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)""",
+    )
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    con.execute("INSERT INTO _loc_ties SELECT akey, 'street_area', n FROM _loc_cand WHERE n > 1")
     return {"resolved": n, "ties_refused": int(ties)}
 
 

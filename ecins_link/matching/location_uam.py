@@ -94,6 +94,9 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')))
           AND NOT (a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id)
+          -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: a flat label read as a house number
+          AND NOT (a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
+                   AND regexp_extract(g.number, '^\d+') = regexp_extract(a.flat_id, '^\d+'))
           AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation),
                                               '\b(\d+)[A-Z]?\b', 1),
                            regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1))

@@ -6,7 +6,7 @@ Order of work (cheapest and most certain first; each step sees only what earlier
 2. a UPRN the agency supplied, when it exists in the gazetteer (``source_uprn``);
 3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
-   missing or mistyped, ``street_sector``);
+   missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names);
 4. premises names against gazetteer organisation / building names (``premises_name``);
 5. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner;
 6. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
@@ -28,7 +28,7 @@ from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "premises_name", "uk_address_matcher", "proximity", "unresolved",
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "premises_name", "uk_address_matcher", "proximity", "unresolved",
            "too_vague"]
 
 
@@ -64,6 +64,8 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
         for method in keys.KEY_METHODS:
             counts[method] = keys.resolve_key(con, method, conf[method])
             lap(method)
+        counts["street_area"] = keys.resolve_street_area(con, conf.get("street_area", conf["street_number"]))
+        lap("street_area")
         prem = rules["premises"]
         counts["premises_name"] = keys.resolve_premises(con, conf["premises_name"], prem.get("ignore_leading", []),
                                                         int(prem.get("min_name_chars", 4)))
@@ -77,6 +79,11 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
                                                      '{strip}', '')) AS address_concat, postcode
                        FROM _loc_addr a
                        WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)"""
+            if uam.get("skip_key_ties", True):
+                # a key tie (same flat + number + street in every area the text names, several UPRNs) for a text
+                # that says nothing else (no building or premises name, no postcode): the matcher can only guess
+                todo += """ AND NOT (a.postcode IS NULL AND a.building IS NULL AND a.n_unexplained = 0
+                                     AND a.akey IN (SELECT akey FROM _loc_ties))"""
             todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
             counts["uk_address_matcher_sent"] = con.execute(f"SELECT count(*) FROM ({todo})").fetchone()[0]
             try:
@@ -125,7 +132,7 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
         by_method = dict(store.con.execute(
             "SELECT match_method, count(*) FROM address_matches GROUP BY 1 ORDER BY 1").fetchall())
         for t in ("_loc_rows", "_loc_map", "_loc_addr", "_loc_res", "_loc_clu", "_loc_cand", "_loc_gaz", "_loc_uam",
-                  "_loc_gaz_area", "_loc_mention"):
+                  "_loc_gaz_area", "_loc_mention", "_loc_ties"):
             store.con.execute(f"DROP TABLE IF EXISTS {t}")
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},
