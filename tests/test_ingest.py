@@ -233,3 +233,79 @@ def test_audit_row_has_counts_not_names(messy: Store) -> None:
     assert row.category == "collection" and '"people"' in row.details
     for name in ("Smith", "John", "Mill Lane"):
         assert name not in row.details and name not in row.row_counts
+
+
+def _careful_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecins_link.ingest import readers
+
+    monkeypatch.setattr(readers, "_plain_records", lambda *a, **k: None)
+
+
+def test_csv_fast_path_gives_the_careful_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecins_link.ingest.readers import read_csv
+
+    rows = PEOPLE_ROWS + [
+        'C20,"Quoted ""nick"" name",Doe,01-Feb-1980,M,"1 A St, Town",,,',  # doubled quotes
+        'C21,O"Neil,Stray,01-Feb-1980,M,1 A St,,,',  # stray quote mid-field: literal
+        'C22,"Multi\r\nline",X,01-Feb-1980,M,"2 A St\n\nTown",,,',  # CRLF and a blank line inside quotes
+        '   ',  # whitespace-only line: not a record
+        'C23,Tab\tbed,Y,01-Feb-1980,M,,,,',
+        'C24,"a"b,c,01-Feb-1980,M,,,,',  # text after a closing quote
+        'C25,,,,,,,,',
+    ]
+    path = tmp_path / "p.csv"
+    path.write_bytes(("\ufeff" + PEOPLE_HEADER + "\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    fast = read_csv(path)
+    _careful_only(monkeypatch)
+    careful = read_csv(path)
+    assert fast.num_rows == careful.num_rows == len(rows) - 1
+    assert fast.to_pylist() == careful.to_pylist()
+    assert fast.column("_row").to_pylist() == list(range(1, len(rows)))
+
+
+def test_ingest_identical_with_and_without_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "people.csv").write_text(PEOPLE_HEADER + "\n" + "\n".join(PEOPLE_ROWS) + "\n", encoding="utf-8")
+    (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    cfg = _project(tmp_path, [PEOPLE_SRC, CONTACT_SRC])
+    tables = ("quarantine", "accounting", "field_issues", "person_records", "event_records", "address_records")
+
+    def run(name: str) -> dict:
+        with Store(tmp_path / name) as store:
+            ingest(store, cfg)
+            return {t: store.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+    fast = run("fast.duckdb")
+    _careful_only(monkeypatch)
+    assert run("careful.duckdb") == fast
+
+
+def test_xlsx_direct_reader_matches_openpyxl(tmp_path: Path) -> None:
+    from ecins_link.ingest.xlsx import _fast_rows, _openpyxl_rows
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Visits"
+    ws.append(["ID", "WHEN", "N", "F", "B", "T", "NOTE"])
+    ws.append(["a", dt.datetime(1940, 5, 6), 3.0, 2.5, True, dt.datetime(2024, 1, 2, 13, 45), None])
+    ws.append(["b", "06/05/1950", 12345678901, -1.5e-10, False, dt.date(2020, 1, 1), "=1+2"])
+    ws.append([None, None, None])
+    ws.append(["c", dt.time(10, 30), "x<y", "Zoë & <b>", None, None, "  padded  "])
+    ws["J5"] = "beyond the header"
+    ws["C3"].number_format = "0.00%"
+    other = wb.create_sheet("Other")
+    other.append(["K"])
+    other.append([1])
+    wb.save(tmp_path / "w.xlsx")
+
+    def trimmed(rows: list) -> list:
+        out = [list(r) for r in rows if any(v is not None for v in r)]
+        return [r[:max(i + 1 for i, v in enumerate(r) if v is not None)] for r in out]
+
+    for sheet in (None, "Visits", "Other"):
+        assert trimmed(_fast_rows(tmp_path / "w.xlsx", sheet)) == trimmed(_openpyxl_rows(tmp_path / "w.xlsx", sheet))
+    src = {"name": "v", "agency": "fire", "path": "w.xlsx", "format": "xlsx", "sheet": "Nope", "key": "ID",
+           "person": {"full_name": "ID"}}
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, _project(tmp_path, [src]))
+        reason = store.con.execute("SELECT reason FROM quarantine").fetchone()[0]
+        assert reason == "unreadable_file: sheet 'Nope' not in workbook"
