@@ -4,9 +4,7 @@ A plain-SQL stand-in for the standardise stage so the linkage engine can be meas
 data set.  FEBRL has no phone number; its ``soc_sec_id`` (a numeric identifier with typos) goes into the
 ``phone`` slot, the one numeric identifier column of ``person_std``.  Australian 4-digit postcodes fill
 ``postcode``; the first three / two digits play sector / outward code.  Nicknames are not in FEBRL, so
-``forename_canonical`` = forename.  Phonetic keys are jellyfish metaphone over distinct values.  A
-``date_of_birth`` that is not a valid date (FEBRL's typos make e.g. day 93) leaves ``dob`` empty but keeps
-its valid parts in ``dob_year`` / ``dob_month`` / ``dob_day``, as a partial date of birth would be.
+``forename_canonical`` = forename.  Phonetic keys are jellyfish metaphone over distinct values.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ def febrl_person_std(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
         nullif(upper(trim(regexp_replace(given_name, '[^A-Za-z ]', '', 'g'))), '') AS forename,
         nullif(upper(trim(regexp_replace(surname, '[^A-Za-z \\-]', '', 'g'))), '') AS surname,
         try_strptime(trim(date_of_birth), '%Y%m%d')::DATE AS dob,
-        CASE WHEN regexp_full_match(trim(date_of_birth), '[0-9]{8}') THEN trim(date_of_birth) END AS dob_text,
         nullif(trim(postcode), '') AS pc,
         nullif(upper(trim(concat_ws(' ', street_number, address_1, address_2, suburb))), '') AS address_norm,
         nullif(trim(street_number), '') AS address_number,
@@ -57,12 +54,7 @@ def febrl_person_std(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
         NULL::VARCHAR AS middle_names, left(forename, 1) AS initial, surname,
         regexp_replace(surname, '[^A-Z]', '', 'g') AS surname_compact,
         fd.dm AS forename_dm, sd.dm AS surname_dm,
-        dob, coalesce(year(dob), CASE WHEN left(dob_text, 4)::INT BETWEEN 1800 AND 2100
-                                      THEN left(dob_text, 4)::INT END)::INT AS dob_year,
-        coalesce(month(dob), CASE WHEN substr(dob_text, 5, 2)::INT BETWEEN 1 AND 12
-                                  THEN substr(dob_text, 5, 2)::INT END)::INT AS dob_month,
-        coalesce(day(dob), CASE WHEN right(dob_text, 2)::INT BETWEEN 1 AND 31
-                                THEN right(dob_text, 2)::INT END)::INT AS dob_day,
+        dob, year(dob)::INT AS dob_year, month(dob)::INT AS dob_month, day(dob)::INT AS dob_day,
         NULL::VARCHAR AS sex, pc AS postcode, left(pc, 2) AS postcode_outward, left(pc, 3) AS postcode_sector,
         address_norm, address_number, NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, phone,
         NULL::VARCHAR AS email, FALSE AS unsafe
