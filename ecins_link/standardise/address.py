@@ -1,11 +1,16 @@
 """Address text -> one normalised text and parts (flat, number, building, street, town, postcode).
 
 Applied over DISTINCT address texts (agency records and gazetteer rows alike, so normalised keys join).
-Vocabulary (street-type abbreviations, flat words) lives in ``data/address.toml``.
+Vocabulary (street-type abbreviations, flat / premises / position words) lives in ``data/address.toml``.
 
 Normalised text = flat, building, number, street, localities, town joined by single spaces; upper-case
 ASCII, punctuation dropped, street types expanded, flat labels as ``FLAT 2`` (``APT 2``, ``F2``, ``FB``,
-``2/14`` all read as flats).
+``2/14``, a bare "23, Copperfield House" or "B, 1 Chester Grove" all read as flats).  Leading position words
+("O/S", "REAR OF", "JUNCTION NEAR", "IN") are dropped and reported as ``approximate``.
+
+Three steps, each in its own module: cleaning (:mod:`.address_clean`), part assignment by token-class
+signature (:mod:`.address_shape`), and the set-based DuckDB versions the standardise stage runs over all
+distinct texts (:mod:`.address_sql`).  The functions here parse one text and give the same parts.
 """
 
 from __future__ import annotations
