@@ -4,10 +4,13 @@ Entry point :func:`ingest` (contract in ``docs/contracts.md``).  Nothing is drop
 is accepted (possibly with an optional field nulled and a ``field_issues`` row), collapsed as an identical
 duplicate (counted), or quarantined with a reason code.  A file that cannot be read at all (missing,
 empty, undecodable container, mapped column absent) is one ``unreadable_file`` quarantine entry with
-``row_number`` 0 and an accounting row of zeros; the other sources still ingest.
+``row_number`` 0 and an accounting row of zeros; the other sources still ingest.  The audit row carries
+per-source counts and wall seconds (no personal data).
 """
 
 from __future__ import annotations
+
+import time
 
 from ecins_link.config import ProjectConfig
 from ecins_link.ingest.source import ingest_source
@@ -40,12 +43,15 @@ def ingest(store: Store, config: ProjectConfig) -> None:
         for name, cols in _TABLES.items():
             store.con.execute(f'CREATE OR REPLACE TABLE "{name}" ({cols})')
         # persons before events so that person references can be checked against accepted persons
+        seconds: dict[str, float] = {}
         for src in sorted(config.sources, key=lambda s: _ORDER[s.kind]):
+            started = time.perf_counter()
             ingest_source(store, config, src)
+            seconds[src.name] = round(time.perf_counter() - started, 3)
         store.con.execute("DROP TABLE IF EXISTS _ingest_rows")
         acc = store.df("SELECT * FROM accounting ORDER BY source")
         counts = {n: store.count(n) for n in _TABLES}
         per_source = {r.source: {"read": int(r.rows_read), "accepted": int(r.rows_accepted),
                                  "quarantined": int(r.rows_quarantined), "duplicates": int(r.duplicates_collapsed)}
                       for r in acc.itertuples()}
-        store.audit("collection", "ingest", {"sources": per_source}, counts)
+        store.audit("collection", "ingest", {"sources": per_source, "seconds": seconds}, counts)
