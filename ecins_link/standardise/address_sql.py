@@ -68,11 +68,14 @@ def address_table(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) ->
                   f"WHEN length(w) = 1 THEN CAST({rx(LETTER_RX)} AS INT) * {LETTER} "
                   f"WHEN w[1] = 'F' THEN CAST({rx(FLAT_TOKEN_RX)} AS INT) * {FTOK} ELSE 0 END")
     # tokens (commas kept as tokens), a street type expanded after a word; class bits; flat-word forms
+    # (vocabulary words all start with a letter: other tokens skip the map look-ups)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _addr_tok AS
-        SELECT clean, toks, list_transform(toks, w -> mp.flat[w]) AS fws,
+        SELECT clean, toks, list_transform(toks, w -> CASE WHEN w[1] >= 'A' THEN mp.flat[w] END) AS fws,
                array_to_string(list_transform(toks, w -> CASE WHEN w = ',' THEN ',' ELSE
-                   printf('%02x', coalesce(mp.masks[w], 0) | {regex_bits}) END), '') AS sig
+                   printf('%02x', CASE WHEN w[1] >= 'A' THEN coalesce(mp.masks[w], 0) ELSE 0 END | {regex_bits}) END), '')
+                   AS sig
         FROM (SELECT clean, list_transform(t0, (w, i) -> CASE
+                  WHEN w[1] < 'A' THEN w
                   WHEN mp.words[w] IS NOT NULL THEN mp.words[w]
                   WHEN i > 1 AND mp.abbrev[w] IS NOT NULL AND regexp_full_match(t0[i - 1], '[A-Z]+') THEN mp.abbrev[w]
                   ELSE w END) AS toks
