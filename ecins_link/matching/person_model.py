@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,8 +78,8 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
             # the twin pattern: nothing in the forename agrees, yet surname and full date of birth do
-            _lvl(f"(jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']} "
-                 "OR surname_dm_l = surname_dm_r) AND dob_l = dob_r AND jaro_winkler_similarity(forename_l, forename_r)"
+            _lvl(f"dob_l = dob_r AND (surname_dm_l = surname_dm_r OR jaro_winkler_similarity(surname_l, surname_r) >= "
+                 f"{t['surname_jaro_winkler']}) AND jaro_winkler_similarity(forename_l, forename_r)"
                  f" < {t['twin_max_forename_jaro_winkler']}", "different, same surname and dob"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
@@ -95,7 +96,9 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             cll.ExactMatchLevel("surname", term_frequency_adjustments=True).configure(label_for_charts="exact"),
             _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
             _lvl("surname_compact_l = surname_compact_r", "compact"),
-            _lvl(f"list_has_any({parts.format(s='l')}, {parts.format(s='r')})", "shared part"),
+            # only a surname with a non-letter (space, hyphen, apostrophe) has parts other than itself
+            _lvl("(regexp_matches(surname_l, '[^A-Z]') OR regexp_matches(surname_r, '[^A-Z]')) AND "
+                 f"list_has_any({parts.format(s='l')}, {parts.format(s='r')})", "shared part"),
             _lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
@@ -115,7 +118,9 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl(f"{yl} IS NULL OR {yr} IS NULL", "null").configure(is_null_level=True),
             _lvl("dob_l = dob_r", "exact"),
             _lvl("dob_year_l = dob_year_r AND dob_day_l = dob_month_r AND dob_month_l = dob_day_r", "day-month swapped"),
-            _lvl("damerau_levenshtein(strftime(dob_l, '%Y%m%d'), strftime(dob_r, '%Y%m%d')) <= 1", "one character"),
+            # one edit of YYYYMMDD leaves at least one of the three parts equal: test that first (cheap)
+            _lvl("(dob_year_l = dob_year_r OR dob_month_l = dob_month_r OR dob_day_l = dob_day_r) AND "
+                 "damerau_levenshtein(strftime(dob_l, '%Y%m%d'), strftime(dob_r, '%Y%m%d')) <= 1", "one character"),
             _lvl("(CAST(dob_year_l = dob_year_r AS INT) + CAST(dob_month_l = dob_month_r AS INT)"
                  " + CAST(dob_day_l = dob_day_r AS INT)) = 2", "two of three parts"),
             _lvl(f"(dob_l IS NULL OR dob_r IS NULL) AND {yl} = {yr}", "year only"),
@@ -255,15 +260,18 @@ def quiet_splink() -> Iterator[None]:
         lg.setLevel(before)
 
 
-def train(linker: Linker, mc: dict, seed: int = 42) -> dict:
-    """Unsupervised training with guards.  Returns a summary (no personal data) for ``linkage_models``."""
+def train(linker: Linker, mc: dict, seed: int = 42, n_records: int = 0) -> dict:
+    """Unsupervised training with guards.  Returns a summary (no personal data, with seconds per step) for
+    ``linkage_models``.  ``n_records`` (the input size) bounds the u sample (see ``u_sample_pairs``)."""
     with quiet_splink():
-        return _train(linker, mc, seed)
+        return _train(linker, mc, seed, n_records)
 
 
-def _train(linker: Linker, mc: dict, seed: int) -> dict:
+def _train(linker: Linker, mc: dict, seed: int, n_records: int) -> dict:
     b = mc["blocking"]
     summary: dict[str, Any] = {"em_passes": [], "errors": []}
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     try:
         linker.training.estimate_probability_two_random_records_match(
             list(b["prior_rules"]), recall=float(b["prior_recall"]))
@@ -274,20 +282,39 @@ def _train(linker: Linker, mc: dict, seed: int) -> dict:
         linker._settings_obj._probability_two_random_records_match = float(b["fallback_prior"])
         summary["errors"].append(f"prior: {type(err).__name__}: {err}")
     summary["prior"] = linker._settings_obj._probability_two_random_records_match
+    seconds["prior"] = _lap(started)
+    started = time.perf_counter()
     try:
-        linker.training.estimate_u_using_random_sampling(max_pairs=float(b["u_sample_pairs"]), seed=seed)
+        linker.training.estimate_u_using_random_sampling(max_pairs=u_sample_pairs(b, n_records), seed=seed)
     except Exception as err:  # noqa: BLE001
         summary["errors"].append(f"u sampling: {type(err).__name__}: {err}")
-    for rule in b["train"]:
+    seconds["u_sampling"] = _lap(started)
+    for i, rule in enumerate(b["train"]):
+        started = time.perf_counter()
         try:
-            linker.training.estimate_parameters_using_expectation_maximisation(rule)
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=bool(b.get("em_without_term_frequencies", False)))
             summary["em_passes"].append({"rule": rule, "ok": True})
         except Exception as err:  # noqa: BLE001 - e.g. no pairs on this rule, or degenerate data
             summary["em_passes"].append({"rule": rule, "ok": False, "error": f"{type(err).__name__}: {err}"})
         # EM on clean data may set a level's m to 0 or leave it unobserved: repair before the next pass
         _guard_levels(linker, {**mc, "weight_bounds": {}})
+        summary["em_passes"][-1]["seconds"] = seconds[f"em_{i + 1}"] = _lap(started)
     summary["guards"] = _guard_levels(linker, mc)
+    summary["seconds"] = seconds
     return summary
+
+
+def _lap(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
+def u_sample_pairs(b: dict, n_records: int) -> float:
+    """Random pairs for u estimation: ``u_sample_pairs`` (an upper bound), but no more than
+    ``u_sample_pairs_per_record`` x records -- a small input is not sampled more than it has pairs worth."""
+    per_record = float(b.get("u_sample_pairs_per_record", 0) or 0)
+    cap = float(b["u_sample_pairs"])
+    return min(cap, max(per_record * n_records, 1e5)) if per_record and n_records > 0 else cap
 
 
 def level_weights(linker: Linker) -> dict[str, float]:

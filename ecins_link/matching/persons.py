@@ -17,7 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from pathlib import Path
+
+import pandas as pd
 
 from ecins_link.config import ProjectConfig
 from ecins_link.matching.person_clusters import cluster
@@ -46,6 +49,16 @@ class LinkageError(StoreError):
     """The persons stage cannot run safely (e.g. blocking would generate too many pairs)."""
 
 
+def candidate_pairs_upper_bound(store: Store, rules: list[str], table: str = INPUT_TABLE) -> int:
+    """Sum of the pairs each rule generates on its own (pairs found by several rules counted each time): an
+    upper bound on the candidate pairs, cheaper than ``count_candidate_pairs`` (no exclusion of earlier rules)."""
+    if not rules:
+        return 0
+    parts = [f'SELECT count(*) AS n FROM "{table}" l JOIN "{table}" r ON ({rule}) AND l.unique_id < r.unique_id'
+             for rule in rules]
+    return int(store.con.execute(f"SELECT sum(n) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] or 0)
+
+
 def count_candidate_pairs(store: Store, rules: list[str], table: str = INPUT_TABLE) -> list[dict]:
     """Pairs each prediction blocking rule adds (after the earlier rules), without generating them."""
     from splink import DuckDBAPI
@@ -64,20 +77,33 @@ def _drop_splink_tables(store: Store) -> None:
         store.con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{name}"')
 
 
-def _score(store: Store, mc: dict, max_pairs: int) -> tuple[dict, dict]:
+def _lap(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
+def _score(store: Store, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
     """Train and predict; leaves all scored pairs in temp table ``_pp_all``.  Returns (settings, summary)."""
     rules = list(mc["blocking"]["predict"])
-    blocking = count_candidate_pairs(store, rules)
-    total = sum(b["pairs"] for b in blocking)
-    if total > max_pairs:
-        raise LinkageError(f"persons: blocking would score {total:,} pairs, above linkage.max_pairs "
-                           f"({max_pairs:,}); tighten the blocking rules or raise the limit")
+    started = time.perf_counter()
+    if candidate_pairs_upper_bound(store, rules) > max_pairs:  # only then count exactly (slower)
+        total = sum(b["pairs"] for b in count_candidate_pairs(store, rules))
+        if total > max_pairs:
+            raise LinkageError(f"persons: blocking would score {total:,} pairs, above linkage.max_pairs "
+                               f"({max_pairs:,}); tighten the blocking rules or raise the limit")
+    count_seconds = _lap(started)
     linker = make_linker(store.con, INPUT_TABLE, mc)
-    summary = train(linker, mc)
+    summary = train(linker, mc, n_records=n_records)
+    started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
     store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability, match_key FROM {preds.physical_name}""")
+    # pairs each rule added after the earlier ones (Splink's match_key = index of the first rule that found it)
+    per_rule = dict(store.con.execute("SELECT CAST(match_key AS INT), count(*) FROM _pp_all GROUP BY 1").fetchall())
+    blocking = [{"rule": r, "pairs": int(per_rule.get(i, 0))} for i, r in enumerate(rules)]
+    total = sum(b["pairs"] for b in blocking)
+    summary["seconds"] = {"count_candidate_pairs": count_seconds, **summary.get("seconds", {}),
+                          "predict": _lap(started)}
     settings = linker.misc.save_model_to_json()
     summary.update(blocking=blocking, candidate_pairs=total, level_weights=level_weights(linker))
     linker.table_management.delete_tables_created_by_splink_from_db()
@@ -99,7 +125,7 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
             raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
         _drop_splink_tables(store)
         if n_records >= 2:
-            settings, summary = _score(store, mc, lk.max_pairs)
+            settings, summary = _score(store, mc, lk.max_pairs, n_records)
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             store.con.execute("""CREATE OR REPLACE TEMP TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
                                  match_weight DOUBLE, match_probability DOUBLE)""")
@@ -107,18 +133,28 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
             settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
             linker.table_management.delete_tables_created_by_splink_from_db()
         _drop_splink_tables(store)
+        seconds = summary.setdefault("seconds", {})
+        started = time.perf_counter()
         keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
         n_pairs = store.write_table("person_pairs", f"""SELECT unique_id_l, unique_id_r, match_weight,
             match_probability FROM _pp_all WHERE match_probability >= {keep}""")
+        seconds["write_pairs"] = _lap(started)
+        started = time.perf_counter()
         must, cannot = load_constraints(store)
         splits = cluster(store.con, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        seconds["cluster_and_guard"] = _lap(started)
+        started = time.perf_counter()
         assign_stable_ids(store, RAW_CLUSTERS)
+        seconds["stable_ids"] = _lap(started)
+        started = time.perf_counter()
         store.con.execute(_SPLITS_DDL)
-        for s in splits:
-            store.con.execute(
-                f"""INSERT INTO cluster_splits SELECT ?, min(pc.person_id), ?, ? FROM {RAW_CLUSTERS} r
-                    JOIN person_clusters pc USING (unique_id) WHERE r.cluster_id = ?""",
-                [store.run_id, s["reason"], s["n_records"], s["cluster_id"]])
+        if splits:  # one set-based insert: each piece's person id is the smallest id among its records
+            store.con.register("_pp_splits", pd.DataFrame(splits, columns=["cluster_id", "reason", "n_records"]))
+            store.con.execute(f"""INSERT INTO cluster_splits
+                SELECT ?, min(pc.person_id), any_value(s.reason), any_value(s.n_records)
+                FROM _pp_splits s JOIN {RAW_CLUSTERS} r ON r.cluster_id = s.cluster_id
+                JOIN person_clusters pc USING (unique_id) GROUP BY s.cluster_id ORDER BY 2""", [store.run_id])
+            store.con.unregister("_pp_splits")
         n_people, n_multi = store.con.execute("""SELECT count(DISTINCT person_id),
             count(DISTINCT person_id) FILTER (WHERE person_id IN
                 (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
@@ -127,6 +163,7 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
                        persons=n_people, multi_record_persons=n_multi, scored_pairs=store.count("_pp_all"),
                        kept_pairs=n_pairs, must_link=len(must), cannot_link=len(cannot),
                        guard_pieces=len(splits), guard=guard)
+        seconds["write_splits_and_counts"] = _lap(started)
         store.con.execute(_MODELS_DDL)
         store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
                           [store.run_id, dt.datetime.now(), json.dumps(settings), json.dumps(summary, default=str)])
