@@ -148,12 +148,16 @@ def _radial(graph: nx.Graph, comp: list, seeds: set) -> dict:
     angle: dict = {}
     for k, layer in enumerate(layers):
         if k == 0:
-            wanted = {n: 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
+            wanted = {n: math.pi / 2 + 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
         else:
             inner = set(layers[k - 1])
             target = {n: _mean_angle(graph, n, inner, angle) for n in layer}
             layer = sorted(layer, key=lambda n: (target[n], str(n)))  # noqa: PLW2901 - reorder the ring
-            start = target[layer[0]]
+            # around a lone centre every target is the same: start straight down, so that labels (drawn
+            # beside the nodes) of a short ring sit one above the other instead of running into each other
+            # (with more than two, turned off the horizontal so no label runs into the centre's)
+            start = (math.pi / 2 + (math.pi / len(layer) if len(layer) > 2 else 0.0)
+                     if len(layers[k - 1]) == 1 and k == 1 else target[layer[0]])
             wanted = {n: start + 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
         angle.update({n: a % (2 * math.pi) for n, a in wanted.items()})
     radius_of = {n: (k / depth if k else (0.0 if len(layers[0]) == 1 else
@@ -167,7 +171,7 @@ def _layout(graph: nx.Graph, seeds: set | None = None) -> dict:
     grid cell, biggest first, so separate groups stay readable instead of being flung to the corners."""
     seeds = seeds or set()
     comps = sorted((sorted(c, key=str) for c in nx.connected_components(graph)), key=lambda c: (-len(c), str(c[0])))
-    cols = math.ceil(math.sqrt(len(comps)))
+    cols = min(3, math.ceil(math.sqrt(len(comps))))  # labels need width: at most three groups side by side
     rows = math.ceil(len(comps) / cols)
     pos: dict = {}
     for i, comp in enumerate(comps):
@@ -182,8 +186,8 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
                 seeds: list[str], width: int = 760, height: int = 520) -> str | None:
     """SVG network of the people (circles) and places (squares) of a case; seeds drawn bold.
 
-    ``edges`` has src, dst, edge_type (a frame or a list of tuples); ``labels`` maps node id -> the text to show (already limited to
-    what the view may display).  None when there is nothing to draw.
+    ``edges`` has src, dst, edge_type (a frame or a list of tuples); ``labels`` maps node id -> the text to
+    show (already limited to what the view may display).  None when there is nothing to draw.
     """
     graph = nx.Graph()
     for node in seeds:
@@ -196,7 +200,10 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
     if graph.number_of_nodes() == 0:
         return None
     graph = _trim(graph, seeds)
-    height = min(height, 180 + 36 * graph.number_of_nodes())
+    groups = nx.number_connected_components(graph)
+    rows = math.ceil(groups / min(3, math.ceil(math.sqrt(groups))))
+    height = min(max(height, 130 * rows), 180 + 36 * graph.number_of_nodes())
+    max_chars = {1: 40, 2: 30}.get(min(3, math.ceil(math.sqrt(groups))), 22)  # label width per grid column
     pos = _layout(graph, set(seeds))
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
@@ -232,8 +239,10 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
         else:
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="10" fill="{fill}" stroke="{stroke}" '
                        f'stroke-width="{3 if bold else 1.5}"><title>{label}</title></circle>')
-        short = escape(raw if len(raw) <= 34 else raw[:32] + "…")
-        anchor = "start" if x < width / 2 else "end"
+        short = raw if len(raw) <= max_chars else raw[:max_chars - 1] + "…"
+        # labels run right (so side-by-side groups do not collide) unless that would leave the picture
+        anchor = "start" if x + 13 + 6.3 * len(short) < width - 4 else "end"
+        short = escape(short)
         dx = 13 if anchor == "start" else -13
         out.append(f'<text x="{x + dx:.1f}" y="{y + 4:.1f}" font-size="11" text-anchor="{anchor}" '
                    f'font-family="sans-serif">{short}</text>')
