@@ -13,7 +13,7 @@ import pytest
 from test_report_fixtures import FORMULA, XSS, build_store, config
 
 from ecins_link.report import write_outputs
-from ecins_link.report.charts import MAX_NODES, network_svg
+from ecins_link.report.charts import MAX_NODES, network_svg, timeline_svg
 
 CONTRACT = {
     "accounting.csv": ["source", "rows_read", "rows_accepted", "rows_quarantined"],
@@ -174,3 +174,20 @@ def test_charts_only_for_top_ranked_cases(tmp_path: Path) -> None:
     with_chart = [r["rank"] for r in work
                   if 'aria-label="signals by agency over time"' in (tmp_path / "o" / "panel" / r["page"]).read_text("utf-8")]
     assert with_chart == ["1"]
+
+
+def test_timeline_svg_one_dot_per_dated_signal_and_escapes() -> None:
+    signals = pd.DataFrame({"event_date": pd.to_datetime(["2025-01-03", "2025-06-30", None, "2026-02-11"]),
+                            "agency": ["police", XSS, "fire", "police"], "signal": ["A", "B", "C", "D & E"],
+                            "category": ["DA", "SUBSTANCE", "FIRE", None], "role": ["suspect", None, None, None]})
+    svg = timeline_svg(signals)
+    root = ET.fromstring(svg)  # well-formed XML
+    ns = "{http://www.w3.org/2000/svg}"
+    dots = [c for c in root.iter(f"{ns}circle") if c.find(f"{ns}title") is not None]
+    assert len(dots) == 3  # the undated signal is listed in the table, not drawn
+    tips = [c.find(f"{ns}title").text for c in dots]
+    assert "2025-01-03 · police · A · suspect" in tips and any("D & E" in t for t in tips)
+    assert any(XSS in t for t in tips) and "<script" not in svg  # axis labels are cut, tooltips in full
+    assert any(t.text.startswith("<script>") for t in root.iter(f"{ns}text"))
+    assert timeline_svg(signals.assign(event_date=pd.NaT)) is None
+    assert timeline_svg(signals.to_dict("records")) == svg  # rows as dicts draw the same picture
