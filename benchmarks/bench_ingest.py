@@ -14,6 +14,7 @@ standardised in <= 20 s on the 2-core dev machine.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import resource
@@ -26,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import measured, write_results  # noqa: E402
 
-import ecins_link  # noqa: E402
 from ecins_link.config import load_config  # noqa: E402
 from ecins_link.ingest import ingest  # noqa: E402
 from ecins_link.standardise import standardise  # noqa: E402
@@ -68,7 +68,7 @@ def run(town: Path, work: Path) -> dict:
     gaz = config.gazetteer_source.name if config.gazetteer_source else None
     agency_rows = sum(v for k, v in rows.items() if k != gaz)
     total = round(record["ingest"]["seconds"] + record["standardise"]["seconds"], 3)
-    return {"code": str(Path(ecins_link.__file__).parent), "agency_records": agency_rows,
+    return {"code": str(Path(inspect.getfile(ingest)).parents[1]), "agency_records": agency_rows,
             "gazetteer_rows": sum(rows.values()) - agency_rows, "stages": record, "seconds_total": total,
             "cpu_seconds_total": round(record["ingest"]["cpu_seconds"] + record["standardise"]["cpu_seconds"], 3),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in record.values()),
