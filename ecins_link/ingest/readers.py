@@ -101,9 +101,29 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     return table.take(pc.sort_indices(table.column("_row"))) if len(parts) > 1 else table
 
 
+# every character Python's str.isspace() accepts (so "blank line" means exactly what ``not line.strip()`` does)
+_BLANK_RE = "^[\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]*$"
+
+
+def _one_line_records(lines: list[str], first: int) -> bool:
+    """True when every line from ``first`` is a whole record: none blank, none with an odd number of quotes."""
+    if first >= len(lines):
+        return False
+    try:
+        arr = pa.array(lines[first:] if first else lines, pa.large_string())
+    except (UnicodeError, pa.ArrowException):  # undecodable bytes (lone surrogates): the careful loop
+        return False
+    if pc.any(pc.match_substring_regex(arr, _BLANK_RE)).as_py():
+        return False
+    return not pc.any(pc.not_equal(pc.bit_wise_and(pc.count_substring(arr, '"'), 1), 0)).as_py()
+
+
 def _split_records(lines: list[str], first: int, ncols: int,
                    delimiter: str) -> tuple[list[int], list[str], dict[int, str]]:
     """Physical lines -> (data-row numbers, record texts, {index: broken_quoting issue}); blank lines skipped."""
+    if _one_line_records(lines, first):  # the usual file: one line per record, checked in Arrow
+        texts = lines[first:] if first else lines
+        return list(range(1, len(texts) + 1)), texts, {}
     rownums: list[int] = []
     texts: list[str] = []
     issues: dict[int, str] = {}  # index into texts -> issue
