@@ -111,7 +111,8 @@ def missed_pairs(store: Store, truth: pd.Series, rules: list[str], threshold: fl
 def threshold_sweep(store: Store, truth: pd.Series, guard: dict) -> dict:
     """Pairwise quality if the same scored pairs were clustered at other match thresholds (same clustering and
     over-merge guard, ``person_clusters.cluster`` over ``person_pairs``); the stage itself ran at the project
-    default ``linkage.match_threshold``."""
+    default ``linkage.match_threshold``.  ``person_pairs`` keeps pairs down to ``keep_pairs_min_probability``
+    only, so the guard sees fewer negative pairs here than in the stage (the 0.95 row may differ slightly)."""
     out = {}
     for t in SWEEP:
         cluster(store.con, "person_std", "person_pairs", t, [], [], guard, "__sweep")
