@@ -41,8 +41,9 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
     Files: accounting.csv, quarantine.csv, persons.parquet, addresses.parquet, flags.parquet, worklist.csv,
     panel/index.html and panel/cases/case_<hash>.html.  With a purpose only its rules' flags are included,
     detail only from its agencies and categories, other partners existence-only, and only its fields.
-    ``max_charts``: case pages ranked beyond this get no timeline chart (its signals stay listed): each
-    chart costs ~50 ms to render offline, and a pack is for a panel, not a population.
+    ``max_charts``: case pages ranked beyond this get no timeline chart (its signals stay listed in the
+    provenance table): a chart is cheap (drawn as SVG text, < 1 ms) but adds ~5 KB to every page, and a pack
+    is for a panel, not a population.
     Appends two 'disclosure' audit rows (pack built, files exported) with counts, no names.
     Returns ``{"out_dir", "purpose", "files": {name: path}, "counts": {name: rows}, "seconds"}``.
     """
