@@ -46,6 +46,19 @@ def insert_events(store: Store, src: Source) -> None:
         values = ", ".join(f"({lit(c)}, {lit(r) if r else 'NULL'}, {lit(s)})" for c, r, s in codes)
         code_table = (f"(VALUES {values}) m(code, role, signal)" if codes
                       else "(SELECT NULL::VARCHAR code, NULL::VARCHAR role, NULL::VARCHAR signal WHERE FALSE) m")
+        if not src.flags:  # one row per (row, matched signal): event_seq ranked once per distinct (code, role)
+            con.execute(f"""INSERT INTO event_records
+                WITH x AS (SELECT _key, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d,
+                                  CAST({ts} AS TIMESTAMP) AS ts, {location} AS loc, {loc_pc} AS loc_pc,
+                                  {psrc} AS psrc, {pkey} AS pkey FROM {R}),
+                pm AS (SELECT p.raw_code, p.role, m.signal, CAST(row_number() OVER (
+                               PARTITION BY p.raw_code, p.role ORDER BY m.signal NULLS LAST) AS INT) AS seq
+                       FROM (SELECT DISTINCT raw_code, role FROM x) p
+                       LEFT JOIN {code_table} ON m.code = p.raw_code AND (m.role IS NULL OR m.role = p.role))
+                SELECT {lit(src.name)}, {lit(src.agency)}, x._key, pm.seq, pm.signal, x.raw_code, x.role, x.d, x.ts,
+                       x.loc, x.loc_pc, x.psrc, x.pkey
+                FROM x JOIN pm ON pm.raw_code IS NOT DISTINCT FROM x.raw_code AND pm.role IS NOT DISTINCT FROM x.role""")
+            return
         selects.append(f"""SELECT x._key, 0 AS kind, m.signal, x.raw_code, x.role, x.d, x.ts, x._row FROM
             (SELECT _key, _row, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d, CAST({ts} AS TIMESTAMP) AS ts
              FROM {R}) x LEFT JOIN {code_table} ON m.code = x.raw_code AND (m.role IS NULL OR m.role = x.role)""")
