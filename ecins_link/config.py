@@ -198,6 +198,9 @@ class LinkageSettings(_Model):
     match_threshold: float = 0.95
     review_band: tuple[float, float] = (0.5, 0.95)
     max_pairs: int = 50_000_000
+    # False: reuse the last trained model and score only pairs involving new / changed records (see
+    # matching/persons.py); falls back to a full run when there is no earlier linkage in the store
+    retrain: bool = True
 
 
 class ProjectSettings(_Model):

@@ -8,8 +8,15 @@
    over-merge guard (``person_clusters``);
 3. hands the clusters to ``stable_ids.assign_stable_ids`` (person ids stable across batches);
 4. writes ``person_pairs`` (pairs with probability >= ``guard.keep_pairs_min_probability``),
-   appends ``cluster_splits`` and ``linkage_models`` (settings JSON with trained m/u + training summary),
-   and one audit row with counts only.
+   appends ``cluster_splits`` and ``linkage_models`` (settings JSON with trained m/u + training summary,
+   with seconds per step), ``person_link_state`` (a hash per record) and one audit row with counts only.
+
+With ``config.linkage.retrain = false`` (and an earlier linkage in the store) step 1 is predict-only: the
+last trained model scores just the pairs that involve a new or changed record (hash differs from
+``person_link_state``); the earlier run's kept pairs between unchanged records are carried over, then
+clustering and stable ids run over all records as usual.  Carried-over pairs are those kept in
+``person_pairs``, so the guard's negative-pair check sees only fresh pairs (DOB contradictions are checked
+on all records as always).  Retrain periodically (the default) as the data drift.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from ecins_link.store import Store, StoreError
 
 INPUT_TABLE = "person_std"
 RAW_CLUSTERS = "person_clusters_raw"
+STATE_TABLE = "person_link_state"  # unique_id, record_hash of the records the last run linked
+_TRAINED = "summary_json NOT LIKE '%fewer than two records%'"  # linkage_models rows with a trained model
 log = logging.getLogger(__name__)
 
 _SPLITS_DDL = """CREATE TABLE IF NOT EXISTS cluster_splits (
@@ -110,6 +119,57 @@ def _score(store: Store, mc: dict, max_pairs: int, n_records: int) -> tuple[dict
     return settings, summary
 
 
+def _record_hashes(table: str = INPUT_TABLE) -> str:
+    """SQL: ``(unique_id, record_hash)`` of every record -- any change to any field changes the hash."""
+    return f'SELECT unique_id, md5(CAST(t AS VARCHAR)) AS record_hash FROM "{table}" t'
+
+
+def _can_increment(store: Store) -> bool:
+    return all(store.has_table(t) for t in ("linkage_models", STATE_TABLE, "person_pairs", "person_id_registry")) \
+        and store.count(STATE_TABLE) > 0 and bool(store.con.execute(
+            f"SELECT count(*) FROM linkage_models WHERE {_TRAINED}").fetchone()[0])
+
+
+def _score_incremental(store: Store, max_pairs: int) -> tuple[dict, dict]:
+    """Predict-only: the last trained model scores only pairs that involve a new or changed record; the
+    previous run's kept pairs between unchanged records are carried over.  Leaves ``_pp_all``."""
+    from splink import DuckDBAPI, Linker
+
+    con = store.con
+    row = con.execute(f"""SELECT settings_json, run_id FROM linkage_models WHERE {_TRAINED}
+                          ORDER BY created_at DESC LIMIT 1""").fetchone()
+    settings, model_run = json.loads(row[0]), row[1]
+    started = time.perf_counter()
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_delta AS SELECT h.unique_id FROM ({_record_hashes()}) h
+        LEFT JOIN {STATE_TABLE} s USING (unique_id) WHERE s.record_hash IS DISTINCT FROM h.record_hash""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_input AS SELECT p.*, d.unique_id IS NOT NULL AS _delta
+        FROM "{INPUT_TABLE}" p LEFT JOIN _pp_delta d USING (unique_id)""")
+    rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in settings["blocking_rules_to_generate_predictions"]]
+    # each rule twice, the delta side first, so the database filters to the few delta records before the join
+    delta_rules = [f"{side}._delta AND ({r})" for r in rules for side in ("l", "r")]
+    bound = candidate_pairs_upper_bound(store, delta_rules, table="_pp_input")
+    if bound > max_pairs:
+        raise LinkageError(f"persons (incremental): up to {bound:,} pairs, above linkage.max_pairs ({max_pairs:,})")
+    run_settings = {**settings, "blocking_rules_to_generate_predictions": delta_rules}
+    run_settings.pop("linker_uid", None)
+    linker = Linker("_pp_input", run_settings, DuckDBAPI(connection=con), set_up_basic_logging=False)
+    with quiet_splink():
+        preds = linker.inference.predict()
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM person_pairs pp
+        WHERE pp.unique_id_l IN (SELECT unique_id FROM _pp_input WHERE NOT _delta)
+          AND pp.unique_id_r IN (SELECT unique_id FROM _pp_input WHERE NOT _delta)
+        UNION ALL
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
+    n_delta, n_new = store.count("_pp_delta"), store.count(preds.physical_name)
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    con.execute("DROP TABLE IF EXISTS _pp_input; DROP TABLE IF EXISTS _pp_delta")
+    summary = {"mode": "incremental", "model_run_id": model_run, "new_or_changed_records": n_delta,
+               "candidate_pairs": n_new, "prior": settings.get("probability_two_random_records_match"),
+               "em_passes": [], "seconds": {"predict": _lap(started)}}
+    return settings, summary
+
+
 def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> None:
     """Stage entry point: person_std -> person_pairs, person_clusters (+ registry, lineage), cluster_splits,
     linkage_models.  ``model_file`` overrides the packaged ``person_model.toml``."""
@@ -124,8 +184,11 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
         if dupes or nulls:
             raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
         _drop_splink_tables(store)
-        if n_records >= 2:
+        if n_records >= 2 and not lk.retrain and _can_increment(store):
+            settings, summary = _score_incremental(store, lk.max_pairs)
+        elif n_records >= 2:
             settings, summary = _score(store, mc, lk.max_pairs, n_records)
+            summary["mode"] = "full"
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             store.con.execute("""CREATE OR REPLACE TEMP TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
                                  match_weight DOUBLE, match_probability DOUBLE)""")
@@ -167,6 +230,7 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
         store.con.execute(_MODELS_DDL)
         store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
                           [store.run_id, dt.datetime.now(), json.dumps(settings), json.dumps(summary, default=str)])
+        store.write_table(STATE_TABLE, _record_hashes())  # what the next incremental run compares against
         store.con.execute(f"DROP TABLE IF EXISTS {RAW_CLUSTERS}; DROP TABLE IF EXISTS _pp_all")
         store.audit("combination", "link_persons",
                     details={"match_threshold": lk.match_threshold, "candidate_pairs": summary.get("candidate_pairs", 0),
