@@ -25,7 +25,11 @@ CATEGORY_COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eec
 
 
 def _ticks(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Axis ticks: first days of years, quarters or months between ``start`` and ``end`` (at most ~8)."""
+    """Axis ticks: first days of years, quarters or months between ``start`` and ``end`` (at most ~8); for
+    spans under ~4 months also the 15th of each month."""
+    if (end - start).days < 120:
+        days = [dt.date(y, m, d) for y in range(start.year, end.year + 1) for m in range(1, 13) for d in (1, 15)]
+        return [day for day in days if start <= day <= end]
     months = (end.year - start.year) * 12 + end.month - start.month
     step = next((s for s in (1, 3, 6, 12, 24, 60, 120) if months / s <= 8), 240)
     first = start.year * 12 + start.month - 1
@@ -89,7 +93,8 @@ def timeline_svg(signals: pd.DataFrame | list[dict], width: int = 760) -> str | 
     axis_y = top + row * len(agencies)
     for tick in _ticks(lo, hi):
         tx = x(tick)
-        label = str(tick.year) if tick.month == 1 else tick.strftime("%Y-%m")
+        label = (tick.isoformat() if tick.day != 1 or (hi - lo).days < 120
+                 else str(tick.year) if tick.month == 1 else tick.strftime("%Y-%m"))
         out.append(f'<line x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y + 4}" stroke="#e4e8ee"/>'
                    f'<text x="{tx:.1f}" y="{axis_y + 17}" font-size="10" text-anchor="middle" '
                    f'fill="#3d4b5c">{label}</text>')
