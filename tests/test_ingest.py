@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from ecins_link.config import parse_config
@@ -309,3 +310,17 @@ def test_xlsx_direct_reader_matches_openpyxl(tmp_path: Path) -> None:
         ingest(store, _project(tmp_path, [src]))
         reason = store.con.execute("SELECT reason FROM quarantine").fetchone()[0]
         assert reason == "unreadable_file: sheet 'Nope' not in workbook"
+
+
+def test_csv_arrow_failure_falls_back_to_careful_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecins_link.ingest import readers
+
+    path = tmp_path / "p.csv"
+    path.write_text(PEOPLE_HEADER + "\n" + "\n".join(PEOPLE_ROWS) + "\n", encoding="utf-8")
+    fast = readers.read_csv(path)
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise pa.ArrowInvalid("straddling object")
+
+    monkeypatch.setattr(readers, "_arrow_parse", boom)
+    assert readers.read_csv(path).to_pylist() == fast.to_pylist()

@@ -127,3 +127,22 @@ def test_name_parsers() -> None:
     assert parse_surname("Łukasiewicz") == ("LUKASIEWICZ", None)
     assert dm_key("SMITH") == dm_key("SMYTH")
     assert dm_key("") is None
+
+
+@pytest.mark.parametrize(("fn", "raw", "want"), [
+    ("postcode_sql", "gir0aa", "GIR 0AA"), ("postcode_sql", "GIR1AB", None), ("postcode_sql", "ec1a1bb", "EC1A 1BB"),
+    ("postcode_sql", " NT1  2AB\n", "NT1 2AB"), ("postcode_sql", "X1 1AA", None), ("postcode_sql", "NT1 2CA", None),
+    ("postcode_sql", "W1A 0AX", "W1A 0AX"), ("postcode_sql", "", None), ("postcode_sql", None, None),
+    ("phone_sql", "0044 20 7946 0018", "02079460018"), ("phone_sql", "+44 (0) 7700 900123", "07700900123"),
+    ("phone_sql", "7700900123", "07700900123"), ("phone_sql", "01234 567890 ext 12", "01234567890"),
+    ("phone_sql", "12345", None), ("phone_sql", "00000000000", None), ("phone_sql", "447700900123", "07700900123"),
+    ("email_sql", "  A.B@Example.COM ", "a.b@example.com"), ("email_sql", "a@b.co\nx", None),
+    ("email_sql", "x@y", None), ("email_sql", "a b@c.com", None), ("email_sql", "a@@b.com", None),
+])
+def test_contact_field_sql(fn: str, raw: str | None, want: str | None) -> None:
+    import duckdb
+
+    from ecins_link.standardise import fields
+
+    got = duckdb.connect().execute(f"SELECT {getattr(fields, fn)('v')} FROM (SELECT ?::VARCHAR AS v)", [raw]).fetchone()
+    assert got[0] == want

@@ -91,7 +91,10 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     fast = _plain_records(texts, bad, issues, ncols, delimiter)
     parts = []
     if fast is not None and pc.any(fast).as_py():
-        parts.append(_arrow_parse(texts, rownums, fast, header, delimiter))
+        try:
+            parts.append(_arrow_parse(texts, rownums, fast, header, delimiter))
+        except (pa.ArrowException, ValueError):  # e.g. a record larger than Arrow's block: parse all carefully
+            fast = None
     slow = range(len(texts)) if fast is None else pc.indices_nonzero(pc.invert(fast)).to_pylist()
     if slow or not parts:
         parts.append(_python_parse([texts[k] for k in slow], [rownums[k] for k in slow],
@@ -201,7 +204,7 @@ def _arrow_parse(texts: list[str], rownums: list[int], fast: pa.BooleanArray, he
         convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(tmp_names, pa.string()),
                                              strings_can_be_null=False, quoted_strings_can_be_null=False))
     if t.num_rows != len(chosen):
-        raise ReadError("internal: fast CSV parse disagrees on the record count")
+        raise ValueError("fast CSV parse disagrees on the record count")
     n = t.num_rows
     arrays = {"_row": pa.array(np.asarray(rownums, dtype=np.int64)[idx]), "_issue": pa.nulls(n, pa.string()),
               "_raw": pa.nulls(n, pa.string())}
