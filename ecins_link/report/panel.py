@@ -32,8 +32,9 @@ RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex
 
 
 def _env() -> jinja2.Environment:
+    """The template environment: autoescape on, templates compiled once (no file check per page)."""
     loader = jinja2.FileSystemLoader(str(resources.files("ecins_link.report") / "templates"))
-    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["d"] = _fmt
     return env
