@@ -6,11 +6,16 @@ for rows with an issue) and one VARCHAR column per header name.  Blank lines are
 counted.  A file that cannot be read at all raises :class:`ReadError` (ingest turns it into one
 ``unreadable_file`` quarantine entry).
 
-CSV is parsed with Python's ``csv`` module record by record so that a broken quote costs one row, not the
-rest of the file: a line with an odd number of quote characters is joined with the following lines only
-while that yields a well-formed record with the header's number of fields (a properly quoted embedded
-newline); otherwise the first line alone is quarantined as ``broken_quoting`` and reading resumes on the
-next line.
+CSV records are delimited line by line so that a broken quote costs one row, not the rest of the file: a
+line with an odd number of quote characters is joined with the following lines only while that yields a
+well-formed record with the header's number of fields (a properly quoted embedded newline); otherwise the
+first line alone is quarantined as ``broken_quoting`` and reading resumes on the next line.  A file where
+every line is a whole record (no blank line, no odd quote count) is split in Arrow without the line loop.
+
+Fields: records that are plain RFC 4180 with exactly the header's field count (checked with one vectorised
+regex) are parsed by Arrow's multi-threaded CSV reader; every other record (stray or unbalanced quotes,
+ragged, undecodable bytes) goes through Python's ``csv`` module as before, so reasons and row numbers do
+not depend on which path a record took (tests compare the two paths).  XLSX: :mod:`ecins_link.ingest.xlsx`.
 """
 
 from __future__ import annotations
