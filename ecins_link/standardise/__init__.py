@@ -1,8 +1,11 @@
 """Standardise stage: person_records / address_records / gazetteer -> person_std, address_std, gazetteer_std.
 
 Entry point :func:`standardise` (contract in ``docs/contracts.md``).  Set-based: Python parses each DISTINCT
-name string and address text once (accent folding, titles, nicknames, double metaphone, address parts),
-DuckDB joins the results back to the records and does everything else (dates, postcodes, phones, e-mails).
+name string once (accent folding, titles, suffixes, double metaphone) and the nickname table is joined in
+SQL; addresses and the gazetteer go through the set-based :func:`~.address_sql.address_table` /
+:func:`~.address_sql.gazetteer_table`; DuckDB joins everything back to the records and does the rest
+(dates, postcodes, phones, e-mails).  :func:`address_frame` / :func:`gazetteer_frame` are the one-text-at-a-time
+reference versions (kept for benchmarks and tests).
 """
 
 from __future__ import annotations
