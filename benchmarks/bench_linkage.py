@@ -11,7 +11,7 @@ peak memory, seconds per persons-stage step (pair count, prior, u sampling, each
 stable ids, writes) and candidate pairs per blocking rule (added after the earlier rules).  Targets: B-cubed
 precision >= 0.995, recall >= 0.97, true pairs reachable >= 99.5 %.
 
-Run: ``nice .venv/bin/python benchmarks/bench_linkage.py [--persons 20000] [--seed 7] [--model FILE]``
+Run: ``nice .venv/bin/python benchmarks/bench_linkage.py [--persons 20000] [--seed 7] [--model FILE] [--town DIR]``
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "town"
 TARGETS = {"bcubed_precision": 0.995, "bcubed_recall": 0.97, "reachable_share": 0.995}
 
 
-def _town(tmp: Path, persons: int | None, seed: int) -> Path:
-    if persons is None:
-        shutil.copytree(SAMPLE, tmp / "town", ignore=shutil.ignore_patterns("store.duckdb*", "output"))
+def _town(tmp: Path, persons: int | None, seed: int, town: Path | None = None) -> Path:
+    if persons is None or town is not None:
+        shutil.copytree(town or SAMPLE, tmp / "town", ignore=shutil.ignore_patterns("store.duckdb*", "output"))
     else:
         from ecins_link.synth import generate_town
 
@@ -48,12 +48,12 @@ def _town(tmp: Path, persons: int | None, seed: int) -> Path:
     return tmp / "town"
 
 
-def run(persons: int | None, seed: int, model: Path | None) -> dict:
+def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | None = None) -> dict:
     """Ingest, standardise and link one town; evaluate against its truth folder."""
-    out: dict = {"town": "sample" if persons is None else f"generated {persons} persons seed {seed}",
-                 "targets": TARGETS}
+    out: dict = {"town": str(town_dir) if town_dir else "sample" if persons is None
+                 else f"generated {persons} persons seed {seed}", "targets": TARGETS}
     with tempfile.TemporaryDirectory() as tmp:
-        town = _town(Path(tmp), persons, seed)
+        town = _town(Path(tmp), persons, seed, town_dir)
         config = load_config(town / "project.toml")
         with open_store(config, command="bench_linkage") as store:
             for stage in ("ingest", "standardise"):
@@ -87,8 +87,10 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=None, help="generate a town of N persons (default: sample)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--model", type=Path, default=None, help="a person model TOML instead of the packaged one")
+    ap.add_argument("--town", type=Path, default=None,
+                    help="an already generated town folder (copied, its store ignored); --persons names the results")
     args = ap.parse_args()
-    r = run(args.persons, args.seed, args.model)
+    r = run(args.persons, args.seed, args.model, args.town)
     ev = r["evaluation"]
     print(f"{r['town']}: {r['person_records']} person records -> {r['persons_found']} persons; "
           f"B-cubed P {ev['bcubed']['precision']:.4f} R {ev['bcubed']['recall']:.4f}; pairwise "

@@ -17,7 +17,7 @@ from ecins_link.matching import link_persons, metrics
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_febrl import append_person_std, febrl_person_std, febrl_truth
 from ecins_link.matching.person_model import load_model_config
-from ecins_link.matching.persons import LinkageError
+from ecins_link.matching.persons import LinkageError, candidate_pairs_upper_bound, count_candidate_pairs
 from ecins_link.store import Store, StoreError
 
 CONFIG = parse_config({"project": {"name": "t"}, "sources": [
@@ -117,6 +117,20 @@ def test_saved_model_reproduces_scores(linked) -> None:
     recs = store.df("SELECT * FROM person_std WHERE unique_id IN ('police:1', 'housing:1')").to_dict("records")
     p = linker.inference.compare_two_records(recs[0], recs[1]).as_pandas_dataframe()
     assert p.match_probability[0] > 0.95
+
+
+def test_summary_times_each_step_and_counts_pairs_per_rule(linked) -> None:
+    store, _ = linked
+    summary = json.loads(store.con.execute("SELECT summary_json FROM linkage_models").fetchone()[0])
+    assert summary["mode"] == "full"
+    steps = {"count_candidate_pairs", "prior", "u_sampling", "em_1", "em_2", "em_3", "predict", "cluster_and_guard",
+             "stable_ids"}
+    assert steps <= set(summary["seconds"]) and all(v >= 0 for v in summary["seconds"].values())
+    # pairs per rule from the scored pairs' match_key agree with Splink's own cumulative count
+    rules = load_model_config()["blocking"]["predict"]
+    assert summary["blocking"] == count_candidate_pairs(store, rules)
+    assert summary["candidate_pairs"] == summary["scored_pairs"] == sum(b["pairs"] for b in summary["blocking"])
+    assert candidate_pairs_upper_bound(store, rules) >= summary["candidate_pairs"] > 0
 
 
 def test_duplicates_nicknames_swaps_and_initials_link(linked) -> None:
