@@ -48,8 +48,25 @@ def _town(tmp: Path, persons: int | None, seed: int, town: Path | None = None) -
     return tmp / "town"
 
 
-def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | None = None) -> dict:
-    """Ingest, standardise and link one town; evaluate against its truth folder."""
+def _link_incremental(store, config, model: Path | None, out: dict, n_new: int) -> None:  # noqa: ANN001
+    """Hold back ``n_new`` records, link the rest (trained), then link all with ``linkage.retrain = false``."""
+    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _bench_held AS
+        SELECT * FROM person_std ORDER BY hash(unique_id) LIMIT {int(n_new)}""")
+    store.con.execute("DELETE FROM person_std WHERE unique_id IN (SELECT unique_id FROM _bench_held)")
+    with measured(out, "persons_trained_base"):
+        link_persons(store, config, model_file=model)
+    store.con.execute("INSERT INTO person_std SELECT * FROM _bench_held")
+    inc = config.model_copy(update={"linkage": config.linkage.model_copy(update={"retrain": False})})
+    with measured(out, "persons"):
+        link_persons(store, inc, model_file=model)
+    out["incremental_new_records"] = int(n_new)
+
+
+def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | None = None,
+        incremental: int = 0) -> dict:
+    """Ingest, standardise and link one town; evaluate against its truth folder.  ``incremental`` > 0: the
+    persons stage runs predict-only for that many new records onto the linked rest (``persons``), after a
+    trained run on the rest (``persons_trained_base``)."""
     out: dict = {"town": str(town_dir) if town_dir else "sample" if persons is None
                  else f"generated {persons} persons seed {seed}", "targets": TARGETS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,8 +76,11 @@ def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | Non
             for stage in ("ingest", "standardise"):
                 with measured(out, stage):
                     stage_function(stage)(store, config)
-            with measured(out, "persons"):
-                link_persons(store, config, model_file=model)
+            if incremental:
+                _link_incremental(store, config, model, out, incremental)
+            else:
+                with measured(out, "persons"):
+                    link_persons(store, config, model_file=model)
             truth_dir = town / "truth"
             ev = metrics.evaluate_persons(store, truth_dir / "records.csv", truth_dir / "persons.csv")
             tr = pd.read_csv(truth_dir / "records.csv", dtype="string")
@@ -89,8 +109,10 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="a person model TOML instead of the packaged one")
     ap.add_argument("--town", type=Path, default=None,
                     help="an already generated town folder (copied, its store ignored); --persons names the results")
+    ap.add_argument("--incremental", type=int, default=0,
+                    help="time a predict-only run for N new records onto the linked rest (#8)")
     args = ap.parse_args()
-    r = run(args.persons, args.seed, args.model, args.town)
+    r = run(args.persons, args.seed, args.model, args.town, args.incremental)
     ev = r["evaluation"]
     print(f"{r['town']}: {r['person_records']} person records -> {r['persons_found']} persons; "
           f"B-cubed P {ev['bcubed']['precision']:.4f} R {ev['bcubed']['recall']:.4f}; pairwise "
@@ -102,6 +124,7 @@ def main() -> None:
     print("recall by name origin:", {k: v["bcubed_recall"] for k, v in ev.get("recall_by_name_origin", {}).items()})
     print("hard cases:", ev.get("hard_cases"))
     name = "linkage" if args.persons is None else f"linkage-{args.persons}"
+    name += f"-incremental-{args.incremental}" if args.incremental else ""
     print(write_results(name, r))
 
 
