@@ -394,3 +394,18 @@ def test_bad_rows_are_where_truth_says(bad_town: Path) -> None:
     assert set(unsafe["record_key"]) <= set(records["record_key"])
     with (bad_town / "truth" / "bad_rows.csv").open(newline="", encoding="utf-8") as fh:
         assert next(csv.reader(fh)) == ["source", "row_number", "record_key", "expected"]
+
+
+def test_gazetteer_for_a_town_beyond_the_street_vocabulary() -> None:
+    """A town needing more streets than 3 localities per street name allow still builds (the cap rises), with
+    every (street, locality) pair distinct and the residential count reached."""
+    import numpy as np
+
+    from ecins_link.synth.places import build_gazetteer
+
+    n_res = 170_000  # ~320k persons: 4.4k streets > 94 names x 13 types x 3 localities
+    g = build_gazetteer(np.random.default_rng([1, 1]), n_res)
+    assert int(g["residential"].sum()) >= n_res
+    streets = g.drop_duplicates("street_id")
+    assert not streets.duplicated(["STREET", "LOCALITY"]).any()
+    assert streets.groupby("STREET")["LOCALITY"].nunique().max() > 3

@@ -8,6 +8,7 @@ import pandas as pd
 from ecins_link.synth import vocab
 
 _INWARD = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
+_MAX_STALL = 5_000  # consecutive rejected street draws before a street name may recur in one more locality
 
 
 def build_gazetteer(rng: np.random.Generator, n_residential: int) -> pd.DataFrame:
@@ -31,13 +32,23 @@ def build_gazetteer(rng: np.random.Generator, n_residential: int) -> pd.DataFram
         seen.add(key)
         per_name[key[:2]] = per_name.get(key[:2], 0) + 1
         streets.append(key)
+    # A street name recurs in at most `per_name_cap` localities (3, as in a real town's lookalike streets).  A town
+    # too big for that many distinct names raises the cap one step whenever sampling stalls, so every size
+    # finishes; towns that never stall come out exactly as before.
+    per_name_cap, stalled = 3, 0
     while len(streets) < n_streets:
         key = (bases[int(rng.integers(len(bases)))], types[int(rng.choice(len(types), p=type_p))][0],
                int(rng.integers(len(localities))))
-        if key not in seen and per_name.get(key[:2], 0) < 3:
+        if key not in seen and per_name.get(key[:2], 0) < per_name_cap:
             seen.add(key)
             per_name[key[:2]] = per_name.get(key[:2], 0) + 1
             streets.append(key)
+            stalled = 0
+        elif (stalled := stalled + 1) > _MAX_STALL:
+            if per_name_cap >= len(localities):
+                raise ValueError(f"town too large for the street vocabulary: {n_streets} streets wanted, "
+                                 f"{len(streets)} distinct (name, locality) pairs found")
+            per_name_cap, stalled = per_name_cap + 1, 0
     rows: list[tuple] = []
     blocks = pl["block_names"]
     houses = pl["house_names"]
