@@ -147,7 +147,11 @@ def _score_incremental(store: Store, max_pairs: int) -> tuple[dict, dict]:
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in settings["blocking_rules_to_generate_predictions"]]
     # each rule twice, the delta side first, so the database filters to the few delta records before the join
     delta_rules = [f"{side}._delta AND ({r})" for r in rules for side in ("l", "r")]
+    seconds = {"find_changed": _lap(started)}
+    started = time.perf_counter()
     bound = candidate_pairs_upper_bound(store, delta_rules, table="_pp_input")
+    seconds["count_candidate_pairs"] = _lap(started)
+    started = time.perf_counter()
     if bound > max_pairs:
         raise LinkageError(f"persons (incremental): up to {bound:,} pairs, above linkage.max_pairs ({max_pairs:,})")
     run_settings = {**settings, "blocking_rules_to_generate_predictions": delta_rules}
@@ -166,7 +170,7 @@ def _score_incremental(store: Store, max_pairs: int) -> tuple[dict, dict]:
     con.execute("DROP TABLE IF EXISTS _pp_input; DROP TABLE IF EXISTS _pp_delta")
     summary = {"mode": "incremental", "model_run_id": model_run, "new_or_changed_records": n_delta,
                "candidate_pairs": n_new, "prior": settings.get("probability_two_random_records_match"),
-               "em_passes": [], "seconds": {"predict": _lap(started)}}
+               "em_passes": [], "seconds": {**seconds, "predict": _lap(started)}}
     return settings, summary
 
 
