@@ -73,7 +73,12 @@ def test_marac_flags_evidence_is_pruned(runs) -> None:
     agencies = {r["agency"] for r in trio["records"]}
     assert agencies == {"police", "council"}
     full = pd.read_parquet(runs["full"] / "flags.parquet")
-    assert "fire" in {r["agency"] for r in json.loads(full.loc[full.rule == "toxic_trio", "evidence"].iloc[0])["records"]}
+    full_trio = json.loads(full.loc[full.rule == "toxic_trio", "evidence"].iloc[0])
+    assert "fire" in {r["agency"] for r in full_trio["records"]}
+    # counts over all agencies would tell how many fire records exist: withheld once fire records are pruned
+    assert any(c.get("count") for c in full_trio["conditions"]) and "counts_withheld" not in full_trio
+    assert trio["counts_withheld"] and all(c["count"] is None and c.get("agencies") is None for c in trio["conditions"])
+    assert [c.get("condition") for c in trio["conditions"]] == [c.get("condition") for c in full_trio["conditions"]]
 
 
 def test_strict_view_without_existence_or_names(runs) -> None:

@@ -94,7 +94,26 @@ class View:
             data = json.loads(evidence)
         except (TypeError, ValueError):
             return json.dumps({"note": "evidence withheld: not readable as JSON"})
-        return json.dumps(self._prune(data, category_of), default=str, sort_keys=True)
+        pruned = self._prune(data, category_of)
+        self._withhold_hidden_counts(data, pruned)
+        return json.dumps(pruned, default=str, sort_keys=True)
+
+    @staticmethod
+    def _withhold_hidden_counts(data: Any, pruned: Any) -> None:
+        """Condition counts are totals over every record behind the flag; once records outside the view were
+        pruned they would tell how many hidden records exist, so they are withheld (the condition's met/not met
+        stays: it is the rule's logic)."""
+        if not (isinstance(data, dict) and isinstance(pruned, dict)):
+            return
+        before, after = data.get("records"), pruned.get("records")
+        if not (isinstance(before, list) and isinstance(after, list)) or len(after) == len(before):
+            return
+        for cond in pruned.get("conditions") or []:
+            if isinstance(cond, dict):
+                for key in ("count", "agencies"):
+                    if key in cond:
+                        cond[key] = None
+        pruned["counts_withheld"] = "condition counts include records outside this purpose"
 
     def _hidden(self, obj: dict, category_of: dict[str, str]) -> bool:
         agency = obj.get("agency")
