@@ -409,3 +409,17 @@ def test_gazetteer_for_a_town_beyond_the_street_vocabulary() -> None:
     streets = g.drop_duplicates("street_id")
     assert not streets.duplicated(["STREET", "LOCALITY"]).any()
     assert streets.groupby("STREET")["LOCALITY"].nunique().max() > 3
+
+
+def test_dob_noise_on_29_february_stays_a_real_date() -> None:
+    """A year typo on a 29 February DOB must give a valid date (a seed-7 250k town crashed on 1973-02-29)."""
+    import numpy as np
+
+    from ecins_link.synth.noise import dobs
+
+    dob = np.array(["1972-02-29"] * 2000, dtype="datetime64[D]")
+    out = dobs(np.random.default_rng(0), dob, {"dob_transposed": 0.0, "dob_typo": 1.0, "dob_missing": 0.0})
+    years = out.astype("datetime64[Y]").astype(int) + 1970
+    assert set(years) == {1971, 1972, 1973}
+    moved = out[years != 1972]
+    assert len(moved) and (moved - moved.astype("datetime64[M]").astype("datetime64[D]") == 27).all()  # the 28th

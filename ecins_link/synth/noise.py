@@ -84,6 +84,8 @@ def dobs(rng: np.random.Generator, dob: np.ndarray, rates: dict) -> np.ndarray:
     bump = r[:, 1] < rates["dob_typo"]
     y2 = np.where(bump & (r[:, 1] < rates["dob_typo"] / 2), y + rng.choice([-1, 1], n), y)
     day2 = np.where(bump & (r[:, 1] >= rates["dob_typo"] / 2), np.clip(day2 + rng.choice([-1, 1], n), 1, 28), day2)
+    leap = (y2 % 4 == 0) & ((y2 % 100 != 0) | (y2 % 400 == 0))
+    day2 = np.where((m2 == 2) & (day2 == 29) & ~leap, 28, day2)  # a year typo on 29 Feb lands on the 28th
     out = np.array([f"{a:04d}-{b:02d}-{c:02d}" for a, b, c in zip(y2, m2, day2, strict=True)],
                    dtype="datetime64[D]")
     return np.where(r[:, 2] < rates["dob_missing"], np.datetime64("NaT"), out)
