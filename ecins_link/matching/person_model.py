@@ -77,6 +77,10 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("forename_dm_l = forename_dm_r", "phonetic only"),
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
+            # optional (thresholds.cross_field_names): a forename typed into the surname field or vice versa
+            *([_lvl(f"jaro_winkler_similarity(forename_l, surname_r) >= {t['swap_jaro_winkler']} OR "
+                    f"jaro_winkler_similarity(surname_l, forename_r) >= {t['swap_jaro_winkler']}",
+                    "name in the other field")] if t.get("cross_field_names", False) else []),
             # the twin pattern: nothing in the forename agrees, yet surname and full date of birth do
             _lvl(f"dob_l = dob_r AND (surname_dm_l = surname_dm_r OR jaro_winkler_similarity(surname_l, surname_r) >= "
                  f"{t['surname_jaro_winkler']}) AND jaro_winkler_similarity(forename_l, forename_r)"
@@ -173,7 +177,10 @@ def comparisons(mc: dict) -> list[cl.CustomComparison]:
     t, pri = mc["thresholds"], mc.get("m_prior", {})
     return [
         _forename(t, pri), _surname(t, pri), _dob(t, pri), _address(t, pri),
-        _simple("phone", pri, [_lvl("length(phone_l) >= 6 AND right(phone_l, 6) = right(phone_r, 6)", "last six digits")]),
+        _simple("phone", pri, [_lvl("length(phone_l) >= 6 AND right(phone_l, 6) = right(phone_r, 6)", "last six digits"),
+                               # optional (thresholds.phone_max_edits > 0): a mistyped digit
+                               *([_lvl(f"damerau_levenshtein(phone_l, phone_r) <= {int(t['phone_max_edits'])}",
+                                       "one character")] if int(t.get("phone_max_edits", 0)) > 0 else [])]),
         _simple("email", pri, [_lvl("split_part(email_l, '@', 1) = split_part(email_r, '@', 1)", "local part")]),
         _simple("sex", pri),
         _cc("suffix", [cll.NullLevel("suffix"),  # JR / JNR / JUNIOR and SR / SNR / SENIOR spellings agree
