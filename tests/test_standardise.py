@@ -127,6 +127,26 @@ def test_name_parsers() -> None:
     assert parse_surname("Łukasiewicz") == ("LUKASIEWICZ", None)
     assert dm_key("SMITH") == dm_key("SMYTH")
     assert dm_key("") is None
+    assert parse_forenames("Mr") == ("MR", None, None, None)  # only a title: no forename
+    assert parse_forenames("Mrs A") == ("MRS", "A", None, None)
+
+
+@pytest.mark.parametrize(("full", "forenames", "surname"), [
+    ("Mr O Wood", "Mr O", "Wood"),                # one-letter particle after a bare title is an initial
+    ("Sean O Brien", "Sean", "O Brien"),
+    ("Ludwig van Beethoven", "Ludwig", "van Beethoven"),
+    ("Mr De Souza", "Mr", "De Souza"),
+    ("Mrs A Foster", "Mrs A", "Foster"),
+    ("Wood", None, "Wood"),
+])
+def test_full_name_split(full: str, forenames: str | None, surname: str) -> None:
+    import duckdb
+
+    from ecins_link.ingest.sql import split_full_name
+
+    fore_sql, sur_sql = split_full_name("n", "forenames_surname")
+    got = duckdb.connect().execute(f"SELECT {fore_sql}, {sur_sql} FROM (SELECT ? AS n)", [full]).fetchone()
+    assert got == (forenames, surname)
 
 
 @pytest.mark.parametrize(("fn", "raw", "want"), [

@@ -57,8 +57,17 @@ def name_vocab() -> dict[str, list[str]]:
 def split_full_name(col: str, name_format: str) -> tuple[str, str]:
     """(forenames SQL, surname SQL) for a full-name column; ``auto`` = comma form when a comma is present."""
     v = f"regexp_replace({val(col)}, '\\s+', ' ', 'g')"
-    particles = "|".join(name_vocab()["surname_particles"])
-    sur_last = f"regexp_extract({v}, '(?i)((?:(?:{particles}) )*[^ ]+)$', 1)"
+    vocab = name_vocab()
+    particles = "|".join(vocab["surname_particles"])
+    titles = "|".join(vocab["titles"])
+    # a particle before the last word joins the surname ("Ludwig van Beethoven", "Sean O Brien", "Mr De Souza")
+    # unless it is one letter and nothing but a title comes before it: "Mr O Wood" is Mr O. Wood
+    with_particles = f"regexp_extract({v}, '(?i)((?:(?:{particles}) )*[^ ]+)$', 1)"
+    last_word = f"regexp_extract({v}, '([^ ]+)$', 1)"
+    rest = f"trim(left({v}, length({v}) - length({with_particles})))"
+    sur_last = (f"CASE WHEN regexp_full_match({rest}, '(?i)((?:{titles})\\.? ?)*') "
+                f"AND regexp_matches({with_particles}, '^[^ ] ') THEN {last_word} "
+                f"ELSE {with_particles} END")
     fore_last = f"NULLIF(trim(left({v}, length({v}) - length({sur_last}))), '')"
     sur_comma = f"NULLIF(trim(split_part({v}, ',', 1)), '')"
     fore_comma = f"NULLIF(trim(substr({v}, strpos({v}, ',') + 1)), '')"

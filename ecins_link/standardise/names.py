@@ -25,7 +25,7 @@ def parse_forenames(text: str | None) -> tuple[str | None, str | None, str | Non
     titles, suffixes = _vocab()
     tokens = clean_name(text).split()
     title = suffix = None
-    while tokens and tokens[0] in titles and len(tokens) > 1:
+    while tokens and tokens[0] in titles:  # a value that is only a title ("MR") has no forename
         title = title or tokens[0]
         tokens = tokens[1:]
     while len(tokens) > 1 and tokens[-1] in suffixes:
