@@ -217,11 +217,16 @@ def targets(n_records: int, r: dict) -> dict:
             "measured": f"{acc['bcubed']['precision']:.5f} vs {b['splink']['bcubed']['precision']:.5f}",
             "target": "higher", "met": better}
     if "recordlinkage" in b and p.get("persons_candidate_pairs"):
+        # throughput = person records linked per second on the full record set (recordlinkage's time extrapolated
+        # from its subsample); pairs/s is shown beside it but compares different blocking, so it is not the target
         ours = p["persons_candidate_pairs"] / p["stages"]["persons"]["seconds"]
-        x = round(ours / b["recordlinkage"]["pairs_per_second"], 4)
-        t["persons_candidate_pairs_per_second"] = {"measured": round(ours, 1), "target": "-", "met": True}
-        t["throughput_vs_recordlinkage"] = {"measured": x, "target": TARGETS["throughput_vs_recordlinkage"],
-                                            "met": x >= TARGETS["throughput_vs_recordlinkage"]}
+        t["persons_candidate_pairs_per_second_vs_recordlinkage"] = {
+            "measured": f"{ours:,.0f} vs {b['recordlinkage']['pairs_per_second']:,.0f}", "target": "-", "met": True}
+        rl_full = b["recordlinkage"].get("full_seconds_extrapolated")
+        if rl_full:
+            x = round(rl_full / p["stages"]["persons"]["seconds"], 3)
+            t["throughput_vs_recordlinkage"] = {"measured": x, "target": TARGETS["throughput_vs_recordlinkage"],
+                                                "met": x >= TARGETS["throughput_vs_recordlinkage"]}
     if "incremental" in r:
         s = r["incremental"]["stages"]["persons"]["seconds"]
         t["incremental_persons_stage_seconds"] = {"measured": s, "target": TARGETS["incremental_seconds"],
