@@ -152,10 +152,18 @@ def demo(
     table.add_column("value", justify="right")
     for name, secs in result.stage_seconds.items():
         table.add_row(f"{name} (s)", f"{secs:.1f}")
+    def row(name: str, value: object) -> None:
+        table.add_row(name, str(round(value, 4) if isinstance(value, float) else value))
+
+    scalar = int | float | bool | str
     for section, values in metrics.items():
         for key, value in (values or {}).items():
-            if isinstance(value, int | float | bool | str) and not isinstance(value, dict):
-                table.add_row(f"{section}.{key}", str(round(value, 4) if isinstance(value, float) else value))
+            if isinstance(value, scalar):
+                row(f"{section}.{key}", value)
+            elif key in ("bcubed", "pairwise", "overall") and isinstance(value, dict):  # headline accuracy
+                for sub, v in value.items():
+                    if isinstance(v, scalar):
+                        row(f"{section}.{key}.{sub}", v)
     console.print(table)
     console.print(f"panel pack: {(out / 'output' / 'panel' / 'index.html').resolve()}")
     console.print(f"evaluation: {(out / 'evaluation.json').resolve()}")

@@ -43,3 +43,15 @@ def test_debug_shows_traceback(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--debug", "run", str(tmp_path / "missing.toml")])
     assert result.exit_code != 0
     assert result.exception is not None
+
+
+def test_demo_runs_the_sample_and_prints_headline_accuracy(tmp_path: Path) -> None:
+    """`ecins-link demo` (the README's main job) runs the shipped sample end to end and reports accuracy."""
+    import json
+
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "demo" / "evaluation.json").read_text(encoding="utf-8"))
+    assert metrics["persons"]["bcubed"]["precision"] >= 0.99 and metrics["ingest"]["accounting_balanced"]
+    assert "persons.bcubed.precision" in result.output and "locations.overall.correct" in result.output
+    assert (tmp_path / "demo" / "output" / "panel" / "index.html").exists()
