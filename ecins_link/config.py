@@ -201,6 +201,10 @@ class LinkageSettings(_Model):
     # False: reuse the last trained model and score only pairs involving new / changed records (see
     # matching/persons.py); falls back to a full run when there is no earlier linkage in the store
     retrain: bool = True
+    # sources that each hold at most one record per person (e.g. two de-duplicated registers): below the
+    # threshold, a mutual best match between two of them with at least this probability joins two singletons
+    one_to_one_sources: list[str] = Field(default_factory=list)
+    one_to_one_min_probability: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class ProjectSettings(_Model):

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ecins_link.config import ProjectConfig
+from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_model import (
     level_weights,
@@ -209,6 +210,8 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
         started = time.perf_counter()
         must, cannot = load_constraints(store)
         splits = cluster(store.con, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        one_to_one = link_one_to_one(store.con, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
+                                     lk.one_to_one_min_probability, cannot)
         seconds["cluster_and_guard"] = _lap(started)
         started = time.perf_counter()
         assign_stable_ids(store, RAW_CLUSTERS)
@@ -229,7 +232,7 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
         summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
                        persons=n_people, multi_record_persons=n_multi, scored_pairs=store.count("_pp_all"),
                        kept_pairs=n_pairs, must_link=len(must), cannot_link=len(cannot),
-                       guard_pieces=len(splits), guard=guard)
+                       guard_pieces=len(splits), guard=guard, one_to_one_links=one_to_one)
         seconds["write_splits_and_counts"] = _lap(started)
         store.con.execute(_MODELS_DDL)
         store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
