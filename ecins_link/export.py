@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecins_link.store import Store
@@ -131,16 +132,16 @@ def export_pseudonymised(store: Store, out_dir: Path, key_file: Path, min_cell: 
     counts: dict[str, int] = {}
     try:
         if has("person_attributes"):
-            suppressed["dob_years"] = con.execute(f"""SELECT count(*) FROM (SELECT count(*) OVER
-                (PARTITION BY year(dob), sex) AS n FROM person_attributes WHERE dob IS NOT NULL)
-                WHERE n < {min_cell}""").fetchone()[0]
-            counts["persons"] = _write(store, f"""
-                SELECT p.pseudo AS pseudo_person_id,
-                       CASE WHEN count(*) OVER (PARTITION BY year(a.dob), a.sex) >= {min_cell}
-                            THEN year(a.dob) END AS dob_year,
-                       a.sex, a.is_child, a.n_records, a.agencies
-                FROM person_attributes a JOIN __x_person p ON p.id = a.person_id
-                ORDER BY 1""", out / "persons.parquet")
+            persons = con.execute(f"""
+                SELECT a.pseudo AS pseudo_person_id, CASE WHEN a.cell >= {min_cell} THEN year(a.dob) END AS dob_year,
+                       a.sex, a.is_child, a.n_records, a.agencies,
+                       a.dob IS NOT NULL AND a.cell < {min_cell} AS withheld
+                FROM (SELECT a.*, p.pseudo, count(*) OVER (PARTITION BY year(a.dob), a.sex) AS cell
+                      FROM person_attributes a JOIN __x_person p ON p.id = a.person_id) a
+                ORDER BY 1""").to_arrow_table()
+            suppressed["dob_years"] = int(pc.sum(persons["withheld"]).as_py() or 0)
+            pq.write_table(persons.drop_columns(["withheld"]), out / "persons.parquet")
+            counts["persons"] = persons.num_rows
         else:
             counts["persons"] = _write(store, """
                 SELECT p.pseudo AS pseudo_person_id, NULL::INT AS dob_year, NULL::VARCHAR AS sex,
