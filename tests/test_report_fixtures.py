@@ -67,6 +67,17 @@ ADDRESS = {"U1001": ("Flat 2, 14 Mill Lane, Northtown", "NT1 4AB"), "U1002": ("3
            "U1003": ("7 Chapel Row, Northtown", "NT2 5EF"), "U1004": ("1 Quay Court, Northtown", "NT3 9GH")}
 
 
+def output_text(out: Path) -> str:
+    """Every byte a reader of an output folder can see: CSV/HTML text and Parquet cell values."""
+    parts = []
+    for path in sorted(out.rglob("*")):
+        if path.suffix in (".csv", ".html"):
+            parts.append(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".parquet":
+            parts.append(pd.read_parquet(path).to_json(orient="records", default_handler=str))
+    return "\n".join(parts)
+
+
 def config():
     """The fixture's project config (root is irrelevant: nothing is read from disk)."""
     return parse_config(PROJECT, root=Path("."))

@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report_fixtures import ASB_KEY, FIRE_KEY, SECRET_EMAIL, SECRET_PHONE, XSS, build_store, config
+from test_report_fixtures import (
+    ASB_KEY,
+    FIRE_KEY,
+    SECRET_EMAIL,
+    SECRET_PHONE,
+    XSS,
+    build_store,
+    config,
+    output_text,
+)
 
 from ecins_link.report import view_for, write_outputs
-
-
-def _all_text(out: Path) -> str:
-    """Every byte a reader of the output folder can see: CSV/HTML text and Parquet cell values."""
-    parts = []
-    for path in sorted(out.rglob("*")):
-        if path.suffix in (".csv", ".html"):
-            parts.append(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".parquet":
-            parts.append(pd.read_parquet(path).to_json(orient="records", default_handler=str))
-    return "\n".join(parts)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +36,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_full_view_contains_everything_the_tests_look_for(runs) -> None:
     # guards the leak tests below: each forbidden token IS in the unrestricted pack
-    text = _all_text(runs["full"])
+    text = output_text(runs["full"])
     for token in (FIRE_KEY, ASB_KEY, SECRET_PHONE, SECRET_EMAIL, "fire_safe_and_well", "Edith", "fire_sw", "Zbigniew"):
         assert token in text, token
 
 
 def test_marac_view_leaks_nothing_outside_the_agreement(runs) -> None:
-    text = _all_text(runs["marac"])
+    text = output_text(runs["marac"])
     forbidden = [
         FIRE_KEY, "FSW-1", "fire_sw", "SW_SMOKER",          # fire agency is outside the agreement
         ASB_KEY, "ASB_REPORT",                              # ASB category is outside it (even from police)
@@ -82,7 +80,7 @@ def test_marac_flags_evidence_is_pruned(runs) -> None:
 
 
 def test_strict_view_without_existence_or_names(runs) -> None:
-    text = _all_text(runs["iom_strict"])
+    text = output_text(runs["iom_strict"])
     # only police detail, only the dob field, other partners not even named
     for token in ("Amira", "Khan", "Mill Lane", "NT1 4AB", "council_asc", "A31", "holds records", "housing_tenants",
                   "toxic_trio", SECRET_PHONE):
@@ -113,4 +111,4 @@ def test_professional_judgement_flag_follows_the_override_rule(tmp_path: Path) -
     write_outputs(store, config(), tmp_path / "m", purpose="marac")
     cases = set(pd.read_csv(tmp_path / "m" / "worklist.csv")["case"])
     assert "person:P4" in cases and "person:P6" not in cases
-    assert "Offender manager concern" not in _all_text(tmp_path / "m")
+    assert "Offender manager concern" not in output_text(tmp_path / "m")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_report_fixtures import output_text
 
 from ecins_link.export import export_pseudonymised
 from ecins_link.store import Store
@@ -43,16 +44,6 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "project": project, "full": full, "marac": marac, "store": full.store_path}
 
 
-def _text(out: Path) -> str:
-    parts = []
-    for path in sorted(out.rglob("*")):
-        if path.suffix in (".csv", ".html"):
-            parts.append(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".parquet":
-            parts.append(pd.read_parquet(path).to_json(orient="records", default_handler=str))
-    return "\n".join(parts)
-
-
 def test_town_contract_and_worklist(town: dict) -> None:
     out = town["root"] / "full"
     for name in ("accounting.csv", "quarantine.csv", "persons.parquet", "addresses.parquet", "flags.parquet",
@@ -74,13 +65,13 @@ def test_town_marac_pack_holds_no_fire_detail(town: dict) -> None:
         fire_sources = {s for (s,) in store.con.execute(
             "SELECT DISTINCT source FROM signals WHERE agency = 'fire'").fetchall()}
     assert fire_keys and fire_sources
-    marac = _text(town["root"] / "marac")
+    marac = output_text(town["root"] / "marac")
     assert [k for k in fire_keys if k in marac] == []
     assert [s for s in fire_sources if s in marac] == []
     rules = set(pd.read_csv(town["root"] / "marac" / "worklist.csv")["rules"].str.split(";").explode())
     assert rules <= {"marac_potential_escalation", "toxic_trio", "cse_risk", "multi_agency_concern",
                      "professional_judgement"}
-    full = _text(town["root"] / "full")
+    full = output_text(town["root"] / "full")
     assert any(k in full for k in fire_keys)  # the guard: the unrestricted pack does show fire detail
 
 
