@@ -9,11 +9,15 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ecins_link.config import ProjectConfig
+    from ecins_link.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Link partnership extracts into one person + location graph and flag toxic-cocktail risk.")
@@ -169,6 +173,16 @@ def demo(
     console.print(f"evaluation: {(out / 'evaluation.json').resolve()}")
 
 
+def _project_store(project: Path, command: str, user: str | None = None, purpose: str | None = None,
+                   read_only: bool = False) -> tuple[ProjectConfig, Store]:
+    """The project's config and its store, opened for one CLI command (the caller closes it: ``with store:``)."""
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store
+
+    config = load_config(project)
+    return config, open_store(config, user=user, command=command, purpose=purpose, read_only=read_only)
+
+
 @review_app.command("export")
 @_guard
 def review_export(
@@ -178,13 +192,11 @@ def review_export(
     user: UserOpt = None,
 ) -> None:
     """Export the uncertain band of person pairs for clerical review."""
-    from ecins_link.config import load_config
     from ecins_link.matching.review import export_review
-    from ecins_link.pipeline import open_store
 
-    config = load_config(project)
+    config, store = _project_store(project, "review export", user)
     lower, upper = config.linkage.review_band
-    with open_store(config, user=user, command="review export") as store:
+    with store:
         n = export_review(store, out, lower=lower, upper=upper, limit=limit)
     console.print(f"{n} pairs written to {out}")
 
@@ -197,12 +209,10 @@ def review_import(
     user: UserOpt = None,
 ) -> None:
     """Import clerical decisions; they act as must-link / cannot-link in every later run."""
-    from ecins_link.config import load_config
     from ecins_link.matching.review import import_review
-    from ecins_link.pipeline import open_store
 
-    config = load_config(project)
-    with open_store(config, user=user, command="review import") as store:
+    _, store = _project_store(project, "review import", user)
+    with store:
         result = import_review(store, decisions, reviewer=store.user)
     print(json.dumps(_jsonable(result), indent=2, default=str))
 
@@ -219,12 +229,10 @@ def override(
     user: UserOpt = None,
 ) -> None:
     """Raise an entity's priority with a reason (professional judgement can raise, never lower)."""
-    from ecins_link.config import load_config
-    from ecins_link.pipeline import open_store
     from ecins_link.scoring import add_override
 
-    config = load_config(project)
-    with open_store(config, user=user, command="override") as store:
+    _, store = _project_store(project, "override", user)
+    with store:
         oid = add_override(store, entity_type, entity_id, raise_score, reason, rule=rule)
     console.print(f"override {oid} recorded; re-run `ecins-link run --stage score --stage report` to re-rank")
 
@@ -237,11 +245,9 @@ def audit(
     limit: Annotated[int, typer.Option("--limit")] = 200,
 ) -> None:
     """List the audit log (who, when, what, purpose, counts)."""
-    from ecins_link.config import load_config
-    from ecins_link.pipeline import open_store
 
-    config = load_config(project)
-    with open_store(config, command="audit", read_only=True) as store:
+    _, store = _project_store(project, "audit", read_only=True)
+    with store:
         rows = store.audit_rows().tail(limit)
         bad = store.verify_audit() if verify else []
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
@@ -269,16 +275,14 @@ def export(
     user: UserOpt = None,
 ) -> None:
     """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector, small cells withheld)."""
-    from ecins_link.config import load_config
     from ecins_link.export import export_pseudonymised
-    from ecins_link.pipeline import open_store
 
     if not pseudonymise:
         raise ValueError("only pseudonymised research exports are offered (Five Safes: safe data)")
     if not key_file.exists():
         raise FileNotFoundError(f"key file not found: {key_file}")
-    config = load_config(project)
-    with open_store(config, user=user, command="export", purpose="research") as store:
+    _, store = _project_store(project, "export", user, purpose="research")
+    with store:
         result = export_pseudonymised(store, out, key_file, min_cell=min_cell)
     print(json.dumps(_jsonable(result), indent=2, default=str))
 
@@ -292,12 +296,10 @@ def purge(
     user: UserOpt = None,
 ) -> None:
     """Erase one source's records from the store (audited as erasure); re-run afterwards."""
-    from ecins_link.config import load_config
-    from ecins_link.pipeline import open_store
     from ecins_link.purge import purge_source
 
-    config = load_config(project)
-    with open_store(config, user=user, command="purge") as store:
+    _, store = _project_store(project, "purge", user)
+    with store:
         counts = purge_source(store, source, reason)
     print(json.dumps(counts, indent=2))
 
