@@ -89,6 +89,7 @@ class Store:
         self.command = command
         self.purpose = purpose
         self.read_only = read_only
+        self.memory_limit = memory_limit
         self.run_id = uuid.uuid4().hex[:12]
         if read_only and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
@@ -125,6 +126,29 @@ class Store:
         self.close()
 
     # ----------------------------------------------------------------------------------- tables
+    @contextmanager
+    def scratch(self, tables: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A private in-memory DuckDB connection for a stage's heavy intermediate work, with a copy of each
+        ``{name: sql}`` query's result (run on the store) as table ``name``; closed on exit.
+
+        Inside :meth:`stage`, tables created in the stage's own transaction are read from transaction-local
+        storage, about half as fast as committed data (measured on a 3.3M-row table: scan 0.33 vs 0.16 s,
+        join 1.1 vs 0.45 s).  Work that builds and re-reads large intermediate tables (Splink's blocking,
+        comparisons and EM) belongs here; only the results go back into the store, inside the transaction.
+        The store's memory limit applies to the scratch connection too.
+        """
+        mem = duckdb.connect()
+        try:
+            if self.memory_limit:
+                mem.execute(f"SET memory_limit = '{self.memory_limit}'")
+            for name, sql in (tables or {}).items():
+                mem.register("__ecins_in", self.con.execute(sql).to_arrow_table())
+                mem.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __ecins_in')
+                mem.unregister("__ecins_in")
+            yield mem
+        finally:
+            mem.close()
+
     def has_table(self, name: str) -> bool:
         """Whether a table (or view) called ``name`` exists in the main schema."""
         q = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?"

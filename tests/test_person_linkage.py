@@ -128,9 +128,9 @@ def test_summary_times_each_step_and_counts_pairs_per_rule(linked) -> None:
     assert steps <= set(summary["seconds"]) and all(v >= 0 for v in summary["seconds"].values())
     # pairs per rule from the scored pairs' match_key agree with Splink's own cumulative count
     rules = load_model_config()["blocking"]["predict"]
-    assert summary["blocking"] == count_candidate_pairs(store, rules)
+    assert summary["blocking"] == count_candidate_pairs(store.con, rules)
     assert summary["candidate_pairs"] == summary["scored_pairs"] == sum(b["pairs"] for b in summary["blocking"])
-    assert candidate_pairs_upper_bound(store, rules) >= summary["candidate_pairs"] > 0
+    assert candidate_pairs_upper_bound(store.con, rules) >= summary["candidate_pairs"] > 0
 
 
 def test_duplicates_nicknames_swaps_and_initials_link(linked) -> None:

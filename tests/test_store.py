@@ -103,3 +103,20 @@ def test_as_of_prefers_configured_then_latest_event_then_today(tmp_path: Path) -
             store.write_table("event_records", "SELECT DATE '2025-03-01' AS event_date UNION ALL SELECT DATE '2026-01-31'")
         assert store.as_of() == dt.date(2026, 1, 31)
         assert store.as_of(dt.date(2024, 5, 6)) == dt.date(2024, 5, 6)
+
+
+def test_scratch_copies_tables_in_a_stage_and_never_writes_the_store(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.duckdb", memory_limit="1GB") as store:
+        with store.stage("setup"):
+            store.write_table("people", "SELECT range AS id, 'P' || range AS name FROM range(1000)")
+        with store.stage("work"):
+            store.con.execute("CREATE TEMP TABLE fresh AS SELECT 7 AS x")  # written inside this transaction
+            with store.scratch({"people": "SELECT * FROM people WHERE id % 2 = 0",
+                                "fresh": "SELECT * FROM fresh"}) as mem:
+                assert mem.execute("SELECT count(*), max(id) FROM people").fetchone() == (500, 998)
+                assert mem.execute("SELECT x FROM fresh").fetchone() == (7,)
+                assert mem.execute("SELECT current_setting('memory_limit')").fetchone()[0].startswith("953")
+                mem.execute("DELETE FROM people")
+            with pytest.raises(Exception, match="closed"):
+                mem.execute("SELECT 1")
+        assert store.count("people") == 1000

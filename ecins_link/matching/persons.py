@@ -27,6 +27,7 @@ import logging
 import time
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from ecins_link.config import ProjectConfig
@@ -59,24 +60,24 @@ class LinkageError(StoreError):
     """The persons stage cannot run safely (e.g. blocking would generate too many pairs)."""
 
 
-def candidate_pairs_upper_bound(store: Store, rules: list[str], table: str = INPUT_TABLE) -> int:
+def candidate_pairs_upper_bound(con: duckdb.DuckDBPyConnection, rules: list[str], table: str = INPUT_TABLE) -> int:
     """Sum of the pairs each rule generates on its own (pairs found by several rules counted each time): an
     upper bound on the candidate pairs, cheaper than ``count_candidate_pairs`` (no exclusion of earlier rules)."""
     if not rules:
         return 0
     parts = [f'SELECT count(*) AS n FROM "{table}" l JOIN "{table}" r ON ({rule}) AND l.unique_id < r.unique_id'
              for rule in rules]
-    return int(store.con.execute(f"SELECT sum(n) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] or 0)
+    return int(con.execute(f"SELECT sum(n) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] or 0)
 
 
-def count_candidate_pairs(store: Store, rules: list[str], table: str = INPUT_TABLE) -> list[dict]:
+def count_candidate_pairs(con: duckdb.DuckDBPyConnection, rules: list[str], table: str = INPUT_TABLE) -> list[dict]:
     """Pairs each prediction blocking rule adds (after the earlier rules), without generating them."""
     from splink import DuckDBAPI
     from splink.blocking_analysis import cumulative_comparisons_to_be_scored_from_blocking_rules_data
 
     df = cumulative_comparisons_to_be_scored_from_blocking_rules_data(
         table_or_tables=table, blocking_rules=rules, link_type="dedupe_only",
-        db_api=DuckDBAPI(connection=store.con), unique_id_column_name="unique_id")
+        db_api=DuckDBAPI(connection=con), unique_id_column_name="unique_id")
     return [{"rule": r, "pairs": int(n)} for r, n in zip(df["blocking_rule"], df["row_count"], strict=True)]
 
 
@@ -91,25 +92,26 @@ def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _score(store: Store, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
-    """Train and predict; leaves all scored pairs in temp table ``_pp_all``.  Returns (settings, summary)."""
+def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
+    """Train and predict on ``con`` (holding ``person_std``); leaves all scored pairs in table ``_pp_all``.
+    Returns (settings, summary)."""
     rules = list(mc["blocking"]["predict"])
     started = time.perf_counter()
-    if candidate_pairs_upper_bound(store, rules) > max_pairs:  # only then count exactly (slower)
-        total = sum(b["pairs"] for b in count_candidate_pairs(store, rules))
+    if candidate_pairs_upper_bound(con, rules) > max_pairs:  # only then count exactly (slower)
+        total = sum(b["pairs"] for b in count_candidate_pairs(con, rules))
         if total > max_pairs:
             raise LinkageError(f"persons: blocking would score {total:,} pairs, above linkage.max_pairs "
                                f"({max_pairs:,}); tighten the blocking rules or raise the limit")
     count_seconds = _lap(started)
-    linker = make_linker(store.con, INPUT_TABLE, mc)
+    linker = make_linker(con, INPUT_TABLE, mc)
     summary = train(linker, mc, n_records=n_records)
     started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
-    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
+    con.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
         SELECT unique_id_l, unique_id_r, match_weight, match_probability, match_key FROM {preds.physical_name}""")
     # pairs each rule added after the earlier ones (Splink's match_key = index of the first rule that found it)
-    per_rule = dict(store.con.execute("SELECT CAST(match_key AS INT), count(*) FROM _pp_all GROUP BY 1").fetchall())
+    per_rule = dict(con.execute("SELECT CAST(match_key AS INT), count(*) FROM _pp_all GROUP BY 1").fetchall())
     blocking = [{"rule": r, "pairs": int(per_rule.get(i, 0))} for i, r in enumerate(rules)]
     total = sum(b["pairs"] for b in blocking)
     summary["seconds"] = {"count_candidate_pairs": count_seconds, **summary.get("seconds", {}),
@@ -131,9 +133,10 @@ def _can_increment(store: Store) -> bool:
             f"SELECT count(*) FROM linkage_models WHERE {_TRAINED}").fetchone()[0])
 
 
-def _score_incremental(store: Store, max_pairs: int) -> tuple[dict, dict]:
-    """Predict-only: the last trained model scores only pairs that involve a new or changed record; the
-    previous run's kept pairs between unchanged records are carried over.  Leaves ``_pp_all``."""
+def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pairs: int) -> tuple[dict, dict]:
+    """Predict-only: the last trained model scores (on ``scratch``) only pairs that involve a new or changed
+    record; the previous run's kept pairs between unchanged records are carried over.  Leaves ``_pp_all`` in
+    ``scratch``."""
     from splink import DuckDBAPI, Linker
 
     con = store.con
@@ -143,36 +146,81 @@ def _score_incremental(store: Store, max_pairs: int) -> tuple[dict, dict]:
     started = time.perf_counter()
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_delta AS SELECT h.unique_id FROM ({_record_hashes()}) h
         LEFT JOIN {STATE_TABLE} s USING (unique_id) WHERE s.record_hash IS DISTINCT FROM h.record_hash""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_input AS SELECT p.*, d.unique_id IS NOT NULL AS _delta
-        FROM "{INPUT_TABLE}" p LEFT JOIN _pp_delta d USING (unique_id)""")
+    copies = {"_pp_input": f"""SELECT p.*, d.unique_id IS NOT NULL AS _delta
+                               FROM "{INPUT_TABLE}" p LEFT JOIN _pp_delta d USING (unique_id)""",
+              "_pp_carried": """SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM person_pairs
+                                WHERE unique_id_l IN (SELECT unique_id FROM person_std)
+                                  AND unique_id_r IN (SELECT unique_id FROM person_std)
+                                  AND unique_id_l NOT IN (SELECT unique_id FROM _pp_delta)
+                                  AND unique_id_r NOT IN (SELECT unique_id FROM _pp_delta)"""}
+    for name, sql in copies.items():
+        scratch.register("_pp_in", con.execute(sql).to_arrow_table())
+        scratch.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _pp_in")
+        scratch.unregister("_pp_in")
+    n_delta = store.count("_pp_delta")
+    con.execute("DROP TABLE IF EXISTS _pp_delta")
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in settings["blocking_rules_to_generate_predictions"]]
     # each rule twice, the delta side first, so the database filters to the few delta records before the join
     delta_rules = [f"{side}._delta AND ({r})" for r in rules for side in ("l", "r")]
     seconds = {"find_changed": _lap(started)}
     started = time.perf_counter()
-    bound = candidate_pairs_upper_bound(store, delta_rules, table="_pp_input")
+    bound = candidate_pairs_upper_bound(scratch, delta_rules, table="_pp_input")
     seconds["count_candidate_pairs"] = _lap(started)
     started = time.perf_counter()
     if bound > max_pairs:
         raise LinkageError(f"persons (incremental): up to {bound:,} pairs, above linkage.max_pairs ({max_pairs:,})")
     run_settings = {**settings, "blocking_rules_to_generate_predictions": delta_rules}
     run_settings.pop("linker_uid", None)
-    linker = Linker("_pp_input", run_settings, DuckDBAPI(connection=con), set_up_basic_logging=False)
+    linker = Linker("_pp_input", run_settings, DuckDBAPI(connection=scratch), set_up_basic_logging=False)
     with quiet_splink():
         preds = linker.inference.predict()
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_all AS
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM person_pairs pp
-        WHERE pp.unique_id_l IN (SELECT unique_id FROM _pp_input WHERE NOT _delta)
-          AND pp.unique_id_r IN (SELECT unique_id FROM _pp_input WHERE NOT _delta)
+    scratch.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM _pp_carried
         UNION ALL
         SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
-    n_delta, n_new = store.count("_pp_delta"), store.count(preds.physical_name)
+    n_new = int(scratch.execute(f"SELECT count(*) FROM {preds.physical_name}").fetchone()[0])
     linker.table_management.delete_tables_created_by_splink_from_db()
-    con.execute("DROP TABLE IF EXISTS _pp_input; DROP TABLE IF EXISTS _pp_delta")
+    scratch.execute("DROP TABLE _pp_input; DROP TABLE _pp_carried")
     summary = {"mode": "incremental", "model_run_id": model_run, "new_or_changed_records": n_delta,
                "candidate_pairs": n_new, "prior": settings.get("probability_two_random_records_match"),
                "em_passes": [], "seconds": {**seconds, "predict": _lap(started)}}
     return settings, summary
+
+
+def _score_and_cluster(store: Store, scratch: duckdb.DuckDBPyConnection, mc: dict, config: ProjectConfig,
+                       n_records: int) -> tuple[dict, dict, dict]:
+    """Score the pairs and cluster them on ``scratch`` (which holds a copy of ``person_std``); writes
+    ``person_pairs`` and temp table ``RAW_CLUSTERS`` into the store.  Returns (settings, summary, counts)."""
+    lk, guard = config.linkage, mc["guard"]
+    if n_records >= 2 and not lk.retrain and _can_increment(store):
+        settings, summary = _score_incremental(store, scratch, lk.max_pairs)
+    elif n_records >= 2:
+        settings, summary = _score(scratch, mc, lk.max_pairs, n_records)
+        summary["mode"] = "full"
+    else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
+        scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
+                           match_weight DOUBLE, match_probability DOUBLE)""")
+        linker = make_linker(scratch, INPUT_TABLE, mc)  # untrained priors: explain still has a model
+        settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
+    seconds = summary.setdefault("seconds", {})
+    started = time.perf_counter()
+    keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
+    n_pairs = store.write_table("person_pairs", scratch.execute(f"""SELECT unique_id_l, unique_id_r, match_weight,
+        match_probability FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
+    seconds["write_pairs"] = _lap(started)
+    started = time.perf_counter()
+    must, cannot = load_constraints(store)
+    splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+    one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
+                                 lk.one_to_one_min_probability, cannot)
+    store.con.register("_pp_raw", scratch.execute(f"SELECT * FROM {RAW_CLUSTERS}").to_arrow_table())
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW_CLUSTERS} AS SELECT * FROM _pp_raw")
+    store.con.unregister("_pp_raw")
+    seconds["cluster_and_guard"] = _lap(started)
+    counts = {"splits": splits, "kept_pairs": n_pairs, "must_link": len(must), "cannot_link": len(cannot),
+              "one_to_one_links": one_to_one,
+              "scored_pairs": int(scratch.execute("SELECT count(*) FROM _pp_all").fetchone()[0])}
+    return settings, summary, counts
 
 
 def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> None:
@@ -188,31 +236,11 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
             count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
         if dupes or nulls:
             raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
-        _drop_splink_tables(store)
-        if n_records >= 2 and not lk.retrain and _can_increment(store):
-            settings, summary = _score_incremental(store, lk.max_pairs)
-        elif n_records >= 2:
-            settings, summary = _score(store, mc, lk.max_pairs, n_records)
-            summary["mode"] = "full"
-        else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
-            store.con.execute("""CREATE OR REPLACE TEMP TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
-                                 match_weight DOUBLE, match_probability DOUBLE)""")
-            linker = make_linker(store.con, INPUT_TABLE, mc)  # untrained priors: explain still has a model
-            settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
-            linker.table_management.delete_tables_created_by_splink_from_db()
-        _drop_splink_tables(store)
-        seconds = summary.setdefault("seconds", {})
-        started = time.perf_counter()
-        keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
-        n_pairs = store.write_table("person_pairs", f"""SELECT unique_id_l, unique_id_r, match_weight,
-            match_probability FROM _pp_all WHERE match_probability >= {keep}""")
-        seconds["write_pairs"] = _lap(started)
-        started = time.perf_counter()
-        must, cannot = load_constraints(store)
-        splits = cluster(store.con, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
-        one_to_one = link_one_to_one(store.con, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
-                                     lk.one_to_one_min_probability, cannot)
-        seconds["cluster_and_guard"] = _lap(started)
+        _drop_splink_tables(store)  # left by versions that ran Splink on the store itself
+        with store.scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'}) as scratch:
+            settings, summary, scored = _score_and_cluster(store, scratch, mc, config, n_records)
+        seconds = summary["seconds"]
+        splits, n_pairs = scored["splits"], scored["kept_pairs"]
         started = time.perf_counter()
         assign_stable_ids(store, RAW_CLUSTERS)
         seconds["stable_ids"] = _lap(started)
@@ -230,15 +258,15 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
                 (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
             FROM person_clusters""").fetchone()
         summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
-                       persons=n_people, multi_record_persons=n_multi, scored_pairs=store.count("_pp_all"),
-                       kept_pairs=n_pairs, must_link=len(must), cannot_link=len(cannot),
-                       guard_pieces=len(splits), guard=guard, one_to_one_links=one_to_one)
+                       persons=n_people, multi_record_persons=n_multi, scored_pairs=scored["scored_pairs"],
+                       kept_pairs=n_pairs, must_link=scored["must_link"], cannot_link=scored["cannot_link"],
+                       guard_pieces=len(splits), guard=guard, one_to_one_links=scored["one_to_one_links"])
         seconds["write_splits_and_counts"] = _lap(started)
         store.con.execute(_MODELS_DDL)
         store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
                           [store.run_id, dt.datetime.now(), json.dumps(settings), json.dumps(summary, default=str)])
         store.write_table(STATE_TABLE, _record_hashes())  # what the next incremental run compares against
-        store.con.execute(f"DROP TABLE IF EXISTS {RAW_CLUSTERS}; DROP TABLE IF EXISTS _pp_all")
+        store.con.execute(f"DROP TABLE IF EXISTS {RAW_CLUSTERS}")
         store.audit("combination", "link_persons",
                     details={"match_threshold": lk.match_threshold, "candidate_pairs": summary.get("candidate_pairs", 0),
                              "em_passes_failed": sum(1 for p in summary.get("em_passes", []) if not p["ok"]),
