@@ -3,7 +3,8 @@
 The pack must open from a USB stick with no network, so no chart may need JavaScript.  Both pictures are
 written directly as SVG text here (a few hundred microseconds each; rendering the timeline through
 altair + vl-convert cost 50-200 ms per case, most of the report stage at scale); the network is laid out
-with networkx.  Every label is XML-escaped; neither picture contains script.
+here too (radial rings per connected component, on plain adjacency dicts: building a networkx graph per
+case cost more than drawing it).  Every label is XML-escaped; neither picture contains script.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import math
 from html import escape
 
-import networkx as nx
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -119,33 +119,84 @@ def timeline_svg(signals: pd.DataFrame | list[dict], width: int = 760) -> str | 
     return "\n".join(out)
 
 
-def _trim(graph: nx.Graph, seeds: list[str]) -> nx.Graph:
-    """At most MAX_NODES nodes: every seed, then the neighbours most connected to the seeds."""
-    if graph.number_of_nodes() <= MAX_NODES:
-        return graph
-    keep = [s for s in seeds if s in graph][:MAX_NODES]
-    others = sorted((n for n in graph if n not in set(keep)),
-                    key=lambda n: (-sum(1 for m in graph[n] if m in set(seeds)), -graph.degree(n), str(n)))
-    return graph.subgraph(keep + others[: MAX_NODES - len(keep)]).copy()
+def _add_edge(adj: dict, u: str, v: str, etype: object) -> None:
+    """networkx ``Graph.add_edge`` on a plain adjacency dict: nodes appended in first-seen order, a repeated
+    edge keeps its place and takes the latest type."""
+    adj.setdefault(u, {})
+    adj.setdefault(v, {})
+    adj[u][v] = etype
+    adj[v][u] = etype
 
 
-def _mean_angle(graph: nx.Graph, node: object, inner: set, angle: dict) -> float:
+def _degree(adj: dict, node: str) -> int:
+    """Degree as networkx counts it (a self-loop counts twice)."""
+    nbrs = adj[node]
+    return len(nbrs) + (node in nbrs)
+
+
+def _edges(adj: dict) -> list[tuple[str, str, object]]:
+    """Each edge once, in networkx ``Graph.edges`` order (by node, then neighbour, first end first)."""
+    seen: set = set()
+    out = []
+    for n, nbrs in adj.items():
+        out.extend((n, m, t) for m, t in nbrs.items() if m not in seen)
+        seen.add(n)
+    return out
+
+
+def _components(adj: dict) -> list[set]:
+    """Connected components (as sets of nodes)."""
+    seen: set = set()
+    comps = []
+    for start in adj:
+        if start in seen:
+            continue
+        comp, frontier = {start}, [start]
+        while frontier:
+            nxt = [m for n in frontier for m in adj[n] if m not in comp]
+            comp.update(nxt)
+            frontier = nxt
+        seen |= comp
+        comps.append(comp)
+    return comps
+
+
+def _trim(adj: dict, seeds: list[str]) -> dict:
+    """At most MAX_NODES nodes: every seed, then the neighbours most connected to the seeds (the kept
+    nodes and their edges in the original order, as networkx's ``subgraph(...).copy()`` for graphs of up
+    to twice MAX_NODES nodes)."""
+    if len(adj) <= MAX_NODES:
+        return adj
+    keep = [s for s in seeds if s in adj][:MAX_NODES]
+    kept, seed_set = set(keep), set(seeds)
+    others = sorted((n for n in adj if n not in kept),
+                    key=lambda n: (-sum(1 for m in adj[n] if m in seed_set), -_degree(adj, n), str(n)))
+    wanted = set(keep + others[: MAX_NODES - len(keep)])
+    out: dict = {n: {} for n in adj if n in wanted}
+    for u in list(out):
+        for v, etype in adj[u].items():
+            if v in wanted:
+                _add_edge(out, u, v, etype)
+    return out
+
+
+def _mean_angle(adj: dict, node: object, inner: set, angle: dict) -> float:
     """Circular mean of the angles of ``node``'s neighbours in ``inner`` (0 when it has none)."""
-    vals = [angle[m] for m in graph[node] if m in inner]
+    vals = [angle[m] for m in adj[node] if m in inner]
     if not vals:
         return 0.0
     return math.atan2(sum(map(math.sin, vals)), sum(map(math.cos, vals))) % (2 * math.pi)
 
 
-def _radial(graph: nx.Graph, comp: list, seeds: set) -> dict:
+def _radial(adj: dict, comp: list, seeds: set) -> dict:
     """Positions in [-1, 1]^2 for one component: its case members (or, if none, its best-connected node) at
     the centre and everything else on rings by hop distance, each ring ordered by the mean angle of its
     nodes' inner neighbours so that links stay short.  Deterministic and O(nodes + edges)."""
     centre = sorted((n for n in comp if n in seeds), key=str) or [
-        max(sorted(comp, key=str), key=graph.degree)]
+        max(sorted(comp, key=str), key=lambda n: _degree(adj, n))]
     layers, seen = [centre], set(centre)
     while len(seen) < len(comp):
-        ring = sorted({m for n in layers[-1] for m in graph[n] if m not in seen}, key=str) or sorted(
+        ring = sorted({m for n in layers[-1] for m in adj[n] if m not in seen}, key=str) or sorted(
             (n for n in comp if n not in seen), key=str)  # (always non-empty inside a connected component)
         layers.append(ring)
         seen.update(ring)
@@ -156,7 +207,7 @@ def _radial(graph: nx.Graph, comp: list, seeds: set) -> dict:
             wanted = {n: math.pi / 2 + 2 * math.pi * i / len(layer) for i, n in enumerate(layer)}
         else:
             inner = set(layers[k - 1])
-            target = {n: _mean_angle(graph, n, inner, angle) for n in layer}
+            target = {n: _mean_angle(adj, n, inner, angle) for n in layer}
             layer = sorted(layer, key=lambda n: (target[n], str(n)))  # noqa: PLW2901 - reorder the ring
             # around a lone centre every target is the same: start straight down, so that labels (drawn
             # beside the nodes) of a short ring sit one above the other instead of running into each other
@@ -171,16 +222,16 @@ def _radial(graph: nx.Graph, comp: list, seeds: set) -> dict:
     return {n: (radius_of[n] * math.cos(angle[n]), radius_of[n] * math.sin(angle[n])) for n in comp}
 
 
-def _layout(graph: nx.Graph, seeds: set | None = None) -> dict:
+def _layout(adj: dict, seeds: set | None = None) -> dict:
     """Positions in [0, 1]^2: each connected component laid out on its own (radial, see ``_radial``) in a
     grid cell, biggest first, so separate groups stay readable instead of being flung to the corners."""
     seeds = seeds or set()
-    comps = sorted((sorted(c, key=str) for c in nx.connected_components(graph)), key=lambda c: (-len(c), str(c[0])))
+    comps = sorted((sorted(c, key=str) for c in _components(adj)), key=lambda c: (-len(c), str(c[0])))
     cols = min(3, math.ceil(math.sqrt(len(comps))))  # labels need width: at most three groups side by side
     rows = math.ceil(len(comps) / cols)
     pos: dict = {}
     for i, comp in enumerate(comps):
-        local = _radial(graph, comp, seeds)
+        local = _radial(adj, comp, seeds)
         cx, cy = i % cols, i // cols
         for n, (x, y) in local.items():
             pos[n] = ((cx + 0.5 + 0.4 * x) / cols, (cy + 0.5 + 0.4 * y) / rows)
@@ -194,45 +245,39 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
     ``edges`` has src, dst, edge_type (a frame or a list of tuples); ``labels`` maps node id -> the text to
     show (already limited to what the view may display).  None when there is nothing to draw.
     """
-    graph = nx.Graph()
-    for node in seeds:
-        graph.add_node(node)
+    adj: dict = {node: {} for node in seeds}
     if isinstance(edges, pd.DataFrame):
         edges = list(edges[["src", "dst", "edge_type"]].itertuples(index=False, name=None))
     for src, dst, etype in edges:
         if src in node_types and dst in node_types:
-            graph.add_edge(src, dst, edge_type=etype)
-    if graph.number_of_nodes() == 0:
+            _add_edge(adj, src, dst, etype)
+    if not adj:
         return None
-    graph = _trim(graph, seeds)
-    groups = nx.number_connected_components(graph)
+    adj = _trim(adj, seeds)
+    groups = len(_components(adj))
     rows = math.ceil(groups / min(3, math.ceil(math.sqrt(groups))))
-    height = min(max(height, 130 * rows), 180 + 36 * graph.number_of_nodes())
+    height = min(max(height, 130 * rows), 180 + 36 * len(adj))
     max_chars = {1: 40, 2: 30}.get(min(3, math.ceil(math.sqrt(groups))), 22)  # label width per grid column
-    pos = _layout(graph, set(seeds))
+    pos = _layout(adj, set(seeds))
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     pad = 70
-
-    def sx(v: float) -> float:
-        return pad + v * (width - 2 * pad)
-
-    def sy(v: float) -> float:
-        return pad / 3 + v * (height - pad)
-
+    # each node's coordinates as drawn, formatted once (edges reuse them)
+    at = {n: (pad + x * (width - 2 * pad), pad / 3 + y * (height - pad)) for n, (x, y) in pos.items()}
+    txt = {n: (f"{x:.1f}", f"{y:.1f}") for n, (x, y) in at.items()}
     colours = {"resides_at": "#8c8c8c", "same_household": "#2b7bba", "co_involved": "#d08c00",
                "victim_suspect": "#c0392b"}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="case network">',
            '<rect width="100%" height="100%" fill="#ffffff"/>']
-    for a, b, data in graph.edges(data=True):
-        etype = str(data.get("edge_type", ""))
-        out.append(f'<line x1="{sx(pos[a][0]):.1f}" y1="{sy(pos[a][1]):.1f}" x2="{sx(pos[b][0]):.1f}" '
-                   f'y2="{sy(pos[b][1]):.1f}" stroke="{colours.get(etype, "#999999")}" stroke-width="2">'
-                   f'<title>{escape(etype)}</title></line>')
+    for a, b, data in _edges(adj):
+        etype = str(data)
+        (ax, ay), (bx, by) = txt[a], txt[b]
+        out.append(f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="{colours.get(etype, "#999999")}" '
+                   f'stroke-width="2"><title>{escape(etype)}</title></line>')
     seed_set = set(seeds)
-    for node in graph.nodes:
-        x, y = sx(pos[node][0]), sy(pos[node][1])
+    for node in adj:
+        x, y = at[node]
         bold = node in seed_set
         fill = "#fde2c8" if bold else "#eef2f7"
         stroke = "#a04000" if bold else "#5d6d7e"
@@ -242,7 +287,7 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
             out.append(f'<rect x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" height="18" fill="{fill}" '
                        f'stroke="{stroke}" stroke-width="{3 if bold else 1.5}"><title>{label}</title></rect>')
         else:
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="10" fill="{fill}" stroke="{stroke}" '
+            out.append(f'<circle cx="{txt[node][0]}" cy="{txt[node][1]}" r="10" fill="{fill}" stroke="{stroke}" '
                        f'stroke-width="{3 if bold else 1.5}"><title>{label}</title></circle>')
         short = raw if len(raw) <= max_chars else raw[:max_chars - 1] + "…"
         # labels run right (so side-by-side groups do not collide) unless that would leave the picture

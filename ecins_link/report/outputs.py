@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ecins_link.config import ProjectConfig
+from ecins_link.report.fanout import on_cursor
 from ecins_link.report.panel import PanelBuilder
 from ecins_link.report.tables import (
     build_cases,
@@ -51,15 +53,21 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
     view = view_for(config, purpose)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = write_basic_tables(store, config, view, out_dir)
-    flags = load_flags(store, view, _category_of(store))
-    cases = build_cases(flags)
-    counts.update(write_flag_tables(store, flags, cases, out_dir))
     as_of = config.project.as_of.isoformat() if config.project.as_of else "latest event date"
     run_label = (f"{config.project.name} · as of {as_of} · run {store.run_id} · "
                  f"built {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
-    sources = source_agencies(store, config)
-    counts.update(PanelBuilder(store, view, flags, cases, sources, run_label, max_charts).write(out_dir / "panel"))
+    # the CSV/Parquet files are written by a second thread on its own cursor (DuckDB and Arrow release the
+    # GIL) while this one builds the panel pack
+    with ThreadPoolExecutor(max_workers=1) as side, on_cursor(store) as cursor:
+        basic = side.submit(write_basic_tables, cursor, config, view, out_dir)
+        flags = load_flags(store, view, _category_of(store))
+        cases = build_cases(flags)
+        flag_tables = side.submit(write_flag_tables, cursor, flags, cases, out_dir)
+        sources = source_agencies(store, config)
+        panel = PanelBuilder(store, view, flags, cases, sources, run_label, max_charts)
+        panel.prepare()
+        counts = {**basic.result(), **flag_tables.result()}
+    counts.update(panel.render(out_dir / "panel"))  # (no other thread left: it may fork)
     files = {name: out_dir / name for name in ("accounting.csv", "quarantine.csv", "persons.parquet",
                                                "addresses.parquet", "flags.parquet", "worklist.csv")}
     files["panel"] = out_dir / "panel" / "index.html"

@@ -2,7 +2,7 @@
 
 Self-contained: inline CSS, inline SVG pictures, no script and no external link, so it opens from a USB
 stick with no network.  Rendered with jinja2 autoescape ON; the only values not escaped by jinja are the
-SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``_cells``, which escape every
+SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``_Cells``, which escape every
 text themselves.
 """
 
@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 from collections import ChainMap
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from importlib import resources
@@ -20,9 +21,11 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 from markupsafe import Markup
+from markupsafe import escape as markup_escape
 
 from ecins_link.report import cases as gather
 from ecins_link.report.charts import network_svg, timeline_svg
+from ecins_link.report.fanout import default_workers, forked_map, on_cursor
 from ecins_link.report.views import View
 from ecins_link.store import Store
 
@@ -70,10 +73,41 @@ def _val(value: object) -> object:
         return value
 
 
-def _cells(values: list[str]) -> Markup:
-    """``<td>`` cells of one table row, every value HTML-escaped here (one string instead of a template
-    loop per cell: the pack has ~1M cells at 250k persons)."""
-    return Markup("".join(["<td>" + escape(v, quote=True) + "</td>" for v in values]))
+class _Cells:
+    """``<td>`` cells of table rows, every value formatted (``_fmt``) and HTML-escaped here (one string per
+    row instead of a template loop per cell: the pack has ~1M cells at 250k persons).  The cell of each
+    distinct text, date or number is built once and reused (agencies, sources, dates and signal codes
+    repeat on every page)."""
+
+    MEMO_TYPES = (str, int, float, pd.Timestamp, dt.date)
+
+    def __init__(self) -> None:
+        self.memo: dict = {}
+
+    def td(self, value: object) -> str:
+        """One escaped cell."""
+        kind = value.__class__
+        if kind in self.MEMO_TYPES and value == value:  # noqa: PLR0124 - NaN is not memoised
+            key = (kind, value)  # the type too: True == 1 == 1.0 but True is shown as "True"
+            hit = self.memo.get(key)
+            if hit is None:
+                hit = self.memo[key] = "<td>" + escape(_fmt(value), quote=True) + "</td>"
+            return hit
+        return "<td>" + escape(_fmt(value), quote=True) + "</td>"
+
+    def row(self, values: list) -> str:
+        """The cells of one row (escaped HTML, as plain text: wrap the finished table body in Markup)."""
+        td = self.td
+        return "".join([td(v) for v in values])
+
+    def head(self, columns: list[str]) -> Markup:
+        """``<th>`` cells naming ``columns`` (underscores shown as spaces)."""
+        key = tuple(columns)
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = Markup("".join(["<th>" + str(markup_escape(c.replace("_", " "))) + "</th>"
+                                                   for c in columns]))
+        return hit
 
 
 def _write_page(path: Path, html: str) -> None:
@@ -86,12 +120,27 @@ def _present(value: object) -> bool:
     return _val(value) is not None
 
 
+def _column(series: pd.Series) -> list:
+    """A column as native Python values, pandas' ``NA`` (nullable and object columns) as None, the same
+    values ``DataFrame.to_dict("records")`` gives."""
+    values = series.tolist()
+    if series.dtype == object or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
+        na = pd.NA
+        return [None if v is na else v for v in values]
+    return values
+
+
 def _by_case(frame: pd.DataFrame) -> dict[str, list[dict]]:
-    """Rows of a gathered frame as dicts grouped by case (order kept), ``detail`` made a plain bool."""
+    """Rows of a gathered frame as dicts grouped by case (order kept), ``detail`` made a plain bool.
+
+    Built from whole-column lists (``Series.tolist``: native Python values, Timestamps for dates), several
+    times faster than ``DataFrame.to_dict("records")``."""
     if "detail" in frame.columns:
         frame = frame.assign(detail=frame["detail"].fillna(False).astype(bool))
+    names = list(frame.columns)
     out: dict[str, list[dict]] = {}
-    for row in frame.to_dict("records"):
+    for values in zip(*(_column(frame[c]) for c in names), strict=True):
+        row = dict(zip(names, values, strict=True))
         out.setdefault(row["case"], []).append(row)
     return out
 
@@ -125,18 +174,13 @@ def _named_records(evidence: str | None) -> frozenset[tuple[str, str]]:
     """(source, record_key) of every record named in a flag's evidence JSON (any nesting)."""
     found: set[tuple[str, str]] = set()
 
-    def walk(x: object) -> None:
-        if isinstance(x, dict):
-            if "source" in x and "record_key" in x:
-                found.add((str(x["source"]), str(x["record_key"])))
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
+    def seen(obj: dict) -> dict:  # called by the JSON decoder for every object, however deeply nested
+        if "source" in obj and "record_key" in obj:
+            found.add((str(obj["source"]), str(obj["record_key"])))
+        return obj
 
     try:
-        walk(json.loads(evidence)) if evidence else None
+        json.loads(evidence, object_hook=seen) if evidence else None
     except (TypeError, ValueError):
         pass
     return frozenset(found)
@@ -151,7 +195,9 @@ class PanelBuilder:
         self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
         self.env = _env()
-        self.css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
+        self.cells = _Cells()
+        css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
+        self.css = markup_escape(css)  # escaped once, as jinja would escape it on every page
 
     def _gather(self) -> dict[str, pd.DataFrame]:
         with gather.registered(self.store, self.cases, self.sources):
@@ -162,13 +208,15 @@ class PanelBuilder:
                     "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
 
     def write(self, panel_dir: Path) -> dict[str, int]:
-        """Write index.html and cases/*.html under ``panel_dir``; returns counts.
+        """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
+        self.prepare()
+        return self.render(panel_dir)
+
+    def prepare(self) -> None:
+        """Everything the pages need from the store, gathered set-based.
 
         The gathered frames are turned into plain rows once and grouped by case, so a page costs a few
         dict look-ups and one render of the compiled template (no per-case pandas or DuckDB work)."""
-        (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
-        for old in (panel_dir / "cases").glob("case_*.html"):
-            old.unlink()
         data = self._gather() if not self.cases.empty else {}
         node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
         loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
@@ -182,32 +230,53 @@ class PanelBuilder:
             for row in data["persons"].drop_duplicates("person_id").to_dict("records"):
                 pid = str(row["person_id"])
                 person_labels[pid] = _person_label(row, self.view) if pid in self.visible_persons else pid
-        self.why = self._why(data.get("records", pd.DataFrame()))
-        self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
-        by_case = {k: _by_case(v) for k, v in data.items() if "case" in v.columns}
+        # the link explanations (Splink, mostly DuckDB) are scored on their own cursor while this thread
+        # groups the gathered rows and pretty-prints the evidence
+        with ThreadPoolExecutor(max_workers=1) as side, on_cursor(self.store) as cursor:
+            why = side.submit(self._why, cursor, data.get("records", pd.DataFrame()))
+            self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
+            by_case = {k: _by_case(v) for k, v in data.items() if "case" in v.columns}
+            self.flag_rows = self._flag_rows()
+            self.why = why.result()
         for rows in by_case.get("records", {}).values():
             self._explain_links(rows)
-        flag_rows = self._flag_rows()
-        case_tpl = self.env.get_template("case.html.j2")
+        self.page_data = (by_case, node_types, loc_labels, person_labels)
+
+    def render(self, panel_dir: Path) -> dict[str, int]:
+        """Write index.html and cases/*.html under ``panel_dir`` (after :meth:`prepare`); returns counts.
+
+        Pages are rendered by forked worker processes (see :mod:`ecins_link.report.fanout`): call this with
+        no other thread of the process running."""
+        (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
+        for old in (panel_dir / "cases").glob("case_*.html"):
+            old.unlink()
+        by_case, node_types, loc_labels, person_labels = self.page_data
+        self.panel_dir = panel_dir
         cases = self.cases.to_dict("records")
+        forked_map(self._render_pages, cases, default_workers(len(cases)))
+        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
+        index = self.env.get_template("index.html.j2").render(
+            cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
+        (panel_dir / "index.html").write_text(index, encoding="utf-8")
+        return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    def _render_pages(self, cases: Sequence[dict]) -> None:
+        """Render and write the pages of ``cases`` (run in the parent and in forked workers: no store use)."""
+        by_case, node_types, loc_labels, person_labels = self.page_data
+        flag_rows, case_tpl = self.flag_rows, self.env.get_template("case.html.j2")
         # one writer thread: file creation waits on the disk (GIL released) while the next page renders
         with ThreadPoolExecutor(max_workers=1) as writer:
             pending = []
             for case in cases:
                 flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
                 ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
-                pending.append(writer.submit(_write_page, panel_dir / case["page"], case_tpl.render(ctx)))
+                pending.append(writer.submit(_write_page, self.panel_dir / case["page"], case_tpl.render(ctx)))
                 if len(pending) >= 256:
                     for done in pending:
                         done.result()  # re-raises a write error here
                     pending = []
             for done in pending:
                 done.result()
-        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
-        index = self.env.get_template("index.html.j2").render(
-            cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
-        (panel_dir / "index.html").write_text(index, encoding="utf-8")
-        return {"case_pages": len(self.cases), "explained_links": len(self.why)}
 
     def _explain_links(self, rows: list[dict]) -> None:
         """Add each record's 'why linked' summary and show its strongest link's partner only when visible."""
@@ -244,7 +313,7 @@ class PanelBuilder:
             return False
         return self.view.agency_detail(self.agency_of.get(unique_id.split(":", 1)[0]))
 
-    def _why(self, records: pd.DataFrame) -> dict[tuple[str, str], str]:
+    def _why(self, store: Store, records: pd.DataFrame) -> dict[tuple[str, str], str]:
         """Per-field summaries for every displayed record's strongest link (both ends visible)."""
         if records.empty or "linked_to" not in records.columns:
             return {}
@@ -252,7 +321,7 @@ class PanelBuilder:
         shown = shown.loc[[self._partner_visible(u) for u in shown["linked_to"]]] if len(shown) else shown
         pairs = pd.DataFrame({"unique_id_l": shown["unique_id"].astype(str),
                               "unique_id_r": shown["linked_to"].astype(str)}).drop_duplicates()
-        return _breakdowns(self.store, pairs)
+        return _breakdowns(store, pairs)
 
     def _case_context(self, case: dict, flags: list[dict], by_case: dict[str, dict[str, list[dict]]],
                       node_types: dict, loc_labels: dict, person_labels: dict) -> dict:
@@ -269,13 +338,14 @@ class PanelBuilder:
         shown_agencies = {r["agency"] for r in [*sig, *rec] if _present(r.get("agency"))}
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
-        signal_rows = []  # (used by a rule, display cells) in the provenance table's column order
+        signal_rows = []  # <tr> rows in the provenance table's column order; rows used by a rule marked
         for s in sig:
             pid = str(s.get("person_id"))
             label = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
-            signal_rows.append(((s.get("source"), str(s.get("record_key"))) in contributing, _cells([_fmt(s.get(c)) for c in (
-                "event_date", "agency", "source", "record_key", "signal", "category", "role")] + [
-                _fmt(label), self._loc_label(s.get("location_id"), loc_labels), _fmt(s.get("link_confidence"))])))
+            used = (s.get("source"), str(s.get("record_key"))) in contributing
+            signal_rows.append(('<tr class="contributing" title="used by a rule">' if used else "<tr>") + self.cells.row(
+                [s.get(c) for c in ("event_date", "agency", "source", "record_key", "signal", "category", "role")]
+                + [label, self._loc_label(s.get("location_id"), loc_labels), s.get("link_confidence")]) + "</tr>\n")
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
         cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
         rec_of: dict[object, list[dict]] = {}
@@ -295,7 +365,7 @@ class PanelBuilder:
                 "dob": _val(p.get("dob")) if view.field("dob") else None,
                 "age": _val(p.get("age")) if view.field("dob") else None,
                 "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
-                "rows": [(_cells([_fmt(r[c]) for c in shown]), r.get("why")) for r in recs], "record_columns": shown,
+                "rows": bool(recs), "head": self.cells.head(shown), "body": self._record_rows(recs, shown),
                 "confidence": min(conf) if conf else None})
         edges = [(e["src"], e["dst"], e["edge_type"]) for e in part("edges") if e["detail"]]
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
@@ -308,12 +378,21 @@ class PanelBuilder:
         labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
         charted = bool(sig) and case["rank"] <= self.max_charts
-        return {"case": case, "flags": flags, "signal_rows": signal_rows, "persons": persons, "existence": existence,
+        return {"case": case, "flags": flags, "signal_rows": bool(signal_rows), "signal_body": Markup("".join(signal_rows)), "persons": persons, "existence": existence,
                 "overrides": part("overrides"), "network_svg": net,
                 "timeline_svg": timeline_svg(sig) if charted else None,
                 "chart_omitted": bool(sig) and not charted,
                 "view": view, "run_label": self.run_label, "css": self.css,
                 "entity_label": self._entity_label(case, person_labels, loc_labels)}
+
+    def _record_rows(self, recs: list[dict], shown: list[str]) -> Markup:
+        """Table body of a person's records: one row of ``shown`` columns each, then its 'why linked' line."""
+        rows = []
+        for r in recs:
+            rows.append("<tr>" + self.cells.row([r[c] for c in shown]) + "</tr>\n")
+            if r.get("why"):
+                rows.append(f'<tr class="why"><td colspan="{len(shown)}">why linked: {markup_escape(r["why"])}</td></tr>')
+        return Markup("".join(rows))
 
     def _loc_label(self, location_id: object, loc_labels: dict) -> str:
         if location_id is None or (isinstance(location_id, float) and pd.isna(location_id)):
