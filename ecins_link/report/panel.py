@@ -2,19 +2,16 @@
 
 Self-contained: inline CSS, inline SVG pictures, no script and no external link, so it opens from a USB
 stick with no network.  Rendered with jinja2 autoescape ON; the only values not escaped by jinja are the
-SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``_Cells``, which escape every
+SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``Cells``, which escape every
 text themselves.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 from collections import ChainMap
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from html import escape
 from importlib import resources
 from pathlib import Path
 
@@ -24,6 +21,16 @@ from markupsafe import Markup
 from markupsafe import escape as markup_escape
 
 from ecins_link.report import cases as gather
+from ecins_link.report.cells import (
+    Cells,
+    fmt,
+    group_by_case,
+    named_records,
+    person_label,
+    present,
+    val,
+    write_page,
+)
 from ecins_link.report.charts import network_svg, timeline_svg
 from ecins_link.report.fanout import default_workers, forked_map, on_cursor
 from ecins_link.report.views import View
@@ -39,117 +46,8 @@ def _env() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(resources.files("ecins_link.report") / "templates"))
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters["d"] = _fmt
+    env.filters["d"] = fmt
     return env
-
-
-def _fmt(value: object) -> str:
-    """Display text for a cell: blanks for nulls, ISO dates, rounded floats, joined lists."""
-    kind = type(value)
-    if kind is str:
-        return value  # type: ignore[return-value]
-    if kind is int or kind is bool:
-        return str(value)
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT or value is pd.NA:
-        return ""
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M") if (value.hour or value.minute) else value.strftime("%Y-%m-%d")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    if isinstance(value, list | tuple):
-        return ", ".join(_fmt(v) for v in value)
-    if hasattr(value, "tolist"):
-        return _fmt(value.tolist())
-    return str(value)
-
-
-def _val(value: object) -> object:
-    """``value`` with pandas' missing markers (NaN, NaT, NA) turned into None, so templates can test it."""
-    try:
-        return None if pd.isna(value) else value
-    except (TypeError, ValueError):  # lists and arrays are never "missing" here
-        return value
-
-
-class _Cells:
-    """``<td>`` cells of table rows, every value formatted (``_fmt``) and HTML-escaped here (one string per
-    row instead of a template loop per cell: the pack has ~1M cells at 250k persons).  The cell of each
-    distinct text, date or number is built once and reused (agencies, sources, dates and signal codes
-    repeat on every page)."""
-
-    MEMO_TYPES = (str, int, float, pd.Timestamp, dt.date)
-
-    def __init__(self) -> None:
-        self.memo: dict = {}
-
-    def td(self, value: object) -> str:
-        """One escaped cell."""
-        kind = value.__class__
-        if kind in self.MEMO_TYPES and value == value:  # noqa: PLR0124 - NaN is not memoised
-            key = (kind, value)  # the type too: True == 1 == 1.0 but True is shown as "True"
-            hit = self.memo.get(key)
-            if hit is None:
-                hit = self.memo[key] = "<td>" + escape(_fmt(value), quote=True) + "</td>"
-            return hit
-        return "<td>" + escape(_fmt(value), quote=True) + "</td>"
-
-    def row(self, values: list) -> str:
-        """The cells of one row (escaped HTML, as plain text: wrap the finished table body in Markup)."""
-        td = self.td
-        return "".join([td(v) for v in values])
-
-    def head(self, columns: list[str]) -> Markup:
-        """``<th>`` cells naming ``columns`` (underscores shown as spaces)."""
-        key = tuple(columns)
-        hit = self.memo.get(key)
-        if hit is None:
-            hit = self.memo[key] = Markup("".join(["<th>" + str(markup_escape(c.replace("_", " "))) + "</th>"
-                                                   for c in columns]))
-        return hit
-
-
-def _write_page(path: Path, html: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(html)
-
-
-def _present(value: object) -> bool:
-    """Whether a cell holds a value (not None / NaN / NA)."""
-    return _val(value) is not None
-
-
-def _column(series: pd.Series) -> list:
-    """A column as native Python values, pandas' ``NA`` (nullable and object columns) as None, the same
-    values ``DataFrame.to_dict("records")`` gives."""
-    values = series.tolist()
-    if series.dtype == object or isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
-        na = pd.NA
-        return [None if v is na else v for v in values]
-    return values
-
-
-def _by_case(frame: pd.DataFrame) -> dict[str, list[dict]]:
-    """Rows of a gathered frame as dicts grouped by case (order kept), ``detail`` made a plain bool.
-
-    Built from whole-column lists (``Series.tolist``: native Python values, Timestamps for dates), several
-    times faster than ``DataFrame.to_dict("records")``."""
-    if "detail" in frame.columns:
-        frame = frame.assign(detail=frame["detail"].fillna(False).astype(bool))
-    names = list(frame.columns)
-    out: dict[str, list[dict]] = {}
-    for values in zip(*(_column(frame[c]) for c in names), strict=True):
-        row = dict(zip(names, values, strict=True))
-        out.setdefault(row["case"], []).append(row)
-    return out
-
-
-def _person_label(row: dict, view: View) -> str:
-    name = row.get("display_name")
-    if view.field("name") and isinstance(name, str) and name:
-        return name
-    return str(row["person_id"])
 
 
 def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -170,22 +68,6 @@ def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]
             scored[["unique_id_l", "unique_id_r", "breakdown"]].itertuples(index=False) if isinstance(t, str)}
 
 
-def _named_records(evidence: str | None) -> frozenset[tuple[str, str]]:
-    """(source, record_key) of every record named in a flag's evidence JSON (any nesting)."""
-    found: set[tuple[str, str]] = set()
-
-    def seen(obj: dict) -> dict:  # called by the JSON decoder for every object, however deeply nested
-        if "source" in obj and "record_key" in obj:
-            found.add((str(obj["source"]), str(obj["record_key"])))
-        return obj
-
-    try:
-        json.loads(evidence, object_hook=seen) if evidence else None
-    except (TypeError, ValueError):
-        pass
-    return frozenset(found)
-
-
 class PanelBuilder:
     """Gathers case data (set-based) and renders the index and one page per case."""
 
@@ -195,17 +77,26 @@ class PanelBuilder:
         self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
         self.env = _env()
-        self.cells = _Cells()
+        self.cells = Cells()
         css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
         self.css = markup_escape(css)  # escaped once, as jinja would escape it on every page
 
     def _gather(self) -> dict[str, pd.DataFrame]:
-        with gather.registered(self.store, self.cases, self.sources):
+        """The case frames (see :mod:`ecins_link.report.cases`); the link explanations (Splink: Python
+        building SQL, then DuckDB) are scored on a second thread and cursor while the other frames and the
+        pretty-printed evidence are queried here (DuckDB releases the GIL, so the two overlap)."""
+        with gather.registered(self.store, self.cases, self.sources), ThreadPoolExecutor(max_workers=1) as side, \
+                on_cursor(self.store) as cursor:
+            records = gather.case_records(self.store, self.view)
+            why = side.submit(self._why, cursor, records)
             edges, nodes = gather.case_graph(self.store, self.view)
-            return {"persons": gather.case_persons(self.store), "records": gather.case_records(self.store, self.view),
+            data = {"persons": gather.case_persons(self.store), "records": records,
                     "signals": gather.case_signals(self.store, self.view),
                     "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges, "nodes": nodes,
                     "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
+            self.evidence_text = self._pretty_evidence()
+            self.why = why.result()
+        return data
 
     def write(self, panel_dir: Path) -> dict[str, int]:
         """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
@@ -213,10 +104,10 @@ class PanelBuilder:
         return self.render(panel_dir)
 
     def prepare(self) -> None:
-        """Everything the pages need from the store, gathered set-based.
-
-        The gathered frames are turned into plain rows once and grouped by case, so a page costs a few
-        dict look-ups and one render of the compiled template (no per-case pandas or DuckDB work)."""
+        """Everything the pages need from the store, gathered set-based for all cases at once (the pages
+        themselves need no store access, see :meth:`render`)."""
+        self.why: dict[tuple[str, str], str] = {}
+        self.evidence_text: dict[int, str] = {}
         data = self._gather() if not self.cases.empty else {}
         node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
         loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
@@ -229,28 +120,20 @@ class PanelBuilder:
                                     else {str(p) for p in data["persons"]["person_id"]})
             for row in data["persons"].drop_duplicates("person_id").to_dict("records"):
                 pid = str(row["person_id"])
-                person_labels[pid] = _person_label(row, self.view) if pid in self.visible_persons else pid
-        # the link explanations (Splink, mostly DuckDB) are scored on their own cursor while this thread
-        # groups the gathered rows and pretty-prints the evidence
-        with ThreadPoolExecutor(max_workers=1) as side, on_cursor(self.store) as cursor:
-            why = side.submit(self._why, cursor, data.get("records", pd.DataFrame()))
-            self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
-            by_case = {k: _by_case(v) for k, v in data.items() if "case" in v.columns}
-            self.flag_rows = self._flag_rows()
-            self.why = why.result()
-        for rows in by_case.get("records", {}).values():
-            self._explain_links(rows)
-        self.page_data = (by_case, node_types, loc_labels, person_labels)
+                person_labels[pid] = person_label(row, self.view) if pid in self.visible_persons else pid
+        self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
+        self.data = data
+        self.page_data = (node_types, loc_labels, person_labels)
 
     def render(self, panel_dir: Path) -> dict[str, int]:
         """Write index.html and cases/*.html under ``panel_dir`` (after :meth:`prepare`); returns counts.
 
-        Pages are rendered by forked worker processes (see :mod:`ecins_link.report.fanout`): call this with
-        no other thread of the process running."""
+        Pages are rendered by forked worker processes (see :mod:`ecins_link.report.fanout`), each for an
+        interleaved share of the cases: call this with no other thread of the process running."""
         (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
         for old in (panel_dir / "cases").glob("case_*.html"):
             old.unlink()
-        by_case, node_types, loc_labels, person_labels = self.page_data
+        node_types, loc_labels, person_labels = self.page_data
         self.panel_dir = panel_dir
         cases = self.cases.to_dict("records")
         forked_map(self._render_pages, cases, default_workers(len(cases)))
@@ -261,16 +144,24 @@ class PanelBuilder:
         return {"case_pages": len(self.cases), "explained_links": len(self.why)}
 
     def _render_pages(self, cases: Sequence[dict]) -> None:
-        """Render and write the pages of ``cases`` (run in the parent and in forked workers: no store use)."""
-        by_case, node_types, loc_labels, person_labels = self.page_data
-        flag_rows, case_tpl = self.flag_rows, self.env.get_template("case.html.j2")
+        """Render and write the pages of ``cases`` (run in the parent and in forked workers: no store use).
+
+        The gathered frames' rows of these cases are turned into plain dicts once and grouped by case, so
+        a page costs a few dict look-ups and one render of the compiled template."""
+        node_types, loc_labels, person_labels = self.page_data
+        keys = pd.Series([c["case"] for c in cases], dtype=object)
+        by_case = {k: group_by_case(v[v["case"].isin(keys)]) for k, v in self.data.items() if "case" in v.columns}
+        for rows in by_case.get("records", {}).values():
+            self._explain_links(rows)
+        flag_rows = self._flag_rows({f for c in cases for f in c["flag_ids"]})
+        case_tpl = self.env.get_template("case.html.j2")
         # one writer thread: file creation waits on the disk (GIL released) while the next page renders
         with ThreadPoolExecutor(max_workers=1) as writer:
             pending = []
             for case in cases:
                 flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
                 ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
-                pending.append(writer.submit(_write_page, self.panel_dir / case["page"], case_tpl.render(ctx)))
+                pending.append(writer.submit(write_page, self.panel_dir / case["page"], case_tpl.render(ctx)))
                 if len(pending) >= 256:
                     for done in pending:
                         done.result()  # re-raises a write error here
@@ -332,16 +223,16 @@ class PanelBuilder:
             return by_case.get(name, {}).get(key, [])
 
         sig, rec = part("signals"), part("records")
-        hidden = {r["agency"] for r in [*sig, *rec] if not r["detail"] and _present(r.get("agency"))}
+        hidden = {r["agency"] for r in [*sig, *rec] if not r["detail"] and present(r.get("agency"))}
         sig = [s for s in sig if s["detail"]]
         rec = [r for r in rec if r["detail"]]
-        shown_agencies = {r["agency"] for r in [*sig, *rec] if _present(r.get("agency"))}
+        shown_agencies = {r["agency"] for r in [*sig, *rec] if present(r.get("agency"))}
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
         signal_rows = []  # <tr> rows in the provenance table's column order; rows used by a rule marked
         for s in sig:
             pid = str(s.get("person_id"))
-            label = person_labels.get(pid) or self.neighbour_labels.get(pid) or _val(s.get("person_id"))
+            label = person_labels.get(pid) or self.neighbour_labels.get(pid) or val(s.get("person_id"))
             used = (s.get("source"), str(s.get("record_key"))) in contributing
             signal_rows.append(('<tr class="contributing" title="used by a rule">' if used else "<tr>") + self.cells.row(
                 [s.get(c) for c in ("event_date", "agency", "source", "record_key", "signal", "category", "role")]
@@ -356,15 +247,15 @@ class PanelBuilder:
             recs = rec_of.get(p["person_id"], [])
             if str(p["person_id"]) not in self.visible_persons:  # known only to partners outside the view
                 p = {"person_id": p["person_id"], "is_child": None}
-            present = [c for c in cols if recs and c in recs[0]]
-            conf = [v for r in recs if (v := _val(r.get("cluster_confidence"))) is not None]
-            shown = [c for c in present if c in ("source", "agency", "record_key")
-                     or any(_val(r[c]) is not None for r in recs)]
+            available = [c for c in cols if recs and c in recs[0]]
+            conf = [v for r in recs if (v := val(r.get("cluster_confidence"))) is not None]
+            shown = [c for c in available if c in ("source", "agency", "record_key")
+                     or any(val(r[c]) is not None for r in recs)]
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
-                "dob": _val(p.get("dob")) if view.field("dob") else None,
-                "age": _val(p.get("age")) if view.field("dob") else None,
-                "sex": _val(p.get("sex")) if view.field("sex") else None, "is_child": _val(p.get("is_child")),
+                "dob": val(p.get("dob")) if view.field("dob") else None,
+                "age": val(p.get("age")) if view.field("dob") else None,
+                "sex": val(p.get("sex")) if view.field("sex") else None, "is_child": val(p.get("is_child")),
                 "rows": bool(recs), "head": self.cells.head(shown), "body": self._record_rows(recs, shown),
                 "confidence": min(conf) if conf else None})
         edges = [(e["src"], e["dst"], e["edge_type"]) for e in part("edges") if e["detail"]]
@@ -416,16 +307,22 @@ class PanelBuilder:
         """(source, record_key) of records named in the flags' evidence (any nesting)."""
         return set().union(*(f["named_records"] for f in flags))
 
-    def _flag_rows(self) -> dict[object, dict]:
-        """Flags by id, each with its evidence pretty-printed (DuckDB ``json_pretty``, one query for all
-        flags; "" when missing or not JSON, cut at 20,000 characters) and the records it names."""
+    def _pretty_evidence(self) -> dict[int, str]:
+        """Each flag's evidence pretty-printed, by its position in the flags frame (DuckDB ``json_pretty``,
+        one query for all flags; missing when not JSON, cut at 20,000 characters)."""
         frame = pd.DataFrame({"i": range(len(self.flags)), "evidence": self.flags["evidence"].astype("string")})
         self.store.con.register("__c_evidence", frame)
         try:
-            pretty = dict(self.store.con.execute(
+            return dict(self.store.con.execute(
                 "SELECT i, CASE WHEN json_valid(evidence) THEN left(json_pretty(evidence), 20000) END "
                 "FROM __c_evidence").fetchall())
         finally:
             self.store.con.unregister("__c_evidence")
-        return {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=_named_records(f.get("evidence")))
-                for i, f in enumerate(self.flags.to_dict("records"))}
+
+    def _flag_rows(self, flag_ids: set) -> dict[object, dict]:
+        """The flags in ``flag_ids`` by id, each with its pretty-printed evidence ("" when missing or not
+        JSON) and the records it names."""
+        pretty = self.evidence_text
+        wanted = self.flags["flag_id"].isin(pd.Series(list(flag_ids), dtype=object)).to_numpy()
+        return {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=named_records(f.get("evidence")))
+                for i, f in zip(wanted.nonzero()[0].tolist(), self.flags[wanted].to_dict("records"), strict=True)}
