@@ -4,63 +4,149 @@ The matcher runs on its own in-memory DuckDB connection (with a memory limit and
 intermediate tables never touch the project store; only (akey, uprn, match_weight, distinguishability)
 comes back.  A candidate is accepted only with a strong weight and a clear gap to the runner-up
 (``distinguishability``), or from its exact stages; ambiguous ones stay unresolved rather than guessed.
+
+Most of the matcher's cost is preparing the gazetteer side (cleaning, term frequencies, road catalogue,
+inverted index: ~10 s for a 138k-row gazetteer, nearly independent of how many addresses are sent) and it
+does not depend on the residue.  :class:`MatcherSession` therefore starts that preparation in a background
+thread as soon as the stage starts, while the key joins run on the store connection; the residue is matched
+when the keys are done.  DuckDB releases the GIL while it works, so the two overlap on a multi-core machine.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import duckdb
+import pyarrow as pa
 
 from ecins_link.matching.location_keys import area_consistent
 
 log = logging.getLogger(__name__)
 
 
-def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict) -> int:
-    """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
+def canonical_sql(table: str = "gazetteer_std") -> str:
+    """SQL: the gazetteer as the matcher's canonical input (unique_id, address_concat, postcode), by UPRN."""
+    def part(c: str) -> str:
+        return f"nullif(trim(CAST({c} AS VARCHAR)), '')"
 
-    Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``; returns how many.
+    return f"""
+        SELECT CAST(uprn AS VARCHAR) AS unique_id,
+               coalesce(nullif(CAST(full_address AS VARCHAR), ''),
+                        concat_ws(', ', {part('organisation')}, {part('flat')}, {part('building')}, {part('number')},
+                                  {part('street')}, {part('locality')}, {part('town')})) AS address_concat,
+               {part('postcode')} AS postcode
+        FROM {table} WHERE uprn IS NOT NULL ORDER BY unique_id"""
+
+
+class MatcherSession:
+    """uk_address_matcher on a scratch connection, its gazetteer side prepared in a background thread.
+
+    ``MatcherSession(canonical, settings)`` starts the preparation; :meth:`match` waits for it and matches
+    the residue; :meth:`close` (always call it, or use ``with``) stops and frees everything.
     """
-    from uk_address_matcher import AddressMatcher
 
-    messy = con.execute(todo_sql).to_arrow_table()
-    if messy.num_rows == 0:
-        return 0
-    canonical = con.execute("""
-        SELECT uprn AS unique_id,
-               coalesce(nullif(full_address, ''), concat_ws(', ', organisation, flat, building, number,
-                        street, locality, town)) AS address_concat,
-               postcode
-        FROM _loc_gaz""").to_arrow_table()
-    scratch = duckdb.connect()
-    try:
-        scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
-        scratch.execute(f"SET threads = {int(settings.get('threads', 2))}")
-        scratch.register("messy_in", messy)
-        scratch.register("canonical_in", canonical)
-        scratch.execute(
-            "CREATE TABLE messy AS SELECT akey AS unique_id, address_concat, postcode FROM messy_in"
-        )
-        scratch.execute("CREATE TABLE canon AS SELECT * FROM canonical_in")
-        matcher = AddressMatcher(
-            canonical_addresses=scratch.table("canon"),
-            addresses_to_match=scratch.table("messy"),
-            con=scratch,
+    def __init__(self, canonical: pa.Table, settings: dict) -> None:
+        from uk_address_matcher import AddressMatcher
+
+        self.prepare_seconds: float | None = None
+        self.waited_seconds = 0.0
+        self._error: BaseException | None = None
+        self._scratch = duckdb.connect()
+        self._scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
+        # one thread while the key joins run alongside on the store connection, all of them once it is alone
+        self._threads = int(settings.get("threads", 2))
+        self._scratch.execute(f"SET threads = {int(settings.get('background_threads', 1))}")
+        self._scratch.register("canonical_in", canonical)
+        self._scratch.execute("CREATE TABLE canon AS SELECT * FROM canonical_in")
+        self._scratch.unregister("canonical_in")
+        self._scratch.execute("CREATE TABLE messy (unique_id VARCHAR, address_concat VARCHAR, postcode VARCHAR)")
+        self._matcher = AddressMatcher(
+            canonical_addresses=self._scratch.table("canon"),
+            addresses_to_match=self._scratch.table("messy"),
+            con=self._scratch,
             show_progress="off",
+            cleaning_num_chunks=max(1, int(settings.get("cleaning_chunks", 1))),
         )
-        result = matcher.match()
-        out = (
+        # AddressMatcher.match() = prepare the canonical side, clean the messy side, run the stages; the first
+        # part runs ahead here (uk_address_matcher 1.5's _resolve_canonical_data; without it, match() does all)
+        self._split = callable(getattr(self._matcher, "_resolve_canonical_data", None))
+        self._thread = threading.Thread(target=self._prepare, name="ukam-canonical", daemon=True)
+        if self._split:
+            self._thread.start()
+
+    def _prepare(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
+        except BaseException as err:  # noqa: BLE001 - re-raised in match()
+            self._error = err
+        self.prepare_seconds = round(time.perf_counter() - started, 3)
+
+    def match(self, messy: pa.Table) -> pa.Table:
+        """Match ``messy`` (akey, address_concat, postcode); (akey, uprn, match_weight, dist, reason) per row."""
+        if self._split:
+            started = time.perf_counter()
+            self._thread.join()
+            self.waited_seconds = round(time.perf_counter() - started, 3)
+            if self._error is not None:
+                raise self._error
+            self._matcher._resolve_canonical_data = lambda: None  # already done by the background thread
+        self._scratch.execute(f"SET threads = {self._threads}")
+        self._scratch.register("messy_in", messy)
+        try:
+            self._scratch.execute("INSERT INTO messy SELECT akey, address_concat, postcode FROM messy_in")
+        finally:
+            self._scratch.unregister("messy_in")
+        result = self._matcher.match()
+        return (
             result.matches()
             .select(
                 "CAST(unique_id AS VARCHAR) AS akey, CAST(resolved_canonical_id AS VARCHAR) AS uprn, "
                 "CAST(match_weight AS DOUBLE) AS match_weight, CAST(distinguishability AS DOUBLE) AS dist, "
-            "CAST(match_reason AS VARCHAR) AS reason"
+                "CAST(match_reason AS VARCHAR) AS reason"
             )
             .to_arrow_table()
         )
-    finally:
-        scratch.close()
+
+    def close(self) -> None:
+        """Stop the background preparation if it is still running and free the scratch connection."""
+        if self._thread.is_alive():
+            self._scratch.interrupt()
+            self._thread.join()
+        self._scratch.close()
+
+    def __enter__(self) -> MatcherSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict,
+                           session: MatcherSession | None = None) -> int:
+    """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
+
+    ``session`` is a :class:`MatcherSession` already preparing the gazetteer (``_loc_gaz`` is used to start
+    one otherwise).  Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``;
+    returns how many.
+    """
+    messy = con.execute(todo_sql).to_arrow_table()
+    if messy.num_rows == 0:
+        return 0
+    if session is None:
+        with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
+            out = own.match(messy)
+    else:
+        out = session.match(messy)
+    n = accept_matches(con, out, settings)
+    log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
+    return n
+
+
+def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict) -> int:
+    """Insert the matcher's answers that pass the thresholds and guards into ``_loc_res``; return how many."""
     con.register("_loc_uam_out", out)
     try:
         w_min = float(settings.get("min_match_weight", 4.0))
@@ -73,8 +159,8 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
     before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
     # consistency guards: the candidate's house number must be the address's (parsed; for a house, also one
     # of the text's numbers), every number in the text must be one of the candidate's (flat, house,
-    # building), a parsed flat must be the candidate's flat, and areas the text names must be the candidate's -- the model alone sometimes takes a flat number for a house number
-    # ("Apt 8, 33 X Way" -> "8 X Way").
+    # building), a parsed flat must be the candidate's flat, and areas the text names must be the candidate's --
+    # the model alone sometimes takes a flat number for a house number ("Apt 8, 33 X Way" -> "8 X Way").
     con.execute(rf"""
         INSERT INTO _loc_res
         SELECT u.akey, u.uprn, 'uk_address_matcher',
@@ -102,6 +188,4 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
                            regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1))
           AND {area_consistent('a', 'g')}
           AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
-    n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
-    log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
-    return int(n)
+    return int(con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before)

@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.matching import location_keys as keys
 from ecins_link.store import Store
+
+if TYPE_CHECKING:
+    from ecins_link.matching.location_uam import MatcherSession
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
@@ -37,12 +44,12 @@ def load_location_rules(path: str | Path | None = None) -> dict:
     return read_settings(Path(path) if path else RULES_FILE, "location rules", ("confidence", "proximity", "premises", "uk_address_matcher"))
 
 
-def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
-    """Run the resolution steps on ``address_std`` (and ``gazetteer_std``); return counts per step.
+def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool) -> dict:
+    """Run the resolution steps on ``address_std`` (and ``gazetteer_std``) of ``con``; return counts per step.
 
-    Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on ``store.con``.
+    Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on ``con`` (a scratch
+    connection: ``link_locations`` runs this on an in-memory copy of the inputs).
     """
-    con, conf, prox = store.con, rules["confidence"], rules["proximity"]
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -52,12 +59,37 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
         seconds[name] = round(now - started, 3)
         started = now
 
+    uam = rules["uk_address_matcher"]
+    session = None
+    if with_gazetteer and uam.get("enabled", True):
+        # the matcher's gazetteer preparation does not depend on the residue: start it now, in the background
+        from ecins_link.matching.location_uam import MatcherSession, canonical_sql
+
+        try:
+            session = MatcherSession(con.execute(canonical_sql()).to_arrow_table(), uam)
+        except Exception as err:  # noqa: BLE001 - falls back to starting the matcher when the residue is known
+            log.warning("uk_address_matcher could not start early (%s)", type(err).__name__)
+        lap("uk_address_matcher_start")
+    try:
+        counts = _resolve(con, rules, with_gazetteer, session, lap)
+    finally:
+        if session is not None:
+            session.close()
+    counts["seconds"] = seconds
+    if session is not None:
+        counts["uk_address_matcher_gazetteer_seconds"] = session.prepare_seconds
+        counts["uk_address_matcher_waited_seconds"] = session.waited_seconds
+    return counts
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, session: MatcherSession | None,
+             lap: Callable[[str], None]) -> dict:
+    conf, prox = rules["confidence"], rules["proximity"]
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
                  flats.get("hint_patterns", []), prox.get("at_prefixes", []))
     lap("prepare")
-    counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0],
-                    "seconds": seconds}
+    counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
     counts["source_uprn"] = keys.resolve_source_uprn(
         con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
     if with_gazetteer:
@@ -87,7 +119,7 @@ def resolve_addresses(store: Store, rules: dict, with_gazetteer: bool) -> dict:
             todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
             counts["uk_address_matcher_sent"] = con.execute(f"SELECT count(*) FROM ({todo})").fetchone()[0]
             try:
-                counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam)
+                counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam, session=session)
             except Exception as err:  # noqa: BLE001 - the residue stays unresolved; the audit row says why
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
@@ -127,16 +159,29 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
         with_gazetteer = store.count("gazetteer_std") > 0
     rules = load_location_rules(rules_path)
     with store.stage("locations"):
-        counts = resolve_addresses(store, rules, with_gazetteer)
-        n = store.write_table("address_matches", _matches_sql(float(rules["proximity"]["confidence_factor"])))
-        by_method = dict(store.con.execute(
-            "SELECT match_method, count(*) FROM address_matches GROUP BY 1 ORDER BY 1").fetchall())
-        for t in ("_loc_rows", "_loc_map", "_loc_addr", "_loc_res", "_loc_clu", "_loc_cand", "_loc_gaz", "_loc_uam",
-                  "_loc_gaz_area", "_loc_mention", "_loc_ties"):
-            store.con.execute(f"DROP TABLE IF EXISTS {t}")
+        # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
+        # created inside the stage's transaction on the store are about half as fast to read
+        with store.scratch(_inputs(with_gazetteer)) as work:
+            counts = resolve_addresses(work, rules, with_gazetteer)
+            matches = work.execute(_matches_sql(float(rules["proximity"]["confidence_factor"]))).to_arrow_table()
+            work.register("_loc_out", matches)
+            by_method = dict(work.execute(
+                "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
+        n = store.write_table("address_matches", matches)
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},
                     row_counts={"address_matches": n, **{f"method_{k}": v for k, v in by_method.items()}})
+
+
+def _inputs(with_gazetteer: bool) -> dict[str, str]:
+    """The store columns the stage reads, copied into its scratch connection."""
+    tables = {"address_std": """SELECT source, record_key, address_text, address_norm, flat, number, building, street,
+                                       town, postcode, postcode_outward, postcode_sector, uprn FROM address_std"""}
+    if with_gazetteer:
+        tables["gazetteer_std"] = """SELECT uprn, flat, number, building, organisation, street, locality, town,
+                                            postcode, postcode_outward, postcode_sector, full_address, address_norm
+                                     FROM gazetteer_std"""
+    return tables
 
 
 def evaluate_locations(store: Store, truth_addresses_csv: str | Path) -> dict:
