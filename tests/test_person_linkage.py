@@ -253,3 +253,24 @@ def test_guard_cuts_are_the_same_whatever_order_the_pairs_arrive_in() -> None:
     pieces = [_split_component(edges.sample(frac=1, random_state=seed), contra, known, 0.0, set("abcd"), 4.0)[0]
               for seed in range(12)]
     assert all(p == pieces[0] for p in pieces)
+
+
+def test_em_pass_over_too_many_pairs_runs_on_a_fixed_sample_of_them() -> None:
+    import duckdb
+
+    from ecins_link.matching.person_model import em_sample_rule
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 'r' || range AS unique_id, range % 20 AS postcode FROM range(2000)")
+    rule = "l.postcode = r.postcode"  # 20 groups of 100 records: 99,000 pairs
+
+    def pairs(r: str) -> set:
+        return set(con.execute(f"SELECT l.unique_id, r.unique_id FROM t l JOIN t r ON ({r}) "
+                               "AND l.unique_id < r.unique_id").fetchall())
+
+    assert em_sample_rule(con, "t", rule, 0) == (rule, 1) and em_sample_rule(con, "t", rule, 10**6) == (rule, 1)
+    sampled, k = em_sample_rule(con, "t", rule, 20_000)
+    assert k == 5
+    got = pairs(sampled)
+    assert got < pairs(rule) and 15_000 < len(got) < 25_000
+    assert got == pairs(em_sample_rule(con, "t", rule, 20_000)[0])  # the same sample every run

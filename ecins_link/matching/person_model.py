@@ -267,14 +267,17 @@ def quiet_splink() -> Iterator[None]:
         lg.setLevel(before)
 
 
-def train(linker: Linker, mc: dict, seed: int = 42, n_records: int = 0) -> dict:
+def train(linker: Linker, mc: dict, seed: int = 42, n_records: int = 0, con: Any = None,
+          table: str = "person_std") -> dict:
     """Unsupervised training with guards.  Returns a summary (no personal data, with seconds per step) for
-    ``linkage_models``.  ``n_records`` (the input size) bounds the u sample (see ``u_sample_pairs``)."""
+    ``linkage_models``.  ``n_records`` (the input size) bounds the u sample (see ``u_sample_pairs``).  With the
+    linker's connection ``con`` and input ``table``, an EM pass over more than ``blocking.em_max_pairs`` pairs
+    runs on a sample of them (``em_sample_rule``)."""
     with quiet_splink():
-        return _train(linker, mc, seed, n_records)
+        return _train(linker, mc, seed, n_records, con, table)
 
 
-def _train(linker: Linker, mc: dict, seed: int, n_records: int) -> dict:
+def _train(linker: Linker, mc: dict, seed: int, n_records: int, con: Any, table: str) -> dict:
     b = mc["blocking"]
     summary: dict[str, Any] = {"em_passes": [], "errors": []}
     seconds: dict[str, float] = {}
@@ -298,18 +301,34 @@ def _train(linker: Linker, mc: dict, seed: int, n_records: int) -> dict:
     seconds["u_sampling"] = _lap(started)
     for i, rule in enumerate(b["train"]):
         started = time.perf_counter()
+        sampled, one_in = em_sample_rule(con, table, rule, int(b.get("em_max_pairs", 0) or 0)) if con else (rule, 1)
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
-                rule, estimate_without_term_frequencies=bool(b.get("em_without_term_frequencies", False)))
-            summary["em_passes"].append({"rule": rule, "ok": True})
+                sampled, estimate_without_term_frequencies=bool(b.get("em_without_term_frequencies", False)))
+            summary["em_passes"].append({"rule": rule, "ok": True, "sampled_one_in": one_in})
         except Exception as err:  # noqa: BLE001 - e.g. no pairs on this rule, or degenerate data
-            summary["em_passes"].append({"rule": rule, "ok": False, "error": f"{type(err).__name__}: {err}"})
+            summary["em_passes"].append({"rule": rule, "ok": False, "sampled_one_in": one_in,
+                                         "error": f"{type(err).__name__}: {err}"})
         # EM on clean data may set a level's m to 0 or leave it unobserved: repair before the next pass
         _guard_levels(linker, {**mc, "weight_bounds": {}})
         summary["em_passes"][-1]["seconds"] = seconds[f"em_{i + 1}"] = _lap(started)
     summary["guards"] = _guard_levels(linker, mc)
     summary["seconds"] = seconds
     return summary
+
+
+def em_sample_rule(con: Any, table: str, rule: str, max_pairs: int) -> tuple[str, int]:
+    """``rule`` for an EM pass, thinned to about ``max_pairs`` pairs when it generates more on ``table``: a
+    pseudo-random 1-in-k sample of its pairs (a hash of the two record ids, so the same pairs every run).  EM
+    estimates proportions; a million pairs pin them as well as several.  Returns (rule, k); k = 1: all pairs."""
+    if max_pairs <= 0:
+        return rule, 1
+    n = con.execute(f"""SELECT count(*) FROM "{table}" l JOIN "{table}" r
+                        ON ({rule}) AND l.unique_id < r.unique_id""").fetchone()[0]
+    k = -(-int(n) // max_pairs)
+    if k <= 1:
+        return rule, 1
+    return f"({rule}) AND hash(l.unique_id || '|' || r.unique_id) % {k} = 0", k
 
 
 def _lap(started: float) -> float:

@@ -104,7 +104,7 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
                                f"({max_pairs:,}); tighten the blocking rules or raise the limit")
     count_seconds = _lap(started)
     linker = make_linker(con, INPUT_TABLE, mc)
-    summary = train(linker, mc, n_records=n_records)
+    summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE)
     started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
