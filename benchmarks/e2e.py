@@ -65,7 +65,8 @@ def run_pipeline(project: Path, out_dir: Path) -> dict:
 
     summary = json.loads(models[0]) if models else {}
     return {"stages": stages, "seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": rss.peak_mb,
-            "counts": counts, "persons_candidate_pairs": summary.get("candidate_pairs")}
+            "counts": counts, "persons_candidate_pairs": summary.get("candidate_pairs"),
+            "persons_steps": summary.get("seconds", {})}
 
 
 def profile_stage(project: Path, stage: str, out_dir: Path, top: int = 15) -> dict:
@@ -174,6 +175,8 @@ def markdown(n: int, r: dict) -> str:
     for s, v in p["stages"].items():
         lines.append(f"| {s} | {v['seconds']} | {v['peak_rss_mb']} |")
     lines.append(f"| **total** | **{p['seconds']}** | **{p['peak_rss_mb']}** |")
+    if p.get("persons_steps"):
+        lines += ["", "Persons stage steps (seconds): " + ", ".join(f"{k} {v}" for k, v in p["persons_steps"].items())]
     lines += ["", "| targets | measured | target | met |", "|---|---:|---:|---|"]
     for k, v in r.get("targets", {}).items():
         lines.append(f"| {k} | {v['measured']} | {v['target']} | {'yes' if v['met'] else '**no**'} |")
