@@ -53,6 +53,7 @@ class MatcherSession:
         self.prepare_seconds: float | None = None
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
+        self._closed = False
         self._scratch = duckdb.connect()
         self._scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
         # one thread while the key joins run alongside on the store connection, all of them once it is alone
@@ -111,7 +112,10 @@ class MatcherSession:
         )
 
     def close(self) -> None:
-        """Stop the background preparation if it is still running and free the scratch connection."""
+        """Stop the background preparation if it is still running and free the scratch connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._thread.is_alive():
             self._scratch.interrupt()
             self._thread.join()

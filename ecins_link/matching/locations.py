@@ -44,11 +44,31 @@ def load_location_rules(path: str | Path | None = None) -> dict:
     return read_settings(Path(path) if path else RULES_FILE, "location rules", ("confidence", "proximity", "premises", "uk_address_matcher"))
 
 
-def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool) -> dict:
+def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool) -> MatcherSession | None:
+    """Start uk_address_matcher's gazetteer preparation (from ``gazetteer_std`` on ``con``) in the background.
+
+    It does not depend on the residue, so it runs while the key joins do.  None when the matcher is disabled,
+    there is no gazetteer, or it cannot start (the matcher then starts once the residue is known).
+    """
+    uam = rules["uk_address_matcher"]
+    if not (with_gazetteer and uam.get("enabled", True)):
+        return None
+    from ecins_link.matching.location_uam import MatcherSession, canonical_sql
+
+    try:
+        return MatcherSession(con.execute(canonical_sql()).to_arrow_table(), uam)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        log.warning("uk_address_matcher could not start early (%s)", type(err).__name__)
+        return None
+
+
+def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool,
+                      session: MatcherSession | None = None) -> dict:
     """Run the resolution steps on ``address_std`` (and ``gazetteer_std``) of ``con``; return counts per step.
 
-    Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on ``con`` (a scratch
-    connection: ``link_locations`` runs this on an in-memory copy of the inputs).
+    ``session`` is a matcher started by :func:`start_matcher` (one is started here otherwise); it is closed
+    before returning.  Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on
+    ``con`` (a scratch connection: ``link_locations`` runs this on an in-memory copy of the inputs).
     """
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -59,18 +79,10 @@ def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazettee
         seconds[name] = round(now - started, 3)
         started = now
 
-    uam = rules["uk_address_matcher"]
-    session = None
-    if with_gazetteer and uam.get("enabled", True):
-        # the matcher's gazetteer preparation does not depend on the residue: start it now, in the background
-        from ecins_link.matching.location_uam import MatcherSession, canonical_sql
-
-        try:
-            session = MatcherSession(con.execute(canonical_sql()).to_arrow_table(), uam)
-        except Exception as err:  # noqa: BLE001 - falls back to starting the matcher when the residue is known
-            log.warning("uk_address_matcher could not start early (%s)", type(err).__name__)
-        lap("uk_address_matcher_start")
     try:
+        if session is None:
+            session = start_matcher(con, rules, with_gazetteer)
+            lap("uk_address_matcher_start")
         counts = _resolve(con, rules, with_gazetteer, session, lap)
     finally:
         if session is not None:
@@ -159,14 +171,19 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
         with_gazetteer = store.count("gazetteer_std") > 0
     rules = load_location_rules(rules_path)
     with store.stage("locations"):
+        session = start_matcher(store.con, rules, with_gazetteer)  # first: it is the longest chain
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
-        with store.scratch(_inputs(with_gazetteer)) as work:
-            counts = resolve_addresses(work, rules, with_gazetteer)
-            matches = work.execute(_matches_sql(float(rules["proximity"]["confidence_factor"]))).to_arrow_table()
-            work.register("_loc_out", matches)
-            by_method = dict(work.execute(
-                "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
+        try:
+            with store.scratch(_inputs(with_gazetteer)) as work:
+                counts = resolve_addresses(work, rules, with_gazetteer, session)
+                matches = work.execute(_matches_sql(float(rules["proximity"]["confidence_factor"]))).to_arrow_table()
+                work.register("_loc_out", matches)
+                by_method = dict(work.execute(
+                    "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
+        finally:
+            if session is not None:
+                session.close()
         n = store.write_table("address_matches", matches)
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},
