@@ -299,3 +299,79 @@ def test_locality_named_in_the_text_settles_a_street_tie(tmp_path):
     assert (m.loc["kings", "uprn"], m.loc["kings", "match_method"]) == ("1", "street_area")
     assert (m.loc["oak", "uprn"], m.loc["oak", "match_method"]) == ("2", "proximity")
     assert pd.isna(m.loc["town", "uprn"]) and pd.isna(m.loc["other", "uprn"])
+
+
+def _canonical_and_residue() -> tuple:
+    import duckdb
+
+    from ecins_link.matching.location_uam import canonical_sql
+
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    con = duckdb.connect()
+    con.register("gazetteer_std", gaz)
+    canonical = con.execute(canonical_sql()).to_arrow_table()
+    con.register("std", std)
+    messy = con.execute("SELECT record_key AS akey, upper(address_text) AS address_concat, postcode FROM std "
+                        "WHERE record_key IN ('pub', 'cottage', 'fb', 'rear', 'tie', 'new2', 'otherarea')").to_arrow_table()
+    return canonical, messy
+
+
+def test_background_gazetteer_preparation_matches_like_the_plain_matcher():
+    """The session prepares the gazetteer in a thread, then matches: same answers as AddressMatcher.match()."""
+    import duckdb
+    from uk_address_matcher import AddressMatcher
+
+    from ecins_link.matching.location_uam import MatcherSession
+
+    canonical, messy = _canonical_and_residue()
+    with MatcherSession(canonical, {}) as session:
+        got = session.match(messy).to_pandas()
+        assert session.prepare_seconds is not None and session.prepare_seconds > 0
+    con = duckdb.connect()
+    con.register("c", canonical)
+    con.register("m", messy)
+    plain = AddressMatcher(canonical_addresses=con.sql("SELECT * FROM c"),
+                           addresses_to_match=con.sql("SELECT akey AS unique_id, address_concat, postcode FROM m"),
+                           con=con, show_progress="off").match().matches()
+    want = plain.select("CAST(unique_id AS VARCHAR) AS akey, CAST(resolved_canonical_id AS VARCHAR) AS uprn, "
+                        "CAST(match_weight AS DOUBLE) AS w").to_df()
+    both = got.merge(want, on="akey", how="outer", suffixes=("", "_plain"))
+    assert len(both) == messy.num_rows
+    assert (both.uprn.fillna("-") == both.uprn_plain.fillna("-")).all()
+    assert ((both.match_weight - both.w).abs().fillna(0) < 1e-9).all()
+    assert both.uprn.notna().sum() >= 2  # the pub and the cottage at least
+
+
+def test_matcher_session_closes_while_preparing():
+    from ecins_link.matching.location_uam import MatcherSession
+
+    canonical, _ = _canonical_and_residue()
+    session = MatcherSession(canonical, {})
+    session.close()
+    session.close()  # idempotent
+    assert not session._thread.is_alive()
+
+
+def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
+    import json
+
+    from uk_address_matcher import AddressMatcher
+
+    def boom(self):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(AddressMatcher, "_resolve_canonical_data", boom)
+    gaz = _gazetteer()
+    std, truth = _messy(gaz)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config())
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert len(m) == len(std)
+        assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
+        assert "uk_address_matcher" not in set(m.match_method)
+        details = json.loads(store.con.execute(
+            "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
+        assert details["steps"]["uk_address_matcher_error"] == "MemoryError"
