@@ -59,7 +59,8 @@ def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | No
         ]
         store.write_table("graph_edges", " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM ({p})" for p in parts))
         store.write_table("graph_nodes", ev.nodes_sql(has_gaz, has_addr))
-        rounds = person_components(con, comp.get("edge_types", []), int(comp.get("max_iterations", 200)))
+        rounds = person_components(con, comp.get("edge_types", []), int(comp.get("max_iterations", 200)),
+                                   store.memory_limit)
         store.write_table("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])))
         con.execute("DROP TABLE IF EXISTS _g_rows")
         con.execute("DROP TABLE IF EXISTS _g_events")

