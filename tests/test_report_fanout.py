@@ -58,3 +58,17 @@ def test_default_workers_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fanout.default_workers(10) == 1  # too few pages to be worth a fork
     monkeypatch.setenv(fanout.ENV_WORKERS, "1")
     assert fanout.default_workers(100_000) == 1
+
+
+def test_rewritten_folder_holds_only_this_runs_pages(tmp_path: Path) -> None:
+    """Writing a purpose's pack over a full pack leaves exactly the purpose's pages (stale ones removed,
+    the others rewritten)."""
+    store = build_store(tmp_path / "s.duckdb")
+    write_outputs(store, config(), tmp_path / "o")
+    full_pages = {p.name for p in (tmp_path / "o" / "panel" / "cases").glob("case_*.html")}
+    write_outputs(store, config(), tmp_path / "fresh", purpose="marac")
+    write_outputs(store, config(), tmp_path / "o", purpose="marac")
+    pages = {p.name for p in (tmp_path / "o" / "panel" / "cases").glob("case_*.html")}
+    assert pages < full_pages
+    assert _folder(tmp_path / "o") == _folder(tmp_path / "fresh")
+    store.close()

@@ -131,11 +131,13 @@ class PanelBuilder:
         Pages are rendered by forked worker processes (see :mod:`ecins_link.report.fanout`), each for an
         interleaved share of the cases: call this with no other thread of the process running."""
         (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
-        for old in (panel_dir / "cases").glob("case_*.html"):
-            old.unlink()
         node_types, loc_labels, person_labels = self.page_data
         self.panel_dir = panel_dir
         cases = self.cases.to_dict("records")
+        pages = {Path(c["page"]).name for c in cases}
+        for old in (panel_dir / "cases").glob("case_*.html"):
+            if old.name not in pages:  # a page of an earlier run for a case that is gone (the rest are rewritten)
+                old.unlink()
         forked_map(self._render_pages, cases, default_workers(len(cases)))
         index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
         index = self.env.get_template("index.html.j2").render(
