@@ -81,9 +81,28 @@ class MatcherSession:
         started = time.perf_counter()
         try:
             self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
+            self._add_local_keys()
         except BaseException as err:  # noqa: BLE001 - re-raised in match()
             self._error = err
         self.prepare_seconds = round(time.perf_counter() - started, 3)
+
+    def _add_local_keys(self) -> None:
+        """The Splink stage's postcode-wide name keys of the gazetteer, ahead of time.
+
+        uk_address_matcher derives them from the gazetteer alone inside its Splink stage unless the canonical
+        relation already carries ``local_key_index`` (as its prepared folders do); same values, computed here
+        in the background instead of on the critical path.
+        """
+        try:
+            from uk_address_matcher.cleaning.local_keys import prepare_canonical_local_keys
+        except ImportError:  # another uk_address_matcher version: its Splink stage derives them
+            return
+        canonical = self._matcher._canonical_clean  # noqa: SLF001
+        if canonical is None or "local_key_index" in canonical.columns:
+            return
+        keyed = prepare_canonical_local_keys(self._scratch, canonical)
+        self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
+        self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
 
     def match(self, messy: pa.Table) -> pa.Table:
         """Match ``messy`` (akey, address_concat, postcode); (akey, uprn, match_weight, dist, reason) per row."""
