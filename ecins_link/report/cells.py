@@ -43,6 +43,11 @@ def fmt(value: object) -> str:
 
 def val(value: object) -> object:
     """``value`` with pandas' missing markers (NaN, NaT, NA) turned into None, so templates can test it."""
+    kind = value.__class__
+    if kind is str or kind is int or kind is bool or value is None:  # the common cases, without pd.isna
+        return value
+    if kind is float:
+        return None if value != value else value  # noqa: PLR0124 - NaN test
     try:
         return None if pd.isna(value) else value
     except (TypeError, ValueError):  # lists and arrays are never "missing" here

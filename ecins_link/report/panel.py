@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import ChainMap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -81,22 +81,18 @@ class PanelBuilder:
         css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
         self.css = markup_escape(css)  # escaped once, as jinja would escape it on every page
 
-    def _gather(self) -> dict[str, pd.DataFrame]:
-        """The case frames (see :mod:`ecins_link.report.cases`); the link explanations (Splink: Python
-        building SQL, then DuckDB) are scored on a second thread and cursor while the other frames and the
-        pretty-printed evidence are queried here (DuckDB releases the GIL, so the two overlap)."""
-        with gather.registered(self.store, self.cases, self.sources), ThreadPoolExecutor(max_workers=1) as side, \
-                on_cursor(self.store) as cursor:
+    def _gather(self, on_records: Callable[[pd.DataFrame], object]) -> dict[str, pd.DataFrame]:
+        """The case frames (see :mod:`ecins_link.report.cases`); ``on_records`` is called with the records
+        frame as soon as it is known (before the other queries)."""
+        with gather.registered(self.store, self.cases, self.sources):
             records = gather.case_records(self.store, self.view)
-            why = side.submit(self._why, cursor, records)
+            on_records(records)
             edges, nodes = gather.case_graph(self.store, self.view)
-            data = {"persons": gather.case_persons(self.store), "records": records,
+            return {"persons": gather.case_persons(self.store), "records": records,
                     "signals": gather.case_signals(self.store, self.view),
-                    "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges, "nodes": nodes,
+                    "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges,
+                    "nodes": nodes,
                     "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
-            self.evidence_text = self._pretty_evidence()
-            self.why = why.result()
-        return data
 
     def write(self, panel_dir: Path) -> dict[str, int]:
         """Write index.html and cases/*.html under ``panel_dir``; returns counts."""
@@ -105,23 +101,32 @@ class PanelBuilder:
 
     def prepare(self) -> None:
         """Everything the pages need from the store, gathered set-based for all cases at once (the pages
-        themselves need no store access, see :meth:`render`)."""
+        themselves need no store access, see :meth:`render`).
+
+        The link explanations (Splink: Python building SQL, then DuckDB) are scored on a second thread and
+        cursor, started as soon as the records are known, while this thread runs the other queries
+        (DuckDB releases the GIL, so the two overlap)."""
         self.why: dict[tuple[str, str], str] = {}
         self.evidence_text: dict[int, str] = {}
-        data = self._gather() if not self.cases.empty else {}
-        node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
-        loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
-        person_labels: dict[str, str] = {}
-        self.visible_persons: set[str] = set()
-        if data:
-            recs = data["records"]
-            shared = recs.loc[recs["detail"].fillna(False).astype(bool), "person_id"] if len(recs) else []
-            self.visible_persons = ({str(p) for p in shared} if self.view.name is not None
-                                    else {str(p) for p in data["persons"]["person_id"]})
-            for row in data["persons"].drop_duplicates("person_id").to_dict("records"):
-                pid = str(row["person_id"])
-                person_labels[pid] = person_label(row, self.view) if pid in self.visible_persons else pid
-        self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
+        with ThreadPoolExecutor(max_workers=1) as side, on_cursor(self.store) as cursor:
+            jobs = []
+            data = self._gather(lambda recs: jobs.append(side.submit(self._why, cursor, recs))) if len(self.cases) else {}
+            node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
+            loc_labels = dict(zip(data["locs"]["location_id"], data["locs"]["label"], strict=False)) if data else {}
+            person_labels: dict[str, str] = {}
+            self.visible_persons: set[str] = set()
+            if data:
+                recs = data["records"]
+                shared = recs.loc[recs["detail"].fillna(False).astype(bool), "person_id"] if len(recs) else []
+                self.visible_persons = ({str(p) for p in shared} if self.view.name is not None
+                                        else {str(p) for p in data["persons"]["person_id"]})
+                for row in data["persons"].drop_duplicates("person_id").to_dict("records"):
+                    pid = str(row["person_id"])
+                    person_labels[pid] = person_label(row, self.view) if pid in self.visible_persons else pid
+                self.evidence_text = self._pretty_evidence()
+            self.neighbour_labels = self._neighbour_labels(data, person_labels) if data else {}
+            if jobs:
+                self.why = jobs[0].result()
         self.data = data
         self.page_data = (node_types, loc_labels, person_labels)
 
