@@ -63,6 +63,7 @@ class MatcherSession:
         self._scratch.execute("CREATE TABLE canon AS SELECT * FROM canonical_in")
         self._scratch.unregister("canonical_in")
         self._scratch.execute("CREATE TABLE messy (unique_id VARCHAR, address_concat VARCHAR, postcode VARCHAR)")
+        self._control = self._scratch.cursor()
         self._matcher = AddressMatcher(
             canonical_addresses=self._scratch.table("canon"),
             addresses_to_match=self._scratch.table("messy"),
@@ -108,12 +109,16 @@ class MatcherSession:
         """Match ``messy`` (akey, address_concat, postcode); (akey, uprn, match_weight, dist, reason) per row."""
         if self._split:
             started = time.perf_counter()
+            # the key joins are done: let the rest of the preparation use every thread (a second connection to
+            # the same database, since the first is busy in the background thread)
+            self._control.execute(f"SET threads = {self._threads}")
             self._thread.join()
             self.waited_seconds = round(time.perf_counter() - started, 3)
             if self._error is not None:
                 raise self._error
             self._matcher._resolve_canonical_data = lambda: None  # already done by the background thread
-        self._scratch.execute(f"SET threads = {self._threads}")
+        else:
+            self._scratch.execute(f"SET threads = {self._threads}")
         self._scratch.register("messy_in", messy)
         try:
             self._scratch.execute("INSERT INTO messy SELECT akey, address_concat, postcode FROM messy_in")
@@ -138,6 +143,7 @@ class MatcherSession:
         if self._thread.is_alive():
             self._scratch.interrupt()
             self._thread.join()
+        self._control.close()
         self._scratch.close()
 
     def __enter__(self) -> MatcherSession:
