@@ -214,6 +214,9 @@ class ProjectSettings(_Model):
     taxonomy: str | None = None
     rules: str | None = None
     memory_limit: str | None = None
+    # the persons stage's scoring runs on a second connection alongside the locations stage (each with its own
+    # DuckDB memory limit, so the peak can be the sum); false = strictly one stage after another
+    overlap_stages: bool = True
 
 
 class ProjectConfig(_Model):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -68,19 +70,58 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     result = RunResult(run_id=store.run_id, store_path=store.path, out_dir=out_dir)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    overlap = config.project.overlap_stages and {"persons", "locations"} <= set(wanted)
+    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool:
         task = bar.add_task("pipeline", total=len(wanted))
+        scoring = None
         for name in wanted:
             bar.update(task, description=f"{name:<12}")
             started = time.perf_counter()
+            if name == "persons" and overlap:
+                # persons' scoring only reads person_std and works in its own in-memory database: it runs on a
+                # second connection while the locations stage (no person tables) writes the store; the persons
+                # stage's transaction follows the locations stage's.  Stage seconds overlap.
+                scoring = pool.submit(_score_persons, store.reader(), config, started)
+                continue
             if name == "report":
                 report = importlib.import_module("ecins_link.report")
                 result.outputs = report.write_outputs(store, config, out_dir or default_out_dir(config), purpose=purpose)
             else:
-                stage_function(name)(store, config)
+                try:
+                    stage_function(name)(store, config)
+                except BaseException:
+                    _discard(scoring)
+                    raise
             result.stage_seconds[name] = round(time.perf_counter() - started, 3)
             bar.advance(task)
+            if name == "locations" and scoring is not None:
+                scored, scoring_started = scoring.result()
+                from ecins_link.matching.persons import link_persons
+
+                link_persons(store, config, scored=scored)
+                result.stage_seconds["persons"] = round(time.perf_counter() - scoring_started, 3)
+                scoring = None
+                bar.advance(task)
     return result
+
+
+def _score_persons(reader: Store, config: ProjectConfig, started: float) -> tuple[Any, float]:
+    from ecins_link.matching.persons import score_persons
+
+    try:
+        return score_persons(reader, config), started
+    finally:
+        reader.close()
+
+
+def _discard(scoring: Future | None) -> None:
+    """A stage failed while persons' scoring ran alongside: wait for it and release what it holds."""
+    if scoring is None:
+        return
+    try:
+        scoring.result()[0].close()
+    except Exception:  # noqa: BLE001 - the stage's own error is the one to report
+        pass
 
 
 def run_project(config_path: str | Path, out_dir: str | Path | None = None, purpose: str | None = None,

@@ -9,6 +9,7 @@ outside the application is detectable with :meth:`Store.verify_audit`.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import getpass
 import hashlib
@@ -126,10 +127,10 @@ class Store:
         self.close()
 
     # ----------------------------------------------------------------------------------- tables
-    @contextmanager
-    def scratch(self, tables: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def open_scratch(self, tables: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
         """A private in-memory DuckDB connection for a stage's heavy intermediate work, with a copy of each
-        ``{name: sql}`` query's result (run on the store) as table ``name``; closed on exit.
+        ``{name: sql}`` query's result (run on the store) as table ``name``.  The caller closes it; see
+        :meth:`scratch` for the context-managed form.
 
         Inside :meth:`stage`, tables created in the stage's own transaction are read from transaction-local
         storage, about half as fast as committed data (measured on a 3.3M-row table: scan 0.33 vs 0.16 s,
@@ -145,9 +146,27 @@ class Store:
                 mem.register("__ecins_in", self.con.execute(sql).to_arrow_table())
                 mem.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __ecins_in')
                 mem.unregister("__ecins_in")
+        except BaseException:
+            mem.close()
+            raise
+        return mem
+
+    @contextmanager
+    def scratch(self, tables: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """:meth:`open_scratch`, closed on exit."""
+        mem = self.open_scratch(tables)
+        try:
             yield mem
         finally:
             mem.close()
+
+    def reader(self) -> Store:
+        """A second handle on this open store for another thread: its own connection (a cursor of the same
+        database) and so its own transactions.  For reading committed tables while this handle runs a stage;
+        close it when done (closes only the cursor)."""
+        view = copy.copy(self)
+        view.con = self.con.cursor()
+        return view
 
     def has_table(self, name: str) -> bool:
         """Whether a table (or view) called ``name`` exists in the main schema."""

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -187,60 +188,92 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     return settings, summary
 
 
-def _score_and_cluster(store: Store, scratch: duckdb.DuckDBPyConnection, mc: dict, config: ProjectConfig,
-                       n_records: int) -> tuple[dict, dict, dict]:
-    """Score the pairs and cluster them on ``scratch`` (which holds a copy of ``person_std``); writes
-    ``person_pairs`` and temp table ``RAW_CLUSTERS`` into the store.  Returns (settings, summary, counts)."""
-    lk, guard = config.linkage, mc["guard"]
-    if n_records >= 2 and not lk.retrain and _can_increment(store):
-        settings, summary = _score_incremental(store, scratch, lk.max_pairs)
-    elif n_records >= 2:
-        settings, summary = _score(scratch, mc, lk.max_pairs, n_records)
-        summary["mode"] = "full"
-    else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
-        scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
-                           match_weight DOUBLE, match_probability DOUBLE)""")
-        linker = make_linker(scratch, INPUT_TABLE, mc)  # untrained priors: explain still has a model
-        settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
-    seconds = summary.setdefault("seconds", {})
-    started = time.perf_counter()
-    keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
-    n_pairs = store.write_table("person_pairs", scratch.execute(f"""SELECT unique_id_l, unique_id_r, match_weight,
-        match_probability FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
-    seconds["write_pairs"] = _lap(started)
-    started = time.perf_counter()
-    must, cannot = load_constraints(store)
-    splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
-    one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
-                                 lk.one_to_one_min_probability, cannot)
-    store.con.register("_pp_raw", scratch.execute(f"SELECT * FROM {RAW_CLUSTERS}").to_arrow_table())
-    store.con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW_CLUSTERS} AS SELECT * FROM _pp_raw")
-    store.con.unregister("_pp_raw")
-    seconds["cluster_and_guard"] = _lap(started)
-    counts = {"splits": splits, "kept_pairs": n_pairs, "must_link": len(must), "cannot_link": len(cannot),
-              "one_to_one_links": one_to_one,
-              "scored_pairs": int(scratch.execute("SELECT count(*) FROM _pp_all").fetchone()[0])}
-    return settings, summary, counts
+@dataclass
+class ScoredPersons:
+    """What :func:`score_persons` hands to :func:`link_persons`: the scored pairs (``_pp_all``) and raw
+    clusters (``RAW_CLUSTERS``) on a private in-memory connection, the model settings and training summary."""
+
+    scratch: duckdb.DuckDBPyConnection
+    settings: dict
+    summary: dict
+    counts: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Release the in-memory connection."""
+        self.scratch.close()
 
 
-def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> None:
-    """Stage entry point: person_std -> person_pairs, person_clusters (+ registry, lineage), cluster_splits,
-    linkage_models.  ``model_file`` overrides the packaged ``person_model.toml``."""
+def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> ScoredPersons:
+    """The persons stage's heavy half, read-only on the store: copy ``person_std`` to an in-memory
+    connection, train and score pairs there (or, with ``linkage.retrain = false``, score only pairs touching
+    new or changed records), cluster with the clerical decisions and the guard, and link one-to-one sources.
+    ``store`` may be a :meth:`Store.reader` handle, so this can run while another stage writes the store."""
     store.require(INPUT_TABLE, stage="persons")
     mc = load_model_config(model_file)
-    lk = config.linkage
-    guard = mc["guard"]
+    lk, guard = config.linkage, mc["guard"]
+    n_records = store.count(INPUT_TABLE)
+    dupes, nulls = store.con.execute(f"""SELECT count(unique_id) - count(DISTINCT unique_id),
+        count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
+    if dupes or nulls:
+        raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
+    scratch = store.open_scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'})
+    try:
+        if n_records >= 2 and not lk.retrain and _can_increment(store):
+            settings, summary = _score_incremental(store, scratch, lk.max_pairs)
+        elif n_records >= 2:
+            settings, summary = _score(scratch, mc, lk.max_pairs, n_records)
+            summary["mode"] = "full"
+        else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
+            scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
+                               match_weight DOUBLE, match_probability DOUBLE)""")
+            linker = make_linker(scratch, INPUT_TABLE, mc)  # untrained priors: explain still has a model
+            settings, summary = linker.misc.save_model_to_json(), {"note": "fewer than two records; not trained"}
+        seconds = summary.setdefault("seconds", {})
+        started = time.perf_counter()
+        must, cannot = load_constraints(store)
+        splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
+                                     lk.one_to_one_min_probability, cannot)
+        seconds["cluster_and_guard"] = _lap(started)
+        counts = {"records": n_records, "splits": splits, "must_link": len(must), "cannot_link": len(cannot),
+                  "one_to_one_links": one_to_one,
+                  "scored_pairs": int(scratch.execute("SELECT count(*) FROM _pp_all").fetchone()[0])}
+    except BaseException:
+        scratch.close()
+        raise
+    return ScoredPersons(scratch, settings, summary, counts, mc)
+
+
+def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None,
+                 scored: ScoredPersons | None = None) -> None:
+    """Stage entry point: person_std -> person_pairs, person_clusters (+ registry, lineage), cluster_splits,
+    linkage_models.  ``model_file`` overrides the packaged ``person_model.toml``.  ``scored``: the result of
+    :func:`score_persons` already run (e.g. alongside the locations stage); it is closed here."""
+    try:
+        if scored is None:
+            scored = score_persons(store, config, model_file)
+        _write_persons(store, config, scored)
+    finally:
+        if scored is not None:
+            scored.close()
+
+
+def _write_persons(store: Store, config: ProjectConfig, scored: ScoredPersons) -> None:
+    """The persons stage's transaction: kept pairs, stable ids, splits, model and state from ``scored``."""
+    lk, guard = config.linkage, scored.model["guard"]
+    settings, summary, counts = scored.settings, scored.summary, scored.counts
+    splits, n_records, seconds = counts["splits"], counts["records"], summary["seconds"]
     with store.stage("persons"):
-        n_records = store.count(INPUT_TABLE)
-        dupes, nulls = store.con.execute(f"""SELECT count(unique_id) - count(DISTINCT unique_id),
-            count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
-        if dupes or nulls:
-            raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
         _drop_splink_tables(store)  # left by versions that ran Splink on the store itself
-        with store.scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'}) as scratch:
-            settings, summary, scored = _score_and_cluster(store, scratch, mc, config, n_records)
-        seconds = summary["seconds"]
-        splits, n_pairs = scored["splits"], scored["kept_pairs"]
+        started = time.perf_counter()
+        keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
+        n_pairs = store.write_table("person_pairs", scored.scratch.execute(f"""SELECT unique_id_l, unique_id_r,
+            match_weight, match_probability FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
+        store.con.register("_pp_raw", scored.scratch.execute(f"SELECT * FROM {RAW_CLUSTERS}").to_arrow_table())
+        store.con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW_CLUSTERS} AS SELECT * FROM _pp_raw")
+        store.con.unregister("_pp_raw")
+        seconds["write_pairs"] = _lap(started)
         started = time.perf_counter()
         assign_stable_ids(store, RAW_CLUSTERS)
         seconds["stable_ids"] = _lap(started)
@@ -258,9 +291,9 @@ def link_persons(store: Store, config: ProjectConfig, model_file: str | Path | N
                 (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
             FROM person_clusters""").fetchone()
         summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
-                       persons=n_people, multi_record_persons=n_multi, scored_pairs=scored["scored_pairs"],
-                       kept_pairs=n_pairs, must_link=scored["must_link"], cannot_link=scored["cannot_link"],
-                       guard_pieces=len(splits), guard=guard, one_to_one_links=scored["one_to_one_links"])
+                       persons=n_people, multi_record_persons=n_multi, scored_pairs=counts["scored_pairs"],
+                       kept_pairs=n_pairs, must_link=counts["must_link"], cannot_link=counts["cannot_link"],
+                       guard_pieces=len(splits), guard=guard, one_to_one_links=counts["one_to_one_links"])
         seconds["write_splits_and_counts"] = _lap(started)
         store.con.execute(_MODELS_DDL)
         store.con.execute("INSERT INTO linkage_models VALUES (?, ?, ?, ?)",
