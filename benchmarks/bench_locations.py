@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import measured, write_results  # noqa: E402
+from _measure import PeakRSS, measured, write_results  # noqa: E402
 
 from ecins_link.config import load_config  # noqa: E402
 from ecins_link.matching.locations import RULES_FILE, evaluate_locations, link_locations  # noqa: E402
@@ -79,9 +79,11 @@ def stage_only(town: Path, record: dict, repeat: int, rules_path: Path | None) -
         for i in range(repeat):
             load = [round(x, 2) for x in os.getloadavg()]
             cpu, started = _cpu_seconds(), time.perf_counter()
-            link_locations(store, config, rules_path=rules_path)
+            with PeakRSS() as rss:
+                link_locations(store, config, rules_path=rules_path)
             run = {"seconds": round(time.perf_counter() - started, 3), "cpu_seconds": round(_cpu_seconds() - cpu, 2),
-                   "load_before": load, "load_after": [round(x, 2) for x in os.getloadavg()]}
+                   "peak_rss_mb": rss.peak_mb, "load_before": load,
+                   "load_after": [round(x, 2) for x in os.getloadavg()]}
             steps = json.loads(store.con.execute(
                 "SELECT details FROM audit_log WHERE action = 'link_locations' ORDER BY seq DESC LIMIT 1").fetchone()[0])
             run["steps"] = steps["steps"]

@@ -56,9 +56,10 @@ class MatcherSession:
         self._closed = False
         self._scratch = duckdb.connect()
         self._scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
-        # one thread while the key joins run alongside on the store connection, all of them once it is alone
+        # `background_threads` while the key joins run alongside on another connection, `threads` once it is alone
         self._threads = int(settings.get("threads", 2))
-        self._scratch.execute(f"SET threads = {int(settings.get('background_threads', 1))}")
+        self._background_threads = int(settings.get("background_threads", 2))
+        self._scratch.execute(f"SET threads = {self._background_threads}")
         self._scratch.register("canonical_in", canonical)
         self._scratch.execute("CREATE TABLE canon AS SELECT * FROM canonical_in")
         self._scratch.unregister("canonical_in")
@@ -111,7 +112,8 @@ class MatcherSession:
             started = time.perf_counter()
             # the key joins are done: let the rest of the preparation use every thread (a second connection to
             # the same database, since the first is busy in the background thread)
-            self._control.execute(f"SET threads = {self._threads}")
+            if self._threads != self._background_threads:
+                self._control.execute(f"SET threads = {self._threads}")
             self._thread.join()
             self.waited_seconds = round(time.perf_counter() - started, 3)
             if self._error is not None:
