@@ -7,6 +7,11 @@ Modes:
   (~1.3 person records, ~1.6 event rows per person; occurrences naming 1-3 people; 2.4 per household).
 * ``--mode town``: ``ecins_link.synth.generate_town`` + ingest + standardise + persons + locations, then graph
   (needs the upstream stages; their time is recorded separately).
+* ``--project PROJECT.toml``: the graph stage alone, ``--repeat`` times, on an existing store that has run
+  the upstream stages (a COPY: the stage rewrites its tables and appends audit rows), with CPU seconds and
+  the load average (the machine is shared).  With ``--label before|after`` the numbers go under that key
+  of ``--name`` (default ``graph_project``) and the other label's numbers are kept: one file holds a
+  before/after comparison.
 
 Run: ``nice .venv/bin/python benchmarks/bench_graph.py [--persons 250000] [--mode synthetic|town]``.
 """
@@ -85,13 +90,49 @@ def synthetic_inputs(store: Store, persons: int) -> dict:
     return {t: store.count(t) for t in ("person_clusters", "event_records", "address_matches")}
 
 
+def on_project(project: Path, label: str, name: str, repeat: int) -> None:
+    """Time the graph stage alone on an existing store (see the module docstring)."""
+    import json
+    import os
+    import time
+
+    from _measure import RESULTS
+
+    from ecins_link.pipeline import open_store, run_stages
+
+    config = load_config(project)
+    record: dict = {"project": str(project), "runs": []}
+    with open_store(config, command="bench_graph") as store:
+        for _ in range(repeat):
+            run: dict = {"load_average_before": os.getloadavg()}
+            cpu = time.process_time()
+            with measured(run, "graph"):
+                run_stages(store, config, ["graph"], progress=False)
+            run["graph"]["cpu_seconds"] = round(time.process_time() - cpu, 2)
+            record["runs"].append(run)
+        record["tables"] = {t: store.count(t) for t in ("graph_nodes", "graph_edges", "person_components")}
+    record["best_seconds"] = min(r["graph"]["seconds"] for r in record["runs"])
+    old = RESULTS / f"{name}.json"
+    kept = json.loads(old.read_text()) if old.exists() else {}
+    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
+    result[label] = record
+    print(write_results(name, result))
+
+
 def main() -> None:
     """Build inputs, run the graph stage and record time, peak memory and table sizes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--persons", type=int, default=250_000)
     parser.add_argument("--mode", choices=["synthetic", "town"], default="synthetic")
     parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--project", type=Path, help="an existing store (a COPY): time the graph stage alone")
+    parser.add_argument("--label", default="after", choices=["before", "after"])
+    parser.add_argument("--name", default="graph_project")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    if args.project:
+        on_project(args.project, args.label, args.name, args.repeat)
+        return
     record: dict = {"n_persons": args.persons, "mode": args.mode, "target_seconds": 30, "target_peak_gib": 4}
     with tempfile.TemporaryDirectory() as tmp:
         with Store(Path(tmp) / "bench.duckdb", memory_limit=args.memory_limit) as store:
