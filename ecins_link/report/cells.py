@@ -63,11 +63,17 @@ class Cells:
     MEMO_TYPES = (str, int, float, pd.Timestamp, dt.date)
 
     def __init__(self) -> None:
-        self.memo: dict = {}
+        self.memo: dict = {}  # (type, value) -> cell, for non-text values; also column tuples -> <th> cells
+        self.text: dict[str, str] = {}  # text -> cell (most cells: a look-up without building a key)
 
     def td(self, value: object) -> str:
         """One escaped cell."""
         kind = value.__class__
+        if kind is str:
+            hit = self.text.get(value)  # type: ignore[arg-type]
+            if hit is None:
+                hit = self.text[value] = "<td>" + escape(value, quote=True) + "</td>"  # type: ignore[index]
+            return hit
         if kind in self.MEMO_TYPES and value == value:  # noqa: PLR0124 - NaN is not memoised
             key = (kind, value)  # the type too: True == 1 == 1.0 but True is shown as "True"
             hit = self.memo.get(key)
@@ -78,8 +84,8 @@ class Cells:
 
     def row(self, values: list) -> str:
         """The cells of one row (escaped HTML, as plain text: wrap the finished table body in Markup)."""
-        td = self.td
-        return "".join([td(v) for v in values])
+        text, td = self.text, self.td
+        return "".join([text.get(v) or td(v) if v.__class__ is str else td(v) for v in values])
 
     def head(self, columns: list[str]) -> Markup:
         """``<th>`` cells naming ``columns`` (underscores shown as spaces)."""
