@@ -83,10 +83,15 @@ def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazettee
         if session is None:
             session = start_matcher(con, rules, with_gazetteer)
             lap("uk_address_matcher_start")
+        if session is not None:
+            # the matcher's gazetteer preparation is the longer chain: the key joins need not outrun it, and
+            # fewer threads than cores between the two keeps a busy machine from oversubscribing
+            con.execute(f"SET threads = {int(rules['uk_address_matcher'].get('key_join_threads', 1))}")
         counts = _resolve(con, rules, with_gazetteer, session, lap)
     finally:
         if session is not None:
             session.close()
+            con.execute("RESET threads")
     counts["seconds"] = seconds
     if session is not None:
         counts["uk_address_matcher_gazetteer_seconds"] = session.prepare_seconds
