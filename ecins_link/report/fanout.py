@@ -12,6 +12,7 @@ unavailable (Windows) or one worker is asked for, everything runs in the parent.
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import os
 import sys
@@ -50,17 +51,21 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
             func(share)
         return
     children: dict[int, int] = {}
-    for k in range(1, len(shares)):
-        pid = os.fork()
-        if pid == 0:  # child: do one share, then leave without any clean-up of the parent's state
-            code = 1
-            try:
-                func(shares[k])
-                code = 0
-            finally:
-                os._exit(code)
-        children[pid] = k
+    # the cyclic garbage collector of a child would visit (and so copy, page by page) every object it
+    # inherited: move them out of its reach first, and let the short-lived children run without it
+    gc.freeze()
     try:
+        for k in range(1, len(shares)):
+            pid = os.fork()
+            if pid == 0:  # child: do one share, then leave without any clean-up of the parent's state
+                code = 1
+                try:
+                    gc.disable()
+                    func(shares[k])
+                    code = 0
+                finally:
+                    os._exit(code)
+            children[pid] = k
         func(shares[0])
     finally:
         failed = []
@@ -68,6 +73,7 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:
                 failed.append(k)
+        gc.unfreeze()
     for k in failed:
         log.warning("page worker %d of %d failed; redoing its %d items here", k, workers, len(shares[k]))
         func(shares[k])
