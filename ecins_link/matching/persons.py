@@ -1,15 +1,22 @@
 """The persons stage: link every person record (all sources) into people.
 
-``link_persons(store, config)`` reads ``person_std`` and, in one stage transaction:
+``link_persons(store, config)`` is two halves.  :func:`score_persons` only reads the store: it copies
+``person_std`` into a private in-memory DuckDB connection (``Store.open_scratch``: Splink's large intermediate
+tables are read at about half speed from a stage transaction's local storage) and there
 
-1. builds the Splink model (``person_model``) on the store's own DuckDB connection, checks the number of
-   candidate pairs against ``config.linkage.max_pairs``, trains it without labels and scores the pairs;
+1. builds the Splink model (``person_model``), checks the number of candidate pairs against
+   ``config.linkage.max_pairs``, trains it without labels and scores the pairs;
 2. clusters at ``config.linkage.match_threshold`` applying clerical must-link / cannot-link decisions and the
-   over-merge guard (``person_clusters``);
+   over-merge guard (``person_clusters``), then one-to-one links (``one_to_one``).
+
+The stage transaction then
+
 3. hands the clusters to ``stable_ids.assign_stable_ids`` (person ids stable across batches);
 4. writes ``person_pairs`` (pairs with probability >= ``guard.keep_pairs_min_probability``),
    appends ``cluster_splits`` and ``linkage_models`` (settings JSON with trained m/u + training summary,
    with seconds per step), ``person_link_state`` (a hash per record) and one audit row with counts only.
+
+``ecins_link.pipeline.run_stages`` runs the first half alongside the locations stage (``project.overlap_stages``).
 
 With ``config.linkage.retrain = false`` (and an earlier linkage in the store) step 1 is predict-only: the
 last trained model scores just the pairs that involve a new or changed record (hash differs from
