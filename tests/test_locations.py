@@ -375,3 +375,31 @@ def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_pa
         details = json.loads(store.con.execute(
             "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
         assert details["steps"]["uk_address_matcher_error"] == "MemoryError"
+
+
+def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(tmp_path):
+    """"2 Beckett House 6 Station Rd" parsed as number 2 + street "BECKETT HOUSE 6 STATION ROAD": the gazetteer
+    has Beckett House at 6 Station Road, so it is flat 2 there (by the keys); an unknown building is not re-read."""
+    from ecins_link.matching.locations import RULES_FILE
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
+                     encoding="utf-8")
+    gaz = _gazetteer()
+    flats = [[str(90_000 + f), f"FLAT {f} BECKETT HOUSE 6 STATION ROAD ALDTON", f"FLAT {f}", "6", "BECKETT HOUSE", None,
+              "STATION ROAD", None, "ALDTON", "AL2 3BB", "AL2", "AL2 3",
+              f"FLAT {f}, BECKETT HOUSE, 6 STATION ROAD, ALDTON, AL2 3BB"] for f in (1, 2, 3)]
+    gaz = pd.concat([gaz, pd.DataFrame(flats, columns=GAZ_COLS)], ignore_index=True)
+    rows = [["police", key, "person", text, text.upper().replace(" RD", " ROAD"), None, "2", None,
+             street, "ALDTON", None, None, None, None]
+            for key, text, street in [("beckett", "2 Beckett House 6 Station Rd Aldton", "BECKETT HOUSE 6 STATION ROAD"),
+                                      ("unknown", "2 Foyle House 6 Station Rd Aldton", "FOYLE HOUSE 6 STATION ROAD")]]
+    std = pd.DataFrame(rows, columns=STD_COLS)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config(), rules_path=rules)
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert m.loc["beckett", "uprn"] == "90002"
+        assert m.loc["beckett", "match_method"] == "street_number"
+        assert pd.isna(m.loc["unknown", "uprn"])  # no Foyle House at 6 Station Road: left alone, not flat 2 of it

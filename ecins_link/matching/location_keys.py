@@ -181,6 +181,19 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
               AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
                           AND g.number = regexp_extract(a.number, '^(\d+)', 1)
                           AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
+        # "22 Beckett House 6 Easton Rd" (no commas) parsed as number 22, street "BECKETT HOUSE 6 EASTON ROAD": when
+        # that is no gazetteer street but its tail is, and the gazetteer has that building at that number there,
+        # read it as flat 22, Beckett House, 6 Easton Road (the keys then still need exactly one UPRN)
+        con.execute(r"""
+            UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = coalesce(a.flat_id, a.number)
+            FROM (SELECT akey, p.b AS b, p.n AS n, p.s AS s FROM (
+                      SELECT akey, regexp_extract(street, '^(.*\D) (\d+[A-Z]?) (.+)$', ['b', 'n', 's']) AS p
+                      FROM _loc_addr x
+                      WHERE (flat_id IS NULL OR number IS NULL) AND building IS NULL AND street IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = x.street))
+                  WHERE p.s <> '' AND EXISTS (SELECT 1 FROM _loc_gaz g
+                                              WHERE g.street = p.s AND g.number = p.n AND g.building = p.b)) q
+            WHERE a.akey = q.akey""")
 
 
 def area_consistent(a: str, g: str) -> str:
