@@ -154,24 +154,37 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                 SELECT *, unnest(list_distinct(list_filter([town, locality], x -> x IS NOT NULL))) AS area
                 FROM _loc_gaz)""")
         # areas (towns, localities) named in each address outside its building and street names, and words
-        # nothing explains
+        # nothing explains.  The standardiser expands street-type abbreviations, so a locality such as "St Marys"
+        # can reach address_norm as "STREET MARYS": such spellings of an area count as the area
+        aliases = _area_aliases([r[0] for r in con.execute(
+            "SELECT DISTINCT town FROM _loc_gaz_area WHERE length(town) >= 3").fetchall() if r[0]])
+        con.execute("CREATE OR REPLACE TEMP TABLE _loc_area_alias (area VARCHAR, spelling VARCHAR)")
+        if aliases:
+            con.executemany("INSERT INTO _loc_area_alias VALUES (?, ?)", aliases)
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _loc_mention AS
-            WITH areas AS (SELECT DISTINCT town AS area, split_part(town, ' ', 1) AS first FROM _loc_gaz_area
-                           WHERE length(town) >= 3),
+            WITH areas AS (SELECT DISTINCT town AS area, town AS spelling FROM _loc_gaz_area WHERE length(town) >= 3
+                           UNION SELECT area, spelling FROM _loc_area_alias),
             txt AS (SELECT akey, replace(replace(address_norm, coalesce(building, '\x01'), ' '),
                                          coalesce(street, '\x01'), ' ') AS address_norm
                     FROM _loc_addr WHERE address_norm IS NOT NULL),
-            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok FROM txt)
-            SELECT t.akey, list(DISTINCT ar.area) AS areas
-            FROM toks t JOIN areas ar ON t.tok = ar.first
-            WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.area || ' ')
-            GROUP BY t.akey""")
+            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok FROM txt),
+            hits AS (SELECT t.akey, ar.area, ar.spelling
+                     FROM toks t JOIN areas ar ON t.tok = split_part(ar.spelling, ' ', 1)
+                     WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.spelling || ' '))
+            SELECT akey, list(DISTINCT area) AS areas,
+                   list(DISTINCT w) FILTER (WHERE spelling <> area) AS alias_words
+            FROM (SELECT *, unnest(string_split(spelling, ' ')) AS w FROM hits)
+            GROUP BY akey""")
         area_words = [r[0] for r in con.execute(
             "SELECT DISTINCT unnest(string_split(town, ' ')) FROM _loc_gaz_area").fetchall() if r[0]]
         words = sorted({w.upper() for p in prox_prefixes + (at_prefixes or []) for w in p.split()} | set(area_words))
         lit = ", ".join(_sql_str(w) for w in words) or "''"
         con.execute(f"UPDATE _loc_addr SET n_unexplained = len(list_filter(lo, x -> NOT list_contains([{lit}], x)))")
+        con.execute(f"""
+            UPDATE _loc_addr a SET n_unexplained = len(list_filter(a.lo, x -> NOT list_contains([{lit}], x)
+                                                                    AND NOT list_contains(m.alias_words, x)))
+            FROM _loc_mention m WHERE m.akey = a.akey AND m.alias_words IS NOT NULL""")
         # "22A Mill Lane": flat A of 22 when the gazetteer has no number 22A on that street but has flat A at 22
         con.execute(r"""
             UPDATE _loc_addr a SET number = regexp_extract(a.number, '^(\d+)', 1),
@@ -194,6 +207,21 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                   WHERE p.s <> '' AND EXISTS (SELECT 1 FROM _loc_gaz g
                                               WHERE g.street = p.s AND g.number = p.n AND g.building = p.b)) q
             WHERE a.akey = q.akey""")
+
+
+def _area_aliases(areas: list[str]) -> list[tuple[str, str]]:
+    """(area, spelling) for each area with a word the standardiser expands as a street type ("ST MARYS" ->
+    "STREET MARYS"), from the standardiser's own vocabulary."""
+    from ecins_link.standardise.address_clean import vocab
+
+    types = {k.upper(): str(v).upper() for k, v in vocab().get("street_types", {}).items()}
+    out = []
+    for area in areas:
+        words = area.split()
+        spelt = " ".join(types.get(w, w) for w in words)
+        if spelt != area:
+            out.append((area, spelt))
+    return out
 
 
 def area_consistent(a: str, g: str) -> str:
