@@ -403,3 +403,29 @@ def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(t
         assert m.loc["beckett", "uprn"] == "90002"
         assert m.loc["beckett", "match_method"] == "street_number"
         assert pd.isna(m.loc["unknown", "uprn"])  # no Foyle House at 6 Station Road: left alone, not flat 2 of it
+
+
+def test_saint_locality_spelt_as_street_by_the_standardiser_still_settles_a_street_tie(tmp_path):
+    """Two Birch Closes in Northtown, one in St Marys: "4 Birch Close St Marys" (address_norm "... STREET MARYS",
+    as the standardiser expands ST) is the St Marys one."""
+    from ecins_link.matching.locations import RULES_FILE
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
+                     encoding="utf-8")
+    gaz = pd.DataFrame([[str(80_000 + i), f"4 BIRCH CLOSE {loc} NORTHTOWN", None, "4", None, None, "BIRCH CLOSE", loc,
+                         "NORTHTOWN", pc, pc.split()[0], pc[:-2], f"4 BIRCH CLOSE, {loc}, NORTHTOWN, {pc}"]
+                        for i, (loc, pc) in enumerate([("ST MARYS", "NT1 1AA"), ("KINGSLEY", "NT2 2BB")])],
+                       columns=GAZ_COLS)
+    std = pd.DataFrame([["police", "stm", "person", "4 Birch Close St Marys Northtown",
+                         "4 BIRCH CLOSE STREET MARYS NORTHTOWN", None, "4", None, "BIRCH CLOSE", "NORTHTOWN",
+                         None, None, None, None],
+                        ["police", "plain", "person", "4 Birch Close Northtown", "4 BIRCH CLOSE NORTHTOWN", None, "4",
+                         None, "BIRCH CLOSE", "NORTHTOWN", None, None, None, None]], columns=STD_COLS)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config(), rules_path=rules)
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert m.loc["stm", "uprn"] == "80000" and m.loc["stm", "match_method"] == "street_area"
+        assert pd.isna(m.loc["plain", "uprn"])  # no area named: still a tie
