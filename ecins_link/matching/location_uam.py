@@ -57,7 +57,7 @@ class MatcherSession:
         self._scratch = duckdb.connect()
         self._scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
         # `background_threads` while the key joins run alongside on another connection, `threads` once it is alone
-        self._threads = int(settings.get("threads", 2))
+        self._threads = int(settings.get("threads", 1))
         self._background_threads = int(settings.get("background_threads", 1))
         self._scratch.execute(f"SET threads = {self._background_threads}")
         self._scratch.register("canonical_in", canonical)
