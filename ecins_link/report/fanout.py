@@ -11,16 +11,12 @@ unavailable (Windows) or one worker is asked for, everything runs in the parent.
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TypeVar
-
-from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,16 +73,3 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
     for k in failed:
         log.warning("page worker %d of %d failed; redoing its %d items here", k, workers, len(shares[k]))
         func(shares[k])
-
-
-@contextmanager
-def on_cursor(store: Store) -> Iterator[Store]:
-    """The store seen through a new DuckDB cursor, for work in another thread (one connection must not be
-    used by two threads at once; DuckDB releases the GIL while a query runs, so the threads overlap).  The
-    cursor sees committed data: call outside a stage transaction."""
-    view = copy.copy(store)
-    view.con = store.con.cursor()
-    try:
-        yield view
-    finally:
-        view.con.close()

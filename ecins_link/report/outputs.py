@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ecins_link.config import ProjectConfig
-from ecins_link.report.fanout import on_cursor
 from ecins_link.report.panel import PanelBuilder
 from ecins_link.report.tables import (
     build_cases,
@@ -58,7 +57,7 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
                  f"built {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     # the CSV/Parquet files are written by a second thread on its own cursor (DuckDB and Arrow release the
     # GIL) while this one builds the panel pack
-    with ThreadPoolExecutor(max_workers=1) as side, on_cursor(store) as cursor:
+    with ThreadPoolExecutor(max_workers=1) as side, store.reader() as cursor:
         basic = side.submit(write_basic_tables, cursor, config, view, out_dir)
         flags = load_flags(store, view, _category_of(store))
         cases = build_cases(flags)

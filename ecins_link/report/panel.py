@@ -32,7 +32,7 @@ from ecins_link.report.cells import (
     write_page,
 )
 from ecins_link.report.charts import network_svg, timeline_svg
-from ecins_link.report.fanout import default_workers, forked_map, on_cursor
+from ecins_link.report.fanout import default_workers, forked_map
 from ecins_link.report.views import View
 from ecins_link.store import Store
 
@@ -108,7 +108,7 @@ class PanelBuilder:
         (DuckDB releases the GIL, so the two overlap)."""
         self.why: dict[tuple[str, str], str] = {}
         self.evidence_text: dict[int, str] = {}
-        with ThreadPoolExecutor(max_workers=1) as side, on_cursor(self.store) as cursor:
+        with ThreadPoolExecutor(max_workers=1) as side, self.store.reader() as cursor:
             jobs = []
             data = self._gather(lambda recs: jobs.append(side.submit(self._why, cursor, recs))) if len(self.cases) else {}
             node_types = dict(zip(data["nodes"]["node_id"], data["nodes"]["node_type"], strict=False)) if data else {}
