@@ -429,3 +429,30 @@ def test_saint_locality_spelt_as_street_by_the_standardiser_still_settles_a_stre
         m = store.df("SELECT * FROM address_matches").set_index("record_key")
         assert m.loc["stm", "uprn"] == "80000" and m.loc["stm", "match_method"] == "street_area"
         assert pd.isna(m.loc["plain", "uprn"])  # no area named: still a tie
+
+
+def test_house_name_parsed_as_street_is_read_from_the_gazetteer(tmp_path):
+    """"Fern Lea, Station Rd" parsed with street "FERN LEA": the gazetteer has a house Fern Lea on Station Road
+    (and another on Mill Lane), so it is that house; a house name the gazetteer has on no street named next is not."""
+    from ecins_link.matching.locations import RULES_FILE
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
+                     encoding="utf-8")
+    gaz = _gazetteer()
+    houses = [[str(70_000 + i), f"FERN LEA {street} ALDTON", None, None, "FERN LEA", None, street, None, "ALDTON", pc,
+               pc.split()[0], pc[:-2], f"FERN LEA, {street}, ALDTON, {pc}"]
+              for i, (street, pc) in enumerate([("STATION ROAD", "AL2 3FL"), ("MILL LANE", "AL1 2FL")])]
+    gaz = pd.concat([gaz, pd.DataFrame(houses, columns=GAZ_COLS)], ignore_index=True)
+    std = pd.DataFrame([["police", key, "person", text, norm, None, None, None, "FERN LEA", "ALDTON", None, None, None,
+                         None] for key, text, norm in
+                        [("fern", "Fern Lea, Station Rd, Aldton", "FERN LEA STATION ROAD ALDTON"),
+                         ("church", "Fern Lea, Church Close, Aldton", "FERN LEA CHURCH CLOSE ALDTON")]],
+                       columns=STD_COLS)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config(), rules_path=rules)
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert m.loc["fern", "uprn"] == "70000"
+        assert pd.isna(m.loc["church", "uprn"])  # no Fern Lea on Church Close: not guessed
