@@ -17,7 +17,12 @@ from ecins_link.matching import link_persons, metrics
 from ecins_link.matching.person_clusters import _split_component, cluster
 from ecins_link.matching.person_febrl import append_person_std, febrl_person_std, febrl_truth
 from ecins_link.matching.person_model import load_model_config
-from ecins_link.matching.persons import LinkageError, candidate_pairs_upper_bound, count_candidate_pairs
+from ecins_link.matching.persons import (
+    LinkageError,
+    candidate_pairs_upper_bound,
+    count_candidate_pairs,
+    rule_pair_counts,
+)
 from ecins_link.store import Store, StoreError
 
 CONFIG = parse_config({"project": {"name": "t"}, "sources": [
@@ -126,8 +131,12 @@ def test_summary_times_each_step_and_counts_pairs_per_rule(linked) -> None:
     steps = {"count_candidate_pairs", "prior", "u_sampling", "em_1", "em_2", "em_3", "predict", "cluster_and_guard",
              "stable_ids"}
     assert steps <= set(summary["seconds"]) and all(v >= 0 for v in summary["seconds"].values())
-    # pairs per rule from the scored pairs' match_key agree with Splink's own cumulative count
-    rules = load_model_config()["blocking"]["predict"]
+    # pairs per rule from the scored pairs' match_key agree with Splink's own cumulative count; the rules ran
+    # with the ones generating most pairs first
+    rules = [b["rule"] for b in summary["blocking"]]
+    assert sorted(rules) == sorted(load_model_config()["blocking"]["predict"])
+    alone = rule_pair_counts(store.con, rules)
+    assert alone == sorted(alone, reverse=True)
     assert summary["blocking"] == count_candidate_pairs(store.con, rules)
     assert summary["candidate_pairs"] == summary["scored_pairs"] == sum(b["pairs"] for b in summary["blocking"])
     assert candidate_pairs_upper_bound(store.con, rules) >= summary["candidate_pairs"] > 0

@@ -68,14 +68,20 @@ class LinkageError(StoreError):
     """The persons stage cannot run safely (e.g. blocking would generate too many pairs)."""
 
 
+def rule_pair_counts(con: duckdb.DuckDBPyConnection, rules: list[str], table: str = INPUT_TABLE) -> list[int]:
+    """Pairs each rule generates on its own (without excluding pairs an earlier rule found)."""
+    if not rules:
+        return []
+    parts = [f'SELECT {i} AS k, count(*) AS n FROM "{table}" l JOIN "{table}" r ON ({rule}) '
+             f'AND l.unique_id < r.unique_id' for i, rule in enumerate(rules)]
+    got = dict(con.execute(" UNION ALL ".join(parts)).fetchall())
+    return [int(got.get(i, 0)) for i in range(len(rules))]
+
+
 def candidate_pairs_upper_bound(con: duckdb.DuckDBPyConnection, rules: list[str], table: str = INPUT_TABLE) -> int:
     """Sum of the pairs each rule generates on its own (pairs found by several rules counted each time): an
     upper bound on the candidate pairs, cheaper than ``count_candidate_pairs`` (no exclusion of earlier rules)."""
-    if not rules:
-        return 0
-    parts = [f'SELECT count(*) AS n FROM "{table}" l JOIN "{table}" r ON ({rule}) AND l.unique_id < r.unique_id'
-             for rule in rules]
-    return int(con.execute(f"SELECT sum(n) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] or 0)
+    return sum(rule_pair_counts(con, rules, table))
 
 
 def count_candidate_pairs(con: duckdb.DuckDBPyConnection, rules: list[str], table: str = INPUT_TABLE) -> list[dict]:
@@ -103,9 +109,13 @@ def _lap(started: float) -> float:
 def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
     """Train and predict on ``con`` (holding ``person_std``); leaves all scored pairs in table ``_pp_all``.
     Returns (settings, summary)."""
-    rules = list(mc["blocking"]["predict"])
     started = time.perf_counter()
-    if candidate_pairs_upper_bound(con, rules) > max_pairs:  # only then count exactly (slower)
+    counts = rule_pair_counts(con, list(mc["blocking"]["predict"]))
+    # Splink drops a rule's pairs that an earlier rule found by testing every earlier rule on each of them:
+    # the rules that generate most pairs go first (same pairs, fewer tests; 250k town: blocking 3.2 -> 2.5 s)
+    rules = [r for _, r in sorted(zip(counts, mc["blocking"]["predict"], strict=True), key=lambda x: -x[0])]
+    mc = {**mc, "blocking": {**mc["blocking"], "predict": rules}}
+    if sum(counts) > max_pairs:  # only then count exactly (slower)
         total = sum(b["pairs"] for b in count_candidate_pairs(con, rules))
         if total > max_pairs:
             raise LinkageError(f"persons: blocking would score {total:,} pairs, above linkage.max_pairs "
