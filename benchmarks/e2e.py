@@ -150,7 +150,10 @@ def incremental(project: Path, out_dir: Path, source_name: str, n_changed: int =
     incremental mode (``linkage.retrain = false``: last trained model, only pairs touching new/changed records);
     ids kept stable."""
     config = load_config(project)
-    config = config.model_copy(update={"linkage": config.linkage.model_copy(update={"retrain": False})})
+    # the batch's persons stage is timed on its own (the target is the linkage of the batch), so the stages run
+    # one after another here
+    config = config.model_copy(update={"linkage": config.linkage.model_copy(update={"retrain": False}),
+                                       "project": config.project.model_copy(update={"overlap_stages": False})})
     with open_store(config, command="bench") as store:
         store.con.execute("CREATE OR REPLACE TEMP TABLE _before AS SELECT unique_id, person_id FROM person_clusters")
         before = store.df("SELECT * FROM _before")
@@ -188,6 +191,10 @@ def markdown(n: int, r: dict) -> str:
         peak = v["peak_rss_mb"] if v["peak_rss_mb"] is not None else "(in the step above)"
         lines.append(f"| {s}{' (overlapped)' if v.get('overlapped') else ''} | {v['seconds']} | {peak} |")
     lines.append(f"| **total** | **{p['seconds']}** | **{p['peak_rss_mb']}** |")
+    if r.get("pipeline_runs_seconds"):
+        lines += ["", f"Whole pipeline on a fresh store, {len(r['pipeline_runs_seconds'])} runs: "
+                  f"{', '.join(str(x) for x in r['pipeline_runs_seconds'])} s (median {r['pipeline_median_seconds']} s; "
+                  "the table is the last run)."]
     if p.get("persons_steps"):
         lines += ["", "Persons stage steps (seconds): " + ", ".join(f"{k} {v}" for k, v in p["persons_steps"].items())]
     lines += ["", "| targets | measured | target | met |", "|---|---:|---:|---|"]
@@ -217,8 +224,9 @@ def targets(n_records: int, r: dict) -> dict:
     """Measured values against the issue's targets (time/memory targets judged at ~1M records only)."""
     p, t = r["pipeline"], {}
     if n_records >= 700_000:
-        t["pipeline_seconds"] = {"measured": p["seconds"], "target": TARGETS["pipeline_seconds_at_1m"],
-                                 "met": p["seconds"] <= TARGETS["pipeline_seconds_at_1m"]}
+        secs = r.get("pipeline_median_seconds", p["seconds"])  # median of the repeated runs, if any
+        t["pipeline_seconds"] = {"measured": secs, "target": TARGETS["pipeline_seconds_at_1m"],
+                                 "met": secs <= TARGETS["pipeline_seconds_at_1m"]}
         gib = round(p["peak_rss_mb"] / 1024, 2)
         t["pipeline_peak_gib"] = {"measured": gib, "target": TARGETS["pipeline_peak_gib_at_1m"],
                                   "met": gib <= TARGETS["pipeline_peak_gib_at_1m"]}
@@ -252,8 +260,10 @@ def targets(n_records: int, r: dict) -> dict:
 
 
 def bench(n: int, seed: int, work: Path, baselines: bool, rl_records: int, do_incremental: bool,
-          do_profile: bool) -> dict:
-    """The whole benchmark at one town size; writes the json and md results."""
+          do_profile: bool, repeat: int = 1) -> dict:
+    """The whole benchmark at one town size; writes the json and md results.  ``repeat`` > 1: the pipeline is
+    run that many times on fresh stores (the last run's store is the one evaluated); the target is judged on
+    the median total."""
     from ecins_link.evaluation import evaluate_project
     from ecins_link.synth import generate_town
 
@@ -263,7 +273,16 @@ def bench(n: int, seed: int, work: Path, baselines: bool, rl_records: int, do_in
     with measured(r, "generate"):
         summary = generate_town(town, n, seed)
     project, truth_dir, out_dir = summary.project, summary.truth_dir, town / "output"
-    r["pipeline"] = run_pipeline(project, out_dir)
+    runs = []
+    for _ in range(max(1, repeat)):
+        for f in Path(load_config(project).store_path).parent.glob(Path(load_config(project).store_path).name + "*"):
+            f.unlink()  # a fresh store and output folder each time
+        shutil.rmtree(out_dir, ignore_errors=True)
+        runs.append(run_pipeline(project, out_dir))
+    r["pipeline"] = runs[-1]
+    if len(runs) > 1:
+        r["pipeline_runs_seconds"] = [x["seconds"] for x in runs]
+        r["pipeline_median_seconds"] = sorted(r["pipeline_runs_seconds"])[len(runs) // 2]
     with measured(r, "evaluate"):
         ev = evaluate_project(project, truth_dir)
     r["accuracy"] = {"persons": {k: ev["persons"].get(k) for k in ("bcubed", "pairwise", "records_evaluated")},
@@ -312,12 +331,14 @@ def main() -> None:
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--rl-records", type=int, default=20000, help="recordlinkage subsample size")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--repeat", type=int, default=1, help="run the pipeline N times (fresh stores); median judged")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="e2e_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         for n in (SCALING if a.scaling else [a.persons]):
-            bench(n, a.seed, work, not a.no_baselines, a.rl_records, not a.no_incremental, not a.no_profile)
+            bench(n, a.seed, work, not a.no_baselines, a.rl_records, not a.no_incremental, not a.no_profile,
+                  a.repeat)
     finally:
         if not a.keep and a.work is None:
             shutil.rmtree(work, ignore_errors=True)
