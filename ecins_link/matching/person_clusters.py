@@ -27,44 +27,9 @@ import duckdb
 import networkx as nx
 import pandas as pd
 
+from ecins_link.components import label_components
+
 FORCED = 1e9
-
-
-def _components(con: duckdb.DuckDBPyConnection, nodes: str, edges: str, out: str) -> int:
-    """Connected components: ``out(unique_id, cid)`` with cid = smallest unique_id of the component.
-
-    Min-label propagation with pointer jumping, over integer ids numbered in ``unique_id`` order (so the
-    smallest number is the smallest id) and only over records that have an edge; every other record is
-    its own component.  Returns the number of rounds."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_ids AS
-        SELECT unique_id, row_number() OVER (ORDER BY unique_id) AS i
-        FROM (SELECT a AS unique_id FROM {edges} UNION SELECT b FROM {edges})""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_adj AS
-        WITH e AS (SELECT x.i AS a, y.i AS b FROM {edges} JOIN _pc_ids x ON x.unique_id = a
-                   JOIN _pc_ids y ON y.unique_id = b)
-        SELECT a, b FROM e UNION SELECT b, a FROM e""")
-    con.execute("CREATE OR REPLACE TEMP TABLE _pc_lab0 AS SELECT i AS unique_id, i AS cid FROM _pc_ids")
-    rounds = 0
-    while True:
-        rounds += 1
-        con.execute("""CREATE OR REPLACE TEMP TABLE _pc_next AS
-            WITH hop AS (
-                SELECT l.unique_id, least(l.cid, min(n.cid)) AS cid
-                FROM _pc_lab0 l JOIN _pc_adj e ON e.a = l.unique_id JOIN _pc_lab0 n ON n.unique_id = e.b
-                GROUP BY l.unique_id, l.cid)
-            SELECT h.unique_id, least(h.cid, coalesce(p.cid, h.cid)) AS cid
-            FROM hop h LEFT JOIN hop p ON p.unique_id = h.cid""")
-        changed = con.execute("""SELECT count(*) FROM _pc_next x JOIN _pc_lab0 o USING (unique_id)
-                                 WHERE x.cid <> o.cid""").fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE _pc_lab0 AS SELECT * FROM _pc_next")
-        if changed == 0:
-            break
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
-        WITH lab AS (SELECT m.unique_id, c.unique_id AS cid FROM _pc_lab0 l JOIN _pc_ids m ON m.i = l.unique_id
-                     JOIN _pc_ids c ON c.i = l.cid)
-        SELECT n.unique_id, coalesce(lab.cid, n.unique_id) AS cid FROM {nodes} n LEFT JOIN lab USING (unique_id)""")
-    con.execute("DROP TABLE _pc_next; DROP TABLE _pc_adj; DROP TABLE _pc_lab0; DROP TABLE _pc_ids")
-    return rounds
 
 
 def _contradictions(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, guard: dict) -> pd.DataFrame:
@@ -192,7 +157,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
             UNION ALL SELECT a, b, {FORCED}, 1.0 FROM _pc_must
             WHERE a IN (SELECT unique_id FROM known) AND b IN (SELECT unique_id FROM known))
         GROUP BY a, b""")
-    _components(con, nodes, "_pc_edges", "_pc_lab")
+    label_components(con, f"SELECT unique_id AS node FROM {nodes}", "SELECT a, b FROM _pc_edges", "_pc_lab0")
+    con.execute("CREATE OR REPLACE TEMP TABLE _pc_lab AS SELECT node AS unique_id, cid FROM _pc_lab0; DROP TABLE _pc_lab0")
     contra = _contradictions(con, nodes, pairs, guard)
     splits: list[dict] = []
     con.execute("CREATE OR REPLACE TEMP TABLE _pc_final AS SELECT unique_id, cid FROM _pc_lab")
