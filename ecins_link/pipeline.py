@@ -81,7 +81,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 # persons' scoring only reads person_std and works in its own in-memory database: it runs on a
                 # second connection while the locations stage (no person tables) writes the store; the persons
                 # stage's transaction follows the locations stage's.  Stage seconds overlap.
-                scoring = pool.submit(_score_persons, store.reader(), config, started)
+                scoring, scoring_started = pool.submit(_score_persons, store.reader(), config), started
                 continue
             if name == "report":
                 report = importlib.import_module("ecins_link.report")
@@ -95,21 +95,20 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
             result.stage_seconds[name] = round(time.perf_counter() - started, 3)
             bar.advance(task)
             if name == "locations" and scoring is not None:
-                scored, scoring_started = scoring.result()
                 from ecins_link.matching.persons import link_persons
 
-                link_persons(store, config, scored=scored)
+                link_persons(store, config, scored=scoring.result())
                 result.stage_seconds["persons"] = round(time.perf_counter() - scoring_started, 3)
                 scoring = None
                 bar.advance(task)
     return result
 
 
-def _score_persons(reader: Store, config: ProjectConfig, started: float) -> tuple[Any, float]:
+def _score_persons(reader: Store, config: ProjectConfig) -> Any:
     from ecins_link.matching.persons import score_persons
 
     try:
-        return score_persons(reader, config), started
+        return score_persons(reader, config)
     finally:
         reader.close()
 
@@ -119,7 +118,7 @@ def _discard(scoring: Future | None) -> None:
     if scoring is None:
         return
     try:
-        scoring.result()[0].close()
+        scoring.result().close()
     except Exception:  # noqa: BLE001 - the stage's own error is the one to report
         pass
 

@@ -142,14 +142,21 @@ class Store:
         try:
             if self.memory_limit:
                 mem.execute(f"SET memory_limit = '{self.memory_limit}'")
-            for name, sql in (tables or {}).items():
-                mem.register("__ecins_in", self.con.execute(sql).to_arrow_table())
-                mem.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __ecins_in')
-                mem.unregister("__ecins_in")
+            self.copy_to(mem, tables or {})
         except BaseException:
             mem.close()
             raise
         return mem
+
+    def copy_to(self, con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> None:
+        """Create (or replace) table ``name`` on another connection ``con`` from each ``{name: sql}`` query run
+        on the store (via Arrow)."""
+        for name, sql in tables.items():
+            con.register("__ecins_in", self.con.execute(sql).to_arrow_table())
+            try:
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM __ecins_in')
+            finally:
+                con.unregister("__ecins_in")
 
     @contextmanager
     def scratch(self, tables: dict[str, str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:

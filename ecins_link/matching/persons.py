@@ -171,10 +171,7 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
                                   AND unique_id_r IN (SELECT unique_id FROM person_std)
                                   AND unique_id_l NOT IN (SELECT unique_id FROM _pp_delta)
                                   AND unique_id_r NOT IN (SELECT unique_id FROM _pp_delta)"""}
-    for name, sql in copies.items():
-        scratch.register("_pp_in", con.execute(sql).to_arrow_table())
-        scratch.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _pp_in")
-        scratch.unregister("_pp_in")
+    store.copy_to(scratch, copies)
     n_delta = store.count("_pp_delta")
     con.execute("DROP TABLE IF EXISTS _pp_delta")
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in settings["blocking_rules_to_generate_predictions"]]
