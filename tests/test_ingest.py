@@ -324,3 +324,48 @@ def test_csv_arrow_failure_falls_back_to_careful_parse(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(readers, "_arrow_parse", boom)
     assert readers.read_csv(path).to_pylist() == fast.to_pylist()
+
+
+def test_sources_side_by_side_give_the_same_tables_as_one_at_a_time(tmp_path: Path) -> None:
+    """Ingest with two sources in flight and with one: identical tables, row for row, in the same order; the
+    event source listed before the person source it refers to still finds that source's accepted people."""
+    (tmp_path / "people.csv").write_text(PEOPLE_HEADER + "\n" + "\n".join(PEOPLE_ROWS) + "\n", encoding="utf-8")
+    (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    second = dict(PEOPLE_SRC, name="people2", agency="housing")
+    cfg = _project(tmp_path, [CONTACT_SRC, PEOPLE_SRC, second])
+    tables = ["accounting", "quarantine", "field_issues", "person_records", "event_records", "address_records"]
+    got = {}
+    for workers in (1, 2):
+        with Store(tmp_path / f"s{workers}.duckdb") as store:
+            ingest(store, cfg, workers=workers)
+            got[workers] = {t: store.df(f"SELECT * FROM {t}") for t in tables}
+    for t in tables:
+        pd.testing.assert_frame_equal(got[1][t], got[2][t])
+    orphans = got[2]["quarantine"][got[2]["quarantine"].reason.str.startswith("orphan_reference")]
+    assert orphans.record_key.tolist() == ["CT3"]  # C999 only: C1 is an accepted person of `people`
+    assert set(got[2]["person_records"].source) == {"people", "people2"}
+
+
+def test_sources_referring_to_each_other_do_not_hang(tmp_path: Path) -> None:
+    """Two event sources naming each other as the person source: both are ingested (their references are
+    orphans, since neither holds persons) instead of each waiting for the other."""
+    (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    a = dict(CONTACT_SRC, name="a", event=dict(CONTACT_SRC["event"], person_ref={"source": "b", "column": "PERSON_ID"}))
+    b = dict(CONTACT_SRC, name="b", event=dict(CONTACT_SRC["event"], person_ref={"source": "a", "column": "PERSON_ID"}))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, _project(tmp_path, [a, b]))
+        acc = store.df("SELECT * FROM accounting ORDER BY source")
+        assert acc.source.tolist() == ["a", "b"] and (acc.rows_read == 6).all()
+        assert (acc.rows_read == acc.rows_accepted + acc.rows_quarantined).all()
+
+
+def test_event_source_without_code_mappings_keeps_its_events(tmp_path: Path) -> None:
+    """An event section with no code mappings (yet) is no crash: each contact is kept with no signal."""
+    (tmp_path / "people.csv").write_text(PEOPLE_HEADER + "\n" + "\n".join(PEOPLE_ROWS) + "\n", encoding="utf-8")
+    (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    bare = dict(CONTACT_SRC, event=dict(CONTACT_SRC["event"], codes=[]))
+    with Store(tmp_path / "s.duckdb") as store:
+        ingest(store, _project(tmp_path, [PEOPLE_SRC, bare]))
+        events = store.df("SELECT record_key, signal FROM event_records ORDER BY record_key")
+    assert events.record_key.tolist() == ["CT1", "CT2", "CT4", "CT6"]  # CT3 orphan, CT5 bad date
+    assert events.signal.isna().all()

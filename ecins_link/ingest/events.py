@@ -45,7 +45,7 @@ def insert_events(store: Store, src: Source) -> None:
         codes = [(c.code.strip().upper(), c.role.strip().upper() if c.role else None, c.signal) for c in e.codes]
         values = ", ".join(f"({lit(c)}, {lit(r) if r else 'NULL'}, {lit(s)})" for c, r, s in codes)
         code_table = (f"(VALUES {values}) m(code, role, signal)" if codes
-                      else "(SELECT NULL::VARCHAR code, NULL::VARCHAR role, NULL::VARCHAR signal WHERE FALSE) m")
+                      else "(SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS role, NULL::VARCHAR AS signal WHERE FALSE) m")
         if not src.flags:  # one row per (row, matched signal): event_seq ranked once per distinct (code, role)
             con.execute(f"""INSERT INTO event_records
                 WITH x AS (SELECT _key, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d,
