@@ -11,6 +11,7 @@ import importlib
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,12 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     overlap = config.project.overlap_stages and {"persons", "locations"} <= set(wanted)
-    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool:
+    # the locations stage's gazetteer preparation can start as soon as the gazetteer is ingested
+    early_matcher = config.project.overlap_stages and {"standardise", "locations"} <= set(wanted)
+    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool, \
+            ExitStack() as cleanup:
         task = bar.add_task("pipeline", total=len(wanted))
-        scoring = None
+        scoring = matcher = None
         for name in wanted:
             bar.update(task, description=f"{name:<12}")
             started = time.perf_counter()
@@ -88,12 +92,19 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 result.outputs = report.write_outputs(store, config, out_dir or default_out_dir(config), purpose=purpose)
             else:
                 try:
-                    stage_function(name)(store, config)
+                    options = {"early_matcher": matcher} if name == "locations" and matcher is not None else {}
+                    stage_function(name)(store, config, **options)
                 except BaseException:
                     _discard(scoring)
                     raise
             result.stage_seconds[name] = round(time.perf_counter() - started, 3)
             bar.advance(task)
+            if name == "ingest" and early_matcher:
+                from ecins_link.matching.locations import prepare_matcher_early
+
+                matcher = prepare_matcher_early(store, config)
+                if matcher is not None:  # closed by the locations stage, or here if a stage fails first
+                    cleanup.callback(matcher.close)
             if name == "locations" and scoring is not None:
                 from ecins_link.matching.persons import link_persons
 

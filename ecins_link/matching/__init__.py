@@ -17,8 +17,8 @@ def link_persons(store: Any, config: Any) -> None:
     _link(store, config)
 
 
-def link_locations(store: Any, config: Any) -> None:
+def link_locations(store: Any, config: Any, **options: Any) -> None:
     """Locations stage (see :func:`ecins_link.matching.locations.link_locations`)."""
     from ecins_link.matching.locations import link_locations as _link
 
-    _link(store, config)
+    _link(store, config, **options)

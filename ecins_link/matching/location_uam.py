@@ -37,7 +37,23 @@ def canonical_sql(table: str = "gazetteer_std") -> str:
                         concat_ws(', ', {part('organisation')}, {part('flat')}, {part('building')}, {part('number')},
                                   {part('street')}, {part('locality')}, {part('town')})) AS address_concat,
                {part('postcode')} AS postcode
-        FROM {table} WHERE uprn IS NOT NULL ORDER BY unique_id"""
+        FROM {table} WHERE uprn IS NOT NULL ORDER BY ALL"""
+
+
+def canonical_from_ingest_sql(table: str = "gazetteer") -> str:
+    """SQL: :func:`canonical_sql`'s rows from the ingested gazetteer, before the standardise stage has run.
+
+    The same one-line address and cleaned postcode the standardise stage writes into ``gazetteer_std``, so
+    the matcher's preparation can start a stage early; :meth:`MatcherSession.accepts` checks that the rows
+    really are the same before that preparation is used.
+    """
+    from ecins_link.standardise.address_sql import full_address_sql
+    from ecins_link.standardise.fields import postcode_sql
+
+    return f"""
+        SELECT CAST(g.uprn AS VARCHAR) AS unique_id, coalesce({full_address_sql('g')}, '') AS address_concat,
+               nullif(trim(CAST({postcode_sql('g.postcode')} AS VARCHAR)), '') AS postcode
+        FROM {table} g WHERE g.uprn IS NOT NULL ORDER BY ALL"""
 
 
 class MatcherSession:
@@ -50,6 +66,7 @@ class MatcherSession:
     def __init__(self, canonical: pa.Table, settings: dict) -> None:
         from uk_address_matcher import AddressMatcher
 
+        self.canonical, self.settings = canonical, dict(settings)
         self.prepare_seconds: float | None = None
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
@@ -105,6 +122,11 @@ class MatcherSession:
         keyed = prepare_canonical_local_keys(self._scratch, canonical)
         self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
         self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
+
+    def accepts(self, canonical: pa.Table, settings: dict) -> bool:
+        """Whether this session prepared exactly ``canonical`` with ``settings`` (and is still usable)."""
+        return (not self._closed and self._error is None and settings == self.settings
+                and canonical.equals(self.canonical))
 
     def match(self, messy: pa.Table) -> pa.Table:
         """Match ``messy`` (akey, address_concat, postcode); (akey, uprn, match_weight, dist, reason) per row."""

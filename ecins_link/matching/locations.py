@@ -49,21 +49,53 @@ def load_location_rules(path: str | Path | None = None) -> dict:
     return read_settings(Path(path) if path else RULES_FILE, "location rules", ("confidence", "proximity", "premises", "uk_address_matcher"))
 
 
-def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool) -> MatcherSession | None:
+def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool,
+                  early: MatcherSession | None = None) -> MatcherSession | None:
     """Start uk_address_matcher's gazetteer preparation (from ``gazetteer_std`` on ``con``) in the background.
 
-    It does not depend on the residue, so it runs while the key joins do.  None when the matcher is disabled,
-    there is no gazetteer, or it cannot start (the matcher then starts once the residue is known).
+    It does not depend on the residue, so it runs while the key joins do.  ``early`` is a session started
+    before this stage (:func:`prepare_matcher_early`): used when it prepared exactly these gazetteer rows with
+    these settings, closed otherwise.  None when the matcher is disabled, there is no gazetteer, or it cannot
+    start (the matcher then starts once the residue is known).
     """
     uam = rules["uk_address_matcher"]
     if not (with_gazetteer and uam.get("enabled", True)):
+        if early is not None:
+            early.close()
         return None
     from ecins_link.matching.location_uam import MatcherSession, canonical_sql
 
     try:
-        return MatcherSession(con.execute(canonical_sql()).to_arrow_table(), uam)
+        canonical = con.execute(canonical_sql()).to_arrow_table()
+        if early is not None and early.accepts(canonical, uam):
+            return early
+        if early is not None:
+            log.info("uk_address_matcher: the gazetteer changed since the early start; preparing it again")
+            early.close()
+        return MatcherSession(canonical, uam)
     except Exception as err:  # noqa: BLE001 - see the docstring
         log.warning("uk_address_matcher could not start early (%s)", type(err).__name__)
+        return None
+
+
+def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str | Path | None = None
+                          ) -> MatcherSession | None:
+    """Start preparing uk_address_matcher's gazetteer side from the ingested ``gazetteer`` table, before the
+    standardise stage, so that the preparation (the locations stage's longest fixed cost) runs while
+    standardise does.  Pass the session to :func:`link_locations` (``early_matcher``), which uses it only if
+    ``gazetteer_std`` gives the same rows; close it if the locations stage does not run.  None when there is
+    nothing to prepare or it cannot start."""
+    rules = load_location_rules(rules_path)
+    uam = rules["uk_address_matcher"]
+    if config.gazetteer_source is None or not uam.get("enabled", True) or not store.has_table("gazetteer"):
+        return None
+    from ecins_link.matching.location_uam import MatcherSession, canonical_from_ingest_sql
+
+    try:
+        canonical = store.con.execute(canonical_from_ingest_sql()).to_arrow_table()
+        return MatcherSession(canonical, uam) if canonical.num_rows else None
+    except Exception as err:  # noqa: BLE001 - the locations stage starts its own
+        log.warning("uk_address_matcher could not start before standardising (%s)", type(err).__name__)
         return None
 
 
@@ -172,8 +204,20 @@ def _matches_sql(factor: float) -> str:
         LEFT JOIN _loc_res r USING (akey) LEFT JOIN _loc_clu c USING (akey)"""
 
 
-def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:
-    """The locations stage: write ``address_matches`` for every ``address_std`` row (docs/contracts.md)."""
+def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path | None = None,
+                   early_matcher: MatcherSession | None = None) -> None:
+    """The locations stage: write ``address_matches`` for every ``address_std`` row (docs/contracts.md).
+
+    ``early_matcher``: from :func:`prepare_matcher_early`; always closed by this function."""
+    try:
+        _link_locations(store, config, rules_path, early_matcher)
+    finally:
+        if early_matcher is not None:
+            early_matcher.close()
+
+
+def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path | None,
+                    early: MatcherSession | None) -> None:
     store.require("address_std", stage="locations")
     with_gazetteer = config.gazetteer_source is not None
     if with_gazetteer:
@@ -181,7 +225,7 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
         with_gazetteer = store.count("gazetteer_std") > 0
     rules = load_location_rules(rules_path)
     with store.stage("locations"):
-        session = start_matcher(store.con, rules, with_gazetteer)  # first: it is the longest chain
+        session = start_matcher(store.con, rules, with_gazetteer, early)  # first: it is the longest chain
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
         try:
@@ -195,6 +239,7 @@ def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path |
             if session is not None:
                 session.close()
         n = store.write_table("address_matches", matches)
+        counts["uk_address_matcher_started_early"] = session is not None and session is early
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},
                     row_counts={"address_matches": n, **{f"method_{k}": v for k, v in by_method.items()}})

@@ -160,6 +160,12 @@ def normalise_flat_sql(x: str, mp: str = "mp") -> str:
         ELSE array_to_string(t, ' ') END FROM (SELECT {toks} AS t))"""
 
 
+def full_address_sql(g: str) -> str:
+    """SQL: a gazetteer row's address as one line from its raw parts (``gazetteer_std.full_address``)."""
+    return (f"nullif(concat_ws(', ', {g}.sub_building, {g}.organisation, {g}.building_name, "
+            f"nullif(concat_ws(' ', {g}.number, {g}.street), ''), {g}.locality, {g}.town, {g}.postcode), '')")
+
+
 def gazetteer_table(con: duckdb.DuckDBPyConnection, name: str, source: str = "gazetteer") -> int:
     """Create temp table ``name`` (:data:`GAZETTEER_COLUMNS`) from ``source`` (the ingested gazetteer).
 
@@ -182,9 +188,7 @@ def gazetteer_table(con: duckdb.DuckDBPyConnection, name: str, source: str = "ga
                    {clean_part_sql('f_organisation')} AS organisation, {expand_street_sql('f_street')} AS street,
                    {clean_part_sql('f_locality')} AS locality, {clean_part_sql('f_town')} AS town,
                    CAST(g.postcode AS VARCHAR) AS postcode_raw,
-                   nullif(concat_ws(', ', g.sub_building, g.organisation, g.building_name,
-                                    nullif(concat_ws(' ', g.number, g.street), ''), g.locality, g.town,
-                                    g.postcode), '') AS full_address
+                   {full_address_sql('g')} AS full_address
             FROM g, _addr_maps mp)
         SELECT uprn, nullif(concat_ws(' ', flat, CASE WHEN number IS NULL AND building IS NULL THEN organisation END,
                                       building, number, street, locality, town), '') AS address_norm,
