@@ -17,16 +17,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class PeakRSS:
     """Samples this process's resident memory in a background thread; ``peak_mb`` after the block."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, keep_samples: bool = False) -> None:
         self.interval = interval
         self.peak = 0
+        self.keep_samples = keep_samples
+        self.samples: list[tuple[float, int]] = []  # (perf_counter, rss bytes) when keep_samples
         self._stop = threading.Event()
         self._proc = psutil.Process()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            rss = self._proc.memory_info().rss
+            self.peak = max(self.peak, rss)
+            if self.keep_samples:
+                self.samples.append((time.perf_counter(), rss))
             time.sleep(self.interval)
+
+    def peak_mb_between(self, start: float, end: float) -> float | None:
+        """Peak RSS (MB) among the samples taken between two ``perf_counter`` times (needs keep_samples)."""
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return round(max(inside) / 2**20, 1) if inside else None
 
     def __enter__(self) -> PeakRSS:
         self.peak = self._proc.memory_info().rss

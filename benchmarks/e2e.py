@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,22 +67,49 @@ def _run_timed(store, config, out_dir: Path, stages: dict) -> None:  # noqa: ANN
 
 
 def run_pipeline(project: Path, out_dir: Path) -> dict:
-    """Every stage on a fresh store, each timed with its peak RSS (process-wide, DuckDB included)."""
+    """The whole pipeline on a fresh store as ``ecins-link run`` runs it (one ``run_stages`` call, so stages
+    overlap as they do for a user), in a fresh Python process like a CLI run; each stage's seconds and peak
+    RSS (process-wide, DuckDB included; the report's forked page workers not counted)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "pipeline.json"
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--pipeline-child", str(project),
+                        str(out_dir), str(result)], check=True)
+        return json.loads(result.read_text(encoding="utf-8"))
+
+
+def _pipeline_child(project: Path, out_dir: Path, result_path: Path) -> None:
     config = load_config(project)
-    stages: dict = {}
     started = time.perf_counter()
-    with PeakRSS() as rss, open_store(config, command="bench") as store:
+    with PeakRSS(keep_samples=True) as rss, open_store(config, command="bench") as store:
         store.start_run()
-        _run_timed(store, config, out_dir, stages)
+        run_started = time.perf_counter()
+        result = run_stages(store, config, STAGE_NAMES, out_dir=out_dir, progress=False)
         store.finish_run("ok")
+        seconds = round(time.perf_counter() - started, 3)
         counts = _total_records(store)
         models = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
-    import json
 
+    def span(a: float, b: float) -> float | None:
+        return rss.peak_mb_between(run_started + a, run_started + b)
+
+    stages: dict = {}
+    spans = result.stage_spans
+    overlapped = spans["persons"][0] < spans["locations"][1]
+    for name in STAGE_NAMES:
+        if name == "persons" and overlapped:  # the two together as one step, then each on its own
+            a, b = spans["persons"][0], max(spans["persons"][1], spans["locations"][1])
+            stages["persons + locations"] = {"seconds": round(b - a, 3), "peak_rss_mb": span(a, b)}
+        if name == "locations" and overlapped:
+            continue
+        stages[name] = {"seconds": result.stage_seconds[name], "peak_rss_mb": span(*spans[name])}
+        if name == "persons" and overlapped:
+            stages["locations"] = {"seconds": result.stage_seconds["locations"],
+                                   "peak_rss_mb": span(*spans["locations"]), "overlapped": True}
+            stages["persons"]["overlapped"] = True
     summary = json.loads(models[0]) if models else {}
-    return {"stages": stages, "seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": rss.peak_mb,
-            "counts": counts, "persons_candidate_pairs": summary.get("candidate_pairs"),
-            "persons_steps": summary.get("seconds", {})}
+    out = {"stages": stages, "spans": spans, "seconds": seconds, "peak_rss_mb": rss.peak_mb, "counts": counts,
+           "persons_candidate_pairs": summary.get("candidate_pairs"), "persons_steps": summary.get("seconds", {})}
+    result_path.write_text(json.dumps(out, default=str), encoding="utf-8")
 
 
 def profile_stage(project: Path, stage: str, out_dir: Path, top: int = 15) -> dict:
@@ -332,7 +361,11 @@ def main() -> None:
     ap.add_argument("--rl-records", type=int, default=20000, help="recordlinkage subsample size")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--repeat", type=int, default=1, help="run the pipeline N times (fresh stores); median judged")
+    ap.add_argument("--pipeline-child", nargs=3, type=Path, help=argparse.SUPPRESS)  # project out_dir result.json
     a = ap.parse_args()
+    if a.pipeline_child:
+        _pipeline_child(*a.pipeline_child)
+        return
     work = a.work or Path(tempfile.mkdtemp(prefix="e2e_"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -41,6 +41,7 @@ class RunResult:
     store_path: Path
     out_dir: Path | None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # (start, end) s from the run's start
     outputs: dict = field(default_factory=dict)
 
 
@@ -68,6 +69,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                purpose: str | None = None, progress: bool = True) -> RunResult:
     """Run the named stages in pipeline order on an open store."""
     wanted = [s for s in STAGE_NAMES if s in set(stages)]
+    run_started = time.perf_counter()
     result = RunResult(run_id=store.run_id, store_path=store.path, out_dir=out_dir)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
@@ -97,7 +99,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 except BaseException:
                     _discard(scoring)
                     raise
-            result.stage_seconds[name] = round(time.perf_counter() - started, 3)
+            _timed(result, name, started, run_started)
             bar.advance(task)
             if name == "ingest" and early_matcher:
                 from ecins_link.matching.locations import prepare_matcher_early
@@ -109,10 +111,16 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 from ecins_link.matching.persons import link_persons
 
                 link_persons(store, config, scored=scoring.result())
-                result.stage_seconds["persons"] = round(time.perf_counter() - scoring_started, 3)
+                _timed(result, "persons", scoring_started, run_started)
                 scoring = None
                 bar.advance(task)
     return result
+
+
+def _timed(result: RunResult, name: str, started: float, run_started: float) -> None:
+    now = time.perf_counter()
+    result.stage_seconds[name] = round(now - started, 3)
+    result.stage_spans[name] = (round(started - run_started, 3), round(now - run_started, 3))
 
 
 def _score_persons(reader: Store, config: ProjectConfig) -> Any:
