@@ -88,25 +88,29 @@ def _ingest_side_by_side(store: Store, config: ProjectConfig, ordered: list[Sour
         chain[src.name] = _file_bytes(config, src) + max(after, default=0)
     waiting = sorted(ordered, key=lambda s: -chain[s.name])  # stable: ties keep the project file's order
     running: dict = {}
-    done: dict[str, tuple[dict[str, pa.Table], float]] = {}
+    done: dict[str, tuple[dict[str, pa.Table], float]] = {}  # finished, not yet yielded
+    needed = {d for ds in deps.values() for d in ds}
+    people: dict[str, pa.Table] = {}  # accepted (source, record_key) of the sources others refer to
     with ThreadPoolExecutor(workers) as pool:
         try:
             for src in list(waiting):  # yielded in this (fixed) order, close to the order they finish
                 while True:  # keep the workers busy, also while the caller appends what is done
-                    ready = [w for w in waiting if all(d in done for d in deps[w.name])]
+                    ready = [w for w in waiting if all(d in people for d in deps[w.name])]
                     if not ready and not running and waiting:
                         ready = waiting[:1]  # sources referring to each other: the first goes without the other
                     for nxt in ready[:workers - len(running)]:
                         waiting.remove(nxt)
-                        refs = [done[d][0]["person_records"].select(["source", "record_key"])
-                                for d in deps[nxt.name] if d in done]
+                        refs = [people[d] for d in deps[nxt.name] if d in people]
                         running[pool.submit(_ingest_alone, store, config, nxt, refs)] = nxt.name
                     if src.name in done:
                         break
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for job in finished:
-                        done[running.pop(job)] = job.result()
-                yield src, done[src.name]
+                        name = running.pop(job)
+                        done[name] = job.result()
+                        if name in needed:
+                            people[name] = done[name][0]["person_records"].select(["source", "record_key"])
+                yield src, done.pop(src.name)
         finally:
             for job in running:
                 job.cancel()
