@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
-
 from ecins_link.config import ProjectConfig
 from ecins_link.graph.people import HIGH, LOW
 
@@ -36,19 +34,21 @@ def occurrence_expr(config: ProjectConfig) -> str:
     return f"CASE {' '.join(whens)} ELSE e.record_key END" if whens else "e.record_key"
 
 
-def build_event_tables(con: duckdb.DuckDBPyConnection, config: ProjectConfig) -> None:
-    """Temp tables ``_g_rows`` (event row -> event_id, person_id, own location) and ``_g_events``."""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _g_rows AS
+def event_rows_sql(config: ProjectConfig) -> str:
+    """SQL for ``_g_rows``: each event row with its event_id, person_id and own location."""
+    return f"""
         SELECT e.source, e.agency, e.record_key, {occurrence_expr(config)} AS occ_key,
                'E:' || e.source || ':' || ({occurrence_expr(config)}) AS event_id,
                e.signal, e.raw_code, nullif(upper(trim(e.role)), '') AS role, e.event_date,
                c.person_id, m.location_id AS own_location, m.match_confidence AS own_confidence
         FROM event_records e
         LEFT JOIN person_clusters c ON c.source = e.person_source AND c.record_key = e.person_record_key
-        LEFT JOIN address_matches m ON m.source = e.source AND m.record_key = e.record_key""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _g_events AS
+        LEFT JOIN address_matches m ON m.source = e.source AND m.record_key = e.record_key"""
+
+
+def events_sql() -> str:
+    """SQL for ``_g_events`` (one row per event) from ``_g_rows``."""
+    return """
         SELECT event_id, any_value(source) AS source, any_value(agency) AS agency, any_value(occ_key) AS occ_key,
                min(event_date) AS event_date,
                -- = string_agg(DISTINCT .., ', ' ORDER BY ..), which cost ~2 s at 500k events (this: 0.1 s)
@@ -56,7 +56,7 @@ def build_event_tables(con: duckdb.DuckDBPyConnection, config: ProjectConfig) ->
                    list_sort(list_distinct(list(coalesce(signal, raw_code)))), ', ') END AS what,
                arg_max(own_location, coalesce(own_confidence, -1)) AS own_location,
                max(own_confidence) AS own_confidence
-        FROM _g_rows GROUP BY event_id""")
+        FROM _g_rows GROUP BY event_id"""
 
 
 def involved_sql() -> str:

@@ -1,14 +1,11 @@
 """Person-level graph tables in SQL: person_attributes, residences and households.
 
-All functions take the store connection and write whole-population tables set-based; nothing loops over
-rows in Python.
+All functions return SQL for whole-population tables, set-based; nothing loops over rows in Python.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-
-import duckdb
 
 LOW, HIGH = "DATE '0001-01-01'", "DATE '9999-12-31'"
 
@@ -46,8 +43,8 @@ def person_attributes_sql(as_of: dt.date, child_under: int, has_std: bool) -> st
         FROM a"""
 
 
-def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool = True) -> None:
-    """``residences``: each person at each location their records give as an address.
+def residences_sql(has_address_records: bool = True) -> str:
+    """SQL for ``residences``: each person at each location their records give as an address.
 
     Only person addresses count (``address_records.origin = 'person'``): an event's location is not a
     residence.
@@ -61,8 +58,7 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
     origin = ("LEFT JOIN address_records ar ON ar.source = c.source AND ar.record_key = c.record_key"
               if has_address_records else "")
     keep = "AND coalesce(ar.origin, 'person') = 'person'" if has_address_records else ""
-    con.execute(f"""
-        CREATE OR REPLACE TABLE residences AS
+    return f"""
         WITH ev AS (
             SELECT person_source AS source, person_record_key AS record_key,
                    min(event_date) AS ev_min, max(event_date) AS ev_max
@@ -97,11 +93,11 @@ def build_residences(con: duckdb.DuckDBPyConnection, has_address_records: bool =
             GROUP BY ALL)
         SELECT a.person_id, a.location_id, a.uprn, a.first_seen,
                coalesce(least(m.closed, st.closed), m.closed, st.closed, a.last_seen) AS last_seen, a.n_records
-        FROM agg a LEFT JOIN moved m USING (person_id, location_id) LEFT JOIN stale st USING (person_id, location_id)""")
+        FROM agg a LEFT JOIN moved m USING (person_id, location_id) LEFT JOIN stale st USING (person_id, location_id)"""
 
 
-def build_households(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
-    """``households``: people resident at one location in overlapping periods (chains of overlaps).
+def households_sql(as_of: dt.date) -> str:
+    """SQL for ``households`` (from ``residences`` and ``person_attributes``): people resident at one location in overlapping periods (chains of overlaps).
 
     Per location, residence intervals (NULL = open) are sorted and merged; each merged run is one
     household with id ``H`` + hash(location_id, start).  Everyone resident somewhere is in a household
@@ -111,8 +107,7 @@ def build_households(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
     """
     now = f"DATE '{as_of.isoformat()}'"
     undated = "first_seen IS NULL AND last_seen IS NULL"
-    con.execute(f"""
-        CREATE OR REPLACE TABLE households AS
+    return f"""
         WITH r AS (
             SELECT person_id, location_id, uprn, first_seen, last_seen,
                    CASE WHEN {undated} THEN {now} ELSE coalesce(first_seen, {LOW}) END AS f,
@@ -125,7 +120,7 @@ def build_households(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
         h AS (SELECT *, min(f) OVER (PARTITION BY location_id, grp) AS start FROM g)
         SELECT 'H' || substr(md5(location_id || '|' || CAST(start AS VARCHAR)), 1, 16) AS household_id,
                h.location_id, h.uprn, h.person_id, pa.is_child, h.first_seen, h.last_seen
-        FROM h LEFT JOIN person_attributes pa USING (person_id)""")
+        FROM h LEFT JOIN person_attributes pa USING (person_id)"""
 
 
 def same_household_edges_sql() -> str:
