@@ -175,19 +175,19 @@ def test_early_preparation_thread_priority_lowered_then_restored() -> None:
     from ecins_link.matching.location_uam import _lower_priority
 
     seen: dict = {}
-    release = threading.Event()
+    lowered, release = threading.Event(), threading.Event()
 
     def prepare() -> None:
         seen["tid"], seen["base"] = _lower_priority(5)
         seen["during"] = os.getpriority(os.PRIO_PROCESS, seen["tid"])
+        lowered.set()
         release.wait(10)
         seen["after"] = os.getpriority(os.PRIO_PROCESS, seen["tid"])
 
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     worker = threading.Thread(target=prepare)
     worker.start()
-    while "during" not in seen:
-        pass
+    assert lowered.wait(10)
     assert seen["during"] == min(19, seen["base"] + 5)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # this thread untouched
     try:
