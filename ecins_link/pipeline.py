@@ -94,19 +94,16 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 result.outputs = report.write_outputs(store, config, out_dir or default_out_dir(config), purpose=purpose)
             else:
                 try:
-                    options = {"early_matcher": matcher} if name == "locations" and matcher is not None else {}
+                    options = {"early_matcher": matcher.result()} if name == "locations" and matcher else {}
                     stage_function(name)(store, config, **options)
                 except BaseException:
                     _discard(scoring)
                     raise
             _timed(result, name, started, run_started)
             bar.advance(task)
-            if name == "ingest" and early_matcher:
-                from ecins_link.matching.locations import prepare_matcher_early
-
-                matcher = prepare_matcher_early(store, config)
-                if matcher is not None:  # closed by the locations stage, or here if a stage fails first
-                    cleanup.callback(matcher.close)
+            if name == "ingest" and early_matcher:  # started on a side thread: standardise need not wait for it
+                matcher = pool.submit(_prepare_matcher, store.reader(), config)
+                cleanup.callback(_close_matcher, matcher)  # the locations stage closes it, or this if it fails first
             if name == "locations" and scoring is not None:
                 from ecins_link.matching.persons import link_persons
 
@@ -121,6 +118,21 @@ def _timed(result: RunResult, name: str, started: float, run_started: float) -> 
     now = time.perf_counter()
     result.stage_seconds[name] = round(now - started, 3)
     result.stage_spans[name] = (round(started - run_started, 3), round(now - run_started, 3))
+
+
+def _prepare_matcher(reader: Store, config: ProjectConfig) -> Any:
+    from ecins_link.matching.locations import prepare_matcher_early
+
+    try:
+        return prepare_matcher_early(reader, config)
+    finally:
+        reader.close()
+
+
+def _close_matcher(matcher: Future) -> None:
+    session = matcher.result()
+    if session is not None:
+        session.close()
 
 
 def _score_persons(reader: Store, config: ProjectConfig) -> Any:

@@ -13,6 +13,7 @@ from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.graph import events as ev
 from ecins_link.graph import people
 from ecins_link.graph.components import person_components
+from ecins_link.graph.scratch import Step, scratch, sql_step
 from ecins_link.store import Store
 
 RULES_FILE = Path(__file__).with_name("graph_rules.toml")
@@ -32,47 +33,65 @@ def resolve_as_of(store: Store, config: ProjectConfig) -> dt.date:
     return store.as_of(config.project.as_of)
 
 
+GRAPH_TABLES = ("person_attributes", "residences", "households", "graph_nodes", "graph_edges", "person_components",
+                "location_churn")
+
+
+def graph_steps(store: Store, config: ProjectConfig, rules: dict, as_of: dt.date) -> list[Step]:
+    """The graph's tables as scratch steps (names, SQL and the steps each one reads)."""
+    roles, comp = rules["roles"], rules["components"]
+    edge_parts = {
+        "_g_resides_at": """SELECT person_id AS src, location_id AS dst, 'resides_at' AS edge_type, NULL AS role,
+                      first_seen AS start_date, last_seen AS end_date, n_records AS weight, NULL AS source,
+                      NULL AS record_key FROM residences""",
+        "_g_involved_in": ev.involved_sql(),
+        "_g_occurred_at": ev.occurred_sql(),
+        "_g_same_household": people.same_household_edges_sql(),
+        "_g_co_involved": ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
+                                             int(comp.get("max_people_per_event", 25))),
+    }
+    part_after = {"_g_resides_at": ("residences",), "_g_involved_in": ("_g_rows",),
+                  "_g_occurred_at": ("_g_events", "residences"), "_g_same_household": ("households",),
+                  "_g_co_involved": ("_g_events",)}
+    edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {p}" for p in edge_parts)
+    child_under = int(rules["ages"]["child_under"])
+    return [
+        sql_step("_g_rows", ev.event_rows_sql(config)),
+        sql_step("residences", people.residences_sql(store.has_table("address_records"))),
+        sql_step("person_attributes", people.person_attributes_sql(as_of, child_under, store.has_table("person_std"))),
+        sql_step("_g_events", ev.events_sql(), ("_g_rows",)),
+        sql_step("households", people.households_sql(as_of), ("residences", "person_attributes")),
+        *(sql_step(name, f"SELECT * FROM ({sql})", part_after[name]) for name, sql in edge_parts.items()),
+        sql_step("graph_edges", edges, tuple(edge_parts)),
+        sql_step("graph_nodes", ev.nodes_sql(store.has_table("gazetteer_std"), store.has_table("address_records")),
+                 ("person_attributes", "_g_events")),
+        Step("person_components", lambda cur: person_components(cur, comp.get("edge_types", []),
+                                                                int(comp.get("max_iterations", 200))),
+             ("graph_edges", "person_attributes")),
+        sql_step("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])),
+                 ("residences", "households", "graph_edges")),
+    ]
+
+
 def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:
     """The graph stage: write person_attributes, residences, households, graph_nodes, graph_edges,
-    person_components and location_churn (docs/contracts.md)."""
+    person_components and location_churn (docs/contracts.md).
+
+    The tables are built side by side in an attached in-memory scratch database from the committed inputs
+    (:mod:`ecins_link.graph.scratch`); the stage transaction only copies them into the store and audits.
+    """
     store.require("person_clusters", "person_records", "event_records", "address_matches", stage="graph")
     rules = load_graph_rules(rules_path)
     as_of = resolve_as_of(store, config)
     con = store.con
-    has_std = store.has_table("person_std")
-    has_gaz = store.has_table("gazetteer_std")
-    has_addr = store.has_table("address_records")
-    # the event temp tables read only committed inputs: built before the stage transaction, they are
-    # committed (session-local) storage, which the four edge/node queries read about twice as fast as
-    # tables created inside the transaction
-    ev.build_event_tables(con, config)
-    with store.stage("graph"):
-        store.write_table("person_attributes",
-                          people.person_attributes_sql(as_of, int(rules["ages"]["child_under"]), has_std))
-        people.build_residences(con, has_addr)
-        people.build_households(con, as_of)
-        roles, comp = rules["roles"], rules["components"]
-        parts = [
-            """SELECT person_id AS src, location_id AS dst, 'resides_at' AS edge_type, NULL AS role,
-                      first_seen AS start_date, last_seen AS end_date, n_records AS weight, NULL AS source,
-                      NULL AS record_key FROM residences""",
-            ev.involved_sql(), ev.occurred_sql(), people.same_household_edges_sql(),
-            ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
-                               int(comp.get("max_people_per_event", 25))),
-        ]
-        store.write_table("graph_edges", " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM ({p})" for p in parts))
-        store.write_table("graph_nodes", ev.nodes_sql(has_gaz, has_addr))
-        rounds = person_components(con, comp.get("edge_types", []), int(comp.get("max_iterations", 200)),
-                                   store.memory_limit)
-        store.write_table("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])))
-        con.execute("DROP TABLE IF EXISTS _g_rows")
-        con.execute("DROP TABLE IF EXISTS _g_events")
-        counts = {t: store.count(t) for t in ("person_attributes", "residences", "households", "graph_nodes",
-                                              "graph_edges", "person_components", "location_churn")}
-        by_type = dict(con.execute("SELECT edge_type, count(*) FROM graph_edges GROUP BY 1").fetchall())
-        store.audit("combination", "build_graph",
-                    details={"as_of": as_of.isoformat(), "component_rounds": rounds,
-                             "edges_by_type": by_type,
-                             "households": con.execute("SELECT count(DISTINCT household_id) FROM households")
-                             .fetchone()[0]},
-                    row_counts=counts)
+    with scratch(store, "graph") as work:
+        done = work.run(graph_steps(store, config, rules, as_of))
+        by_type = dict(con.execute(f"SELECT edge_type, count(*) FROM {work.table('graph_edges')} GROUP BY 1")
+                       .fetchall())
+        n_households = con.execute(f"SELECT count(DISTINCT household_id) FROM {work.table('households')}").fetchone()[0]
+        with store.stage("graph"):
+            counts = {t: store.write_table(t, f"SELECT * FROM {work.table(t)}") for t in GRAPH_TABLES}
+            store.audit("combination", "build_graph",
+                        details={"as_of": as_of.isoformat(), "component_rounds": done["person_components"],
+                                 "edges_by_type": by_type, "households": n_households},
+                        row_counts=counts)
