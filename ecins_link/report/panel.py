@@ -21,16 +21,8 @@ from markupsafe import Markup
 from markupsafe import escape as markup_escape
 
 from ecins_link.report import cases as gather
-from ecins_link.report.cells import (
-    Cells,
-    fmt,
-    group_by_case,
-    named_records,
-    person_label,
-    present,
-    val,
-    write_page,
-)
+from ecins_link.report import pagedata
+from ecins_link.report.cells import Cells, fmt, named_records, person_label, val, write_page
 from ecins_link.report.charts import network_svg, timeline_svg
 from ecins_link.report.fanout import default_workers, forked_map
 from ecins_link.report.views import View
@@ -153,13 +145,10 @@ class PanelBuilder:
     def _render_pages(self, cases: Sequence[dict]) -> None:
         """Render and write the pages of ``cases`` (run in the parent and in forked workers: no store use).
 
-        The gathered frames' rows of these cases are turned into plain dicts once and grouped by case, so
-        a page costs a few dict look-ups and one render of the compiled template."""
-        node_types, loc_labels, person_labels = self.page_data
-        keys = pd.Series([c["case"] for c in cases], dtype=object)
-        by_case = {k: group_by_case(v[v["case"].isin(keys)]) for k, v in self.data.items() if "case" in v.columns}
-        for rows in by_case.get("records", {}).values():
-            self._explain_links(rows)
+        The gathered frames' rows of these cases are turned into HTML pieces column by column
+        (:mod:`ecins_link.report.pagedata`), so a page costs a few look-ups, joins and one render of the
+        compiled template."""
+        share = self._share(cases)
         flag_rows = self._flag_rows({f for c in cases for f in c["flag_ids"]})
         case_tpl = self.env.get_template("case.html.j2")
         # one writer thread: file creation waits on the disk (GIL released) while the next page renders
@@ -167,7 +156,7 @@ class PanelBuilder:
             pending = []
             for case in cases:
                 flags = sorted((flag_rows[f] for f in case["flag_ids"] if f in flag_rows), key=lambda f: f["rank"])
-                ctx = self._case_context(case, flags, by_case, node_types, loc_labels, person_labels)
+                ctx = self._case_context(case, flags, share)
                 pending.append(writer.submit(write_page, self.panel_dir / case["page"], case_tpl.render(ctx)))
                 if len(pending) >= 256:
                     for done in pending:
@@ -176,15 +165,31 @@ class PanelBuilder:
             for done in pending:
                 done.result()
 
-    def _explain_links(self, rows: list[dict]) -> None:
-        """Add each record's 'why linked' summary and show its strongest link's partner only when visible."""
-        for r in rows:
-            v = r.get("linked_to")
-            if isinstance(v, str):
-                r["why"] = self.why.get(tuple(sorted((str(r.get("unique_id")), v))))
-                r["linked_to"] = v.replace(":", " ", 1) if self._partner_visible(v) else "(withheld)"
-            else:
-                r["why"], r["linked_to"] = None, None
+    def _share(self, cases: Sequence[dict]) -> dict:
+        """The page data of a share of the cases: signal, record and edge rows as HTML pieces and tuples,
+        persons and overrides as dicts, all by case."""
+        node_types, loc_labels, person_labels = self.page_data
+        frames = pagedata.share_frames(self.data, [c["case"] for c in cases])
+        neighbours = self.neighbour_labels
+
+        def signal_person(p: object) -> object:
+            pid = str(p)
+            return person_labels.get(pid) or neighbours.get(pid) or val(p)
+
+        def linked(uid: object, partner: object) -> tuple[object, str | None]:
+            if not isinstance(partner, str):
+                return None, None
+            why = self.why.get(tuple(sorted((str(uid), partner))))
+            return (partner.replace(":", " ", 1) if self._partner_visible(partner) else "(withheld)"), why
+
+        cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if self.view.field(f)
+                                                     for c in cs]
+        cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
+        return {"signals": pagedata.SignalRows(frames["signals"], self.cells, signal_person,
+                                               lambda x: self._loc_label(x, loc_labels)),
+                "records": pagedata.RecordRows(frames["records"], self.cells, cols, linked),
+                "edges": pagedata.EdgeRows(frames["edges"]), "persons": pagedata.grouped(frames.get("persons")),
+                "overrides": pagedata.grouped(frames.get("overrides"))}
 
     @staticmethod
     def _edge_locations(edges: pd.DataFrame, nodes: pd.DataFrame) -> list[str]:
@@ -221,51 +226,42 @@ class PanelBuilder:
                               "unique_id_r": shown["linked_to"].astype(str)}).drop_duplicates()
         return _breakdowns(store, pairs)
 
-    def _case_context(self, case: dict, flags: list[dict], by_case: dict[str, dict[str, list[dict]]],
-                      node_types: dict, loc_labels: dict, person_labels: dict) -> dict:
+    def _case_context(self, case: dict, flags: list[dict], share: dict) -> dict:
         view = self.view
         key = case["case"]
-
-        def part(name: str) -> list[dict]:
-            return by_case.get(name, {}).get(key, [])
-
-        sig, rec = part("signals"), part("records")
-        hidden = {r["agency"] for r in [*sig, *rec] if not r["detail"] and present(r.get("agency"))}
-        sig = [s for s in sig if s["detail"]]
-        rec = [r for r in rec if r["detail"]]
-        shown_agencies = {r["agency"] for r in [*sig, *rec] if present(r.get("agency"))}
+        node_types, loc_labels, person_labels = self.page_data
+        sig: pagedata.SignalRows = share["signals"]
+        rec: pagedata.RecordRows = share["records"]
+        sig_rows, rec_rows = sig.rows(key), rec.rows(key)
+        hidden = ({sig.agency[i] for i in sig_rows if not sig.detail[i]}
+                  | {rec.agency[i] for i in rec_rows if not rec.detail[i]}) - {None}
+        sig_rows = [i for i in sig_rows if sig.detail[i]]
+        rec_rows = [i for i in rec_rows if rec.detail[i]]
+        shown_agencies = {sig.agency[i] for i in sig_rows} | {rec.agency[i] for i in rec_rows}
         existence = sorted(hidden - shown_agencies) if view.existence_only else []
         contributing = self._contributing(flags)
-        signal_rows = []  # <tr> rows in the provenance table's column order; rows used by a rule marked
-        for s in sig:
-            pid = str(s.get("person_id"))
-            label = person_labels.get(pid) or self.neighbour_labels.get(pid) or val(s.get("person_id"))
-            used = (s.get("source"), str(s.get("record_key"))) in contributing
-            signal_rows.append(('<tr class="contributing" title="used by a rule">' if used else "<tr>") + self.cells.row(
-                [s.get(c) for c in ("event_date", "agency", "source", "record_key", "signal", "category", "role")]
-                + [label, self._loc_label(s.get("location_id"), loc_labels), s.get("link_confidence")]) + "</tr>\n")
-        cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if view.field(f) for c in cs]
-        cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
-        rec_of: dict[object, list[dict]] = {}
-        for r in rec:
-            rec_of.setdefault(r["person_id"], []).append(r)
+        # <tr> rows in the provenance table's column order; rows used by a rule marked
+        signal_body = "".join([('<tr class="contributing" title="used by a rule">' if sig.key[i] in contributing
+                                else "<tr>") + sig.html[i] for i in sig_rows])
+        rec_of: dict[object, list[int]] = {}
+        for i in rec_rows:
+            rec_of.setdefault(rec.person[i], []).append(i)
         persons = []
-        for p in part("persons"):
+        for p in share["persons"].get(key, []):
             recs = rec_of.get(p["person_id"], [])
             if str(p["person_id"]) not in self.visible_persons:  # known only to partners outside the view
                 p = {"person_id": p["person_id"], "is_child": None}
-            available = [c for c in cols if recs and c in recs[0]]
-            conf = [v for r in recs if (v := val(r.get("cluster_confidence"))) is not None]
-            shown = [c for c in available if c in ("source", "agency", "record_key")
-                     or any(val(r[c]) is not None for r in recs)]
+            conf = [v for i in recs if (v := rec.conf[i]) is not None]
+            shown = [c for c in rec.available if c in ("source", "agency", "record_key")
+                     or any(rec.has[c][i] for i in recs)] if recs else []
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
                 "dob": val(p.get("dob")) if view.field("dob") else None,
                 "age": val(p.get("age")) if view.field("dob") else None,
                 "sex": val(p.get("sex")) if view.field("sex") else None, "is_child": val(p.get("is_child")),
-                "rows": bool(recs), "head": self.cells.head(shown), "body": self._record_rows(recs, shown),
+                "rows": bool(recs), "head": self.cells.head(shown), "body": Markup(rec.body(recs, shown)),
                 "confidence": min(conf) if conf else None})
-        edges = [(e["src"], e["dst"], e["edge_type"]) for e in part("edges") if e["detail"]]
+        edges = share["edges"].rows(key)
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
         if case["entity_type"] == "location":
             seeds.append(case["entity_id"])
@@ -275,22 +271,13 @@ class PanelBuilder:
                         if k in node_types and k not in person_labels}
         labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
-        charted = bool(sig) and case["rank"] <= self.max_charts
-        return {"case": case, "flags": flags, "signal_rows": bool(signal_rows), "signal_body": Markup("".join(signal_rows)), "persons": persons, "existence": existence,
-                "overrides": part("overrides"), "network_svg": net,
-                "timeline_svg": timeline_svg(sig) if charted else None,
-                "chart_omitted": bool(sig) and not charted,
+        charted = bool(sig_rows) and case["rank"] <= self.max_charts
+        return {"case": case, "flags": flags, "signal_rows": bool(sig_rows), "signal_body": Markup(signal_body),
+                "persons": persons, "existence": existence, "overrides": share["overrides"].get(key, []),
+                "network_svg": net, "timeline_svg": timeline_svg(sig.timeline_rows(sig_rows)) if charted else None,
+                "chart_omitted": bool(sig_rows) and not charted,
                 "view": view, "run_label": self.run_label, "css": self.css,
                 "entity_label": self._entity_label(case, person_labels, loc_labels)}
-
-    def _record_rows(self, recs: list[dict], shown: list[str]) -> Markup:
-        """Table body of a person's records: one row of ``shown`` columns each, then its 'why linked' line."""
-        rows = []
-        for r in recs:
-            rows.append("<tr>" + self.cells.row([r[c] for c in shown]) + "</tr>\n")
-            if r.get("why"):
-                rows.append(f'<tr class="why"><td colspan="{len(shown)}">why linked: {markup_escape(r["why"])}</td></tr>')
-        return Markup("".join(rows))
 
     def _loc_label(self, location_id: object, loc_labels: dict) -> str:
         if location_id is None or (isinstance(location_id, float) and pd.isna(location_id)):

@@ -1,0 +1,173 @@
+"""A share of the case pages' data, turned into ready HTML pieces column by column (not cell by cell).
+
+A page worker (:mod:`ecins_link.report.fanout`) renders a share of the cases.  Instead of turning every
+gathered row into a dict and formatting and escaping its cells one at a time on every page, the rows of
+the share's cases are processed once per *column*: each distinct value of a column is formatted and
+escaped once (``Cells.td``, so the cell text is exactly what a per-cell pass gives) and every row's cells
+are picked from those.  A signal row's cells do not depend on the page (only its "used by a rule" marker
+does), so a whole row is one string; a record keeps one cell per column (a page shows only the columns
+its person has values in).  Pages then only pick rows by case and join strings.
+
+Plain Python over frames already fetched from the store (no store access): safe in a forked worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+from markupsafe import escape as markup_escape
+
+from ecins_link.report.cells import Cells, column, group_by_case, val
+
+SIGNAL_CELLS = ("event_date", "agency", "source", "record_key", "signal", "category", "role")
+TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
+
+
+def cell_column(cells: Cells, series: pd.Series) -> list[str]:
+    """The ``<td>`` cell (``Cells.td``) of every value of ``series``, each distinct value formatted once."""
+    values = column(series)
+    if series.dtype == object and not all(v is None or v.__class__ is str for v in values):
+        return [cells.td(v) for v in values]  # lists, mixed types: value by value (1 == True in a dict)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        return [cells.td(v) for v in values]
+    table = [cells.td(u) for u in uniques.tolist()]
+    table.append(cells.td(None))  # code -1 (missing: None, NaN, NaT, NA) picks this last entry
+    return [table[c] for c in codes.tolist()]
+
+
+def cells_of(cells: Cells, values: list) -> list[str]:
+    """``Cells.td`` of each value (values already Python objects, e.g. computed labels)."""
+    td = cells.td
+    return [td(v) for v in values]
+
+
+def _index_by_case(cases: list) -> dict[object, list[int]]:
+    out: dict[object, list[int]] = {}
+    for i, key in enumerate(cases):
+        out.setdefault(key, []).append(i)
+    return out
+
+
+def _agencies(frame: pd.DataFrame) -> list:
+    """Each row's agency when present (None otherwise)."""
+    if "agency" not in frame.columns:
+        return [None] * len(frame)
+    return [a if val(a) is not None else None for a in column(frame["agency"])]
+
+
+def _detail(frame: pd.DataFrame) -> list[bool]:
+    return frame["detail"].fillna(False).astype(bool).tolist() if len(frame) else []
+
+
+class SignalRows:
+    """A share's signal rows: per case its row numbers; per row detail, agency, (source, record key) and its
+    cells as one escaped string (without the opening ``<tr>``: that marks rows used by a rule)."""
+
+    def __init__(self, frame: pd.DataFrame, cells: Cells, person_label: Callable[[object], object],
+                 loc_label: Callable[[object], str]) -> None:
+        self.frame = frame
+        self._timeline: dict[str, list] | None = None
+        self.by_case = _index_by_case(column(frame["case"])) if len(frame) else {}
+        self.detail = _detail(frame)
+        self.agency = _agencies(frame)
+        sources = column(frame["source"]) if len(frame) else []
+        self.key = [(s, str(k)) for s, k in zip(sources, column(frame["record_key"]) if len(frame) else [],
+                                                strict=True)]
+        parts = [cell_column(cells, frame[c]) for c in SIGNAL_CELLS]
+        memo: dict = {}
+        persons = column(frame["person_id"]) if len(frame) else []
+        parts.append(cells_of(cells, [memo[p] if p in memo else memo.setdefault(p, person_label(p))
+                                      for p in persons]))
+        locs = column(frame["location_id"]) if len(frame) else []
+        loc_memo: dict = {}
+        parts.append(cells_of(cells, [loc_memo[x] if x in loc_memo else loc_memo.setdefault(x, loc_label(x))
+                                      for x in locs]))
+        parts.append(cell_column(cells, frame["link_confidence"]) if len(frame) else [])
+        self.html = ["".join(t) + "</tr>\n" for t in zip(*parts, strict=True)]
+
+    def rows(self, case: object) -> list[int]:
+        return self.by_case.get(case, [])
+
+    def timeline_rows(self, rows: Sequence[int]) -> list[dict]:
+        """The rows as dicts of the fields the timeline draws (the columns listed once, when first needed)."""
+        if self._timeline is None:
+            self._timeline = {f: column(self.frame[f]) for f in TIMELINE_FIELDS}
+        cols = self._timeline
+        return [{f: cols[f][i] for f in TIMELINE_FIELDS} for i in rows]
+
+
+class RecordRows:
+    """A share's source records: per case its row numbers; per row person, detail, agency, cluster
+    confidence, its cells for each displayable column and its escaped 'why linked' text."""
+
+    def __init__(self, frame: pd.DataFrame, cells: Cells, cols: list[str], linked: Callable[[object, object],
+                 tuple[object, str | None]]) -> None:
+        n = len(frame)
+        self.by_case = _index_by_case(column(frame["case"])) if n else {}
+        self.person = column(frame["person_id"]) if n else []
+        self.detail = _detail(frame)
+        self.agency = _agencies(frame)
+        self.available = [c for c in cols if c in frame.columns]
+        self.conf = ([val(v) for v in column(frame["cluster_confidence"])] if n and "cluster_confidence" in
+                     frame.columns else [None] * n)
+        why: list[str | None] = [None] * n
+        shown_link: list = [None] * n
+        if n and "linked_to" in frame.columns:
+            ids = column(frame["unique_id"]) if "unique_id" in frame.columns else [None] * n
+            for i, (uid, partner) in enumerate(zip(ids, column(frame["linked_to"]), strict=True)):
+                shown_link[i], text = linked(uid, partner)
+                why[i] = str(markup_escape(text)) if text else None
+        self.why = why
+        self.cells: dict[str, list[str]] = {}
+        self.has: dict[str, list[bool]] = {}
+        for c in self.available:
+            if c == "linked_to":
+                self.cells[c] = cells_of(cells, shown_link)
+                self.has[c] = [v is not None for v in shown_link]
+            else:
+                self.cells[c] = cell_column(cells, frame[c])
+                self.has[c] = (~frame[c].isna()).tolist() if frame[c].dtype != object else [
+                    val(v) is not None for v in column(frame[c])]
+
+    def rows(self, case: object) -> list[int]:
+        return self.by_case.get(case, [])
+
+    def body(self, rows: list[int], shown: list[str]) -> str:
+        """Table body of ``rows``: one row of ``shown`` columns each, then its 'why linked' line."""
+        cols = [self.cells[c] for c in shown]
+        out = []
+        for i in rows:
+            out.append("<tr>" + "".join([col[i] for col in cols]) + "</tr>\n")
+            if self.why[i]:
+                out.append(f'<tr class="why"><td colspan="{len(shown)}">why linked: {self.why[i]}</td></tr>')
+        return "".join(out)
+
+
+class EdgeRows:
+    """A share's network edges (src, dst, edge_type) shown in detail, by case."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.by_case: dict[object, list[tuple]] = {}
+        if not len(frame):
+            return
+        for case, src, dst, etype, shown in zip(column(frame["case"]), column(frame["src"]), column(frame["dst"]),
+                                                column(frame["edge_type"]), _detail(frame), strict=True):
+            if shown:
+                self.by_case.setdefault(case, []).append((src, dst, etype))
+
+    def rows(self, case: object) -> list[tuple]:
+        return self.by_case.get(case, [])
+
+
+def share_frames(data: dict[str, pd.DataFrame], keys: Sequence[object]) -> dict[str, pd.DataFrame]:
+    """The gathered frames' rows of the cases ``keys`` (frames without a case column left out)."""
+    wanted = pd.Series(list(keys), dtype=object)
+    return {k: v[v["case"].isin(wanted)] for k, v in data.items() if "case" in v.columns}
+
+
+def grouped(frame: pd.DataFrame | None) -> dict[str, list[dict]]:
+    """Rows of a (small) frame as dicts by case (``group_by_case``); empty when there is no frame."""
+    return group_by_case(frame) if frame is not None and len(frame) else {}
