@@ -148,6 +148,8 @@ class PanelBuilder:
         The gathered frames' rows of these cases are turned into HTML pieces column by column
         (:mod:`ecins_link.report.pagedata`), so a page costs a few look-ups, joins and one render of the
         compiled template."""
+        if not cases:
+            return
         share = self._share(cases)
         flag_rows = self._flag_rows({f for c in cases for f in c["flag_ids"]})
         case_tpl = self.env.get_template("case.html.j2")
