@@ -13,7 +13,7 @@ from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.graph import events as ev
 from ecins_link.graph import people
 from ecins_link.graph.components import person_components
-from ecins_link.graph.scratch import Step, scratch, sql_step
+from ecins_link.graph.scratch import Scratch, Step, scratch, sql_step
 from ecins_link.store import Store
 
 RULES_FILE = Path(__file__).with_name("graph_rules.toml")
@@ -37,61 +37,66 @@ GRAPH_TABLES = ("person_attributes", "residences", "households", "graph_nodes", 
                 "location_churn")
 
 
-def graph_steps(store: Store, config: ProjectConfig, rules: dict, as_of: dt.date) -> list[Step]:
-    """The graph's tables as scratch steps (names, SQL and the steps each one reads)."""
+def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.date) -> tuple[list[Step], list[Step]]:
+    """The graph as scratch steps (run on cursors, side by side) and the main steps that write the store's
+    tables in the stage transaction."""
+    store = work.store
     roles, comp = rules["roles"], rules["components"]
-    edge_parts = {
-        "_g_resides_at": """SELECT person_id AS src, location_id AS dst, 'resides_at' AS edge_type, NULL AS role,
+    parts = {
+        "_g_resides_at": ("""SELECT person_id AS src, location_id AS dst, 'resides_at' AS edge_type, NULL AS role,
                       first_seen AS start_date, last_seen AS end_date, n_records AS weight, NULL AS source,
-                      NULL AS record_key FROM residences""",
-        "_g_involved_in": ev.involved_sql(),
-        "_g_occurred_at": ev.occurred_sql(),
-        "_g_same_household": people.same_household_edges_sql(),
-        "_g_co_involved": ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
-                                             int(comp.get("max_people_per_event", 25))),
+                      NULL AS record_key FROM residences""", ("residences",)),
+        "_g_involved_in": (ev.involved_sql(), ("_g_rows",)),
+        "_g_occurred_at": (ev.occurred_sql(), ("_g_events", "residences")),
+        "_g_same_household": (people.same_household_edges_sql(), ("households",)),
+        "_g_co_involved": (ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
+                                              int(comp.get("max_people_per_event", 25))), ("_g_events",)),
     }
-    part_after = {"_g_resides_at": ("residences",), "_g_involved_in": ("_g_rows",),
-                  "_g_occurred_at": ("_g_events", "residences"), "_g_same_household": ("households",),
-                  "_g_co_involved": ("_g_events",)}
-    edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {p}" for p in edge_parts)
+    # graph_edges is a view over the parts in the scratch database: written once, into the store
+    edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}" for p in parts)
     child_under = int(rules["ages"]["child_under"])
-    return [
+    steps = [
         sql_step("_g_rows", ev.event_rows_sql(config)),
         sql_step("residences", people.residences_sql(store.has_table("address_records"))),
         sql_step("person_attributes", people.person_attributes_sql(as_of, child_under, store.has_table("person_std"))),
         sql_step("_g_events", ev.events_sql(), ("_g_rows",)),
         sql_step("households", people.households_sql(as_of), ("residences", "person_attributes")),
-        *(sql_step(name, f"SELECT * FROM ({sql})", part_after[name]) for name, sql in edge_parts.items()),
-        sql_step("graph_edges", edges, tuple(edge_parts)),
-        sql_step("graph_nodes", ev.nodes_sql(store.has_table("gazetteer_std"), store.has_table("address_records")),
-                 ("person_attributes", "_g_events")),
+        *(sql_step(name, f"SELECT * FROM ({sql})", after) for name, (sql, after) in parts.items()),
+        Step("graph_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW graph_edges AS {edges}"), tuple(parts)),
         Step("person_components", lambda cur: person_components(cur, comp.get("edge_types", []),
                                                                 int(comp.get("max_iterations", 200))),
              ("graph_edges", "person_attributes")),
         sql_step("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])),
                  ("residences", "households", "graph_edges")),
     ]
+    nodes = work.write("graph_nodes", ev.nodes_sql(store.has_table("gazetteer_std"),
+                                                   store.has_table("address_records")), ("person_attributes", "_g_events"))
+    main = [work.copy("person_attributes"), work.copy("residences"), nodes, work.copy("households"),
+            work.copy("graph_edges"), work.copy("person_components"), work.copy("location_churn")]
+    return steps, main
 
 
 def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:
     """The graph stage: write person_attributes, residences, households, graph_nodes, graph_edges,
     person_components and location_churn (docs/contracts.md).
 
-    The tables are built side by side in an attached in-memory scratch database from the committed inputs
-    (:mod:`ecins_link.graph.scratch`); the stage transaction only copies them into the store and audits.
+    The tables are built side by side on cursors in an attached in-memory scratch database from the committed
+    inputs (:mod:`ecins_link.graph.scratch`), while the stage transaction copies each finished one into the
+    store (graph_nodes and graph_edges are written there only).
     """
     store.require("person_clusters", "person_records", "event_records", "address_matches", stage="graph")
     rules = load_graph_rules(rules_path)
     as_of = resolve_as_of(store, config)
     con = store.con
     with scratch(store, "graph") as work:
-        done = work.run(graph_steps(store, config, rules, as_of))
-        by_type = dict(con.execute(f"SELECT edge_type, count(*) FROM {work.table('graph_edges')} GROUP BY 1")
-                       .fetchall())
-        n_households = con.execute(f"SELECT count(DISTINCT household_id) FROM {work.table('households')}").fetchone()[0]
+        steps, main = graph_steps(work, config, rules, as_of)
         with store.stage("graph"):
-            counts = {t: store.write_table(t, f"SELECT * FROM {work.table(t)}") for t in GRAPH_TABLES}
+            done = work.run(steps, main=main)
+            by_type = dict(con.execute(f"SELECT edge_type, count(*) FROM {work.table('graph_edges')} GROUP BY 1")
+                           .fetchall())
+            n_households = con.execute(f"SELECT count(DISTINCT household_id) FROM {work.table('households')}"
+                                       ).fetchone()[0]
             store.audit("combination", "build_graph",
                         details={"as_of": as_of.isoformat(), "component_rounds": done["person_components"],
                                  "edges_by_type": by_type, "households": n_households},
-                        row_counts=counts)
+                        row_counts={t: done[f"store.{t}"] for t in GRAPH_TABLES})

@@ -1,21 +1,25 @@
-"""Side-by-side SQL steps on an in-memory database attached to the store's DuckDB instance.
+"""Side-by-side SQL steps in in-memory databases attached to the store's DuckDB instance.
 
-A stage's intermediate and result tables are built *before* its transaction in an attached ``:memory:``
-database shared by the instance's connections: each step runs on its own cursor, so independent steps
-(most of them small, single-core work: a scan is parallelised per 122,880-row group) run side by side,
-and every table a step writes is committed at once (fast to read, unlike tables created inside the stage
-transaction).  The cursors read the store's committed tables in place (no copies).  Unqualified names
-resolve to the scratch database first, then the store, so the stages' SQL needs no qualification; the
-stage transaction then only copies the finished tables into the store.
+A stage's intermediate and result tables are built on cursors of the store's instance, each step's table in
+an in-memory database of its own attached for the stage: independent steps (most of them small, single-core
+work: a scan is parallelised per 122,880-row group) run side by side, every table is committed at once (fast
+to read, unlike a table created inside the stage transaction), and the store's committed tables are read in
+place (no copies).  Unqualified names resolve to the scratch tables first, then the store's, so the stages'
+SQL needs no qualification.
+
+Meanwhile the calling thread holds the stage transaction and writes each finished table into the store.  A
+transaction sees an attached database as it was when the transaction first touched it, which is why every
+step has a database of its own: the transaction touches one only once its table is finished.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +33,8 @@ StepFn = Callable[[duckdb.DuckDBPyConnection], Any]
 
 @dataclass
 class Step:
-    """One unit of work: ``fn(cursor)`` after the steps named in ``after`` have finished."""
+    """One unit of work: ``fn(connection)`` once the steps named in ``after`` have finished.  On a cursor, a
+    table the step creates without qualification lands in the step's own scratch database."""
 
     name: str
     fn: StepFn
@@ -37,86 +42,190 @@ class Step:
 
 
 def sql_step(name: str, sql: str, after: tuple[str, ...] = ()) -> Step:
-    """A step that creates (or replaces) table ``name`` in the scratch database from a query."""
+    """A step that creates scratch table ``name`` from a query."""
     return Step(name, lambda cur: cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}'), after)
 
 
 @dataclass
 class Scratch:
-    """An attached in-memory database (``name``) on the store's instance; see the module docstring."""
+    """The scratch databases of one stage run (see the module docstring)."""
 
     store: Store
-    name: str
+    prefix: str
     seconds: dict[str, float] = field(default_factory=dict)
+    dbs: dict[str, str] = field(default_factory=dict)
+    home: str = ""
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A new connection of the store's instance whose unqualified names resolve scratch-first."""
-        cur = self.store.con.cursor()
-        try:
-            home = cur.execute("SELECT current_database()").fetchone()[0]
-            cur.execute(f'USE "{self.name}"')
-            cur.execute(f"SET search_path = '\"{self.name}\".main,\"{home}\".main'")
-        except BaseException:
-            cur.close()
-            raise
-        return cur
+    def __post_init__(self) -> None:
+        self.home = self.store.con.execute("SELECT current_database()").fetchone()[0]
+
+    def db(self, name: str) -> str:
+        """The scratch database of step ``name`` (attached on first use, from the calling thread only)."""
+        if name not in self.dbs:
+            db = f"{self.prefix}_{len(self.dbs)}"
+            self.store.con.execute(f"ATTACH ':memory:' AS \"{db}\"")
+            self.dbs[name] = db
+        return self.dbs[name]
 
     def table(self, name: str) -> str:
-        """The qualified name of a scratch table (for SQL run on the store's own connection)."""
-        return f'"{self.name}"."{name}"'
+        """The qualified name of step ``name``'s table."""
+        return f'"{self.db(name)}".main."{name}"'
 
-    def run(self, steps: list[Step], workers: int = 2) -> dict[str, Any]:
-        """Run the steps, each on its own cursor, up to ``workers`` at a time, a step only after those it
-        follows; returns each step's result.  The first failure is raised once running steps end."""
-        names = [s.name for s in steps]
-        unknown = {a for s in steps for a in s.after} - set(names)
-        if unknown or len(set(names)) != len(names):
-            raise ValueError(f"bad step graph: unknown {sorted(unknown)} or repeated names")
-        pending, results, running = list(steps), {}, {}
-        lock = threading.Lock()
+    def _path(self, con: duckdb.DuckDBPyConnection, first: list[str]) -> None:
+        dbs = [*first, self.home]
+        con.execute("SET search_path = '" + ",".join(f'"{d}".main' for d in dbs) + "'")
 
-        def call(step: Step) -> Any:
-            started = time.perf_counter()
-            cur = self.cursor()
-            try:
-                return step.fn(cur)
-            finally:
+    def run(self, steps: list[Step], workers: int = 2, main: list[Step] | tuple[Step, ...] = ()) -> dict[str, Any]:
+        """Run ``steps``, each on a cursor, up to ``workers`` at a time, a step only after those it follows;
+        meanwhile the calling thread runs the ``main`` steps in order on the store's own connection (e.g.
+        writes into the open stage transaction), each once those it follows are done.  Returns each step's
+        result.  The first failure stops new steps and is raised once the running ones end."""
+        _check_order(steps, main)
+        for s in steps:
+            self.db(s.name)
+        # the cursors are made here, before the main steps occupy the store's connection
+        cursors = [self.store.con.cursor() for _ in range(max(1, workers))]
+        try:
+            with ThreadPoolExecutor(len(cursors)) as pool:
+                runner = _Runner(self, pool, cursors, steps)
+                runner.drive(main)
+        finally:
+            for cur in cursors:
                 cur.close()
-                with lock:
-                    self.seconds[step.name] = round(time.perf_counter() - started, 3)
+        if runner.failed:
+            raise runner.failed[0]
+        return runner.results
 
-        error: BaseException | None = None
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            while pending or running:
-                if error is None:
-                    ready = [s for s in pending if all(a in results for a in s.after)]
-                    for s in ready[: max(0, workers - len(running))]:
-                        pending.remove(s)
-                        running[pool.submit(call, s)] = s.name
-                if not running:
-                    if error is None and pending:
-                        raise ValueError(f"steps can never run (circular order): {[s.name for s in pending]}")
+    def run_on_cursor(self, cur: duckdb.DuckDBPyConnection, step: Step) -> Any:
+        """Run a step on a cursor: its database first (and the default for new tables), then the others."""
+        db = self.db(step.name)
+        cur.execute(f'USE "{db}"')
+        self._path(cur, [db, *(d for d in self.dbs.values() if d != db)])
+        return step.fn(cur)
+
+    def run_on_main(self, step: Step) -> Any:
+        """Run a main step on the store's connection, reading (besides the store) only the scratch databases
+        of the steps it follows: the transaction must not touch a scratch database before its table is done."""
+        con = self.store.con
+        self._path(con, [self.dbs[a] for a in step.after if a in self.dbs])
+        try:
+            return step.fn(con)
+        finally:
+            con.execute("RESET search_path")
+
+    def write(self, target: str, sql: str, after: tuple[str, ...]) -> Step:
+        """A main step: (re)create the store's table ``target`` from ``sql`` (which reads the tables of the steps
+        in ``after`` and the store's); its result is the row count."""
+        def fn(con: duckdb.DuckDBPyConnection) -> int:
+            con.execute(f'CREATE OR REPLACE TABLE "{self.home}".main."{target}" AS {sql}')
+            return int(con.execute(f'SELECT count(*) FROM "{self.home}".main."{target}"').fetchone()[0])
+        return Step(f"store.{target}", fn, after)
+
+    def copy(self, name: str) -> Step:
+        """A main step: copy step ``name``'s table into the store's table of the same name."""
+        return self.write(name, f"SELECT * FROM {self.table(name)}", (name,))
+
+    def close(self) -> None:
+        """Detach (free) every scratch database."""
+        while self.dbs:
+            _, db = self.dbs.popitem()
+            self.store.con.execute(f'DETACH DATABASE IF EXISTS "{db}"')
+
+
+class _Runner:
+    """The state of one :meth:`Scratch.run`: steps start as soon as their predecessors are done."""
+
+    def __init__(self, work: Scratch, pool: ThreadPoolExecutor, cursors: list[duckdb.DuckDBPyConnection],
+                 steps: list[Step]) -> None:
+        self.work, self.pool, self.pending = work, pool, list(steps)
+        self.free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        for cur in cursors:
+            self.free.put(cur)
+        self.cond = threading.Condition()
+        self.results: dict[str, Any] = {}
+        self.failed: list[BaseException] = []
+        self.running = 0
+
+    def _submit_ready(self) -> None:  # holding cond
+        if self.failed:
+            return
+        for step in [s for s in self.pending if all(a in self.results for a in s.after)]:
+            self.pending.remove(step)
+            self.running += 1
+            self.pool.submit(self._call, step)
+
+    def _finish(self, step: Step, started: float, value: Any, error: BaseException | None, worker: bool) -> None:
+        with self.cond:
+            self.running -= int(worker)
+            if error is not None:
+                self.failed.append(error)
+            else:
+                self.results[step.name] = value
+                self.work.seconds[step.name] = round(time.perf_counter() - started, 3)
+            self._submit_ready()
+            self.cond.notify_all()
+
+    def _call(self, step: Step) -> None:
+        started, cur = time.perf_counter(), self.free.get()
+        value, error = None, None
+        try:
+            value = self.work.run_on_cursor(cur, step)
+        except BaseException as err:  # noqa: BLE001 - handed to the calling thread
+            error = err
+        finally:
+            self.free.put(cur)
+        self._finish(step, started, value, error, worker=True)
+
+    def drive(self, main: list[Step] | tuple[Step, ...]) -> None:
+        """Start the steps, run the main steps in order on the calling thread, wait for the rest."""
+        with self.cond:
+            self._submit_ready()
+        for step in main:
+            with self.cond:
+                self.cond.wait_for(lambda s=step: self.failed or all(a in self.results for a in s.after))
+                if self.failed:
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    name = running.pop(fut)
-                    if fut.exception() is not None:
-                        error = error or fut.exception()
-                    else:
-                        results[name] = fut.result()
-                if error is not None:
-                    pending.clear()
-        if error is not None:
-            raise error
-        return results
+            started, value, error = time.perf_counter(), None, None
+            try:
+                value = self.work.run_on_main(step)
+            except BaseException as err:  # noqa: BLE001 - raised by Scratch.run after the workers end
+                error = err
+            self._finish(step, started, value, error, worker=False)
+            if error is not None:
+                break
+        with self.cond:
+            self.cond.wait_for(lambda: self.failed or (not self.pending and self.running == 0))
+            self.pending.clear()
+
+
+def _check_order(workers: list[Step], main: list[Step] | tuple[Step, ...]) -> None:
+    """Refuse repeated names, unknown predecessors, cursor steps that follow main steps and circular orders
+    (they would never finish)."""
+    steps = [*workers, *main]
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"repeated step names in {names}")
+    unknown = {a for s in steps for a in s.after} - set(names)
+    if unknown:
+        raise ValueError(f"steps follow unknown steps {sorted(unknown)}")
+    on_main = {s.name for s in main}
+    if any(set(s.after) & on_main for s in workers):
+        raise ValueError("a step on a cursor cannot follow a main step")
+    done: set[str] = set()
+    left = list(steps)
+    while left:
+        ready = [s for s in left if set(s.after) <= done]
+        if not ready:
+            raise ValueError(f"steps can never run (circular order): {[s.name for s in left]}")
+        done |= {s.name for s in ready}
+        left = [s for s in left if s.name not in done]
 
 
 @contextmanager
 def scratch(store: Store, prefix: str = "scratch") -> Iterator[Scratch]:
-    """Attach a fresh in-memory scratch database to the store's instance; detached (freed) on exit."""
-    name = f"_{prefix}_{uuid.uuid4().hex[:8]}"
-    store.con.execute(f"ATTACH ':memory:' AS \"{name}\"")
+    """Scratch databases for one stage run, detached (freed) on exit."""
+    work = Scratch(store, f"_{prefix}_{uuid.uuid4().hex[:8]}")
     try:
-        yield Scratch(store, name)
+        yield work
     finally:
-        store.con.execute(f'DETACH "{name}"')
+        work.close()

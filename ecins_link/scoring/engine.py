@@ -12,11 +12,20 @@ import datetime as dt
 import logging
 import time
 
+import duckdb
+
 from ecins_link.config import ProjectConfig
+from ecins_link.graph.scratch import Scratch, Step, scratch, sql_step
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.overrides import ensure_overrides_table
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
-from ecins_link.scoring.signals import ensure_optional_tables, register_taxonomy, resolve_as_of, signals_sql
+from ecins_link.scoring.signals import (
+    TAXONOMY_TABLE,
+    optional_tables,
+    register_taxonomy,
+    resolve_as_of,
+    signals_sql,
+)
 from ecins_link.scoring.taxonomy import Taxonomy, load_taxonomy
 from ecins_link.store import Store
 
@@ -38,7 +47,7 @@ def load_project_rules(config: ProjectConfig) -> tuple[Taxonomy, RuleSet]:
 
 
 def _rule_flags_sql(comp: RuleCompiler) -> str:
-    """Flag rows (before overrides and ranking) of one rule, from temp tables ``_fired`` and ``_vis``."""
+    """Flag rows (before overrides and ranking) of one rule, from (temp) tables ``_fired`` and ``_vis``."""
     r = comp.rule
     entity_uprn = {
         "location": "(SELECT min(uprn) FROM address_matches am WHERE am.location_id = f.entity_id)",
@@ -76,14 +85,19 @@ def _rule_flags_sql(comp: RuleCompiler) -> str:
     """
 
 
-def evaluate_rule(store: Store, rule: Rule, as_of: dt.date, tables: dict[str, str], target: str) -> int:
-    """Evaluate one rule into temp table ``target`` (flag rows before overrides); returns flags raised."""
+def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, tables: dict[str, str],
+                  target: str) -> int:
+    """Evaluate one rule into table ``target`` (flag rows before overrides) on ``con``; returns flags raised.
+    The rule's working tables are temp tables of ``con``."""
     comp = RuleCompiler(rule, as_of, tables)
-    con = store.con
     con.execute(f"CREATE OR REPLACE TEMP TABLE _fired AS SELECT * FROM ({comp.evaluate_sql(False)}) WHERE fired")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _vis AS SELECT entity_id, bool_or(fired) AS visible "
-                f"FROM ({comp.evaluate_sql(True, '_fired')}) GROUP BY entity_id")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS {_rule_flags_sql(comp)}")
+                f"FROM ({comp.evaluate_sql(True, 'temp.main._fired')}) GROUP BY entity_id")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS {_rule_flags_sql(comp)}")
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.main._fired")
+        con.execute("DROP TABLE IF EXISTS temp.main._vis")
     return int(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
 
 
@@ -143,55 +157,60 @@ def _final_flags_sql(parts: list[str], as_of: dt.date) -> str:
     """
 
 
+def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.date
+                ) -> tuple[list[Step], list[Step], list[Rule]]:
+    """The score stage as scratch steps (signals, then every rule side by side) and the main steps that
+    write ``signals`` and ``flags`` in the stage transaction; also the enabled rules in order."""
+    tables = optional_tables(work.store)
+    tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
+    base = ("_score_signals", "_score_current", "_score_rep_household")
+    rules = [r for r in ruleset.rules if r.enabled]
+    parts = [f"_flags_part{i}" for i in range(len(rules))]
+    steps = [
+        Step(TAXONOMY_TABLE, lambda cur: register_taxonomy(cur, taxonomy, temp=False)),
+        sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,)),
+        sql_step("_score_current", current_residence_sql()),
+        sql_step("_score_rep_household", rep_household_sql()),
+        *(Step(part, lambda cur, r=rule, p=part: evaluate_rule(cur, r, as_of, tables, p), base)
+          for rule, part in zip(rules, parts, strict=True)),
+    ]
+    signals = work.write("signals", f"SELECT * FROM {work.table('_score_signals')}", ("_score_signals",))
+    flags = work.write("flags", f"SELECT * FROM ({_final_flags_sql(parts, as_of)}) ORDER BY rank", tuple(parts))
+    return steps, [signals, flags], rules
+
+
 def score(store: Store, config: ProjectConfig) -> None:
     """Score stage: write ``signals`` and ``flags`` (and create ``overrides`` if absent).
 
-    The work is done into session-local temp tables first (fast, invisible to other readers, gone if
-    the process dies); the stage transaction then only replaces ``signals`` and ``flags`` and audits.
+    The work is done on cursors in attached in-memory scratch databases (:mod:`ecins_link.graph.scratch`):
+    signals first, then the rules side by side; meanwhile the stage transaction writes ``signals`` and,
+    once every rule is done, ``flags``, and audits.
     """
     store.require(*REQUIRED, stage="score")
     taxonomy, ruleset = load_project_rules(config)
     as_of = resolve_as_of(store, config.project.as_of)
     con = store.con
-    timings: dict[str, float] = {}
     started = time.perf_counter()
     ensure_overrides_table(store)
-    register_taxonomy(store, taxonomy)
-    tables = ensure_optional_tables(store)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_signals AS {signals_sql(as_of)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_current AS {current_residence_sql()}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _score_rep_household AS {rep_household_sql()}")
-    tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
-    timings["signals"] = round(time.perf_counter() - started, 3)
-    per_rule: dict[str, int] = {}
-    parts = []
-    try:
-        for i, rule in enumerate(r for r in ruleset.rules if r.enabled):
-            t0 = time.perf_counter()
-            target = f"_flags_part{i}"
-            per_rule[rule.id] = evaluate_rule(store, rule, as_of, tables, target)
-            parts.append(target)
-            timings[rule.id] = round(time.perf_counter() - t0, 3)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _score_flags AS {_final_flags_sql(parts, as_of)}")
+    with scratch(store, "score") as work:
+        steps, main, rules = score_steps(work, taxonomy, ruleset, as_of)
         with store.stage("score"):
-            n_signals = store.write_table("signals", "SELECT * FROM _score_signals")
-            n_flags = store.write_table("flags", "SELECT * FROM _score_flags ORDER BY rank")
+            done = work.run(steps, main=main)
+            n_signals, n_flags = done["store.signals"], done["store.flags"]
             stats = con.execute(
                 "SELECT count(*) FILTER (WHERE person_id IS NULL), count(*) FILTER (WHERE location_id IS NULL), "
-                "count(*) FILTER (WHERE category IS NULL) FROM signals").fetchone()
+                f"count(*) FILTER (WHERE category IS NULL) FROM {work.table('_score_signals')}").fetchone()
             invisible = con.execute(
                 "SELECT count(*) FILTER (WHERE NOT visible_to_single_agency) FROM flags").fetchone()[0]
-            timings["total"] = round(time.perf_counter() - started, 3)
+            timings = {"signals": work.seconds["_score_signals"],
+                       **{r.id: work.seconds[f"_flags_part{i}"] for i, r in enumerate(rules)},
+                       "total": round(time.perf_counter() - started, 3)}
             store.audit(
                 "combination", "score",
-                details={"as_of": as_of.isoformat(), "rules": [r.id for r in ruleset.rules if r.enabled],
-                         "seconds": timings},
+                details={"as_of": as_of.isoformat(), "rules": [r.id for r in rules], "seconds": timings},
                 row_counts={"signals": n_signals, "signals_without_person": stats[0],
                             "signals_without_location": stats[1], "signals_unknown_code": stats[2],
-                            "flags": n_flags, "flags_invisible_to_single_agency": invisible, **per_rule},
+                            "flags": n_flags, "flags_invisible_to_single_agency": invisible,
+                            **{r.id: done[f"_flags_part{i}"] for i, r in enumerate(rules)}},
             )
-    finally:
-        for name in [*parts, "_score_signals", "_score_current", "_score_rep_household", "_score_flags", "_fired",
-                     "_vis"]:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
     log.info("score: %d signals, %d flags", n_signals, n_flags)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 
 from ecins_link.scoring.taxonomy import Taxonomy
@@ -35,26 +36,20 @@ def resolve_as_of(store: Store, configured: dt.date | None) -> dt.date:
     return store.as_of(configured)
 
 
-def register_taxonomy(store: Store, taxonomy: Taxonomy) -> None:
-    """Make the taxonomy a temp table ``_score_taxonomy(signal, category, weight, half_life_days, gravity)``."""
+def register_taxonomy(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, temp: bool = True) -> None:
+    """Make the taxonomy table ``_score_taxonomy(signal, category, weight, half_life_days, gravity)`` on a
+    connection (a temp table, or with ``temp=False`` a table in the connection's default database)."""
     df = pd.DataFrame(taxonomy.rows(), columns=["signal", "category", "weight", "half_life_days", "gravity"])
-    store.con.register("__tax_df", df)
+    con.register("__tax_df", df)
     try:
-        store.con.execute(f"CREATE OR REPLACE TEMP TABLE {TAXONOMY_TABLE} AS SELECT * FROM __tax_df")
+        con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {TAXONOMY_TABLE} AS SELECT * FROM __tax_df")
     finally:
-        store.con.unregister("__tax_df")
+        con.unregister("__tax_df")
 
 
-def ensure_optional_tables(store: Store) -> dict[str, str]:
-    """Names to read each optional graph table from (the real table, or an empty temp stand-in)."""
-    names = {}
-    for name, empty_sql in OPTIONAL_TABLES.items():
-        if store.has_table(name):
-            names[name] = name
-        else:
-            store.con.execute(f"CREATE OR REPLACE TEMP TABLE _empty_{name} AS {empty_sql}")
-            names[name] = f"_empty_{name}"
-    return names
+def optional_tables(store: Store) -> dict[str, str]:
+    """What to read each optional graph table from: the table, or an empty stand-in subquery."""
+    return {name: name if store.has_table(name) else f"({empty_sql})" for name, empty_sql in OPTIONAL_TABLES.items()}
 
 
 def signals_sql(as_of: dt.date) -> str:
