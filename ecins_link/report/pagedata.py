@@ -26,13 +26,14 @@ TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
 
 def cell_column(cells: Cells, series: pd.Series) -> list[str]:
     """The ``<td>`` cell (``Cells.td``) of every value of ``series``, each distinct value formatted once."""
-    values = column(series)
-    if series.dtype == object and not all(v is None or v.__class__ is str for v in values):
-        return [cells.td(v) for v in values]  # lists, mixed types: value by value (1 == True in a dict)
+    if series.dtype == object:
+        values = column(series)
+        if not all(v is None or v.__class__ is str for v in values):
+            return [cells.td(v) for v in values]  # lists, mixed types: value by value (1 == True in a dict)
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable values
-        return [cells.td(v) for v in values]
+        return [cells.td(v) for v in column(series)]
     table = [cells.td(u) for u in uniques.tolist()]
     table.append(cells.td(None))  # code -1 (missing: None, NaN, NaT, NA) picks this last entry
     return [table[c] for c in codes.tolist()]
@@ -168,6 +169,11 @@ def share_frames(data: dict[str, pd.DataFrame], keys: Sequence[object]) -> dict[
     return {k: v[v["case"].isin(wanted)] for k, v in data.items() if "case" in v.columns}
 
 
-def grouped(frame: pd.DataFrame | None) -> dict[str, list[dict]]:
-    """Rows of a (small) frame as dicts by case (``group_by_case``); empty when there is no frame."""
-    return group_by_case(frame) if frame is not None and len(frame) else {}
+def grouped(frame: pd.DataFrame | None, columns: Sequence[str] | None = None) -> dict[str, list[dict]]:
+    """Rows of a (small) frame as dicts by case (``group_by_case``), only ``columns`` (and ``case``) of
+    them if given; empty when there is no frame."""
+    if frame is None or not len(frame):
+        return {}
+    if columns is not None:
+        frame = frame[["case", *[c for c in columns if c in frame.columns]]]
+    return group_by_case(frame)

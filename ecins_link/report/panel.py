@@ -29,6 +29,7 @@ from ecins_link.report.views import View
 from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
+PERSON_FIELDS = ("person_id", "dob", "age", "is_child", "sex")  # what a case page shows of a person row
 RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex": ["sex"],
                  "address": ["address_text", "postcode"], "phone": ["phone"], "email": ["email"]}
 
@@ -190,7 +191,7 @@ class PanelBuilder:
         return {"signals": pagedata.SignalRows(frames["signals"], self.cells, signal_person,
                                                lambda x: self._loc_label(x, loc_labels)),
                 "records": pagedata.RecordRows(frames["records"], self.cells, cols, linked),
-                "edges": pagedata.EdgeRows(frames["edges"]), "persons": pagedata.grouped(frames.get("persons")),
+                "edges": pagedata.EdgeRows(frames["edges"]), "persons": pagedata.grouped(frames.get("persons"), PERSON_FIELDS),
                 "overrides": pagedata.grouped(frames.get("overrides"))}
 
     @staticmethod
