@@ -222,11 +222,13 @@ def _radial(adj: dict, comp: list, seeds: set) -> dict:
     return {n: (radius_of[n] * math.cos(angle[n]), radius_of[n] * math.sin(angle[n])) for n in comp}
 
 
-def _layout(adj: dict, seeds: set | None = None) -> dict:
+def _layout(adj: dict, seeds: set | None = None, components: list[set] | None = None) -> dict:
     """Positions in [0, 1]^2: each connected component laid out on its own (radial, see ``_radial``) in a
-    grid cell, biggest first, so separate groups stay readable instead of being flung to the corners."""
+    grid cell, biggest first, so separate groups stay readable instead of being flung to the corners.
+    ``components``: ``_components(adj)`` when already known."""
     seeds = seeds or set()
-    comps = sorted((sorted(c, key=str) for c in _components(adj)), key=lambda c: (-len(c), str(c[0])))
+    comps = sorted((sorted(c, key=str) for c in (components if components is not None else _components(adj))),
+                   key=lambda c: (-len(c), str(c[0])))
     cols = min(3, math.ceil(math.sqrt(len(comps))))  # labels need width: at most three groups side by side
     rows = math.ceil(len(comps) / cols)
     pos: dict = {}
@@ -236,6 +238,37 @@ def _layout(adj: dict, seeds: set | None = None) -> dict:
         for n, (x, y) in local.items():
             pos[n] = ((cx + 0.5 + 0.4 * x) / cols, (cy + 0.5 + 0.4 * y) / rows)
     return pos
+
+
+EDGE_COLOURS = {"resides_at": "#8c8c8c", "same_household": "#2b7bba", "co_involved": "#d08c00",
+                "victim_suspect": "#c0392b"}
+_NODE_STYLE = {  # fill, stroke and stroke width of a node: case members (seeds) bold
+    True: 'fill="#fde2c8" stroke="#a04000" stroke-width="3"',
+    False: 'fill="#eef2f7" stroke="#5d6d7e" stroke-width="1.5"'}
+_edge_styles: dict = {}
+_legends: dict[int, str] = {}
+
+
+def _edge_style(etype: object) -> str:
+    """The rest of an edge's ``<line>`` after its coordinates: colour and escaped type tooltip (built once
+    per edge type)."""
+    hit = _edge_styles.get(etype)
+    if hit is None:
+        text = str(etype)
+        hit = _edge_styles[etype] = (f' stroke="{EDGE_COLOURS.get(text, "#999999")}" stroke-width="2">'
+                                     f'<title>{escape(text)}</title></line>')
+    return hit
+
+
+def _legend(y: int) -> str:
+    """The edge-type colour legend at height ``y`` and the closing tag (built once per height)."""
+    hit = _legends.get(y)
+    if hit is None:
+        hit = _legends[y] = "\n".join(
+            [f'<text x="{10 + i * 150}" y="{y}" font-size="10" fill="{colour}" '
+             f'font-family="sans-serif">— {escape(etype)}</text>' for i, (etype, colour) in enumerate(EDGE_COLOURS.items())]
+            + ["</svg>"])
+    return hit
 
 
 def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: dict[str, str], labels: dict[str, str],
@@ -254,53 +287,44 @@ def network_svg(edges: pd.DataFrame | list[tuple[str, str, str]], node_types: di
     if not adj:
         return None
     adj = _trim(adj, seeds)
-    groups = len(_components(adj))
+    components = _components(adj)
+    groups = len(components)
     rows = math.ceil(groups / min(3, math.ceil(math.sqrt(groups))))
     height = min(max(height, 130 * rows), 180 + 36 * len(adj))
     max_chars = {1: 40, 2: 30}.get(min(3, math.ceil(math.sqrt(groups))), 22)  # label width per grid column
-    pos = _layout(adj, set(seeds))
+    pos = _layout(adj, set(seeds), components)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     pad = 70
     # each node's coordinates as drawn, formatted once (edges reuse them)
     at = {n: (pad + x * (width - 2 * pad), pad / 3 + y * (height - pad)) for n, (x, y) in pos.items()}
     txt = {n: (f"{x:.1f}", f"{y:.1f}") for n, (x, y) in at.items()}
-    colours = {"resides_at": "#8c8c8c", "same_household": "#2b7bba", "co_involved": "#d08c00",
-               "victim_suspect": "#c0392b"}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="case network">',
            '<rect width="100%" height="100%" fill="#ffffff"/>']
     for a, b, data in _edges(adj):
-        etype = str(data)
         (ax, ay), (bx, by) = txt[a], txt[b]
-        out.append(f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="{colours.get(etype, "#999999")}" '
-                   f'stroke-width="2"><title>{escape(etype)}</title></line>')
+        out.append(f'<line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}"{_edge_style(data)}')
     seed_set = set(seeds)
     for node in adj:
         x, y = at[node]
         bold = node in seed_set
-        fill = "#fde2c8" if bold else "#eef2f7"
-        stroke = "#a04000" if bold else "#5d6d7e"
         raw = str(labels.get(node, node))
         label = escape(raw)
         if node_types.get(node) == "location":
-            out.append(f'<rect x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" height="18" fill="{fill}" '
-                       f'stroke="{stroke}" stroke-width="{3 if bold else 1.5}"><title>{label}</title></rect>')
+            out.append(f'<rect x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" height="18" '
+                       f'{_NODE_STYLE[bold]}><title>{label}</title></rect>')
         else:
-            out.append(f'<circle cx="{txt[node][0]}" cy="{txt[node][1]}" r="10" fill="{fill}" stroke="{stroke}" '
-                       f'stroke-width="{3 if bold else 1.5}"><title>{label}</title></circle>')
+            out.append(f'<circle cx="{txt[node][0]}" cy="{txt[node][1]}" r="10" {_NODE_STYLE[bold]}>'
+                       f'<title>{label}</title></circle>')
         short = raw if len(raw) <= max_chars else raw[:max_chars - 1] + "…"
         # labels run right (so side-by-side groups do not collide) unless that would leave the picture
         anchor = "start" if x + 13 + 6.3 * len(short) < width - 4 else "end"
-        short = escape(short)
+        short = label if short is raw else escape(short)
         dx = 13 if anchor == "start" else -13
         out.append(f'<text x="{x + dx:.1f}" y="{y + 4:.1f}" font-size="11" text-anchor="{anchor}" '
                    f'font-family="sans-serif">{short}</text>')
-    legend_y = height - 8
-    for i, (etype, colour) in enumerate(colours.items()):
-        out.append(f'<text x="{10 + i * 150}" y="{legend_y}" font-size="10" fill="{colour}" '
-                   f'font-family="sans-serif">— {escape(etype)}</text>')
-    out.append("</svg>")
+    out.append(_legend(height - 8))
     if not math.isfinite(sum(xs) + sum(ys)):  # pragma: no cover - degenerate layout
         return None
     return "\n".join(out)

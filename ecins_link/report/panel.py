@@ -9,7 +9,6 @@ text themselves.
 from __future__ import annotations
 
 import logging
-from collections import ChainMap
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -29,6 +28,7 @@ from ecins_link.report.views import View
 from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
+INDEX: dict = {}  # the worklist page, as an item of the render work (compared by identity)
 PERSON_FIELDS = ("person_id", "dob", "age", "is_child", "sex")  # what a case page shows of a person row
 RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex": ["sex"],
                  "address": ["address_text", "postcode"], "phone": ["phone"], "email": ["email"]}
@@ -129,19 +129,33 @@ class PanelBuilder:
         Pages are rendered by forked worker processes (see :mod:`ecins_link.report.fanout`), each for an
         interleaved share of the cases: call this with no other thread of the process running."""
         (panel_dir / "cases").mkdir(parents=True, exist_ok=True)
-        node_types, loc_labels, person_labels = self.page_data
         self.panel_dir = panel_dir
         cases = self.cases.to_dict("records")
         pages = {Path(c["page"]).name for c in cases}
         for old in (panel_dir / "cases").glob("case_*.html"):
             if old.name not in pages:  # a page of an earlier run for a case that is gone (the rest are rewritten)
                 old.unlink()
-        forked_map(self._render_pages, cases, default_workers(len(cases)))
-        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels)) for c in cases]
+        # the worklist is one more item of the work, second in the list: with workers it falls to a child, so
+        # the parent (which also waits for the children) does not render it after its share of pages
+        items: list = list(cases)
+        items.insert(min(1, len(items)), INDEX)
+        forked_map(self._render_share, items, default_workers(len(cases)))
+        return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+
+    def _render_share(self, items: Sequence[dict]) -> None:
+        """Render one share of the work: case pages, and the worklist if ``INDEX`` is in it."""
+        self._render_pages([c for c in items if c is not INDEX])
+        if any(c is INDEX for c in items):
+            self._render_index()
+
+    def _render_index(self) -> None:
+        """Write index.html: the ranked worklist, one row per case."""
+        _, loc_labels, person_labels = self.page_data
+        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels))
+                      for c in self.cases.to_dict("records")]
         index = self.env.get_template("index.html.j2").render(
             cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
-        (panel_dir / "index.html").write_text(index, encoding="utf-8")
-        return {"case_pages": len(self.cases), "explained_links": len(self.why)}
+        (self.panel_dir / "index.html").write_text(index, encoding="utf-8")
 
     def _render_pages(self, cases: Sequence[dict]) -> None:
         """Render and write the pages of ``cases`` (run in the parent and in forked workers: no store use).
@@ -270,9 +284,15 @@ class PanelBuilder:
             seeds.append(case["entity_id"])
         # label only this case's nodes (all-node labels per case made the report O(cases x nodes))
         case_nodes = set(seeds) | {n for e in edges for n in e[:2]}
-        place_labels = {k: self._loc_label(k, loc_labels) for k in case_nodes
-                        if k in node_types and k not in person_labels}
-        labels = ChainMap(person_labels, self.neighbour_labels, place_labels)
+        # a person's name, else a neighbour's, else a place's label (as one dict: a ChainMap look-up is slow)
+        neighbours, labels = self.neighbour_labels, {}
+        for k in case_nodes:
+            if k in person_labels:
+                labels[k] = person_labels[k]
+            elif k in neighbours:
+                labels[k] = neighbours[k]
+            elif k in node_types:
+                labels[k] = self._loc_label(k, loc_labels)
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
         charted = bool(sig_rows) and case["rank"] <= self.max_charts
         return {"case": case, "flags": flags, "signal_rows": bool(sig_rows), "signal_body": Markup(signal_body),
