@@ -61,6 +61,11 @@ class RuleCompiler:
         self.tables = tables
         self.start = as_of - dt.timedelta(days=rule.window_days)
         self.sig = tables.get("signals", "signals")
+        self.es_table: str | None = None  # a table holding entity_signals(), when the caller made one
+
+    def es_sql(self) -> str:
+        """The rule's entity signals: :meth:`entity_signals`, or the table ``es_table`` made from it."""
+        return f"SELECT * FROM {self.es_table}" if self.es_table else self.entity_signals()
 
     # ------------------------------------------------------------------ entity signals
     def entity_signals(self) -> str:
@@ -292,7 +297,7 @@ class RuleCompiler:
         boost = self._boost_expr(ok_exprs)
         for n, cond in enumerate(self._boost_conditions(ok_exprs)):
             cols.append(f"coalesce({cond}, false) AS boost_applied{n}")
-        with_ctes = ", ".join([f"es AS ({self.entity_signals()})",
+        with_ctes = ", ".join([f"es AS ({self.es_sql()})",
                                f"g AS (SELECT entity_id, {view} AS view, {', '.join(aggs) or 'count(*) AS n_all'} "
                                f"FROM es{restrict} GROUP BY ALL)", *ctes])
         return (f"WITH {with_ctes} SELECT g.entity_id, g.view, {', '.join(cols)}, "

@@ -56,7 +56,7 @@ def _rule_flags_sql(comp: RuleCompiler) -> str:
     }.get(r.scope, "NULL::VARCHAR")
     self_person = "[f.entity_id]" if r.scope == "person" else "[]::VARCHAR[]"
     return f"""
-    WITH es AS ({comp.entity_signals()}),
+    WITH es AS ({comp.es_sql()}),
     contrib AS (
         SELECT DISTINCT f.entity_id, es.signal_id, es.source, es.record_key, es.agency, es.signal, es.role,
                es.event_date, es.person_id, es.uprn, es.link_confidence, es.decayed_weight
@@ -88,14 +88,18 @@ def _rule_flags_sql(comp: RuleCompiler) -> str:
 def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, tables: dict[str, str],
                   target: str) -> int:
     """Evaluate one rule into table ``target`` (flag rows before overrides) on ``con``; returns flags raised.
-    The rule's working tables are temp tables of ``con``."""
+    The rule's working tables are temp tables of ``con``: its entity signals (read three times), the fired
+    entities and their single-agency visibility."""
     comp = RuleCompiler(rule, as_of, tables)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _fired AS SELECT * FROM ({comp.evaluate_sql(False)}) WHERE fired")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _vis AS SELECT entity_id, bool_or(fired) AS visible "
-                f"FROM ({comp.evaluate_sql(True, 'temp.main._fired')}) GROUP BY entity_id")
     try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS {comp.entity_signals()}")
+        comp.es_table = "temp.main._es"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _fired AS SELECT * FROM ({comp.evaluate_sql(False)}) WHERE fired")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _vis AS SELECT entity_id, bool_or(fired) AS visible "
+                    f"FROM ({comp.evaluate_sql(True, 'temp.main._fired')}) GROUP BY entity_id")
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {_rule_flags_sql(comp)}")
     finally:
+        con.execute("DROP TABLE IF EXISTS temp.main._es")
         con.execute("DROP TABLE IF EXISTS temp.main._fired")
         con.execute("DROP TABLE IF EXISTS temp.main._vis")
     return int(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
