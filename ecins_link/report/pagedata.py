@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 from markupsafe import escape as markup_escape
 
-from ecins_link.report.cells import Cells, column, group_by_case, val
+from ecins_link.report.cells import Cells, column, fmt, group_by_case, val
 
 SIGNAL_CELLS = ("event_date", "agency", "source", "record_key", "signal", "category", "role")
 TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
@@ -177,3 +177,38 @@ def grouped(frame: pd.DataFrame | None, columns: Sequence[str] | None = None) ->
     if columns is not None:
         frame = frame[["case", *[c for c in columns if c in frame.columns]]]
     return group_by_case(frame)
+
+
+def flag_html(f: dict) -> str:
+    """A flag's part of a case page's summary (heading, guidance, evidence), every value escaped as the
+    template would (``markupsafe.escape``); the same for every page that shows the flag."""
+    e = markup_escape
+    out = (f'<h3>{e(f["label"] or f["rule"])} <span class="muted">(rule {e(f["rule"])}, rank {e(f["rank"])}, '
+           f'score {e(fmt(f["score"]))}, {e(fmt(f["first_date"]))} – {e(fmt(f["last_date"]))})</span></h3>\n')
+    if f["guidance"]:
+        out += f'<div class="guidance">{e(f["guidance"])}</div>'
+    if f["evidence_text"]:
+        out += f'<details><summary>Evidence (as recorded by the rule)</summary><pre>{e(f["evidence_text"])}</pre></details>'
+    return out
+
+
+def person_html(p: dict) -> str:
+    """A person's part of a case page: heading (id, birth date, age, sex, child, link confidence as the
+    view allows; values escaped) and the table of their records (``head`` and ``body``: escaped HTML)."""
+    e = markup_escape
+    out = f'<h3>{e(p["label"])} <span class="muted">({e(p["person_id"])}'
+    if p["dob"]:
+        out += f", born {e(fmt(p['dob']))}"
+    if p["age"] is not None:
+        out += f", age {e(p['age'])}"
+    if p["sex"]:
+        out += f", {e(p['sex'])}"
+    if p["is_child"]:
+        out += ", child"
+    if p["confidence"] is not None:
+        out += f", link confidence {e(fmt(p['confidence']))}"
+    out += ")</span></h3>\n"
+    if p["rows"]:
+        return out + (f'<table class="records">\n<thead><tr>{p["head"]}</tr></thead>\n'
+                      f'<tbody>{p["body"]}</tbody>\n</table>\n')
+    return out + '<p class="muted">No records shared for this purpose.</p>'

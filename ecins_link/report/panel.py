@@ -2,8 +2,8 @@
 
 Self-contained: inline CSS, inline SVG pictures, no script and no external link, so it opens from a USB
 stick with no network.  Rendered with jinja2 autoescape ON; the only values not escaped by jinja are the
-SVGs built by :mod:`ecins_link.report.charts` and the table rows built by ``Cells``, which escape every
-text themselves.
+SVGs built by :mod:`ecins_link.report.charts`, the table rows built by ``Cells`` and the flag and person
+blocks built by :mod:`ecins_link.report.pagedata`, which escape every text themselves.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ class PanelBuilder:
                 "dob": val(p.get("dob")) if view.field("dob") else None,
                 "age": val(p.get("age")) if view.field("dob") else None,
                 "sex": val(p.get("sex")) if view.field("sex") else None, "is_child": val(p.get("is_child")),
-                "rows": bool(recs), "head": self.cells.head(shown), "body": Markup(rec.body(recs, shown)),
+                "rows": bool(recs), "head": self.cells.head(shown), "body": rec.body(recs, shown),
                 "confidence": min(conf) if conf else None})
         edges = share["edges"].rows(key)
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
@@ -296,7 +296,8 @@ class PanelBuilder:
         net = network_svg(edges, node_types, labels, [s for s in seeds if s in node_types]) if edges else None
         charted = bool(sig_rows) and case["rank"] <= self.max_charts
         return {"case": case, "flags": flags, "signal_rows": bool(sig_rows), "signal_body": Markup(signal_body),
-                "persons": persons, "existence": existence, "overrides": share["overrides"].get(key, []),
+                "flags_html": Markup("".join([f["html"] for f in flags])),
+                "persons": persons, "persons_html": Markup("".join([pagedata.person_html(p) for p in persons])), "existence": existence, "overrides": share["overrides"].get(key, []),
                 "network_svg": net, "timeline_svg": timeline_svg(sig.timeline_rows(sig_rows)) if charted else None,
                 "chart_omitted": bool(sig_rows) and not charted,
                 "view": view, "run_label": self.run_label, "css": self.css,
@@ -341,5 +342,8 @@ class PanelBuilder:
         JSON) and the records it names."""
         pretty = self.evidence_text
         wanted = self.flags["flag_id"].isin(pd.Series(list(flag_ids), dtype=object)).to_numpy()
-        return {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=named_records(f.get("evidence")))
+        rows = {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=named_records(f.get("evidence")))
                 for i, f in zip(wanted.nonzero()[0].tolist(), self.flags[wanted].to_dict("records"), strict=True)}
+        for f in rows.values():
+            f["html"] = pagedata.flag_html(f)
+        return rows
