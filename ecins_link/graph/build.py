@@ -52,16 +52,19 @@ def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.dat
         "_g_co_involved": (ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
                                               int(comp.get("max_people_per_event", 25))), ("_g_events",)),
     }
-    # graph_edges is a view over the parts in the scratch database: written once, into the store
+    # graph_edges is a view over the parts in the scratch database (components and churn read it); the store's
+    # table is written part by part as they are done
     edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}" for p in parts)
     child_under = int(rules["ages"]["child_under"])
-    steps = [
+    has_gaz, has_addr = store.has_table("gazetteer_std"), store.has_table("address_records")
+    steps = [  # longest chains first: a free cursor takes the first step in this order that can start
         sql_step("_g_rows", ev.event_rows_sql(config)),
-        sql_step("residences", people.residences_sql(store.has_table("address_records"))),
+        sql_step("residences", people.residences_sql(has_addr)),
         sql_step("person_attributes", people.person_attributes_sql(as_of, child_under, store.has_table("person_std"))),
         sql_step("_g_events", ev.events_sql(), ("_g_rows",)),
         sql_step("households", people.households_sql(as_of), ("residences", "person_attributes")),
         *(sql_step(name, f"SELECT * FROM ({sql})", after) for name, (sql, after) in parts.items()),
+        sql_step("_g_location_nodes", ev.location_nodes_sql(has_gaz, has_addr)),
         Step("graph_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW graph_edges AS {edges}"), tuple(parts)),
         Step("person_components", lambda cur: person_components(cur, comp.get("edge_types", []),
                                                                 int(comp.get("max_iterations", 200))),
@@ -69,10 +72,15 @@ def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.dat
         sql_step("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])),
                  ("residences", "households", "graph_edges")),
     ]
-    nodes = work.write("graph_nodes", ev.nodes_sql(store.has_table("gazetteer_std"),
-                                                   store.has_table("address_records")), ("person_attributes", "_g_events"))
-    main = [work.copy("person_attributes"), work.copy("residences"), nodes, work.copy("households"),
-            work.copy("graph_edges"), work.copy("person_components"), work.copy("location_churn")]
+    nodes = work.write("graph_nodes", ev.nodes_sql(has_gaz, has_addr, "_g_location_nodes"),
+                       ("person_attributes", "_g_location_nodes", "_g_events"))
+    first, *others = parts
+    edge_writes = [work.write("graph_edges", f"SELECT {EDGE_COLUMNS} FROM {work.table(first)}", (first,))]
+    for p in others:  # in the parts' order, each after the one before
+        edge_writes.append(work.append("graph_edges", f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}",
+                                       (p, edge_writes[-1].name)))
+    main = [work.copy("residences"), work.copy("person_attributes"), *edge_writes, work.copy("households"), nodes,
+            work.copy("person_components"), work.copy("location_churn")]
     return steps, main
 
 
@@ -99,4 +107,4 @@ def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | No
             store.audit("combination", "build_graph",
                         details={"as_of": as_of.isoformat(), "component_rounds": done["person_components"],
                                  "edges_by_type": by_type, "households": n_households},
-                        row_counts={t: done[f"store.{t}"] for t in GRAPH_TABLES})
+                        row_counts={t: store.count(t) for t in GRAPH_TABLES})

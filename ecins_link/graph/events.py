@@ -121,8 +121,8 @@ def co_involved_sql(victim: list[str], suspect: list[str], max_people: int) -> s
         WHERE ra IN ({vs}) AND rb IN ({ss})"""
 
 
-def nodes_sql(has_gazetteer: bool, has_address_records: bool = True) -> str:
-    """graph_nodes: persons (display name), locations (gazetteer address or an agency text), events."""
+def location_nodes_sql(has_gazetteer: bool, has_address_records: bool = True) -> str:
+    """graph_nodes' locations: the gazetteer address, else the smallest agency text (address, postcode)."""
     gaz = ("LEFT JOIN (SELECT CAST(uprn AS VARCHAR) AS uprn, any_value(full_address) AS full_address "
            "FROM gazetteer_std GROUP BY 1) g ON g.uprn = l.uprn" if has_gazetteer else "")
     label = "coalesce(g.full_address, l.text)" if has_gazetteer else "l.text"
@@ -130,13 +130,21 @@ def nodes_sql(has_gazetteer: bool, has_address_records: bool = True) -> str:
         "(SELECT NULL::VARCHAR AS source, NULL::VARCHAR AS record_key, NULL::VARCHAR AS address_text, "
         "NULL::VARCHAR AS postcode WHERE false)")
     return f"""
-        SELECT person_id AS node_id, 'person' AS node_type, display_name AS label FROM person_attributes
-        UNION ALL
-        SELECT l.location_id, 'location', {label}
+        SELECT l.location_id AS node_id, 'location' AS node_type, {label} AS label
         FROM (SELECT m.location_id, any_value(m.uprn) AS uprn,
                      min(concat_ws(', ', nullif(trim(a.address_text), ''), nullif(trim(a.postcode), ''))) AS text
               FROM address_matches m LEFT JOIN {addr} a USING (source, record_key)
-              GROUP BY m.location_id) l {gaz}
+              GROUP BY m.location_id) l {gaz}"""
+
+
+def nodes_sql(has_gazetteer: bool, has_address_records: bool = True, locations: str | None = None) -> str:
+    """graph_nodes: persons (display name), locations (see :func:`location_nodes_sql`; or read from the table
+    ``locations`` made from it), events."""
+    loc = f"SELECT * FROM {locations}" if locations else location_nodes_sql(has_gazetteer, has_address_records)
+    return f"""
+        SELECT person_id AS node_id, 'person' AS node_type, display_name AS label FROM person_attributes
+        UNION ALL
+        {loc}
         UNION ALL
         SELECT event_id, 'event', concat_ws(' ', agency || ':', what, CAST(event_date AS VARCHAR)) FROM _g_events"""
 

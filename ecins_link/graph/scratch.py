@@ -55,6 +55,7 @@ class Scratch:
     seconds: dict[str, float] = field(default_factory=dict)
     dbs: dict[str, str] = field(default_factory=dict)
     home: str = ""
+    appends: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.home = self.store.con.execute("SELECT current_database()").fetchone()[0]
@@ -77,8 +78,9 @@ class Scratch:
 
     def run(self, steps: list[Step], workers: int = 2, main: list[Step] | tuple[Step, ...] = ()) -> dict[str, Any]:
         """Run ``steps``, each on a cursor, up to ``workers`` at a time, a step only after those it follows;
-        meanwhile the calling thread runs the ``main`` steps in order on the store's own connection (e.g.
-        writes into the open stage transaction), each once those it follows are done.  Returns each step's
+        meanwhile the calling thread runs the ``main`` steps on the store's own connection (e.g. writes into
+        the open stage transaction), each time the first in order whose predecessors are done (a main step
+        may follow main steps).  Returns each step's
         result.  The first failure stops new steps and is raised once the running ones end."""
         _check_order(steps, main)
         for s in steps:
@@ -121,6 +123,15 @@ class Scratch:
             return int(con.execute(f'SELECT count(*) FROM "{self.home}".main."{target}"').fetchone()[0])
         return Step(f"store.{target}", fn, after)
 
+    def append(self, target: str, sql: str, after: tuple[str, ...]) -> Step:
+        """A main step: append the rows of ``sql`` to the store's table ``target`` (made by an earlier main
+        step); its result is the number of rows appended."""
+        self.appends.append(target)
+
+        def fn(con: duckdb.DuckDBPyConnection) -> int:
+            return int(con.execute(f'INSERT INTO "{self.home}".main."{target}" {sql}').fetchone()[0])
+        return Step(f"store.{target}+{len(self.appends)}", fn, after)
+
     def copy(self, name: str) -> Step:
         """A main step: copy step ``name``'s table into the store's table of the same name."""
         return self.write(name, f"SELECT * FROM {self.table(name)}", (name,))
@@ -137,7 +148,7 @@ class _Runner:
 
     def __init__(self, work: Scratch, pool: ThreadPoolExecutor, cursors: list[duckdb.DuckDBPyConnection],
                  steps: list[Step]) -> None:
-        self.work, self.pool, self.pending = work, pool, list(steps)
+        self.work, self.pool, self.pending, self.workers = work, pool, list(steps), len(cursors)
         self.free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         for cur in cursors:
             self.free.put(cur)
@@ -149,7 +160,9 @@ class _Runner:
     def _submit_ready(self) -> None:  # holding cond
         if self.failed:
             return
-        for step in [s for s in self.pending if all(a in self.results for a in s.after)]:
+        # no queue: a free cursor takes the first ready step in the given order (longest chains first)
+        ready = [s for s in self.pending if all(a in self.results for a in s.after)]
+        for step in ready[: max(0, self.workers - self.running)]:
             self.pending.remove(step)
             self.running += 1
             self.pool.submit(self._call, step)
@@ -177,14 +190,18 @@ class _Runner:
         self._finish(step, started, value, error, worker=True)
 
     def drive(self, main: list[Step] | tuple[Step, ...]) -> None:
-        """Start the steps, run the main steps in order on the calling thread, wait for the rest."""
+        """Start the steps; on the calling thread run the main steps, each time the first one in order whose
+        predecessors are done; then wait for the rest."""
         with self.cond:
             self._submit_ready()
-        for step in main:
+        todo = list(main)
+        while todo:
             with self.cond:
-                self.cond.wait_for(lambda s=step: self.failed or all(a in self.results for a in s.after))
+                self.cond.wait_for(lambda: self.failed or any(all(a in self.results for a in s.after) for s in todo))
                 if self.failed:
                     break
+                step = next(s for s in todo if all(a in self.results for a in s.after))
+            todo.remove(step)
             started, value, error = time.perf_counter(), None, None
             try:
                 value = self.work.run_on_main(step)
