@@ -17,6 +17,7 @@ from ecins_link.graph import (
     ego_network,
     export_graph,
 )
+from ecins_link.graph.scratch import Step, scratch, sql_step
 from ecins_link.store import Store, StoreError
 
 AS_OF = dt.date(2024, 6, 30)
@@ -240,3 +241,66 @@ def test_missing_inputs_raise(tmp_path):
     with Store(tmp_path / "s.duckdb") as store:
         with pytest.raises(StoreError):
             build_graph(store, _config())
+
+
+# ------------------------------------------------------------------ the scratch step runner (graph and score)
+@pytest.fixture
+def scratch_store(tmp_path) -> Store:
+    s = Store(tmp_path / "scratch.duckdb")
+    s.con.execute("CREATE TABLE base AS SELECT range AS i FROM range(1000)")
+    s.con.execute("CREATE TABLE out AS SELECT 'old' AS v")  # a store table the stage replaces
+    yield s
+    s.close()
+
+
+def _attached(store: Store) -> set[str]:
+    return {r[0] for r in store.con.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal")
+            .fetchall()}
+
+
+def test_steps_follow_their_predecessors_and_main_writes_commit_together(scratch_store: Store) -> None:
+    store = scratch_store
+    before = _attached(store)
+    with scratch(store, "t") as work:
+        steps = [
+            sql_step("evens", "SELECT i FROM base WHERE i % 2 = 0"),
+            sql_step("odds", "SELECT i FROM base WHERE i % 2 = 1"),
+            # reads the scratch tables, not anything else of that name
+            sql_step("out", "SELECT (SELECT count(*) FROM evens) + (SELECT count(*) FROM odds) AS v",
+                     ("evens", "odds")),
+            Step("n_out", lambda cur: cur.execute("SELECT v FROM out").fetchone()[0], ("out",)),
+        ]
+        with store.stage("t"):
+            # started inside the transaction, after it began: each scratch table is still seen
+            done = work.run(steps, main=[work.copy("out"), work.write("evens_too", "SELECT * FROM evens", ("evens",))])
+        assert done["n_out"] == 1000
+        assert done["store.out"] == 1 and done["store.evens_too"] == 500
+        assert set(work.seconds) >= {"evens", "odds", "out", "store.out"}
+    assert store.con.execute("SELECT v FROM out").fetchone()[0] == 1000
+    assert store.count("evens_too") == 500
+    assert _attached(store) == before  # scratch databases detached
+
+
+def test_a_failing_step_stops_the_run_and_the_stage_writes_nothing(scratch_store: Store) -> None:
+    store = scratch_store
+    ran = []
+    with scratch(store, "t") as work:
+        steps = [
+            sql_step("bad", "SELECT * FROM no_such_table"),
+            Step("later", lambda cur: ran.append(1), ("bad",)),
+        ]
+        with pytest.raises(Exception, match="no_such_table"), store.stage("t"):
+            work.run(steps, main=[work.write("out", "SELECT 'new' AS v", ()), work.copy("bad")])
+    assert not ran
+    assert store.con.execute("SELECT v FROM out").fetchone()[0] == "old"  # rolled back
+
+
+@pytest.mark.parametrize("steps,main,message", [
+    ([Step("a", lambda c: None, ("b",)), Step("b", lambda c: None, ("a",))], [], "circular"),
+    ([Step("a", lambda c: None, ("nope",))], [], "unknown"),
+    ([Step("a", lambda c: None), Step("a", lambda c: None)], [], "repeated"),
+    ([Step("a", lambda c: None, ("m",))], [Step("m", lambda c: None)], "cannot follow a main step"),
+])
+def test_bad_step_orders_are_refused_before_anything_runs(scratch_store: Store, steps, main, message) -> None:
+    with scratch(scratch_store, "t") as work, pytest.raises(ValueError, match=message):
+        work.run(steps, main=main)
