@@ -2,6 +2,12 @@
 
 Target: 250k persons scored in <= 10 s on 2 cores.  Writes ``benchmarks/results/scoring.json``.
 Run: ``nice .venv/bin/python benchmarks/bench_scoring.py [--persons 250000]``.
+
+``--project PROJECT.toml``: the score stage alone, ``--repeat`` times, on an existing store that has run the
+graph stage (a COPY: the stage rewrites signals/flags and appends audit rows), with CPU seconds, the load
+average (the machine is shared) and the per-rule seconds of the stage's audit row.  With ``--label
+before|after`` the numbers go under that key of ``--name`` (default ``scoring_project``), keeping the other
+label's: one file holds a before/after comparison.
 """
 
 from __future__ import annotations
@@ -67,11 +73,50 @@ def build_inputs(store: Store, persons: int, seed: float = 0.42) -> dict:
     return {name: store.count(name) for name in DDL}
 
 
+def on_project(project: Path, label: str, name: str, repeat: int) -> None:
+    """Time the score stage alone on an existing store (see the module docstring)."""
+    import json
+    import time
+
+    from _measure import RESULTS
+
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store, run_stages
+
+    config = load_config(project)
+    record: dict = {"project": str(project), "runs": []}
+    with open_store(config, command="bench_scoring") as store:
+        for _ in range(repeat):
+            run: dict = {"load_average_before": os.getloadavg()}
+            cpu = time.process_time()
+            with measured(run, "score"):
+                run_stages(store, config, ["score"], progress=False)
+            run["score"]["cpu_seconds"] = round(time.process_time() - cpu, 2)
+            details = store.con.execute("SELECT details FROM audit_log WHERE action = 'score' ORDER BY seq DESC "
+                                        "LIMIT 1").fetchone()[0]
+            run["audit_seconds"] = json.loads(details).get("seconds")
+            record["runs"].append(run)
+        record["tables"] = {t: store.count(t) for t in ("signals", "flags")}
+    record["best_seconds"] = min(r["score"]["seconds"] for r in record["runs"])
+    old = RESULTS / f"{name}.json"
+    kept = json.loads(old.read_text()) if old.exists() else {}
+    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
+    result[label] = record
+    print(write_results(name, result))
+
+
 def main() -> None:
     """Build inputs, score twice (cold, warm) and record times, memory and flag counts."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--persons", type=int, default=250_000)
+    parser.add_argument("--project", type=Path, help="an existing store (a COPY): time the score stage alone")
+    parser.add_argument("--label", default="after", choices=["before", "after"])
+    parser.add_argument("--name", default="scoring_project")
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.project:
+        on_project(args.project, args.label, args.name, args.repeat)
+        return
     record: dict = {"persons": args.persons, "target_seconds": 10, "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config({"project": {"name": "bench", "as_of": AS_OF.isoformat()},
