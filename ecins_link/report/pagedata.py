@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 from markupsafe import escape as markup_escape
 
@@ -26,10 +27,8 @@ TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
 
 def cell_column(cells: Cells, series: pd.Series) -> list[str]:
     """The ``<td>`` cell (``Cells.td``) of every value of ``series``, each distinct value formatted once."""
-    if series.dtype == object:
-        values = column(series)
-        if not all(v is None or v.__class__ is str for v in values):
-            return [cells.td(v) for v in values]  # lists, mixed types: value by value (1 == True in a dict)
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        return [cells.td(v) for v in column(series)]  # lists, mixed types: value by value (1 == True in a dict)
     try:
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
     except TypeError:  # unhashable values
@@ -123,15 +122,28 @@ class RecordRows:
                 why[i] = str(markup_escape(text)) if text else None
         self.why = why
         self.cells: dict[str, list[str]] = {}
-        self.has: dict[str, list[bool]] = {}
-        for c in self.available:
+        # per row, a bit per displayable column: set when the row has a value there (a person's table shows
+        # only the columns some record of theirs fills)
+        filled = np.zeros(n, dtype=np.int64)
+        for j, c in enumerate(self.available):
             if c == "linked_to":
                 self.cells[c] = cells_of(cells, shown_link)
-                self.has[c] = [v is not None for v in shown_link]
+                has = np.array([v is not None for v in shown_link], dtype=bool)
             else:
                 self.cells[c] = cell_column(cells, frame[c])
-                self.has[c] = (~frame[c].isna()).tolist() if frame[c].dtype != object else [
-                    val(v) is not None for v in column(frame[c])]
+                has = frame[c].notna().to_numpy(dtype=bool)  # (None, NaN, NaT and NA are all missing)
+            filled |= has.astype(np.int64) << j
+        self.filled: list[int] = filled.tolist()
+
+    def shown_columns(self, rows: list[int]) -> list[str]:
+        """The columns a table of ``rows`` shows: source, agency and record key, and every other column
+        that one of the rows fills."""
+        if not rows:
+            return []
+        mask = 0
+        for i in rows:
+            mask |= self.filled[i]
+        return [c for j, c in enumerate(self.available) if c in ("source", "agency", "record_key") or mask >> j & 1]
 
     def rows(self, case: object) -> list[int]:
         return self.by_case.get(case, [])

@@ -269,8 +269,7 @@ class PanelBuilder:
             if str(p["person_id"]) not in self.visible_persons:  # known only to partners outside the view
                 p = {"person_id": p["person_id"], "is_child": None}
             conf = [v for i in recs if (v := rec.conf[i]) is not None]
-            shown = [c for c in rec.available if c in ("source", "agency", "record_key")
-                     or any(rec.has[c][i] for i in recs)] if recs else []
+            shown = rec.shown_columns(recs)
             persons.append({
                 "person_id": p["person_id"], "label": person_labels.get(str(p["person_id"]), p["person_id"]),
                 "dob": val(p.get("dob")) if view.field("dob") else None,
