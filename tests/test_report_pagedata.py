@@ -10,7 +10,7 @@ import pandas as pd
 from test_report_fixtures import XSS
 
 from ecins_link.report.cells import Cells, column
-from ecins_link.report.pagedata import cell_column, flag_html, person_html
+from ecins_link.report.pagedata import cell_column, flag_html, person_html, worklist_rows
 
 HOSTILE = XSS + "\"'&"
 
@@ -50,3 +50,13 @@ def test_person_block_escapes_every_text() -> None:
     hidden = person_html({**person, "dob": None, "age": None, "sex": None, "confidence": None, "rows": False})
     assert "born" not in hidden and "age" not in hidden and "<table" not in hidden
     assert "No records shared for this purpose." in hidden
+
+
+def test_worklist_rows_escape_every_text() -> None:
+    case = {"rank": 1, "page": "cases/" + HOSTILE, "entity_type": "person", "entity_id": HOSTILE, "label": HOSTILE,
+            "rules": "a;" + HOSTILE, "score": 3.25, "agencies": ["fire", HOSTILE], "invisible_to_single_agency": "yes",
+            "first_date": "2026-01-01", "last_date": None}
+    html = worklist_rows([case, {**case, "invisible_to_single_agency": "no"}])
+    assert "<script" not in html and html.count("&lt;script&gt;") == 2 * 5 and html.count("<tr>") == 2
+    assert html.count("invisible to any single agency") == 1 and "<td>a, &lt;script&gt;" in html
+    assert 'href="cases/&lt;script&gt;' in html and "<td>2026-01-01 – </td>" in html

@@ -224,3 +224,17 @@ def person_html(p: dict) -> str:
         return out + (f'<table class="records">\n<thead><tr>{p["head"]}</tr></thead>\n'
                       f'<tbody>{p["body"]}</tbody>\n</table>\n')
     return out + '<p class="muted">No records shared for this purpose.</p>'
+
+
+def worklist_rows(cases: Sequence[dict]) -> str:
+    """The worklist table's rows (index.html), one per case with its ``label``, every value escaped as the
+    template would (``markupsafe.escape``)."""
+    e = markup_escape
+    marker = ("<span class=\"marker\" title=\"No single agency's records meet this rule\">"
+              "invisible to any single agency</span>")
+    return "".join([
+        f'<tr>\n  <td>{e(c["rank"])}</td>\n  <td><a href="{e(c["page"])}">{e(c["entity_type"])} {e(c["entity_id"])}'
+        f'</a></td>\n  <td>{e(c["label"])}</td>\n  <td>{e(str(c["rules"]).replace(";", ", "))}</td>\n'
+        f'  <td>{e(fmt(c["score"]))}</td>\n  <td>{e(fmt(c["agencies"]))}</td>\n'
+        f'  <td>{marker if c["invisible_to_single_agency"] == "yes" else ""}</td>\n'
+        f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}</td>\n</tr>\n' for c in cases])

@@ -154,7 +154,7 @@ class PanelBuilder:
         index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels))
                       for c in self.cases.to_dict("records")]
         index = self.env.get_template("index.html.j2").render(
-            cases=index_rows, view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
+            cases=index_rows, rows_html=Markup(pagedata.worklist_rows(index_rows)), view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
         (self.panel_dir / "index.html").write_text(index, encoding="utf-8")
 
     def _render_pages(self, cases: Sequence[dict]) -> None:
