@@ -48,7 +48,9 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
         return
     children: dict[int, int] = {}
     # the cyclic garbage collector of a child would visit (and so copy, page by page) every object it
-    # inherited: move them out of its reach first, and let the short-lived children run without it
+    # inherited: move them out of its reach first, and let the short-lived children (and the parent's own
+    # share: the collector is back on, and catches up, when it is done) run without it
+    collecting = gc.isenabled()
     gc.freeze()
     try:
         for k in range(1, len(shares)):
@@ -62,8 +64,11 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
                 finally:
                     os._exit(code)
             children[pid] = k
+        gc.disable()  # the parent's share too runs without collections (~5% of page rendering's CPU)
         func(shares[0])
     finally:
+        if collecting:
+            gc.enable()
         failed = []
         for pid, k in children.items():
             _, status = os.waitpid(pid, 0)
