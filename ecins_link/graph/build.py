@@ -22,6 +22,10 @@ EDGE_COLUMNS = ("CAST(src AS VARCHAR) AS src, CAST(dst AS VARCHAR) AS dst, CAST(
                 "CAST(end_date AS DATE) AS end_date, CAST(weight AS DOUBLE) AS weight, "
                 "CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key")
 
+# the edge types each part of graph_edges holds
+PART_TYPES = {"_g_resides_at": ("resides_at",), "_g_involved_in": ("involved_in",), "_g_occurred_at": ("occurred_at",),
+              "_g_same_household": ("same_household",), "_g_co_involved": ("co_involved", "victim_suspect")}
+
 
 def load_graph_rules(path: str | Path | None = None) -> dict:
     """Read the graph settings (``graph_rules.toml`` by default)."""
@@ -52,9 +56,11 @@ def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.dat
         "_g_co_involved": (ev.co_involved_sql(roles.get("victim", []), roles.get("suspect", []),
                                               int(comp.get("max_people_per_event", 25))), ("_g_events",)),
     }
-    # graph_edges is a view over the parts in the scratch database (components and churn read it); the store's
-    # table is written part by part as they are done
+    # graph_edges is a view over the parts in the scratch database (churn and the store's table read it);
+    # components read a view over only the parts with their edge types, so they start sooner
     edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}" for p in parts)
+    linking = [p for p in parts if set(PART_TYPES[p]) & set(comp.get("edge_types", []))] or list(parts)
+    person_edges = " UNION ALL ".join(f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}" for p in linking)
     child_under = int(rules["ages"]["child_under"])
     has_gaz, has_addr = store.has_table("gazetteer_std"), store.has_table("address_records")
     steps = [  # longest chains first: a free cursor takes the first step in this order that can start
@@ -62,24 +68,24 @@ def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.dat
         sql_step("residences", people.residences_sql(has_addr)),
         sql_step("person_attributes", people.person_attributes_sql(as_of, child_under, store.has_table("person_std"))),
         sql_step("_g_events", ev.events_sql(), ("_g_rows",)),
+        sql_step("_g_location_nodes", ev.location_nodes_sql(has_gaz, has_addr)),  # early: graph_nodes' write
         sql_step("households", people.households_sql(as_of), ("residences", "person_attributes")),
         *(sql_step(name, f"SELECT * FROM ({sql})", after) for name, (sql, after) in parts.items()),
-        sql_step("_g_location_nodes", ev.location_nodes_sql(has_gaz, has_addr)),
         Step("graph_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW graph_edges AS {edges}"), tuple(parts)),
+        Step("_g_person_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW _g_person_edges AS {person_edges}"),
+             tuple(linking)),
         Step("person_components", lambda cur: person_components(cur, comp.get("edge_types", []),
-                                                                int(comp.get("max_iterations", 200))),
-             ("graph_edges", "person_attributes")),
+                                                                int(comp.get("max_iterations", 200)),
+                                                                "_g_person_edges"),
+             ("_g_person_edges", "person_attributes")),
         sql_step("location_churn", ev.churn_sql(as_of, int(rules["churn"]["window_days"])),
                  ("residences", "households", "graph_edges")),
     ]
     nodes = work.write("graph_nodes", ev.nodes_sql(has_gaz, has_addr, "_g_location_nodes"),
                        ("person_attributes", "_g_location_nodes", "_g_events"))
-    first, *others = parts
-    edge_writes = [work.write("graph_edges", f"SELECT {EDGE_COLUMNS} FROM {work.table(first)}", (first,))]
-    for p in others:  # in the parts' order, each after the one before
-        edge_writes.append(work.append("graph_edges", f"SELECT {EDGE_COLUMNS} FROM {work.table(p)}",
-                                       (p, edge_writes[-1].name)))
-    main = [work.copy("residences"), work.copy("person_attributes"), *edge_writes, work.copy("households"), nodes,
+    # one CREATE TABLE AS: rows appended to a table made in the same transaction are written again at commit
+    edge_write = work.write("graph_edges", f"SELECT * FROM {work.table('graph_edges')}", ("graph_edges",))
+    main = [work.copy("residences"), work.copy("person_attributes"), work.copy("households"), nodes, edge_write,
             work.copy("person_components"), work.copy("location_churn")]
     return steps, main
 

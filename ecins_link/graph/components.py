@@ -14,15 +14,16 @@ from ecins_link.components import label_components
 log = logging.getLogger(__name__)
 
 
-def person_components(con: duckdb.DuckDBPyConnection, edge_types: list[str], max_iterations: int = 200) -> int:
+def person_components(con: duckdb.DuckDBPyConnection, edge_types: list[str], max_iterations: int = 200,
+                      edges: str = "graph_edges") -> int:
     """Create ``person_components(person_id, component_id)`` on ``con`` for every person in ``person_attributes``,
-    joined by ``graph_edges`` of the given types.
+    joined by the edges of the given types in ``edges`` (a table or view with graph_edges' columns).
 
     ``component_id`` = ``C`` + the smallest person_id of the component (stable while membership is).
     Returns the number of rounds used.
     """
     types = ", ".join("'" + t.replace("'", "''") + "'" for t in edge_types) or "NULL"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_e AS SELECT DISTINCT src AS a, dst AS b FROM graph_edges
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _pc_e AS SELECT DISTINCT src AS a, dst AS b FROM {edges}
                     WHERE edge_type IN ({types}) AND src <> dst""")
     con.execute("CREATE OR REPLACE TEMP TABLE _pc_people AS SELECT person_id FROM person_attributes")
     try:

@@ -55,7 +55,6 @@ class Scratch:
     seconds: dict[str, float] = field(default_factory=dict)
     dbs: dict[str, str] = field(default_factory=dict)
     home: str = ""
-    appends: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.home = self.store.con.execute("SELECT current_database()").fetchone()[0]
@@ -84,16 +83,17 @@ class Scratch:
         may follow main steps).  Returns each step's result.  The first failure stops new steps and is raised
         once the running ones end.
 
-        ``threads``: DuckDB's thread count for the run (restored after).  One thread per statement while
-        several statements run side by side: the steps are what runs in parallel, and a statement split
-        over threads costs more CPU in all (on the 250k town, graph + score: 13 CPU s instead of 15-16)."""
+        ``threads``: DuckDB's thread count during the run (restored after).  One thread per statement while
+        several statements run side by side: the steps are what runs in parallel, and a statement split over
+        threads costs more CPU in all (250k town, graph + score: 13-14 CPU s instead of 15-16).  (With one
+        thread DuckDB writes a new table's rows to the file at COMMIT rather than as it makes them; giving the
+        main steps the usual count to overlap that work cost more CPU than it saved.)"""
         _check_order(steps, main)
         for s in steps:
             self.db(s.name)
         con = self.store.con
-        before = con.execute("SELECT current_setting('threads')").fetchone()[0]
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
+        before = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        con.execute(f"SET threads = {int(threads) if threads else before}")
         # the cursors are made here, before the main steps occupy the store's connection
         cursors = [con.cursor() for _ in range(max(1, workers))]
         try:
@@ -103,7 +103,7 @@ class Scratch:
         finally:
             for cur in cursors:
                 cur.close()
-            con.execute(f"SET threads = {int(before)}")
+            con.execute(f"SET threads = {before}")
         if runner.failed:
             raise runner.failed[0]
         return runner.results
@@ -132,15 +132,6 @@ class Scratch:
             con.execute(f'CREATE OR REPLACE TABLE "{self.home}".main."{target}" AS {sql}')
             return int(con.execute(f'SELECT count(*) FROM "{self.home}".main."{target}"').fetchone()[0])
         return Step(f"store.{target}", fn, after)
-
-    def append(self, target: str, sql: str, after: tuple[str, ...]) -> Step:
-        """A main step: append the rows of ``sql`` to the store's table ``target`` (made by an earlier main
-        step); its result is the number of rows appended."""
-        self.appends.append(target)
-
-        def fn(con: duckdb.DuckDBPyConnection) -> int:
-            return int(con.execute(f'INSERT INTO "{self.home}".main."{target}" {sql}').fetchone()[0])
-        return Step(f"store.{target}+{len(self.appends)}", fn, after)
 
     def copy(self, name: str) -> Step:
         """A main step: copy step ``name``'s table into the store's table of the same name."""
