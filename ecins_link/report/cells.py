@@ -55,10 +55,10 @@ def val(value: object) -> object:
 
 
 class Cells:
-    """``<td>`` cells of table rows, every value formatted (``fmt``) and HTML-escaped here (one string per
-    row instead of a template loop per cell: the pack has ~1M cells at 250k persons).  The cell of each
-    distinct text, date or number is built once and reused (agencies, sources, dates and signal codes
-    repeat on every page)."""
+    """``<td>`` cells of table rows, every value formatted (``fmt``) and HTML-escaped here (rows are joined
+    cells, not a template loop per cell: the pack has ~1M cells at 250k persons; see ``pagedata``).  The
+    cell of each distinct text, date or number is built once and reused (agencies, sources, dates and
+    signal codes repeat on every page)."""
 
     MEMO_TYPES = (str, int, float, pd.Timestamp, dt.date)
 
@@ -82,11 +82,6 @@ class Cells:
             return hit
         return "<td>" + escape(fmt(value), quote=True) + "</td>"
 
-    def row(self, values: list) -> str:
-        """The cells of one row (escaped HTML, as plain text: wrap the finished table body in Markup)."""
-        text, td = self.text, self.td
-        return "".join([text.get(v) or td(v) if v.__class__ is str else td(v) for v in values])
-
     def head(self, columns: list[str]) -> Markup:
         """``<th>`` cells naming ``columns`` (underscores shown as spaces)."""
         key = tuple(columns)
@@ -100,11 +95,6 @@ class Cells:
 def write_page(path: Path, html: str) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(html)
-
-
-def present(value: object) -> bool:
-    """Whether a cell holds a value (not None / NaN / NA)."""
-    return val(value) is not None
 
 
 def column(series: pd.Series) -> list:
