@@ -39,11 +39,14 @@ class Step:
     name: str
     fn: StepFn
     after: tuple[str, ...] = ()
+    # run with DuckDB's usual thread count (not the run's): for a step every later one waits for, which has
+    # the machine to itself
+    all_threads: bool = False
 
 
-def sql_step(name: str, sql: str, after: tuple[str, ...] = ()) -> Step:
+def sql_step(name: str, sql: str, after: tuple[str, ...] = (), all_threads: bool = False) -> Step:
     """A step that creates scratch table ``name`` from a query."""
-    return Step(name, lambda cur: cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}'), after)
+    return Step(name, lambda cur: cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}'), after, all_threads)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Scratch:
     seconds: dict[str, float] = field(default_factory=dict)
     dbs: dict[str, str] = field(default_factory=dict)
     home: str = ""
+    _threads: tuple[int, int] = (1, 1)  # DuckDB's thread count in run(), and before it
 
     def __post_init__(self) -> None:
         self.home = self.store.con.execute("SELECT current_database()").fetchone()[0]
@@ -93,7 +97,8 @@ class Scratch:
             self.db(s.name)
         con = self.store.con
         before = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-        con.execute(f"SET threads = {int(threads) if threads else before}")
+        self._threads = (int(threads) if threads else before, before)
+        con.execute(f"SET threads = {self._threads[0]}")
         # the cursors are made here, before the main steps occupy the store's connection
         cursors = [con.cursor() for _ in range(max(1, workers))]
         try:
@@ -113,7 +118,13 @@ class Scratch:
         db = self.db(step.name)
         cur.execute(f'USE "{db}"')
         self._path(cur, [db, *(d for d in self.dbs.values() if d != db)])
-        return step.fn(cur)
+        if not step.all_threads:
+            return step.fn(cur)
+        cur.execute(f"SET threads = {self._threads[1]}")
+        try:
+            return step.fn(cur)
+        finally:
+            cur.execute(f"SET threads = {self._threads[0]}")
 
     def run_on_main(self, step: Step) -> Any:
         """Run a main step on the store's connection, reading (besides the store) only the scratch databases

@@ -172,7 +172,7 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
     parts = [f"_flags_part{i}" for i in range(len(rules))]
     steps = [
         Step(TAXONOMY_TABLE, lambda cur: register_taxonomy(cur, taxonomy, temp=False)),
-        sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,)),
+        sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,), all_threads=True),  # all wait for it
         sql_step("_score_current", current_residence_sql()),
         sql_step("_score_rep_household", rep_household_sql()),
         *(Step(part, lambda cur, r=rule, p=part: evaluate_rule(cur, r, as_of, tables, p), base)
