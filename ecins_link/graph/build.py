@@ -70,7 +70,9 @@ def graph_steps(work: Scratch, config: ProjectConfig, rules: dict, as_of: dt.dat
         sql_step("_g_events", ev.events_sql(), ("_g_rows",)),
         sql_step("_g_location_nodes", ev.location_nodes_sql(has_gaz, has_addr)),  # early: graph_nodes' write
         sql_step("households", people.households_sql(as_of), ("residences", "person_attributes")),
-        *(sql_step(name, f"SELECT * FROM ({sql})", after) for name, (sql, after) in parts.items()),
+        # occurred_at ends the longest chain (rows -> events -> occurred_at -> the graph_edges write)
+        *(sql_step(name, f"SELECT * FROM ({parts[name][0]})", parts[name][1])
+          for name in sorted(parts, key=lambda n: n != "_g_occurred_at")),
         Step("graph_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW graph_edges AS {edges}"), tuple(parts)),
         Step("_g_person_edges", lambda cur: cur.execute(f"CREATE OR REPLACE VIEW _g_person_edges AS {person_edges}"),
              tuple(linking)),
