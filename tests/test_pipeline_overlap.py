@@ -165,36 +165,3 @@ def test_pipeline_starts_the_gazetteer_early_and_closes_it_if_standardise_fails(
     assert len(started) == 1 and started[0] is not None
     assert started[0]._closed and not started[0]._thread.is_alive()  # noqa: SLF001
 
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="no per-thread priorities here")
-def test_early_preparation_thread_priority_lowered_then_restored() -> None:
-    """The preparation thread lowers only its own priority, and the stage can give it back."""
-    import os
-    import threading
-
-    from ecins_link.matching.location_uam import _lower_priority
-
-    seen: dict = {}
-    lowered, release = threading.Event(), threading.Event()
-
-    def prepare() -> None:
-        seen["tid"], seen["base"] = _lower_priority(5)
-        seen["during"] = os.getpriority(os.PRIO_PROCESS, seen["tid"])
-        lowered.set()
-        release.wait(10)
-        seen["after"] = os.getpriority(os.PRIO_PROCESS, seen["tid"])
-
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    worker = threading.Thread(target=prepare)
-    worker.start()
-    assert lowered.wait(10)
-    assert seen["during"] == min(19, seen["base"] + 5)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # this thread untouched
-    try:
-        os.setpriority(os.PRIO_PROCESS, seen["tid"], seen["base"])  # what MatcherSession does when it waits
-        restored = True
-    except OSError:  # not allowed to raise a priority here: the stage adds a normal-priority worker instead
-        restored = False
-    release.set()
-    worker.join()
-    assert seen["after"] == (seen["base"] if restored else seen["during"])

@@ -15,7 +15,6 @@ when the keys are done.  DuckDB releases the GIL while it works, so the two over
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -64,13 +63,10 @@ class MatcherSession:
     the residue; :meth:`close` (always call it, or use ``with``) stops and frees everything.
     """
 
-    def __init__(self, canonical: pa.Table, settings: dict, nice: int = 0) -> None:
+    def __init__(self, canonical: pa.Table, settings: dict) -> None:
         from uk_address_matcher import AddressMatcher
 
         self.canonical, self.settings = canonical, dict(settings)
-        self._nice = max(0, min(19, int(nice)))  # CPU priority of the background preparation (Linux)
-        self._prepare_tid: int | None = None
-        self._base_nice = 0
         self.prepare_seconds: float | None = None
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
@@ -102,8 +98,6 @@ class MatcherSession:
 
     def _prepare(self) -> None:
         started = time.perf_counter()
-        if self._nice:
-            self._prepare_tid, self._base_nice = _lower_priority(self._nice)
         try:
             self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
             self._add_local_keys()
@@ -129,17 +123,6 @@ class MatcherSession:
         self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
         self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
 
-    def _restore_priority(self) -> bool:
-        """The stage now waits for the preparation: give its thread back its normal priority (needs the right to
-        raise a priority, e.g. Linux CAP_SYS_NICE); False when not allowed."""
-        if self._prepare_tid is None:  # never lowered
-            return True
-        try:
-            os.setpriority(os.PRIO_PROCESS, self._prepare_tid, self._base_nice)
-            return True
-        except (AttributeError, OSError):
-            return False
-
     def accepts(self, canonical: pa.Table, settings: dict) -> bool:
         """Whether this session prepared exactly ``canonical`` with ``settings`` (and is still usable)."""
         return (not self._closed and self._error is None and settings == self.settings
@@ -151,11 +134,8 @@ class MatcherSession:
             started = time.perf_counter()
             # the key joins are done: let the rest of the preparation use every thread (a second connection to
             # the same database, since the first is busy in the background thread)
-            threads = self._threads
-            if self._nice and self._thread.is_alive() and not self._restore_priority():
-                threads = max(threads, 2)  # a normal-priority worker takes over what is left of the preparation
-            if threads != self._background_threads:
-                self._control.execute(f"SET threads = {threads}")
+            if self._threads != self._background_threads:
+                self._control.execute(f"SET threads = {self._threads}")
             self._thread.join()
             self.waited_seconds = round(time.perf_counter() - started, 3)
             if self._error is not None:
@@ -195,20 +175,6 @@ class MatcherSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _lower_priority(increment: int) -> tuple[int | None, int]:
-    """Lower the calling thread's CPU priority by ``increment`` nice steps (Linux: per thread; elsewhere a no-op).
-    Returns (thread id, its nice value before), or (None, 0) when not possible.
-
-    DuckDB runs a one-thread connection's work on the calling thread, so this lowers the preparation only."""
-    try:
-        tid = threading.get_native_id()
-        base = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, base + increment))
-        return tid, base
-    except (AttributeError, OSError):  # no per-thread priorities here
-        return None, 0
 
 
 def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict,

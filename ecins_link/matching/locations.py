@@ -93,7 +93,7 @@ def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str |
 
     try:
         canonical = store.con.execute(canonical_from_ingest_sql()).to_arrow_table()
-        return MatcherSession(canonical, uam, nice=int(uam.get("early_nice", 0))) if canonical.num_rows else None
+        return MatcherSession(canonical, uam) if canonical.num_rows else None
     except Exception as err:  # noqa: BLE001 - the locations stage starts its own
         log.warning("uk_address_matcher could not start before standardising (%s)", type(err).__name__)
         return None
