@@ -6,8 +6,10 @@ import json
 import platform
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -77,3 +79,34 @@ def write_results(name: str, data: dict) -> Path:
                "machine": machine(), **data}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def stage_on_project(project: Path, stage: str, label: str, name: str, repeat: int, tables: tuple[str, ...] = (),
+                     after_run: Callable[[Any, dict], None] | None = None) -> Path:
+    """Time one stage alone ``repeat`` times on an existing project's store (use a COPY): seconds, peak RSS and
+    CPU seconds per run, load average before each; ``after_run(store, run)`` may add to a run's record.  Writes
+    ``results/<name>.json`` under ``label`` ("before" / "after"), keeping the other label's record."""
+    import os
+
+    from ecins_link.config import load_config
+    from ecins_link.pipeline import open_store, run_stages
+
+    config = load_config(project)
+    record: dict = {"project": str(project), "runs": []}
+    with open_store(config, command=f"bench_{stage}") as store:
+        for _ in range(repeat):
+            run: dict = {"load_average_before": os.getloadavg()}
+            cpu = time.process_time()
+            with measured(run, stage):
+                run_stages(store, config, [stage], progress=False)
+            run[stage]["cpu_seconds"] = round(time.process_time() - cpu, 2)
+            if after_run is not None:
+                after_run(store, run)
+            record["runs"].append(run)
+        record["tables"] = {t: store.count(t) for t in tables}
+    record["best_seconds"] = min(r[stage]["seconds"] for r in record["runs"])
+    old = RESULTS / f"{name}.json"
+    kept = json.loads(old.read_text()) if old.exists() else {}
+    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
+    result[label] = record
+    return write_results(name, result)

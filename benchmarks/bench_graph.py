@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import measured, write_results  # noqa: E402
+from _measure import measured, stage_on_project, write_results  # noqa: E402
 
 from ecins_link.config import load_config, parse_config  # noqa: E402
 from ecins_link.graph import build_graph  # noqa: E402
@@ -92,31 +92,8 @@ def synthetic_inputs(store: Store, persons: int) -> dict:
 
 def on_project(project: Path, label: str, name: str, repeat: int) -> None:
     """Time the graph stage alone on an existing store (see the module docstring)."""
-    import json
-    import os
-    import time
-
-    from _measure import RESULTS
-
-    from ecins_link.pipeline import open_store, run_stages
-
-    config = load_config(project)
-    record: dict = {"project": str(project), "runs": []}
-    with open_store(config, command="bench_graph") as store:
-        for _ in range(repeat):
-            run: dict = {"load_average_before": os.getloadavg()}
-            cpu = time.process_time()
-            with measured(run, "graph"):
-                run_stages(store, config, ["graph"], progress=False)
-            run["graph"]["cpu_seconds"] = round(time.process_time() - cpu, 2)
-            record["runs"].append(run)
-        record["tables"] = {t: store.count(t) for t in ("graph_nodes", "graph_edges", "person_components")}
-    record["best_seconds"] = min(r["graph"]["seconds"] for r in record["runs"])
-    old = RESULTS / f"{name}.json"
-    kept = json.loads(old.read_text()) if old.exists() else {}
-    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
-    result[label] = record
-    print(write_results(name, result))
+    print(stage_on_project(project, "graph", label, name, repeat,
+                           tables=("graph_nodes", "graph_edges", "person_components")))
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _measure import measured, write_results  # noqa: E402
+from _measure import measured, stage_on_project, write_results  # noqa: E402
 
 from ecins_link.config import parse_config  # noqa: E402
 from ecins_link.scoring import load_taxonomy, score  # noqa: E402
@@ -74,35 +74,16 @@ def build_inputs(store: Store, persons: int, seed: float = 0.42) -> dict:
 
 
 def on_project(project: Path, label: str, name: str, repeat: int) -> None:
-    """Time the score stage alone on an existing store (see the module docstring)."""
+    """Time the score stage alone on an existing store (see the module docstring), with its per-rule seconds."""
     import json
-    import time
 
-    from _measure import RESULTS
+    def audit_seconds(store: Store, run: dict) -> None:
+        details = store.con.execute("SELECT details FROM audit_log WHERE action = 'score' ORDER BY seq DESC "
+                                    "LIMIT 1").fetchone()[0]
+        run["audit_seconds"] = json.loads(details).get("seconds")
 
-    from ecins_link.config import load_config
-    from ecins_link.pipeline import open_store, run_stages
-
-    config = load_config(project)
-    record: dict = {"project": str(project), "runs": []}
-    with open_store(config, command="bench_scoring") as store:
-        for _ in range(repeat):
-            run: dict = {"load_average_before": os.getloadavg()}
-            cpu = time.process_time()
-            with measured(run, "score"):
-                run_stages(store, config, ["score"], progress=False)
-            run["score"]["cpu_seconds"] = round(time.process_time() - cpu, 2)
-            details = store.con.execute("SELECT details FROM audit_log WHERE action = 'score' ORDER BY seq DESC "
-                                        "LIMIT 1").fetchone()[0]
-            run["audit_seconds"] = json.loads(details).get("seconds")
-            record["runs"].append(run)
-        record["tables"] = {t: store.count(t) for t in ("signals", "flags")}
-    record["best_seconds"] = min(r["score"]["seconds"] for r in record["runs"])
-    old = RESULTS / f"{name}.json"
-    kept = json.loads(old.read_text()) if old.exists() else {}
-    result = {k: v for k, v in kept.items() if k in ("before", "after") and k != label}
-    result[label] = record
-    print(write_results(name, result))
+    print(stage_on_project(project, "score", label, name, repeat, tables=("signals", "flags"),
+                           after_run=audit_seconds))
 
 
 def main() -> None:
