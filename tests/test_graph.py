@@ -17,7 +17,7 @@ from ecins_link.graph import (
     ego_network,
     export_graph,
 )
-from ecins_link.graph.scratch import Step, scratch, sql_step
+from ecins_link.scratch_steps import Step, scratch, sql_step
 from ecins_link.store import Store, StoreError
 
 AS_OF = dt.date(2024, 6, 30)

@@ -13,7 +13,7 @@ from ecins_link.config import ProjectConfig, read_settings
 from ecins_link.graph import events as ev
 from ecins_link.graph import people
 from ecins_link.graph.components import person_components
-from ecins_link.graph.scratch import Scratch, Step, scratch, sql_step
+from ecins_link.scratch_steps import Scratch, Step, scratch, sql_step
 from ecins_link.store import Store
 
 RULES_FILE = Path(__file__).with_name("graph_rules.toml")
@@ -97,7 +97,7 @@ def build_graph(store: Store, config: ProjectConfig, rules_path: str | Path | No
     person_components and location_churn (docs/contracts.md).
 
     The tables are built side by side on cursors in an attached in-memory scratch database from the committed
-    inputs (:mod:`ecins_link.graph.scratch`), while the stage transaction copies each finished one into the
+    inputs (:mod:`ecins_link.scratch_steps`), while the stage transaction copies each finished one into the
     store (graph_nodes and graph_edges are written there only).
     """
     store.require("person_clusters", "person_records", "event_records", "address_matches", stage="graph")

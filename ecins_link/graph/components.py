@@ -1,5 +1,5 @@
 """Connected clusters of people for panels (``ecins_link.components.label_components``, min-label propagation
-in DuckDB).  The graph stage runs it on a scratch cursor (:mod:`ecins_link.graph.scratch`): the rounds' tables
+in DuckDB).  The graph stage runs it on a scratch cursor (:mod:`ecins_link.scratch_steps`): the rounds' tables
 are that cursor's temp tables and the result lands in the scratch database.
 """
 

@@ -15,7 +15,6 @@ import time
 import duckdb
 
 from ecins_link.config import ProjectConfig
-from ecins_link.graph.scratch import Scratch, Step, scratch, sql_step
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.overrides import ensure_overrides_table
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
@@ -27,6 +26,7 @@ from ecins_link.scoring.signals import (
     signals_sql,
 )
 from ecins_link.scoring.taxonomy import Taxonomy, load_taxonomy
+from ecins_link.scratch_steps import Scratch, Step, scratch, sql_step
 from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
 def score(store: Store, config: ProjectConfig) -> None:
     """Score stage: write ``signals`` and ``flags`` (and create ``overrides`` if absent).
 
-    The work is done on cursors in attached in-memory scratch databases (:mod:`ecins_link.graph.scratch`):
+    The work is done on cursors in attached in-memory scratch databases (:mod:`ecins_link.scratch_steps`):
     signals first, then the rules side by side; meanwhile the stage transaction writes ``signals`` and,
     once every rule is done, ``flags``, and audits.
     """
