@@ -87,7 +87,8 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 # persons' scoring only reads person_std and works in its own in-memory database: it runs on a
                 # second connection while the locations stage (no person tables) writes the store; the persons
                 # stage's transaction follows the locations stage's.  Stage seconds overlap.
-                scoring, scoring_started = pool.submit(_score_persons, store.reader(), config), started
+                scoring = pool.submit(_on_reader, "ecins_link.matching.persons", "score_persons", store.reader(), config)
+                scoring_started = started
                 continue
             if name == "report":
                 report = importlib.import_module("ecins_link.report")
@@ -102,7 +103,8 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
             _timed(result, name, started, run_started)
             bar.advance(task)
             if name == "ingest" and early_matcher:  # started on a side thread: standardise need not wait for it
-                matcher = pool.submit(_prepare_matcher, store.reader(), config)
+                matcher = pool.submit(_on_reader, "ecins_link.matching.locations", "prepare_matcher_early",
+                                      store.reader(), config)
                 cleanup.callback(_close_matcher, matcher)  # the locations stage closes it, or this if it fails first
             if name == "locations" and scoring is not None:
                 from ecins_link.matching.persons import link_persons
@@ -120,26 +122,17 @@ def _timed(result: RunResult, name: str, started: float, run_started: float) -> 
     result.stage_spans[name] = (round(started - run_started, 3), round(now - run_started, 3))
 
 
-def _prepare_matcher(reader: Store, config: ProjectConfig) -> Any:
-    from ecins_link.matching.locations import prepare_matcher_early
-
-    try:
-        return prepare_matcher_early(reader, config)
-    finally:
-        reader.close()
-
-
 def _close_matcher(matcher: Future) -> None:
     session = matcher.result()
     if session is not None:
         session.close()
 
 
-def _score_persons(reader: Store, config: ProjectConfig) -> Any:
-    from ecins_link.matching.persons import score_persons
-
+def _on_reader(module: str, func: str, reader: Store, config: ProjectConfig) -> Any:
+    """``module.func(reader, config)`` on a side thread's own reader handle, closed after (imported there, so
+    the stage running meanwhile does not wait for the import)."""
     try:
-        return score_persons(reader, config)
+        return getattr(importlib.import_module(module), func)(reader, config)
     finally:
         reader.close()
 
