@@ -231,8 +231,24 @@ def test_missing_inputs_raise(tmp_path):
             link_locations(store, _config())  # gazetteer declared but gazetteer_std missing
 
 
-def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
+def _linked_with_audit(tmp_path):
+    """The messy addresses linked against the small gazetteer: (address_std frame, address_matches by
+    record_key, the stage audit row's steps)."""
     import json
+
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config())
+        matches = store.df("SELECT * FROM address_matches").set_index("record_key")
+        details = json.loads(store.con.execute(
+            "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
+    return std, matches, details["steps"]
+
+
+def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
 
     from ecins_link.matching import location_uam
 
@@ -240,16 +256,9 @@ def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeyp
         raise MemoryError("simulated")
 
     monkeypatch.setattr(location_uam, "run_uk_address_matcher", boom)
-    gaz = _gazetteer()
-    std, _ = _messy(gaz)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config())
-        assert store.count("address_matches") == len(std)
-        details = json.loads(store.con.execute(
-            "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
-        assert details["steps"]["uk_address_matcher_error"] == "MemoryError"
+    std, matches, steps = _linked_with_audit(tmp_path)
+    assert len(matches) == len(std)
+    assert steps["uk_address_matcher_error"] == "MemoryError"
 
 
 def test_proximity_can_be_left_unresolved_by_rules(tmp_path):
@@ -354,7 +363,6 @@ def test_matcher_session_closes_while_preparing():
 
 
 def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
-    import json
 
     from uk_address_matcher import AddressMatcher
 
@@ -362,19 +370,11 @@ def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_pa
         raise MemoryError("simulated")
 
     monkeypatch.setattr(AddressMatcher, "_resolve_canonical_data", boom)
-    gaz = _gazetteer()
-    std, truth = _messy(gaz)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config())
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
-        assert len(m) == len(std)
-        assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
-        assert "uk_address_matcher" not in set(m.match_method)
-        details = json.loads(store.con.execute(
-            "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
-        assert details["steps"]["uk_address_matcher_error"] == "MemoryError"
+    std, m, steps = _linked_with_audit(tmp_path)
+    assert len(m) == len(std)
+    assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
+    assert "uk_address_matcher" not in set(m.match_method)
+    assert steps["uk_address_matcher_error"] == "MemoryError"
 
 
 def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(tmp_path):
