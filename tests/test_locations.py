@@ -231,21 +231,32 @@ def test_missing_inputs_raise(tmp_path):
             link_locations(store, _config())  # gazetteer declared but gazetteer_std missing
 
 
-def _linked_with_audit(tmp_path):
-    """The messy addresses linked against the small gazetteer: (address_std frame, address_matches by
-    record_key, the stage audit row's steps)."""
+def _rules_without_matcher(tmp_path, *more: tuple[str, str]):
+    """A copy of the shipped location rules with uk_address_matcher off (and each (old, new) of ``more``
+    replaced): the tests of the key steps need no model."""
+    from ecins_link.matching.locations import RULES_FILE
+
+    text = RULES_FILE.read_text(encoding="utf-8")
+    for old, new in (*more, ("enabled = true", "enabled = false")):
+        text = text.replace(old, new)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(text, encoding="utf-8")
+    return rules
+
+
+def _link(tmp_path, gaz, std, rules_path=None):
+    """``std`` linked against ``gaz`` on a new store: (address_matches by record_key, the stage audit row's
+    steps)."""
     import json
 
-    gaz = _gazetteer()
-    std, _ = _messy(gaz)
     with Store(tmp_path / "s.duckdb") as store:
         store.write_table("gazetteer_std", gaz)
         store.write_table("address_std", std)
-        link_locations(store, _config())
+        link_locations(store, _config(), rules_path=rules_path)
         matches = store.df("SELECT * FROM address_matches").set_index("record_key")
         details = json.loads(store.con.execute(
             "SELECT details FROM audit_log WHERE action = 'link_locations'").fetchone()[0])
-    return std, matches, details["steps"]
+    return matches, details["steps"]
 
 
 def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
@@ -256,34 +267,26 @@ def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeyp
         raise MemoryError("simulated")
 
     monkeypatch.setattr(location_uam, "run_uk_address_matcher", boom)
-    std, matches, steps = _linked_with_audit(tmp_path)
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    matches, steps = _link(tmp_path, gaz, std)
     assert len(matches) == len(std)
     assert steps["uk_address_matcher_error"] == "MemoryError"
 
 
 def test_proximity_can_be_left_unresolved_by_rules(tmp_path):
-    from ecins_link.matching.locations import RULES_FILE
-
-    rules = tmp_path / "rules.toml"
-    text = RULES_FILE.read_text(encoding="utf-8")
-    rules.write_text(text.replace("resolve = true", "resolve = false").replace("enabled = true", "enabled = false"),
-                     encoding="utf-8")
+    rules = _rules_without_matcher(tmp_path, ("resolve = true", "resolve = false"))
     gaz = _gazetteer()
     std, _ = _messy(gaz)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config(), rules_path=rules)
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
-        assert pd.isna(m.loc["rear", "uprn"]) and m.loc["rear", "match_method"] == "unresolved"
-        assert m.loc["rear", "location_id"].startswith("L")
-        assert m.loc["clean3", "match_method"] == "exact_key"  # other addresses unaffected
+    m, _ = _link(tmp_path, gaz, std, rules)
+    assert pd.isna(m.loc["rear", "uprn"]) and m.loc["rear", "match_method"] == "unresolved"
+    assert m.loc["rear", "location_id"].startswith("L")
+    assert m.loc["clean3", "match_method"] == "exact_key"  # other addresses unaffected
 
 
 def test_locality_named_in_the_text_settles_a_street_tie(tmp_path):
     """Two "River Street"s in one town (different localities): the locality the text names picks one; a text
     naming only the town stays unresolved; a locality that contradicts the parts is not forced."""
-    from ecins_link.matching.locations import RULES_FILE
     from ecins_link.standardise.address import parse_address
 
     gaz = []
@@ -297,14 +300,8 @@ def test_locality_named_in_the_text_settles_a_street_tie(tmp_path):
         a = parse_address(text)
         std.append(["police", key, "event", text, a.norm, a.flat, a.number, a.building, a.street, a.town, None, None,
                     None, None])
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
-                     encoding="utf-8")
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", pd.DataFrame(gaz, columns=GAZ_COLS))
-        store.write_table("address_std", pd.DataFrame(std, columns=STD_COLS))
-        link_locations(store, _config(), rules_path=rules)
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+    rules = _rules_without_matcher(tmp_path)
+    m, _ = _link(tmp_path, pd.DataFrame(gaz, columns=GAZ_COLS), pd.DataFrame(std, columns=STD_COLS), rules)
     assert (m.loc["kings", "uprn"], m.loc["kings", "match_method"]) == ("1", "street_area")
     assert (m.loc["oak", "uprn"], m.loc["oak", "match_method"]) == ("2", "proximity")
     assert pd.isna(m.loc["town", "uprn"]) and pd.isna(m.loc["other", "uprn"])
@@ -370,7 +367,9 @@ def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_pa
         raise MemoryError("simulated")
 
     monkeypatch.setattr(AddressMatcher, "_resolve_canonical_data", boom)
-    std, m, steps = _linked_with_audit(tmp_path)
+    gaz = _gazetteer()
+    std, _ = _messy(gaz)
+    m, steps = _link(tmp_path, gaz, std)
     assert len(m) == len(std)
     assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
     assert "uk_address_matcher" not in set(m.match_method)
@@ -380,11 +379,7 @@ def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_pa
 def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(tmp_path):
     """"2 Beckett House 6 Station Rd" parsed as number 2 + street "BECKETT HOUSE 6 STATION ROAD": the gazetteer
     has Beckett House at 6 Station Road, so it is flat 2 there (by the keys); an unknown building is not re-read."""
-    from ecins_link.matching.locations import RULES_FILE
-
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
-                     encoding="utf-8")
+    rules = _rules_without_matcher(tmp_path)
     gaz = _gazetteer()
     flats = [[str(90_000 + f), f"FLAT {f} BECKETT HOUSE 6 STATION ROAD ALDTON", f"FLAT {f}", "6", "BECKETT HOUSE", None,
               "STATION ROAD", None, "ALDTON", "AL2 3BB", "AL2", "AL2 3",
@@ -395,24 +390,16 @@ def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(t
             for key, text, street in [("beckett", "2 Beckett House 6 Station Rd Aldton", "BECKETT HOUSE 6 STATION ROAD"),
                                       ("unknown", "2 Foyle House 6 Station Rd Aldton", "FOYLE HOUSE 6 STATION ROAD")]]
     std = pd.DataFrame(rows, columns=STD_COLS)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config(), rules_path=rules)
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
-        assert m.loc["beckett", "uprn"] == "90002"
-        assert m.loc["beckett", "match_method"] == "street_number"
-        assert pd.isna(m.loc["unknown", "uprn"])  # no Foyle House at 6 Station Road: left alone, not flat 2 of it
+    m, _ = _link(tmp_path, gaz, std, rules)
+    assert m.loc["beckett", "uprn"] == "90002"
+    assert m.loc["beckett", "match_method"] == "street_number"
+    assert pd.isna(m.loc["unknown", "uprn"])  # no Foyle House at 6 Station Road: left alone, not flat 2 of it
 
 
 def test_saint_locality_spelt_as_street_by_the_standardiser_still_settles_a_street_tie(tmp_path):
     """Two Birch Closes in Northtown, one in St Marys: "4 Birch Close St Marys" (address_norm "... STREET MARYS",
     as the standardiser expands ST) is the St Marys one."""
-    from ecins_link.matching.locations import RULES_FILE
-
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
-                     encoding="utf-8")
+    rules = _rules_without_matcher(tmp_path)
     gaz = pd.DataFrame([[str(80_000 + i), f"4 BIRCH CLOSE {loc} NORTHTOWN", None, "4", None, None, "BIRCH CLOSE", loc,
                          "NORTHTOWN", pc, pc.split()[0], pc[:-2], f"4 BIRCH CLOSE, {loc}, NORTHTOWN, {pc}"]
                         for i, (loc, pc) in enumerate([("ST MARYS", "NT1 1AA"), ("KINGSLEY", "NT2 2BB")])],
@@ -422,23 +409,15 @@ def test_saint_locality_spelt_as_street_by_the_standardiser_still_settles_a_stre
                          None, None, None, None],
                         ["police", "plain", "person", "4 Birch Close Northtown", "4 BIRCH CLOSE NORTHTOWN", None, "4",
                          None, "BIRCH CLOSE", "NORTHTOWN", None, None, None, None]], columns=STD_COLS)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config(), rules_path=rules)
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
-        assert m.loc["stm", "uprn"] == "80000" and m.loc["stm", "match_method"] == "street_area"
-        assert pd.isna(m.loc["plain", "uprn"])  # no area named: still a tie
+    m, _ = _link(tmp_path, gaz, std, rules)
+    assert m.loc["stm", "uprn"] == "80000" and m.loc["stm", "match_method"] == "street_area"
+    assert pd.isna(m.loc["plain", "uprn"])  # no area named: still a tie
 
 
 def test_house_name_parsed_as_street_is_read_from_the_gazetteer(tmp_path):
     """"Fern Lea, Station Rd" parsed with street "FERN LEA": the gazetteer has a house Fern Lea on Station Road
     (and another on Mill Lane), so it is that house; a house name the gazetteer has on no street named next is not."""
-    from ecins_link.matching.locations import RULES_FILE
-
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES_FILE.read_text(encoding="utf-8").replace("enabled = true", "enabled = false"),
-                     encoding="utf-8")
+    rules = _rules_without_matcher(tmp_path)
     gaz = _gazetteer()
     houses = [[str(70_000 + i), f"FERN LEA {street} ALDTON", None, None, "FERN LEA", None, street, None, "ALDTON", pc,
                pc.split()[0], pc[:-2], f"FERN LEA, {street}, ALDTON, {pc}"]
@@ -449,10 +428,6 @@ def test_house_name_parsed_as_street_is_read_from_the_gazetteer(tmp_path):
                         [("fern", "Fern Lea, Station Rd, Aldton", "FERN LEA STATION ROAD ALDTON"),
                          ("church", "Fern Lea, Church Close, Aldton", "FERN LEA CHURCH CLOSE ALDTON")]],
                        columns=STD_COLS)
-    with Store(tmp_path / "s.duckdb") as store:
-        store.write_table("gazetteer_std", gaz)
-        store.write_table("address_std", std)
-        link_locations(store, _config(), rules_path=rules)
-        m = store.df("SELECT * FROM address_matches").set_index("record_key")
-        assert m.loc["fern", "uprn"] == "70000"
-        assert pd.isna(m.loc["church", "uprn"])  # no Fern Lea on Church Close: not guessed
+    m, _ = _link(tmp_path, gaz, std, rules)
+    assert m.loc["fern", "uprn"] == "70000"
+    assert pd.isna(m.loc["church", "uprn"])  # no Fern Lea on Church Close: not guessed
