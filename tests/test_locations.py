@@ -259,18 +259,27 @@ def _link(tmp_path, gaz, std, rules_path=None):
     return matches, details["steps"]
 
 
-def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", ["residue matching", "background gazetteer preparation"])
+def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch, failing):
+    """uk_address_matcher failing (while matching the residue, or while preparing the gazetteer in the
+    background): the keys' matches stand, the residue stays unresolved, and the audit row says why."""
+    from uk_address_matcher import AddressMatcher
 
     from ecins_link.matching import location_uam
 
     def boom(*_a, **_k):
         raise MemoryError("simulated")
 
-    monkeypatch.setattr(location_uam, "run_uk_address_matcher", boom)
+    if failing == "residue matching":
+        monkeypatch.setattr(location_uam, "run_uk_address_matcher", boom)
+    else:
+        monkeypatch.setattr(AddressMatcher, "_resolve_canonical_data", boom)
     gaz = _gazetteer()
     std, _ = _messy(gaz)
-    matches, steps = _link(tmp_path, gaz, std)
-    assert len(matches) == len(std)
+    m, steps = _link(tmp_path, gaz, std)
+    assert len(m) == len(std)
+    assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
+    assert "uk_address_matcher" not in set(m.match_method)
     assert steps["uk_address_matcher_error"] == "MemoryError"
 
 
@@ -357,23 +366,6 @@ def test_matcher_session_closes_while_preparing():
     session.close()
     session.close()  # idempotent
     assert not session._thread.is_alive()
-
-
-def test_background_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeypatch):
-
-    from uk_address_matcher import AddressMatcher
-
-    def boom(self):
-        raise MemoryError("simulated")
-
-    monkeypatch.setattr(AddressMatcher, "_resolve_canonical_data", boom)
-    gaz = _gazetteer()
-    std, _ = _messy(gaz)
-    m, steps = _link(tmp_path, gaz, std)
-    assert len(m) == len(std)
-    assert m.loc["clean1", "match_method"] == "exact_key"  # the keys are unaffected
-    assert "uk_address_matcher" not in set(m.match_method)
-    assert steps["uk_address_matcher_error"] == "MemoryError"
 
 
 def test_flat_building_number_street_without_commas_is_read_from_the_gazetteer(tmp_path):
