@@ -26,7 +26,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("ingest", "ecins_link.ingest", "ingest"),
     ("standardise", "ecins_link.standardise", "standardise"),
     ("persons", "ecins_link.matching", "link_persons"),
-    ("locations", "ecins_link.matching", "link_locations"),
+    ("locations", "ecins_link.locations", "link_locations"),
     ("graph", "ecins_link.graph", "build_graph"),
     ("score", "ecins_link.scoring", "score"),
 ]
@@ -103,7 +103,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
             _timed(result, name, started, run_started)
             bar.advance(task)
             if name == "ingest" and early_matcher:  # started on a side thread: standardise need not wait for it
-                matcher = pool.submit(_on_reader, "ecins_link.matching.locations", "prepare_matcher_early",
+                matcher = pool.submit(_on_reader, "ecins_link.locations.stage", "prepare_matcher_early",
                                       store.reader(), config)
                 cleanup.callback(_close_matcher, matcher)  # the locations stage closes it, or this if it fails first
             if name == "locations" and scoring is not None:
