@@ -109,7 +109,12 @@ class FlagMapping(_Model):
 
 
 class GazetteerMapping(_Model):
-    """Columns of an LLPG-like gazetteer source."""
+    """Columns of an LLPG-like gazetteer source (BS7666 / AddressBase parts; every field but ``uprn`` optional).
+
+    ``sub_building`` / ``number`` / ``building_name`` are the one-column forms; the ``sao_*`` / ``pao_*``
+    columns are the BS7666 parts they are composed from when the one-column form is not mapped
+    (docs/project-file.md, "Gazetteer columns").
+    """
 
     uprn: str
     sub_building: str | None = None
@@ -120,6 +125,20 @@ class GazetteerMapping(_Model):
     locality: str | None = None
     town: str | None = None
     postcode: str | None = None
+    sao_start_number: str | None = None
+    sao_start_suffix: str | None = None
+    sao_end_number: str | None = None
+    sao_end_suffix: str | None = None
+    sao_text: str | None = None
+    pao_start_number: str | None = None
+    pao_start_suffix: str | None = None
+    pao_end_number: str | None = None
+    pao_end_suffix: str | None = None
+    pao_text: str | None = None
+    parent_uprn: str | None = None
+    classification: str | None = None
+    x: str | None = None
+    y: str | None = None
 
 
 class Source(_Model):

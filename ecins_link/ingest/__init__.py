@@ -43,7 +43,8 @@ _TABLES = {
     "address_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, origin VARCHAR, address_text VARCHAR, "
                        "postcode VARCHAR, uprn VARCHAR",
     "gazetteer": "uprn VARCHAR, sub_building VARCHAR, number VARCHAR, building_name VARCHAR, organisation VARCHAR, "
-                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR",
+                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR, parent_uprn VARCHAR, "
+                 "classification VARCHAR, x VARCHAR, y VARCHAR",  # ecins_link/ingest/gazetteer.py
 }
 
 _ORDER = {"gazetteer": 0, "person": 1, "person_event": 2, "event": 3}

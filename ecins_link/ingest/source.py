@@ -257,9 +257,8 @@ def _addresses(store: Store, src: Source) -> None:
 
 
 def _gazetteer(store: Store, src: Source) -> None:
-    g = src.gazetteer
-    cols = [_opt(c) for c in (g.uprn, g.sub_building, g.number, g.building_name, g.organisation, g.street,
-                              g.locality, g.town)]
-    store.con.execute(f"INSERT INTO gazetteer SELECT {', '.join(cols)}, {_opt(g.postcode)} FROM {R}")
+    from ecins_link.ingest.gazetteer import gazetteer_select
+
+    store.con.execute(f"INSERT INTO gazetteer {gazetteer_select(src.gazetteer, R)}")
 
 

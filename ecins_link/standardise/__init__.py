@@ -130,7 +130,7 @@ def standardise(store: Store, config: ProjectConfig) -> None:
             ORDER BY source, record_key""")
         store.write_table("gazetteer_std", f"""
             SELECT uprn, address_norm, flat, number, building, organisation, street, locality, town,
-                   {_pc_parts('pc')}, full_address
+                   {_pc_parts('pc')}, full_address, parent_uprn, address_class, x, y
             FROM (SELECT *, {postcode_sql('postcode_raw')} AS pc FROM _std_gaz) ORDER BY uprn""")
         for tmp in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
             con.execute(f"DROP TABLE IF EXISTS {tmp}")
