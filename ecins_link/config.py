@@ -67,6 +67,9 @@ class PersonMapping(_Model):
     phone_format: Literal["uk", "any"] = "uk"
     # dates of birth before this are quarantined as implausible (historical registers: set it far back)
     dob_earliest: dt.date = dt.date(1880, 1, 1)
+    # a date of birth that is not a valid date in the source's formats: quarantine the row (default), or
+    # "null": keep the person without a date of birth (with a field issue)
+    invalid_dob: Literal["quarantine", "null"] = "quarantine"
 
     @field_validator("identifiers", "attributes")
     @classmethod

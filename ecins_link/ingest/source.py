@@ -28,7 +28,8 @@ def mapped_columns(src: Source) -> list[str]:
         if part is None:
             continue
         for name, value in part:
-            if name in ("name_format", "codes", "unmapped", "occurrence_key", "postcode_format", "phone_format"):
+            if name in ("name_format", "codes", "unmapped", "occurrence_key", "postcode_format", "phone_format",
+                        "invalid_dob"):
                 continue
             if isinstance(value, dict):  # person identifiers / attributes: name -> column
                 cols += list(value.values())
@@ -154,13 +155,16 @@ def _row_reason(src: Source, dates: dict[str, bool], today: dt.date) -> str:
              f"' characters (max {src.max_field_chars})'",
              f"WHEN _key IS NULL THEN 'missing_key: no value in ' || {lit(', '.join(src.key))}"]
     earliest = {src.person.dob: src.person.dob_earliest} if src.person and src.person.dob else {}
+    nulled = {src.person.dob} if src.person and src.person.dob and src.person.invalid_dob == "null" else set()
     for col, required in dates.items():
         d = q("_d_" + col)
         first = earliest.get(col, dt.date(1880, 1, 1))
         if required:
             whens.append(f"WHEN {val(col)} IS NULL THEN {lit(f'bad_date: no date in {col}')}")
         invalid = lit(f"bad_date: {col} is not a valid date in the source's formats")
-        whens += [f"WHEN {val(col)} IS NOT NULL AND {d} IS NULL THEN {invalid}",
+        if col not in nulled:
+            whens.append(f"WHEN {val(col)} IS NOT NULL AND {d} IS NULL THEN {invalid}")
+        whens += [
                   f"WHEN {d} < TIMESTAMP '{first}' THEN {lit(f'bad_date: {col} before {first}')}",
                   f"WHEN CAST({d} AS DATE) > DATE '{today}' THEN {lit(f'future_date: {col} after {today}')}"]
     if src.event and src.event.code and src.event.unmapped == "quarantine":
@@ -211,6 +215,10 @@ def _valid_exprs(src: Source) -> list[str]:
 
 
 def _field_issues(store: Store, src: Source) -> None:
+    p = src.person
+    if p and p.dob and p.invalid_dob == "null":  # kept without a date of birth
+        store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, _row, _key, 'dob',
+            'dob not a valid date; nulled' FROM {R} WHERE {val(p.dob)} IS NOT NULL AND {q('_d_' + p.dob)} IS NULL""")
     for col, field, fn in _checks(src):
         store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, _row, _key, {lit(field)},
             {lit(f'{field} not valid; nulled')} FROM {R} WHERE {val(col)} IS NOT NULL AND NOT {ok_col(col, fn)}""")

@@ -24,6 +24,21 @@ from ecins_link.config import ProjectConfig
 COMPARISON_FIELDS = {"forename": ["forename"], "surname": ["surname"], "dob": ["dob"],
                      "address": ["uprn", "address_norm", "postcode"], "phone": ["phone"], "email": ["email"],
                      "sex": ["sex"], "suffix": ["suffix"]}
+# comparison -> every person_std column holding its evidence (derived keys included): a training pass on the
+# alias copies of columns (person_training.alias_rule) cannot estimate the comparisons whose evidence it blocks on
+EVIDENCE = {"forename": {"forename", "forename_canonical", "forename_dm", "initial", "middle_names"},
+            "surname": {"surname", "surname_compact", "surname_dm"},
+            "dob": {"dob", "dob_year", "dob_month", "dob_day"},
+            "address": {"uprn", "address_norm", "postcode", "postcode_sector", "postcode_outward", "address_number",
+                        "address_flat"},
+            "phone": {"phone"}, "email": {"email"}, "sex": {"sex"}, "suffix": {"suffix"}}
+
+
+def evidence_columns(comparison: str) -> set[str]:
+    """The person_std columns holding a comparison's evidence (``id_*`` / ``attr_*``: the column itself)."""
+    return EVIDENCE.get(comparison, {comparison})
+
+
 # comparison -> the person mapping keys that would populate it (for the note: "not mapped" vs "empty")
 _MAPPING_KEYS = {"forename": ["forenames", "full_name"], "surname": ["surname", "full_name"], "dob": ["dob"],
                  "address": ["address", "address_lines", "postcode", "uprn"], "phone": ["phone"],

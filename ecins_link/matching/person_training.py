@@ -23,6 +23,7 @@ its prior m probabilities, with a warning, and is not failed.
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
@@ -30,9 +31,11 @@ from splink import Linker
 from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
 from splink.internals.parse_sql import get_columns_used_from_sql
 
+from ecins_link.matching.person_fields import evidence_columns, rule_columns
 from ecins_link.matching.person_model import _bad, em_sample_rule, guard_levels, quiet_splink, u_sample_pairs
 
 KEY_COMPARISONS = ("forename", "surname", "dob")
+ALIAS = "_t_"  # training-only copies of columns (see alias_rule)
 
 
 class TrainingError(Exception):
@@ -55,16 +58,39 @@ def blocked_by(linker: Linker, rule: str) -> set[str]:
     return {name for name, cols in comparison_columns(linker).items() if cols & used}
 
 
+def alias_columns(rules: list[str]) -> list[str]:
+    """Columns that fallback passes block on: the persons stage adds a copy ``_t_<column>`` of each to its
+    working copy of ``person_std`` (see :func:`alias_rule`)."""
+    return sorted({c for r in rules for c in re.findall(r"\b[lr]\.(\w+)\b", r)})
+
+
+def alias_rule(rule: str) -> str:
+    """``rule`` on the ``_t_`` column copies.  Splink will not let a pass estimate a comparison that reads a
+    column the pass blocks on; the dob comparison reads the names (its father/son level) and the forename
+    comparison reads dob and surname (twin and swap levels), so no pass on names or dates could train them.
+    On the copies Splink estimates every comparison; afterwards the comparisons that really read the blocked
+    columns are put back as they were before the pass (see ``_train``)."""
+    return re.sub(r"\b([lr])\.(\w+)\b", rf"\1.{ALIAS}\2", rule)
+
+
+def evidence_blocked(linker: Linker, rule: str) -> set[str]:
+    """Comparisons whose own evidence (``person_fields.EVIDENCE``) a pass on ``rule`` blocks on: what a pass on
+    the alias copies (:func:`alias_rule`) cannot estimate."""
+    used = rule_columns(rule)
+    return {name for name in comparison_columns(linker) if evidence_columns(name) & used}
+
+
 def plan_passes(linker: Linker, passes: list[str], fallbacks: list[str]) -> tuple[list[str], list[str]]:
     """The EM passes to run: ``passes``, plus for each comparison none of them can estimate the first
-    fallback rule that can.  Returns (passes, fallback rules added)."""
+    fallback rule that can (run on the alias copies, so judged by :func:`evidence_blocked`).  Returns
+    (passes, fallback rules added)."""
     names = set(comparison_columns(linker))
     covered = set().union(*(names - blocked_by(linker, r) for r in passes)) if passes else set()
     added = []
     for rule in fallbacks:
         if covered >= names:
             break
-        gain = (names - blocked_by(linker, rule)) - covered
+        gain = (names - evidence_blocked(linker, rule)) - covered
         if gain and rule not in passes:
             added.append(rule)
             covered |= gain
@@ -164,14 +190,22 @@ def _train(linker: Linker, mc: dict, seed: int, n_records: int, con: Any, table:
     failed_for: dict[str, list[str]] = {n: [] for n in names}
     for i, rule in enumerate(passes):
         started = time.perf_counter()
-        blocked = blocked_by(linker, rule)
+        aliased = rule in added and con is not None and _has_aliases(con, table, rule)
+        blocked = evidence_blocked(linker, rule) if aliased else blocked_by(linker, rule)
         snapshot = linker._settings_obj.core_model_settings.copy()
-        sampled, one_in = em_sample_rule(con, table, rule, int(b.get("em_max_pairs", 0) or 0)) if con else (rule, 1)
+        em_rule = alias_rule(rule) if aliased else rule
+        sampled, one_in = (em_sample_rule(con, table, em_rule, int(b.get("em_max_pairs", 0) or 0)) if con
+                           else (em_rule, 1))
         record: dict[str, Any] = {"rule": rule, "ok": True, "sampled_one_in": one_in, "blocked": sorted(blocked)}
         try:
             session = linker.training.estimate_parameters_using_expectation_maximisation(
                 sampled, estimate_without_term_frequencies=bool(b.get("em_without_term_frequencies", False)))
-            estimated = [c.output_column_name for c in session.core_model_settings.comparisons]
+            estimated = [c.output_column_name for c in session.core_model_settings.comparisons
+                         if c.output_column_name not in blocked]
+            if aliased:  # the comparisons that read the blocked columns: exactly as before the pass
+                linker._settings_obj.comparisons = [
+                    snapshot.get_comparison_by_output_column_name(c.output_column_name)
+                    if c.output_column_name in blocked else c for c in linker._settings_obj.comparisons]
             problem, trained = _check_pass(linker, names, snapshot, estimated)
         except Exception as err:  # noqa: BLE001 - e.g. no pairs on this rule, or degenerate data
             problem, trained = f"{type(err).__name__}: {err}".split("\n")[0], []
@@ -191,6 +225,11 @@ def _train(linker: Linker, mc: dict, seed: int, n_records: int, con: Any, table:
     summary["seconds"] = seconds
     _name_untrained(summary, names, trained_by, failed_for, passes, u_error)
     return summary
+
+
+def _has_aliases(con: Any, table: str, rule: str) -> bool:
+    cols = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+    return all(f"{ALIAS}{c}" in cols for c in alias_columns([rule]))
 
 
 def _name_untrained(summary: dict, names: list[str], trained_by: dict, failed_for: dict, passes: list[str],

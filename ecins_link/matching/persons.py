@@ -48,7 +48,7 @@ from ecins_link.matching.person_model import (
     make_linker,
     quiet_splink,
 )
-from ecins_link.matching.person_training import TrainingError, train
+from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -256,7 +256,11 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
     if dupes or nulls:
         raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
-    scratch = store.open_scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'})
+    # training-only copies of the columns fallback EM passes block on (person_training.alias_rule)
+    have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
+    copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
+                     if c in have)
+    scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
         if n_records >= 2:
             mc = fit_to_data(mc, column_stats(scratch, INPUT_TABLE), config)
