@@ -9,6 +9,7 @@ purposes (information-sharing agreement views) may see what.  Every mistake is r
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,27 @@ class PersonMapping(_Model):
     email: str | None = None
     resident_from: str | None = None
     resident_to: str | None = None
+    # generic identifiers (exact and one-typo levels, used in blocking): name -> column, e.g.
+    # { nhs_number = "NHS_NO", ni_number = "NINO" }; the same name in several sources is one comparison
+    identifiers: dict[str, str] = Field(default_factory=dict)
+    # extra attributes compared (exact / similar) but never blocked on: { birth_place = "POB", occupation = "OCC" }
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # "uk": a value not in UK format is nulled (with a field issue); "any": kept and compared as written
+    postcode_format: Literal["uk", "any"] = "uk"
+    phone_format: Literal["uk", "any"] = "uk"
+    # dates of birth before this are quarantined as implausible (historical registers: set it far back)
+    dob_earliest: dt.date = dt.date(1880, 1, 1)
+    # a date of birth that is not a valid date in the source's formats: quarantine the row (default), or
+    # "null": keep the person without a date of birth (with a field issue)
+    invalid_dob: Literal["quarantine", "null"] = "quarantine"
+
+    @field_validator("identifiers", "attributes")
+    @classmethod
+    def _field_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"'{name}': identifier and attribute names use lower-case letters, digits and '_'")
+        return v
 
     @model_validator(mode="after")
     def _needs_a_name(self) -> PersonMapping:
@@ -224,6 +246,11 @@ class LinkageSettings(_Model):
     # threshold, a mutual best match between two of them with at least this probability joins two singletons
     one_to_one_sources: list[str] = Field(default_factory=list)
     one_to_one_min_probability: float = Field(0.5, ge=0.0, le=1.0)
+    # the person model file (relative to the project file); default: the packaged person_model.toml
+    model: str | None = None
+    # comparisons the project accepts untrained (on their prior m probabilities); an untrained key comparison
+    # (forename, surname, dob) not listed here fails the run
+    allow_untrained: list[str] = Field(default_factory=list)
 
 
 class ProjectSettings(_Model):
@@ -267,6 +294,8 @@ class ProjectConfig(_Model):
                     )
         if sum(1 for s in self.sources if s.gazetteer) > 1:
             raise ValueError("at most one gazetteer source")
+        if self.linkage.model and not self.path_of(self.linkage.model).is_file():
+            raise ValueError(f"linkage.model: file '{self.linkage.model}' not found")
         return self
 
     def source(self, name: str) -> Source:

@@ -36,7 +36,7 @@ _TABLES = {
     "person_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, row_number BIGINT, title VARCHAR, "
                       "forenames VARCHAR, surname VARCHAR, full_name VARCHAR, dob DATE, dob_raw VARCHAR, sex VARCHAR, "
                       "address_text VARCHAR, postcode VARCHAR, uprn VARCHAR, phone VARCHAR, email VARCHAR, "
-                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN",
+                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN, extras MAP(VARCHAR, VARCHAR)",
     "event_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, event_seq INT, signal VARCHAR, raw_code VARCHAR, "
                      "role VARCHAR, event_date DATE, event_ts TIMESTAMP, location_text VARCHAR, "
                      "location_postcode VARCHAR, person_source VARCHAR, person_record_key VARCHAR",
