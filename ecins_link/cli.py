@@ -304,6 +304,23 @@ def purge(
     print(json.dumps(counts, indent=2))
 
 
+rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+@_guard
+def rules_check(
+    rules: Annotated[Path, typer.Argument(help="The rules file (TOML).")],
+    taxonomy: Annotated[Path | None, typer.Option("--taxonomy", help="Signal taxonomy (default: shipped).")] = None,
+) -> None:
+    """Validate a rules file against the taxonomy and print every rule in plain English (exit 2 if invalid)."""
+    from ecins_link.scoring.describe import check_rules
+
+    _, text = check_rules(rules, taxonomy)
+    print(text)
+
+
 def _jsonable(obj: object) -> object:
     import dataclasses
 

@@ -265,6 +265,15 @@ class ProjectSettings(_Model):
     overlap_stages: bool = True
 
 
+class ScoringSettings(_Model):
+    """``[scoring]``: how far back the rules look and when a flag counts as current (see docs/rules-guide.md)."""
+
+    # a rule's criterion may be met in any window inside the lookback; None = all the data
+    lookback_days: int | None = Field(default=None, gt=0)
+    # a flag whose criterion was last met more than this many days before as-of is 'lapsed'
+    current_days: int = Field(default=365, gt=0)
+
+
 class ProjectConfig(_Model):
     """A whole project file, with ``root`` the folder that relative paths resolve against."""
 
@@ -272,6 +281,7 @@ class ProjectConfig(_Model):
     sources: list[Source]
     purposes: dict[str, Purpose] = Field(default_factory=dict)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     root: Path = Path(".")
     file: Path | None = None
 
