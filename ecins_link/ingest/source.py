@@ -231,6 +231,9 @@ def _date_columns(src: Source) -> dict[str, bool]:
     return out
 
 
+date_columns = _date_columns  # public name (used by ``ecins-link check``)
+
+
 def _checks(src: Source) -> list[tuple[str, str, str]]:
     """(column, field name, normalising SQL builder name) for optional contact fields that are validated."""
     out = []
