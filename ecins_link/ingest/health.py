@@ -66,6 +66,9 @@ def ingest_health(store: Store, config: ProjectConfig) -> IngestHealth:
         elif share > src.max_quarantine_share:
             row["status"] = "over_quarantine_limit"
             top = "; ".join(f"{r['reason']} x{r['rows']} (e.g. {r['example'][:120]})" for r in rs[:3])
+            ref = src.event.person_ref if src.event else None
+            if ref and rs and rs[0]["reason"] == "orphan_reference":
+                top += f" (its events refer to '{ref.source}': check that source first)"
             out.errors.append(f"source '{src.name}' ({row['path']}): {quarantined} of {read} rows "
                               f"({share:.1%}) quarantined, more than max_quarantine_share "
                               f"{src.max_quarantine_share:.1%}: {top}")
