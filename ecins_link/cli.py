@@ -86,14 +86,24 @@ def run(
     purpose: Annotated[str | None, typer.Option("--purpose", help="Build the panel pack for this purpose only.")] = None,
     user: UserOpt = None,
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only these stages (repeatable).")] = None,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="Continue when a source is unreadable or over its max_quarantine_share.")] = False,
 ) -> None:
     """Run the whole pipeline on a project and write the output folder."""
+    from ecins_link.ingest.console import print_sources
+    from ecins_link.ingest.health import IngestFailed
     from ecins_link.pipeline import STAGE_NAMES, run_project
 
     for s in stage or []:
         if s not in STAGE_NAMES:
             raise ValueError(f"unknown stage {s!r}; stages are {STAGE_NAMES}")
-    result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True)
+    try:
+        result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True,
+                             allow_partial=allow_partial)
+    except IngestFailed as err:
+        print_sources(console, err.health.sources)
+        raise
+    print_sources(console, result.summary.get("sources", []), result.summary.get("warnings", []))
     table = Table(title=f"run {result.run_id}")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -102,6 +112,41 @@ def run(
     console.print(table)
     if result.out_dir:
         console.print(f"outputs in {result.out_dir}")
+
+
+@app.command()
+@_guard
+def check(
+    project: ProjectArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Validate the project file and open every source: encodings, headers, dates, keys, references, codes."""
+    from ecins_link.ingest.check import check_project
+    from ecins_link.ingest.console import print_check
+
+    report = check_project(project)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_check(Console(), report)
+    if report["errors"]:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_guard
+def init(
+    extracts: Annotated[list[Path], typer.Argument(help="The extract files (CSV, XLSX, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="The project file to write.")] = Path("project.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a project-file skeleton guessed from the extracts' headers and values (every guess marked)."""
+    from ecins_link.ingest.init_project import write_skeleton
+
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; use --force to overwrite")
+    write_skeleton(extracts, out)
+    console.print(f"project skeleton written to {out}: review every '# GUESS' line, then `ecins-link check {out}`")
 
 
 @app.command()

@@ -29,14 +29,27 @@ class _Model(BaseModel):
 
 
 class PersonRef(_Model):
-    """A foreign key from an event row to a person row of another (or the same) source."""
+    """A foreign key from an event row to a person row of another (or the same) source.
+
+    ``column``: this source's column(s); ``on``: the referenced source's column(s) they hold (default: its
+    key).  When ``on`` is not the key several rows may match: the one in force on the event date (the
+    referenced source's ``resident_from``/``resident_to``) is taken, else the reference is marked ambiguous.
+    """
 
     source: str
     column: str | list[str]
+    on: str | list[str] | None = None
 
     @property
     def columns(self) -> list[str]:
         return [self.column] if isinstance(self.column, str) else list(self.column)
+
+    @property
+    def on_columns(self) -> list[str] | None:
+        """The referenced source's columns named in ``on`` (None: its key)."""
+        if self.on is None:
+            return None
+        return [self.on] if isinstance(self.on, str) else list(self.on)
 
 
 class PersonMapping(_Model):
@@ -171,7 +184,7 @@ class Source(_Model):
     path: str
     format: Literal["csv", "parquet", "xlsx"] = "csv"
     encoding: str = "auto"
-    delimiter: str = ","
+    delimiter: str = "auto"  # sniffed among , ; tab | when "auto"
     sheet: str | None = None
     key: list[str]
     date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
@@ -181,6 +194,8 @@ class Source(_Model):
     flags: FlagMapping | None = None
     gazetteer: GazetteerMapping | None = None
     max_field_chars: int = 10_000
+    # a run stops (unless --allow-partial) when more than this share of the source's rows is quarantined
+    max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
 
     @field_validator("key", mode="before")
     @classmethod
@@ -297,10 +312,11 @@ class ProjectConfig(_Model):
                 raise ValueError(f"source '{s.name}': event.person_ref.source '{ref.source}' is not a source")
             if ref and ref.source != s.name:
                 target = next(t for t in self.sources if t.name == ref.source)
-                if len(ref.columns) != len(target.key):
+                on = ref.on_columns or target.key
+                if len(ref.columns) != len(on):
+                    what = f"'on' names {len(on)}" if ref.on_columns else f"'{target.name}' has a {len(on)}-part key"
                     raise ValueError(
-                        f"source '{s.name}': event.person_ref has {len(ref.columns)} column(s) but "
-                        f"'{target.name}' has a {len(target.key)}-part key"
+                        f"source '{s.name}': event.person_ref has {len(ref.columns)} column(s) but {what}"
                     )
         if sum(1 for s in self.sources if s.gazetteer) > 1:
             raise ValueError("at most one gazetteer source")
