@@ -117,8 +117,9 @@ def test_professional_judgement_flag_follows_the_override_rule(tmp_path: Path) -
 def test_empty_purpose_lists_fail_closed(tmp_path: Path) -> None:
     """A purpose whose lists are empty shows nothing (no rules, no agencies, no categories, no fields), never
     everything; ``["*"]`` is the explicit way to say "all"."""
-    from ecins_link.config import parse_config
     from test_report_fixtures import PROJECT
+
+    from ecins_link.config import parse_config
 
     project = {**PROJECT, "purposes": {"empty": {"agencies": [], "categories": [], "rules": [], "fields": []},
                                        "star": {"agencies": ["*"], "categories": ["*"], "rules": ["*"],
