@@ -278,6 +278,18 @@ class ProjectSettings(_Model):
     # the persons stage's scoring runs on a second connection alongside the locations stage (each with its own
     # DuckDB memory limit, so the peak can be the sum); false = strictly one stage after another
     overlap_stages: bool = True
+    # folders outside the project folder that paths (sources, store, rules, taxonomy) may point into; by
+    # default every path must stay inside the project folder (docs/governance.md)
+    allow_paths_outside: list[str] = Field(default_factory=list)
+    # purged sources (ecins-link purge) the project explicitly admits again; any other purged source is refused
+    readmit_purged: list[str] = Field(default_factory=list)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit_ok(cls, v: str | None) -> str | None:
+        from ecins_link.guards import check_memory_limit
+
+        return None if v is None else check_memory_limit(v)
 
 
 class ScoringSettings(_Model):
@@ -332,13 +344,30 @@ class ProjectConfig(_Model):
         raise KeyError(name)
 
     def path_of(self, relative: str) -> Path:
-        """A path from the project file, resolved against the project folder."""
+        """A path from the project file, resolved against the project folder; :class:`ConfigError` if it leads
+        outside the project folder and the folders of ``project.allow_paths_outside``."""
+        from ecins_link.guards import confine
+
         p = Path(relative)
-        return p if p.is_absolute() else (self.root / p)
+        p = p if p.is_absolute() else (self.root / p)
+        allowed = [Path(a) if Path(a).is_absolute() else self.root / a for a in self.project.allow_paths_outside]
+        try:
+            confine(p, self.root, allowed, what=f"path {relative!r}")
+        except ValueError as err:
+            where = f"{self.file}: " if self.file else ""
+            raise ConfigError(f"{where}{err}") from None
+        return p
 
     @property
     def store_path(self) -> Path:
         return self.path_of(self.project.store)
+
+    def check_paths(self) -> None:
+        """:class:`ConfigError` if any path of the project file (store, sources, rules, taxonomy) leads outside
+        the project folder and the allowed folders."""
+        for rel in [self.project.store, *(s.path for s in self.sources), self.project.taxonomy, self.project.rules]:
+            if rel:
+                self.path_of(rel)
 
     @property
     def gazetteer_source(self) -> Source | None:
@@ -385,4 +414,6 @@ def load_config(path: str | Path) -> ProjectConfig:
     """Read and validate a project TOML file."""
     path = Path(path)
     data = read_toml(path, "project file")
-    return parse_config(data, root=path.parent.resolve(), file=path)
+    config = parse_config(data, root=path.parent.resolve(), file=path)
+    config.check_paths()
+    return config

@@ -76,6 +76,8 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     unless ``allow_partial``, when it becomes a warning.
     """
     wanted = [s for s in STAGE_NAMES if s in set(stages)]
+    if "ingest" in wanted:  # a purged source is refused until the project file drops or re-admits it
+        importlib.import_module("ecins_link.purge").check_purged(store, config)
     run_started = time.perf_counter()
     result = RunResult(run_id=store.run_id, store_path=store.path, out_dir=out_dir)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
