@@ -56,9 +56,24 @@ def _guard(fn):  # noqa: ANN001, ANN202 - decorator
     return wrapper
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ecins_link import __version__
+
+        print(f"ecins-link {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
-    """ecins-link: risk-linkage analytics for multi-agency partnerships."""
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """ecins-link: risk-linkage analytics for multi-agency partnerships.
+
+    Results go to standard output (JSON with --json); progress, tables and errors go to standard error.
+    """
     _state["debug"] = debug
 
 
@@ -88,22 +103,27 @@ def run(
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only these stages (repeatable).")] = None,
     allow_partial: Annotated[bool, typer.Option(
         "--allow-partial", help="Continue when a source is unreadable or over its max_quarantine_share.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on standard output.")] = False,
 ) -> None:
     """Run the whole pipeline on a project and write the output folder."""
+    from ecins_link.api import Project, run_summary
     from ecins_link.ingest.console import print_sources
     from ecins_link.ingest.health import IngestFailed
-    from ecins_link.pipeline import STAGE_NAMES, run_project
+    from ecins_link.pipeline import STAGE_NAMES
 
     for s in stage or []:
         if s not in STAGE_NAMES:
             raise ValueError(f"unknown stage {s!r}; stages are {STAGE_NAMES}")
     try:
-        result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True,
-                             allow_partial=allow_partial)
+        result = Project.open(project, user=user).run(stages=stage, purpose=purpose, out=out,
+                                                      progress=not as_json, allow_partial=allow_partial)
     except IngestFailed as err:
         print_sources(console, err.health.sources)
         raise
     print_sources(console, result.summary.get("sources", []), result.summary.get("warnings", []))
+    if as_json:
+        print(json.dumps(run_summary(result), indent=2, default=str))
+        return
     table = Table(title=f"run {result.run_id}")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -288,6 +308,7 @@ def audit(
     project: ProjectArg,
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if tampered.")] = False,
     limit: Annotated[int, typer.Option("--limit")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows (and the check) as JSON.")] = False,
 ) -> None:
     """List the audit log (who, when, what, purpose, counts)."""
 
@@ -295,6 +316,11 @@ def audit(
     with store:
         rows = store.audit_rows().tail(limit)
         bad = store.verify_audit() if verify else []
+    if as_json:
+        _print_audit_json(rows, bad if verify else None)
+        if verify and bad:
+            raise typer.Exit(code=1)
+        return
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
     for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
         table.add_column(col, overflow="fold")
@@ -347,6 +373,14 @@ def purge(
     with store:
         counts = purge_source(store, source, reason)
     print(json.dumps(counts, indent=2))
+
+
+def _print_audit_json(rows: object, broken: list | None) -> None:
+    """``audit --json``: ``{"rows": [...]}``, plus ``"verified"`` and ``"broken_at"`` when checked."""
+    out: dict = {"rows": json.loads(rows.to_json(orient="records", date_format="iso", date_unit="us"))}  # type: ignore[attr-defined]
+    if broken is not None:
+        out.update(verified=not broken, broken_at=list(broken))
+    print(json.dumps(out, indent=2, default=str))
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
