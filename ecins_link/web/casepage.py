@@ -24,6 +24,7 @@ from ecins_link.report.labels import (
     signal_label,
     source_label,
 )
+from ecins_link.config import ProjectConfig
 from ecins_link.report.views import View
 from ecins_link.web.data import Snapshot
 
@@ -60,7 +61,40 @@ def _months(days: object) -> str:
     return f"{d} days"
 
 
-def evidence_sentences(evidence: str | None) -> list[str]:
+Selector = tuple[frozenset[str], frozenset[str], bool]  # a condition's signal codes, categories, any_signal
+
+
+_selectors: dict[str, dict] = {}
+
+
+def condition_selectors(config: ProjectConfig | None) -> dict[tuple[str, str], Selector]:
+    """(rule id, condition id) -> which signals the condition counts, from the project's rules (so a sentence
+    names only the agencies of the records behind *that* condition); empty when the rules cannot be read."""
+    if config is None:
+        return {}
+    key = str(config.file)
+    if key not in _selectors:
+        try:
+            from ecins_link.scoring import load_project_rules
+
+            _, ruleset = load_project_rules(config)
+            _selectors[key] = {(r.id, c.id): (frozenset(c.signals), frozenset(x.upper() for x in c.categories),
+                                              c.any_signal) for r in ruleset.rules for c in r.conditions}
+        except Exception:  # noqa: BLE001 - without rules every record of the flag is shown against each condition
+            _selectors[key] = {}
+    return _selectors[key]
+
+
+def _counted(record: dict, selector: Selector | None, category_of: dict[str, str]) -> bool:
+    if selector is None:
+        return True
+    signals, categories, any_signal = selector
+    code = str(record.get("signal") or "")
+    return any_signal or code in signals or category_of.get(code, "").upper() in categories
+
+
+def evidence_sentences(evidence: str | None, selectors: dict[tuple[str, str], Selector] | None = None,
+                       category_of: dict[str, str] | None = None) -> list[str]:
     """Plain sentences from a flag's (already pruned) evidence JSON: one per condition, then boosts."""
     try:
         data = json.loads(evidence or "{}")
@@ -78,10 +112,11 @@ def evidence_sentences(evidence: str | None) -> list[str]:
         met = "met" if cond.get("met") else "not met"
         if cond.get("metric"):
             value = cond.get("metric_value")
-            out.append(f"{label}: {cond['metric'].replace('_', ' ')} {value if value is not None else 'not known'} "
-                       f"({met}).")
+            measure = str(cond["metric"]).replace("_", " ")
+            out.append(f"{label} — {met}" + (f" ({measure}: {value})." if value is not None else "."))
             continue
-        mine = [r for r in records if r.get("condition") in (None, cond.get("id"))]
+        selector = (selectors or {}).get((str(data.get("rule")), str(cond.get("id"))))
+        mine = [r for r in records if _counted(r, selector, category_of or {})]
         agencies = join_words(sorted({agency_label(r.get("agency")) for r in mine if r.get("agency")}))
         count = cond.get("count")
         threshold = cond.get("min_count")
@@ -124,17 +159,19 @@ def _iso(v: object) -> str:
     return "" if v is None else str(v)[:10]
 
 
-def build_case_page(snap: Snapshot, view: View, case: dict) -> CasePage:
+def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfig | None = None) -> CasePage:
     """Gather and word one case for ``view`` (the caller has checked the case belongs to the view)."""
     cur = snap.cursor()
     page = CasePage(case=case)
     flags = snap.flags(view)
+    selectors = condition_selectors(config)
+    category_of = snap.category_of()
     mine = flags[flags["flag_id"].isin(list(case["flag_ids"]))].sort_values("rank")
     for f in mine.to_dict("records"):
         page.flags.append({"flag_id": f["flag_id"], "rule": f["rule"], "label": f.get("label") or f["rule"],
                            "score": f.get("score"), "rank": f.get("rank"), "guidance": _clean(f.get("guidance")),
                            "status": _clean(f.get("status")), "first": _iso(f.get("first_date")),
-                           "last": _iso(f.get("last_date")), "sentences": evidence_sentences(f.get("evidence"))})
+                           "last": _iso(f.get("last_date")), "sentences": evidence_sentences(f.get("evidence"), selectors, category_of)})
     person_ids = sorted({str(p) for p in case["person_ids"]} | ({case["entity_id"]} if case["entity_type"] == "person" else set()))
     loc_ids = sorted({"U" + str(u) for u in case["uprns"]} | ({case["entity_id"]} if case["entity_type"] == "location" else set()))
     persons = _rows(cur, "SELECT * FROM persons WHERE list_contains(?::VARCHAR[], person_id) ORDER BY person_id",
@@ -222,12 +259,14 @@ def build_case_page(snap: Snapshot, view: View, case: dict) -> CasePage:
                                        "signal": signal_label(s.get("signal")), "category": s.get("category"),
                                        "role": role_label(s.get("role"))} for s in signals_shown])
     _network(cur, snap, view, page, person_ids, loc_ids, name_of, visible_persons)
+    seen_pairs: set[tuple[str, str]] = set()
     if snap.has("possible_same"):
         for row in _rows(cur, "SELECT * FROM possible_same WHERE list_contains(?::VARCHAR[], person_id) "
                               "ORDER BY match_probability DESC", [person_ids]):
             pid, other = str(row["person_id"]), str(row["other_person_id"])
-            if pid not in visible_persons:
+            if pid not in visible_persons or (pid, other) in seen_pairs or (other, pid) in seen_pairs:
                 continue
+            seen_pairs.add((pid, other))
             page.possible_same.append({"person": name_of.get(pid, pid), "other": name_of.get(other, f"person {other}"),
                                        "other_id": other, "probability": round(float(row["match_probability"]), 2)})
     if snap.has("overrides"):
@@ -272,8 +311,10 @@ def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[s
         if key in seen:
             continue
         seen.add(key)
+        if r["edge_type"] == "resides_at" and r["node"] not in name_of and r["other"] in name_of:
+            r = {**r, "node": r["other"], "other": r["node"]}  # person "lives at" place, not the reverse
         if r["other"] not in name_of and r["other"] not in labels and view.name is not None:
-            other_label = "someone outside this case"  # a neighbour not in the case: not named to a purpose
+            other_label = "another person (not in this case)"  # a neighbour not in the case: not named to a purpose
         else:
             other_label = label(r["other"])
         weight = _clean(r.get("weight"))

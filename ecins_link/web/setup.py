@@ -78,7 +78,7 @@ def configure(project: Path | str, *, https: bool = False, debug: bool = False) 
         SESSION_COOKIE_NAME="ecins_session",
         CSRF_COOKIE_HTTPONLY=True, CSRF_COOKIE_SAMESITE="Strict", CSRF_COOKIE_SECURE=https,
         CSRF_FAILURE_VIEW="ecins_link.web.views.csrf_failure",
-        SECURE_CONTENT_TYPE_NOSNIFF=True, SECURE_REFERRER_POLICY="no-referrer",
+        SECURE_CONTENT_TYPE_NOSNIFF=True, SECURE_REFERRER_POLICY="same-origin",
         SECURE_CROSS_ORIGIN_OPENER_POLICY="same-origin", X_FRAME_OPTIONS="DENY",
         SECURE_HSTS_SECONDS=31536000 if https else 0, SECURE_SSL_REDIRECT=False,
         LOGIN_URL="/login/", LOGIN_REDIRECT_URL="/", USE_TZ=True, TIME_ZONE="Europe/London",

@@ -191,7 +191,7 @@ def _decisions_for(case: dict) -> list[Decision]:
 def case_view(request: HttpRequest, view: View, snap, case_id: str) -> HttpResponse:  # noqa: ANN001
     """One case: who is at risk, the evidence in words, timeline, network, records, decisions."""
     case = _case_or_404(view, snap, case_id)
-    page = build_case_page(snap, view, case)
+    page = build_case_page(snap, view, case, setup.project_config())
     audit(request, "view_case", case["case"], {"case_id": case_id, "flags": list(case["flag_ids"])}, snap.run_id)
     return _render_case(request, view, snap, case, page)
 
@@ -217,7 +217,7 @@ def decision_view(request: HttpRequest, view: View, snap, case_id: str) -> HttpR
     case = _case_or_404(view, snap, case_id)
     form = DecisionForm(request.POST)
     if not form.is_valid():
-        return _render_case(request, view, snap, case, build_case_page(snap, view, case), decision_form=form, status=400)
+        return _render_case(request, view, snap, case, build_case_page(snap, view, case, setup.project_config()), decision_form=form, status=400)
     d = form.cleaned_data
     row = Decision.objects.create(case_key=case["case"], flag_id=str(case["lead_flag"]),
                                   flag_ids=json.dumps([str(f) for f in case["flag_ids"]]), purpose=view.name or "",
@@ -239,7 +239,7 @@ def override_view(request: HttpRequest, view: View, snap, case_id: str) -> HttpR
     if form.is_valid() and form.cleaned_data["rule"] and form.cleaned_data["rule"] not in rules:
         form.add_error("rule", "Choose one of this case's rules (or none).")
     if not form.is_valid():
-        return _render_case(request, view, snap, case, build_case_page(snap, view, case), override_form=form, status=400)
+        return _render_case(request, view, snap, case, build_case_page(snap, view, case, setup.project_config()), override_form=form, status=400)
     d = form.cleaned_data
     req = OverrideRequest.objects.create(entity_type=case["entity_type"], entity_id=case["entity_id"], rule=d["rule"],
                                          raise_score=d["raise_score"], reason=d["reason"].strip(),
