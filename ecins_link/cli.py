@@ -400,6 +400,65 @@ def rules_check(
     print(text)
 
 
+users_app = typer.Typer(no_args_is_help=True, help="Logins of the panel workspace (ecins-link serve).")
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+@_guard
+def serve(
+    project: ProjectArg,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    https: Annotated[bool, typer.Option("--https", help="Served behind TLS: Secure cookies and HSTS.")] = False,
+) -> None:
+    """Serve the panel workspace (web app) on the latest completed run."""
+    from ecins_link.web.server import serve as run_server
+
+    console.print(f"panel workspace on http://{host}:{port}/ (Ctrl+C to stop)")
+    run_server(project, host=host, port=port, https=https)
+
+
+@users_app.command("add")
+@_guard
+def users_add(
+    project: ProjectArg,
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="analyst (full view) or panel (one purpose).")],
+    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose a panel member works under.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Add a login (or reset one); the password is prompted for unless --password-stdin."""
+    from ecins_link.web.cli_users import add
+
+    add(project, name, role, purpose, password_stdin)
+    console.print(f"user {name} saved ({role}{', ' + purpose if purpose else ''})")
+
+
+@users_app.command("list")
+@_guard
+def users_list(project: ProjectArg) -> None:
+    """List the logins."""
+    from ecins_link.web.cli_users import rows
+
+    table = Table(title="panel workspace users")
+    for col in ("name", "role", "purpose", "active", "last login"):
+        table.add_column(col)
+    for r in rows(project):
+        table.add_row(r.name, r.role, r.purpose, "yes" if r.active else "no", r.last_login)
+    Console().print(table)
+
+
+@users_app.command("disable")
+@_guard
+def users_disable(project: ProjectArg, name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a login and end its sessions (kept for the audit trail)."""
+    from ecins_link.web.cli_users import disable
+
+    disable(project, name)
+    console.print(f"user {name} disabled")
+
+
 def _jsonable(obj: object) -> object:
     import dataclasses
 
