@@ -356,7 +356,7 @@ def test_custom_cluster_rule_over_person_components(scored, tmp_path: Path) -> N
                     w.event("police", "WEAPONS", 20 * i, person=pid, role="S")
                     w.event("police", "ACQUISITIVE", 30 * i, person=pid, role="S")
 
-    store = scored(build, rules=str(tmp_path / "cluster_rules.toml"))
+    store = scored(build, rules=str(tmp_path / "cluster_rules.toml"), allow_paths_outside=[str(tmp_path)])
     got = flags(store, "network_offending")
     assert set(got) == {"K1"}
     assert set(got["K1"]["person_ids"]) == {"K1P1", "K1P2"}

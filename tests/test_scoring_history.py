@@ -21,7 +21,9 @@ AS_OF = dt.date(2025, 3, 31)
 
 
 def _config(root: Path, as_of: dt.date = AS_OF, rules: str | None = None, **scoring: object):  # noqa: ANN202
-    project = {"name": "history", "as_of": as_of.isoformat(), **({"rules": rules} if rules else {})}
+    # rules files are written beside the project folder, which project paths may reach only when allowed
+    project = {"name": "history", "as_of": as_of.isoformat(), "allow_paths_outside": [str(root.parent)],
+               **({"rules": rules} if rules else {})}
     return parse_config(
         {"project": project, "scoring": scoring,
          "sources": [{"name": "police_nominals", "agency": "police", "path": "nominals.csv", "key": "nominal_id",
