@@ -218,6 +218,27 @@ class RuleCompiler(MetricsMixin):
         extra = self.metric_anchors_sql()
         return f"{own} UNION {extra}" if extra else own
 
+    def candidates_sql(self) -> str:
+        """Entities that could meet the rule in some window: each condition's signals counted over the whole
+        lookback (a window holds no more), metric conditions and entity filters taken as possibly met.  A
+        necessary condition, so evaluating only these entities' episodes loses nothing; it spares the range
+        join of the many entities that can never fire."""
+        r = self.rule
+        aggs, oks = [], []
+        for i, c in enumerate(r.conditions):
+            if c.selects_signals and c.metric is None:
+                p = self.predicate(c, windowed=False)
+                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN source || chr(31) || record_key END) >= {c.min_count} "
+                            f"AND count(DISTINCT CASE WHEN {p} THEN agency END) >= {c.min_agencies} AS ok{i}")
+                oks.append(f"ok{i}")
+            else:
+                oks.append("true")
+        if not aggs:
+            return f"SELECT DISTINCT entity_id FROM ({self.es_sql()})"
+        fired = self._fired_expr([f"({o})" for o in oks])
+        return (f"SELECT entity_id FROM (SELECT entity_id, {', '.join(aggs)} FROM ({self.es_sql()}) "
+                f"GROUP BY entity_id) WHERE {fired}")
+
     @staticmethod
     def in_episode(es: str, a: str) -> str:
         """Join predicate: signal row ``es`` is in the episode window of anchor row ``a`` (and, for a member or

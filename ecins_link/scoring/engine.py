@@ -103,9 +103,14 @@ def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, ta
     episode of each entity with the first and last dates it was met, and its single-agency visibility (one
     agency's records alone met the criterion in some window)."""
     comp = RuleCompiler(rule, as_of, tables, lookback_start)
-    temps = ("_es", "_anchors", "_ep", "_fired", "_vis")
+    temps = ("_es_all", "_es", "_anchors", "_ep", "_fired", "_vis")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS {comp.entity_signals()}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es_all AS {comp.entity_signals()}")
+        comp.es_table = "temp.main._es_all"
+        # only entities that could meet the rule in some window (a necessary condition) go on to the range join
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS SELECT * FROM temp.main._es_all "
+                    f"WHERE entity_id IN ({comp.candidates_sql()})")
+        con.execute("DROP TABLE temp.main._es_all")
         comp.es_table = "temp.main._es"
         con.execute(f"CREATE OR REPLACE TEMP TABLE _anchors AS {comp.anchors_sql()}")
         comp.anchor_table = "temp.main._anchors"
