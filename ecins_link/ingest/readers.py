@@ -1,8 +1,11 @@
 """Read one agency extract (CSV, XLSX, Parquet) into an all-text Arrow table with exact data-row numbers.
 
-Every table returned has ``_row`` (1-based data row, header not counted), ``_issue`` (a quarantine reason
-found while reading: ragged_row, broken_quoting, undecodable; else NULL), ``_raw`` (the record as read, only
-for rows with an issue) and one VARCHAR column per header name.  Blank lines are not records and are not
+Every table returned has the working columns ``ROW`` (1-based data row, header not counted), ``ISSUE`` (a
+quarantine reason found while reading: ragged_row, broken_quoting, undecodable; else NULL), ``RAW`` (the
+record as read, only for rows with an issue) — named in a namespace no header can use, see
+:mod:`ecins_link.ingest.sql` — and one VARCHAR column per header name, cleaned by :func:`clean_header`
+(blank and repeated names renamed, each with a note).  :func:`read_info` gives the encoding and delimiter
+used, the header notes and the columns ignored.  Blank lines are not records and are not
 counted.  A file that cannot be read at all raises :class:`ReadError` (ingest turns it into one
 ``unreadable_file`` quarantine entry).
 
@@ -21,6 +24,7 @@ not depend on which path a record took (tests compare the two paths).  XLSX: :mo
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -29,35 +33,128 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ecins_link.ingest.sql import INTERNAL, ISSUE, RAW, ROW
+
 MAX_RECORD_LINES = 200  # a quoted field spanning more physical lines than this is treated as a broken quote
+FAST_MAX_CHARS = 1 << 22  # longer records (e.g. a 50 MB field) skip Arrow's block-based parser
+DELIMITERS = (",", ";", "\t", "|")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+csv.field_size_limit(2**31 - 1)  # a huge field is quarantined as field_too_long with its key, not a parse error
+META = b"ecins_read"  # schema metadata key: JSON {encoding, delimiter, header_notes, ignored}
 
 
 class ReadError(Exception):
     """The file cannot be read at all (missing, empty, wrong format, no header)."""
 
 
-def decode(data: bytes, encoding: str) -> tuple[str, bool]:
-    """Bytes -> text.  ``auto``: UTF-8 (BOM stripped), else cp1252.  Returns (text, had_undecodable_bytes).
+def sniff_encoding(data: bytes) -> str:
+    """The encoding a byte-order mark or the NUL pattern shows ('utf-8' when neither says otherwise)."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                      (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return name
+    head = data[:4096]
+    if len(head) >= 4 and head.count(0) >= len(head) // 4:  # UTF-16 text without a BOM: every other byte NUL
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        return "utf-16-le" if odd > even else "utf-16-be"
+    return "utf-8"
 
-    Bytes that the chosen encoding cannot decode become lone surrogates so the rows holding them can be
-    quarantined as ``undecodable`` rather than failing the whole file.
+
+def decode(data: bytes, encoding: str) -> tuple[str, bool, str]:
+    """Bytes -> (text, had_undecodable_bytes, encoding used).
+
+    ``auto``: a BOM or NUL pattern decides (UTF-8, UTF-16, UTF-32); else UTF-8, else cp1252.  Bytes that
+    the chosen encoding cannot decode become lone surrogates so the rows holding them can be quarantined
+    as ``undecodable`` rather than failing the whole file.
     """
-    if encoding.lower() in ("auto", "utf-8", "utf8", "utf-8-sig"):
+    enc = encoding.lower()
+    if enc == "auto":
+        enc = sniff_encoding(data)
+        if enc.startswith(("utf-16", "utf-32")):
+            bom = {"utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}[enc]
+            body = data[bom:] if data[:bom] in (b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00",
+                                                b"\x00\x00\xfe\xff") else data
+            text = body.decode(enc, errors="replace")
+            return text, False, enc
+        enc = "auto"
+    if enc in ("auto", "utf-8", "utf8", "utf-8-sig"):
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         try:
-            return data.decode("utf-8"), False
+            return data.decode("utf-8"), False, "utf-8"
         except UnicodeDecodeError:
-            if encoding.lower() != "auto":
+            if enc != "auto":
                 text = data.decode("utf-8", errors="surrogateescape")
-                return text, True
+                return text, True, "utf-8"
         encoding = "cp1252"
     try:
         text = data.decode(encoding, errors="surrogateescape")
     except LookupError:
         raise ReadError(f"unknown encoding {encoding!r}") from None
-    return text, bool(_SURROGATE.search(text))
+    except UnicodeDecodeError as err:  # e.g. a declared UTF-16 file with an odd byte count
+        raise ReadError(f"not valid {encoding}: {err.reason} at byte {err.start}") from None
+    return text, bool(_SURROGATE.search(text)), encoding
+
+
+def sniff_delimiter(lines: list[str]) -> str | None:
+    """The delimiter (``, ; tab |``) that splits the header into the most fields and the sample records into
+    the same number; None when none splits the header (a one-column file)."""
+    best, best_n = None, 1
+    for d in DELIMITERS:
+        head = _parse_one(lines[0], d)
+        n = len(head) if head else 0
+        if n <= best_n:
+            continue
+        sample = [ln for ln in lines[1:51] if ln.strip()]
+        counts = [len(f) for f in (_parse_one(ln, d) for ln in sample) if f]
+        if sample and sum(c == n for c in counts) < 0.5 * len(sample):
+            continue  # splits the header but not the records: not this file's delimiter
+        best, best_n = d, n
+    return best
+
+
+def clean_header(names: list[object]) -> tuple[list[str], list[dict]]:
+    """Header cells -> unique column names, and a note for each one renamed.
+
+    Names are stripped of surrounding whitespace (so none can start with a space: the working-column
+    namespace).  A blank or whitespace-only name becomes ``column_<position>``; a name repeating an
+    earlier one (ignoring case, as SQL does) gets ``_2``, ``_3``... — never the name of another column.
+    """
+    stripped = ["" if n is None else str(n).strip().lstrip("\ufeff").strip() for n in names]
+    taken = {n.casefold() for n in stripped if n}
+    seen: set[str] = set()
+    out, notes = [], []
+    for i, (orig, name) in enumerate(zip(names, stripped, strict=True), start=1):
+        problem = None
+        if not name:
+            problem, base = "blank header", f"column_{i}"
+        elif name.casefold() in seen:
+            problem, base = f"header {str(orig)!r} repeats an earlier column", name
+        else:
+            base = name
+        new = base
+        if problem:
+            k = 1 if not name else 2
+            new = base if k == 1 else f"{base}_{k}"
+            while new.casefold() in seen or new.casefold() in taken:
+                k += 1
+                new = f"{base}_{k}"
+            notes.append({"column": i, "header": "" if orig is None else str(orig), "renamed": new,
+                          "problem": f"{problem} (column {i}); renamed {new!r}"})
+        seen.add(new.casefold())
+        out.append(new)
+    return out, notes
+
+
+def with_info(table: pa.Table, **info: object) -> pa.Table:
+    """Attach what the reader found (encoding, delimiter, header notes, ignored columns) to the table."""
+    return table.replace_schema_metadata({META: json.dumps(info, default=str).encode("utf-8")})
+
+
+def read_info(table: pa.Table) -> dict:
+    """What the reader found, as attached by :func:`with_info` (empty dict when absent)."""
+    meta = table.schema.metadata or {}
+    return json.loads(meta[META]) if META in meta else {}
 
 
 def _parse_one(text: str, delimiter: str) -> list[str] | None:
@@ -68,13 +165,17 @@ def _parse_one(text: str, delimiter: str) -> list[str] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Table:
-    """Read a delimited text file into the all-text table described in the module docstring."""
+def read_csv(path: Path, encoding: str = "auto", delimiter: str = "auto") -> pa.Table:
+    """Read a delimited text file into the all-text table described in the module docstring.
+
+    ``encoding``/``delimiter`` ``auto``: sniffed (see :func:`decode`, :func:`sniff_delimiter`).  A declared
+    delimiter that leaves the header in one piece while another splits it is a :class:`ReadError` saying so.
+    """
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ReadError(f"cannot read file: {err.strerror or err}") from None
-    text, had_bad = decode(data, encoding)
+    text, had_bad, used = decode(data, encoding)
     del data
     lines = text.replace("\r\n", "\n").split("\n")  # a trailing CR is part of the line ending
     del text
@@ -83,13 +184,17 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     start = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if start is None:
         raise ReadError("file is empty (no header)")
-    header = _parse_one(lines[start], delimiter)
-    if not header:
+    sniffed = sniff_delimiter(lines[start:start + 51])
+    if delimiter == "auto":
+        delimiter = sniffed or ","
+    elif sniffed and sniffed != delimiter and len(_parse_one(lines[start], delimiter) or []) <= 1:
+        raise ReadError(f"the header does not split on the declared delimiter {delimiter!r} but does on "
+                        f"{sniffed!r}: set delimiter = {json.dumps(sniffed)} (or \"auto\")")
+    raw_header = _parse_one(lines[start], delimiter)
+    if not raw_header:
         raise ReadError("header line cannot be parsed")
-    header = [h.strip().lstrip("\ufeff") for h in header]
+    header, notes = clean_header(raw_header)
     ncols = len(header)
-    if len(set(header)) != ncols:
-        raise ReadError("header has repeated column names")
     rownums, texts, issues = _split_records(lines, start + 1, ncols, delimiter)
     del lines
     bad = {k for k, t in enumerate(texts) if _SURROGATE.search(t)} if had_bad else set()
@@ -106,7 +211,9 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
                                    {j: issues[k] for j, k in enumerate(slow) if k in issues},
                                    {j for j, k in enumerate(slow) if k in bad}, header, delimiter))
     table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    return table.take(pc.sort_indices(table.column("_row"))) if len(parts) > 1 else table
+    if len(parts) > 1:
+        table = table.take(pc.sort_indices(table.column(ROW)))
+    return with_info(table, encoding=used, delimiter=delimiter, header_notes=notes, ignored=[])
 
 
 # every character Python's str.isspace() accepts (so "blank line" means exactly what ``not line.strip()`` does)
@@ -187,6 +294,7 @@ def _plain_records(texts: list[str], bad: set[int], issues: dict[int, str], ncol
     pattern = f"^{field}(?:{d}{field}){{{ncols - 1}}}$" if ncols > 1 else f"^{field}$"
     arr = pa.array(texts if not bad else ["\x00" if k in bad else t for k, t in enumerate(texts)], pa.large_string())
     mask = pc.match_substring_regex(arr, pattern)
+    mask = pc.and_(mask, pc.less(pc.utf8_length(arr), FAST_MAX_CHARS))
     if issues:
         flagged = np.zeros(len(texts), dtype=bool)
         flagged[list(issues)] = True
@@ -211,8 +319,8 @@ def _arrow_parse(texts: list[str], rownums: list[int], fast: pa.BooleanArray, he
     if t.num_rows != len(chosen):
         raise ValueError("fast CSV parse disagrees on the record count")
     n = t.num_rows
-    arrays = {"_row": pa.array(np.asarray(rownums, dtype=np.int64)[idx]), "_issue": pa.nulls(n, pa.string()),
-              "_raw": pa.nulls(n, pa.string())}
+    arrays = {ROW: pa.array(np.asarray(rownums, dtype=np.int64)[idx]), ISSUE: pa.nulls(n, pa.string()),
+              RAW: pa.nulls(n, pa.string())}
     for name, tmp in zip(header, tmp_names, strict=True):
         arrays[name] = t.column(tmp).combine_chunks()
     return pa.table(arrays)
@@ -242,8 +350,8 @@ def _python_parse(texts: list[str], rownums: list[int], issues: dict[int, str], 
             cols[c].append(fields[c])
         issue_col.append(issue)
         raw_col.append(raw)
-    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issue_col, pa.string()),
-              "_raw": pa.array(raw_col, pa.string())}
+    arrays = {ROW: pa.array(rownums, pa.int64()), ISSUE: pa.array(issue_col, pa.string()),
+              RAW: pa.array(raw_col, pa.string())}
     for name, values in zip(header, cols, strict=True):
         arrays[name] = pa.array(values, pa.string())
     return pa.table(arrays)
@@ -267,9 +375,40 @@ def _parse_all(texts: list[str], delimiter: str, issues: dict[int, str]) -> list
     return out
 
 
-def read_parquet(path: Path) -> pa.Table:
-    """Read a Parquet file; every column cast to text (dates as ISO)."""
-    import pyarrow.compute as pc
+def _nested(typ: pa.DataType) -> bool:
+    return pa.types.is_nested(typ) or pa.types.is_dictionary(typ) and pa.types.is_nested(typ.value_type)
+
+
+def _as_text(col: pa.ChunkedArray, nested: bool) -> pa.ChunkedArray:
+    """A Parquet column as text: Arrow's cast where it has one (timestamps to whole seconds, ISO), else
+    DuckDB's (nested values become JSON).  Raises ValueError when neither can."""
+    if pa.types.is_timestamp(col.type):
+        col = pc.cast(col, pa.timestamp("s", tz=col.type.tz), safe=False)
+    if not nested:
+        try:
+            return pc.cast(col, pa.string())
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            pass
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("_ecins_col", pa.table({"v": col}))
+        expr = "to_json(v)::VARCHAR" if nested else "CAST(v AS VARCHAR)"
+        return con.execute(f"SELECT {expr} AS v FROM _ecins_col").to_arrow_table().column("v")
+    except duckdb.Error as err:
+        raise ValueError(str(err).splitlines()[0]) from None
+    finally:
+        con.close()
+
+
+def read_parquet(path: Path, wanted: set[str] | None = None) -> pa.Table:
+    """Read a Parquet file; every column as text (dates as ISO).
+
+    Nested (struct, list, map) columns are ignored unless ``wanted`` (the mapped columns) names them, when
+    they become JSON text; a column of a type that cannot be shown as text is ignored likewise, or is a
+    :class:`ReadError` naming it when mapped.  Headers are cleaned as for CSV (:func:`clean_header`).
+    """
     import pyarrow.parquet as pq
 
     if not path.exists():
@@ -277,22 +416,37 @@ def read_parquet(path: Path) -> pa.Table:
     try:
         t = pq.read_table(path)
     except Exception as err:  # noqa: BLE001
-        raise ReadError(f"not a readable Parquet file ({type(err).__name__})") from None
-    arrays = {"_row": pa.array(range(1, t.num_rows + 1), pa.int64()),
-              "_issue": pa.nulls(t.num_rows, pa.string()), "_raw": pa.nulls(t.num_rows, pa.string())}
-    for name in t.column_names:
-        col = t.column(name)
-        if pa.types.is_timestamp(col.type):
-            col = pc.cast(col, pa.timestamp("s", tz=col.type.tz), safe=False)
-        arrays[name.strip()] = pc.cast(col, pa.string())
-    return pa.table(arrays)
+        raise ReadError(f"not a readable Parquet file ({type(err).__name__}: {str(err)[:200]})") from None
+    names, notes = clean_header(t.schema.names)
+    wanted = wanted or set()
+    arrays = {ROW: pa.array(range(1, t.num_rows + 1), pa.int64()),
+              ISSUE: pa.nulls(t.num_rows, pa.string()), RAW: pa.nulls(t.num_rows, pa.string())}
+    ignored = []
+    for k, name in enumerate(names):
+        col = t.column(k)
+        nested = _nested(col.type)
+        if nested and name not in wanted:
+            ignored.append({"column": name, "type": str(col.type), "problem": "nested column ignored (not mapped)"})
+            continue
+        try:
+            arrays[name] = _as_text(col, nested)
+        except (ValueError, pa.ArrowException) as err:
+            if name in wanted:
+                raise ReadError(f"mapped column {name!r} of type {col.type} cannot be read as text: {err}") from None
+            ignored.append({"column": name, "type": str(col.type), "problem": f"column of type {col.type} ignored"})
+    return with_info(pa.table(arrays), encoding="parquet", delimiter=None, header_notes=notes, ignored=ignored)
 
 
-def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = ",",
-                sheet: str | None = None) -> pa.Table:
-    """Dispatch on format; raises :class:`ReadError` for a file that cannot be read at all."""
+def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = "auto",
+                sheet: str | None = None, wanted: set[str] | None = None) -> pa.Table:
+    """Dispatch on format; raises :class:`ReadError` for a file that cannot be read at all.
+
+    ``wanted``: the columns the project maps (a nested Parquet column is read only when mapped).
+    """
     if not path.exists():
         raise ReadError("file not found")
+    if path.is_dir():
+        raise ReadError("path is a folder, not a file")
     if fmt == "csv":
         return read_csv(path, encoding, delimiter)
     if fmt == "xlsx":
@@ -300,5 +454,10 @@ def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = "
 
         return read_xlsx(path, sheet)
     if fmt == "parquet":
-        return read_parquet(path)
+        return read_parquet(path, wanted)
     raise ReadError(f"unsupported format {fmt!r}")
+
+
+def data_columns(table: pa.Table) -> list[str]:
+    """The extract's own columns (every column but the readers' working ones)."""
+    return [c for c in table.column_names if c not in INTERNAL]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ecins_link.ingest.readers import ReadError
+from ecins_link.ingest.readers import ReadError, clean_header, with_info
+from ecins_link.ingest.sql import ISSUE, RAW, ROW
 
 
 def _cell(v: object) -> str | None:
@@ -42,12 +43,13 @@ def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
     header = None
     for r in rows:
         if any(v is not None and str(v).strip() for v in r):
-            header = [str(v).strip() if v is not None else "" for v in r]
+            header = [_cell(v) or "" for v in r]
             break
     if not header:
         raise ReadError("sheet is empty (no header)")
-    while header and header[-1] == "":
+    while header and not header[-1].strip():
         header.pop()
+    header, notes = clean_header(header)
     ncols = len(header)
     cols: list[list[str | None]] = [[] for _ in range(ncols)]
     rownums, issues, raws, row = [], [], [], 0
@@ -64,11 +66,11 @@ def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
         rownums.append(row)
         issues.append(issue)
         raws.append(",".join(v or "" for v in values + extra)[:1000] if issue else None)
-    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issues, pa.string()),
-              "_raw": pa.array(raws, pa.string())}
+    arrays = {ROW: pa.array(rownums, pa.int64()), ISSUE: pa.array(issues, pa.string()),
+              RAW: pa.array(raws, pa.string())}
     for name, values in zip(header, cols, strict=True):
         arrays[name] = pa.array(values, pa.string())
-    return pa.table(arrays)
+    return with_info(pa.table(arrays), encoding="xlsx", delimiter=None, header_notes=notes, ignored=[])
 
 
 XLSX_TREE_MAX = 64 << 20  # sheet XML bytes parsed as one tree; larger sheets are streamed
