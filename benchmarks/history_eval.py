@@ -3,9 +3,9 @@
 For each seed: a synthetic town whose scenarios span the history (this checkout's synth), the whole pipeline
 run with the BEFORE code (``--before-code``, a checkout of the earlier main, run as ``python -m ecins_link run``
 from that folder) and evaluated; then the score and report stages re-run with THIS checkout on the same store
-(ingest .. graph are unchanged by the issue; ``--full-after`` re-runs every stage) and evaluated.  Both
+(the graph, score and report stages; ``--full-after`` re-runs every stage) and evaluated.  Both
 evaluations use this checkout's ``evaluate`` (detection in the top 2N, decoys flagged, invisible share,
-detection by scenario age: under 12, 12-24, over 24 months).  Writes ``benchmarks/results/history_detection.json``.
+detection by scenario age: under 12, 12-24, over 24 months).  Writes ``benchmarks/results/history_detection_<persons>.json``.
 
 Run: ``nice .venv/bin/python benchmarks/history_eval.py --before-code /work/main --persons 10000 --seeds 11 12 13
 --work /tmp/history_eval`` (``--reuse`` keeps towns and before-stores already in ``--work``).
@@ -66,7 +66,7 @@ def run_seed(seed: int, persons: int, work: Path, before: Path, reuse: bool, ful
         shutil.copy(town / "store.duckdb", town / "store_before.duckdb")
     rec["before"] = _evaluate(town / "store_before.duckdb", truth)
     shutil.copy(town / "store_before.duckdb", town / "store.duckdb")
-    stages = [] if full_after else ["--stage", "score", "--stage", "report"]
+    stages = [] if full_after else ["--stage", "graph", "--stage", "score", "--stage", "report"]
     rec["after_run_seconds"] = _cli(HERE, "run", str(project), "--out", str(town / "output_after"), *stages)
     rec["after"] = _evaluate(town / "store.duckdb", truth)
     return rec
@@ -85,7 +85,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     runs = [run_seed(s, args.persons, args.work, args.before_code.resolve(), args.reuse, args.full_after)
             for s in args.seeds]
-    path = write_results("history_detection", {"persons": args.persons, "seeds": args.seeds,
+    path = write_results(f"history_detection_{args.persons}", {"persons": args.persons, "seeds": args.seeds,
                                                "load_average": os.getloadavg(), "runs": runs})
     print(path.read_text())
 

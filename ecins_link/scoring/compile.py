@@ -115,9 +115,12 @@ class RuleCompiler(MetricsMixin):
         resident = f"SELECT person_id, location_id, min(f) AS f, max(l) AS l FROM ({self.members_sql()}) GROUP BY ALL"
         member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
                   "AND hm.person_id = s.person_id)")
-        return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
-                f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
-                f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {window} UNION ALL "
+        located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
+                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
+                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {window}")
+        if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
+            return located  # no condition counts residents' signals recorded elsewhere
+        return (f"{located} UNION ALL "
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
                 f"r.f AS mf, r.l AS ml, true AS is_member "
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
@@ -135,10 +138,14 @@ class RuleCompiler(MetricsMixin):
         return rep_household_sql()
 
     def residence_periods_sql(self) -> str:
-        """Every residence as a period (person_id, location_id, f, l): from the first sighting to the last, or
-        open-ended while it is the person's current address (a last sighting dated by an agency contact is not
-        a departure)."""
-        return (f"SELECT r.person_id, r.location_id, coalesce(r.first_seen, {LOW}) AS f, "
+        """Every residence as a period (person_id, location_id, f, l): from its recorded start (else from the end
+        of the person's previous residence, else open) to the last sighting, or open-ended while it is the
+        person's current address -- a first or last sighting dated by an agency contact is not an arrival or a
+        departure."""
+        start = self.tables.get("residence_from", "first_seen")
+        prev_end = (f"lag(r.last_seen) OVER (PARTITION BY r.person_id ORDER BY coalesce(r.first_seen, {LOW}), "
+                    f"r.location_id) + 1")
+        return (f"SELECT r.person_id, r.location_id, coalesce(r.{start}, {prev_end}, {LOW}) AS f, "
                 f"CASE WHEN cur.location_id = r.location_id THEN {HIGH} ELSE coalesce(r.last_seen, {HIGH}) END AS l "
                 f"FROM residences r LEFT JOIN ({self.current_residence_sql()}) cur ON cur.person_id = r.person_id "
                 f"WHERE r.location_id IS NOT NULL")
