@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--label", default="after", choices=["before", "after"])
     parser.add_argument("--name", default="scoring_project")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results-name", help="synthetic-input mode: results file name (default scoring[_N])")
     args = parser.parse_args()
     if args.project:
         on_project(args.project, args.label, args.name, args.repeat)
@@ -118,7 +119,11 @@ def main() -> None:
                 "SELECT seconds FROM stage_runs WHERE stage = 'score' ORDER BY started_at").fetchall()]
     record["load_average_after"] = os.getloadavg()
     record["meets_target"] = min(record["score_cold"]["seconds"], record["score_warm"]["seconds"]) <= record["target_seconds"]
-    path = write_results("scoring" if args.persons == 250_000 else f"scoring_{args.persons}", record)
+    import ecins_link
+
+    record["code"] = str(Path(ecins_link.__file__).resolve().parents[1])
+    name = args.results_name or ("scoring" if args.persons == 250_000 else f"scoring_{args.persons}")
+    path = write_results(name, record)
     print(path.read_text())
 
 

@@ -138,14 +138,15 @@ class RuleCompiler(MetricsMixin):
         return rep_household_sql()
 
     def residence_periods_sql(self) -> str:
-        """Every residence as a period (person_id, location_id, f, l): from its recorded start (else from the end
-        of the person's previous residence, else open) to the last sighting, or open-ended while it is the
-        person's current address -- a first or last sighting dated by an agency contact is not an arrival or a
-        departure."""
+        """Every residence as a period (person_id, location_id, f, l): from its first sighting when some record
+        gives a start date (else from the end of the person's previous residence, else open) to the last
+        sighting, or open-ended while it is the person's current address -- a first or last sighting dated only
+        by agency contacts is not an arrival or a departure."""
         start = self.tables.get("residence_from", "first_seen")
         prev_end = (f"lag(r.last_seen) OVER (PARTITION BY r.person_id ORDER BY coalesce(r.first_seen, {LOW}), "
                     f"r.location_id) + 1")
-        return (f"SELECT r.person_id, r.location_id, coalesce(r.{start}, {prev_end}, {LOW}) AS f, "
+        first = f"CASE WHEN r.{start} IS NOT NULL THEN r.first_seen ELSE coalesce({prev_end}, {LOW}) END"
+        return (f"SELECT r.person_id, r.location_id, coalesce({first}, {LOW}) AS f, "
                 f"CASE WHEN cur.location_id = r.location_id THEN {HIGH} ELSE coalesce(r.last_seen, {HIGH}) END AS l "
                 f"FROM residences r LEFT JOIN ({self.current_residence_sql()}) cur ON cur.person_id = r.person_id "
                 f"WHERE r.location_id IS NOT NULL")
