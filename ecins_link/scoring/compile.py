@@ -90,10 +90,36 @@ class RuleCompiler(MetricsMixin):
         lo = f"{alias}.event_date >= {_date(self.lookback_start)} AND " if self.lookback_start else ""
         return f"{lo}{alias}.event_date <= {_date(self.as_of)}"
 
-    def entity_signals(self) -> str:
-        """SELECT of (entity_id, signal columns, link, member_child, is_member, mf, ml) in the lookback."""
+    def _selection(self, located: bool) -> str:
+        """Signal-level part of :meth:`relevant_predicate` (what a signal row is, before it reaches an entity):
+        the rows any condition selects, RFG offences and (``located``) visitors for churn."""
+        r, parts = self.rule, []
+        for c in r.conditions:
+            if not c.selects_signals or (c.link == "located" and not located) or (c.link == "resident" and located):
+                continue
+            sel = []
+            if not c.any_signal:
+                sel.append("(" + " OR ".join([*([_in("s.signal", c.signals)] if c.signals else []),
+                                               *([_in("s.category", c.categories)] if c.categories else [])]) + ")")
+            if c.min_gravity is not None:
+                sel.append(f"s.gravity > {float(c.min_gravity)}")
+            parts.append("(" + " AND ".join(sel or ["true"]) + ")")
+        if any(c.metric == "rfg" for c in r.conditions):
+            parts.append(f"s.gravity > {float(r.rfg.min_gravity)}")
+        if located and any(c.metric == "churn" for c in r.conditions):
+            parts.append("s.person_id IS NOT NULL")
+        return " OR ".join(parts) if parts else "false"
+
+    def entity_signals(self, prefilter: bool = False) -> str:
+        """SELECT of (entity_id, signal columns, link, member_child, is_member, mf, ml) in the lookback; with
+        ``prefilter`` only the signal rows that can matter to the rule (see :meth:`_selection`)."""
         s_cols = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLS.split(","))
         window = self._lookback()
+        if prefilter:
+            loc_window = f"{window} AND ({self._selection(True)})"
+            window = f"{window} AND ({self._selection(self.rule.scope != 'location')})"
+        else:
+            loc_window = window
         scope = self.rule.scope
         child = (f"CASE WHEN pa.dob IS NOT NULL THEN {age_at('pa.dob', 's.event_date')} < {self.rule.child_under} "
                  f"ELSE coalesce(pa.is_child, false) END")
@@ -117,7 +143,7 @@ class RuleCompiler(MetricsMixin):
                   "AND hm.person_id = s.person_id)")
         located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
                    f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
-                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {window}")
+                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
         if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
             return located  # no condition counts residents' signals recorded elsewhere
         return (f"{located} UNION ALL "
@@ -225,6 +251,15 @@ class RuleCompiler(MetricsMixin):
                f"FROM ({self.es_sql()}) WHERE {where}")
         extra = self.metric_anchors_sql()
         return f"{own} UNION {extra}" if extra else own
+
+    def relevant_predicate(self) -> str:
+        """Signal rows that can matter to the rule: selected by a condition, an RFG offence or a visitor."""
+        r = self.rule
+        preds = [self.predicate(c, windowed=False) for c in r.conditions if c.selects_signals]
+        if any(c.metric == "rfg" for c in r.conditions):
+            preds.append(self.rfg_predicate())
+        preds += [self.visitor_predicate(c, windowed=False) for c in r.conditions if c.metric == "churn"]
+        return " OR ".join(preds) if preds else "true"
 
     def candidates_sql(self) -> str:
         """Entities that could meet the rule in some window: each condition's signals counted over the whole
