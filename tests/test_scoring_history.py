@@ -21,9 +21,8 @@ AS_OF = dt.date(2025, 3, 31)
 
 
 def _config(root: Path, as_of: dt.date = AS_OF, rules: str | None = None, **scoring: object):  # noqa: ANN202
-    # rules files are written beside the project folder, which project paths may reach only when allowed
-    project = {"name": "history", "as_of": as_of.isoformat(), "allow_paths_outside": [str(root.parent)],
-               **({"rules": rules} if rules else {})}
+    project = {"name": "history", "as_of": as_of.isoformat(),
+               **({"rules": rules, "allow_paths_outside": [str(Path(rules).parent)]} if rules else {})}
     return parse_config(
         {"project": project, "scoring": scoring,
          "sources": [{"name": "police_nominals", "agency": "police", "path": "nominals.csv", "key": "nominal_id",
@@ -153,6 +152,25 @@ def test_toxic_trio_child_counted_at_the_time(scored_at) -> None:
     store = scored_at(lambda w: (family(w, "01", AS_OF - dt.timedelta(days=int(18.3 * 365.25))),
                                  family(w, "02", AS_OF - dt.timedelta(days=int(20.5 * 365.25)))))
     assert set(flags(store, "toxic_trio")) == {"H01"}
+
+
+def test_first_sighting_is_not_an_arrival(scored_at) -> None:
+    """A child first seen by an agency after the episode still lived there (no recorded start: resident since
+    their previous address ended); a child whose recorded tenancy starts after the episode did not."""
+    def family(w: World, tag: str, recorded: bool) -> None:
+        loc = f"U7100000{tag}"
+        w.person(f"M{tag}", 40)
+        w.person(f"D{tag}", 42)
+        w.person(f"C{tag}", 9)
+        w.live(f"M{tag}", loc, household_id=f"H{tag}", first_seen=2000, last_seen=0)
+        w.live(f"D{tag}", loc, household_id=f"H{tag}", first_seen=2000, last_seen=0)
+        w.live(f"C{tag}", loc, household_id=f"H{tag}", first_seen=100, last_seen=100, start_recorded=recorded)
+        w.event("police", "DA_VICTIM", 600, person=f"M{tag}", role="V")
+        w.event("council", "MH_CONCERN", 550, person=f"D{tag}")
+        w.event("council", "SUBSTANCE_MISUSE", 500, person=f"D{tag}")
+
+    store = scored_at(lambda w: (family(w, "11", recorded=False), family(w, "12", recorded=True)))
+    assert set(flags(store, "toxic_trio")) == {"H11"}
 
 
 # ------------------------------------------------------------------------------------------- batches

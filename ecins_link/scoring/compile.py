@@ -90,10 +90,36 @@ class RuleCompiler(MetricsMixin):
         lo = f"{alias}.event_date >= {_date(self.lookback_start)} AND " if self.lookback_start else ""
         return f"{lo}{alias}.event_date <= {_date(self.as_of)}"
 
-    def entity_signals(self) -> str:
-        """SELECT of (entity_id, signal columns, link, member_child, is_member, mf, ml) in the lookback."""
+    def _selection(self, located: bool) -> str:
+        """Signal-level part of :meth:`relevant_predicate` (what a signal row is, before it reaches an entity):
+        the rows any condition selects, RFG offences and (``located``) visitors for churn."""
+        r, parts = self.rule, []
+        for c in r.conditions:
+            if not c.selects_signals or (c.link == "located" and not located) or (c.link == "resident" and located):
+                continue
+            sel = []
+            if not c.any_signal:
+                sel.append("(" + " OR ".join([*([_in("s.signal", c.signals)] if c.signals else []),
+                                               *([_in("s.category", c.categories)] if c.categories else [])]) + ")")
+            if c.min_gravity is not None:
+                sel.append(f"s.gravity > {float(c.min_gravity)}")
+            parts.append("(" + " AND ".join(sel or ["true"]) + ")")
+        if any(c.metric == "rfg" for c in r.conditions):
+            parts.append(f"s.gravity > {float(r.rfg.min_gravity)}")
+        if located and any(c.metric == "churn" for c in r.conditions):
+            parts.append("s.person_id IS NOT NULL")
+        return " OR ".join(parts) if parts else "false"
+
+    def entity_signals(self, prefilter: bool = False) -> str:
+        """SELECT of (entity_id, signal columns, link, member_child, is_member, mf, ml) in the lookback; with
+        ``prefilter`` only the signal rows that can matter to the rule (see :meth:`_selection`)."""
         s_cols = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLS.split(","))
         window = self._lookback()
+        if prefilter:
+            loc_window = f"{window} AND ({self._selection(True)})"
+            window = f"{window} AND ({self._selection(self.rule.scope != 'location')})"
+        else:
+            loc_window = window
         scope = self.rule.scope
         child = (f"CASE WHEN pa.dob IS NOT NULL THEN {age_at('pa.dob', 's.event_date')} < {self.rule.child_under} "
                  f"ELSE coalesce(pa.is_child, false) END")
@@ -115,9 +141,12 @@ class RuleCompiler(MetricsMixin):
         resident = f"SELECT person_id, location_id, min(f) AS f, max(l) AS l FROM ({self.members_sql()}) GROUP BY ALL"
         member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
                   "AND hm.person_id = s.person_id)")
-        return (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
-                f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
-                f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {window} UNION ALL "
+        located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
+                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
+                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
+        if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
+            return located  # no condition counts residents' signals recorded elsewhere
+        return (f"{located} UNION ALL "
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
                 f"r.f AS mf, r.l AS ml, true AS is_member "
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
@@ -135,10 +164,15 @@ class RuleCompiler(MetricsMixin):
         return rep_household_sql()
 
     def residence_periods_sql(self) -> str:
-        """Every residence as a period (person_id, location_id, f, l): from the first sighting to the last, or
-        open-ended while it is the person's current address (a last sighting dated by an agency contact is not
-        a departure)."""
-        return (f"SELECT r.person_id, r.location_id, coalesce(r.first_seen, {LOW}) AS f, "
+        """Every residence as a period (person_id, location_id, f, l): from its first sighting when some record
+        gives a start date (else from the end of the person's previous residence, else open) to the last
+        sighting, or open-ended while it is the person's current address -- a first or last sighting dated only
+        by agency contacts is not an arrival or a departure."""
+        start = self.tables.get("residence_from", "first_seen")
+        prev_end = (f"lag(r.last_seen) OVER (PARTITION BY r.person_id ORDER BY coalesce(r.first_seen, {LOW}), "
+                    f"r.location_id) + 1")
+        first = f"CASE WHEN r.{start} IS NOT NULL THEN r.first_seen ELSE coalesce({prev_end}, {LOW}) END"
+        return (f"SELECT r.person_id, r.location_id, coalesce({first}, {LOW}) AS f, "
                 f"CASE WHEN cur.location_id = r.location_id THEN {HIGH} ELSE coalesce(r.last_seen, {HIGH}) END AS l "
                 f"FROM residences r LEFT JOIN ({self.current_residence_sql()}) cur ON cur.person_id = r.person_id "
                 f"WHERE r.location_id IS NOT NULL")
@@ -217,6 +251,36 @@ class RuleCompiler(MetricsMixin):
                f"FROM ({self.es_sql()}) WHERE {where}")
         extra = self.metric_anchors_sql()
         return f"{own} UNION {extra}" if extra else own
+
+    def relevant_predicate(self) -> str:
+        """Signal rows that can matter to the rule: selected by a condition, an RFG offence or a visitor."""
+        r = self.rule
+        preds = [self.predicate(c, windowed=False) for c in r.conditions if c.selects_signals]
+        if any(c.metric == "rfg" for c in r.conditions):
+            preds.append(self.rfg_predicate())
+        preds += [self.visitor_predicate(c, windowed=False) for c in r.conditions if c.metric == "churn"]
+        return " OR ".join(preds) if preds else "true"
+
+    def candidates_sql(self) -> str:
+        """Entities that could meet the rule in some window: each condition's signals counted over the whole
+        lookback (a window holds no more), metric conditions and entity filters taken as possibly met.  A
+        necessary condition, so evaluating only these entities' episodes loses nothing; it spares the range
+        join of the many entities that can never fire."""
+        r = self.rule
+        aggs, oks = [], []
+        for i, c in enumerate(r.conditions):
+            if c.selects_signals and c.metric is None:
+                p = self.predicate(c, windowed=False)
+                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN source || chr(31) || record_key END) >= {c.min_count} "
+                            f"AND count(DISTINCT CASE WHEN {p} THEN agency END) >= {c.min_agencies} AS ok{i}")
+                oks.append(f"ok{i}")
+            else:
+                oks.append("true")
+        if not aggs:
+            return f"SELECT DISTINCT entity_id FROM ({self.es_sql()})"
+        fired = self._fired_expr([f"({o})" for o in oks])
+        return (f"SELECT entity_id FROM (SELECT entity_id, {', '.join(aggs)} FROM ({self.es_sql()}) "
+                f"GROUP BY entity_id) WHERE {fired}")
 
     @staticmethod
     def in_episode(es: str, a: str) -> str:

@@ -103,9 +103,16 @@ def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, ta
     episode of each entity with the first and last dates it was met, and its single-agency visibility (one
     agency's records alone met the criterion in some window)."""
     comp = RuleCompiler(rule, as_of, tables, lookback_start)
-    temps = ("_es", "_anchors", "_ep", "_fired", "_vis")
+    temps = ("_es_all", "_es", "_anchors", "_ep", "_fired", "_vis")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS {comp.entity_signals()}")
+        # the entity signals that can matter to the rule ...
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es_all AS SELECT * FROM ({comp.entity_signals(prefilter=True)}) "
+                    f"WHERE {comp.relevant_predicate()}")
+        comp.es_table = "temp.main._es_all"
+        # ... of the entities that could meet it in some window (a necessary condition) go on to the range join
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS SELECT * FROM temp.main._es_all "
+                    f"WHERE entity_id IN ({comp.candidates_sql()})")
+        con.execute("DROP TABLE temp.main._es_all")
         comp.es_table = "temp.main._es"
         con.execute(f"CREATE OR REPLACE TEMP TABLE _anchors AS {comp.anchors_sql()}")
         comp.anchor_table = "temp.main._anchors"
@@ -127,9 +134,9 @@ def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, ta
     return int(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
 
 
-def lookback_start(config: ProjectConfig, as_of: dt.date) -> dt.date | None:
+def lookback_start(scoring: ScoringSettings, as_of: dt.date) -> dt.date | None:
     """The first date whose events the rules see (``[scoring] lookback_days``), or None for all the data."""
-    days = config.scoring.lookback_days
+    days = scoring.lookback_days
     return None if days is None else as_of - dt.timedelta(days=int(days))
 
 
@@ -138,7 +145,7 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
     """The score stage as scratch steps (signals, then every rule side by side) and the main steps that
     write ``signals``, ``flags`` and ``flag_history`` in the stage transaction; also the enabled rules."""
     scoring = config.scoring if config is not None else ScoringSettings()
-    start = None if scoring.lookback_days is None else as_of - dt.timedelta(days=int(scoring.lookback_days))
+    start = lookback_start(scoring, as_of)
     tables = optional_tables(work.store)
     tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
     base = ("_score_signals", "_score_current", "_score_rep_household")

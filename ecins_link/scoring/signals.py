@@ -48,8 +48,15 @@ def register_taxonomy(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, temp: 
 
 
 def optional_tables(store: Store) -> dict[str, str]:
-    """What to read each optional graph table from: the table, or an empty stand-in subquery."""
-    return {name: name if store.has_table(name) else f"({empty_sql})" for name, empty_sql in OPTIONAL_TABLES.items()}
+    """What to read each optional graph table from: the table, or an empty stand-in subquery; and under
+    ``residence_from`` the residences column holding a recorded start (``from_recorded``; a store built before
+    it existed: ``first_seen``)."""
+    out = {name: name if store.has_table(name) else f"({empty_sql})" for name, empty_sql in OPTIONAL_TABLES.items()}
+    cols = {c for (c,) in store.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'residences' "
+        "AND table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+    out["residence_from"] = "from_recorded" if "from_recorded" in cols else "first_seen"
+    return out
 
 
 def signals_sql(as_of: dt.date) -> str:

@@ -193,7 +193,9 @@ class Planner:
             flags.append(str(self.rng.choice(["ALCOHOL", "DRUGS"])))
         if flags:
             self.visit(a1, d(), flags, sid)
-        self.ev("council_contacts", kid, "EDU-ADM" if self.age[kid] >= 5 else "INFO", self.day(30, 900), sid)
+        when = self.day(30, 900)
+        at_school = (self.age_days[kid] - (self.as_of - when).astype("int64")) >= 5 * 365.25  # age on that date
+        self.ev("council_contacts", kid, "EDU-ADM" if at_school else "INFO", when, sid)
 
     def _marac_potential_escalation(self) -> None:
         p = self.p
