@@ -51,17 +51,13 @@ def test_a_failed_pass_leaves_the_model_exactly_as_it_was(febrl_con: Store) -> N
     assert any(nothing in w and "undone" in w for w in summary["warnings"])
     # the passes around it trained: forename by the postcode pass, dob by both
     assert {"forename", "surname", "dob", "address"} <= set(summary["trained_comparisons"])
-    # a failed pass alone, on a fresh linker: every parameter identical before and after
-    _, fresh = _model(febrl_con)
-    before = fresh._settings_obj.core_model_settings.copy()
-    fresh.training.estimate_u_using_random_sampling(max_pairs=1e5, seed=1)
-    before = json.dumps(fresh.misc.save_model_to_json(), sort_keys=True)
-    mc2 = {**mc, "blocking": {**mc["blocking"], "train": [nothing], "prior_rules": []}}
-    with pytest.raises(TrainingError, match="forename"):
-        train(fresh, {**mc2, "blocking": {**mc2["blocking"], "u_sample_pairs": 1e5}}, seed=1,
-              n_records=febrl_con.count("person_std"), con=febrl_con.con)
-    after = fresh.misc.save_model_to_json()
-    assert [c["output_column_name"] for c in after["comparisons"]] == names
+    # the same training without the failing pass gives exactly the same model (every m, u and the prior)
+    mc_without, twin = _model(febrl_con, train=["l.postcode = r.postcode", "l.dob = r.dob"], train_fallback=[])
+    train(twin, mc_without, n_records=febrl_con.count("person_std"), con=febrl_con.con)
+    def saved(lk: object) -> str:
+        return json.dumps({k: v for k, v in lk.misc.save_model_to_json().items() if k != "linker_uid"}, sort_keys=True)
+
+    assert saved(linker) == saved(twin)
 
 
 def test_untrained_key_comparison_fails_unless_accepted(febrl_con: Store) -> None:
