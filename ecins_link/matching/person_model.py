@@ -90,6 +90,10 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
         comparison_levels=[
             _lvl(f"{fl} IS NULL OR {fr} IS NULL", "null").configure(is_null_level=True),
             _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            # a person recorded under one name only, kept as the forename: it may be the other's surname
+            _lvl("(surname_l IS NULL AND surname_r IS NOT NULL AND (forename_l = surname_r OR forename_dm_l = surname_dm_r))"
+                 " OR (surname_r IS NULL AND surname_l IS NOT NULL AND (forename_r = surname_l OR "
+                 "forename_dm_r = surname_dm_l))", "lone name is the other's surname"),
             _lvl(f"(length({fl}) = 1 OR length({fr}) = 1) AND left({fl}, 1) = left({fr}, 1)",
                  "initial only, agrees"),
             cll.ExactMatchLevel("forename", term_frequency_adjustments=True).configure(label_for_charts="exact"),
@@ -132,6 +136,10 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
+            # marriage, divorce, a maiden name: the surname differs, the forename and full date of birth agree
+            # (twins differ in forename, fathers and sons in date of birth); bounded in the model file
+            _lvl("dob_l = dob_r AND (forename_l = forename_r OR forename_canonical_l = forename_canonical_r)",
+                 "changed, forename and dob agree"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
         priors=pri,
@@ -176,6 +184,9 @@ def _address(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("address_number_l = address_number_r AND postcode_l = postcode_r AND "
                  "coalesce(address_flat_l, '') = coalesce(address_flat_r, '')", "number and postcode"),
             _lvl("postcode_l = postcode_r", "postcode"),
+            # a mistyped or transposed postcode character (NT1 6QW / NT1 6WQ) in the same sector
+            _lvl("postcode_sector_l = postcode_sector_r AND damerau_levenshtein(postcode_l, postcode_r) <= 1",
+                 "postcode one character"),
             _lvl(f"jaro_winkler_similarity(address_norm_l, address_norm_r) >= {t['address_jaro_winkler']}", "similar"),
             _lvl("postcode_sector_l = postcode_sector_r", "sector"),
             _lvl("postcode_outward_l = postcode_outward_r", "outward"),

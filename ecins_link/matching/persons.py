@@ -42,6 +42,7 @@ from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_fields import column_stats, fit_to_data
+from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
     load_model_config,
@@ -108,7 +109,7 @@ def _lap(started: float) -> float:
 
 
 def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int,
-           allow_untrained: list[str] | None = None) -> tuple[dict, dict]:
+           allow_untrained: list[str] | None = None, labels: tuple[list, list] = ([], [])) -> tuple[dict, dict]:
     """Train and predict on ``con`` (holding ``person_std``); leaves all scored pairs in table ``_pp_all``.
     Returns (settings, summary)."""
     started = time.perf_counter()
@@ -128,11 +129,23 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
         summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE, allow_untrained=allow_untrained)
     except TrainingError as err:
         raise LinkageError(str(err)) from None
+    must, cannot = labels
+    lab = mc.get("labels", {})
+    min_each = int(lab.get("min_each", 20))
+    if must or cannot:
+        summary["labels"] = {"match": len(must), "non_match": len(cannot)}
+        if lab.get("m_from_labels", True):
+            summary["labels"]["m_from_labels"] = learn_m_from_labels(linker, con, must, mc, min_each)
     started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
     con.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
         SELECT unique_id_l, unique_id_r, match_weight, match_probability, match_key FROM {preds.physical_name}""")
+    if (must or cannot) and lab.get("calibrate", True):
+        summary["calibration"] = calibrate(con, "_pp_all", must, cannot, min_each)
+        if not summary["calibration"]["used"]:
+            summary.setdefault("warnings", []).append(
+                f"persons: no calibration from clerical labels: {summary['calibration']['reason']}")
     # pairs each rule added after the earlier ones (Splink's match_key = index of the first rule that found it)
     per_rule = dict(con.execute("SELECT CAST(match_key AS INT), count(*) FROM _pp_all GROUP BY 1").fetchall())
     blocking = [{"rule": r, "pairs": int(per_rule.get(i, 0))} for i, r in enumerate(rules)]
@@ -181,7 +194,7 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     from splink import DuckDBAPI, Linker
 
     con = store.con
-    row = con.execute(f"""SELECT settings_json, run_id FROM linkage_models WHERE {_TRAINED}
+    row = con.execute(f"""SELECT settings_json, run_id, summary_json FROM linkage_models WHERE {_TRAINED}
                           ORDER BY created_at DESC LIMIT 1""").fetchone()
     settings, model_run = json.loads(row[0]), row[1]
     started = time.perf_counter()
@@ -217,6 +230,11 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
         UNION ALL
         SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
     n_new = int(scratch.execute(f"SELECT count(*) FROM {preds.physical_name}").fetchone()[0])
+    calibration = json.loads(row[2] or "{}").get("calibration", {})
+    if calibration.get("used"):  # the model's calibration from clerical labels applies to its fresh pairs
+        scratch.execute(f"""UPDATE _pp_all SET match_probability = 1.0 / (1.0 + exp(-(? * match_weight + ?)))
+            WHERE (unique_id_l, unique_id_r) IN (SELECT unique_id_l, unique_id_r FROM {preds.physical_name})""",
+                        [calibration["slope"], calibration["intercept"]])
     linker.table_management.delete_tables_created_by_splink_from_db()
     scratch.execute("DROP TABLE _pp_input; DROP TABLE _pp_carried")
     summary = {"mode": "incremental", "model_run_id": model_run, "new_or_changed_records": n_delta,
@@ -267,7 +285,8 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         if n_records >= 2 and not lk.retrain and _can_increment(store):
             settings, summary = _score_incremental(store, scratch, lk.max_pairs)
         elif n_records >= 2:
-            settings, summary = _score(scratch, mc, lk.max_pairs, n_records, lk.allow_untrained)
+            settings, summary = _score(scratch, mc, lk.max_pairs, n_records, lk.allow_untrained,
+                                       load_constraints(store))
             summary["mode"] = "full"
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,

@@ -25,6 +25,7 @@ from ecins_link.standardise.fields import (
     phone_sql,
     postcode_any_sql,
     postcode_sql,
+    year_from_text_sql,
 )
 from ecins_link.standardise.names import forename_frame, nickname_table, sex_values, surname_frame
 from ecins_link.store import Store
@@ -131,7 +132,7 @@ def standardise(store: Store, config: ProjectConfig) -> None:
                    coalesce(b.s_suffix, b.f_suffix) AS suffix, b.forename,
                    coalesce(n1.canonical, n2.canonical, b.forename) AS forename_canonical, b.middle_names, b.initial,
                    b.s_surname AS surname, b.surname_compact, b.forename_dm, b.surname_dm, b.dob,
-                   CAST(year(b.dob) AS INT) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
+                   coalesce(CAST(year(b.dob) AS INT), {year_from_text_sql('b.dob_raw')}) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
                    CAST(day(b.dob) AS INT) AS dob_day, b.sex_code AS sex, {_pc_parts('b.pc')},
                    b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
                    coalesce({phone_sql('b.phone')}, {phone_any_sql('b.phone')}) AS phone,

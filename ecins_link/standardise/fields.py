@@ -73,3 +73,10 @@ def extra_columns(names: dict[str, list[str]]) -> list[tuple[str, str, str]]:
         for name in sorted(set(names.get(kind, []))):
             out.append((f"{prefix}:{name}", f"{prefix}_{name}", fn(f"b.extras['{prefix}:{name}']")))
     return out
+
+
+def year_from_text_sql(expr: str) -> str:
+    """The year of a date text that is not a valid date (``1836-81-01`` -> 1836): its one four-digit group,
+    or NULL when it has none or several."""
+    groups = f"list_filter(regexp_extract_all({expr}, '[0-9]+'), g -> length(g) = 4)"
+    return f"CASE WHEN len({groups}) = 1 THEN NULLIF(CAST({groups}[1] AS INT), 0) END"
