@@ -89,7 +89,8 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
-               regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near
+               regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near,
+               coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
     con.execute(r"""
@@ -105,7 +106,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
         SELECT source, record_key,
                md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
                    coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
-                   coalesce(source_uprn, ''), near::VARCHAR)) AS akey
+                   coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
         FROM _loc_rows""")
     known = _tokens("concat_ws(' ', r.flat, r.number, r.building, r.street, r.town, r.postcode)")
     place = _tokens("concat_ws(' ', r.town, r.postcode, r.postcode_outward)")
@@ -118,7 +119,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             GROUP BY m.akey)
         , two AS (
             SELECT akey, n_records, r.address_text, r.address_norm, r.flat, r.number, r.building, r.street,
-                   r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near,
+                   r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near, r.home,
                    list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
                    array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
             FROM one)
@@ -140,14 +141,20 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                        nullif(trim(CAST(locality AS VARCHAR)), '') AS locality, nullif(trim(CAST(town AS VARCHAR)), '') AS town,
                        nullif(trim(CAST(postcode AS VARCHAR)), '') AS postcode, nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                        nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
-                       CAST(full_address AS VARCHAR) AS full_address, CAST(address_norm AS VARCHAR) AS address_norm
+                       CAST(full_address AS VARCHAR) AS full_address, CAST(address_norm AS VARCHAR) AS address_norm,
+                       nullif(trim(CAST(parent_uprn AS VARCHAR)), '') AS parent_uprn,
+                       CAST(address_class AS VARCHAR) AS address_class
                 FROM gazetteer_std WHERE uprn IS NOT NULL),
             shells AS (
-                SELECT DISTINCT number, street, postcode FROM g WHERE flat IS NOT NULL AND number IS NOT NULL)
-            SELECT g.*, (g.flat IS NULL AND s.number IS NOT NULL) AS has_flats, {flat_id_expr('g.flat', flat_words)} AS flat_id
+                SELECT DISTINCT number, street, postcode FROM g WHERE flat IS NOT NULL AND number IS NOT NULL),
+            parents AS (SELECT DISTINCT parent_uprn AS uprn FROM g WHERE parent_uprn IS NOT NULL)
+            -- a building "has flats" when flats are listed at its number, street and postcode, or name it parent
+            SELECT g.*, (g.flat IS NULL AND (s.number IS NOT NULL OR p.uprn IS NOT NULL)) AS has_flats,
+                   {flat_id_expr('g.flat', flat_words)} AS flat_id
             FROM g LEFT JOIN shells s
               ON g.number = s.number AND g.street IS NOT DISTINCT FROM s.street
-             AND g.postcode IS NOT DISTINCT FROM s.postcode""")
+             AND g.postcode IS NOT DISTINCT FROM s.postcode
+            LEFT JOIN parents p ON p.uprn = g.uprn""")
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _loc_gaz_area AS
             SELECT * REPLACE (area AS town) FROM (

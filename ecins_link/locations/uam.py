@@ -223,12 +223,10 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
         FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn
         WHERE (u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
                OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}))
-          AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL
-                   AND regexp_extract(a.number, '^\d+') <> regexp_extract(g.number, '^\d+')
+          AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number
                    -- a parser that took a bare flat number for the house number: fine when it is the flat
                    AND NOT (a.number = g.flat_id AND list_contains(
-                       regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1),
-                       regexp_extract(g.number, '^\d+'))))
+                       regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number)))
           AND (g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')))
@@ -236,9 +234,12 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
           -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: a flat label read as a house number
           AND NOT (a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
                    AND regexp_extract(g.number, '^\d+') = regexp_extract(a.flat_id, '^\d+'))
-          AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation),
-                                              '\b(\d+)[A-Z]?\b', 1),
-                           regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+)[A-Z]?\b', 1))
+          -- every number of the text (with its suffix: 26A is not 26) is one of the candidate's; "22A" may be
+          -- flat A of 22
+          AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation,
+                                                        g.number || CASE WHEN length(g.flat_id) = 1 THEN g.flat_id END),
+                                              '\b(\d+[A-Z]?)\b', 1),
+                           regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1))
           AND {area_consistent('a', 'g')}
           AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
     return int(con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before)
