@@ -43,8 +43,13 @@ def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str) -> int:
     return int(n)
 
 
-def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = True) -> dict[str, int]:
-    """Apply the hard guards to ``_loc_res``; return how many answers each refused or moved."""
+def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = True,
+                 street_types: list[str] | None = None) -> dict[str, int]:
+    """Apply the hard guards to ``_loc_res``; return how many answers each refused or moved.
+
+    ``street_types``: full street-type words ("ROAD", "MEWS"); a candidate whose street ends in another one than
+    the text's is refused ("10 Ranton Mews" is not "10 Ranton Road")."""
+    street_types = street_types or []
     out: dict[str, int] = {}
     # position words: a flat inside the building becomes the building (its parent, or the one shell there)
     con.execute("""
@@ -72,6 +77,13 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         AND NOT (a.number = g.flat_id AND list_contains(
             regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number))""",
         "the best candidate has another house number or suffix (refused)")
+    types = ", ".join(_q(w) for w in street_types) or "''"
+    out["street_type_changed"] = _refuse(
+        con, f"""a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street
+                 AND list_contains([{types}], split_part(a.street, ' ', -1))
+                 AND list_contains([{types}], split_part(g.street, ' ', -1))
+                 AND split_part(a.street, ' ', -1) <> split_part(g.street, ' ', -1)""",
+        "the best candidate is on a street of another type (Mews, Road ...) (refused)")
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
              "AND r.match_method <> 'flat_descriptor'",
@@ -130,7 +142,8 @@ def matches_sql(factor: float, building_factor: float, reasons: dict[str, str], 
                                                            AND gs.street IS NOT NULL THEN 'street' ELSE 'unresolved' END
                         WHEN a.near AND r.match_method <> 'source_uprn' THEN 'approximate'
                         WHEN a.flat_id IS NOT NULL AND g.uprn IS NOT NULL AND g.flat_id IS NULL THEN 'building'
-                        WHEN a.flat_id IS NULL AND coalesce(g.has_flats, false) THEN 'building'
+                        WHEN a.flat_id IS NULL AND coalesce(g.has_flats, false)
+                             AND coalesce(g.address_class, 'other') = 'other' THEN 'building'
                         WHEN g.flat_id IS NOT NULL THEN 'flat'
                         ELSE 'exact' END AS level
             FROM _loc_map m JOIN _loc_addr a USING (akey)

@@ -353,45 +353,6 @@ def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> di
     return {"resolved": n, "ties_refused": int(ties)}
 
 
-def resolve_premises(
-    con: duckdb.DuckDBPyConnection, confidence: float, ignore_leading: list[str], min_chars: int
-) -> dict[str, int]:
-    """Match an unnumbered address whose text names a premises to a gazetteer building/organisation name.
-
-    The name must appear as whole words in the address, in the same town or postcode district; among the
-    names found the longest wins, and it must name exactly one UPRN.
-    """
-    lead = "|".join(re.escape(w.upper()) for w in ignore_leading) or "$^"
-    strip = f"trim(regexp_replace(upper({{x}}), '^({lead})\\s+', ''))"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        WITH names AS (
-            SELECT uprn, {strip.format(x="organisation")} AS name, town, postcode_outward FROM _loc_gaz
-            WHERE organisation IS NOT NULL
-            UNION
-            SELECT uprn, {strip.format(x="building")}, town, postcode_outward FROM _loc_gaz
-            WHERE building IS NOT NULL AND number IS NULL AND flat IS NULL),
-             todo AS (SELECT akey, ' ' || upper(coalesce(place_text, '')) || ' ' AS txt, town, postcode_outward
-                      FROM {_todo("AND a.number IS NULL AND a.flat IS NULL")} a),
-             toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, unnest(string_split(trim(txt), ' ')) AS tok
-                      FROM todo),
-             named AS (SELECT *, split_part(name, ' ', 1) AS first FROM names WHERE length(name) >= {int(min_chars)}),
-             hits AS (
-                SELECT t.akey, n.uprn, length(n.name) AS len FROM toks t JOIN named n
-                  ON t.tok = n.first AND t.town = n.town
-                WHERE contains(t.txt, ' ' || n.name || ' ')
-                UNION
-                SELECT t.akey, n.uprn, length(n.name) FROM toks t JOIN named n
-                  ON t.tok = n.first AND t.postcode_outward = n.postcode_outward
-                WHERE contains(t.txt, ' ' || n.name || ' ')),
-             best AS (SELECT akey, max(len) AS len FROM hits GROUP BY akey)
-        SELECT h.akey, min(h.uprn) AS uprn, count(DISTINCT h.uprn) AS n
-        FROM hits h JOIN best b USING (akey, len) GROUP BY h.akey""")
-    n = _insert(con, f"SELECT akey, uprn, 'premises_name', {confidence} FROM _loc_cand WHERE n = 1")
-    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
-    return {"resolved": n, "ties_refused": int(ties)}
-
-
 def cluster_unresolved(con: duckdb.DuckDBPyConnection) -> None:
     """Give every unresolved address a cluster key (``_loc_clu(akey, ckey, vague)``).
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import guards, keys
+from ecins_link.locations import guards, keys, premises
 from ecins_link.store import Store
 
 if TYPE_CHECKING:
@@ -147,6 +147,9 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
     lap("prepare")
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
     home_rule = bool(rules.get("guards", {}).get("home_not_commercial", True))
+    from ecins_link.standardise.address_clean import vocab
+
+    street_types = sorted(set(vocab().get("street_words", [])) - set(vocab().get("building_words", [])))
     counts["source_uprn"] = keys.resolve_source_uprn(
         con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
     if with_gazetteer:
@@ -156,13 +159,14 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         counts["street_area"] = keys.resolve_street_area(con, conf.get("street_area", conf["street_number"]))
         lap("street_area")
         prem = rules["premises"]
-        counts["premises_name"] = keys.resolve_premises(con, conf["premises_name"], prem.get("ignore_leading", []),
-                                                        int(prem.get("min_name_chars", 4)))
+        counts["premises_name"] = premises.resolve_premises(
+            con, conf["premises_name"], prem.get("ignore_leading", []), int(prem.get("min_name_chars", 4)),
+            prem.get("ignore_trailing", []))
         lap("premises_name")
         from ecins_link.standardise.address_flats import upper_ids
 
         counts["flat_descriptor"] = guards.resolve_upper_flat(con, conf.get("flat_descriptor", 0.9), upper_ids())
-        counts["guards_after_keys"] = guards.apply_guards(con, home_rule)
+        counts["guards_after_keys"] = guards.apply_guards(con, home_rule, street_types)
         lap("guards")
         uam = rules["uk_address_matcher"]
         if uam.get("enabled", True):
@@ -186,7 +190,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
-            counts["guards_after_matcher"] = guards.apply_guards(con, home_rule)
+            counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types)
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")

@@ -239,7 +239,8 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
           AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation,
                                                         g.number || CASE WHEN length(g.flat_id) = 1 THEN g.flat_id END),
                                               '\b(\d+[A-Z]?)\b', 1),
-                           regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1))
+                           regexp_extract_all(upper(coalesce(a.address_text, '')),
+                                              '\b(?:FLAT|FLT|FL|F|APT)?(\d+[A-Z]?)\b', 1))
           AND {area_consistent('a', 'g')}
           AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
     return int(con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before)

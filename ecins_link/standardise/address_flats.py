@@ -48,7 +48,7 @@ def upper_ids() -> list[str]:
 
 @cache
 def _glued() -> str:
-    return r"(^|,) *" + vocab().get("flat_glued", {}).get("pattern", "$^") + _END
+    return r"(^|,) *" + vocab().get("flat_glued", {}).get("pattern", "$^") + r" *(,|$| )"
 
 
 @cache
