@@ -128,7 +128,8 @@ def matches_sql(factor: float, building_factor: float, reasons: dict[str, str], 
         " ELSE r.match_method END" if reasons else "r.match_method"
     gaz = ("LEFT JOIN _loc_gaz g ON g.uprn = r.uprn "
            "LEFT JOIN (SELECT DISTINCT street FROM _loc_gaz) gs ON gs.street = a.street") if with_gazetteer else \
-        ("LEFT JOIN (SELECT NULL::VARCHAR AS flat_id, false AS has_flats, NULL::VARCHAR AS uprn) g ON false "
+        ("LEFT JOIN (SELECT NULL::VARCHAR AS flat_id, false AS has_flats, NULL::VARCHAR AS uprn, "
+         "NULL::VARCHAR AS address_class) g ON false "
          "LEFT JOIN (SELECT NULL::VARCHAR AS street) gs ON false")
     return f"""
         WITH why AS (SELECT akey, string_agg(DISTINCT reason, '; ') AS why FROM (
