@@ -100,12 +100,15 @@ def resolve_upper_flat(con: duckdb.DuckDBPyConnection, confidence: float, upper_
     (method ``flat_descriptor``); several: left alone, the reason names them.
     """
     ids = ", ".join(_q(i) for i in upper_ids) or "''"
+    # one side must be vague ("ABOVE", "TOP"): a first-floor flat is not the gazetteer's only second-floor flat
+    vague = ", ".join(_q(i) for i in upper_ids if not i.startswith("FLOOR")) or "''"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n, string_agg(DISTINCT g.uprn, ';') AS uprns
         FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
           AND list_contains([{ids}], a.flat_id) AND list_contains([{ids}], g.flat_id)
+          AND (list_contains([{vague}], a.flat_id) OR list_contains([{vague}], g.flat_id))
           AND (a.postcode IS NULL OR a.postcode = g.postcode
                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
           AND (a.postcode IS NOT NULL OR a.town IS NOT NULL OR EXISTS (SELECT 1 FROM _loc_mention m WHERE m.akey = a.akey))
@@ -172,6 +175,25 @@ def matches_sql(factor: float, building_factor: float, reasons: dict[str, str], 
                                            THEN '; the building: its flat is not known' ELSE
                                            '; the building: the text names no flat of it' END
                                        ELSE '' END
+                    WHEN why IS NOT NULL THEN why
                     WHEN vague THEN 'too vague: no street, building or number'
-                    ELSE coalesce(why, 'no gazetteer entry fits') END AS match_reason
+                    ELSE 'no gazetteer entry fits' END AS match_reason
         FROM b"""
+
+
+def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> int:
+    """A flat address still unresolved whose building is one gazetteer UPRN (same number and street, no flat;
+    its postcode when the text has one, else in every area the text names): resolved to the building (method
+    ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
+        FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street AND g.flat_id IS NULL
+        WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
+          AND (a.postcode IS NULL OR a.postcode = g.postcode
+               OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
+          AND (a.postcode IS NOT NULL OR a.town IS NOT NULL OR EXISTS (SELECT 1 FROM _loc_mention m WHERE m.akey = a.akey))
+          AND {area_consistent('a', 'g')}
+        GROUP BY a.akey""")
+    con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'building_only', {float(confidence)} FROM _loc_cand WHERE n = 1")
+    return int(con.execute("SELECT count(*) FROM _loc_cand WHERE n = 1").fetchone()[0])

@@ -15,6 +15,8 @@ import re
 
 import duckdb
 
+from ecins_link.standardise.address_flats import rewrite_descriptors_sql
+
 # Key expressions over a row alias {t}: NULL when a part the key needs is missing.  The gazetteer side of
 # the *area* keys is matched on both its town and its locality (agencies write either).
 _KEYS: dict[str, tuple[str, str]] = {
@@ -89,7 +91,8 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
-               regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near,
+               -- "REAR FLAT, 4 ..." is a flat (standardise's flat descriptors), not a position
+               regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}') AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label

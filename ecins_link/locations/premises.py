@@ -1,8 +1,8 @@
 """Premises named in an address ("BOOTS, <town>", "The Red Lion, Aldton") -> the one UPRN of that name there.
 
 A gazetteer organisation name, or the name of an unnumbered building, must appear as whole words in the text
-(leading words such as THE and trailing ones such as LTD ignored on both sides), and the candidate must lie in a
-town or locality the text names (or share its postcode district).  Among the names found the longest wins.
+(leading words such as THE and trailing ones such as LTD ignored on both sides), and the candidate must lie in
+every town or locality the text names (or, naming none, in its parsed town or postcode district).  Among the names found the longest wins.
 One UPRN: resolved (``premises_name``).  Several (a chain with branches in that town): left unresolved, and
 the reason lists the candidates.  A text that names no area or postcode is not matched by name alone.
 """
@@ -44,8 +44,10 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
              hits AS (
                 SELECT DISTINCT t.akey, n.uprn, length(n.name) AS len FROM toks t JOIN named n ON t.tok = n.first
                 WHERE contains(t.txt, ' ' || n.name || ' ')
-                  AND (list_contains(t.areas, n.town) OR list_contains(t.areas, n.locality)
-                       OR t.town = n.town OR t.town = n.locality OR t.postcode_outward = n.postcode_outward)),
+                  -- in every town / locality the text names; else in its parsed town or postcode district
+                  AND CASE WHEN len(t.areas) > 0
+                           THEN list_has_all(list_filter([n.town, n.locality], x -> x IS NOT NULL), t.areas)
+                           ELSE t.town = n.town OR t.town = n.locality OR t.postcode_outward = n.postcode_outward END),
              best AS (SELECT akey, max(len) AS len FROM hits GROUP BY akey)
         SELECT h.akey, min(h.uprn) AS uprn, count(DISTINCT h.uprn) AS n,
                string_agg(DISTINCT h.uprn, ';' ORDER BY h.uprn) AS uprns

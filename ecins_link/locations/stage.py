@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
 METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "premises_name", "flat_descriptor", "uk_address_matcher",
+           "building_only",
            "proximity", "unresolved", "too_vague"]
 LEVELS = ["exact", "flat", "building", "approximate", "street", "unresolved"]
 
@@ -190,7 +191,9 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
-            counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types)
+        counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types)
+        counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
+        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types)
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")

@@ -52,6 +52,11 @@ def _glued() -> str:
 
 
 @cache
+def _glued_letter() -> str:
+    return r"(^|,) *" + vocab().get("flat_glued", {}).get("letter_pattern", "$^") + r" *(,)"
+
+
+@cache
 def _compiled() -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(rx), rf"\g<1>FLAT {i}\g<2>") for rx, i, _up in descriptor_rules()]
 
@@ -62,14 +67,16 @@ def rewrite_descriptors(clean: str) -> str:
         return clean
     for rx, rep in _compiled():
         clean = rx.sub(rep, clean, count=1)
-    return re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    clean = re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    return re.sub(_glued_letter(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
 
 
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression."""
     for rx, i, _up in descriptor_rules():
         x = f"regexp_replace({x}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
-    return f"regexp_replace({x}, {_q(_glued())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
+    return f"regexp_replace(regexp_replace({x}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
 
 
 _CODE = r"^[A-Z]{1,2}([0-9]{2}[A-Z]{0,2})?$"
