@@ -62,7 +62,8 @@ def render_homes(rng: np.random.Generator, g: pd.DataFrame, n: int) -> tuple[pd.
         rows.append({"ID": key, "NAME": f"{rng.choice(_FORENAMES)} {rng.choice(_SURNAMES)}",
                      "DOB": f"19{int(rng.integers(40, 99))}-0{int(rng.integers(1, 9))}-1{int(rng.integers(0, 9))}",
                      "ADDRESS": _join(rng, parts), "POSTCODE": row["POSTCODE"] if rng.random() < 0.7 else ""})
-        truth.append(("homes", key, row["UPRN"], "residential", form, 0))
+        # a flat written without its flat names only the building: ambiguous (truth keeps the flat)
+        truth.append(("homes", key, row["UPRN"], "residential", form, int(form == "flat_dropped")))
     return pd.DataFrame(rows), truth
 
 
