@@ -7,9 +7,15 @@ Order of work (cheapest and most certain first; each step sees only what earlier
 3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
    missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names);
-4. premises names against gazetteer organisation / building names (``premises_name``);
-5. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner;
-6. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
+4. premises names against gazetteer organisation / building names in the areas the text names
+   (``premises_name``, :mod:`.premises`); "FLAT ABOVE" to the one upper-floor flat (``flat_descriptor``);
+5. the hard guards (:mod:`.guards`: never another number, suffix, flat or street type; never a home on a
+   commercial UPRN; position words to the building);
+6. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner, and the guards again;
+7. a flat the gazetteer does not list, to its one building (``building_only``, level ``building``);
+8. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
+
+Each answer gets a ``match_level`` and ``match_reason`` (:func:`.guards.matches_sql`; docs/addresses.md).
 
 "REAR OF 12 HIGH ST" / "O/S 12 ..." resolve to 12 High St as ``proximity`` with lower confidence (see
 ``location_rules.toml``).  Without a gazetteer, step 6 alone clusters addresses among themselves.
