@@ -130,7 +130,8 @@ def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame) -> dict
     seconds = round(time.perf_counter() - started, 1)
     out = out.rename(columns={"unique_id": "record_key"})[["record_key", "resolved_canonical_id", "match_weight",
                                                             "distinguishability", "match_reason"]]
-    j = truth.merge(out, on="record_key", how="left")
+    j = truth[["source", "record_key", "true_uprn", "ambiguous", "address_class", "form"]].merge(
+        out, on="record_key", how="left")
     strict_ok = j["match_reason"].fillna("").str.startswith("exact") | (
         (j["match_weight"] >= 10) & (j["distinguishability"].fillna(99) >= 5))
     res = {}
@@ -168,6 +169,8 @@ def main() -> None:
             rec = corrupt(comp_csv, list(g["UPRN"]), style, seed, ctl)
             rec["unambiguous"] = rec["collision"].isin(["matches_label_only", "no_match"])
             rec["record_key"] = [f"R{i:06d}" for i in range(len(rec))]
+            (root / label).mkdir(parents=True, exist_ok=True)
+            rec.to_csv(root / label / "address_errors_output.csv", index=False)
             engine = run_engine(root / label, g, rec)
             uam = run_matcher(g, rec, engine)
             out = {"records": len(rec), "touched": int((rec["applied_rules"].fillna("") != "").sum()),

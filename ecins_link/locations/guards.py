@@ -111,7 +111,6 @@ def resolve_upper_flat(con: duckdb.DuckDBPyConnection, confidence: float, upper_
           AND (list_contains([{vague}], a.flat_id) OR list_contains([{vague}], g.flat_id))
           AND (a.postcode IS NULL OR a.postcode = g.postcode
                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
-          AND (a.postcode IS NOT NULL OR a.town IS NOT NULL OR EXISTS (SELECT 1 FROM _loc_mention m WHERE m.akey = a.akey))
           AND {area_consistent('a', 'g')}
         GROUP BY a.akey""")
     con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'flat_descriptor', {float(confidence)} "
@@ -192,7 +191,6 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
           AND (a.postcode IS NULL OR a.postcode = g.postcode
                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
-          AND (a.postcode IS NOT NULL OR a.town IS NOT NULL OR EXISTS (SELECT 1 FROM _loc_mention m WHERE m.akey = a.akey))
           AND {area_consistent('a', 'g')}
         GROUP BY a.akey""")
     con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'building_only', {float(confidence)} FROM _loc_cand WHERE n = 1")

@@ -1,4 +1,5 @@
-"""Premises named in an address ("BOOTS, <town>", "The Red Lion, Aldton") -> the one UPRN of that name there.
+"""Premises named in an address ("BOOTS, <town>", "The Red Lion, Aldton", "GREGGS, 10 HIGH ST") -> the one UPRN
+of that name there (at that number and street, when the text gives a number).
 
 A gazetteer organisation name, or the name of an unnumbered building, must appear as whole words in the text
 (leading words such as THE and trailing ones such as LTD ignored on both sides), and the candidate must lie in
@@ -28,22 +29,23 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         WITH names AS (
-            SELECT uprn, {name.format(x="organisation")} AS name, town, locality, postcode_outward FROM _loc_gaz
-            WHERE organisation IS NOT NULL
+            SELECT uprn, {name.format(x="organisation")} AS name, town, locality, postcode_outward, number, street
+            FROM _loc_gaz WHERE organisation IS NOT NULL
             UNION
-            SELECT uprn, {name.format(x="building")}, town, locality, postcode_outward FROM _loc_gaz
+            SELECT uprn, {name.format(x="building")}, town, locality, postcode_outward, number, street FROM _loc_gaz
             WHERE building IS NOT NULL AND number IS NULL AND flat IS NULL),
              todo AS (SELECT a.akey, ' ' || {name.format(x="coalesce(a.address_norm, '')")} || ' ' AS txt,
-                             a.town, a.postcode_outward, coalesce(m.areas, []) AS areas
+                             a.town, a.postcode_outward, coalesce(m.areas, []) AS areas, a.number, a.street
                       FROM _loc_addr a LEFT JOIN _loc_mention m USING (akey)
-                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
-                        AND a.number IS NULL AND a.flat IS NULL),
-             toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, areas,
+                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat IS NULL),
+             toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, areas, number, street,
                              unnest(string_split(trim(txt), ' ')) AS tok FROM todo),
              named AS (SELECT *, split_part(name, ' ', 1) AS first FROM names WHERE length(name) >= {int(min_chars)}),
              hits AS (
                 SELECT DISTINCT t.akey, n.uprn, length(n.name) AS len FROM toks t JOIN named n ON t.tok = n.first
                 WHERE contains(t.txt, ' ' || n.name || ' ')
+                  -- "BOOTS, 15 HIGH ST": a numbered text names the premises at that number (and street)
+                  AND (t.number IS NULL OR (t.number = n.number AND (t.street IS NULL OR t.street = n.street)))
                   -- in every town / locality the text names; else in its parsed town or postcode district
                   AND CASE WHEN len(t.areas) > 0
                            THEN list_has_all(list_filter([n.town, n.locality], x -> x IS NOT NULL), t.areas)

@@ -51,20 +51,31 @@ def render_homes(rng: np.random.Generator, g: pd.DataFrame, n: int) -> tuple[pd.
     """``n`` person records at residential UPRNs; (rows, truth tuples)."""
     res = g[g["CLASSIFICATION"].str.startswith("R")]
     pick = res.sample(n=n, replace=True, random_state=int(rng.integers(2**31)))
+    dupes = _dupe_streets(g)
     rows, truth = [], []
     for i, (_, row) in enumerate(pick.iterrows()):
         flat, form = _flat_text(rng, row)
         number = f"{row['PAO_START_NUMBER']}{row['PAO_START_SUFFIX']}"
         building = row["PAO_TEXT"] if row["PAO_TEXT"] and (rng.random() < 0.85 or not number) else ""
-        parts = [flat, building, f"{number} {_street(rng, row['STREET'])}".strip(),
-                 row["LOCALITY"] if rng.random() < 0.6 else "", row["TOWN"] if rng.random() < 0.7 else ""]
+        locality = row["LOCALITY"] if rng.random() < 0.6 else ""
+        postcode = row["POSTCODE"] if rng.random() < 0.7 else ""
+        parts = [flat, building, f"{number} {_street(rng, row['STREET'])}".strip(), locality,
+                 row["TOWN"] if rng.random() < 0.7 else ""]
         key = f"H{i:06d}"
         rows.append({"ID": key, "NAME": f"{rng.choice(_FORENAMES)} {rng.choice(_SURNAMES)}",
                      "DOB": f"19{int(rng.integers(40, 99))}-0{int(rng.integers(1, 9))}-1{int(rng.integers(0, 9))}",
-                     "ADDRESS": _join(rng, parts), "POSTCODE": row["POSTCODE"] if rng.random() < 0.7 else ""})
-        # a flat written without its flat names only the building: ambiguous (truth keeps the flat)
-        truth.append(("homes", key, row["UPRN"], "residential", form, int(form == "flat_dropped")))
+                     "ADDRESS": _join(rng, parts), "POSTCODE": postcode})
+        # ambiguous: a flat written without its flat names only the building (truth keeps the flat); a street
+        # name found in several localities, written with neither locality nor postcode, names no one street
+        amb = form == "flat_dropped" or (row["STREET"] in dupes and not (locality or postcode or building))
+        truth.append(("homes", key, row["UPRN"], "residential", form, int(amb)))
     return pd.DataFrame(rows), truth
+
+
+def _dupe_streets(g: pd.DataFrame) -> set[str]:
+    """Street names that occur in more than one locality of the town."""
+    n = g.groupby("STREET")["LOCALITY"].nunique()
+    return set(n[n > 1].index)
 
 
 def _building(g: pd.DataFrame, row: pd.Series) -> pd.Series:
@@ -79,6 +90,7 @@ def render_events(rng: np.random.Generator, g: pd.DataFrame, n: int) -> tuple[pd
     rows, truth = [], []
     shops = g[g["ORGANISATION"] != ""]
     numbered = g[(g["PAO_START_NUMBER"] != "") & (g["SAO_TEXT"] == "")]
+    dupes = _dupe_streets(g)
     for i in range(n):
         r, key = rng.random(), f"E{i:06d}"
         cls = "other"
@@ -87,7 +99,7 @@ def render_events(rng: np.random.Generator, g: pd.DataFrame, n: int) -> tuple[pd
             num = f"{b['PAO_START_NUMBER']}{b['PAO_START_SUFFIX']}"
             text = str(rng.choice(_POSITION)) + _join(rng, [b["PAO_TEXT"], f"{num} {_street(rng, b['STREET'])}",
                                                            b["TOWN"]])
-            uprn, form, amb = b["UPRN"], "position_words", 0
+            uprn, form, amb = b["UPRN"], "position_words", int(b["STREET"] in dupes and not b["PAO_TEXT"])
         elif r < 0.65 and len(shops):  # premises by name and town (or locality)
             s = shops.iloc[int(rng.integers(len(shops)))]
             area, col = (s["TOWN"], "TOWN") if rng.random() < 0.6 else (s["LOCALITY"], "LOCALITY")
