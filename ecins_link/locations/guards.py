@@ -34,7 +34,8 @@ def init(con: duckdb.DuckDBPyConnection) -> None:
 def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str) -> int:
     """Delete ``_loc_res`` rows (aliases r, a = address, g = gazetteer) meeting ``where``; log ``reason``."""
     sel = f"""SELECT r.akey FROM _loc_res r JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
-              WHERE r.match_method <> 'source_uprn' AND ({where})"""
+              WHERE r.match_method <> 'source_uprn' AND r.match_method IN (SELECT method FROM _loc_guard_methods)
+                AND ({where})"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_refused AS {sel}")
     n = con.execute("SELECT count(*) FROM _loc_refused").fetchone()[0]
     if n:
@@ -44,13 +45,17 @@ def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str) -> int:
 
 
 def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = True,
-                 street_types: list[str] | None = None) -> dict[str, int]:
+                 street_types: list[str] | None = None, methods: list[str] | None = None) -> dict[str, int]:
     """Apply the hard guards to ``_loc_res``; return how many answers each refused or moved.
 
     ``street_types``: full street-type words ("ROAD", "MEWS"); a candidate whose street ends in another one than
-    the text's is refused ("10 Ranton Mews" is not "10 Ranton Road")."""
+    the text's is refused ("10 Ranton Mews" is not "10 Ranton Road").  ``methods``: check only answers of these
+    methods (all when None)."""
     street_types = street_types or []
     out: dict[str, int] = {}
+    # only answers of these methods are checked (the others were checked when they were made)
+    con.execute("CREATE OR REPLACE TEMP TABLE _loc_guard_methods AS SELECT DISTINCT match_method AS method FROM _loc_res"
+                + (" WHERE list_contains(?, match_method)" if methods else ""), [methods] if methods else [])
     # position words: a flat inside the building becomes the building (its parent, or the one shell there)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _loc_up AS
@@ -60,6 +65,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         LEFT JOIN _loc_gaz s ON s.has_flats AND s.number = g.number AND s.street IS NOT DISTINCT FROM g.street
                             AND s.postcode IS NOT DISTINCT FROM g.postcode
         WHERE a.near AND g.flat_id IS NOT NULL AND r.match_method <> 'source_uprn'
+          AND r.match_method IN (SELECT method FROM _loc_guard_methods)
         GROUP BY r.akey, g.parent_uprn""")
     out["position_to_building"] = con.execute("SELECT count(*) FROM _loc_up WHERE uprn IS NOT NULL").fetchone()[0]
     con.execute("""UPDATE _loc_res r SET uprn = u.uprn FROM _loc_up u

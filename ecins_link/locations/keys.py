@@ -92,7 +92,8 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
                -- "REAR FLAT, 4 ..." is a flat (standardise's flat descriptors), not a position
-               regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}') AS near,
+               (regexp_matches(upper(coalesce(address_text, '')), '{rx}')
+                AND regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')) AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label

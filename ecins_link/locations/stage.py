@@ -197,9 +197,9 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
-        counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types)
+        counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types, ["uk_address_matcher"])
         counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
-        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types)
+        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only"])
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")
