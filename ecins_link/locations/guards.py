@@ -83,6 +83,9 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         AND NOT (a.number = g.flat_id AND list_contains(
             regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number))""",
         "the best candidate has another house number or suffix (refused)")
+    out["number_dropped"] = _refuse(
+        con, "a.number IS NOT NULL AND g.number IS NULL AND g.flat_id IS NULL",
+        "the best candidate has no house number; the text has one (refused)")
     types = ", ".join(_q(w) for w in street_types) or "''"
     out["street_type_changed"] = _refuse(
         con, f"""a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street

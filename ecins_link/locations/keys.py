@@ -60,7 +60,8 @@ def flat_id_expr(col: str, label_words: list[str]) -> str:
     """SQL: the flat identifier of a flat label ('FLAT 2', 'APARTMENT 2' -> '2')."""
     words = "|".join(re.escape(w.upper()) for w in label_words) or "$^"
     rx = _sql_str("^(" + words + r")\.?\s*")
-    return f"nullif(trim(regexp_replace(upper({col}), {rx}, '')), '')"
+    # "FLAT 08" is flat 8
+    return f"nullif(regexp_replace(trim(regexp_replace(upper({col}), {rx}, '')), '^0+([0-9])', '\\1'), '')"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazetteer: bool,
@@ -318,7 +319,7 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
         con,
         f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
             JOIN _loc_addr a ON a.akey = c.akey
-            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_leftover > 0) {weak}""",
+            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_unexplained > 0) {weak}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
@@ -348,7 +349,7 @@ def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> di
         con,
         f"""SELECT c.akey, c.uprn, 'street_area', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
             JOIN _loc_addr a ON a.akey = c.akey
-            WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_leftover > 0)
+            WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)
               AND a.n_unexplained = 0 AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
               AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)""",
     )

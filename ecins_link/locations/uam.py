@@ -242,5 +242,12 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
                            regexp_extract_all(upper(coalesce(a.address_text, '')),
                                               '\b(?:FLAT|FLT|FL|F|APT)?(\d+[A-Z]?)\b', 1))
           AND {area_consistent('a', 'g')}
+          -- the candidate's street is written in the text (its first word, or a close spelling of it), outside
+          -- the town: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
+          AND (g.street IS NULL OR length(split_part(g.street, ' ', 1)) < 3
+               OR contains(replace(concat_ws(' ', a.street, a.building, a.place_text), ' ', ''),
+                           split_part(g.street, ' ', 1))
+               OR coalesce(list_max(list_transform(string_split(concat_ws(' ', a.street, a.building, a.place_text), ' '),
+                                    t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= 0.88)
           AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
     return int(con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before)

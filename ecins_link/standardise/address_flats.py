@@ -36,7 +36,9 @@ def descriptor_rules() -> list[tuple[str, str, bool]]:
     for d in vocab().get("flat_descriptors", []):
         alts = "|".join(re.escape(p.upper()).replace("\\ ", " +")
                         for p in sorted(d["phrases"], key=len, reverse=True))
-        out.append((r"(^|,) *(?:" + alts + r")" + _END, str(d["id"]).upper(), bool(d.get("upper", False))))
+        # a flat word before the descriptor ("FLAT FIRST FLOOR FLAT", "FLAT AT FIRST FLOOR") is part of it
+        out.append((r"(^|,) *(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?(?:" + alts + r")" + _END, str(d["id"]).upper(),
+                    bool(d.get("upper", False))))
     return out
 
 
