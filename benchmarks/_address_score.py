@@ -2,7 +2,7 @@
 
 Truth columns: ``source, record_key, true_uprn, address_class, form, ambiguous``.  An answer is *right* (the
 true UPRN), *building* (match_level ``building`` and the true UPRN's building: right building, flat not
-known), *wrong* (any other UPRN), or *unresolved*.  ``gazetteer`` (UPRN, PARENT_UPRN, CLASSIFICATION) gives
+known; or position words placed at the true flat's building), *wrong* (any other UPRN), or *unresolved*.  ``gazetteer`` (UPRN, PARENT_UPRN, CLASSIFICATION) gives
 buildings and classes.
 """
 
@@ -20,7 +20,7 @@ def score(addresses_parquet: str, truth: pd.DataFrame, gazetteer: pd.DataFrame) 
     return con.execute(f"""
         SELECT t.*, m.uprn, m.match_level, coalesce(m.match_confidence, 0) AS match_confidence, m.match_reason,
                CASE WHEN m.uprn IS NOT NULL AND m.uprn = nullif(t.true_uprn, '') THEN 'right'
-                    WHEN m.uprn IS NOT NULL AND m.match_level = 'building'
+                    WHEN m.uprn IS NOT NULL AND m.match_level IN ('building', 'approximate')
                          AND m.uprn = (SELECT nullif(PARENT_UPRN, '') FROM g WHERE g.UPRN = t.true_uprn) THEN 'building'
                     WHEN m.uprn IS NOT NULL THEN 'wrong'
                     ELSE 'unresolved' END AS outcome,

@@ -109,7 +109,8 @@ def _classes(g: pd.DataFrame, uprns: pd.Series) -> list[str]:
             for u in uprns]
 
 
-def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame, keep: Path | None = None
+                ) -> dict[str, pd.DataFrame]:
     """uk_address_matcher alone on the same strings: scored rows at its default and strict acceptance."""
     from uk_address_matcher import AddressMatcher
 
@@ -132,6 +133,8 @@ def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame) -> dict
                                                             "distinguishability", "match_reason"]]
     j = truth[["source", "record_key", "true_uprn", "ambiguous", "address_class", "form"]].merge(
         out, on="record_key", how="left")
+    if keep is not None:
+        j.to_csv(keep, index=False)
     strict_ok = j["match_reason"].fillna("").str.startswith("exact") | (
         (j["match_weight"] >= 10) & (j["distinguishability"].fillna(99) >= 5))
     res = {}
@@ -172,7 +175,7 @@ def main() -> None:
             (root / label).mkdir(parents=True, exist_ok=True)
             rec.to_csv(root / label / "address_errors_output.csv", index=False)
             engine = run_engine(root / label, g, rec)
-            uam = run_matcher(g, rec, engine)
+            uam = run_matcher(g, rec, engine, root / label / "uam_alone.csv")
             out = {"records": len(rec), "touched": int((rec["applied_rules"].fillna("") != "").sum()),
                    "engine_run_seconds": engine.attrs["run_seconds"],
                    "uk_address_matcher_seconds": uam["default"].attrs["run_seconds"],
