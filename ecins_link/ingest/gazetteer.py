@@ -45,4 +45,5 @@ def gazetteer_select(g: GazetteerMapping, rows: str) -> str:
     building = f"coalesce({_opt(g.building_name)}, {_opt(g.pao_text)})" if g.building_name else _opt(g.pao_text)
     cols = [_opt(g.uprn), sub, number, building, _opt(g.organisation), _opt(g.street), _opt(g.locality),
             _opt(g.town), _opt(g.postcode), _opt(g.parent_uprn), _opt(g.classification), _opt(g.x), _opt(g.y)]
-    return f"SELECT {', '.join(cols)} FROM {rows}"
+    names = [c.split()[0] for c in COLUMNS.split(", ")]
+    return f"SELECT {', '.join(f'{c} AS {n}' for c, n in zip(cols, names, strict=True))} FROM {rows}"

@@ -97,12 +97,18 @@ def write_basic_tables(store: Store, config: ProjectConfig, view: View, out_dir:
         counts["quarantine"] = write_safe_csv(store, q, out_dir / "quarantine.csv")
         specs = [("persons", "person_clusters", "person_id, cluster_confidence",
                   {"person_id": pa.string(), "cluster_confidence": pa.float64()}),
-                 ("addresses", "address_matches", "uprn, location_id, match_confidence",
-                  {"uprn": pa.string(), "location_id": pa.string(), "match_confidence": pa.float64()})]
+                 ("addresses", "address_matches", "uprn, location_id, match_confidence, match_level, match_reason",
+                  {"uprn": pa.string(), "location_id": pa.string(), "match_confidence": pa.float64(),
+                   "match_level": pa.string(), "match_reason": pa.string()})]
         for out, table, cols, types in specs:
             if store.has_table(table):
+                have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                                  "WHERE table_name = ?", [table]).fetchall()}
+                # a store written before a column was added: the column is NULL (re-run the stage to fill it)
+                sel = ", ".join(f"t.{c}" if c in have else f"CAST(NULL AS VARCHAR) AS {c}"
+                                for c in (c.strip() for c in cols.split(",")))
                 data = con.execute(
-                    f"SELECT t.source, t.record_key, {', '.join('t.' + c.strip() for c in cols.split(','))} "
+                    f"SELECT t.source, t.record_key, {sel} "
                     f"FROM {table} t LEFT JOIN __ecins_src s USING (source) WHERE {agency_sql} "
                     "ORDER BY t.source, t.record_key", agency_params).to_arrow_table()
             else:

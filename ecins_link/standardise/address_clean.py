@@ -75,6 +75,8 @@ def clean_text(text: str | None) -> tuple[str, str | None, bool]:
         if t2 == t:
             break
         approx, t = True, t2
+    if approx:  # "ADJ GROUND FLOOR FLAT 32 ...": the descriptor after the position words
+        t = rewrite_descriptors(t)
     parts = (" ".join(p.split()) for p in t.split(","))
     return ",".join(p for p in parts if p), postcode, approx
 
@@ -102,8 +104,9 @@ def clean_select(source_sql: str) -> str:
                CASE WHEN pc0 <> '' THEN left(replace(pc0, ' ', ''), -3) || ' ' || right(replace(pc0, ' ', ''), 3)
                END AS postcode,
                t2 <> t1 AS approximate
-        FROM (SELECT *, {strip.format(x=strip.format(x="t1"))} AS t2
+        FROM (SELECT *, CASE WHEN t2s <> t1 THEN {rewrite_descriptors_sql("t2s")} ELSE t2s END AS t2
+        FROM (SELECT *, {strip.format(x=strip.format(x="t1"))} AS t2s
         FROM (SELECT *, {rewrite_descriptors_sql(f"CASE WHEN pc0 = '' THEN t0 ELSE rtrim(regexp_replace(t0, {pc_rx}, '{chr(92)}1'), ' ,') END")} AS t1
         FROM (SELECT *, CASE WHEN regexp_full_match(right(rtrim(t0, ' ,'), 3), '[0-9][A-Z][A-Z]')
                              THEN regexp_extract(t0, {pc_rx}, 2) ELSE '' END AS pc0
-        FROM (SELECT raw, {t0} AS t0 FROM ({source_sql})))))"""
+        FROM (SELECT raw, {t0} AS t0 FROM ({source_sql}))))))"""

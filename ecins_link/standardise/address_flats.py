@@ -36,7 +36,9 @@ def descriptor_rules() -> list[tuple[str, str, bool]]:
     for d in vocab().get("flat_descriptors", []):
         alts = "|".join(re.escape(p.upper()).replace("\\ ", " +")
                         for p in sorted(d["phrases"], key=len, reverse=True))
-        out.append((r"(^|,) *(?:" + alts + r")" + _END, str(d["id"]).upper(), bool(d.get("upper", False))))
+        # a flat word before the descriptor ("FLAT FIRST FLOOR FLAT", "FLAT AT FIRST FLOOR") is part of it
+        out.append((r"(^|,) *(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?(?:" + alts + r")" + _END, str(d["id"]).upper(),
+                    bool(d.get("upper", False))))
     return out
 
 
@@ -48,7 +50,12 @@ def upper_ids() -> list[str]:
 
 @cache
 def _glued() -> str:
-    return r"(^|,) *" + vocab().get("flat_glued", {}).get("pattern", "$^") + _END
+    return r"(^|,) *" + vocab().get("flat_glued", {}).get("pattern", "$^") + r" *(,|$| )"
+
+
+@cache
+def _glued_letter() -> str:
+    return r"(^|,) *" + vocab().get("flat_glued", {}).get("letter_pattern", "$^") + r" *(,)"
 
 
 @cache
@@ -62,14 +69,16 @@ def rewrite_descriptors(clean: str) -> str:
         return clean
     for rx, rep in _compiled():
         clean = rx.sub(rep, clean, count=1)
-    return re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    clean = re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    return re.sub(_glued_letter(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
 
 
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression."""
     for rx, i, _up in descriptor_rules():
         x = f"regexp_replace({x}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
-    return f"regexp_replace({x}, {_q(_glued())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
+    return f"regexp_replace(regexp_replace({x}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
 
 
 _CODE = r"^[A-Z]{1,2}([0-9]{2}[A-Z]{0,2})?$"
