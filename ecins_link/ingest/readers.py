@@ -414,9 +414,10 @@ def read_parquet(path: Path, wanted: set[str] | None = None) -> pa.Table:
     if not path.exists():
         raise ReadError("file not found")
     try:
-        t = pq.read_table(path)
+        t = pq.ParquetFile(path).read()  # by position: unlike read_table, copes with repeated column names
     except Exception as err:  # noqa: BLE001
-        raise ReadError(f"not a readable Parquet file ({type(err).__name__}: {str(err)[:200]})") from None
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise ReadError(f"not a readable Parquet file ({type(err).__name__}: {detail})") from None
     names, notes = clean_header(t.schema.names)
     wanted = wanted or set()
     arrays = {ROW: pa.array(range(1, t.num_rows + 1), pa.int64()),
