@@ -177,6 +177,10 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = "auto") -> pa.
         raise ReadError(f"cannot read file: {err.strerror or err}") from None
     text, had_bad, used = decode(data, encoding)
     del data
+    head = text[:4000]
+    if head and sum(ord(c) < 32 and c not in "\t\r\n" for c in head) > len(head) // 20:
+        raise ReadError(f"does not look like delimited text (control characters throughout, read as {used}): "
+                        "is this the right file and format?")
     lines = text.replace("\r\n", "\n").split("\n")  # a trailing CR is part of the line ending
     del text
     if lines and lines[-1] == "":
