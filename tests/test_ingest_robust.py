@@ -254,3 +254,15 @@ def test_header_only_file_is_zero_rows_not_an_error(tmp_path: Path) -> None:
     _write_csv(tmp_path / "p.csv", HEADER, [])
     got = _ingest(tmp_path, [_src("p.csv")])
     assert got["acc"] == [("people", 0, 0, 0)] and got["quarantine"] == []
+
+
+def test_xlsx_values_under_a_blank_last_header_cell_are_a_column_not_ragged_rows(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for i, r in enumerate(ROWS):
+        ws.append(r + [f"note {i}"])
+    wb.save(tmp_path / "p.xlsx")
+    got = _ingest(tmp_path, [_src("p.xlsx", format="xlsx")])
+    _good(got)
+    assert [i[3:] for i in got["issues"]] == [("column_6", "blank header (column 6); renamed 'column_6'")]

@@ -172,6 +172,10 @@ def _check_reference(con: duckdb.DuckDBPyConnection, config: ProjectConfig, src:
         return
     target = config.source(ref.source)
     on = ref.on_columns or target.key
+    if not target.person:
+        entry["errors"].append(f"person_ref: '{ref.source}' has no [person] mapping, so no reference can find a "
+                               "person (every row would be an orphan_reference)")
+        return
     if ref.source not in tables:
         entry["warnings"].append(f"person_ref: '{ref.source}' could not be read, so every reference is an orphan")
         return
