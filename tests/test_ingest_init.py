@@ -57,8 +57,9 @@ def test_skeleton_guesses_keys_dates_and_references(skeleton: Path) -> None:
 
 
 def test_skeleton_passes_check_and_ingests(skeleton: Path, tmp_path: Path) -> None:
+    """Only the placeholders left for the analyst (flag columns' signals) stop ``check``."""
     report = check_project(skeleton)
-    assert report["errors"] == []
+    assert len(report["errors"]) == 1 and "TODO_SIGNAL" in report["errors"][0]
     result = runner.invoke(app, ["run", str(skeleton), "--stage", "ingest", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
 
