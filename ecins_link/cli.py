@@ -56,9 +56,24 @@ def _guard(fn):  # noqa: ANN001, ANN202 - decorator
     return wrapper
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ecins_link import __version__
+
+        print(f"ecins-link {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
-    """ecins-link: risk-linkage analytics for multi-agency partnerships."""
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """ecins-link: risk-linkage analytics for multi-agency partnerships.
+
+    Results go to standard output (JSON with --json); progress, tables and errors go to standard error.
+    """
     _state["debug"] = debug
 
 
@@ -91,22 +106,27 @@ def run(
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only these stages (repeatable).")] = None,
     allow_partial: Annotated[bool, typer.Option(
         "--allow-partial", help="Continue when a source is unreadable or over its max_quarantine_share.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on standard output.")] = False,
 ) -> None:
     """Run the whole pipeline on a project and write the output folder."""
+    from ecins_link.api import Project, run_summary
     from ecins_link.ingest.console import print_sources
     from ecins_link.ingest.health import IngestFailed
-    from ecins_link.pipeline import STAGE_NAMES, run_project
+    from ecins_link.pipeline import STAGE_NAMES
 
     for s in stage or []:
         if s not in STAGE_NAMES:
             raise ValueError(f"unknown stage {s!r}; stages are {STAGE_NAMES}")
     try:
-        result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True,
-                             allow_partial=allow_partial)
+        result = Project.open(project, user=user).run(stages=stage, purpose=purpose, out=out,
+                                                      progress=not as_json, allow_partial=allow_partial)
     except IngestFailed as err:
         print_sources(console, err.health.sources)
         raise
     print_sources(console, result.summary.get("sources", []), result.summary.get("warnings", []))
+    if as_json:
+        print(json.dumps(run_summary(result), indent=2, default=str))
+        return
     table = Table(title=f"run {result.run_id}")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -291,6 +311,7 @@ def audit(
     project: ProjectArg,
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if tampered.")] = False,
     limit: Annotated[int, typer.Option("--limit")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows (and the check) as JSON.")] = False,
 ) -> None:
     """List the audit log (who, when, what, purpose, counts)."""
 
@@ -298,6 +319,11 @@ def audit(
     with store:
         rows = store.audit_rows().tail(limit)
         bad = store.verify_audit() if verify else []
+    if as_json:
+        _print_audit_json(rows, bad if verify else None)
+        if verify and bad:
+            raise typer.Exit(code=1)
+        return
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
     for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
         table.add_column(col, overflow="fold")
@@ -350,6 +376,90 @@ def purge(
     with store:
         counts = purge_source(store, source, reason)
     print(json.dumps(counts, indent=2))
+
+
+def _print_audit_json(rows: object, broken: list | None) -> None:
+    """``audit --json``: ``{"rows": [...]}``, plus ``"verified"`` and ``"broken_at"`` when checked."""
+    out: dict = {"rows": json.loads(rows.to_json(orient="records", date_format="iso", date_unit="us"))}  # type: ignore[attr-defined]
+    if broken is not None:
+        out.update(verified=not broken, broken_at=list(broken))
+    print(json.dumps(out, indent=2, default=str))
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+@_guard
+def rules_check(
+    rules: Annotated[Path, typer.Argument(help="The rules file (TOML).")],
+    taxonomy: Annotated[Path | None, typer.Option("--taxonomy", help="Signal taxonomy (default: shipped).")] = None,
+) -> None:
+    """Validate a rules file against the taxonomy and print every rule in plain English (exit 2 if invalid)."""
+    from ecins_link.scoring.describe import check_rules
+
+    _, text = check_rules(rules, taxonomy)
+    print(text)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Logins of the panel workspace (ecins-link serve).")
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+@_guard
+def serve(
+    project: ProjectArg,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    https: Annotated[bool, typer.Option("--https", help="Served behind TLS: Secure cookies and HSTS.")] = False,
+) -> None:
+    """Serve the panel workspace (web app) on the latest completed run."""
+    from ecins_link.web.server import serve as run_server
+
+    console.print(f"panel workspace on http://{host}:{port}/ (Ctrl+C to stop)")
+    run_server(project, host=host, port=port, https=https)
+
+
+@users_app.command("add")
+@_guard
+def users_add(
+    project: ProjectArg,
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="analyst (full view) or panel (one purpose).")],
+    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose a panel member works under.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Add a login (or reset one); the password is prompted for unless --password-stdin."""
+    from ecins_link.web.cli_users import add
+
+    add(project, name, role, purpose, password_stdin)
+    console.print(f"user {name} saved ({role}{', ' + purpose if purpose else ''})")
+
+
+@users_app.command("list")
+@_guard
+def users_list(project: ProjectArg) -> None:
+    """List the logins."""
+    from ecins_link.web.cli_users import rows
+
+    table = Table(title="panel workspace users")
+    for col in ("name", "role", "purpose", "active", "last login"):
+        table.add_column(col)
+    for r in rows(project):
+        table.add_row(r.name, r.role, r.purpose, "yes" if r.active else "no", r.last_login)
+    Console().print(table)
+
+
+@users_app.command("disable")
+@_guard
+def users_disable(project: ProjectArg, name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a login and end its sessions (kept for the audit trail)."""
+    from ecins_link.web.cli_users import disable
+
+    disable(project, name)
+    console.print(f"user {name} disabled")
 
 
 def _jsonable(obj: object) -> object:

@@ -9,6 +9,7 @@ purposes (information-sharing agreement views) may see what.  Every mistake is r
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,27 @@ class PersonMapping(_Model):
     email: str | None = None
     resident_from: str | None = None
     resident_to: str | None = None
+    # generic identifiers (exact and one-typo levels, used in blocking): name -> column, e.g.
+    # { nhs_number = "NHS_NO", ni_number = "NINO" }; the same name in several sources is one comparison
+    identifiers: dict[str, str] = Field(default_factory=dict)
+    # extra attributes compared (exact / similar) but never blocked on: { birth_place = "POB", occupation = "OCC" }
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # "uk": a value not in UK format is nulled (with a field issue); "any": kept and compared as written
+    postcode_format: Literal["uk", "any"] = "uk"
+    phone_format: Literal["uk", "any"] = "uk"
+    # dates of birth before this are quarantined as implausible (historical registers: set it far back)
+    dob_earliest: dt.date = dt.date(1880, 1, 1)
+    # a date of birth that is not a valid date in the source's formats: quarantine the row (default), or
+    # "null": keep the person without a date of birth (with a field issue)
+    invalid_dob: Literal["quarantine", "null"] = "quarantine"
+
+    @field_validator("identifiers", "attributes")
+    @classmethod
+    def _field_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"'{name}': identifier and attribute names use lower-case letters, digits and '_'")
+        return v
 
     @model_validator(mode="after")
     def _needs_a_name(self) -> PersonMapping:
@@ -122,7 +144,12 @@ class FlagMapping(_Model):
 
 
 class GazetteerMapping(_Model):
-    """Columns of an LLPG-like gazetteer source."""
+    """Columns of an LLPG-like gazetteer source (BS7666 / AddressBase parts; every field but ``uprn`` optional).
+
+    ``sub_building`` / ``number`` / ``building_name`` are the one-column forms; the ``sao_*`` / ``pao_*``
+    columns are the BS7666 parts they are composed from when the one-column form is not mapped
+    (docs/project-file.md, "Gazetteer columns").
+    """
 
     uprn: str
     sub_building: str | None = None
@@ -133,6 +160,20 @@ class GazetteerMapping(_Model):
     locality: str | None = None
     town: str | None = None
     postcode: str | None = None
+    sao_start_number: str | None = None
+    sao_start_suffix: str | None = None
+    sao_end_number: str | None = None
+    sao_end_suffix: str | None = None
+    sao_text: str | None = None
+    pao_start_number: str | None = None
+    pao_start_suffix: str | None = None
+    pao_end_number: str | None = None
+    pao_end_suffix: str | None = None
+    pao_text: str | None = None
+    parent_uprn: str | None = None
+    classification: str | None = None
+    x: str | None = None
+    y: str | None = None
 
 
 class Source(_Model):
@@ -220,6 +261,11 @@ class LinkageSettings(_Model):
     # threshold, a mutual best match between two of them with at least this probability joins two singletons
     one_to_one_sources: list[str] = Field(default_factory=list)
     one_to_one_min_probability: float = Field(0.5, ge=0.0, le=1.0)
+    # the person model file (relative to the project file); default: the packaged person_model.toml
+    model: str | None = None
+    # comparisons the project accepts untrained (on their prior m probabilities); an untrained key comparison
+    # (forename, surname, dob) not listed here fails the run
+    allow_untrained: list[str] = Field(default_factory=list)
 
 
 class ProjectSettings(_Model):
@@ -232,6 +278,27 @@ class ProjectSettings(_Model):
     # the persons stage's scoring runs on a second connection alongside the locations stage (each with its own
     # DuckDB memory limit, so the peak can be the sum); false = strictly one stage after another
     overlap_stages: bool = True
+    # folders outside the project folder that paths (sources, store, rules, taxonomy) may point into; by
+    # default every path must stay inside the project folder (docs/governance.md)
+    allow_paths_outside: list[str] = Field(default_factory=list)
+    # purged sources (ecins-link purge) the project explicitly admits again; any other purged source is refused
+    readmit_purged: list[str] = Field(default_factory=list)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit_ok(cls, v: str | None) -> str | None:
+        from ecins_link.guards import check_memory_limit
+
+        return None if v is None else check_memory_limit(v)
+
+
+class ScoringSettings(_Model):
+    """``[scoring]``: how far back the rules look and when a flag counts as current (see docs/rules-guide.md)."""
+
+    # a rule's criterion may be met in any window inside the lookback; None = all the data
+    lookback_days: int | None = Field(default=None, gt=0)
+    # a flag whose criterion was last met more than this many days before as-of is 'lapsed'
+    current_days: int = Field(default=365, gt=0)
 
 
 class ProjectConfig(_Model):
@@ -241,6 +308,7 @@ class ProjectConfig(_Model):
     sources: list[Source]
     purposes: dict[str, Purpose] = Field(default_factory=dict)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     root: Path = Path(".")
     file: Path | None = None
 
@@ -264,6 +332,8 @@ class ProjectConfig(_Model):
                     )
         if sum(1 for s in self.sources if s.gazetteer) > 1:
             raise ValueError("at most one gazetteer source")
+        if self.linkage.model and not self.path_of(self.linkage.model).is_file():
+            raise ValueError(f"linkage.model: file '{self.linkage.model}' not found")
         return self
 
     def source(self, name: str) -> Source:
@@ -274,13 +344,30 @@ class ProjectConfig(_Model):
         raise KeyError(name)
 
     def path_of(self, relative: str) -> Path:
-        """A path from the project file, resolved against the project folder."""
+        """A path from the project file, resolved against the project folder; :class:`ConfigError` if it leads
+        outside the project folder and the folders of ``project.allow_paths_outside``."""
+        from ecins_link.guards import confine
+
         p = Path(relative)
-        return p if p.is_absolute() else (self.root / p)
+        p = p if p.is_absolute() else (self.root / p)
+        allowed = [Path(a) if Path(a).is_absolute() else self.root / a for a in self.project.allow_paths_outside]
+        try:
+            confine(p, self.root, allowed, what=f"path {relative!r}")
+        except ValueError as err:
+            where = f"{self.file}: " if self.file else ""
+            raise ConfigError(f"{where}{err}") from None
+        return p
 
     @property
     def store_path(self) -> Path:
         return self.path_of(self.project.store)
+
+    def check_paths(self) -> None:
+        """:class:`ConfigError` if any path of the project file (store, sources, rules, taxonomy) leads outside
+        the project folder and the allowed folders."""
+        for rel in [self.project.store, *(s.path for s in self.sources), self.project.taxonomy, self.project.rules]:
+            if rel:
+                self.path_of(rel)
 
     @property
     def gazetteer_source(self) -> Source | None:
@@ -327,4 +414,6 @@ def load_config(path: str | Path) -> ProjectConfig:
     """Read and validate a project TOML file."""
     path = Path(path)
     data = read_toml(path, "project file")
-    return parse_config(data, root=path.parent.resolve(), file=path)
+    config = parse_config(data, root=path.parent.resolve(), file=path)
+    config.check_paths()
+    return config

@@ -26,7 +26,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("ingest", "ecins_link.ingest", "ingest"),
     ("standardise", "ecins_link.standardise", "standardise"),
     ("persons", "ecins_link.matching", "link_persons"),
-    ("locations", "ecins_link.matching", "link_locations"),
+    ("locations", "ecins_link.locations", "link_locations"),
     ("graph", "ecins_link.graph", "build_graph"),
     ("score", "ecins_link.scoring", "score"),
 ]
@@ -76,6 +76,8 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     unless ``allow_partial``, when it becomes a warning.
     """
     wanted = [s for s in STAGE_NAMES if s in set(stages)]
+    if "ingest" in wanted:  # a purged source is refused until the project file drops or re-admits it
+        importlib.import_module("ecins_link.purge").check_purged(store, config)
     run_started = time.perf_counter()
     result = RunResult(run_id=store.run_id, store_path=store.path, out_dir=out_dir)
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -112,7 +114,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
             if name == "ingest":
                 _ingest_gate(store, config, result, allow_partial)
             if name == "ingest" and early_matcher:  # started on a side thread: standardise need not wait for it
-                matcher = pool.submit(_on_reader, "ecins_link.matching.locations", "prepare_matcher_early",
+                matcher = pool.submit(_on_reader, "ecins_link.locations.stage", "prepare_matcher_early",
                                       store.reader(), config)
                 cleanup.callback(_close_matcher, matcher)  # the locations stage closes it, or this if it fails first
             if name == "locations" and scoring is not None:

@@ -3,8 +3,12 @@
 Every stage reads named tables and writes named tables inside :meth:`Store.stage`, one transaction: a run
 killed mid-stage leaves the store as it was before that stage.  A second process opening a store in use
 gets :class:`StoreLockedError`.  The audit log (DPA 2018 s62 categories) can only be appended to through
-:meth:`Store.audit`; each row carries a SHA-256 hash chained to the previous row so that any edit made
-outside the application is detectable with :meth:`Store.verify_audit`.
+:meth:`Store.audit`; each row carries an HMAC chained to the previous row, under a key kept outside the store,
+and every committed command appends the chain head to a sidecar file outside the store
+(:mod:`ecins_link.audit_chain`), so edits, deletions, truncation, re-hashing and a dropped table are all
+detectable with :meth:`Store.verify_audit`.  A path that exists but is not a DuckDB file is refused; the memory
+limit is validated and bound; a run left 'running' by a killed process is closed as 'abandoned' (and audited)
+the next time the store is opened for writing.  See docs/governance.md.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import getpass
-import hashlib
 import json
 import os
 import uuid
@@ -22,6 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from ecins_link import audit_chain
+from ecins_link.guards import (
+    DiskFullError,
+    check_duckdb_file,
+    check_memory_limit,
+    is_disk_full,
+    set_memory_limit,
+)
 
 SCHEMA_VERSION = 1
 AUDIT_CATEGORIES = ("collection", "alteration", "consultation", "disclosure", "combination", "erasure")
@@ -58,11 +70,6 @@ def current_user(explicit: str | None = None) -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _hash_row(prev_hash: str, fields: list[Any]) -> str:
-    payload = json.dumps([prev_hash, *[str(f) for f in fields]], ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
 class Store:
     """An open project store.
 
@@ -73,7 +80,7 @@ class Store:
     command : the CLI command or API call that opened the store.
     purpose : the information-sharing purpose in force, if any.
     read_only : open without write access (many readers may share a store).
-    memory_limit : DuckDB memory limit, e.g. ``"6GB"``.
+    memory_limit : DuckDB memory limit, e.g. ``"6GB"`` (a number and a unit, else ``StoreError``).
     """
 
     def __init__(
@@ -90,21 +97,36 @@ class Store:
         self.command = command
         self.purpose = purpose
         self.read_only = read_only
-        self.memory_limit = memory_limit
+        try:
+            self.memory_limit = check_memory_limit(memory_limit) if memory_limit else None
+            check_duckdb_file(self.path)
+        except ValueError as err:
+            raise StoreError(str(err)) from None
         self.run_id = uuid.uuid4().hex[:12]
+        self._owner = True  # False on reader() handles: only the owner records chain heads
+        self._key: bytes | None = None
+        self._anchored: int | None = None
         if read_only and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = self._connect()
+        if not read_only:
+            self._key = audit_chain.load_key(self.path, create=True)
+            self._migrate()
+            self._close_abandoned_runs()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            con = duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.IOException as err:
             if "lock" in str(err).lower():
                 raise StoreLockedError(f"store is locked by another run: {self.path}") from None
             raise StoreError(f"cannot open store {self.path}: {err}") from None
-        if memory_limit:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        if not read_only:
-            self._migrate()
+        except duckdb.Error as err:
+            raise StoreError(f"cannot open store {self.path}: {err}") from None
+        if self.memory_limit:
+            set_memory_limit(con, self.memory_limit)
+        return con
 
     # ----------------------------------------------------------------------------------- lifecycle
     def _migrate(self) -> None:
@@ -116,9 +138,57 @@ class Store:
         elif int(row[0]) > SCHEMA_VERSION:
             raise StoreError(f"store {self.path} has schema {row[0]}, newer than this ecins-link ({SCHEMA_VERSION})")
 
+    def _close_abandoned_runs(self) -> None:
+        """Runs still 'running' when the store is opened for writing were killed (the lock says nobody else is
+        writing): mark them 'abandoned' and audit each."""
+        stale = self.con.execute("SELECT run_id, started_at, user_name, command FROM runs "
+                                 "WHERE status = 'running' AND run_id <> ?", [self.run_id]).fetchall()
+        for run_id, started_at, user, command in stale:
+            self.con.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE run_id = ?",
+                             [dt.datetime.now(), run_id])
+            self.audit("alteration", "run_abandoned",
+                       {"run_id": run_id, "started_at": str(started_at), "started_by": user, "command": command,
+                        "note": "the run ended without finishing (killed or crashed); its last stage was rolled back"})
+
     def close(self) -> None:
-        """Close the connection (releases the lock)."""
+        """Record the audit chain head outside the store, then close the connection (releases the lock)."""
+        try:
+            if self._owner and not self.read_only:
+                self._record_head()
+        finally:
+            self.con.close()
+
+    def _record_head(self) -> None:
+        """Append the committed chain head to the sidecar file (no-op if unchanged or inside a transaction)."""
+        if self._key is None or _in_transaction(self.con):
+            return
+        last = self.con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, digest = (int(last[0]), last[1]) if last else (0, "")
+        if seq == self._anchored:
+            return
+        audit_chain.append_head(self.path, self._key, seq, digest, self.run_id)
+        self._anchored = seq
+
+    def rewrite_file(self) -> None:
+        """Copy every table into a fresh database file and swap it in, so that no byte of deleted rows is
+        left in the store file (DuckDB reuses freed blocks but never scrubs them).  Outside any stage."""
+        if self.read_only:
+            raise StoreError("cannot rewrite a store opened read-only")
+        fresh = self.path.with_name(self.path.name + ".rewrite")
+        for leftover in (fresh, Path(str(fresh) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        self.con.execute("CHECKPOINT")
+        name = self.con.execute("SELECT current_database()").fetchone()[0]
+        literal = "'" + str(fresh).replace("'", "''") + "'"
+        self.con.execute(f"ATTACH {literal} AS __ecins_fresh")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{name.replace(chr(34), chr(34) * 2)}" TO __ecins_fresh')
+        finally:
+            self.con.execute("DETACH __ecins_fresh")
         self.con.close()
+        os.replace(fresh, self.path)
+        Path(str(self.path) + ".wal").unlink(missing_ok=True)
+        self.con = self._connect()
 
     def __enter__(self) -> Store:
         return self
@@ -141,7 +211,7 @@ class Store:
         mem = duckdb.connect()
         try:
             if self.memory_limit:
-                mem.execute(f"SET memory_limit = '{self.memory_limit}'")
+                set_memory_limit(mem, self.memory_limit)
             self.copy_to(mem, tables or {})
         except BaseException:
             mem.close()
@@ -173,6 +243,7 @@ class Store:
         close it when done (closes only the cursor)."""
         view = copy.copy(self)
         view.con = self.con.cursor()
+        view._owner = False
         return view
 
     def has_table(self, name: str) -> bool:
@@ -234,9 +305,16 @@ class Store:
                 [self.run_id, name, started, finished, (finished - started).total_seconds()],
             )
             self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except BaseException as err:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:  # e.g. "no transaction is active" after a fatal write error: keep the real one
+                pass
+            if is_disk_full(err):
+                raise DiskFullError(f"writing stage {name!r} to the store {self.path}", err) from err
             raise
+        if self._owner:
+            self._record_head()
 
     def start_run(self) -> str:
         """Record the start of a run; returns its id."""
@@ -283,8 +361,12 @@ class Store:
             json.dumps(details or {}, default=str, sort_keys=True),
             json.dumps(row_counts or {}, default=str, sort_keys=True),
         ]
-        digest = _hash_row(prev, fields)
+        if self._key is None:
+            raise StoreError("the audit log can only be written by a store opened for writing")
+        digest = audit_chain.keyed_hash(self._key, prev, fields)
         self.con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [*fields, prev, digest])
+        if self._owner:
+            self._record_head()
         return seq
 
     def audit_rows(self):  # noqa: ANN201
@@ -292,13 +374,19 @@ class Store:
         return self.df("SELECT * FROM audit_log ORDER BY seq")
 
     def verify_audit(self) -> list[int]:
-        """Sequence numbers whose hash chain does not verify (empty list = untampered)."""
-        bad: list[int] = []
-        prev = ""
-        cols = "seq, strftime(logged_at, '%Y-%m-%dT%H:%M:%S.%f'), user_name, run_id, command, category, purpose, action, details, row_counts"
-        for row in self.con.execute(f"SELECT {cols}, prev_hash, hash FROM audit_log ORDER BY seq").fetchall():
-            fields, prev_hash, digest = list(row[:10]), row[10], row[11]
-            if prev_hash != prev or _hash_row(prev, fields) != digest:
-                bad.append(int(row[0]))
-            prev = digest
-        return bad
+        """Sequence numbers that do not verify (empty list = untampered): rows whose keyed hash or link is wrong,
+        and recorded chain heads that are gone or changed (deleted rows, truncation, a dropped or re-hashed
+        table).  A problem not tied to one row (the key or head file missing) is reported as seq 0; see
+        :meth:`audit_verdict` for the explanations."""
+        verdict = self.audit_verdict()
+        return verdict.bad_seqs or ([0] if verdict.problems else [])
+
+    def audit_verdict(self) -> audit_chain.Verdict:
+        """The full result of checking the audit chain against its key and the heads recorded outside."""
+        return audit_chain.verify(self.con, self.path)
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con`` is inside an explicit transaction (two statements share one transaction id)."""
+    first = con.execute("SELECT txid_current()").fetchone()[0]
+    return first == con.execute("SELECT txid_current()").fetchone()[0]

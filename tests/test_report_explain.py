@@ -16,7 +16,7 @@ PROJECT = {
     "project": {"name": "FEBRL explain", "as_of": "2026-10-31"},
     "sources": [{"name": n, "agency": n, "path": f"{n}.csv", "key": "rec_id", "person": {"full_name": "n"}}
                 for n in ("police", "housing")],
-    "purposes": {"police_only": {"agencies": ["police"], "fields": ["name"]}},
+    "purposes": {"police_only": {"agencies": ["police"], "categories": ["*"], "rules": ["*"], "fields": ["name"]}},
 }
 
 

@@ -44,7 +44,7 @@ PROJECT = {
                   "categories": ["DA", "MENTAL_HEALTH", "SUBSTANCE", "CHILD_WELFARE"],
                   "rules": ["marac_potential_escalation", "toxic_trio"],
                   "fields": ["name", "dob", "address"], "existence_only": True},
-        "iom_strict": {"agencies": ["police"], "rules": ["marac_potential_escalation"], "fields": ["dob"],
+        "iom_strict": {"agencies": ["police"], "categories": ["*"], "rules": ["marac_potential_escalation"], "fields": ["dob"],
                        "existence_only": False},
     },
 }

@@ -112,3 +112,63 @@ def test_professional_judgement_flag_follows_the_override_rule(tmp_path: Path) -
     cases = set(pd.read_csv(tmp_path / "m" / "worklist.csv")["case"])
     assert "person:P4" in cases and "person:P6" not in cases
     assert "Offender manager concern" not in output_text(tmp_path / "m")
+
+
+def test_empty_purpose_lists_fail_closed(tmp_path: Path) -> None:
+    """A purpose whose lists are empty shows nothing (no rules, no agencies, no categories, no fields), never
+    everything; ``["*"]`` is the explicit way to say "all"."""
+    from test_report_fixtures import PROJECT
+
+    from ecins_link.config import parse_config
+
+    project = {**PROJECT, "purposes": {"empty": {"agencies": [], "categories": [], "rules": [], "fields": []},
+                                       "star": {"agencies": ["*"], "categories": ["*"], "rules": ["*"],
+                                                "fields": ["*"]}}}
+    cfg = parse_config(project, root=tmp_path)
+    empty, star = view_for(cfg, "empty"), view_for(cfg, "star")
+    assert not empty.rule_shown("toxic_trio") and not empty.agency_detail("police") and not empty.field("name")
+    assert not empty.category_detail("DA")
+    assert star.rule_shown("toxic_trio") and star.signal_detail("fire", "FIRE") and star.field("phone")
+    store = build_store(tmp_path / "s.duckdb")
+    try:
+        write_outputs(store, cfg, tmp_path / "empty", purpose="empty")
+        write_outputs(store, cfg, tmp_path / "star", purpose="star")
+    finally:
+        store.close()
+    assert pd.read_csv(tmp_path / "empty" / "worklist.csv").empty
+    assert not list((tmp_path / "empty" / "panel" / "cases").glob("*.html"))
+    text = output_text(tmp_path / "empty")
+    for token in ("Amira", "Khan", "1990-04-12", "Mill Lane", "toxic_trio", SECRET_PHONE, FIRE_KEY):
+        assert token not in text, token
+    assert not pd.read_csv(tmp_path / "star" / "worklist.csv").empty
+
+
+def test_person_attributes_come_only_from_records_the_purpose_may_see(sample_run) -> None:
+    """IOM (police only): every displayed name spelling, DOB, age and sex is one a police record holds; a person
+    known to police gets no council spelling or council-only date of birth."""
+    from ecins_link.config import load_config
+    from ecins_link.report.cases import case_persons
+    from ecins_link.store import Store
+
+    cfg = load_config(sample_run.project)
+    with Store(sample_run.store_path, read_only=True) as store:
+        store.con.register("__c_persons", store.df("SELECT DISTINCT 'x' AS \"case\", person_id FROM person_clusters"))
+        full = case_persons(store, view_for(cfg, None)).set_index("person_id")
+        iom = case_persons(store, view_for(cfg, "iom")).set_index("person_id")
+        police = store.df("""SELECT c.person_id, concat_ws(' ', nullif(trim(r.forenames), ''), trim(r.surname)) AS name,
+                                    r.dob FROM person_clusters c JOIN person_records r USING (source, record_key)
+                             WHERE r.agency = 'police'""")
+    names = police.groupby("person_id")["name"].apply(set).to_dict()
+    dobs = police.dropna(subset=["dob"]).groupby("person_id")["dob"].apply(lambda s: {str(d)[:10] for d in s}).to_dict()
+    shown = iom[iom.display_name.notna()]
+    assert set(shown.index) <= set(names)  # nobody without a police record gets a name
+    assert all(row.display_name in names[pid] for pid, row in shown.iterrows())
+    with_dob = iom[iom.dob.notna()]
+    assert all(str(row.dob)[:10] in dobs.get(pid, set()) for pid, row in with_dob.iterrows())
+    assert iom.loc[~iom.index.isin(names), ["display_name", "dob", "age", "sex"]].isna().all().all()
+    # the check can fail: in the full view many persons carry a spelling or DOB no police record holds
+    differs = [pid for pid, row in full.iterrows() if pid in names and (
+        row.display_name not in names[pid] or (row.dob is not None and str(row.dob)[:10] not in dobs.get(pid, set())))]
+    assert len(differs) >= 5
+    outside = full.index[~full.index.isin(names) & full.display_name.notna()]
+    assert len(outside) > 100

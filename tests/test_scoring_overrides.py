@@ -17,6 +17,7 @@ def _store(tmp_path: Path) -> Store:
     w = World(AS_OF)
     _da_victim(w, "P000101", [10, 20, 30], "U100000001")     # recent: ranks first
     _da_victim(w, "P000102", [250, 280, 300], "U100000002")  # older: ranks second
+    w.person("P000103", 40)                                  # known to the partnership, flagged by no rule
     store = Store(tmp_path / "s.duckdb")
     w.write(store)
     score(store, project(tmp_path))
@@ -65,9 +66,9 @@ def test_override_needs_reason_and_known_entity_type(tmp_path: Path) -> None:
 def test_override_on_unflagged_entity_becomes_professional_judgement_flag(tmp_path: Path) -> None:
     with _store(tmp_path) as store:
         n_before = store.count("flags")
-        add_override(store, "person", "P999999", 7.5, "Strangulation reported to the GP")
+        add_override(store, "person", "P000103", 7.5, "Strangulation reported to the GP")
         score(store, project(tmp_path))
-        df = store.df("SELECT * FROM flags WHERE entity_id = 'P999999'")
+        df = store.df("SELECT * FROM flags WHERE entity_id = 'P000103'")
         assert df.rule.tolist() == ["professional_judgement"]
         assert df.score.tolist() == [7.5]
         assert store.count("flags") == n_before + 1

@@ -91,7 +91,7 @@ def test_application_never_updates_or_deletes_audit_rows() -> None:
     offenders = [str(p) for p in PACKAGE.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
     public = [name for name in dir(Store) if "audit" in name]
-    assert sorted(public) == ["audit", "audit_rows", "verify_audit"]
+    assert sorted(public) == ["audit", "audit_rows", "audit_verdict", "verify_audit"]  # append, read, check
 
 
 def test_as_of_prefers_configured_then_latest_event_then_today(tmp_path: Path) -> None:

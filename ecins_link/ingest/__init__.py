@@ -37,14 +37,15 @@ _TABLES = {
     "person_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, row_number BIGINT, title VARCHAR, "
                       "forenames VARCHAR, surname VARCHAR, full_name VARCHAR, dob DATE, dob_raw VARCHAR, sex VARCHAR, "
                       "address_text VARCHAR, postcode VARCHAR, uprn VARCHAR, phone VARCHAR, email VARCHAR, "
-                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN",
+                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN, extras MAP(VARCHAR, VARCHAR)",
     "event_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, event_seq INT, signal VARCHAR, raw_code VARCHAR, "
                      "role VARCHAR, event_date DATE, event_ts TIMESTAMP, location_text VARCHAR, "
                      "location_postcode VARCHAR, person_source VARCHAR, person_record_key VARCHAR",
     "address_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, origin VARCHAR, address_text VARCHAR, "
                        "postcode VARCHAR, uprn VARCHAR",
     "gazetteer": "uprn VARCHAR, sub_building VARCHAR, number VARCHAR, building_name VARCHAR, organisation VARCHAR, "
-                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR",
+                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR, parent_uprn VARCHAR, "
+                 "classification VARCHAR, x VARCHAR, y VARCHAR",  # ecins_link/ingest/gazetteer.py
 }
 
 _ORDER = {"gazetteer": 0, "person": 1, "person_event": 2, "event": 3}

@@ -36,7 +36,7 @@ from ecins_link.ingest.sql import (
     unsafe_sql,
     val,
 )
-from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
+from ecins_link.standardise.fields import email_sql, phone_any_sql, phone_sql, postcode_any_sql, postcode_sql
 from ecins_link.store import Store
 
 R = "_ingest_rows"
@@ -51,9 +51,12 @@ def mapped_columns(src: Source) -> list[str]:
         if part is None:
             continue
         for name, value in part:
-            if name in ("name_format", "codes", "unmapped", "occurrence_key"):
+            if name in ("name_format", "codes", "unmapped", "occurrence_key", "postcode_format", "phone_format",
+                        "invalid_dob"):
                 continue
-            if name == "person_ref" and value is not None:
+            if isinstance(value, dict):  # person identifiers / attributes: name -> column
+                cols += list(value.values())
+            elif name == "person_ref" and value is not None:
                 cols += value.columns
             elif isinstance(value, str):
                 cols.append(value)
@@ -202,13 +205,18 @@ def _row_reason(src: Source, dates: dict[str, bool], today: dt.date) -> str:
              f"WHEN {_LONGEST} > {src.max_field_chars} THEN 'field_too_long: a field has ' || {_LONGEST} || "
              f"' characters (max {src.max_field_chars})'",
              f"WHEN {_KEY} IS NULL THEN 'missing_key: no value in ' || {lit(', '.join(src.key))}"]
+    earliest = {src.person.dob: src.person.dob_earliest} if src.person and src.person.dob else {}
+    nulled = {src.person.dob} if src.person and src.person.dob and src.person.invalid_dob == "null" else set()
     for col, required in dates.items():
         d = dcol(col)
+        first = earliest.get(col, dt.date(1880, 1, 1))
         if required:
             whens.append(f"WHEN {val(col)} IS NULL THEN {lit(f'bad_date: no date in {col}')}")
         invalid = lit(f"bad_date: {col} is not a valid date in the source's formats")
-        whens += [f"WHEN {val(col)} IS NOT NULL AND {d} IS NULL THEN {invalid}",
-                  f"WHEN {d} < TIMESTAMP '1880-01-01' THEN {lit(f'bad_date: {col} before 1880')}",
+        if col not in nulled:
+            whens.append(f"WHEN {val(col)} IS NOT NULL AND {d} IS NULL THEN {invalid}")
+        whens += [
+                  f"WHEN {d} < TIMESTAMP '{first}' THEN {lit(f'bad_date: {col} before {first}')}",
                   f"WHEN CAST({d} AS DATE) > DATE '{today}' THEN {lit(f'future_date: {col} after {today}')}"]
     if src.event and src.event.code and src.event.unmapped == "quarantine":
         known = ", ".join(lit(c.code.strip().upper()) for c in src.event.codes) or "NULL"
@@ -240,14 +248,15 @@ def _checks(src: Source) -> list[tuple[str, str, str]]:
     out = []
     p = src.person
     if p:
-        out += [(c, f, fn) for c, f, fn in ((p.postcode, "postcode", "pc"), (p.phone, "phone", "ph"),
+        pc, ph = ("pc" if p.postcode_format == "uk" else "pca"), ("ph" if p.phone_format == "uk" else "pha")
+        out += [(c, f, fn) for c, f, fn in ((p.postcode, "postcode", pc), (p.phone, "phone", ph),
                                             (p.email, "email", "em")) if c]
     if src.event and src.event.location_postcode:
         out.append((src.event.location_postcode, "location_postcode", "pc"))
     return out
 
 
-_FN = {"pc": postcode_sql, "ph": phone_sql, "em": email_sql}
+_FN = {"pc": postcode_sql, "ph": phone_sql, "em": email_sql, "pca": postcode_any_sql, "pha": phone_any_sql}
 
 
 def _valid_exprs(src: Source) -> list[str]:
@@ -256,6 +265,10 @@ def _valid_exprs(src: Source) -> list[str]:
 
 
 def _field_issues(store: Store, src: Source) -> None:
+    p = src.person
+    if p and p.dob and p.invalid_dob == "null":  # kept without a date of birth
+        store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, {_ROW}, {_KEY}, 'dob',
+            'dob not a valid date; nulled' FROM {R} WHERE {val(p.dob)} IS NOT NULL AND {dcol(p.dob)} IS NULL""")
     for col, field, fn in _checks(src):
         store.con.execute(f"""INSERT INTO field_issues SELECT {lit(src.name)}, {_ROW}, {_KEY}, {lit(field)},
             {lit(f'{field} not valid; nulled')} FROM {R} WHERE {val(col)} IS NOT NULL AND NOT {ok_col(col, fn)}""")
@@ -286,10 +299,15 @@ def _persons(store: Store, src: Source, data_cols: list[str]) -> None:
         addr = f"NULLIF(concat_ws(', ', {', '.join(val(c) for c in p.address_lines)}), '')"
     else:
         addr = "CAST(NULL AS VARCHAR)"
+    pc, ph = ("pc" if p.postcode_format == "uk" else "pca"), ("ph" if p.phone_format == "uk" else "pha")
+    # identifiers and attributes travel as one map ('id:<name>' / 'attr:<name>' -> text) to standardise
+    extras = [(f"id:{k}", c) for k, c in p.identifiers.items()] + [(f"attr:{k}", c) for k, c in p.attributes.items()]
+    extra_map = (f"MAP {{{', '.join(f'{lit(k)}: {val(c)}' for k, c in extras)}}}" if extras
+                 else "CAST(NULL AS MAP(VARCHAR, VARCHAR))")
     store.con.execute(f"""INSERT INTO person_records SELECT {lit(src.name)}, {lit(src.agency)}, {_KEY}, {_ROW},
         {_opt(p.title)}, {fore}, {sur}, {full}, {_date(p.dob)}, {_opt(p.dob)}, {_opt(p.sex)}, {addr},
-        {_opt(p.postcode, 'pc')}, {_opt(p.uprn)}, {_opt(p.phone, 'ph')}, {_opt(p.email, 'em')},
-        {_date(p.resident_from)}, {_date(p.resident_to)}, {unsafe_sql(data_cols)} FROM {R}""")
+        {_opt(p.postcode, pc)}, {_opt(p.uprn)}, {_opt(p.phone, ph)}, {_opt(p.email, 'em')},
+        {_date(p.resident_from)}, {_date(p.resident_to)}, {unsafe_sql(data_cols)}, {extra_map} FROM {R}""")
 
 
 def _addresses(store: Store, src: Source) -> None:
@@ -307,9 +325,8 @@ def _addresses(store: Store, src: Source) -> None:
 
 
 def _gazetteer(store: Store, src: Source) -> None:
-    g = src.gazetteer
-    cols = [_opt(c) for c in (g.uprn, g.sub_building, g.number, g.building_name, g.organisation, g.street,
-                              g.locality, g.town)]
-    store.con.execute(f"INSERT INTO gazetteer SELECT {', '.join(cols)}, {_opt(g.postcode)} FROM {R}")
+    from ecins_link.ingest.gazetteer import gazetteer_select
+
+    store.con.execute(f"INSERT INTO gazetteer {gazetteer_select(src.gazetteer, R)}")
 
 

@@ -41,13 +41,14 @@ import pandas as pd
 from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
+from ecins_link.matching.person_fields import column_stats, fit_to_data
 from ecins_link.matching.person_model import (
     level_weights,
     load_model_config,
     make_linker,
     quiet_splink,
-    train,
 )
+from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -106,7 +107,8 @@ def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
+def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int,
+           allow_untrained: list[str] | None = None) -> tuple[dict, dict]:
     """Train and predict on ``con`` (holding ``person_std``); leaves all scored pairs in table ``_pp_all``.
     Returns (settings, summary)."""
     started = time.perf_counter()
@@ -122,7 +124,10 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
                                f"({max_pairs:,}); tighten the blocking rules or raise the limit")
     count_seconds = _lap(started)
     linker = make_linker(con, INPUT_TABLE, mc)
-    summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE)
+    try:
+        summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE, allow_untrained=allow_untrained)
+    except TrainingError as err:
+        raise LinkageError(str(err)) from None
     started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
@@ -138,6 +143,24 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
     summary.update(blocking=blocking, candidate_pairs=total, level_weights=level_weights(linker))
     linker.table_management.delete_tables_created_by_splink_from_db()
     return settings, summary
+
+
+def _diagnostics(summary: dict, mc: dict, n_people: int) -> None:
+    """The run-diagnostics keys of ``linkage_models.summary_json`` (read by the run summary):
+    trained / untrained comparisons, dropped fields, candidate pairs, clusters, warnings."""
+    names = list(mc.get("comparisons") or [])
+    summary.setdefault("trained_comparisons", [] if summary.get("mode") != "incremental" else names)
+    summary.setdefault("untrained_comparisons", [] if summary.get("mode") != "incremental" else [])
+    summary["dropped_fields"] = mc.get("dropped_fields", [])
+    summary["dropped_rules"] = mc.get("dropped_rules", [])
+    summary["candidate_pairs"] = int(summary.get("candidate_pairs", 0) or 0)
+    summary["clusters"] = n_people
+    warnings = summary.setdefault("warnings", [])
+    for d in summary["dropped_fields"]:
+        if d["field"] in ("forename", "surname", "dob") or d.get("mapped"):
+            warnings.append(f"persons: field '{d['field']}' dropped from the model: {d['reason']}")
+    for w in warnings:
+        log.warning(w)
 
 
 def _record_hashes(table: str = INPUT_TABLE) -> str:
@@ -224,6 +247,8 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     new or changed records), cluster with the clerical decisions and the guard, and link one-to-one sources.
     ``store`` may be a :meth:`Store.reader` handle, so this can run while another stage writes the store."""
     store.require(INPUT_TABLE, stage="persons")
+    if model_file is None and config.linkage.model:
+        model_file = config.path_of(config.linkage.model)
     mc = load_model_config(model_file)
     lk, guard = config.linkage, mc["guard"]
     n_records = store.count(INPUT_TABLE)
@@ -231,12 +256,18 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
     if dupes or nulls:
         raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
-    scratch = store.open_scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'})
+    # training-only copies of the columns fallback EM passes block on (person_training.alias_rule)
+    have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
+    copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
+                     if c in have)
+    scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
+        if n_records >= 2:
+            mc = fit_to_data(mc, column_stats(scratch, INPUT_TABLE), config)
         if n_records >= 2 and not lk.retrain and _can_increment(store):
             settings, summary = _score_incremental(store, scratch, lk.max_pairs)
         elif n_records >= 2:
-            settings, summary = _score(scratch, mc, lk.max_pairs, n_records)
+            settings, summary = _score(scratch, mc, lk.max_pairs, n_records, lk.allow_untrained)
             summary["mode"] = "full"
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
@@ -304,6 +335,7 @@ def _write_persons(store: Store, config: ProjectConfig, scored: ScoredPersons) -
             count(DISTINCT person_id) FILTER (WHERE person_id IN
                 (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
             FROM person_clusters""").fetchone()
+        _diagnostics(summary, scored.model, n_people)
         summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
                        persons=n_people, multi_record_persons=n_multi, scored_pairs=counts["scored_pairs"],
                        kept_pairs=n_pairs, must_link=counts["must_link"], cannot_link=counts["cannot_link"],

@@ -55,14 +55,17 @@ def _q(store: Store, sql: str, params: list | None = None) -> pd.DataFrame:
     return store.df(sql, params or [])
 
 
-def case_persons(store: Store) -> pd.DataFrame:
-    """Per case and person: display name, dob, age, child marker, sex, record count, agencies."""
+def case_persons(store: Store, view: View | None = None) -> pd.DataFrame:
+    """Per case and person: display name, dob, age, child marker, sex, record count, agencies (for a purpose
+    view, from the records it may see only: :meth:`View.person_attributes_sql`)."""
     if not store.has_table("person_attributes"):
         return _q(store, '''SELECT "case", person_id, NULL::VARCHAR display_name, NULL::DATE dob, NULL::INT age,
                           NULL::BOOLEAN is_child, NULL::VARCHAR sex, NULL::INT n_records, NULL::VARCHAR[] agencies
                           FROM __c_persons ORDER BY "case", person_id''')
-    return _q(store, '''SELECT c."case", c.person_id, a.display_name, a.dob, a.age, a.is_child, a.sex, a.n_records,
-                      a.agencies FROM __c_persons c LEFT JOIN person_attributes a USING (person_id)
+    tables = {r[0] for r in store.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    attrs = view.person_attributes_sql(tables) if view is not None else "person_attributes"
+    return _q(store, f'''SELECT c."case", c.person_id, a.display_name, a.dob, a.age, a.is_child, a.sex, a.n_records,
+                      a.agencies FROM __c_persons c LEFT JOIN {attrs} a USING (person_id)
                       ORDER BY c."case", a.is_child NULLS LAST, c.person_id''')
 
 

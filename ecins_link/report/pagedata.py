@@ -197,6 +197,9 @@ def flag_html(f: dict) -> str:
     e = markup_escape
     out = (f'<h3>{e(f["label"] or f["rule"])} <span class="muted">(rule {e(f["rule"])}, rank {e(f["rank"])}, '
            f'score {e(fmt(f["score"]))}, {e(fmt(f["first_date"]))} – {e(fmt(f["last_date"]))})</span></h3>\n')
+    if f.get("status"):
+        out += (f'<p class="muted">Status: {e(f["status"])}; criterion first met {e(fmt(f.get("first_met")))}, '
+                f'last met {e(fmt(f.get("last_met")))}</p>\n')
     if f["guidance"]:
         out += f'<div class="guidance">{e(f["guidance"])}</div>'
     if f["evidence_text"]:
@@ -237,4 +240,13 @@ def worklist_rows(cases: Sequence[dict]) -> str:
         f'</a></td>\n  <td>{e(c["label"])}</td>\n  <td>{e(str(c["rules"]).replace(";", ", "))}</td>\n'
         f'  <td>{e(fmt(c["score"]))}</td>\n  <td>{e(fmt(c["agencies"]))}</td>\n'
         f'  <td>{marker if c["invisible_to_single_agency"] == "yes" else ""}</td>\n'
-        f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}</td>\n</tr>\n' for c in cases])
+        f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}{_status(c)}</td>\n</tr>\n' for c in cases])
+
+
+def _status(c: dict) -> str:
+    """A case's status and the dates its criteria were met, for the worklist's dates cell (escaped)."""
+    if not c.get("status"):
+        return ""
+    e = markup_escape
+    return (f'<br><span class="muted">{e(c["status"])}: met {e(fmt(c.get("first_met")))} – '
+            f'{e(fmt(c.get("last_met")))}</span>')

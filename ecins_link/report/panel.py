@@ -81,7 +81,7 @@ class PanelBuilder:
             records = gather.case_records(self.store, self.view)
             on_records(records)
             edges, nodes = gather.case_graph(self.store, self.view)
-            return {"persons": gather.case_persons(self.store), "records": records,
+            return {"persons": gather.case_persons(self.store, self.view), "records": records,
                     "signals": gather.case_signals(self.store, self.view),
                     "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges,
                     "nodes": nodes,

@@ -3,18 +3,24 @@
 A :class:`View` is built from ``config.purposes[name]`` (or is the full view when no purpose is given) and
 answers three questions for every output:
 
-* which rules' flags are shown (all when the purpose lists no rules);
+* which rules' flags are shown;
 * whose records are shown in detail: a signal or record is *detailed* when its agency is one of the
-  purpose's agencies and (for signals) its category is one of the purpose's categories; an empty
-  ``agencies`` or ``categories`` list means "no restriction on that axis";
+  purpose's agencies and (for signals) its category is one of the purpose's categories;
 * anything else is shown *existence-only* ("Housing holds records", no detail) when the purpose says
   ``existence_only = true``, and not at all otherwise;
 * which personal fields (name, dob, sex, address, phone, email) may be displayed.
+
+The lists fail closed: an empty (or missing) ``agencies``, ``categories``, ``rules`` or ``fields`` list means
+*nothing* on that axis; ``["*"]`` means everything, and has to be written out.  A person's displayed
+attributes (name spelling, date of birth, age, sex) come only from records of agencies the purpose may see
+in detail (:meth:`View.person_attributes_sql`): a person known only to other partners is shown by id.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +39,8 @@ class View:
     rules: frozenset[str] | None
     fields: frozenset[str]
     existence_only: bool
+    as_of: dt.date | None = None  # the project's as_of (ages in purpose views); None = latest event date
+    child_under: int = 18
 
     # ------------------------------------------------------------------------------------------ predicates
     def agency_detail(self, agency: str | None) -> bool:
@@ -79,6 +87,53 @@ class View:
         if self.agencies is None:
             return "TRUE", []
         return f"list_contains(?::VARCHAR[], lower({agency_col}))", [sorted(self.agencies)]
+
+    def person_attributes_sql(self, store_tables: set[str]) -> str:
+        """SQL giving ``person_attributes``' columns for this view: the table itself for the full view; for a
+        purpose, recomputed from the records of agencies it may see in detail only (modal name spelling, DOB
+        and sex; age and child marker from that DOB; record count of those records; agencies as the view may
+        name them).  ``store_tables``: the store's table names."""
+        if self.name is None:
+            return "person_attributes"
+        has_std = "person_std" in store_tables
+        sex = ("(SELECT unique_id, sex FROM person_std)" if has_std else
+               "(SELECT source || ':' || record_key AS unique_id, CASE WHEN upper(left(trim(sex), 1)) IN ('M', 'F') "
+               "THEN upper(left(trim(sex), 1)) END AS sex FROM person_records)")
+        as_of = (f"DATE '{self.as_of.isoformat()}'" if self.as_of else
+                 "coalesce((SELECT max(event_date) FROM event_records), current_date)"
+                 if "event_records" in store_tables else "current_date")
+        agencies = sorted(self.agencies) if self.agencies is not None else None
+        keep = ("TRUE" if agencies is None else
+                "list_contains([" + ", ".join("'" + a.replace("'", "''") + "'" for a in agencies) + "]::VARCHAR[], "
+                "lower(r.agency))")
+        named = "coalesce(a.agencies, []::VARCHAR[])" if self.existence_only else "coalesce(v.agencies, [])"
+        return f"""(
+            WITH rec AS (
+                SELECT c.person_id, r.agency, r.dob, s.sex,
+                       nullif(trim(CASE WHEN coalesce(trim(r.surname), '') <> ''
+                                        THEN concat_ws(' ', nullif(trim(r.forenames), ''), trim(r.surname))
+                                        ELSE r.full_name END), '') AS name
+                FROM person_clusters c
+                JOIN person_records r ON r.source = c.source AND r.record_key = c.record_key
+                LEFT JOIN {sex} s ON s.unique_id = c.unique_id
+                WHERE {keep}),
+            v AS (SELECT person_id, count(*) AS n_records,
+                         list(DISTINCT agency ORDER BY agency) FILTER (WHERE agency IS NOT NULL) AS agencies FROM rec GROUP BY ALL),
+            names AS (SELECT person_id, arg_max(name, (n, name)) AS display_name
+                      FROM (SELECT person_id, name, count(*) AS n FROM rec WHERE name IS NOT NULL GROUP BY ALL)
+                      GROUP BY ALL),
+            dobs AS (SELECT person_id, arg_max(dob, (n, dob)) AS dob
+                     FROM (SELECT person_id, dob, count(*) AS n FROM rec WHERE dob IS NOT NULL GROUP BY ALL)
+                     GROUP BY ALL),
+            sexes AS (SELECT person_id, arg_max(sex, (n, sex)) AS sex
+                      FROM (SELECT person_id, sex, count(*) AS n FROM rec WHERE sex IS NOT NULL GROUP BY ALL)
+                      GROUP BY ALL)
+            SELECT a.person_id, names.display_name, dobs.dob,
+                   CAST(date_sub('year', dobs.dob, {as_of}) AS INT) AS age,
+                   date_sub('year', dobs.dob, {as_of}) < {int(self.child_under)} AS is_child,
+                   sexes.sex, CAST(coalesce(v.n_records, 0) AS INT) AS n_records, {named} AS agencies
+            FROM person_attributes a LEFT JOIN v USING (person_id) LEFT JOIN names USING (person_id)
+            LEFT JOIN dobs USING (person_id) LEFT JOIN sexes USING (person_id))"""
 
     # ------------------------------------------------------------------------------------------ evidence
     def filter_evidence(self, evidence: str | None, category_of: dict[str, str]) -> str | None:
@@ -155,14 +210,24 @@ def view_for(config: ProjectConfig, purpose: str | None) -> View:
     if purpose not in config.purposes:
         raise ValueError(f"purpose {purpose!r} is not in the project file; known: {sorted(config.purposes)}")
     p = config.purposes[purpose]
-    unknown = sorted(set(p.fields) - ALL_FIELDS)
+    fields = set(ALL_FIELDS) if "*" in p.fields else set(p.fields)
+    unknown = sorted(fields - ALL_FIELDS)
     if unknown:
         raise ValueError(f"purpose {purpose!r}: unknown field(s) {unknown}; known: {sorted(ALL_FIELDS)}")
     return View(
         name=purpose,
-        agencies=frozenset(a.lower() for a in p.agencies) if p.agencies else None,
-        categories=frozenset(c.upper() for c in p.categories) if p.categories else None,
-        rules=frozenset(p.rules) if p.rules else None,
-        fields=frozenset(p.fields),
+        agencies=_axis(p.agencies, str.lower),
+        categories=_axis(p.categories, str.upper),
+        rules=_axis(p.rules, str),
+        fields=frozenset(fields),
         existence_only=p.existence_only,
+        as_of=config.project.as_of,
     )
+
+
+def _axis(values: list[str], norm: Callable[[str], str]) -> frozenset[str] | None:
+    """One purpose list: ``["*"]`` = no restriction (None); otherwise exactly the listed values, so an empty
+    list means nothing (fail closed), never everything."""
+    if "*" in values:
+        return None
+    return frozenset(norm(v) for v in values)

@@ -57,9 +57,13 @@ class World:
         return self.as_of - dt.timedelta(days=int(d))
 
     def person(self, person_id: str, age: int | None, name: str = "", confidence: float = 1.0,
-               records: list[tuple[str, str]] | None = None) -> str:
-        """A linked person with an age at as-of (None = unknown) and optional (source, record_key) records."""
-        dob = None if age is None else dt.date(self.as_of.year - age, 1, 1)
+               records: list[tuple[str, str]] | None = None, dob: dt.date | None = None) -> str:
+        """A linked person with an age at as-of (None = unknown) and optional (source, record_key) records;
+        ``dob`` gives the exact date of birth (then ``age`` is taken from it)."""
+        if dob is not None:
+            age = self.as_of.year - dob.year - ((self.as_of.month, self.as_of.day) < (dob.month, dob.day))
+        else:
+            dob = None if age is None else dt.date(self.as_of.year - age, 1, 1)
         self._ages[person_id] = age
         self._confidence[person_id] = confidence
         self.rows["person_attributes"].append(

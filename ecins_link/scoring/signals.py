@@ -110,7 +110,8 @@ def signals_sql(as_of: dt.date) -> str:
            coalesce(t.weight, 0.0) * pow(0.5, greatest(date_diff('day', p.event_date, {d}), 0)
                                               / coalesce(t.half_life_days, 365.0)) AS decayed_weight,
            coalesce(t.gravity, 0.0) AS gravity,
-           p.location_origin
+           p.location_origin,
+           coalesce(t.half_life_days, 365.0)::DOUBLE AS half_life_days
     FROM placed p
     LEFT JOIN {TAXONOMY_TABLE} t ON t.signal = p.signal
     LEFT JOIN hh ON hh.source = p.source AND hh.record_key = p.record_key

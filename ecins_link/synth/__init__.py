@@ -88,9 +88,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dia
     planner = Planner(rng(3), people, gaz, as_of)
     excluded = planner.used.copy()
     per_kind = max(3, persons // 250)
-    for _ in range(per_kind):
-        for kind in KINDS:
-            planner.plant(kind)
+    planner.plant_all(per_kind, KINDS)
     plant_decoys(planner, max(2, persons // 500))
     members = membership(rng(4), people)
     bg, bg_visits = background(rng(5), people, gaz, members, as_of, np.flatnonzero(planner.used & ~excluded))

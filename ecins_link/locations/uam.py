@@ -21,7 +21,7 @@ import time
 import duckdb
 import pyarrow as pa
 
-from ecins_link.matching.location_keys import area_consistent
+from ecins_link.locations.keys import area_consistent
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.matching import location_keys as keys
+from ecins_link.locations import keys
 from ecins_link.store import Store
 
 if TYPE_CHECKING:
-    from ecins_link.matching.location_uam import MatcherSession
+    from ecins_link.locations.uam import MatcherSession
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
@@ -63,7 +63,7 @@ def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: b
         if early is not None:
             early.close()
         return None
-    from ecins_link.matching.location_uam import MatcherSession, canonical_sql
+    from ecins_link.locations.uam import MatcherSession, canonical_sql
 
     try:
         canonical = con.execute(canonical_sql()).to_arrow_table()
@@ -89,7 +89,7 @@ def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str |
     uam = rules["uk_address_matcher"]
     if config.gazetteer_source is None or not uam.get("enabled", True) or not store.has_table("gazetteer"):
         return None
-    from ecins_link.matching.location_uam import MatcherSession, canonical_from_ingest_sql
+    from ecins_link.locations.uam import MatcherSession, canonical_from_ingest_sql
 
     try:
         canonical = store.con.execute(canonical_from_ingest_sql()).to_arrow_table()
@@ -158,7 +158,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         lap("premises_name")
         uam = rules["uk_address_matcher"]
         if uam.get("enabled", True):
-            from ecins_link.matching.location_uam import run_uk_address_matcher
+            from ecins_link.locations.uam import run_uk_address_matcher
 
             strip = keys.proximity_regex(prox.get("prefixes", []) + prox.get("at_prefixes", [])).replace("'", "''")
             todo = f"""SELECT akey, trim(regexp_replace(upper(coalesce(nullif(trim(address_text), ''), address_norm, '')),
