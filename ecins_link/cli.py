@@ -84,11 +84,14 @@ def synth(
     persons: Annotated[int, typer.Option("--persons", min=10, help="Number of people.")] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     bad_rows: Annotated[int, typer.Option("--bad-rows", min=0, help="Malformed rows to inject.")] = 0,
+    dialect: Annotated[str, typer.Option(
+        "--dialect", help="classic (the sample's extract layouts) or random (each source's layout drawn by seed).")
+    ] = "classic",
 ) -> None:
     """Generate a synthetic partnership town with ground truth."""
     from ecins_link.synth import generate_town
 
-    summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows)
+    summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows, dialect=dialect)
     console.print(f"town written to {out}")
     print(json.dumps(_jsonable(summary), indent=2, default=str))
 

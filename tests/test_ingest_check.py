@@ -112,6 +112,14 @@ def test_run_fails_loudly_naming_the_source_unless_partial(tmp_path: Path, case:
     assert all(s["status"] == "ok" and s["rows_accepted"] > 0 for s in others)
 
 
+def test_check_names_signals_missing_from_the_taxonomy(tmp_path: Path) -> None:
+    project = _town(tmp_path)
+    _edit_source(project, "council_contacts", 'signal = "', 'signal = "NO_SUCH_')
+    report = check_project(project)
+    (err,) = report["errors"]
+    assert err.startswith("council_contacts: signal(s) ['NO_SUCH_") and "taxonomy" in err
+
+
 def test_quarantine_limit_is_per_source_and_settable(tmp_path: Path) -> None:
     project = _town(tmp_path)
     _edit_source(project, "fire_safe_well", 'date_formats = ["%d/%m/%Y"]', 'date_formats = ["%Y-%m-%d"]')

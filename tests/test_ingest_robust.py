@@ -232,3 +232,37 @@ def test_events_referencing_a_conflicting_key_are_kept_and_tied_to_it(tmp_path: 
     (tie,) = [i for i in got["issues"] if i[0] == "contacts"]
     assert tie[2] == "X2" and tie[4].startswith("reference_to_conflict: C2 of people")
     assert all(read == acc + q for _s, read, acc, q in got["acc"])
+
+
+@pytest.mark.parametrize(("content", "fmt", "says"), [
+    (b"", "csv", "file is empty"),
+    (b"\xff\xfe", "csv", "file is empty"),
+    (bytes(range(256)) * 20, "csv", "does not look like delimited text"),
+    (b"PERSON_ID,FORENAME\nC1,A\n", "xlsx", "not a readable workbook"),
+    (b"PAR1 not really", "parquet", "not a readable Parquet file"),
+])
+def test_unreadable_files_say_why(tmp_path: Path, content: bytes, fmt: str, says: str) -> None:
+    (tmp_path / "p.bin").write_bytes(content)
+    got = _ingest(tmp_path, [_src("p.bin", format=fmt), _src("ok.csv", name="other")])
+    reasons = {q[0]: q[3] for q in got["quarantine"]}
+    assert reasons["people"].startswith("unreadable_file: ") and says in reasons["people"]
+    assert reasons["other"] == "unreadable_file: file not found"
+    assert ("people", 0, 0, 0) in got["acc"]
+
+
+def test_header_only_file_is_zero_rows_not_an_error(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "p.csv", HEADER, [])
+    got = _ingest(tmp_path, [_src("p.csv")])
+    assert got["acc"] == [("people", 0, 0, 0)] and got["quarantine"] == []
+
+
+def test_xlsx_values_under_a_blank_last_header_cell_are_a_column_not_ragged_rows(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for i, r in enumerate(ROWS):
+        ws.append(r + [f"note {i}"])
+    wb.save(tmp_path / "p.xlsx")
+    got = _ingest(tmp_path, [_src("p.xlsx", format="xlsx")])
+    _good(got)
+    assert [i[3:] for i in got["issues"]] == [("column_6", "blank header (column 6); renamed 'column_6'")]

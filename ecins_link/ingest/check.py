@@ -37,6 +37,7 @@ def check_project(path: str | Path) -> dict[str, Any]:
     except ConfigError as err:
         report["errors"].append(str(err))
         return report
+    report["errors"] += _unknown_signals(config)
     con = duckdb.connect()
     tables: dict[str, pa.Table] = {}
     try:
@@ -53,6 +54,25 @@ def check_project(path: str | Path) -> dict[str, Any]:
         report["errors"] += [f"{entry['source']}: {e}" for e in entry["errors"]]
         report["warnings"] += [f"{entry['source']}: {w}" for w in entry["warnings"]]
     return report
+
+
+def _unknown_signals(config: ProjectConfig) -> list[str]:
+    """Code and flag mappings naming a signal the project's taxonomy does not have (they would never count)."""
+    from ecins_link.scoring import load_taxonomy
+
+    try:
+        known = {s.code for s in load_taxonomy(config.path_of(config.project.taxonomy)
+                                               if config.project.taxonomy else None).signals}
+    except ConfigError as err:
+        return [str(err)]
+    out = []
+    for src in config.sources:
+        used = [c.signal for c in src.event.codes] if src.event else []
+        used += list(src.flags.columns.values()) if src.flags else []
+        unknown = sorted(set(used) - known)
+        if unknown:
+            out.append(f"{src.name}: signal(s) {unknown} are not in the taxonomy (those rows would never count)")
+    return out
 
 
 def _check_source(con: duckdb.DuckDBPyConnection, config: ProjectConfig,
@@ -172,6 +192,10 @@ def _check_reference(con: duckdb.DuckDBPyConnection, config: ProjectConfig, src:
         return
     target = config.source(ref.source)
     on = ref.on_columns or target.key
+    if not target.person:
+        entry["errors"].append(f"person_ref: '{ref.source}' has no [person] mapping, so no reference can find a "
+                               "person (every row would be an orphan_reference)")
+        return
     if ref.source not in tables:
         entry["warnings"].append(f"person_ref: '{ref.source}' could not be read, so every reference is an orphan")
         return

@@ -90,7 +90,8 @@ def check_ingest(store: Store, config: ProjectConfig, allow_partial: bool = Fals
     health = ingest_health(store, config)
     if health.errors and not allow_partial:
         lines = "\n  ".join(health.errors)
-        raise IngestFailed(f"ingest failed for {len(health.errors)} source(s) (run again with --allow-partial "
-                           f"to continue without them; see quarantine.csv):\n  {lines}", health)
+        raise IngestFailed(f"ingest failed for {len(health.errors)} source(s); `ecins-link check` shows why, "
+                           f"--allow-partial continues without them (its quarantine.csv lists every rejected "
+                           f"row):\n  {lines}", health)
     health.warnings = [f"partial run: {e}" for e in health.errors] + health.warnings
     return health

@@ -79,7 +79,8 @@ def _set(store: Store, reason_sql: str, where: str) -> None:
 
 def _missing_message(missing: list[str], data_cols: list[str], info: dict) -> str:
     """'mapped column(s) not in file' with what the file does have and any header renames."""
-    msg = f"mapped column(s) not in file: {missing}; the file has {data_cols[:40]}"
+    shown = [c if len(c) <= 40 else c[:40] + "..." for c in data_cols[:40]]
+    msg = f"mapped column(s) not in file: {missing}; the file has {shown}"
     renamed = [n["problem"] for n in info.get("header_notes", [])]
     ignored = [f"{i['column']} ({i['problem']})" for i in info.get("ignored", [])]
     if renamed:

@@ -3,6 +3,8 @@
 The sheet XML is read directly (openpyxl's workbook, shared-string and style readers are reused, cell values
 follow openpyxl's ``parse_cell`` with ``data_only``); any surprise falls back to openpyxl's own reader.
 Rows are numbered as data rows after the header; blank rows are not records; typed dates become ISO text.
+Blank header cells, and values beyond the last header cell, become columns named ``column_<n>`` (a sheet
+cannot tell a blank header cell from none), each with a header note.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
         raise ReadError("sheet is empty (no header)")
     while header and not header[-1].strip():
         header.pop()
+    # values beyond the last header cell: a column whose header cell is blank (not a ragged row: a sheet
+    # cannot tell a blank header cell from none), renamed like any blank header
+    width = max((len(r) for r in all_rows), default=0)
+    if width > len(header):
+        used = max((k + 1 for r in all_rows if len(r) > len(header)
+                    for k in range(len(header), len(r)) if r[k] is not None and str(r[k]).strip()), default=0)
+        header += [""] * max(0, used - len(header))
     header, notes = clean_header(header)
     ncols = len(header)
     cols: list[list[str | None]] = [[] for _ in range(ncols)]
