@@ -249,18 +249,22 @@ def audit(
     _, store = _project_store(project, "audit", read_only=True)
     with store:
         rows = store.audit_rows().tail(limit)
-        bad = store.verify_audit() if verify else []
+        verdict = store.audit_verdict() if verify else None
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
     for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
         table.add_column(col, overflow="fold")
     for r in rows.itertuples():
         table.add_row(str(r.seq), str(r.logged_at)[:19], r.user_name, r.category, r.purpose, r.action, r.row_counts)
     Console().print(table)
-    if verify:
-        if bad:
-            console.print(f"[red]audit chain broken at seq {bad}[/red]")
+    if verdict is not None:
+        if not verdict.ok:
+            for problem in verdict.problems:
+                console.print(f"[red]audit: {problem}[/red]", highlight=False, markup=True, soft_wrap=True)
+            if verdict.bad_seqs:
+                console.print(f"[red]audit chain broken at seq {verdict.bad_seqs}[/red]")
             raise typer.Exit(code=1)
-        console.print("audit chain verified")
+        console.print(f"audit chain verified ({verdict.rows} rows; anchored outside the store up to seq "
+                      f"{verdict.anchored_seq})")
 
 
 @app.command()

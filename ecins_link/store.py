@@ -370,7 +370,12 @@ class Store:
         return seq
 
     def audit_rows(self):  # noqa: ANN201
-        """All audit rows, oldest first, as a DataFrame."""
+        """All audit rows, oldest first, as a DataFrame (no rows if the table is missing: see :meth:`verify_audit`)."""
+        if not self.has_table("audit_log"):
+            return self.df("SELECT NULL::BIGINT AS seq, NULL::TIMESTAMP AS logged_at, "
+                           + ", ".join(f"NULL::VARCHAR AS {c}" for c in (
+                               "user_name", "run_id", "command", "category", "purpose", "action", "details",
+                               "row_counts", "prev_hash", "hash")) + " WHERE FALSE")
         return self.df("SELECT * FROM audit_log ORDER BY seq")
 
     def verify_audit(self) -> list[int]:
