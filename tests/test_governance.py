@@ -243,6 +243,19 @@ def test_a_killed_run_is_closed_as_abandoned_and_audited(tmp_path: Path) -> None
         assert store.verify_audit() == []
 
 
+def test_a_failed_run_is_audited(tmp_path: Path) -> None:
+    """A run that fails records 'failed' in runs and a ``run_failed`` audit row (the error itself is kept)."""
+    from ecins_link.pipeline import run_project
+
+    project = _project(tmp_path, "p.csv")
+    (tmp_path / "proj" / "p.csv").write_text("ID,NAME\n1,A B\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="run the earlier stages first"):
+        run_project(project, tmp_path / "proj" / "out", stages=["graph"])
+    with Store(tmp_path / "proj" / "store.duckdb", read_only=True) as store:
+        assert store.con.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+        assert store.audit_rows().action.tolist() == ["run_failed"] and store.verify_audit() == []
+
+
 # ------------------------------------------------------------------------------ 3. overrides validated at use
 def test_overrides_written_behind_the_applications_back_are_refused(tmp_path: Path) -> None:
     """Attacks 1 and 3: a negative raise inserted directly lowered a score; two raises of 1e308 gave inf."""
