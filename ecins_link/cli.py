@@ -318,10 +318,10 @@ def audit(
     _, store = _project_store(project, "audit", read_only=True)
     with store:
         rows = store.audit_rows().tail(limit)
-        bad = store.verify_audit() if verify else []
+        verdict = store.audit_verdict() if verify else None
     if as_json:
-        _print_audit_json(rows, bad if verify else None)
-        if verify and bad:
+        _print_audit_json(rows, verdict)
+        if verdict is not None and not verdict.ok:
             raise typer.Exit(code=1)
         return
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
@@ -330,11 +330,15 @@ def audit(
     for r in rows.itertuples():
         table.add_row(str(r.seq), str(r.logged_at)[:19], r.user_name, r.category, r.purpose, r.action, r.row_counts)
     Console().print(table)
-    if verify:
-        if bad:
-            console.print(f"[red]audit chain broken at seq {bad}[/red]")
+    if verdict is not None:
+        if not verdict.ok:
+            for problem in verdict.problems:
+                console.print(f"[red]audit: {problem}[/red]", highlight=False, markup=True, soft_wrap=True)
+            if verdict.bad_seqs:
+                console.print(f"[red]audit chain broken at seq {verdict.bad_seqs}[/red]")
             raise typer.Exit(code=1)
-        console.print("audit chain verified")
+        console.print(f"audit chain verified ({verdict.rows} rows; anchored outside the store up to seq "
+                      f"{verdict.anchored_seq})")
 
 
 @app.command()
@@ -378,11 +382,12 @@ def purge(
     print(json.dumps(counts, indent=2))
 
 
-def _print_audit_json(rows: object, broken: list | None) -> None:
-    """``audit --json``: ``{"rows": [...]}``, plus ``"verified"`` and ``"broken_at"`` when checked."""
+def _print_audit_json(rows: object, verdict: object | None) -> None:
+    """``audit --json``: ``{"rows": [...]}``, plus ``verified``, ``broken_at`` and ``problems`` when checked."""
     out: dict = {"rows": json.loads(rows.to_json(orient="records", date_format="iso", date_unit="us"))}  # type: ignore[attr-defined]
-    if broken is not None:
-        out.update(verified=not broken, broken_at=list(broken))
+    if verdict is not None:
+        out.update(verified=verdict.ok, broken_at=list(verdict.bad_seqs),  # type: ignore[attr-defined]
+                   problems=list(verdict.problems))  # type: ignore[attr-defined]
     print(json.dumps(out, indent=2, default=str))
 
 

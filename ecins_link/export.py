@@ -20,6 +20,12 @@ Small-cell suppression (``min_cell``, default 5): a person's ``dob_year`` is wit
 ``min_cell`` exported persons share that (dob_year, sex) cell, and a ``postcode_sector`` is withheld everywhere
 when fewer than ``min_cell`` distinct persons are linked to places in it — rare combinations are what
 re-identify people in pseudonymised data.  The manifest records the threshold and how many values were withheld.
+
+On top of that (:mod:`ecins_link.export_guard`): only whitelisted columns are written, and the coded ones
+(signal, category, agency, role, rule, entity_type) only carry values that look like codes shared by at least
+``min_cell`` persons; k-anonymity with k = ``min_cell`` is enforced on the quasi-identifiers a researcher can
+assemble by joining the files on the pseudonym (DOB year, sex, child marker, postcode sectors), with the counts
+in the manifest (``k_anonymity``); and the key must look random (:func:`~ecins_link.export_guard.check_key`).
 """
 
 from __future__ import annotations
@@ -30,13 +36,22 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ecins_link.export_guard import (
+    CODED,
+    COLUMNS,
+    MIN_KEY_BYTES,
+    check_key,
+    coded,
+    enforce_k_anonymity,
+    k_report,
+)
 from ecins_link.store import Store
 
-MIN_KEY_BYTES = 16
 DEFAULT_MIN_CELL = 5
+__all__ = ["MIN_KEY_BYTES", "DEFAULT_MIN_CELL", "export_pseudonymised", "pseudonym"]
 
 
 def _load_key(key_file: Path) -> bytes:
@@ -44,8 +59,7 @@ def _load_key(key_file: Path) -> bytes:
     if not key_file.exists():
         raise FileNotFoundError(f"key file not found: {key_file}")
     key = key_file.read_bytes()
-    if len(key.strip()) < MIN_KEY_BYTES:
-        raise ValueError(f"key file {key_file} holds fewer than {MIN_KEY_BYTES} bytes: use a long random secret")
+    check_key(key, str(key_file))
     return key
 
 
@@ -73,10 +87,8 @@ def _sector_sql(store: Store) -> str:
             "GROUP BY location_id")
 
 
-def _write(store: Store, sql: str, path: Path) -> int:
-    table = store.con.execute(sql).to_arrow_table()
-    pq.write_table(table, path)
-    return table.num_rows
+def _frame(store: Store, sql: str) -> pd.DataFrame:
+    return store.con.execute(sql).df()
 
 
 def _small_sectors(store: Store, min_cell: int) -> set[str]:
@@ -130,42 +142,41 @@ def export_pseudonymised(store: Store, out_dir: Path, key_file: Path, min_cell: 
     sectors.loc[sectors["postcode_sector"].isin(small), "postcode_sector"] = None
     con.register("__x_sector", sectors)
     counts: dict[str, int] = {}
+    frames: dict[str, pd.DataFrame] = {}
     try:
         if has("person_attributes"):
-            persons = con.execute(f"""
+            persons = _frame(store, f"""
                 SELECT a.pseudo AS pseudo_person_id, CASE WHEN a.cell >= {min_cell} THEN year(a.dob) END AS dob_year,
                        a.sex, a.is_child, a.n_records, a.agencies,
                        a.dob IS NOT NULL AND a.cell < {min_cell} AS withheld
                 FROM (SELECT a.*, p.pseudo, count(*) OVER (PARTITION BY year(a.dob), a.sex) AS cell
                       FROM person_attributes a JOIN __x_person p ON p.id = a.person_id) a
-                ORDER BY 1""").to_arrow_table()
-            suppressed["dob_years"] = int(pc.sum(persons["withheld"]).as_py() or 0)
-            pq.write_table(persons.drop_columns(["withheld"]), out / "persons.parquet")
-            counts["persons"] = persons.num_rows
+                ORDER BY 1""")
+            suppressed["dob_years"] = int(persons["withheld"].sum())
+            frames["persons"] = persons.drop(columns=["withheld"])
         else:
-            counts["persons"] = _write(store, """
+            frames["persons"] = _frame(store, """
                 SELECT p.pseudo AS pseudo_person_id, NULL::INT AS dob_year, NULL::VARCHAR AS sex,
                        NULL::BOOLEAN AS is_child, count(*)::INT AS n_records, NULL::VARCHAR[] AS agencies
-                FROM person_clusters c JOIN __x_person p ON p.id = c.person_id GROUP BY 1 ORDER BY 1""",
-                                       out / "persons.parquet")
+                FROM person_clusters c JOIN __x_person p ON p.id = c.person_id GROUP BY 1 ORDER BY 1""")
         if has("residences"):
-            counts["residences"] = _write(store, """
+            frames["residences"] = _frame(store, """
                 SELECT p.pseudo AS pseudo_person_id, l.pseudo AS pseudo_location_id, s.postcode_sector,
                        strftime(r.first_seen, '%Y-%m') AS first_month, strftime(r.last_seen, '%Y-%m') AS last_month
                 FROM residences r JOIN __x_person p ON p.id = r.person_id
                 LEFT JOIN __x_loc l ON l.id = r.location_id LEFT JOIN __x_sector s ON s.location_id = r.location_id
-                ORDER BY 1, 2""", out / "residences.parquet")
+                ORDER BY 1, 2""")
         if has("signals"):
-            counts["signals"] = _write(store, """
+            frames["signals"] = _frame(store, """
                 SELECT p.pseudo AS pseudo_person_id, l.pseudo AS pseudo_location_id, h.pseudo AS pseudo_household_id,
                        sec.postcode_sector, s.signal, s.category, s.agency, s.role,
                        strftime(s.event_date, '%Y-%m') AS event_month, s.link_confidence
                 FROM signals s LEFT JOIN __x_person p ON p.id = s.person_id
                 LEFT JOIN __x_loc l ON l.id = s.location_id LEFT JOIN __x_hh h ON h.id = s.household_id
                 LEFT JOIN __x_sector sec ON sec.location_id = s.location_id
-                ORDER BY event_month, s.agency, s.signal, 1""", out / "signals.parquet")
+                ORDER BY event_month, s.agency, s.signal, 1""")
         if has("flags"):
-            counts["flags"] = _write(store, """
+            frames["flags"] = _frame(store, """
                 SELECT coalesce(p.pseudo, l.pseudo, h.pseudo) AS pseudo_entity_id, f.rule, f.entity_type, f.score,
                        f.rank, f.agencies, f.visible_to_single_agency,
                        (SELECT list(x.pseudo ORDER BY x.pseudo) FROM __x_person x
@@ -175,19 +186,42 @@ def export_pseudonymised(store: Store, out_dir: Path, key_file: Path, min_cell: 
                 FROM flags f LEFT JOIN __x_person p ON f.entity_type = 'person' AND p.id = f.entity_id
                 LEFT JOIN __x_loc l ON f.entity_type = 'location' AND l.id = f.entity_id
                 LEFT JOIN __x_hh h ON f.entity_type = 'household' AND h.id = f.entity_id
-                ORDER BY f.rank""", out / "flags.parquet")
+                ORDER BY f.rank""")
     finally:
         for name in [*maps, "__x_sector"]:
             con.unregister(name)
+    guard = _guard(frames, min_cell)
+    for name, frame in frames.items():
+        pq.write_table(pa.Table.from_pandas(frame[COLUMNS[name]], preserve_index=False), out / f"{name}.parquet")
+        counts[name] = len(frame)
     fingerprint = hmac.new(key, b"ecins-link key fingerprint", hashlib.sha256).hexdigest()[:12]
     manifest = {"tables": {k: f"{k}.parquet" for k in counts}, "row_counts": counts, "key_fingerprint": fingerprint,
                 "pseudonyms": "HMAC-SHA256(key, '<domain>:<id>')[:32 hex]", "dob": "year only",
                 "postcode": "sector only", "dates": "month only",
-                "small_cell_suppression": {"min_cell": min_cell, "withheld": suppressed}}
+                "small_cell_suppression": {"min_cell": min_cell, "withheld": suppressed},
+                "columns": {k: COLUMNS[k] for k in counts}, "coded_values_withheld": guard["coded_values_withheld"],
+                "k_anonymity": guard["k_anonymity"]}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     store.audit("disclosure", "research_export",
                 {"out_dir": str(out), "tables": sorted(counts), "key_fingerprint": fingerprint,
-                 "min_cell": min_cell, "withheld": suppressed}, counts,
+                 "min_cell": min_cell, "withheld": suppressed, "k_anonymity": guard["k_anonymity"]}, counts,
                 purpose="research")
     return {"out_dir": out, "files": {k: out / f"{k}.parquet" for k in counts} | {"manifest": out / "manifest.json"},
-            "counts": counts, "key_fingerprint": fingerprint, "withheld": suppressed}
+            "counts": counts, "key_fingerprint": fingerprint, "withheld": suppressed,
+            "k_anonymity": guard["k_anonymity"]}
+
+
+def _guard(frames: dict[str, pd.DataFrame], k: int) -> dict:
+    """Whitelist and code-check the columns, then enforce k-anonymity across the files (frames changed in place)."""
+    withheld: dict[str, int] = {}
+    for name, frame in frames.items():
+        extra = sorted(set(frame.columns) - set(COLUMNS[name]))
+        if extra:
+            raise RuntimeError(f"research export: column(s) {extra} of {name} are not on the whitelist")
+        owner = frame["pseudo_person_id"] if "pseudo_person_id" in frame else frame["pseudo_entity_id"]
+        for col in CODED.get(name, []):
+            frame[col], n = coded(frame[col], owner, k)
+            withheld[f"{name}.{col}"] = n
+    report = enforce_k_anonymity(frames, k)
+    report.update(checked=k_report(frames))
+    return {"coded_values_withheld": withheld, "k_anonymity": report}

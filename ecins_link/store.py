@@ -325,10 +325,18 @@ class Store:
         return self.run_id
 
     def finish_run(self, status: str = "ok") -> None:
-        """Record the end of a run."""
-        self.con.execute(
-            "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", [dt.datetime.now(), status, self.run_id]
-        )
+        """Record the end of a run; a run that did not end 'ok' is also audited (``run_failed``).  Recording a
+        failure never raises (it must not mask the error that failed the run): if the store cannot be written
+        (a full disk), the run stays 'running' and is closed as 'abandoned' when the store is next opened."""
+        try:
+            self.con.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
+                             [dt.datetime.now(), status, self.run_id])
+            if status != "ok":
+                self.audit("alteration", "run_failed", {"run_id": self.run_id, "status": status,
+                                                        "note": "the stage that was running was rolled back"})
+        except (duckdb.Error, OSError):
+            if status == "ok":
+                raise
 
     # ----------------------------------------------------------------------------------- audit
     def audit(
@@ -370,7 +378,12 @@ class Store:
         return seq
 
     def audit_rows(self):  # noqa: ANN201
-        """All audit rows, oldest first, as a DataFrame."""
+        """All audit rows, oldest first, as a DataFrame (no rows if the table is missing: see :meth:`verify_audit`)."""
+        if not self.has_table("audit_log"):
+            return self.df("SELECT NULL::BIGINT AS seq, NULL::TIMESTAMP AS logged_at, "
+                           + ", ".join(f"NULL::VARCHAR AS {c}" for c in (
+                               "user_name", "run_id", "command", "category", "purpose", "action", "details",
+                               "row_counts", "prev_hash", "hash")) + " WHERE FALSE")
         return self.df("SELECT * FROM audit_log ORDER BY seq")
 
     def verify_audit(self) -> list[int]:

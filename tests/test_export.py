@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ def _dump(out: Path) -> str:
 def exported(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("export")
     key = tmp / "key.bin"
-    key.write_bytes(b"k" * 8 + bytes(range(40)))
+    key.write_bytes(secrets.token_bytes(48))
     store = build_store(tmp / "s.duckdb")
     result = export_pseudonymised(store, tmp / "x1", key, min_cell=1)  # tiny fixture: no suppression
     yield tmp, key, store, result
@@ -79,7 +80,7 @@ def test_same_key_same_ids_other_key_other_ids(exported, tmp_path: Path) -> None
     assert list(first["pseudo_person_id"]) == list(second["pseudo_person_id"])
     assert pseudonym(key.read_bytes(), "person", "P3") in set(first["pseudo_person_id"])
     other = tmp_path / "other.key"
-    other.write_bytes(bytes(range(100, 148)))
+    other.write_bytes(secrets.token_bytes(48))
     third = pd.read_parquet(export_pseudonymised(store, tmp_path / "x3", other)["files"]["persons"])
     assert not set(third["pseudo_person_id"]) & set(first["pseudo_person_id"])
     manifest = json.loads((tmp_path / "x3" / "manifest.json").read_text())
@@ -109,7 +110,7 @@ def test_export_with_only_person_clusters(tmp_path: Path) -> None:
     for table in ("person_attributes", "residences", "signals", "flags", "households", "address_matches"):
         store.con.execute(f"DROP TABLE {table}")
     key = tmp_path / "k"
-    key.write_bytes(bytes(range(32)))
+    key.write_bytes(secrets.token_bytes(32))
     result = export_pseudonymised(store, tmp_path / "o", key)
     persons = pd.read_parquet(result["files"]["persons"])
     assert len(persons) == store.con.execute("SELECT count(DISTINCT person_id) FROM person_clusters").fetchone()[0]
@@ -126,7 +127,7 @@ def test_small_cells_withheld_on_sample_town(sample_run, tmp_path: Path) -> None
 
     run = sample_run.copy(tmp_path / "run")
     key = tmp_path / "k"
-    key.write_bytes(bytes(range(64)))
+    key.write_bytes(secrets.token_bytes(64))
     store = Store(run.store_path)
     try:
         result = export_pseudonymised(store, tmp_path / "x", key)
@@ -135,7 +136,7 @@ def test_small_cells_withheld_on_sample_town(sample_run, tmp_path: Path) -> None
         store.close()
     persons = pd.read_parquet(result["files"]["persons"])
     cells = persons.dropna(subset=["dob_year"]).groupby(["dob_year", "sex"], dropna=False).size()
-    assert len(cells) > 20 and cells.min() >= 5
+    assert len(cells) > 5 and cells.min() >= 5
     withheld = result["withheld"]
     assert persons["dob_year"].isna().sum() >= withheld["dob_years"] > 0
     res = pd.read_parquet(result["files"]["residences"])
@@ -152,3 +153,77 @@ def test_small_cells_withheld_on_sample_town(sample_run, tmp_path: Path) -> None
             export_pseudonymised(store, tmp_path / "y", key, min_cell=0)
     finally:
         store.close()
+
+
+def _joined_classes(out: Path) -> pd.Series:
+    """What a researcher can do: join the files on the pseudonym and count persons per quasi-identifier tuple
+    (DOB year, sex, child marker, the set of postcode sectors linked to the person)."""
+    persons = pd.read_parquet(out / "persons.parquet")
+    links = pd.concat([pd.read_parquet(out / f)[["pseudo_person_id", "postcode_sector"]]
+                       for f in ("residences.parquet", "signals.parquet")]).dropna()
+    sectors = links.groupby("pseudo_person_id")["postcode_sector"].agg(lambda s: ",".join(sorted(set(s))))
+    key = persons[["dob_year", "sex", "is_child"]].astype(str).agg("|".join, axis=1) + "|" + \
+        persons["pseudo_person_id"].map(sectors).fillna("")
+    return key.map(key.value_counts())
+
+
+def test_k_anonymity_across_joined_files_on_sample_town(sample_run, tmp_path: Path) -> None:
+    """Once persons, residences and signals are joined on the pseudonym, every person shares DOB year, sex,
+    child marker and postcode sectors with at least 4 others (k = 5), and the manifest says what it took.
+    Without enforcement (k = 1) most persons are unique: the check can fail."""
+    from ecins_link.store import Store
+
+    run = sample_run.copy(tmp_path / "run")
+    key = tmp_path / "k"
+    key.write_bytes(secrets.token_bytes(32))
+    with Store(run.store_path) as store:
+        export_pseudonymised(store, tmp_path / "raw", key, min_cell=1)
+        result = export_pseudonymised(store, tmp_path / "x", key)
+    raw = _joined_classes(tmp_path / "raw")
+    assert (raw == 1).sum() > len(raw) / 3  # the attack: unique persons on the joined quasi-identifiers
+    classes = _joined_classes(tmp_path / "x")
+    assert classes.min() >= 5
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    kanon = manifest["k_anonymity"]
+    assert kanon["k"] == 5 and kanon["min_class_size"] >= 5 and kanon["checked"]["min_class_size"] >= 5
+    assert kanon["dob_year_withheld"] > 0 and kanon["persons"] == len(raw)
+    assert kanon == result["k_anonymity"]
+    assert len(pd.read_parquet(tmp_path / "x" / "persons.parquet")) == len(raw) - kanon["persons_left_out"]
+
+
+def test_free_text_in_a_coded_column_never_leaves(tmp_path: Path) -> None:
+    """A role column holding free text (a name, a DOB, a postcode) exports as NULL; real codes stay."""
+    store = build_store(tmp_path / "s.duckdb")
+    leak = "SMITH, JOHN 01/02/1980 NT1 4AB"
+    try:
+        store.con.execute("UPDATE signals SET role = ? WHERE signal_id = (SELECT min(signal_id) FROM signals)", [leak])
+        store.con.execute("UPDATE signals SET role = 'V' WHERE role IS NULL OR role <> ?", [leak])
+        key = tmp_path / "k"
+        key.write_bytes(secrets.token_bytes(32))
+        result = export_pseudonymised(store, tmp_path / "o", key, min_cell=1)
+    finally:
+        store.close()
+    text = _dump(tmp_path / "o")
+    assert "SMITH" not in text and "1980" not in text.split("k_anonymity")[0].split("dob_year")[0]
+    roles = pd.read_parquet(result["files"]["signals"])["role"]
+    assert roles.isna().sum() == 1 and set(roles.dropna()) == {"V"}
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["coded_values_withheld"]["signals.role"] == 1
+    assert manifest["columns"]["signals"] == list(pd.read_parquet(result["files"]["signals"]).columns)
+
+
+@pytest.mark.parametrize("key", [b"a" * 16, b"a" * 64, b"abcdefghijklmnopqrstuvwxyz", bytes(range(32)),
+                                 b"0123012301230123", b"aaaaaaaabbbbbbbbccccccccdddd"])
+def test_guessable_keys_are_refused(tmp_path: Path, key: bytes) -> None:
+    store = build_store(tmp_path / "s.duckdb")
+    path = tmp_path / "weak.key"
+    path.write_bytes(key)
+    try:
+        with pytest.raises(ValueError, match="guessable|fewer than"):
+            export_pseudonymised(store, tmp_path / "o", path)
+        good = tmp_path / "good.key"
+        good.write_text(secrets.token_hex(32))
+        export_pseudonymised(store, tmp_path / "o", good)
+    finally:
+        store.close()
+    assert not (tmp_path / "o" / "weak").exists()

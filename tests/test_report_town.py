@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import secrets
 import shutil
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_town_marac_pack_holds_no_fire_detail(town: dict) -> None:
 
 def test_town_research_export_has_no_identifiers(town: dict, tmp_path: Path) -> None:
     key = tmp_path / "key"
-    key.write_bytes(bytes(range(64)))
+    key.write_bytes(secrets.token_bytes(64))  # a counting sequence is refused as a guessable key
     with Store(town["store"]) as store:
         result = export_pseudonymised(store, tmp_path / "x", key)
         rows = store.con.execute("""SELECT forenames, surname, full_name, strftime(dob, '%Y-%m-%d'), postcode,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import pandas as pd
@@ -92,6 +93,16 @@ def test_round_trip_decisions_become_constraints(store, tmp_path):
     assert row["category"] == "alteration" and '"match": 1' in row["row_counts"]
     surnames = set(df["l_surname"]) | set(df["r_surname"])
     assert not any(s and s in row["details"] + row["row_counts"] for s in surnames)
+    # pair by pair: who, when, which two records, which decision (never names or the note's text)
+    per_pair = audit[audit["action"] == "clerical_decision"]
+    got = {(d["unique_id_l"], d["unique_id_r"], d["decision"], d["reviewer"])
+           for d in per_pair["details"].map(json.loads)}
+    want = {(df.loc[i, "unique_id_l"], df.loc[i, "unique_id_r"], dec, "analyst1")
+            for i, dec in ((0, "match"), (1, "non_match"), (2, "non_match"))}
+    assert got == want and len(per_pair) == 3
+    assert all(json.loads(d)["decided_at"] for d in per_pair["details"])
+    assert not any("checked with" in d or any(s and s in d for s in surnames) for d in per_pair["details"])
+    assert store.verify_audit() == []
 
     # a later decision on the same pair wins; decided pairs are not exported again
     flip = pd.DataFrame({"unique_id_l": [pair(0)[1]], "unique_id_r": [pair(0)[0]], "decision": ["non_match"]})

@@ -72,7 +72,7 @@ class MatcherSession:
         self._error: BaseException | None = None
         self._closed = False
         self._scratch = duckdb.connect()
-        self._scratch.execute(f"SET memory_limit = '{settings.get('memory_limit', '2GB')}'")
+        self._scratch.execute("SET memory_limit = ?", [str(settings.get('memory_limit', '2GB'))])  # bound, never pasted
         # `background_threads` while the key joins run alongside on another connection, `threads` once it is alone
         self._threads = int(settings.get("threads", 1))
         self._background_threads = int(settings.get("background_threads", 1))

@@ -200,7 +200,8 @@ def import_review(store: Store, path: str | Path, reviewer: str) -> dict:
     Every row needs ``unique_id_l``, ``unique_id_r`` (records known to the store) and a ``decision`` of
     ``match`` or ``non_match`` (case and ``non-match`` spelling tolerated); blank decisions are skipped and
     counted.  Any problem -> ``ValueError`` listing the file's line numbers (header = line 1) and nothing is
-    imported.  Returns counts: rows, imported, match, non_match, skipped_blank.
+    imported.  Returns counts: rows, imported, match, non_match, skipped_blank.  Audited as one summary row
+    and one ``clerical_decision`` row per pair (record ids, decision, reviewer, time; never the free-text note).
     """
     path = Path(path)
     df = _read_review_csv(path)
@@ -264,6 +265,12 @@ def import_review(store: Store, path: str | Path, reviewer: str) -> dict:
         finally:
             store.con.unregister("__review_rows")
         store.audit("alteration", "clerical_review_import", {"file": path.name}, counts)
+        for r in rows.itertuples():  # pair by pair: who decided what about which two records, and when
+            store.audit("alteration", "clerical_decision",
+                        {"unique_id_l": r.unique_id_l, "unique_id_r": r.unique_id_r, "decision": r.decision,
+                         "reviewer": r.reviewer, "decided_at": r.decided_at.isoformat(timespec="seconds"),
+                         "file": path.name, "note_given": r.note is not None},
+                        {"pairs": 1})
     return counts
 
 

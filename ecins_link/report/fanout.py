@@ -7,13 +7,19 @@ touches the store connection (it only formats text and writes files) and ends wi
 DuckDB or Python clean-up runs twice.  Any share whose child failed is done again in the parent, so a
 failure surfaces there with its real traceback and a transient one costs time, not pages.  Where fork is
 unavailable (Windows) or one worker is asked for, everything runs in the parent.
+
+A worker never outlives the run: on Linux each child asks the kernel for SIGKILL when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``), so a parent killed with ``kill -9`` leaves no worker writing pages; the
+report's output folder is only renamed into place by the parent after every worker is done (outputs.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -21,6 +27,17 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ENV_WORKERS = "ECINS_REPORT_WORKERS"  # cap on worker processes (1 = render in the parent only)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked child: be killed when the parent dies (Linux), and leave at once if it already has."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not glibc/Linux: the parent's wait is the only guard
+        pass
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(1)
 
 
 def default_workers(n_items: int, min_per_worker: int = 200) -> int:
@@ -52,12 +69,14 @@ def forked_map(func: Callable[[Sequence[T]], None], items: Sequence[T], workers:
     # share: the collector is back on, and catches up, when it is done) run without it
     collecting = gc.isenabled()
     gc.freeze()
+    parent = os.getpid()
     try:
         for k in range(1, len(shares)):
             pid = os.fork()
             if pid == 0:  # child: do one share, then leave without any clean-up of the parent's state
                 code = 1
                 try:
+                    die_with_parent(parent)
                     gc.disable()
                     func(shares[k])
                     code = 0

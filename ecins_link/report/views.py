@@ -95,6 +95,10 @@ class View:
         name them).  ``store_tables``: the store's table names."""
         if self.name is None:
             return "person_attributes"
+        if not {"person_records", "person_clusters"} <= store_tables:  # no records to draw from: ids only
+            return ("(SELECT person_id, NULL::VARCHAR AS display_name, NULL::DATE AS dob, NULL::INT AS age, "
+                    "NULL::BOOLEAN AS is_child, NULL::VARCHAR AS sex, 0 AS n_records, "
+                    f"{'agencies' if self.existence_only else '[]::VARCHAR[]'} AS agencies FROM person_attributes)")
         has_std = "person_std" in store_tables
         sex = ("(SELECT unique_id, sex FROM person_std)" if has_std else
                "(SELECT source || ':' || record_key AS unique_id, CASE WHEN upper(left(trim(sex), 1)) IN ('M', 'F') "
