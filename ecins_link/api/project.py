@@ -434,6 +434,7 @@ class Project:
         path = self._out / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run the pipeline (with its report stage) first")
+        self._check_view()
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
@@ -448,6 +449,37 @@ class Project:
 
             return pa.Table.from_pandas(df, preserve_index=False)
         return df
+
+    def _check_view(self) -> None:
+        """A purpose-bound project reads only an output folder written for that purpose (fails closed).
+
+        The audit log's latest ``run_outputs_exported`` row for the output folder says which view wrote it; a
+        folder holding the full view or another purpose's, or one the log has no record of (copied or moved
+        in), is refused.
+        """
+        import json
+
+        if self.purpose is None:
+            return
+        rows = []
+        if self.store_path.exists():
+            with self._reader() as store:
+                rows = store.con.execute("""SELECT details FROM audit_log WHERE action = 'run_outputs_exported'
+                                            ORDER BY seq DESC""").fetchall()
+        here, held = self._out.resolve(), None
+        for (details,) in rows:
+            try:
+                info = json.loads(details or "{}")
+            except ValueError:
+                continue
+            if info.get("out_dir") and Path(info["out_dir"]).resolve() == here:
+                held = f"purpose {info['purpose']!r}" if info.get("purpose") else "the full view"
+                if info.get("purpose") == self.purpose:
+                    return
+                break
+        what = f"holds {held}" if held else "has no record in this store's audit log"
+        raise PermissionError(f"{self._out} {what}, not purpose {self.purpose!r}: run "
+                              f"Project.run(stages=['report'], purpose={self.purpose!r}, out=...) to build its view")
 
     def _flags_or_empty(self) -> pd.DataFrame:
         import pandas as pd
