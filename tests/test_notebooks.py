@@ -45,11 +45,11 @@ def _outputs(nb: nbformat.NotebookNode, source_contains: str) -> list:
 
 
 def _text(outputs: list) -> str:
-    parts = []
-    for o in outputs:
-        parts.append(o.get("text", ""))
-        parts.append(o.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+    """The printed text (stream chunks joined as written: one print may arrive in several) and the
+    plain-text form of every displayed value."""
+    printed = "".join(o.get("text", "") for o in outputs)
+    shown = [o.get("data", {}).get("text/plain", "") for o in outputs]
+    return "\n".join([printed, *shown])
 
 
 def _svgs(outputs: list) -> list[str]:

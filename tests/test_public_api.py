@@ -270,5 +270,8 @@ def test_a_purpose_sees_only_its_own_view(sample_run, tmp_path: Path) -> None:
         assert {agency_of[s] for s in links.source} <= {"police"}
         shown += len(links)
     assert shown > 0
+    G = iom.case_graph(flags.flag_id.iloc[0])  # ids only, and only the purpose's agencies' records
+    assert G.number_of_nodes() and not any(d["label"] for _, d in G.nodes(data=True))
+    assert {agency_of[d["source"]] for *_, d in G.edges(data=True) if d.get("source")} <= {"police"}
     with pytest.raises(PermissionError, match="purpose 'iom'"):
         Project.open(run.project, purpose="marac", out=tmp_path / "iom").flags()
