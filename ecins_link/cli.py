@@ -180,9 +180,9 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
 ) -> None:
     """Print linkage, location and scenario metrics against ground truth (JSON)."""
-    from ecins_link.evaluation import evaluate_project
+    from ecins_link.api import Project
 
-    result = evaluate_project(project, truth)
+    result = Project.open(project).evaluate(truth)
     text = json.dumps(result, indent=2, default=str)
     if out:
         out.write_text(text + "\n", encoding="utf-8")

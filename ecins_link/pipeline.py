@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ecins_link.config import ProjectConfig, load_config
@@ -85,7 +86,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     overlap = config.project.overlap_stages and {"persons", "locations"} <= set(wanted)
     # the locations stage's gazetteer preparation can start as soon as the gazetteer is ingested
     early_matcher = config.project.overlap_stages and {"standardise", "locations"} <= set(wanted)
-    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool, \
+    with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar, ThreadPoolExecutor(1) as pool, \
             ExitStack() as cleanup:
         task = bar.add_task("pipeline", total=len(wanted))
         scoring = matcher = None

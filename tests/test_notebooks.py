@@ -7,14 +7,19 @@ The walkthrough still re-runs the persons stage after its clerical review (~1 mi
 
 The notebooks use only the public API (``from ecins_link import ...``; ``test_public_api`` checks the source)
 and draw their charts as SVG inside the kernel (altair's ``svg`` renderer through vl-convert): no output may
-load anything from the network, and each chart must have rendered as an SVG image.
+load anything from the network, and each chart must have rendered as an SVG image.  Where the machine allows
+it (``unshare --net``, as root in CI), the kernel runs in a network namespace of its own with no network at all,
+talking to the test over Unix sockets, so "renders offline" is tested, not assumed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -28,14 +33,48 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 pytestmark = pytest.mark.slow
 
 
+@cache
+def _can_go_offline() -> bool:
+    """Whether a process can be started with no network (a network namespace of its own)."""
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+
+
+def _client(nb: nbformat.NotebookNode, sockets: Path) -> nbclient.NotebookClient:
+    """An nbclient for ``nb`` whose kernel has no network when the machine allows it (IPC sockets under
+    ``sockets``), else an ordinary one."""
+    options = {"timeout": 600, "resources": {"metadata": {"path": str(NOTEBOOKS)}}}
+    if not _can_go_offline():
+        return nbclient.NotebookClient(nb, kernel_name="python3", **options)
+    from jupyter_client.manager import KernelManager
+
+    class OfflineKernelManager(KernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return ["unshare", "--net", "--", *super().format_kernel_cmd(extra_arguments)]
+
+    sockets.mkdir(parents=True, exist_ok=True)
+    km = OfflineKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"))
+    return nbclient.NotebookClient(nb, km=km, **options)
+
+
 def _execute(name: str, town: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
     """Run a notebook from the notebooks folder on ``town``; nbclient raises on the first failing cell."""
     monkeypatch.setenv("ECINS_NB_TOWN", str(town))
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    client.execute()
+    _client(nb, town.parent / "kernel_sockets").execute()
     return nb
+
+
+def test_notebook_kernel_has_no_network(tmp_path: Path) -> None:
+    """The kernel the notebooks run in cannot reach the network (so their charts are proven to render offline)."""
+    if not _can_go_offline():
+        pytest.skip("unshare --net is not permitted here: notebooks run with the network, offline not proven")
+    probe = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n    print('online')\n"
+        "except OSError as err:\n    print('offline:', err)")])
+    _client(probe, tmp_path / "sockets").execute()
+    assert probe.cells[0].outputs[0]["text"].startswith("offline:")
 
 
 def _outputs(nb: nbformat.NotebookNode, source_contains: str) -> list:
@@ -45,11 +84,11 @@ def _outputs(nb: nbformat.NotebookNode, source_contains: str) -> list:
 
 
 def _text(outputs: list) -> str:
-    parts = []
-    for o in outputs:
-        parts.append(o.get("text", ""))
-        parts.append(o.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+    """The printed text (stream chunks joined as written: one print may arrive in several) and the
+    plain-text form of every displayed value."""
+    printed = "".join(o.get("text", "") for o in outputs)
+    shown = [o.get("data", {}).get("text/plain", "") for o in outputs]
+    return "\n".join([printed, *shown])
 
 
 def _svgs(outputs: list) -> list[str]:

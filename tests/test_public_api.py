@@ -249,3 +249,29 @@ def test_cli_json_on_stdout_errors_on_stderr(sample_run, tmp_path: Path) -> None
 
     bad = runner.invoke(_cli(), ["run", str(tmp_path / "missing.toml"), "--json"])
     assert bad.exit_code == 2 and bad.stdout == "" and "not found" in bad.stderr
+
+
+def test_a_purpose_sees_only_its_own_view(sample_run, tmp_path: Path) -> None:
+    """A purpose-bound Project refuses an output folder written for the full view, and explains a flag of its
+    own view with links only from the agencies the purpose may see in detail."""
+    with pytest.raises(PermissionError, match="holds the full view, not purpose 'iom'"):
+        Project.open(sample_run.project, purpose="iom").worklist()
+    run = sample_run.copy(tmp_path / "town")
+    with pytest.raises(PermissionError, match="no record in this store's audit log"):  # copied: cannot tell
+        Project.open(run.project, purpose="iom").worklist()
+    iom = Project.open(run.project, purpose="iom", user="iom-analyst")
+    iom.run(stages=["report"], out=tmp_path / "iom")
+    flags = iom.flags()
+    assert len(flags) and set(flags.rule) <= {"iom_rfg", "cuckooing", "asb_hotspot", "professional_judgement"}
+    agency_of = {s.name: s.agency for s in iom.config.sources}
+    shown = 0
+    for flag_id in flags.flag_id.head(5):
+        links = iom.explain(flag_id).links
+        assert {agency_of[s] for s in links.source} <= {"police"}
+        shown += len(links)
+    assert shown > 0
+    G = iom.case_graph(flags.flag_id.iloc[0])  # ids only, and only the purpose's agencies' records
+    assert G.number_of_nodes() and not any(d["label"] for _, d in G.nodes(data=True))
+    assert {agency_of[d["source"]] for *_, d in G.edges(data=True) if d.get("source")} <= {"police"}
+    with pytest.raises(PermissionError, match="purpose 'iom'"):
+        Project.open(run.project, purpose="marac", out=tmp_path / "iom").flags()

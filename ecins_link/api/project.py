@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecins_link.api.explanation import FlagExplanation, build_explanation
+from ecins_link.api.outputs import read_output
+from ecins_link.api.purpose import check_view, purpose_graph, source_shown
 from ecins_link.api.review import Review
 from ecins_link.api.summary import run_summary
 
@@ -20,9 +22,6 @@ if TYPE_CHECKING:
     from ecins_link.config import ProjectConfig
     from ecins_link.pipeline import RunResult
     from ecins_link.store import Store
-
-_CSV_TEXT = {"quarantine.csv": None, "worklist.csv": {"case": str, "entity_id": str}, "accounting.csv": None}
-
 
 class Project:
     """A partnership project: the project file, its store and the output folder of its runs.
@@ -326,6 +325,11 @@ class Project:
         ------
         KeyError
             ``entity`` is neither a flag, a flagged entity nor a node of the graph.
+
+        Notes
+        -----
+        With a purpose in force, edges from records of agencies the purpose may not see in detail are left
+        out (and events left with no edge), and every node's ``label`` is blank: the graph shows ids only.
         """
         from ecins_link.graph import case_subgraph
 
@@ -341,7 +345,8 @@ class Project:
                 if node is None or node[0] not in ("person", "location"):
                     raise KeyError(f"{entity!r} is not a flag, a flagged entity, a person or a location")
                 persons, locations = ([entity], []) if node[0] == "person" else ([], [entity])
-            return case_subgraph(store, persons, locations)
+            graph = case_subgraph(store, persons, locations)
+        return purpose_graph(graph, self._source_shown()) if self.purpose is not None else graph
 
     def lineage(self) -> pd.DataFrame:
         """Person-id lineage: ``run_id, old_person_id, new_person_id, reason, recorded_at``, one row each
@@ -432,25 +437,11 @@ class Project:
             yield s
 
     def _output(self, name: str, as_arrow: bool) -> Any:
-        import pandas as pd
-
         path = self._out / name
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: run the pipeline (with its report stage) first")
-        if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            return table if as_arrow else table.to_pandas()
-        if name == "quarantine.csv":
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        else:
-            df = pd.read_csv(path, dtype=_CSV_TEXT.get(name), encoding="utf-8-sig")
-        if as_arrow:
-            import pyarrow as pa
-
-            return pa.Table.from_pandas(df, preserve_index=False)
-        return df
+        self._check_view()
+        return read_output(path, as_arrow)
 
     def _flags_or_empty(self) -> pd.DataFrame:
         import pandas as pd
@@ -462,10 +453,16 @@ class Project:
 
     def _source_shown(self) -> Any:
         """``shown(source) -> bool``: whether the purpose in force may see a source's records in detail."""
-        if self.purpose is None:
-            return lambda source: True
-        from ecins_link.report.views import view_for
+        return source_shown(self._config, self.purpose)
 
-        view = view_for(self._config, self.purpose)
-        agency = {s.name: s.agency for s in self._config.sources}
-        return lambda source: view.agency_detail(agency.get(source))
+    def _check_view(self) -> None:
+        """Refuse an output folder not written for the purpose in force (see ``purpose.check_view``)."""
+        if self.purpose is None:
+            return
+        exported = []
+        if self.store_path.exists():
+            with self._reader() as store:
+                exported = [r[0] for r in store.con.execute(
+                    "SELECT details FROM audit_log WHERE action = 'run_outputs_exported' ORDER BY seq DESC"
+                ).fetchall()]
+        check_view(self._out, self.purpose, exported)
