@@ -345,6 +345,13 @@ def stylesheet(request: HttpRequest) -> HttpResponse:
     return resp
 
 
+def print_css(request: HttpRequest, rank: str, case_id: str) -> HttpResponse:
+    """The running header of a printed case page (its rank and hex id: the URL pattern admits nothing else;
+    a stylesheet, because the CSP allows no inline style)."""
+    css = f'@page {{ @top-right {{ content: "Case {int(rank)} · {case_id}"; font: 9pt Arial, sans-serif; }} }}\n'
+    return HttpResponse(css, content_type="text/css; charset=utf-8")
+
+
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness (no data)."""
     return HttpResponse("ok", content_type="text/plain")
