@@ -50,7 +50,17 @@ class CasePage:
 
 
 def _rows(cur, sql: str, params: list) -> list[dict]:  # noqa: ANN001 - a DuckDB cursor
-    return cur.execute(sql, params).df().to_dict("records")
+    """Rows as dicts; ``{ids}`` / ``{ids1}`` in ``sql`` become ``IN (?, ?, ...)`` placeholder lists for the list
+    parameters in that position (bound, never interpolated), so DuckDB's zone maps skip the row groups of a
+    snapshot table sorted by that id (``list_contains`` would scan every row)."""
+    parts, values = {}, []
+    for i, p in enumerate(params):
+        if isinstance(p, list):
+            parts[f"ids{i if i else ''}"] = "(" + ", ".join(["?"] * len(p)) + ")" if p else "(NULL)"
+            values.extend(p)
+        else:
+            values.append(p)
+    return cur.execute(sql.format(**parts) if parts else sql, values).df().to_dict("records")
 
 
 def _clean(v: object) -> object:
@@ -82,14 +92,14 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
                            "last": _iso(f.get("last_date")), "sentences": evidence_sentences(f.get("evidence"), selectors, category_of)})
     person_ids = sorted({str(p) for p in case["person_ids"]} | ({case["entity_id"]} if case["entity_type"] == "person" else set()))
     loc_ids = sorted({"U" + str(u) for u in case["uprns"]} | ({case["entity_id"]} if case["entity_type"] == "location" else set()))
-    persons = _rows(cur, "SELECT * FROM persons WHERE list_contains(?::VARCHAR[], person_id) ORDER BY person_id",
+    persons = _rows(cur, "SELECT * FROM persons WHERE person_id IN {ids} ORDER BY person_id",
                     [person_ids]) if snap.has("persons") else []
-    records = _rows(cur, "SELECT * FROM records WHERE list_contains(?::VARCHAR[], person_id) "
+    records = _rows(cur, "SELECT * FROM records WHERE person_id IN {ids} "
                          "ORDER BY person_id, source, record_key", [person_ids]) if snap.has("records") else []
     sig = []
     if snap.has("signals"):
-        sig = _rows(cur, """SELECT * FROM signals WHERE list_contains(?::VARCHAR[], person_id)
-                            UNION SELECT * FROM signals_at WHERE list_contains(?::VARCHAR[], location_id)
+        sig = _rows(cur, """SELECT * FROM signals WHERE person_id IN {ids}
+                            UNION SELECT * FROM signals_at WHERE location_id IN {ids1}
                             ORDER BY event_date, agency, signal_id""", [person_ids, loc_ids])
     hidden: set[str] = set()
     shown_agencies: set[str] = set()
@@ -169,7 +179,7 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
     _network(cur, snap, view, page, person_ids, loc_ids, name_of, visible_persons)
     seen_pairs: set[tuple[str, str]] = set()
     if snap.has("possible_same"):
-        for row in _rows(cur, "SELECT * FROM possible_same WHERE list_contains(?::VARCHAR[], person_id) "
+        for row in _rows(cur, "SELECT * FROM possible_same WHERE person_id IN {ids} "
                               "ORDER BY match_probability DESC", [person_ids]):
             pid, other = str(row["person_id"]), str(row["other_person_id"])
             if pid not in visible_persons or (pid, other) in seen_pairs or (other, pid) in seen_pairs:
@@ -195,7 +205,7 @@ def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[s
         return
     seeds = person_ids + loc_ids
     agency_of = dict(cur.execute("SELECT source, agency FROM accounting").fetchall()) if snap.has("accounting") else {}
-    rows = _rows(cur, "SELECT * FROM edges WHERE list_contains(?::VARCHAR[], node) ORDER BY node, other, edge_type",
+    rows = _rows(cur, "SELECT * FROM edges WHERE node IN {ids} ORDER BY node, other, edge_type",
                  [seeds])
     labels = dict(cur.execute(
         "SELECT location_id, min(label) FROM loc_labels WHERE list_contains(?::VARCHAR[], location_id) "

@@ -64,18 +64,28 @@ class Snapshot:
         return self.con.cursor()
 
     def has(self, table: str) -> bool:
-        return _SnapStore(self.cursor()).has_table(table)
+        """Whether the snapshot holds ``table`` (the list read once per snapshot)."""
+        tables = self._cases.get("__tables__")
+        if tables is None:
+            tables = self._cases["__tables__"] = {r[0] for r in self.cursor().execute(
+                "SELECT table_name FROM duckdb_tables()").fetchall()}
+        return table in tables
 
     def flag_columns(self) -> set[str]:
         cur = self.cursor()
         return {r[0] for r in cur.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'flags'").fetchall()}
 
     def category_of(self) -> dict[str, str]:
-        cur = self.cursor()
-        if not self.has("signals"):
-            return {}
-        return {str(s): str(c) for s, c in cur.execute(
-            "SELECT DISTINCT signal, category FROM signals WHERE signal IS NOT NULL AND category IS NOT NULL").fetchall()}
+        """signal code -> category (read once per snapshot)."""
+        hit = self._cases.get("__category_of__")
+        if hit is None:
+            hit = {}
+            if self.has("signals"):
+                hit = {str(s): str(c) for s, c in self.cursor().execute(
+                    "SELECT DISTINCT signal, category FROM signals WHERE signal IS NOT NULL AND category IS NOT NULL"
+                ).fetchall()}
+            self._cases["__category_of__"] = hit
+        return hit
 
     def flags(self, view: View) -> pd.DataFrame:
         """The view's flags (report's ``load_flags``: its rules only, evidence pruned, agencies limited)."""
@@ -84,11 +94,11 @@ class Snapshot:
 
     def cases(self, view: View) -> pd.DataFrame:
         """The view's cases, one row per entity, with labels and search keys (built once per snapshot)."""
-        key = view.name
+        key = ("view", view.name)
         with self._lock:
             if key not in self._cases:
                 flags = load_flags(_SnapStore(self.cursor()), view, self.category_of())
-                self._flags[key] = flags
+                self._flags[view.name] = flags
                 self._cases[key] = self._decorate(build_cases(flags), flags, view)
             return self._cases[key]
 
@@ -182,7 +192,13 @@ class SnapshotHolder:
         """Publish the store's latest completed run if it is new (and the store free), then return the current."""
         publish_snapshot(self.config.store_path, self.web_dir, tuple(self.config.linkage.review_band))
         self._checked = 0.0
-        return self.get()
+        snap = self.get()
+        if snap is not None:  # build every purpose's worklist now, not on its first user's request
+            from ecins_link.report.views import full_view, view_for
+
+            for view in [full_view(), *(view_for(self.config, p) for p in sorted(self.config.purposes))]:
+                snap.cases(view)
+        return snap
 
     def get(self) -> Snapshot | None:
         now = time.monotonic()
@@ -194,7 +210,9 @@ class SnapshotHolder:
             if pointer is None:
                 return self._snap
             if self._snap is None or self._snap.path != pointer.file:
-                con = duckdb.connect(str(pointer.file), read_only=True)
+                # one thread per query: a page's queries are small point look-ups (zone maps); concurrency
+                # comes from the request threads, and a 2-core box loses more to thread scheduling than it gains
+                con = duckdb.connect(str(pointer.file), read_only=True, config={"threads": 1})
                 self._snap = Snapshot(run_id=pointer.run_id, path=pointer.file, finished_at=pointer.finished_at,
                                       con=con)
             return self._snap
