@@ -17,7 +17,6 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 from markupsafe import Markup
-from markupsafe import escape as markup_escape
 
 from ecins_link.report import cases as gather
 from ecins_link.report import pagedata
@@ -75,7 +74,12 @@ class PanelBuilder:
         self.env = _env()
         self.cells = Cells()
         css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
-        self.css = markup_escape(css)  # escaped once, as jinja would escape it on every page
+        # the package's own stylesheet, inserted as is: HTML-escaping text inside <style> (a raw-text element)
+        # turned its quotes into &#34; and the browser dropped every quoted declaration (font family, the
+        # protective marking of printed pages)
+        if "</" in css:
+            raise ValueError("style.css must not contain '</'")
+        self.css = Markup(css)
 
     def _gather(self, on_records: Callable[[pd.DataFrame], object]) -> dict[str, pd.DataFrame]:
         """The case frames (see :mod:`ecins_link.report.cases`); ``on_records`` is called with the records
