@@ -30,6 +30,8 @@ from ecins_link.report.labels import (
 )
 
 SIGNAL_CELLS = ("event_date", "agency", "source", "record_key", "signal", "category", "role")
+AT_RISK_CATEGORIES = {"VULNERABILITY", "CHILD_WELFARE", "EXPLOITATION"}
+VICTIM_ROLES = {"V", "VICTIM"}
 TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
 
 
@@ -99,6 +101,7 @@ class SignalRows:
     def __init__(self, frame: pd.DataFrame, cells: Cells, person_label: Callable[[object], object],
                  loc_label: Callable[[object], str], linked_persons: set[str] | None = None) -> None:
         self.frame = frame
+        self._risk: list | None = None
         shown = _worded(frame)
         self._timeline: dict[str, list] | None = None
         self.by_case = _index_by_case(column(frame["case"])) if len(frame) else {}
@@ -124,6 +127,19 @@ class SignalRows:
 
     def rows(self, case: object) -> list[int]:
         return self.by_case.get(case, [])
+
+    def at_risk_persons(self, rows: Sequence[int]) -> set[str]:
+        """Persons of ``rows`` recorded as a victim or with a vulnerability, child-welfare or exploitation
+        signal (who a case is about, when it is headed by an address or household)."""
+        if not rows:
+            return set()
+        if self._risk is None:
+            cats = column(self.frame["category"].astype("string").str.upper())
+            roles = column(self.frame["role"].astype("string").str.upper())
+            persons = column(self.frame["person_id"])
+            self._risk = [str(p) if p is not None and (c in AT_RISK_CATEGORIES or r in VICTIM_ROLES) else None
+                          for p, c, r in zip(persons, cats, roles, strict=True)]
+        return {self._risk[i] for i in rows if self._risk[i] is not None}
 
     def timeline_rows(self, rows: Sequence[int]) -> list[dict]:
         """The rows as dicts of the fields the timeline draws (the columns listed once, when first needed)."""

@@ -323,15 +323,18 @@ class PanelBuilder:
                 "entity_label": self._entity_label(case, person_labels, loc_labels),
                 "entity_words": entity_label(case["entity_type"]),
                 "case_ref": Path(case["page"]).stem.removeprefix("case_"),
-                "at_risk": self._at_risk(case, persons)}
+                "at_risk": self._at_risk(case, persons, sig.at_risk_persons(sig_rows))}
 
     @staticmethod
-    def _at_risk(case: dict, persons: list[dict]) -> list[dict]:
-        """Who is at risk, first on the page: the case's children (youngest first), else its subject person."""
-        children = sorted([p for p in persons if p.get("is_child") and p.get("label")],
+    def _at_risk(case: dict, persons: list[dict], flagged: set[str]) -> list[dict]:
+        """Who is at risk, first on the page: the case's children (youngest first), then people recorded as
+        victims or vulnerable, else the case's own person."""
+        shown = [p for p in persons if p.get("label") and p.get("is_child") is not None]
+        children = sorted([p for p in shown if p.get("is_child")],
                           key=lambda p: p["age"] if p.get("age") is not None else 99)
-        if children:
-            return children
+        others = [p for p in shown if not p.get("is_child") and str(p["person_id"]) in flagged]
+        if children or others:
+            return children + others
         return [p for p in persons if case["entity_type"] == "person" and str(p["person_id"]) == str(case["entity_id"])]
 
     def _loc_label(self, location_id: object, loc_labels: dict) -> str:
