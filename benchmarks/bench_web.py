@@ -202,6 +202,10 @@ def main() -> None:
                 w.login()
                 w.request("warm", "/")
             record["first_worklist_per_purpose_seconds"] = round(time.perf_counter() - started, 2)
+            import psutil
+
+            proc = psutil.Process(server.pid)
+            cpu_before = proc.cpu_times()
             stop = time.time() + args.seconds
             threads = [threading.Thread(target=_browse, args=(User(base, n, times, errors, lock), stop, args.think,
                                                                random.Random(i), lookups)) for i, n in enumerate(users)]
@@ -209,6 +213,8 @@ def main() -> None:
                 t.start()
             for t in threads:
                 t.join()
+            cpu_after = proc.cpu_times()
+            record["server_cpu_seconds"] = round((cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 2)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -216,6 +222,12 @@ def main() -> None:
         every = [x for v in pages.values() for x in v]
         record["requests"] = len(every)
         record["requests_per_second"] = round(len(every) / args.seconds, 1)
+        # CPU the server spent per request (logins included: argon2 is deliberately costly): a load-independent
+        # figure on a shared box, and the capacity it implies on otherwise idle cores
+        served = sum(len(v) for v in times.values())
+        record["server_cpu_ms_per_request"] = round(1000 * record["server_cpu_seconds"] / max(served, 1), 1)
+        record["implied_capacity_requests_per_second_per_idle_core"] = round(
+            served / max(record["server_cpu_seconds"], 1e-9), 1)
         record["errors"] = errors[:20]
         record["error_count"] = len(errors)
         record["all_pages_ms"] = {"p50": round(_pct(every, 0.5) * 1000, 1), "p95": round(_pct(every, 0.95) * 1000, 1),

@@ -125,6 +125,7 @@ def worklist(request: HttpRequest, view: View, snap) -> HttpResponse:  # noqa: A
     page, total = worklist_page(cases, query, decisions, view)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     rows = [{**r, "decision": dict(DECISIONS).get(decisions.get(r["case"], ""), ""),
+             "score_text": f"{r['score']:.1f}" if r["score"] == r["score"] else "",
              "agency_words": ", ".join(agency_label(a) for a in r["agencies"]),
              "what": entity_label(r["entity_type"])} for r in page.to_dict("records")]
     params = {k: v for k, v in request.GET.items() if k != "page"}
