@@ -132,6 +132,46 @@ def _lookups(project: Path, n: int = 200) -> list[tuple]:
     return [(f or "", s, d) for f, s, d in rows][:n]
 
 
+def worklist_at_scale(project: Path, n_cases: int) -> dict:
+    """The worklist's filter / search / sort / page step (``data.worklist_page``) on the run's full-view cases
+    repeated to ``n_cases`` rows (distinct ids), in process: what a worklist request costs beyond the page
+    render when a partnership has 10k+ cases (the 20k-person towns this box can run have ~1k)."""
+    import pandas as pd
+
+    from ecins_link.config import load_config
+    from ecins_link.report.views import full_view
+    from ecins_link.web.data import SnapshotHolder, WorklistQuery, worklist_page
+    from ecins_link.web.setup import web_dir_of
+
+    config = load_config(project)
+    snap = SnapshotHolder(config, web_dir_of(config)).get()
+    view = full_view()
+    base = snap.cases(view)
+    copies = []
+    for k in range(max(1, -(-n_cases // max(len(base), 1)))):
+        part = base.copy()
+        part["case"] = part["case"] + f"#{k}"
+        part["case_id"] = part["case_id"] + f"{k:04d}"
+        part["rank"] = part["rank"] + k * len(base)
+        copies.append(part)
+    cases = pd.concat(copies, ignore_index=True).head(n_cases)
+    rule = str(cases["rules"].iloc[0]).split(";")[0]
+    name = (cases["names"].iloc[0] or ["SMITH"])[0].split()[-1]
+    queries = {"first_page": WorklistQuery(), "page_100": WorklistQuery(page=100),
+               "rule_sorted_by_score": WorklistQuery(rule=rule, sort="score"),
+               "search_name": WorklistQuery(q=name), "decision_none": WorklistQuery(decision="none"),
+               "dates": WorklistQuery(date_from="2026-06-01", sort="last_date")}
+    out = {"cases": len(cases)}
+    for label, q in queries.items():
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            page, total = worklist_page(cases, q, {}, view)
+            times.append(time.perf_counter() - started)
+        out[label] = {"median_ms": round(statistics.median(times) * 1000, 2), "matching": total}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--persons", type=int, default=20000)
@@ -142,6 +182,7 @@ def main() -> None:
     ap.add_argument("--think", type=float, default=1.0, help="mean think time between a user's steps (s)")
     ap.add_argument("--threads", type=int, default=8, help="server request threads")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--scale-cases", type=int, default=12000, help="worklist step timed on this many cases")
     args = ap.parse_args()
     record: dict = {"users": args.users, "seconds": args.seconds, "think_seconds": args.think,
                     "server_threads": args.threads, "load_before": [round(x, 2) for x in os.getloadavg()]}
@@ -218,6 +259,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        record["worklist_step_at_scale"] = worklist_at_scale(project, args.scale_cases)
         pages = {k: v for k, v in times.items() if k not in ("login_page", "login")}
         every = [x for v in pages.values() for x in v]
         record["requests"] = len(every)
