@@ -318,3 +318,22 @@ def test_keeps_serving_while_a_batch_holds_the_store(web) -> None:  # noqa: ANN0
         proc.kill()
         proc.wait()
     assert holder.publish().run_id == newer != current
+
+
+def test_app_audit_reaches_the_store_audit_log_without_names(web) -> None:  # noqa: ANN001
+    from ecins_link.store import Store
+    from ecins_link.web.overrides_queue import flush_audit
+
+    mara = client("mara")
+    case = case_ids(mara.get("/").content.decode())[0]
+    mara.get(f"/case/{case}/")
+    mara.post("/lookup/", {"forename": "Zed", "surname": "Secretname", "dob": "1990-01-01"})
+    assert flush_audit(web["config"]) > 0
+    assert flush_audit(web["config"]) == 0  # each app row is copied once
+    with Store(web["run"].store_path, read_only=True) as store:
+        rows = store.audit_rows()
+        assert store.verify_audit() == []
+    web_rows = rows[rows["action"].str.startswith("web_")]
+    assert {"web_view_case", "web_lookup"} <= set(web_rows["action"])
+    assert set(web_rows.loc[web_rows["action"] == "web_lookup", "category"]) == {"disclosure"}
+    assert "Secretname" not in " ".join(web_rows["details"]) and "marac" in set(web_rows["purpose"])
