@@ -60,7 +60,9 @@ def _rows(cur, sql: str, params: list) -> list[dict]:  # noqa: ANN001 - a DuckDB
             values.extend(p)
         else:
             values.append(p)
-    return cur.execute(sql.format(**parts) if parts else sql, values).df().to_dict("records")
+    res = cur.execute(sql.format(**parts) if parts else sql, values)
+    names = [d[0] for d in res.description]
+    return [dict(zip(names, row, strict=True)) for row in res.fetchall()]  # (a DataFrame per query cost ~1 ms)
 
 
 def _clean(v: object) -> object:
