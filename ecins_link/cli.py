@@ -419,12 +419,15 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     https: Annotated[bool, typer.Option("--https", help="Served behind TLS: Secure cookies and HSTS.")] = False,
+    refresh: Annotated[float, typer.Option("--refresh-seconds", min=0.2,
+                                           help="How often to look for a newly completed run.")] = 30.0,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Request threads.")] = 8,
 ) -> None:
     """Serve the panel workspace (web app) on the latest completed run."""
     from ecins_link.web.server import serve as run_server
 
     console.print(f"panel workspace on http://{host}:{port}/ (Ctrl+C to stop)")
-    run_server(project, host=host, port=port, https=https)
+    run_server(project, host=host, port=port, https=https, refresh_seconds=refresh, threads=threads)
 
 
 @users_app.command("add")

@@ -97,3 +97,13 @@ def join_words(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+HEADERS = {"record_key": "record", "forenames": "forenames", "address_text": "address", "cluster_confidence":
+           "link confidence", "linked_to": "linked to", "best_match_weight": "match weight",
+           "best_match_probability": "match probability", "dob": "born", "sex": "sex"}
+
+
+def header_label(column: str) -> str:
+    """A record table's column name as words."""
+    return HEADERS.get(column, column.replace("_", " "))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ecins_link.config import ProjectConfig
@@ -64,18 +65,28 @@ class Snapshot:
         return self.con.cursor()
 
     def has(self, table: str) -> bool:
-        return _SnapStore(self.cursor()).has_table(table)
+        """Whether the snapshot holds ``table`` (the list read once per snapshot)."""
+        tables = self._cases.get("__tables__")
+        if tables is None:
+            tables = self._cases["__tables__"] = {r[0] for r in self.cursor().execute(
+                "SELECT table_name FROM duckdb_tables()").fetchall()}
+        return table in tables
 
     def flag_columns(self) -> set[str]:
         cur = self.cursor()
         return {r[0] for r in cur.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'flags'").fetchall()}
 
     def category_of(self) -> dict[str, str]:
-        cur = self.cursor()
-        if not self.has("signals"):
-            return {}
-        return {str(s): str(c) for s, c in cur.execute(
-            "SELECT DISTINCT signal, category FROM signals WHERE signal IS NOT NULL AND category IS NOT NULL").fetchall()}
+        """signal code -> category (read once per snapshot)."""
+        hit = self._cases.get("__category_of__")
+        if hit is None:
+            hit = {}
+            if self.has("signals"):
+                hit = {str(s): str(c) for s, c in self.cursor().execute(
+                    "SELECT DISTINCT signal, category FROM signals WHERE signal IS NOT NULL AND category IS NOT NULL"
+                ).fetchall()}
+            self._cases["__category_of__"] = hit
+        return hit
 
     def flags(self, view: View) -> pd.DataFrame:
         """The view's flags (report's ``load_flags``: its rules only, evidence pruned, agencies limited)."""
@@ -84,11 +95,11 @@ class Snapshot:
 
     def cases(self, view: View) -> pd.DataFrame:
         """The view's cases, one row per entity, with labels and search keys (built once per snapshot)."""
-        key = view.name
+        key = ("view", view.name)
         with self._lock:
             if key not in self._cases:
                 flags = load_flags(_SnapStore(self.cursor()), view, self.category_of())
-                self._flags[key] = flags
+                self._flags[view.name] = flags
                 self._cases[key] = self._decorate(build_cases(flags), flags, view)
             return self._cases[key]
 
@@ -152,6 +163,9 @@ class Snapshot:
         cases["_names"] = ["|".join(n).upper() for n in cases["names"]]
         cases["_dobs"] = ["|".join(d) for d in cases["dobs"]]
         cases["_addresses"] = ["|".join(a).upper() for a in cases["addresses"]]
+        # the fields this view may search, as one text per case (one pass per search request)
+        cases["_search"] = ["\x1f".join(parts) for parts in zip(cases["_names"], cases["_dobs"], cases["_addresses"],
+                                                                 strict=True)]
         cases["_agencies"] = ["|" + "|".join(a) + "|" for a in cases["agencies"]]
         cases["_rules"] = ["|" + str(r).replace(";", "|") + "|" for r in cases["rules"]]
         return cases.sort_values("rank").reset_index(drop=True)
@@ -182,7 +196,13 @@ class SnapshotHolder:
         """Publish the store's latest completed run if it is new (and the store free), then return the current."""
         publish_snapshot(self.config.store_path, self.web_dir, tuple(self.config.linkage.review_band))
         self._checked = 0.0
-        return self.get()
+        snap = self.get()
+        if snap is not None:  # build every purpose's worklist now, not on its first user's request
+            from ecins_link.report.views import full_view, view_for
+
+            for view in [full_view(), *(view_for(self.config, p) for p in sorted(self.config.purposes))]:
+                snap.cases(view)
+        return snap
 
     def get(self) -> Snapshot | None:
         now = time.monotonic()
@@ -194,7 +214,9 @@ class SnapshotHolder:
             if pointer is None:
                 return self._snap
             if self._snap is None or self._snap.path != pointer.file:
-                con = duckdb.connect(str(pointer.file), read_only=True)
+                # one thread per query: a page's queries are small point look-ups (zone maps); concurrency
+                # comes from the request threads, and a 2-core box loses more to thread scheduling than it gains
+                con = duckdb.connect(str(pointer.file), read_only=True, config={"threads": 1})
                 self._snap = Snapshot(run_id=pointer.run_id, path=pointer.file, finished_at=pointer.finished_at,
                                       con=con)
             return self._snap
@@ -218,35 +240,52 @@ class WorklistQuery:
 def worklist_page(cases: pd.DataFrame, query: WorklistQuery, decisions: dict[str, str], view: View,
                   page_size: int = PAGE_SIZE) -> tuple[pd.DataFrame, int]:
     """The cases matching ``query`` (``decisions``: case_key -> latest decision) sorted, one page of them,
-    and the number matching.  Search looks only at the fields the view may display."""
+    and the number matching.  Search looks only at the fields the view may display.
+
+    Works on row positions (numpy) and copies only the page's rows: a boolean-indexed copy of a 10k-case
+    frame per request cost more than the filtering itself."""
     if cases.empty:
         return cases, 0
-    mask = pd.Series(True, index=cases.index)
+    mask = np.ones(len(cases), dtype=bool)
+
+    # plain list comprehensions over the column's Python strings (pandas' str methods and generators fed to
+    # np.fromiter cost several times more per row); missing values are None or NaN, never str
+    def contains(col: str, text: str) -> np.ndarray:
+        return np.array([text in v if v.__class__ is str else False for v in cases[col].tolist()], dtype=bool)
+
+    def compare(col: str, op: str, bound: str) -> np.ndarray:
+        values = cases[col].tolist()
+        if op == ">=":
+            return np.array([v >= bound if v.__class__ is str else False for v in values], dtype=bool)
+        return np.array([v <= bound if v.__class__ is str else False for v in values], dtype=bool)
+
     if query.rule:
-        mask &= cases["_rules"].str.contains("|" + query.rule + "|", regex=False)
+        mask &= contains("_rules", "|" + query.rule + "|")
     if query.status:
-        mask &= cases["status"].fillna("") == query.status
+        mask &= np.array([v == query.status for v in cases["status"].tolist()], dtype=bool)
     if query.agency:
-        mask &= cases["_agencies"].str.contains("|" + query.agency + "|", regex=False)
+        mask &= contains("_agencies", "|" + query.agency + "|")
     if query.date_from:
-        mask &= cases["last_date"].fillna("") >= query.date_from
+        mask &= compare("last_date", ">=", query.date_from)
     if query.date_to:
-        mask &= cases["first_date"].fillna("9999") <= query.date_to
+        mask &= compare("first_date", "<=", query.date_to)
     if query.decision:
-        current = cases["case"].map(decisions).fillna("")
+        current = np.array([decisions.get(k, "") for k in cases["case"].tolist()], dtype=object) if decisions \
+            else np.full(len(cases), "", dtype=object)
         mask &= (current == "") if query.decision == "none" else (current == query.decision)
     text = query.q.strip().upper()
-    if text:
-        hit = pd.Series(False, index=cases.index)
-        for col, allowed in (("_names", view.field("name")), ("_dobs", view.field("dob")),
-                             ("_addresses", view.field("address"))):
-            if allowed:
-                hit |= cases[col].str.contains(text, regex=False)
-        mask &= hit
-    chosen = cases[mask]
+    if text and "\x1f" not in text:
+        # _search holds only the fields the view may display (the others were emptied when the cases were built)
+        mask &= contains("_search", text)
+    elif text:
+        mask[:] = False
+    rows = np.flatnonzero(mask)  # cases are in rank order already
     col, ascending = SORTS.get(query.sort, SORTS["rank"])
-    if col != "rank":
-        chosen = chosen.sort_values([col, "rank"], ascending=[ascending, True], na_position="last", kind="stable")
-    total = len(chosen)
+    if col != "rank" and len(rows):
+        values = cases[col].tolist()
+        present = [i for i in rows.tolist() if values[i] is not None and values[i] == values[i]]
+        missing = [i for i in rows.tolist() if not (values[i] is not None and values[i] == values[i])]
+        present.sort(key=values.__getitem__, reverse=not ascending)  # stable (reverse too): rank order in ties
+        rows = np.array(present + missing, dtype=np.int64)
     start = (max(query.page, 1) - 1) * page_size
-    return chosen.iloc[start:start + page_size], total
+    return cases.iloc[rows[start:start + page_size]], int(len(rows))

@@ -13,13 +13,14 @@ log = logging.getLogger(__name__)
 
 def _refresher(stop: threading.Event, every: float) -> None:
     from ecins_link.web import setup
-    from ecins_link.web.overrides_queue import apply_pending
+    from ecins_link.web.overrides_queue import apply_pending, flush_audit
     from ecins_link.web.views import holder
 
     while not stop.wait(every):
         try:
             holder().publish()
             apply_pending(setup.project_config())
+            flush_audit(setup.project_config())
         except Exception as err:  # noqa: BLE001 - keep serving the snapshot we have
             log.warning("snapshot refresh failed: %s", err)
 

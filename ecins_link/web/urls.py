@@ -1,6 +1,6 @@
 """URL routes of the panel workspace."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from ecins_link.web import views
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("audit/", views.audit_view, name="audit"),
     path("static/style.css", views.stylesheet, name="style"),
     path("healthz", views.healthz, name="healthz"),
+    re_path(r"^print/(?P<rank>[0-9]{1,9})-(?P<case_id>[0-9a-f]{16})\.css$", views.print_css, name="print_css"),
 ]

@@ -125,6 +125,7 @@ def worklist(request: HttpRequest, view: View, snap) -> HttpResponse:  # noqa: A
     page, total = worklist_page(cases, query, decisions, view)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     rows = [{**r, "decision": dict(DECISIONS).get(decisions.get(r["case"], ""), ""),
+             "score_text": f"{r['score']:.1f}" if r["score"] == r["score"] else "",
              "agency_words": ", ".join(agency_label(a) for a in r["agencies"]),
              "what": entity_label(r["entity_type"])} for r in page.to_dict("records")]
     params = {k: v for k, v in request.GET.items() if k != "page"}
@@ -343,6 +344,13 @@ def stylesheet(request: HttpRequest) -> HttpResponse:
     resp = HttpResponse(css, content_type="text/css; charset=utf-8")
     resp["Cache-Control"] = "max-age=3600"
     return resp
+
+
+def print_css(request: HttpRequest, rank: str, case_id: str) -> HttpResponse:
+    """The running header of a printed case page (its rank and hex id: the URL pattern admits nothing else;
+    a stylesheet, because the CSP allows no inline style)."""
+    css = f'@page {{ @top-right {{ content: "Case {int(rank)} · {case_id}"; font: 9pt Arial, sans-serif; }} }}\n'
+    return HttpResponse(css, content_type="text/css; charset=utf-8")
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
