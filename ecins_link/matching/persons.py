@@ -223,6 +223,10 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     connection, train and score pairs there (or, with ``linkage.retrain = false``, score only pairs touching
     new or changed records), cluster with the clerical decisions and the guard, and link one-to-one sources.
     ``store`` may be a :meth:`Store.reader` handle, so this can run while another stage writes the store."""
+    if config.engine.backend == "spark":  # scoring and clustering on Spark (docs/spark.md); the rest as below
+        from ecins_link.matching.spark_backend import score_persons_spark
+
+        return score_persons_spark(store, config, model_file)
     store.require(INPUT_TABLE, stage="persons")
     mc = load_model_config(model_file)
     lk, guard = config.linkage, mc["guard"]
