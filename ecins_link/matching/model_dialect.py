@@ -177,6 +177,7 @@ def with_parameters(canonical: dict[str, Any], trained: dict[str, Any]) -> dict[
     """The canonical settings with the parameters (prior, each level's m and u) of ``trained`` -- the same
     model rendered for another engine and trained there.  Levels are matched by comparison and position."""
     out = copy.deepcopy(canonical)
+    out["sql_dialect"] = CANONICAL
     out["probability_two_random_records_match"] = trained["probability_two_random_records_match"]
     mine, theirs = out["comparisons"], trained["comparisons"]
     if [c["output_column_name"] for c in mine] != [c["output_column_name"] for c in theirs]:
