@@ -49,6 +49,7 @@ def both(sample_run, tmp_path_factory):  # noqa: ANN001, ANN201
     try:
         model = json.loads(store.con.execute("""SELECT settings_json FROM linkage_models
                                                  ORDER BY created_at DESC LIMIT 1""").fetchone()[0])
+        model.update(retain_intermediate_calculation_columns=True, retain_matching_columns=True)  # keep the levels
         export_parquet(store, "person_std", work / "person_std.parquet")
         people = store.con.execute("SELECT * FROM person_std").df()
     finally:

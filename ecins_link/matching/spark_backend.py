@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ecins_link.config import EngineSettings, ProjectConfig
-from ecins_link.matching.model_dialect import render_settings, with_parameters
+from ecins_link.matching.model_dialect import render_condition, render_settings, with_parameters
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_model import level_weights, load_model_config, quiet_splink, settings, train
 from ecins_link.matching.review import load_constraints
@@ -132,6 +132,24 @@ def train_on_spark(spark_api: Any, persons: Any, mc: dict, n_records: int) -> tu
     return with_parameters(canonical, trained), summary
 
 
+def pairs_upper_bound(spark_api: Any, persons: Any, rules: list[str], max_pairs: int) -> int:
+    """Candidate pairs the rules generate, each on its own, before any is generated: Splink's cheap count of
+    the equi-join part (a group-by per rule); only when that exceeds ``max_pairs`` the exact count with the
+    rules' other conditions (a join count per rule).  Pairs found by several rules are counted each time."""
+    from splink.blocking_analysis import count_comparisons_from_blocking_rule
+
+    def count(exact: bool) -> int:
+        key = ("number_of_comparisons_to_be_scored_post_filter_conditions" if exact
+               else "number_of_comparisons_generated_pre_filter_conditions")
+        rendered = [render_condition(r, f"blocking rule {r!r}") for r in rules]
+        return sum(int(count_comparisons_from_blocking_rule(
+            table_or_tables=persons, blocking_rule=r, link_type="dedupe_only", db_api=spark_api,
+            compute_post_filter_count=exact, max_rows_limit=max(max_pairs * 100, int(1e9)))[key]) for r in rendered)
+
+    bound = count(exact=False)
+    return bound if bound <= max_pairs else count(exact=True)
+
+
 def _stored_model(store: Store) -> tuple[dict, str] | None:
     if not store.has_table("linkage_models"):
         return None
@@ -148,12 +166,12 @@ def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | P
     mc, eng = load_model_config(model_file), config.engine
     work = config.path_of(eng.work_dir) / f"run_{store.run_id}"
     try:  # the Parquet copies hold personal data: removed whatever happens
-        return _score(store, config, mc, work)
+        return _score(store, config, mc, work, model_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _score(store: Store, config: ProjectConfig, mc: dict, work: Path) -> Any:
+def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file: str | Path | None) -> Any:
     from ecins_link.matching.persons import INPUT_TABLE, RAW_CLUSTERS, LinkageError, ScoredPersons
     from ecins_link.matching.spark_clusters import cluster_on_spark
 
@@ -165,8 +183,10 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path) -> Any:
         count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
     if dupes or nulls:
         raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
-    if n_records < 2:  # nothing to score: the DuckDB path records an untrained model
-        raise LinkageError("persons (spark): fewer than two records; run this project on the duckdb backend")
+    if n_records < 2:  # nothing to distribute: the DuckDB path records an untrained model as usual
+        from ecins_link.matching.persons import score_persons
+
+        return score_persons(store, config.model_copy(update={"engine": EngineSettings()}), model_file)
     spark = spark_session(eng, work)
     api = splink_api(spark, eng)
     persons = spark.read.parquet(str(work / "person_std.parquet"))
@@ -182,8 +202,14 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path) -> Any:
         summary["mode"] = "full"
         seconds["train"] = _lap(started)
     started = time.perf_counter()
-    linker, pairs = predict(api, persons, model)
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
+    bound = pairs_upper_bound(api, persons, rules, lk.max_pairs)
+    seconds["count_candidate_pairs"] = _lap(started)
+    if bound > lk.max_pairs:
+        raise LinkageError(f"persons: blocking would score up to {bound:,} pairs, above linkage.max_pairs "
+                           f"({lk.max_pairs:,}); tighten the blocking rules or raise the limit")
+    started = time.perf_counter()
+    linker, pairs = predict(api, persons, model)
     per_rule = {int(r["k"]): int(r["n"]) for r in pairs.groupBy(pairs.match_key.cast("int").alias("k"))
                 .count().withColumnRenamed("count", "n").collect()}
     blocking = [{"rule": r, "pairs": per_rule.get(i, 0)} for i, r in enumerate(rules)]
