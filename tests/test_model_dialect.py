@@ -12,7 +12,12 @@ import pytest
 import sqlglot
 
 from ecins_link.config import ConfigError, parse_config
-from ecins_link.matching.model_dialect import ModelDialectError, render_condition, render_settings, with_parameters
+from ecins_link.matching.model_dialect import (
+    ModelDialectError,
+    render_condition,
+    render_settings,
+    with_parameters,
+)
 from ecins_link.matching.person_model import load_model_config, settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -24,6 +25,8 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
 
 from ecins_link.config import EngineSettings, ProjectConfig
 from ecins_link.matching.model_dialect import render_condition, render_settings, with_parameters
@@ -132,22 +135,49 @@ def train_on_spark(spark_api: Any, persons: Any, mc: dict, n_records: int) -> tu
     return with_parameters(canonical, trained), summary
 
 
-def pairs_upper_bound(spark_api: Any, persons: Any, rules: list[str], max_pairs: int) -> int:
-    """Candidate pairs the rules generate, each on its own, before any is generated: Splink's cheap count of
-    the equi-join part (a group-by per rule); only when that exceeds ``max_pairs`` the exact count with the
-    rules' other conditions (a join count per rule).  Pairs found by several rules are counted each time."""
-    from splink.blocking_analysis import count_comparisons_from_blocking_rule
+def _rule_parts(rule: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """A rule's top-level AND split into: left and right columns of its ``l.x = r.y`` conditions, and the
+    conditions on one side only (``l.dob IS NULL``) as Spark SQL on that side's unqualified columns."""
+    tree = sqlglot.parse_one(render_condition(rule, f"blocking rule {rule!r}"), read="spark")
+    left, right, only_l, only_r = [], [], [], []
+    for cond in tree.flatten() if isinstance(tree, exp.And) else [tree]:
+        tables = {c.table for c in cond.find_all(exp.Column)}
+        if isinstance(cond, exp.EQ) and all(isinstance(side, exp.Column) for side in (cond.this, cond.expression)) \
+                and tables == {"l", "r"}:
+            sides = {cond.this.table: cond.this.name, cond.expression.table: cond.expression.name}
+            left.append(sides["l"])
+            right.append(sides["r"])
+        elif tables in ({"l"}, {"r"}):
+            bare = cond.transform(lambda n: exp.column(n.name) if isinstance(n, exp.Column) else n)
+            (only_l if tables == {"l"} else only_r).append(bare.sql(dialect="spark"))
+    return left, right, only_l, only_r
 
-    def count(exact: bool) -> int:
-        key = ("number_of_comparisons_to_be_scored_post_filter_conditions" if exact
-               else "number_of_comparisons_generated_pre_filter_conditions")
-        rendered = [render_condition(r, f"blocking rule {r!r}") for r in rules]
-        return sum(int(count_comparisons_from_blocking_rule(
-            table_or_tables=persons, blocking_rule=r, link_type="dedupe_only", db_api=spark_api,
-            compute_post_filter_count=exact, max_rows_limit=max(max_pairs * 100, int(1e9)))[key]) for r in rendered)
 
-    bound = count(exact=False)
-    return bound if bound <= max_pairs else count(exact=True)
+def pairs_upper_bound(spark: Any, view: str, rules: list[str]) -> int:
+    """An upper bound on the candidate pairs, before any is generated: per rule, the ordered pairs its
+    equality and one-sided conditions allow (group-by counts joined on the keys; conditions relating both sides
+    otherwise are ignored), summed over the rules -- one Spark job.  Pairs found by several rules count each
+    time."""
+    parts = []
+    for i, rule in enumerate(rules):
+        left, right, only_l, only_r = _rule_parts(rule)
+        bad = [c for c in left + right if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c)]
+        if bad:
+            raise ValueError(f"blocking rule {rule!r}: column name(s) {bad} are not plain identifiers")
+        where_l, where_r = (" AND ".join(f"({c})" for c in conds) or "TRUE" for conds in (only_l, only_r))
+        if not left:  # no equality: every pair the one-sided conditions allow
+            parts.append(f"""SELECT {i} AS k, (SELECT count(*) FROM {view} WHERE {where_l})
+                                              * (SELECT count(*) FROM {view} WHERE {where_r}) AS n""")
+            continue
+        keys = ", ".join(f"k{j}" for j in range(len(left)))
+        sides = []
+        for cols, where in ((left, where_l), (right, where_r)):
+            picked = ", ".join(f"`{c}` AS k{j}" for j, c in enumerate(cols))
+            sides.append(f"SELECT {keys}, count(*) AS n FROM (SELECT {picked} FROM {view} WHERE {where}) GROUP BY {keys}")
+        on = " AND ".join(f"a.k{j} = b.k{j}" for j in range(len(left)))
+        parts.append(f"SELECT {i} AS k, sum(a.n * b.n) AS n FROM ({sides[0]}) a JOIN ({sides[1]}) b ON {on}")
+    rows = spark.sql(" UNION ALL ".join(parts)).collect()
+    return sum(int(r["n"] or 0) for r in rows)
 
 
 def _stored_model(store: Store) -> tuple[dict, str] | None:
@@ -203,11 +233,12 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
         seconds["train"] = _lap(started)
     started = time.perf_counter()
     rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
-    bound = pairs_upper_bound(api, persons, rules, lk.max_pairs)
+    persons.createOrReplaceTempView("_ecins_person_std")
+    bound = pairs_upper_bound(spark, "_ecins_person_std", rules)
     seconds["count_candidate_pairs"] = _lap(started)
     if bound > lk.max_pairs:
-        raise LinkageError(f"persons: blocking would score up to {bound:,} pairs, above linkage.max_pairs "
-                           f"({lk.max_pairs:,}); tighten the blocking rules or raise the limit")
+        raise LinkageError(f"persons: the blocking rules' equality conditions allow up to {bound:,} pairs, above "
+                           f"linkage.max_pairs ({lk.max_pairs:,}); tighten the blocking rules or raise the limit")
     started = time.perf_counter()
     linker, pairs = predict(api, persons, model)
     per_rule = {int(r["k"]): int(r["n"]) for r in pairs.groupBy(pairs.match_key.cast("int").alias("k"))
@@ -247,7 +278,8 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
     except BaseException:
         scratch.close()
         raise
-    summary.update(blocking=blocking, candidate_pairs=total, engine="spark", spark_master=eng.spark_master,
+    summary.update(blocking=blocking, candidate_pairs=total, candidate_pairs_upper_bound=bound, engine="spark",
+                   spark_master=eng.spark_master,
                    seconds={**summary.get("seconds", {}), **seconds})
     counts = {"records": n_records, "splits": splits, "must_link": len(must), "cannot_link": len(cannot),
               "one_to_one_links": one_to_one, "scored_pairs": total}
