@@ -268,6 +268,29 @@ class LinkageSettings(_Model):
     allow_untrained: list[str] = Field(default_factory=list)
 
 
+class EngineSettings(_Model):
+    """Where the persons stage's scoring and clustering run (docs/spark.md).  Every other stage, and the
+    store (runs, lineage, audit), stays on DuckDB."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    # any Spark master URL: local[2], spark://host:7077, yarn, ...; ignored when a session already exists
+    spark_master: str = "local[2]"
+    # extra Spark settings, e.g. {"spark.sql.shuffle.partitions" = "8", "spark.driver.memory" = "4g"}
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    # folder for the Parquet hand-over (person_std out, pairs / clusters back) and Spark checkpoints;
+    # relative to the project folder.  On a cluster: a path every executor reaches (s3://, gs://, dbfs:/)
+    work_dir: str = "spark_work"
+    # how Splink breaks Spark's lineage between steps: Parquet files in work_dir (scales), or in memory
+    # (persist: quicker for small local runs), or Delta tables (Databricks)
+    break_lineage: Literal["parquet", "persist", "checkpoint", "delta_lake_table"] = "parquet"
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _conf_strings(cls, v: object) -> object:
+        return {str(k): str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()} \
+            if isinstance(v, dict) else v
+
+
 class ProjectSettings(_Model):
     name: str
     store: str = "store.duckdb"
@@ -309,6 +332,7 @@ class ProjectConfig(_Model):
     purposes: dict[str, Purpose] = Field(default_factory=dict)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     root: Path = Path(".")
     file: Path | None = None
 

@@ -264,6 +264,10 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     connection, train and score pairs there (or, with ``linkage.retrain = false``, score only pairs touching
     new or changed records), cluster with the clerical decisions and the guard, and link one-to-one sources.
     ``store`` may be a :meth:`Store.reader` handle, so this can run while another stage writes the store."""
+    if config.engine.backend == "spark":  # scoring and clustering on Spark (docs/spark.md); the rest as below
+        from ecins_link.matching.spark_backend import score_persons_spark
+
+        return score_persons_spark(store, config, model_file)
     store.require(INPUT_TABLE, stage="persons")
     if model_file is None and config.linkage.model:
         model_file = config.path_of(config.linkage.model)
