@@ -205,6 +205,36 @@ def test_stable_ids_and_status_across_batches(tmp_path: Path) -> None:
         store.close()
 
 
+def test_household_flag_id_survives_a_new_household_id(tmp_path: Path) -> None:
+    """The graph names a household anew when someone moves in; the flag id (rule + address) stays the same."""
+    def build(newcomer: bool) -> World:
+        w = World(AS_OF)
+        for p, age in (("HM", 40), ("HD", 42), ("HC", 8)):
+            w.person(p, age)
+            w.live(p, "U7200000001", household_id="H-old", first_seen=2000, last_seen=0)
+        if newcomer:
+            w.person("HN", 30)
+            w.live("HN", "U7200000001", household_id="H-new", first_seen=10, last_seen=0)
+        w.event("police", "DA_VICTIM", 60, person="HM", role="V")
+        w.event("council", "MH_CONCERN", 50, person="HD")
+        w.event("council", "SUBSTANCE_MISUSE", 40, person="HD")
+        return w
+
+    ids = []
+    for n, newcomer in enumerate((False, True)):
+        store = Store(tmp_path / f"s{n}.duckdb")
+        try:
+            build(newcomer).write(store)
+            score(store, _config(tmp_path, AS_OF))
+            got = flags(store, "toxic_trio")
+            assert len(got) == 1
+            f = next(iter(got.values()))
+            ids.append((f["entity_id"], f["flag_id"]))
+        finally:
+            store.close()
+    assert ids[0][0] != ids[1][0] and ids[0][1] == ids[1][1]
+
+
 def test_current_days_sets_when_a_flag_lapses(scored_at) -> None:
     store = scored_at(lambda w: _da(w, "P000061", [300, 200, 100]), current_days=90)
     assert flags(store, "marac_potential_escalation")["P000061"]["status"] == "lapsed"
