@@ -184,9 +184,6 @@ def _address(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("address_number_l = address_number_r AND postcode_l = postcode_r AND "
                  "coalesce(address_flat_l, '') = coalesce(address_flat_r, '')", "number and postcode"),
             _lvl("postcode_l = postcode_r", "postcode"),
-            # a mistyped or transposed postcode character (NT1 6QW / NT1 6WQ) in the same sector
-            _lvl("postcode_sector_l = postcode_sector_r AND damerau_levenshtein(postcode_l, postcode_r) <= 1",
-                 "postcode one character"),
             _lvl(f"jaro_winkler_similarity(address_norm_l, address_norm_r) >= {t['address_jaro_winkler']}", "similar"),
             _lvl("postcode_sector_l = postcode_sector_r", "sector"),
             _lvl("postcode_outward_l = postcode_outward_r", "outward"),
