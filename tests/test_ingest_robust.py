@@ -266,3 +266,14 @@ def test_xlsx_values_under_a_blank_last_header_cell_are_a_column_not_ragged_rows
     got = _ingest(tmp_path, [_src("p.xlsx", format="xlsx")])
     _good(got)
     assert [i[3:] for i in got["issues"]] == [("column_6", "blank header (column 6); renamed 'column_6'")]
+
+
+def test_source_outside_the_project_folder_is_an_unreadable_entry(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    _write_csv(tmp_path / "p.csv", HEADER, ROWS)  # beside, not inside, the project folder
+    _write_csv(project / "q.csv", HEADER, ROWS)
+    got = _ingest(project, [_src("../p.csv"), _src("q.csv", name="other")])
+    (q,) = got["quarantine"]
+    assert q[0] == "people" and q[3].startswith("unreadable_file: ") and "outside the project folder" in q[3]
+    assert [r[0] for r in got["people"]] == ["C1", "C2", "C3"]

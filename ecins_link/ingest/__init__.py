@@ -124,7 +124,7 @@ def _file_bytes(config: ProjectConfig, src: Source) -> int:
     """Rough size of the source's text: file bytes, times a typical compression ratio for zipped formats."""
     try:
         return config.path_of(src.path).stat().st_size * _UNZIPPED.get(src.format, 1)
-    except OSError:
+    except Exception:  # noqa: BLE001 - missing, unreadable or not allowed: ingest says which
         return 0
 
 
@@ -166,7 +166,7 @@ def _ingest_alone(store: Store, config: ProjectConfig, src: Source, referenced: 
             index = None
             detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
             file_level_problem(alone, src, f"could not be ingested ({type(err).__name__}: {detail}) "
-                                           f"reading {config.path_of(src.path)}")
+                                           f"reading {src.path}")
         where = {"gazetteer": ""}
         out = {name: mem.execute(f'SELECT * FROM "{name}" {where.get(name, "WHERE source = ?")}',
                                  [] if name in where else [src.name]).to_arrow_table() for name in _TABLES}

@@ -52,7 +52,7 @@ def ingest_health(store: Store, config: ProjectConfig) -> IngestHealth:
         share = quarantined / read if read else 0.0
         rs = reasons.get(src.name, [])
         unreadable = next((r["example"] for r in rs if r["reason"] == "unreadable_file"), None)
-        row = {"source": src.name, "agency": src.agency, "path": str(config.path_of(src.path)),
+        row = {"source": src.name, "agency": src.agency, "path": _path(config, src.path),
                "rows_read": int(read), "rows_accepted": int(accepted), "rows_quarantined": int(quarantined),
                "duplicates_collapsed": int(dups), "quarantined_share": round(share, 4),
                "max_quarantine_share": src.max_quarantine_share, "field_issues": int(issues.get(src.name, 0)),
@@ -82,6 +82,13 @@ def ingest_health(store: Store, config: ProjectConfig) -> IngestHealth:
                                 "duplicate-key conflict (kept, tied to the conflicting key)")
         out.sources.append(row)
     return out
+
+
+def _path(config: ProjectConfig, relative: str) -> str:
+    try:
+        return str(config.path_of(relative))
+    except Exception:  # noqa: BLE001 - a path the project may not use is reported as written
+        return relative
 
 
 def check_ingest(store: Store, config: ProjectConfig, allow_partial: bool = False) -> IngestHealth:

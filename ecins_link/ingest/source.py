@@ -14,7 +14,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from ecins_link.config import ProjectConfig, Source
+from ecins_link.config import ConfigError, ProjectConfig, Source
 from ecins_link.ingest.readers import ReadError, data_columns, read_info, read_source
 from ecins_link.ingest.sql import (
     DUP,
@@ -103,7 +103,7 @@ def ingest_source(store: Store, config: ProjectConfig, src: Source, ref_columns:
     wanted = set(mapped_columns(src))
     try:
         table = read_source(config.path_of(src.path), src.format, src.encoding, src.delimiter, src.sheet, wanted)
-    except ReadError as err:
+    except (ReadError, ConfigError) as err:  # ConfigError: a path the project may not read
         file_level_problem(store, src, str(err))
         return None
     info = read_info(table)
