@@ -220,6 +220,30 @@ def test_audit_key_and_heads_live_outside_the_store(tmp_path: Path, monkeypatch:
     assert not verdict.ok and any("head file" in p for p in verdict.problems)
 
 
+def test_removing_the_sidecars_as_well_is_still_noticed(tmp_path: Path) -> None:
+    """An adversary who deletes the key and head files too, then rewrites the chain in the old unkeyed scheme
+    (or empties the log of a store that has runs) is reported; only one who can also forge a key-consistent
+    head file elsewhere goes unseen (docs/governance.md)."""
+    path = tmp_path / "store.duckdb"
+    with Store(path, user="analyst") as store:
+        store.start_run()
+        store.audit("collection", "ingest")
+        store.finish_run()
+    audit_chain.key_path(path).unlink()
+    audit_chain.head_path(path).unlink()
+    con = duckdb.connect(str(path))
+    prev = ""
+    for row in con.execute(f"SELECT {audit_chain.ROW_COLUMNS} FROM audit_log ORDER BY seq").fetchall():
+        digest = audit_chain.legacy_hash(prev, list(row))
+        con.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", [prev, digest, row[0]])
+        prev = digest
+    con.close()
+    assert not _verify(path).ok
+    _tamper(path, "DELETE FROM audit_log")
+    verdict = _verify(path)
+    assert not verdict.ok and any("runs are recorded" in p for p in verdict.problems)
+
+
 def test_a_killed_run_is_closed_as_abandoned_and_audited(tmp_path: Path) -> None:
     """Attack 8: kill -9 during a run left no audit row."""
     path = tmp_path / "store.duckdb"
