@@ -173,19 +173,27 @@ def verify(con: duckdb.DuckDBPyConnection, store_path: Path) -> Verdict:
             verdict.bad_seqs.append(seq)
         digests[seq] = digest
         prev = digest
-    if keyed_seen and key is None:
-        verdict.problems.append("the audit key is not available, so keyed rows cannot be checked "
+    if rows and key is None:
+        verdict.problems.append("the audit key is not available, so the chain cannot be checked "
                                 f"(expected ${ENV_KEY}, ${ENV_KEY_FILE} or {key_path(store_path)})")
-    _check_heads(verdict, store_path, key, digests, keyed_seen)
+    if not rows and _runs_recorded(con):
+        verdict.problems.append("runs are recorded in this store but the audit log is empty (rows deleted?)")
+    _check_heads(verdict, store_path, key, digests, bool(rows))
     verdict.bad_seqs = sorted(set(verdict.bad_seqs))
     return verdict
 
 
+def _runs_recorded(con: duckdb.DuckDBPyConnection) -> bool:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+                         "AND table_name = 'runs'").fetchone()[0]
+    return bool(exists) and bool(con.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+
 def _check_heads(verdict: Verdict, store_path: Path, key: bytes | None, digests: dict[int, str],
-                 keyed_seen: bool) -> None:
+                 has_rows: bool) -> None:
     path = head_path(store_path)
     if not path.exists():
-        if keyed_seen:
+        if has_rows:
             verdict.problems.append(f"the chain-head file {path} is missing: truncation cannot be ruled out")
         return
     top = 0

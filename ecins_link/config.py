@@ -368,12 +368,15 @@ class ProjectConfig(_Model):
         raise KeyError(name)
 
     def path_of(self, relative: str) -> Path:
-        """A path from the project file, resolved against the project folder; :class:`ConfigError` if it leads
-        outside the project folder and the folders of ``project.allow_paths_outside``."""
+        """A path from the project file, resolved against the project folder; for a config read from a project
+        file, :class:`ConfigError` if it leads outside the project folder and the folders of
+        ``project.allow_paths_outside`` (a config built in code, without a file, is the caller's own)."""
         from ecins_link.guards import confine
 
         p = Path(relative)
         p = p if p.is_absolute() else (self.root / p)
+        if self.file is None:
+            return p
         allowed = [Path(a) if Path(a).is_absolute() else self.root / a for a in self.project.allow_paths_outside]
         try:
             confine(p, self.root, allowed, what=f"path {relative!r}")

@@ -220,6 +220,30 @@ def test_audit_key_and_heads_live_outside_the_store(tmp_path: Path, monkeypatch:
     assert not verdict.ok and any("head file" in p for p in verdict.problems)
 
 
+def test_removing_the_sidecars_as_well_is_still_noticed(tmp_path: Path) -> None:
+    """An adversary who deletes the key and head files too, then rewrites the chain in the old unkeyed scheme
+    (or empties the log of a store that has runs) is reported; only one who can also forge a key-consistent
+    head file elsewhere goes unseen (docs/governance.md)."""
+    path = tmp_path / "store.duckdb"
+    with Store(path, user="analyst") as store:
+        store.start_run()
+        store.audit("collection", "ingest")
+        store.finish_run()
+    audit_chain.key_path(path).unlink()
+    audit_chain.head_path(path).unlink()
+    con = duckdb.connect(str(path))
+    prev = ""
+    for row in con.execute(f"SELECT {audit_chain.ROW_COLUMNS} FROM audit_log ORDER BY seq").fetchall():
+        digest = audit_chain.legacy_hash(prev, list(row))
+        con.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", [prev, digest, row[0]])
+        prev = digest
+    con.close()
+    assert not _verify(path).ok
+    _tamper(path, "DELETE FROM audit_log")
+    verdict = _verify(path)
+    assert not verdict.ok and any("runs are recorded" in p for p in verdict.problems)
+
+
 def test_a_killed_run_is_closed_as_abandoned_and_audited(tmp_path: Path) -> None:
     """Attack 8: kill -9 during a run left no audit row."""
     path = tmp_path / "store.duckdb"
@@ -326,12 +350,14 @@ def test_paths_outside_the_project_folder_are_refused(tmp_path: Path) -> None:
     (shared / "p.csv").write_text("ID,NAME\n1,A B\n", encoding="utf-8")
     cfg = load_config(_project(tmp_path, str(shared / "p.csv"), extra=f'allow_paths_outside = ["{shared}"]'))
     assert cfg.path_of(str(shared / "p.csv")) == shared / "p.csv"
-    # parse_config (the API) checks at use
-    api = parse_config({"project": {"name": "t"}, "sources": [
-        {"name": "p", "agency": "a", "path": "../x.csv", "key": "ID", "person": {"full_name": "N"}}]},
-        root=tmp_path / "proj")
+    # a config read from a file is checked again at use (a path edited in after loading); one built in code
+    # without a file is the calling program's own
+    data = {"project": {"name": "t"}, "sources": [
+        {"name": "p", "agency": "a", "path": "../x.csv", "key": "ID", "person": {"full_name": "N"}}]}
+    read = parse_config(data, root=tmp_path / "proj", file=tmp_path / "proj" / "project.toml")
     with pytest.raises(ConfigError, match="outside"):
-        api.path_of("../x.csv")
+        read.path_of("../x.csv")
+    assert parse_config(data, root=tmp_path / "proj").path_of("../x.csv") == tmp_path / "proj" / "../x.csv"
 
 
 def test_a_store_path_must_be_a_duckdb_file_or_absent(tmp_path: Path) -> None:
