@@ -116,8 +116,11 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
     name_of: dict[str, str] = {}
     for p in persons:
         pid = str(p["person_id"])
-        name_of[pid] = (str(p["display_name"]) if view.field("name") and pid in visible_persons and _clean(p.get("display_name"))
-                        else f"person {pid}")
+        if pid not in visible_persons:  # known only to partners outside the purpose: no name, no age
+            name_of[pid] = f"{'child' if _clean(p.get('is_child')) else 'person'} {pid} (not shared for this purpose)"
+        else:
+            name_of[pid] = (str(p["display_name"]) if view.field("name") and _clean(p.get("display_name"))
+                            else f"person {pid}")
     signals_shown = []
     for s in sig:
         if view.signal_detail(s.get("agency"), s.get("category")):
@@ -126,12 +129,17 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
         elif s.get("agency"):
             hidden.add(str(s["agency"]))
     page.existence = sorted(agency_label(a) for a in hidden - shown_agencies) if view.existence_only else []
+    others = {str(s["person_id"]) for s in signals_shown if _clean(s.get("person_id"))} - set(name_of)
+    name_of.update(_outsiders(cur, snap, view, others))
     # who is at risk: children first, then people recorded as victims or with a vulnerability
     victims = {str(s["person_id"]) for s in signals_shown if str(s.get("role") or "").upper() in VICTIM_ROLES}
     vulnerable = {str(s["person_id"]) for s in signals_shown if str(s.get("category") or "").upper() in AT_RISK_CATEGORIES}
     for p in persons:
         pid = str(p["person_id"])
         if pid not in visible_persons:
+            if _clean(p.get("is_child")):  # the rule needed a child: say so, without who or how old
+                page.at_risk.append({"person_id": pid, "name": name_of[pid], "age": None, "child": True,
+                                     "why": "child; details are held by partners outside this purpose"})
             continue
         age = _clean(p.get("age")) if view.field("dob") else None
         why = []
@@ -199,6 +207,18 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
     return page
 
 
+def _outsiders(cur, snap: Snapshot, view: View, ids: set[str]) -> dict[str, str]:  # noqa: ANN001
+    """Words for people met in a case's events or network but not part of it: their name in the full view,
+    "another person (not in this case)" to a purpose (its panel has no ground to know who they are)."""
+    if not ids:
+        return {}
+    if view.name is not None or not view.field("name") or not snap.has("persons"):
+        return {i: "another person (not in this case)" for i in ids}
+    rows = _rows(cur, "SELECT person_id, display_name FROM persons WHERE person_id IN {ids}", [sorted(ids)])
+    named = {str(r["person_id"]): str(r["display_name"]) for r in rows if _clean(r.get("display_name"))}
+    return {i: named.get(i, f"person {i}") for i in ids}
+
+
 def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[str], loc_ids: list[str],  # noqa: ANN001
              name_of: dict[str, str], visible: set[str]) -> None:
     """Edges touching the case's people and places (their source's agency detailed by the view) with their
@@ -215,9 +235,17 @@ def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[s
         [sorted({r["other"] for r in rows} | set(loc_ids)), *([sorted(view.agencies)] * 2 if view.agencies else [None, None])]
     ).fetchall()) if snap.has("loc_labels") else {}
 
+    ends = sorted({r["other"] for r in rows} | set(seeds))
+    node_types = {str(n): str(t) for n, t in cur.execute(
+        "SELECT node_id, node_type FROM nodes WHERE list_contains(?::VARCHAR[], node_id)", [ends]).fetchall()} \
+        if snap.has("nodes") else {}
+    outside = _outsiders(cur, snap, view, {o for o in ends if node_types.get(o) == "person"} - set(name_of))
+
     def label(node: str) -> str:
         if node in name_of:
             return name_of[node]
+        if node in outside:
+            return outside[node]
         if node in labels and view.field("address"):
             return str(labels[node])
         return node
@@ -233,10 +261,7 @@ def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[s
         seen.add(key)
         if r["edge_type"] == "resides_at" and r["node"] not in name_of and r["other"] in name_of:
             r = {**r, "node": r["other"], "other": r["node"]}  # person "lives at" place, not the reverse
-        if r["other"] not in name_of and r["other"] not in labels and view.name is not None:
-            other_label = "another person (not in this case)"  # a neighbour not in the case: not named to a purpose
-        else:
-            other_label = label(r["other"])
+        other_label = label(r["other"])
         weight = _clean(r.get("weight"))
         page.links.append({"a": label(r["node"]), "b": other_label, "how": edge_label(r["edge_type"]),
                            "strength": round(float(weight), 2) if weight is not None else None,
@@ -244,11 +269,10 @@ def _network(cur, snap: Snapshot, view: View, page: CasePage, person_ids: list[s
         edges.append((r["node"], r["other"], r["edge_type"]))
     if edges:
         nodes = {n for e in edges for n in e[:2]}
-        node_types = dict(cur.execute("SELECT node_id, node_type FROM nodes WHERE list_contains(?::VARCHAR[], node_id)",
-                                      [sorted(nodes)]).fetchall()) if snap.has("nodes") else {}
         for n in nodes:
             node_types.setdefault(n, "location" if n in labels or n in loc_ids else "person")
-        page.network_svg = network_svg(edges[:200], node_types, {n: label(n) if n in name_of or n in labels else "" for n in nodes},
+        page.network_svg = network_svg(edges[:200], node_types, {n: label(n) if n in name_of or n in labels or (
+                                           view.name is None and n in outside) else "" for n in nodes},
                                        [s for s in seeds if s in nodes])
 
 

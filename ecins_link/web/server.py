@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+AUDIT_FLUSH_SECONDS = 3600.0
 
 
 def _refresher(stop: threading.Event, every: float) -> None:
@@ -16,11 +18,20 @@ def _refresher(stop: threading.Event, every: float) -> None:
     from ecins_link.web.overrides_queue import apply_pending, flush_audit
     from ecins_link.web.views import holder
 
+    last_flush = time.monotonic()
     while not stop.wait(every):
         try:
-            holder().publish()
-            apply_pending(setup.project_config())
-            flush_audit(setup.project_config())
+            before = holder().get()
+            after = holder().publish()
+            config = setup.project_config()
+            apply_pending(config)  # opens the store only when an override is waiting
+            # the app's audit reaches the store's log right after a run was published (the store was just
+            # free), or hourly: never on every tick, so the app does not take the store's lock while a batch
+            # might be starting
+            fresh = after is not None and (before is None or before.run_id != after.run_id)
+            if fresh or time.monotonic() - last_flush > AUDIT_FLUSH_SECONDS:
+                flush_audit(config)
+                last_flush = time.monotonic()
         except Exception as err:  # noqa: BLE001 - keep serving the snapshot we have
             log.warning("snapshot refresh failed: %s", err)
 

@@ -131,6 +131,18 @@ def current_pointer(web_dir: Path) -> Published | None:
 
 
 _publish_lock = threading.Lock()
+_seen: dict[str, tuple] = {}  # store path -> (mtime, size) of the store and its WAL when last looked at
+
+
+def _fingerprint(store_path: Path) -> tuple:
+    parts = []
+    for p in (Path(store_path), Path(str(store_path) + ".wal")):
+        try:
+            st = p.stat()
+            parts.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            parts.append(None)
+    return tuple(parts)
 
 
 def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, float] = (0.5, 0.95)) -> Published | None:
@@ -145,6 +157,11 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
         existing = current_pointer(web_dir)
         if not Path(store_path).is_file():
             return existing
+        # an unchanged file holds no newer run: do not even open it (a read-only attach takes a shared lock,
+        # and a batch starting at that moment could not open the store for writing)
+        fingerprint = _fingerprint(Path(store_path))
+        if existing is not None and _seen.get(str(store_path)) == fingerprint:
+            return existing
         con = duckdb.connect()
         try:
             try:
@@ -156,9 +173,12 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
             last = con.execute("SELECT run_id, status, CAST(finished_at AS VARCHAR) FROM src.runs "
                                "ORDER BY started_at DESC LIMIT 1").fetchone()
             if last is None or last[1] != "ok":
+                if last is not None and last[1] not in ("running", None):
+                    _seen[str(store_path)] = fingerprint  # a failed run: nothing to publish until the file changes
                 return existing
             run_id, _, finished = last
             if existing is not None and existing.run_id == run_id and existing.finished_at == str(finished):
+                _seen[str(store_path)] = fingerprint
                 return existing
             name = f"{run_id}-{int(time.time() * 1000)}.duckdb"
             tmp = snaps / (name + ".tmp")
@@ -174,6 +194,7 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
             con.execute("DETACH snap")
         finally:
             con.close()
+        _seen[str(store_path)] = fingerprint
         os.replace(tmp, snaps / name)
         pointer = snaps / (POINTER + ".tmp")
         pointer.write_text(json.dumps({"run_id": run_id, "file": name, "finished_at": str(finished)}), encoding="utf-8")

@@ -16,5 +16,6 @@ urlpatterns = [
     path("audit/", views.audit_view, name="audit"),
     path("static/style.css", views.stylesheet, name="style"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     re_path(r"^print/(?P<rank>[0-9]{1,9})-(?P<case_id>[0-9a-f]{16})\.css$", views.print_css, name="print_css"),
 ]

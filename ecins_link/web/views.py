@@ -353,6 +353,11 @@ def print_css(request: HttpRequest, rank: str, case_id: str) -> HttpResponse:
     return HttpResponse(css, content_type="text/css; charset=utf-8")
 
 
+def favicon(request: HttpRequest) -> HttpResponse:
+    """No icon (204), so browsers asking for one on a plain error page log no failed request."""
+    return HttpResponse(status=204)
+
+
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness (no data)."""
     return HttpResponse("ok", content_type="text/plain")
