@@ -88,15 +88,14 @@ def persons_record(store_path: Path) -> tuple[dict, object]:
     try:
         summary = json.loads(store.con.execute("""SELECT summary_json FROM linkage_models
                                                    ORDER BY created_at DESC LIMIT 1""").fetchone()[0])
-        stage = store.con.execute("""SELECT seconds FROM stage_runs WHERE stage = 'persons'
-                                     ORDER BY started_at DESC LIMIT 1""").fetchone()[0]
         clusters = store.con.execute("SELECT unique_id, person_id FROM person_clusters").df()
     finally:
         store.close()
     sec = summary.get("seconds", {})
     pairs = int(summary.get("candidate_pairs", 0))
     return {"mode": summary.get("mode"), "records": summary.get("records"), "candidate_pairs": pairs,
-            "persons_stage_seconds": round(stage, 2), "seconds": sec,
+            "persons_stage_seconds": round(sum(v for v in sec.values() if isinstance(v, (int, float))), 2),
+            "seconds": sec,
             "predict_pairs_per_second": round(pairs / sec["predict"], 1) if sec.get("predict") else None}, clusters
 
 

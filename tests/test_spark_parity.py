@@ -37,6 +37,7 @@ from ecins_link.pipeline import run_project  # noqa: E402
 from ecins_link.store import Store  # noqa: E402
 
 SPARK_CONF = {"spark.sql.shuffle.partitions": "4"}
+SEP = "\x1f"  # between the two ids of a pair key (a record key may hold '|')
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def spark_run(sample_run, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 def _key(df: pd.DataFrame) -> pd.Series:
-    return df["unique_id_l"].astype(str) + "|" + df["unique_id_r"].astype(str)
+    return df["unique_id_l"].astype(str) + SEP + df["unique_id_r"].astype(str)
 
 
 def _jw_terms(model: dict) -> dict[str, list[tuple[str, str, float]]]:
@@ -123,7 +124,7 @@ def test_candidate_pairs_and_levels_agree_up_to_jaro_winkler(both) -> None:  # n
         for j in differ[i].nonzero()[0]:
             comp = gammas[j].removeprefix("gamma_")
             assert terms[comp], f"pair {key}: comparison {comp} differs and uses no Jaro-Winkler term"
-            l_id, r_id = key.split("|")
+            l_id, r_id = key.split(SEP)
             for left, right, t in terms[comp]:
                 lv = people.at[l_id, re.sub(r"_l$", "", left)] if left.endswith("_l") else people.at[r_id, left[:-2]]
                 rv = people.at[r_id, re.sub(r"_r$", "", right)] if right.endswith("_r") else people.at[l_id, right[:-2]]
@@ -154,7 +155,7 @@ def test_candidate_pairs_and_levels_agree_up_to_jaro_winkler(both) -> None:  # n
 
 def _jaro_winkler_both(session, people: pd.DataFrame, keys: pd.Index) -> pd.DataFrame:  # noqa: ANN001
     """Both engines' Jaro-Winkler of the forenames and surnames of every candidate pair, and BERT / ROBERT."""
-    ids = pd.DataFrame([k.split("|") for k in keys], columns=["l", "r"])
+    ids = pd.DataFrame([k.split(SEP) for k in keys], columns=["l", "r"])
     names = pd.concat([pd.DataFrame({"a": people.loc[ids.l, col].values, "b": people.loc[ids.r, col].values})
                        for col in ("forename", "surname")]).dropna().drop_duplicates()
     names = pd.concat([names, pd.DataFrame({"a": ["BERT"], "b": ["ROBERT"]})], ignore_index=True)
