@@ -12,6 +12,7 @@ import pandas as pd
 from ecins_link.config import parse_config
 from ecins_link.matching import metrics
 from ecins_link.matching.person_febrl import febrl_person_std, febrl_truth
+from ecins_link.matching.person_model import MODEL_FILE
 from ecins_link.matching.persons import link_persons
 from ecins_link.matching.review import import_review
 from ecins_link.store import Store
@@ -41,7 +42,11 @@ def test_labels_train_m_and_calibrate_without_changing_the_model_shape(tmp_path:
         assert (chosen.decision == "non_match").sum() == 60
         chosen[["unique_id_l", "unique_id_r", "decision"]].to_csv(tmp_path / "review.csv", index=False)
         import_review(store, tmp_path / "review.csv", reviewer="tester")
-        link_persons(store, CONFIG)
+        # calibration is off in the packaged model (benchmarks/bench_labels.py): switched on in a model file
+        model = tmp_path / "model.toml"
+        model.write_text(MODEL_FILE.read_text(encoding="utf-8").replace("calibrate = false", "calibrate = true"),
+                         encoding="utf-8")
+        link_persons(store, CONFIG, model_file=model)
         settings, summary = (json.loads(v) for v in store.con.execute(
             "SELECT settings_json, summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone())
         assert summary["labels"]["match"] == 60 and summary["labels"]["m_from_labels"]["used"]
