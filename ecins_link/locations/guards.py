@@ -91,7 +91,10 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         con, f"""a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street
                  AND list_contains([{types}], split_part(a.street, ' ', -1))
                  AND list_contains([{types}], split_part(g.street, ' ', -1))
-                 AND split_part(a.street, ' ', -1) <> split_part(g.street, ' ', -1)""",
+                 AND split_part(a.street, ' ', -1) <> split_part(g.street, ' ', -1)
+                 -- unless the candidate's building name is in the text ("WILFIELD POINT, 34 ASHBURY WAY")
+                 AND NOT coalesce(length(g.building) >= 4 AND contains(coalesce(a.address_norm, ''), g.building),
+                                  false)""",
         "the best candidate is on a street of another type (Mews, Road ...) (refused)")
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "

@@ -269,6 +269,15 @@ def area_consistent(a: str, g: str) -> str:
             f"(SELECT m.areas FROM _loc_mention m WHERE m.akey = {a}.akey)), true)")
 
 
+def building_fits(a: str, g: str) -> str:
+    """SQL: the address names no building, the candidate's building or organisation, or a house name the
+    gazetteer does not give to any property of that street ("Rose Cottage, 9 Wenworth Close" where the
+    gazetteer has only 9 Wenworth Close: residents name houses the register does not)."""
+    return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
+            f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
+            f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
+
+
 def postcode_close(a: str, g: str) -> str:
     """SQL: no postcode on one side, or the two are at most two edits apart (a mistype, not another place)."""
     return (f"({a}.postcode IS NULL OR {g}.postcode IS NULL "
@@ -314,7 +323,7 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
             "AND NOT (a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street)")
     if method in WEAK_KEYS:
         weak += (f" AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
-                 " AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)")
+                 f" AND {building_fits('a', 'g')}")
     n = _insert(
         con,
         f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
@@ -351,7 +360,7 @@ def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> di
             JOIN _loc_addr a ON a.akey = c.akey
             WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)
               AND a.n_unexplained = 0 AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
-              AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)""",
+              AND {building_fits('a', 'g')}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute("INSERT INTO _loc_ties SELECT akey, 'street_area', n FROM _loc_cand WHERE n > 1")

@@ -253,6 +253,7 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
           -- the candidate's street is written in the text (its first word, or a close spelling of it) apart from
           -- the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
           AND (g.street IS NULL OR length(split_part(g.street, ' ', 1)) < 3
+               OR (length(g.building) >= 4 AND contains(u.rest, g.building))
                OR contains(replace(u.rest, ' ', ''), split_part(g.street, ' ', 1))
                OR coalesce(list_max(list_transform(string_split(u.rest, ' '),
                                     t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= 0.88)

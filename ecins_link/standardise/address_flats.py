@@ -29,23 +29,47 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _alts(phrases: list[str]) -> str:
+    return "|".join(re.escape(p.upper()).replace("\\ ", " +") for p in sorted(phrases, key=len, reverse=True))
+
+
+_FLATWORD = r"(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?"
+
+
 @cache
 def descriptor_rules() -> list[tuple[str, str, bool]]:
-    """(regex, canonical id, upper) per descriptor id, phrases longest first."""
+    """(regex, canonical id, upper) per descriptor id and phrase kind, phrases longest first.
+
+    A phrase of several words ("FIRST FLOOR FLAT") is read anywhere a word starts and before anything; a one-word
+    phrase ("ABOVE", "BASEMENT") only at the start of a part and before a comma, the end or a number.  A flat
+    word before the descriptor ("FLAT FIRST FLOOR FLAT", "FLAT AT FIRST FLOOR") is part of it.
+    """
     out = []
     for d in vocab().get("flat_descriptors", []):
-        alts = "|".join(re.escape(p.upper()).replace("\\ ", " +")
-                        for p in sorted(d["phrases"], key=len, reverse=True))
-        # a flat word before the descriptor ("FLAT FIRST FLOOR FLAT", "FLAT AT FIRST FLOOR") is part of it
-        out.append((r"(^|,) *(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?(?:" + alts + r")" + _END, str(d["id"]).upper(),
-                    bool(d.get("upper", False))))
+        one = [p for p in d["phrases"] if " " not in p.strip()]
+        many = [p for p in d["phrases"] if " " in p.strip()]
+        ident, up = str(d["id"]).upper(), bool(d.get("upper", False))
+        if many:
+            out.append((r"(^|,| ) *" + _FLATWORD + "(?:" + _alts(many) + r")( *,| *$| +)(?:AT +)?", ident, up))
+        if one:
+            out.append((r"(^|,) *" + _FLATWORD + "(?:" + _alts(one) + r")" + _END, ident, up))
     return out
+
+
+@cache
+def _floor_then_number() -> str:
+    """'(FIRST FLOOR) FLAT 3 ... 22 ...': a descriptor before a numbered flat label says nothing more: dropped."""
+    phrases = [p for d in vocab().get("flat_descriptors", []) for p in d["phrases"]
+               if not p.upper().endswith("FLAT")]
+    # only when a house number follows later ("... FLAT 3 BRADMOUTH POINT 22 ..."): else "GROUND FLOOR FLAT 1
+    # THORNFIELD DRIVE" is the ground floor flat of number 1
+    return r"(^|,| ) *(?:" + _alts(phrases) + r") +((?:FLAT|FLT|APT|APARTMENT) +(?:[0-9]{1,4}[A-Z]?|[A-Z]))(?: +AT)?([ ,][^0-9]*[0-9])"
 
 
 @cache
 def upper_ids() -> list[str]:
     """Descriptor ids that name a flat above the ground floor (FLOOR1, TOP, ABOVE, ...)."""
-    return [i for _rx, i, up in descriptor_rules() if up]
+    return list(dict.fromkeys(i for _rx, i, up in descriptor_rules() if up))
 
 
 @cache
@@ -67,6 +91,7 @@ def rewrite_descriptors(clean: str) -> str:
     """An upper-case text (punctuation dropped, parts separated by ',') with flat descriptors as ``FLAT <id>``."""
     if not clean:
         return clean
+    clean = re.sub(_floor_then_number(), r"\g<1>\g<2>\g<3>", clean, count=1)
     for rx, rep in _compiled():
         clean = rx.sub(rep, clean, count=1)
     clean = re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
@@ -75,6 +100,7 @@ def rewrite_descriptors(clean: str) -> str:
 
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression."""
+    x = f"regexp_replace({x}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
     for rx, i, _up in descriptor_rules():
         x = f"regexp_replace({x}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
