@@ -447,6 +447,9 @@ def test_concurrent_writers_to_one_output_folder_are_refused(tmp_path: Path) -> 
         holder.wait()
     write_outputs(store, config(), out, purpose="marac")  # free again
     assert json.loads((out / ".ecins-output.json").read_text())["purpose"] == "marac"
+    write_outputs(store, config(), out)  # one after the other is fine, and the audit says what was replaced
+    exported = store.audit_rows().query("action == 'run_outputs_exported'").details.map(json.loads).tolist()
+    assert exported[-2]["replaced"] is None and exported[-1]["replaced"]["purpose"] == "marac"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.docx").write_text("not an output")
     with pytest.raises(ValueError, match="not an ecins-link output folder"):
