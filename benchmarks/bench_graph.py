@@ -121,7 +121,8 @@ def main() -> None:
                     record["inputs"] = synthetic_inputs(store, args.persons)
             else:
                 from ecins_link.ingest import ingest
-                from ecins_link.matching import link_locations, link_persons
+                from ecins_link.locations import link_locations
+                from ecins_link.matching import link_persons
                 from ecins_link.standardise import standardise
                 from ecins_link.synth import generate_town
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import PeakRSS, measured, write_results  # noqa: E402
 
 from ecins_link.config import load_config  # noqa: E402
-from ecins_link.matching.locations import RULES_FILE, evaluate_locations, link_locations  # noqa: E402
+from ecins_link.locations.stage import RULES_FILE, evaluate_locations, link_locations  # noqa: E402
 from ecins_link.store import Store  # noqa: E402
 
 

@@ -43,11 +43,12 @@ def build_inputs(store: Store, persons: int, seed: float = 0.42) -> dict:
     ag_list = "[" + ", ".join(f"'{a}'" for a in AGENCIES) + "]"
     n_loc = persons * 2 // 5
     a = f"DATE '{AS_OF.isoformat()}'"
+    recorded = f", {a} - 900" if "from_recorded" in DDL["residences"] else ""  # (a store of the earlier code: none)
     con.execute(f"""INSERT INTO person_attributes SELECT 'P' || lpad(i::VARCHAR, 7, '0'), 'x', NULL,
         (random() * 90)::INT AS age, NULL, NULL, 2, [] FROM range({persons}) t(i)""")
     con.execute("UPDATE person_attributes SET is_child = age < 18")
     con.execute(f"""INSERT INTO residences SELECT person_id, 'U' || (hash(person_id) % {n_loc})::VARCHAR,
-        (hash(person_id) % {n_loc})::VARCHAR, {a} - 900, {a}, 2 FROM person_attributes""")
+        (hash(person_id) % {n_loc})::VARCHAR, {a} - 900, {a}, 2{recorded} FROM person_attributes""")
     con.execute("""INSERT INTO households SELECT 'H' || r.location_id, r.location_id, r.uprn, r.person_id,
         p.is_child, r.first_seen, r.last_seen FROM residences r JOIN person_attributes p USING (person_id)""")
     for i, agency in enumerate(AGENCIES):
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--label", default="after", choices=["before", "after"])
     parser.add_argument("--name", default="scoring_project")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results-name", help="synthetic-input mode: results file name (default scoring[_N])")
     args = parser.parse_args()
     if args.project:
         on_project(args.project, args.label, args.name, args.repeat)
@@ -118,7 +120,11 @@ def main() -> None:
                 "SELECT seconds FROM stage_runs WHERE stage = 'score' ORDER BY started_at").fetchall()]
     record["load_average_after"] = os.getloadavg()
     record["meets_target"] = min(record["score_cold"]["seconds"], record["score_warm"]["seconds"]) <= record["target_seconds"]
-    path = write_results("scoring" if args.persons == 250_000 else f"scoring_{args.persons}", record)
+    import ecins_link
+
+    record["code"] = str(Path(ecins_link.__file__).resolve().parents[1])
+    name = args.results_name or ("scoring" if args.persons == 250_000 else f"scoring_{args.persons}")
+    path = write_results(name, record)
     print(path.read_text())
 
 

@@ -56,9 +56,24 @@ def _guard(fn):  # noqa: ANN001, ANN202 - decorator
     return wrapper
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ecins_link import __version__
+
+        print(f"ecins-link {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
-    """ecins-link: risk-linkage analytics for multi-agency partnerships."""
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """ecins-link: risk-linkage analytics for multi-agency partnerships.
+
+    Results go to standard output (JSON with --json); progress, tables and errors go to standard error.
+    """
     _state["debug"] = debug
 
 
@@ -69,11 +84,14 @@ def synth(
     persons: Annotated[int, typer.Option("--persons", min=10, help="Number of people.")] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     bad_rows: Annotated[int, typer.Option("--bad-rows", min=0, help="Malformed rows to inject.")] = 0,
+    dialect: Annotated[str, typer.Option(
+        "--dialect", help="classic (the sample's extract layouts) or random (each source's layout drawn by seed).")
+    ] = "classic",
 ) -> None:
     """Generate a synthetic partnership town with ground truth."""
     from ecins_link.synth import generate_town
 
-    summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows)
+    summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows, dialect=dialect)
     console.print(f"town written to {out}")
     print(json.dumps(_jsonable(summary), indent=2, default=str))
 
@@ -86,14 +104,29 @@ def run(
     purpose: Annotated[str | None, typer.Option("--purpose", help="Build the panel pack for this purpose only.")] = None,
     user: UserOpt = None,
     stage: Annotated[list[str] | None, typer.Option("--stage", help="Run only these stages (repeatable).")] = None,
+    allow_partial: Annotated[bool, typer.Option(
+        "--allow-partial", help="Continue when a source is unreadable or over its max_quarantine_share.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on standard output.")] = False,
 ) -> None:
     """Run the whole pipeline on a project and write the output folder."""
-    from ecins_link.pipeline import STAGE_NAMES, run_project
+    from ecins_link.api import Project, run_summary
+    from ecins_link.ingest.console import print_sources
+    from ecins_link.ingest.health import IngestFailed
+    from ecins_link.pipeline import STAGE_NAMES
 
     for s in stage or []:
         if s not in STAGE_NAMES:
             raise ValueError(f"unknown stage {s!r}; stages are {STAGE_NAMES}")
-    result = run_project(project, out_dir=out, purpose=purpose, user=user, stages=stage, progress=True)
+    try:
+        result = Project.open(project, user=user).run(stages=stage, purpose=purpose, out=out,
+                                                      progress=not as_json, allow_partial=allow_partial)
+    except IngestFailed as err:
+        print_sources(console, err.health.sources)
+        raise
+    print_sources(console, result.summary.get("sources", []), result.summary.get("warnings", []))
+    if as_json:
+        print(json.dumps(run_summary(result), indent=2, default=str))
+        return
     table = Table(title=f"run {result.run_id}")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -106,15 +139,50 @@ def run(
 
 @app.command()
 @_guard
+def check(
+    project: ProjectArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Validate the project file and open every source: encodings, headers, dates, keys, references, codes."""
+    from ecins_link.ingest.check import check_project
+    from ecins_link.ingest.console import print_check
+
+    report = check_project(project)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_check(Console(), report)
+    if report["errors"]:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_guard
+def init(
+    extracts: Annotated[list[Path], typer.Argument(help="The extract files (CSV, XLSX, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="The project file to write.")] = Path("project.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a project-file skeleton guessed from the extracts' headers and values (every guess marked)."""
+    from ecins_link.ingest.init_project import write_skeleton
+
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; use --force to overwrite")
+    write_skeleton(extracts, out)
+    console.print(f"project skeleton written to {out}: review every '# GUESS' line, then `ecins-link check {out}`")
+
+
+@app.command()
+@_guard
 def evaluate(
     project: ProjectArg,
     truth: Annotated[Path, typer.Option("--truth", help="The truth folder of a synthetic town.")],
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON here.")] = None,
 ) -> None:
     """Print linkage, location and scenario metrics against ground truth (JSON)."""
-    from ecins_link.evaluation import evaluate_project
+    from ecins_link.api import Project
 
-    result = evaluate_project(project, truth)
+    result = Project.open(project).evaluate(truth)
     text = json.dumps(result, indent=2, default=str)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
@@ -243,6 +311,7 @@ def audit(
     project: ProjectArg,
     verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if tampered.")] = False,
     limit: Annotated[int, typer.Option("--limit")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows (and the check) as JSON.")] = False,
 ) -> None:
     """List the audit log (who, when, what, purpose, counts)."""
 
@@ -250,6 +319,11 @@ def audit(
     with store:
         rows = store.audit_rows().tail(limit)
         verdict = store.audit_verdict() if verify else None
+    if as_json:
+        _print_audit_json(rows, verdict)
+        if verdict is not None and not verdict.ok:
+            raise typer.Exit(code=1)
+        return
     table = Table(title=f"audit log ({len(rows)} most recent rows)")
     for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
         table.add_column(col, overflow="fold")
@@ -307,6 +381,94 @@ def purge(
     with store:
         counts = purge_source(store, source, reason)
     print(json.dumps(counts, indent=2))
+
+
+def _print_audit_json(rows: object, verdict: object | None) -> None:
+    """``audit --json``: ``{"rows": [...]}``, plus ``verified``, ``broken_at`` and ``problems`` when checked."""
+    out: dict = {"rows": json.loads(rows.to_json(orient="records", date_format="iso", date_unit="us"))}  # type: ignore[attr-defined]
+    if verdict is not None:
+        out.update(verified=verdict.ok, broken_at=list(verdict.bad_seqs),  # type: ignore[attr-defined]
+                   problems=list(verdict.problems))  # type: ignore[attr-defined]
+    print(json.dumps(out, indent=2, default=str))
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+@_guard
+def rules_check(
+    rules: Annotated[Path, typer.Argument(help="The rules file (TOML).")],
+    taxonomy: Annotated[Path | None, typer.Option("--taxonomy", help="Signal taxonomy (default: shipped).")] = None,
+) -> None:
+    """Validate a rules file against the taxonomy and print every rule in plain English (exit 2 if invalid)."""
+    from ecins_link.scoring.describe import check_rules
+
+    _, text = check_rules(rules, taxonomy)
+    print(text)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Logins of the panel workspace (ecins-link serve).")
+app.add_typer(users_app, name="users")
+
+
+@app.command()
+@_guard
+def serve(
+    project: ProjectArg,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    https: Annotated[bool, typer.Option("--https", help="Served behind TLS: Secure cookies and HSTS.")] = False,
+    refresh: Annotated[float, typer.Option("--refresh-seconds", min=0.2,
+                                           help="How often to look for a newly completed run.")] = 30.0,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Request threads.")] = 8,
+) -> None:
+    """Serve the panel workspace (web app) on the latest completed run."""
+    from ecins_link.web.server import serve as run_server
+
+    console.print(f"panel workspace on http://{host}:{port}/ (Ctrl+C to stop)")
+    run_server(project, host=host, port=port, https=https, refresh_seconds=refresh, threads=threads)
+
+
+@users_app.command("add")
+@_guard
+def users_add(
+    project: ProjectArg,
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="analyst (full view) or panel (one purpose).")],
+    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose a panel member works under.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Add a login (or reset one); the password is prompted for unless --password-stdin."""
+    from ecins_link.web.cli_users import add
+
+    add(project, name, role, purpose, password_stdin)
+    console.print(f"user {name} saved ({role}{', ' + purpose if purpose else ''})")
+
+
+@users_app.command("list")
+@_guard
+def users_list(project: ProjectArg) -> None:
+    """List the logins."""
+    from ecins_link.web.cli_users import rows
+
+    table = Table(title="panel workspace users")
+    for col in ("name", "role", "purpose", "active", "last login"):
+        table.add_column(col)
+    for r in rows(project):
+        table.add_row(r.name, r.role, r.purpose, "yes" if r.active else "no", r.last_login)
+    Console().print(table)
+
+
+@users_app.command("disable")
+@_guard
+def users_disable(project: ProjectArg, name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
+    """Disable a login and end its sessions (kept for the audit trail)."""
+    from ecins_link.web.cli_users import disable
+
+    disable(project, name)
+    console.print(f"user {name} disabled")
 
 
 def _jsonable(obj: object) -> object:

@@ -9,6 +9,7 @@ purposes (information-sharing agreement views) may see what.  Every mistake is r
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -28,14 +29,27 @@ class _Model(BaseModel):
 
 
 class PersonRef(_Model):
-    """A foreign key from an event row to a person row of another (or the same) source."""
+    """A foreign key from an event row to a person row of another (or the same) source.
+
+    ``column``: this source's column(s); ``on``: the referenced source's column(s) they hold (default: its
+    key).  When ``on`` is not the key several rows may match: the one in force on the event date (the
+    referenced source's ``resident_from``/``resident_to``) is taken, else the reference is marked ambiguous.
+    """
 
     source: str
     column: str | list[str]
+    on: str | list[str] | None = None
 
     @property
     def columns(self) -> list[str]:
         return [self.column] if isinstance(self.column, str) else list(self.column)
+
+    @property
+    def on_columns(self) -> list[str] | None:
+        """The referenced source's columns named in ``on`` (None: its key)."""
+        if self.on is None:
+            return None
+        return [self.on] if isinstance(self.on, str) else list(self.on)
 
 
 class PersonMapping(_Model):
@@ -56,6 +70,27 @@ class PersonMapping(_Model):
     email: str | None = None
     resident_from: str | None = None
     resident_to: str | None = None
+    # generic identifiers (exact and one-typo levels, used in blocking): name -> column, e.g.
+    # { nhs_number = "NHS_NO", ni_number = "NINO" }; the same name in several sources is one comparison
+    identifiers: dict[str, str] = Field(default_factory=dict)
+    # extra attributes compared (exact / similar) but never blocked on: { birth_place = "POB", occupation = "OCC" }
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # "uk": a value not in UK format is nulled (with a field issue); "any": kept and compared as written
+    postcode_format: Literal["uk", "any"] = "uk"
+    phone_format: Literal["uk", "any"] = "uk"
+    # dates of birth before this are quarantined as implausible (historical registers: set it far back)
+    dob_earliest: dt.date = dt.date(1880, 1, 1)
+    # a date of birth that is not a valid date in the source's formats: quarantine the row (default), or
+    # "null": keep the person without a date of birth (with a field issue)
+    invalid_dob: Literal["quarantine", "null"] = "quarantine"
+
+    @field_validator("identifiers", "attributes")
+    @classmethod
+    def _field_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"'{name}': identifier and attribute names use lower-case letters, digits and '_'")
+        return v
 
     @model_validator(mode="after")
     def _needs_a_name(self) -> PersonMapping:
@@ -109,7 +144,12 @@ class FlagMapping(_Model):
 
 
 class GazetteerMapping(_Model):
-    """Columns of an LLPG-like gazetteer source."""
+    """Columns of an LLPG-like gazetteer source (BS7666 / AddressBase parts; every field but ``uprn`` optional).
+
+    ``sub_building`` / ``number`` / ``building_name`` are the one-column forms; the ``sao_*`` / ``pao_*``
+    columns are the BS7666 parts they are composed from when the one-column form is not mapped
+    (docs/project-file.md, "Gazetteer columns").
+    """
 
     uprn: str
     sub_building: str | None = None
@@ -120,6 +160,20 @@ class GazetteerMapping(_Model):
     locality: str | None = None
     town: str | None = None
     postcode: str | None = None
+    sao_start_number: str | None = None
+    sao_start_suffix: str | None = None
+    sao_end_number: str | None = None
+    sao_end_suffix: str | None = None
+    sao_text: str | None = None
+    pao_start_number: str | None = None
+    pao_start_suffix: str | None = None
+    pao_end_number: str | None = None
+    pao_end_suffix: str | None = None
+    pao_text: str | None = None
+    parent_uprn: str | None = None
+    classification: str | None = None
+    x: str | None = None
+    y: str | None = None
 
 
 class Source(_Model):
@@ -130,7 +184,7 @@ class Source(_Model):
     path: str
     format: Literal["csv", "parquet", "xlsx"] = "csv"
     encoding: str = "auto"
-    delimiter: str = ","
+    delimiter: str = "auto"  # sniffed among , ; tab | when "auto"
     sheet: str | None = None
     key: list[str]
     date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
@@ -140,6 +194,8 @@ class Source(_Model):
     flags: FlagMapping | None = None
     gazetteer: GazetteerMapping | None = None
     max_field_chars: int = 10_000
+    # a run stops (unless --allow-partial) when more than this share of the source's rows is quarantined
+    max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
 
     @field_validator("key", mode="before")
     @classmethod
@@ -205,6 +261,34 @@ class LinkageSettings(_Model):
     # threshold, a mutual best match between two of them with at least this probability joins two singletons
     one_to_one_sources: list[str] = Field(default_factory=list)
     one_to_one_min_probability: float = Field(0.5, ge=0.0, le=1.0)
+    # the person model file (relative to the project file); default: the packaged person_model.toml
+    model: str | None = None
+    # comparisons the project accepts untrained (on their prior m probabilities); an untrained key comparison
+    # (forename, surname, dob) not listed here fails the run
+    allow_untrained: list[str] = Field(default_factory=list)
+
+
+class EngineSettings(_Model):
+    """Where the persons stage's scoring and clustering run (docs/spark.md).  Every other stage, and the
+    store (runs, lineage, audit), stays on DuckDB."""
+
+    backend: Literal["duckdb", "spark"] = "duckdb"
+    # any Spark master URL: local[2], spark://host:7077, yarn, ...; ignored when a session already exists
+    spark_master: str = "local[2]"
+    # extra Spark settings, e.g. {"spark.sql.shuffle.partitions" = "8", "spark.driver.memory" = "4g"}
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    # folder for the Parquet hand-over (person_std out, pairs / clusters back) and Spark checkpoints;
+    # relative to the project folder.  On a cluster: a path every executor reaches (s3://, gs://, dbfs:/)
+    work_dir: str = "spark_work"
+    # how Splink breaks Spark's lineage between steps: Parquet files in work_dir (scales), or in memory
+    # (persist: quicker for small local runs), or Delta tables (Databricks)
+    break_lineage: Literal["parquet", "persist", "checkpoint", "delta_lake_table"] = "parquet"
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _conf_strings(cls, v: object) -> object:
+        return {str(k): str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()} \
+            if isinstance(v, dict) else v
 
 
 class ProjectSettings(_Model):
@@ -231,6 +315,15 @@ class ProjectSettings(_Model):
         return None if v is None else check_memory_limit(v)
 
 
+class ScoringSettings(_Model):
+    """``[scoring]``: how far back the rules look and when a flag counts as current (see docs/rules-guide.md)."""
+
+    # a rule's criterion may be met in any window inside the lookback; None = all the data
+    lookback_days: int | None = Field(default=None, gt=0)
+    # a flag whose criterion was last met more than this many days before as-of is 'lapsed'
+    current_days: int = Field(default=365, gt=0)
+
+
 class ProjectConfig(_Model):
     """A whole project file, with ``root`` the folder that relative paths resolve against."""
 
@@ -238,6 +331,8 @@ class ProjectConfig(_Model):
     sources: list[Source]
     purposes: dict[str, Purpose] = Field(default_factory=dict)
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     root: Path = Path(".")
     file: Path | None = None
 
@@ -253,13 +348,16 @@ class ProjectConfig(_Model):
                 raise ValueError(f"source '{s.name}': event.person_ref.source '{ref.source}' is not a source")
             if ref and ref.source != s.name:
                 target = next(t for t in self.sources if t.name == ref.source)
-                if len(ref.columns) != len(target.key):
+                on = ref.on_columns or target.key
+                if len(ref.columns) != len(on):
+                    what = f"'on' names {len(on)}" if ref.on_columns else f"'{target.name}' has a {len(on)}-part key"
                     raise ValueError(
-                        f"source '{s.name}': event.person_ref has {len(ref.columns)} column(s) but "
-                        f"'{target.name}' has a {len(target.key)}-part key"
+                        f"source '{s.name}': event.person_ref has {len(ref.columns)} column(s) but {what}"
                     )
         if sum(1 for s in self.sources if s.gazetteer) > 1:
             raise ValueError("at most one gazetteer source")
+        if self.linkage.model and not self.path_of(self.linkage.model).is_file():
+            raise ValueError(f"linkage.model: file '{self.linkage.model}' not found")
         return self
 
     def source(self, name: str) -> Source:

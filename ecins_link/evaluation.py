@@ -59,7 +59,7 @@ def evaluate_project(config_path: str | Path, truth_dir: str | Path, user: str |
             "ingest": evaluate_ingest(store, truth),
             "persons": _call("ecins_link.matching.metrics", "evaluate_persons", store,
                              truth / "records.csv", truth / "persons.csv"),
-            "locations": _call("ecins_link.matching.locations", "evaluate_locations", store,
+            "locations": _call("ecins_link.locations.stage", "evaluate_locations", store,
                                truth / "addresses.csv"),
             "scenarios": _call("ecins_link.scoring", "evaluate_scenarios", store, truth),
         }

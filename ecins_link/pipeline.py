@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ecins_link.config import ProjectConfig, load_config
@@ -26,7 +27,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("ingest", "ecins_link.ingest", "ingest"),
     ("standardise", "ecins_link.standardise", "standardise"),
     ("persons", "ecins_link.matching", "link_persons"),
-    ("locations", "ecins_link.matching", "link_locations"),
+    ("locations", "ecins_link.locations", "link_locations"),
     ("graph", "ecins_link.graph", "build_graph"),
     ("score", "ecins_link.scoring", "score"),
 ]
@@ -43,6 +44,8 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # (start, end) s from the run's start
     outputs: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. sources left out of a partial run
+    summary: dict = field(default_factory=dict)  # what run_summary.json holds (run_project fills it)
 
 
 def stage_function(name: str) -> Callable:
@@ -66,8 +69,13 @@ def open_store(config: ProjectConfig, user: str | None = None, command: str = "r
 
 
 def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_dir: Path | None = None,
-               purpose: str | None = None, progress: bool = True) -> RunResult:
-    """Run the named stages in pipeline order on an open store."""
+               purpose: str | None = None, progress: bool = True, allow_partial: bool = False) -> RunResult:
+    """Run the named stages in pipeline order on an open store.
+
+    After ingest, an unreadable source or one with more than its ``max_quarantine_share`` of rows
+    quarantined stops the run with :class:`ecins_link.ingest.health.IngestFailed` (carrying ``result``)
+    unless ``allow_partial``, when it becomes a warning.
+    """
     wanted = [s for s in STAGE_NAMES if s in set(stages)]
     if "ingest" in wanted:  # a purged source is refused until the project file drops or re-admits it
         importlib.import_module("ecins_link.purge").check_purged(store, config)
@@ -78,7 +86,7 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
     overlap = config.project.overlap_stages and {"persons", "locations"} <= set(wanted)
     # the locations stage's gazetteer preparation can start as soon as the gazetteer is ingested
     early_matcher = config.project.overlap_stages and {"standardise", "locations"} <= set(wanted)
-    with Progress(*columns, disable=not progress, transient=False) as bar, ThreadPoolExecutor(1) as pool, \
+    with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar, ThreadPoolExecutor(1) as pool, \
             ExitStack() as cleanup:
         task = bar.add_task("pipeline", total=len(wanted))
         scoring = matcher = None
@@ -104,8 +112,10 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                     raise
             _timed(result, name, started, run_started)
             bar.advance(task)
+            if name == "ingest":
+                _ingest_gate(store, config, result, allow_partial)
             if name == "ingest" and early_matcher:  # started on a side thread: standardise need not wait for it
-                matcher = pool.submit(_on_reader, "ecins_link.matching.locations", "prepare_matcher_early",
+                matcher = pool.submit(_on_reader, "ecins_link.locations.stage", "prepare_matcher_early",
                                       store.reader(), config)
                 cleanup.callback(_close_matcher, matcher)  # the locations stage closes it, or this if it fails first
             if name == "locations" and scoring is not None:
@@ -116,6 +126,17 @@ def run_stages(store: Store, config: ProjectConfig, stages: Iterable[str], out_d
                 scoring = None
                 bar.advance(task)
     return result
+
+
+def _ingest_gate(store: Store, config: ProjectConfig, result: RunResult, allow_partial: bool) -> None:
+    """Stop the run after a failed ingest (the error carries the partial result), else note its warnings."""
+    from ecins_link.ingest.health import IngestFailed, check_ingest
+
+    try:
+        result.warnings += check_ingest(store, config, allow_partial).warnings
+    except IngestFailed as err:
+        err.result = result
+        raise
 
 
 def _timed(result: RunResult, name: str, started: float, run_started: float) -> None:
@@ -150,10 +171,12 @@ def _discard(scoring: Future | None) -> None:
 
 
 def run_project(config_path: str | Path, out_dir: str | Path | None = None, purpose: str | None = None,
-                user: str | None = None, stages: Iterable[str] | None = None, progress: bool = False) -> RunResult:
+                user: str | None = None, stages: Iterable[str] | None = None, progress: bool = False,
+                allow_partial: bool = False) -> RunResult:
     """Load a project file and run the whole pipeline (or the named ``stages``), writing ``out_dir``.
 
-    This is the Python API behind ``ecins-link run``.
+    This is the Python API behind ``ecins-link run``.  ``run_summary.json`` is written into ``out_dir``
+    whether the run succeeds or fails (``result.summary`` holds the same dict).
     """
     config = load_config(config_path)
     if purpose is not None and purpose not in config.purposes:
@@ -162,9 +185,28 @@ def run_project(config_path: str | Path, out_dir: str | Path | None = None, purp
     with open_store(config, user=user, command="run", purpose=purpose) as store:
         store.start_run()
         try:
-            result = run_stages(store, config, stages or STAGE_NAMES, out_dir=out, purpose=purpose, progress=progress)
-        except BaseException:
+            result = run_stages(store, config, stages or STAGE_NAMES, out_dir=out, purpose=purpose, progress=progress,
+                                allow_partial=allow_partial)
+        except BaseException as err:
             store.finish_run("failed")
+            _summarise_failure(store, config, out, err)
             raise
         store.finish_run("ok")
+        from ecins_link.run_summary import build_summary, write_summary
+
+        result.summary = build_summary(store, config, result, warnings=result.warnings)
+        write_summary(result.summary, out)
     return result
+
+
+def _summarise_failure(store: Store, config: ProjectConfig, out: Path, err: BaseException) -> None:
+    """Write run_summary.json for a failed run (never masking the run's own error)."""
+    from ecins_link.run_summary import build_summary, write_summary
+
+    try:
+        partial = getattr(err, "result", None) or RunResult(run_id=store.run_id, store_path=store.path, out_dir=out)
+        summary = build_summary(store, config, partial, status="failed", error=str(err) or type(err).__name__)
+        err.summary = summary
+        write_summary(summary, out)
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report
+        pass

@@ -50,7 +50,35 @@ CASES = {
     "2/14 High Street, Northtown": ("FLAT 2", "14", None, "HIGH STREET", "NORTHTOWN"),
     "FB 10 Station Road": ("FLAT B", "10", None, "STATION ROAD", None),
     "The Old Rectory, Church Lane, Northtown NT3 1GP": (None, None, "THE OLD RECTORY", "CHURCH LANE", "NORTHTOWN"),
+    # flat descriptors (standardise/data/address.toml) as flats with a canonical id, number suffixes kept
+    "FIRST FLOOR FLAT, 9 MARKET PLACE, Northtown": ("FLAT FLOOR1", "9", None, "MARKET PLACE", "NORTHTOWN"),
+    "1st Floor Flat 9 Market Place": ("FLAT FLOOR1", "9", None, "MARKET PLACE", None),
+    "First Floor, 1 High Street": ("FLAT FLOOR1", "1", None, "HIGH STREET", None),
+    "Flat 1st Floor, 9 High St": ("FLAT FLOOR1", "9", None, "HIGH STREET", None),
+    "GROUND FLOOR FLAT 4 HIGH ST": ("FLAT FLOOR0", "4", None, "HIGH STREET", None),
+    "GFF, 4 High St": ("FLAT FLOOR0", "4", None, "HIGH STREET", None),
+    "Basement Flat, 7 Park Rd": ("FLAT BASEMENT", "7", None, "PARK ROAD", None),
+    "TOP FLOOR FLAT 7 PARK RD": ("FLAT TOP", "7", None, "PARK ROAD", None),
+    "Flat Above, 25 High St": ("FLAT ABOVE", "25", None, "HIGH STREET", None),
+    "ABOVE, 25 HIGH ST": ("FLAT ABOVE", "25", None, "HIGH STREET", None),
+    "Rear Flat, 7 Park Rd": ("FLAT REAR", "7", None, "PARK ROAD", None),
+    "Annexe, 7 Park Rd": ("FLAT ANNEXE", "7", None, "PARK ROAD", None),
+    "F2, 36 Elm Tce": ("FLAT 2", "36", None, "ELM TERRACE", None),
+    "F10, Birch House, 19 High Street": ("FLAT 10", "19", "BIRCH HOUSE", "HIGH STREET", None),
+    "FL1 7 Park Rd": ("FLAT 1", "7", None, "PARK ROAD", None),
+    "3A Mill Mews": (None, "3A", None, "MILL MEWS", None),
 }
+
+
+def test_flat_descriptors_are_not_position_words() -> None:
+    assert not parse_address("Rear Flat, 7 Park Rd").approximate
+    assert parse_address("Rear of 7 Park Rd").approximate
+
+
+def test_gazetteer_sao_descriptors_meet_agency_ones() -> None:
+    for sao, flat in (("First Floor Flat", "FLAT FLOOR1"), ("1ST FLOOR FLAT", "FLAT FLOOR1"),
+                      ("Ground floor", "FLAT FLOOR0"), ("Top Flat", "FLAT TOP"), ("FLAT 2", "FLAT 2"), ("F2", "FLAT 2")):
+        assert normalise_flat(sao) == flat, sao
 
 
 @pytest.mark.parametrize("text", list(CASES))
@@ -133,3 +161,30 @@ def test_gazetteer_table_equals_part_functions(town_texts: tuple[list[str], duck
     one = dict(con.execute("SELECT uprn, address_norm FROM _gaz WHERE uprn IN ('1', '2')").fetchall())
     assert one["1"] == parse_address("Flat 2, Rose Court, 14 High Street, Oakwood, Northtown").norm
     assert one["2"] == "FLAT B THE BAKERY ST MARYS ROAD LEEDS"
+
+
+def test_gazetteer_classification_and_bs7666_numbers() -> None:
+    from ecins_link.config import GazetteerMapping
+    from ecins_link.ingest.gazetteer import gazetteer_select
+    from ecins_link.standardise.address_flats import address_class_sql
+
+    con = duckdb.connect()
+    vals = ["RD06", "R", "CR08", "C", "PP", "RG02", "Commercial", "Residential", "ZW99", "", None]
+    con.execute("CREATE TABLE c AS SELECT * FROM (SELECT unnest(?) AS v, generate_subscripts(?, 1) AS i)", [vals, vals])
+    got = [r[0] for r in con.execute(f"SELECT {address_class_sql('v')} FROM c ORDER BY i").fetchall()]
+    assert got == ["residential", "residential", "commercial", "commercial", "other", "other", "commercial",
+                   "residential", "other", None, None]
+    con.execute("""CREATE TABLE r AS SELECT * FROM (VALUES
+        ('1', '12', 'a', NULL, NULL, 'FLAT', '2', NULL),
+        ('2', '12', NULL, '14', NULL, NULL, NULL, NULL),
+        ('3', '12.0', NULL, NULL, NULL, 'FIRST FLOOR FLAT', NULL, 'BIRCH HOUSE'))
+        t(u, pn, ps, pe, pes, st, sn, pt)""")
+    g = GazetteerMapping(uprn="u", pao_start_number="pn", pao_start_suffix="ps", pao_end_number="pe",
+                         pao_end_suffix="pes", sao_text="st", sao_start_number="sn", pao_text="pt")
+    rows = con.execute(f"SELECT uprn, sub_building, number, building_name FROM ({gazetteer_select(g, 'r')}) ORDER BY 1"
+                       ).fetchall()
+    assert rows == [("1", "FLAT 2", "12A", None), ("2", None, "12-14", None), ("3", "FIRST FLOOR FLAT", "12", "BIRCH HOUSE")]
+    # the one-column mapping still wins where it is given
+    old = GazetteerMapping(uprn="u", number="pn", sub_building="st")
+    assert con.execute(f"SELECT number, sub_building FROM ({gazetteer_select(old, 'r')}) ORDER BY uprn").fetchall()[0] == \
+        ("12", "FLAT")

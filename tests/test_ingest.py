@@ -244,6 +244,7 @@ def _careful_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_csv_fast_path_gives_the_careful_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ecins_link.ingest.readers import read_csv
+    from ecins_link.ingest.sql import ROW
 
     rows = PEOPLE_ROWS + [
         'C20,"Quoted ""nick"" name",Doe,01-Feb-1980,M,"1 A St, Town",,,',  # doubled quotes
@@ -261,7 +262,7 @@ def test_csv_fast_path_gives_the_careful_parse(tmp_path: Path, monkeypatch: pyte
     careful = read_csv(path)
     assert fast.num_rows == careful.num_rows == len(rows) - 1
     assert fast.to_pylist() == careful.to_pylist()
-    assert fast.column("_row").to_pylist() == list(range(1, len(rows)))
+    assert fast.column(ROW).to_pylist() == list(range(1, len(rows)))
 
 
 def test_ingest_identical_with_and_without_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ecins_link.config import parse_config
-from ecins_link.matching.locations import evaluate_locations, link_locations
+from ecins_link.locations.stage import evaluate_locations, link_locations
 from ecins_link.store import Store, StoreError
 
 STREETS = [("HIGH STREET", "ALDTON", "AL1 1"), ("MILL LANE", "ALDTON", "AL1 2"), ("STATION ROAD", "ALDTON", "AL2 3"),
@@ -234,7 +234,7 @@ def test_missing_inputs_raise(tmp_path):
 def _rules_without_matcher(tmp_path, *more: tuple[str, str]):
     """A copy of the shipped location rules with uk_address_matcher off (and each (old, new) of ``more``
     replaced): the tests of the key steps need no model."""
-    from ecins_link.matching.locations import RULES_FILE
+    from ecins_link.locations.stage import RULES_FILE
 
     text = RULES_FILE.read_text(encoding="utf-8")
     for old, new in (*more, ("enabled = true", "enabled = false")):
@@ -265,7 +265,7 @@ def test_matcher_failure_leaves_residue_unresolved_and_audited(tmp_path, monkeyp
     background): the keys' matches stand, the residue stays unresolved, and the audit row says why."""
     from uk_address_matcher import AddressMatcher
 
-    from ecins_link.matching import location_uam
+    from ecins_link.locations import uam as location_uam
 
     def boom(*_a, **_k):
         raise MemoryError("simulated")
@@ -319,7 +319,7 @@ def test_locality_named_in_the_text_settles_a_street_tie(tmp_path):
 def _canonical_and_residue() -> tuple:
     import duckdb
 
-    from ecins_link.matching.location_uam import canonical_sql
+    from ecins_link.locations.uam import canonical_sql
 
     gaz = _gazetteer()
     std, _ = _messy(gaz)
@@ -337,7 +337,7 @@ def test_background_gazetteer_preparation_matches_like_the_plain_matcher():
     import duckdb
     from uk_address_matcher import AddressMatcher
 
-    from ecins_link.matching.location_uam import MatcherSession
+    from ecins_link.locations.uam import MatcherSession
 
     canonical, messy = _canonical_and_residue()
     with MatcherSession(canonical, {}) as session:
@@ -359,7 +359,7 @@ def test_background_gazetteer_preparation_matches_like_the_plain_matcher():
 
 
 def test_matcher_session_closes_while_preparing():
-    from ecins_link.matching.location_uam import MatcherSession
+    from ecins_link.locations.uam import MatcherSession
 
     canonical, _ = _canonical_and_residue()
     session = MatcherSession(canonical, {})

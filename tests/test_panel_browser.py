@@ -3,6 +3,7 @@ renders something.  Skipped when no chromium is installed (CI: ``apt-get install
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -120,3 +121,73 @@ def test_screenshot_is_not_blank(pack: Path, tmp_path: Path) -> None:
     _, stderr = _chromium(page.as_uri(), f"--screenshot={shot}", "--window-size=900,700")
     assert shot.exists(), stderr[-500:]
     assert _png_colours(shot) > 20
+
+
+MID_WORD_BREAKS = """() => {
+  const out = [];
+  for (const td of document.querySelectorAll('td, th, h3, li')) {
+    const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.textContent, range = document.createRange();
+      let prevTop = null;
+      for (let i = 0; i < text.length; i++) {
+        range.setStart(node, i); range.setEnd(node, i + 1);
+        const r = range.getClientRects()[0];
+        if (!r) { prevTop = null; continue; }
+        if (prevTop !== null && r.top > prevTop + 2 && /[A-Za-z0-9]/.test(text[i]) && /[A-Za-z0-9]/.test(text[i - 1]))
+          out.push(text.slice(Math.max(0, i - 8), i) + '|' + text.slice(i, i + 8));
+        prevTop = r.top;
+      }
+    }
+  }
+  return out;
+}"""
+
+
+def _playwright_page():  # noqa: ANN202
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no chromium installed (apt-get install -y chromium)")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]
+    return sync_playwright, exe, args
+
+
+def test_no_word_is_broken_mid_word_on_a_narrow_screen(pack: Path) -> None:
+    sync_playwright, exe, args = _playwright_page()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args)
+        page = browser.new_page(viewport={"width": 560, "height": 800})
+        broken = {}
+        for html in [pack / "index.html", *sorted((pack / "cases").glob("*.html"))]:
+            page.goto(html.as_uri())
+            found = page.evaluate(MID_WORD_BREAKS)
+            if found:
+                broken[html.name] = found[:5]
+        browser.close()
+    assert broken == {}
+
+
+def test_case_prints_on_a4_with_marking_and_case_id(pack: Path, tmp_path: Path) -> None:
+    sync_playwright, exe, args = _playwright_page()
+    case = sorted((pack / "cases").glob("*.html"))[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args)
+        page = browser.new_page()
+        page.goto(case.as_uri())
+        page.emulate_media(media="print")
+        assert page.evaluate("getComputedStyle(document.querySelector('.marking')).display") == "none"
+        rules = page.evaluate("""() => [...document.styleSheets].flatMap(s => [...s.cssRules])
+                                   .filter(r => r.type === CSSRule.PAGE_RULE).map(r => r.cssText)""")
+        pdf = page.pdf(prefer_css_page_size=True)
+        browser.close()
+    assert any("size: a4" in r.lower() for r in rules)
+    assert any("OFFICIAL-SENSITIVE" in r for r in rules)
+    ref = case.stem.removeprefix("case_")
+    assert any(ref in r and "top-right" in r for r in rules), rules
+    boxes = {tuple(round(float(x)) for x in m.split()) for m in
+             re.findall(rb"/MediaBox \[([0-9. ]+)\]", pdf) for m in [m.decode()]}
+    assert boxes == {(0, 0, 595, 842)}  # A4 in points, every page

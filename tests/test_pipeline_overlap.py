@@ -99,7 +99,7 @@ def _locations_audit(store) -> dict:  # noqa: ANN001
 def test_gazetteer_prepared_during_standardise_gives_the_same_matches(standardised: Path, tmp_path: Path) -> None:
     """The matcher's gazetteer side prepared from the ingested gazetteer (before standardise) is the one the
     locations stage uses, and its matches are those of a preparation from gazetteer_std."""
-    from ecins_link.matching.locations import link_locations, prepare_matcher_early
+    from ecins_link.locations.stage import link_locations, prepare_matcher_early
 
     found = {}
     for early in (True, False):
@@ -122,7 +122,7 @@ def test_gazetteer_prepared_during_standardise_gives_the_same_matches(standardis
 def test_early_preparation_of_another_gazetteer_is_not_used(standardised: Path, tmp_path: Path) -> None:
     """A gazetteer changed after the early start (here: one property's postcode) makes the stage prepare it again
     rather than match against stale rows."""
-    from ecins_link.matching.locations import link_locations, prepare_matcher_early
+    from ecins_link.locations.stage import link_locations, prepare_matcher_early
 
     town = _copy(standardised, tmp_path / "town")
     config = load_config(town / "project.toml")
@@ -136,7 +136,7 @@ def test_early_preparation_of_another_gazetteer_is_not_used(standardised: Path, 
 
 def test_pipeline_starts_the_gazetteer_early_and_closes_it_if_standardise_fails(
         standardised: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ecins_link.matching import locations
+    from ecins_link.locations import stage as locations
 
     started = []
     real_prepare = locations.prepare_matcher_early

@@ -32,8 +32,10 @@ def test_cell_column_matches_cell_by_cell() -> None:
 
 def test_flag_block_escapes_every_text() -> None:
     flag = {"label": HOSTILE, "rule": HOSTILE, "rank": 3, "score": 2.5, "first_date": dt.date(2026, 1, 2),
-            "last_date": None, "guidance": HOSTILE, "evidence_text": '{"name": "' + HOSTILE + '"}'}
+            "last_date": None, "guidance": HOSTILE, "evidence_text": '{"name": "' + HOSTILE + '"}',
+            "sentences": [HOSTILE]}
     html = flag_html(flag)
+    # label, evidence sentence, guidance and raw evidence (the rule id is no longer shown: plain labels)
     assert "<script" not in html and html.count("&lt;script&gt;") == 4
     assert "score 2.5, 2026-01-02 – )" in html
     bare = flag_html({**flag, "label": None, "guidance": "", "evidence_text": ""})

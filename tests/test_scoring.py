@@ -287,8 +287,9 @@ def test_project_rules_file_overrides_the_defaults(scored, tmp_path: Path) -> No
     five = DEFAULT_RULES.read_text(encoding="utf-8").replace(
         'signals = ["DA_VICTIM", "DA_CONCERN"]\n  min_count = 3', 'signals = ["DA_VICTIM", "DA_CONCERN"]\n  min_count = 5')
     (tmp_path / "local_rules.toml").write_text(five, encoding="utf-8")
+    # the rules file sits outside the project folder, so the project must allow that folder explicitly
     store = scored(lambda w: _da_victim(w, "P001301", [10, 20, 30], "U100000080"),
-                   rules=str(tmp_path / "local_rules.toml"))
+                   rules=str(tmp_path / "local_rules.toml"), allow_paths_outside=[str(tmp_path)])
     assert flags(store, "marac_potential_escalation") == {}
 
 
@@ -355,7 +356,7 @@ def test_custom_cluster_rule_over_person_components(scored, tmp_path: Path) -> N
                     w.event("police", "WEAPONS", 20 * i, person=pid, role="S")
                     w.event("police", "ACQUISITIVE", 30 * i, person=pid, role="S")
 
-    store = scored(build, rules=str(tmp_path / "cluster_rules.toml"))
+    store = scored(build, rules=str(tmp_path / "cluster_rules.toml"), allow_paths_outside=[str(tmp_path)])
     got = flags(store, "network_offending")
     assert set(got) == {"K1"}
     assert set(got["K1"]["person_ids"]) == {"K1P1", "K1P2"}

@@ -79,7 +79,7 @@ def test_town_scenarios_with_truth_linkage(tmp_path: Path, town_config) -> None:
 @pytest.mark.slow
 def test_town_scenarios_end_to_end(tmp_path: Path, town_config) -> None:  # noqa: ANN001
     stages = [_stage("ecins_link.ingest", "ingest"), _stage("ecins_link.standardise", "standardise"),
-              _stage("ecins_link.matching", "link_persons"), _stage("ecins_link.matching", "link_locations"),
+              _stage("ecins_link.matching", "link_persons"), _stage("ecins_link.locations", "link_locations"),
               _stage("ecins_link.graph", "build_graph")]
     with Store(tmp_path / "town.duckdb") as store:
         for stage in stages:

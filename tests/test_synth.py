@@ -259,15 +259,29 @@ def test_activity_is_age_plausible(town: Path) -> None:
 
 
 # -- planted scenarios ---------------------------------------------------------------------------------------
-def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, children: int, extra_lives_alone: bool) -> bool:
-    """Does this set of evidence pieces satisfy the rule (windows ending at as_of)?"""
+def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, dobs: list[dt.date], extra_lives_alone: bool,
+           stretch: float = 1.0, ages: bool = True) -> bool:
+    """Does this set of evidence pieces satisfy the rule in ANY window ending on one of its dates (up to as-of)?
+    ``dobs``: the people's dates of birth (children counted, and the cse child's age taken, at the time);
+    ``stretch`` multiplies every window; ``ages=False`` ignores the cse age bound."""
+    dates = sorted({d for d in pieces["date"] if d is not None and d <= as_of})
+    return any(_holds_at(kind, pieces, anchor, dobs, extra_lives_alone, stretch, ages) for anchor in dates)
+
+
+def _holds_at(kind: str, pieces: pd.DataFrame, anchor: dt.date, dobs: list[dt.date], extra_lives_alone: bool,
+              stretch: float, ages: bool) -> bool:
     def within(days: int) -> pd.DataFrame:
-        return pieces[pieces["date"].map(lambda d: d is not None and (as_of - d).days <= days)]
+        return pieces[pieces["date"].map(lambda d: d is not None and 0 <= (anchor - d).days <= days * stretch)]
+
+    def child_at(dob: dt.date, when: dt.date) -> bool:
+        return dob <= anchor and (when - dob).days < 18 * 365.25
 
     sig = lambda df: set(df["signal"])  # noqa: E731
     cats = lambda df: {CATEGORY[s] for s in df["signal"]}  # noqa: E731
     if kind == "toxic_trio":
-        return children > 0 and {"DA", "MENTAL_HEALTH", "SUBSTANCE"} <= cats(within(365))
+        start = anchor - dt.timedelta(days=int(365 * stretch))
+        return any(child_at(d, start) or child_at(d, anchor) for d in dobs) \
+            and {"DA", "MENTAL_HEALTH", "SUBSTANCE"} <= cats(within(365))
     if kind == "marac_potential_escalation":
         return within(365)["signal"].isin(["DA_VICTIM", "DA_CONCERN"]).sum() >= 3
     if kind == "fire_safe_and_well":
@@ -282,6 +296,8 @@ def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, children: int, extra
         return bool("VULNERABILITY" in cats(w) and sig(w) & {"DRUG_SUPPLY", "DRUG_POSSESSION"} and visitors >= 4)
     if kind == "cse_risk":
         w = within(365)
+        if ages and not child_at(dobs[0], anchor):
+            return False
         return bool((w["signal"] == "MISSING_EPISODE").sum() >= 2
                     and sig(w) & {"SCHOOL_ABSENCE", "SCHOOL_EXCLUSION"}
                     and ("EXPLOITATION_CONCERN" in sig(w) or "OFFENDING" in cats(w)))
@@ -296,7 +312,7 @@ def _holds(kind: str, pieces: pd.DataFrame, as_of: dt.date, children: int, extra
         off = w[(w["signal"].map(GRAVITY) > 0) & ~w["role"].isin(["V", "W"])]
         if len(off) < 3:
             return False
-        recency = 30 * (1 - min((as_of - d).days for d in off["date"]) / 1095)
+        recency = 30 * (1 - min((anchor - d).days for d in off["date"]) / 1095)
         rfg = recency + min(5 * len(off), 40) + min(off["signal"].map(GRAVITY).sum() / 30, 40)
         return rfg >= 40
     raise AssertionError(kind)
@@ -325,11 +341,10 @@ def test_every_scenario_needs_more_than_one_agency(town: Path) -> None:
             if s["kind"] not in ("asb_hotspot",):
                 assert person in s["true_person_ids"], (s["scenario_id"], p)
         pieces = pd.DataFrame(rows)
-        dobs = pd.to_datetime(persons.loc[s["true_person_ids"], "dob"]).dt.date
-        children = sum((as_of - d).days < 18 * 365.25 for d in dobs)
-        assert _holds(s["kind"], pieces, as_of, children, False), s["scenario_id"]
+        dobs = list(pd.to_datetime(persons.loc[s["true_person_ids"], "dob"]).dt.date)
+        assert _holds(s["kind"], pieces, as_of, dobs, False), s["scenario_id"]
         for agency, part in pieces.groupby("agency"):
-            assert not _holds(s["kind"], part, as_of, children, True), (s["scenario_id"], agency)
+            assert not _holds(s["kind"], part, as_of, dobs, True), (s["scenario_id"], agency)
 
 
 def test_decoys_only_fire_when_strangers_are_merged(town: Path) -> None:
@@ -339,13 +354,20 @@ def test_decoys_only_fire_when_strangers_are_merged(town: Path) -> None:
     who = dict(zip(truth["source"] + "|" + truth["record_key"], truth["true_person_id"], strict=True))
     decoys = json.loads((town / "truth" / "decoys.json").read_text(encoding="utf-8"))
     persons = pd.read_csv(town / "truth" / "persons.csv", dtype=str, keep_default_na=False).set_index("true_person_id")
-    assert {d["kind"] for d in decoys} == {"isolated_signal", "same_name_strangers"}
+    assert {d["kind"] for d in decoys} == {"isolated_signal", "same_name_strangers", "near_miss"}
     for d in decoys:
         rows = []
         for p in d["pieces"]:
             m = events[(events["source"] == p["source"]) & (events["record_key"] == p["record_key"])].iloc[0]
             rows.append({**p, "date": m["date"], "role": m["role"], "person": who[p["source"] + "|" + p["record_key"]]})
         pieces = pd.DataFrame(rows)
+        if d["kind"] == "near_miss":  # the whole cocktail, just outside the window (or after the 18th birthday)
+            assert set(pieces["person"]) <= set(d["true_person_ids"])
+            dobs = list(pd.to_datetime(persons.loc[d["true_person_ids"], "dob"]).dt.date)
+            assert not _holds(d["would_fire"], pieces, cfg.project.as_of, dobs, False), d["decoy_id"]
+            loose = {"ages": False} if d["would_fire"] == "cse_risk" else {"stretch": 1.4}
+            assert _holds(d["would_fire"], pieces, cfg.project.as_of, dobs, False, **loose), d["decoy_id"]
+            continue
         assert set(pieces["person"]) == set(d["true_person_ids"])
         if d["kind"] == "isolated_signal":
             assert len(pieces) == 1 and d["would_fire"] is None
@@ -353,9 +375,24 @@ def test_decoys_only_fire_when_strangers_are_merged(town: Path) -> None:
         a, b = persons.loc[d["true_person_ids"]].itertuples()
         assert (a.forenames, a.surname) == (b.forenames, b.surname) and a.dob != b.dob
         assert a.household_id != b.household_id
-        assert _holds(d["would_fire"], pieces, cfg.project.as_of, 0, False), d["decoy_id"]
+        assert _holds(d["would_fire"], pieces, cfg.project.as_of, [], False), d["decoy_id"]
         for _person, part in pieces.groupby("person"):
-            assert not _holds(d["would_fire"], part, cfg.project.as_of, 0, False), d["decoy_id"]
+            assert not _holds(d["would_fire"], part, cfg.project.as_of, [], False), d["decoy_id"]
+
+
+def test_scenarios_span_the_history(town: Path) -> None:
+    """At least half the scenarios are older than 12 months (their last event), some more than 24 months, and
+    some cse_risk children are adults today; every scenario and decoy says when it happened."""
+    as_of = load_config(town / "project.toml").project.as_of
+    scenarios = json.loads((town / "truth" / "scenarios.json").read_text(encoding="utf-8"))
+    ages = [(as_of - dt.date.fromisoformat(s["last_event"])).days for s in scenarios]
+    assert sum(a >= 365 for a in ages) >= len(ages) / 2
+    assert sum(a >= 730 for a in ages) >= len(ages) / 5
+    assert all(s["first_event"] <= s["last_event"] for s in scenarios)
+    decoys = json.loads((town / "truth" / "decoys.json").read_text(encoding="utf-8"))
+    assert all("last_event" in d for d in decoys)
+    assert {d["would_fire"] for d in decoys if d["kind"] == "near_miss"} >= {"marac_potential_escalation",
+                                                                              "asb_hotspot"}
 
 
 # -- bad rows ------------------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def residences_sql(has_address_records: bool = True) -> str:
     without dates is its current one; otherwise the latest resident_to (an ended tenancy is not reopened
     by an undated record of the same address).  An open residence without a current tenancy closes the day
     before the person's next dated residence elsewhere begins (a stale address after a move).
+    from_recorded: the earliest recorded start (resident_from), NULL when the start is only a first sighting
+    (an agency contact is not an arrival: the score stage then takes the person as resident from the end of
+    their previous residence).
     """
     origin = ("LEFT JOIN address_records ar ON ar.source = c.source AND ar.record_key = c.record_key"
               if has_address_records else "")
@@ -64,7 +67,7 @@ def residences_sql(has_address_records: bool = True) -> str:
                    min(event_date) AS ev_min, max(event_date) AS ev_max
             FROM event_records WHERE person_source IS NOT NULL GROUP BY ALL),
         rec AS (
-            SELECT c.person_id, m.location_id, m.uprn,
+            SELECT c.person_id, m.location_id, m.uprn, r.resident_from,
                    coalesce(r.resident_from, ev.ev_min) AS f, r.resident_to AS l,
                    greatest(r.resident_from, ev.ev_max) AS latest,
                    (r.resident_from IS NOT NULL AND r.resident_to IS NULL) AS current
@@ -77,7 +80,8 @@ def residences_sql(has_address_records: bool = True) -> str:
         agg AS (
             SELECT person_id, location_id, any_value(uprn) AS uprn, min(f) AS first_seen,
                    CASE WHEN bool_or(current) OR NOT bool_or(l IS NOT NULL) THEN NULL ELSE max(l) END AS last_seen,
-                   bool_or(current) AS current, max(latest) AS latest, CAST(count(*) AS INT) AS n_records
+                   bool_or(current) AS current, max(latest) AS latest, CAST(count(*) AS INT) AS n_records,
+                   min(resident_from) AS from_recorded
             FROM rec GROUP BY person_id, location_id),
         stale AS (  -- of several open snapshot addresses, those with older evidence than another one end there
             SELECT a.person_id, a.location_id, a.latest AS closed
@@ -92,7 +96,8 @@ def residences_sql(has_address_records: bool = True) -> str:
               AND b.first_seen > coalesce(a.first_seen, DATE '0001-01-01')
             GROUP BY ALL)
         SELECT a.person_id, a.location_id, a.uprn, a.first_seen,
-               coalesce(least(m.closed, st.closed), m.closed, st.closed, a.last_seen) AS last_seen, a.n_records
+               coalesce(least(m.closed, st.closed), m.closed, st.closed, a.last_seen) AS last_seen, a.n_records,
+               a.from_recorded
         FROM agg a LEFT JOIN moved m USING (person_id, location_id) LEFT JOIN stale st USING (person_id, location_id)"""
 
 

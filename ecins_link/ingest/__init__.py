@@ -25,7 +25,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import pyarrow as pa
 
 from ecins_link.config import ProjectConfig, Source
-from ecins_link.ingest.source import ingest_source
+from ecins_link.ingest.refs import INDEX, index_columns
+from ecins_link.ingest.source import file_level_problem, ingest_source
 from ecins_link.store import Store
 
 _TABLES = {
@@ -36,14 +37,15 @@ _TABLES = {
     "person_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, row_number BIGINT, title VARCHAR, "
                       "forenames VARCHAR, surname VARCHAR, full_name VARCHAR, dob DATE, dob_raw VARCHAR, sex VARCHAR, "
                       "address_text VARCHAR, postcode VARCHAR, uprn VARCHAR, phone VARCHAR, email VARCHAR, "
-                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN",
+                      "resident_from DATE, resident_to DATE, unsafe BOOLEAN, extras MAP(VARCHAR, VARCHAR)",
     "event_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, event_seq INT, signal VARCHAR, raw_code VARCHAR, "
                      "role VARCHAR, event_date DATE, event_ts TIMESTAMP, location_text VARCHAR, "
                      "location_postcode VARCHAR, person_source VARCHAR, person_record_key VARCHAR",
     "address_records": "source VARCHAR, agency VARCHAR, record_key VARCHAR, origin VARCHAR, address_text VARCHAR, "
                        "postcode VARCHAR, uprn VARCHAR",
     "gazetteer": "uprn VARCHAR, sub_building VARCHAR, number VARCHAR, building_name VARCHAR, organisation VARCHAR, "
-                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR",
+                 "street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR, parent_uprn VARCHAR, "
+                 "classification VARCHAR, x VARCHAR, y VARCHAR",  # ecins_link/ingest/gazetteer.py
 }
 
 _ORDER = {"gazetteer": 0, "person": 1, "person_event": 2, "event": 3}
@@ -90,7 +92,7 @@ def _ingest_side_by_side(store: Store, config: ProjectConfig, ordered: list[Sour
     running: dict = {}
     done: dict[str, tuple[dict[str, pa.Table], float]] = {}  # finished, not yet yielded
     needed = {d for ds in deps.values() for d in ds}
-    people: dict[str, pa.Table] = {}  # accepted (source, record_key) of the sources others refer to
+    people: dict[str, pa.Table | None] = {}  # reference index of the sources others refer to (ingest.refs)
     with ThreadPoolExecutor(workers) as pool:
         try:
             for src in list(waiting):  # yielded in this (fixed) order, close to the order they finish
@@ -100,16 +102,18 @@ def _ingest_side_by_side(store: Store, config: ProjectConfig, ordered: list[Sour
                         ready = waiting[:1]  # sources referring to each other: the first goes without the other
                     for nxt in ready[:workers - len(running)]:
                         waiting.remove(nxt)
-                        refs = [people[d] for d in deps[nxt.name] if d in people]
-                        running[pool.submit(_ingest_alone, store, config, nxt, refs)] = nxt.name
+                        refs = [people[d] for d in deps[nxt.name] if people.get(d) is not None]
+                        index = index_columns(config, nxt.name) if nxt.name in needed else None
+                        running[pool.submit(_ingest_alone, store, config, nxt, refs, index)] = nxt.name
                     if src.name in done:
                         break
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for job in finished:
                         name = running.pop(job)
-                        done[name] = job.result()
+                        tables, secs, index = job.result()
+                        done[name] = (tables, secs)
                         if name in needed:
-                            people[name] = done[name][0]["person_records"].select(["source", "record_key"])
+                            people[name] = index  # None: unreadable, every reference to it is an orphan
                 yield src, done.pop(src.name)
         finally:
             for job in running:
@@ -120,7 +124,7 @@ def _file_bytes(config: ProjectConfig, src: Source) -> int:
     """Rough size of the source's text: file bytes, times a typical compression ratio for zipped formats."""
     try:
         return config.path_of(src.path).stat().st_size * _UNZIPPED.get(src.format, 1)
-    except OSError:
+    except Exception:  # noqa: BLE001 - missing, unreadable or not allowed: ingest says which
         return 0
 
 
@@ -130,31 +134,45 @@ def _references(src: Source) -> list[str]:
     return [ref.source] if ref and ref.source != src.name else []
 
 
-def _ingest_alone(store: Store, config: ProjectConfig, src: Source,
-                  referenced: list[pa.Table]) -> tuple[dict[str, pa.Table], float]:
-    """Ingest ``src`` on a private in-memory connection; its rows of every ingest table, and wall seconds.
+def _ingest_alone(store: Store, config: ProjectConfig, src: Source, referenced: list[pa.Table],
+                  index_cols: list[str] | None = None) -> tuple[dict[str, pa.Table], float, pa.Table | None]:
+    """Ingest ``src`` on a private in-memory connection; its rows of every ingest table, wall seconds and
+    (when ``index_cols``) its reference index for the sources referring to it.
 
-    ``referenced``: the accepted (source, record_key) of the person records its events refer to.
+    ``referenced``: the reference index of the source its events refer to (:mod:`ecins_link.ingest.refs`).
+    An unexpected failure is no crash: the source's rows are dropped and it becomes one ``unreadable_file``
+    entry naming the file and the error (the run then stops unless partial runs are allowed).
     """
     started = time.perf_counter()
     mem = store.open_scratch()
+    index = None
     try:
         mem.execute(f"SET threads = {THREADS}")
         for name, cols in _TABLES.items():
             mem.execute(f'CREATE TABLE "{name}" ({cols})')
         for keys in referenced:
-            mem.register("_ingest_ref", keys)
-            mem.execute("INSERT INTO person_records (source, record_key) SELECT source, record_key FROM _ingest_ref")
-            mem.unregister("_ingest_ref")
+            mem.register("_ingest_ref_in", keys)
+            mem.execute(f"CREATE TEMP TABLE {INDEX} AS SELECT * FROM _ingest_ref_in")
+            mem.unregister("_ingest_ref_in")
         alone = copy.copy(store)
         alone.con = mem
-        ingest_source(alone, config, src)
+        try:
+            index = ingest_source(alone, config, src, index_cols)
+        except Exception as err:  # noqa: BLE001 - one source's surprise must not take the run down silently
+            for name in _TABLES:
+                if name != "gazetteer":
+                    mem.execute(f'DELETE FROM "{name}" WHERE source = ?', [src.name])
+            mem.execute("DELETE FROM gazetteer")
+            index = None
+            detail = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+            file_level_problem(alone, src, f"could not be ingested ({type(err).__name__}: {detail}) "
+                                           f"reading {src.path}")
         where = {"gazetteer": ""}
         out = {name: mem.execute(f'SELECT * FROM "{name}" {where.get(name, "WHERE source = ?")}',
                                  [] if name in where else [src.name]).to_arrow_table() for name in _TABLES}
     finally:
         mem.close()
-    return out, round(time.perf_counter() - started, 3)
+    return out, round(time.perf_counter() - started, 3), index
 
 
 def _append(store: Store, name: str, rows: pa.Table) -> None:

@@ -7,24 +7,24 @@ row of a flags-only source with no true flag keeps one NULL-signal row (the cont
 from __future__ import annotations
 
 from ecins_link.config import Source
-from ecins_link.ingest.sql import lit, ok_col, q, val
+from ecins_link.ingest.sql import KEY, PKEY, PSRC, ROW, dcol, lit, ok_col, q, tcol, val
 from ecins_link.store import Store
 
 R = "_ingest_rows"
+_KEY, _ROW = q(KEY), q(ROW)
 
 
 def _ref(src: Source) -> tuple[str, str]:
-    """(person_source SQL, person_record_key SQL)."""
+    """(person_source SQL, person_record_key SQL): the row itself, or the reference resolved by
+    :func:`ecins_link.ingest.refs.resolve_references`."""
     if src.person:
-        return lit(src.name), "_key"
+        return lit(src.name), _KEY
     ref = src.event.person_ref if src.event else None
     if ref is None:
         return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
     if ref.source == src.name:
-        return lit(src.name), "_key"
-    parts = [val(c) for c in ref.columns]
-    key = f"CASE WHEN {' AND '.join(p + ' IS NOT NULL' for p in parts)} THEN concat_ws('|', {', '.join(parts)}) END"
-    return f"CASE WHEN {key} IS NOT NULL THEN {lit(ref.source)} END", key
+        return lit(src.name), _KEY
+    return q(PSRC), q(PKEY)
 
 
 def insert_events(store: Store, src: Source) -> None:
@@ -40,15 +40,15 @@ def insert_events(store: Store, src: Source) -> None:
     if e:
         code = f"upper({val(e.code)})" if e.code else null
         role = f"upper({val(e.role)})" if e.role else null
-        d = q("_d_" + e.date)
-        ts = f"CASE WHEN {q('_t_' + e.date)} THEN {d} END"
+        d = dcol(e.date)
+        ts = f"CASE WHEN {tcol(e.date)} THEN {d} END"
         codes = [(c.code.strip().upper(), c.role.strip().upper() if c.role else None, c.signal) for c in e.codes]
         values = ", ".join(f"({lit(c)}, {lit(r) if r else 'NULL'}, {lit(s)})" for c, r, s in codes)
         code_table = (f"(VALUES {values}) m(code, role, signal)" if codes
                       else "(SELECT NULL::VARCHAR AS code, NULL::VARCHAR AS role, NULL::VARCHAR AS signal WHERE FALSE) m")
         if not src.flags:  # one row per (row, matched signal): event_seq ranked once per distinct (code, role)
             con.execute(f"""INSERT INTO event_records
-                WITH x AS (SELECT _key, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d,
+                WITH x AS (SELECT {_KEY} AS _key, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d,
                                   CAST({ts} AS TIMESTAMP) AS ts, {location} AS loc, {loc_pc} AS loc_pc,
                                   {psrc} AS psrc, {pkey} AS pkey FROM {R}),
                 pm AS (SELECT p.raw_code, p.role, m.signal, CAST(row_number() OVER (
@@ -60,25 +60,25 @@ def insert_events(store: Store, src: Source) -> None:
                 FROM x JOIN pm ON pm.raw_code IS NOT DISTINCT FROM x.raw_code AND pm.role IS NOT DISTINCT FROM x.role""")
             return
         selects.append(f"""SELECT x._key, 0 AS kind, m.signal, x.raw_code, x.role, x.d, x.ts, x._row FROM
-            (SELECT _key, _row, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d, CAST({ts} AS TIMESTAMP) AS ts
+            (SELECT {_KEY} AS _key, {_ROW} AS _row, {code} AS raw_code, {role} AS role, CAST({d} AS DATE) AS d, CAST({ts} AS TIMESTAMP) AS ts
              FROM {R}) x LEFT JOIN {code_table} ON m.code = x.raw_code AND (m.role IS NULL OR m.role = x.role)""")
     if src.flags:
         f = src.flags
-        fdate = (f"CAST({q('_d_' + f.date)} AS DATE)" if f.date
-                 else (f"CAST({q('_d_' + e.date)} AS DATE)" if e else "CAST(NULL AS DATE)"))
+        fdate = (f"CAST({dcol(f.date)} AS DATE)" if f.date
+                 else (f"CAST({dcol(e.date)} AS DATE)" if e else "CAST(NULL AS DATE)"))
         trues = ", ".join(lit(t.strip().upper()) for t in f.true_values)
         for col, signal in f.columns.items():
-            selects.append(f"""SELECT _key, 1, {lit(signal)}, {lit(col)}, CAST(NULL AS VARCHAR), {fdate},
-                CAST(NULL AS TIMESTAMP), _row FROM {R} WHERE upper({val(col)}) IN ({trues})""")
+            selects.append(f"""SELECT {_KEY}, 1, {lit(signal)}, {lit(col)}, CAST(NULL AS VARCHAR), {fdate},
+                CAST(NULL AS TIMESTAMP), {_ROW} FROM {R} WHERE upper({val(col)}) IN ({trues})""")
         if not e:  # a visit with no true flag still happened
             cond = " OR ".join(f"upper({val(c)}) IN ({trues})" for c in f.columns) or "FALSE"
-            selects.append(f"""SELECT _key, 1, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
-                {fdate}, CAST(NULL AS TIMESTAMP), _row FROM {R} WHERE NOT coalesce({cond}, FALSE)""")
+            selects.append(f"""SELECT {_KEY}, 1, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+                {fdate}, CAST(NULL AS TIMESTAMP), {_ROW} FROM {R} WHERE NOT coalesce({cond}, FALSE)""")
     union = " UNION ALL ".join(selects)
     con.execute(f"""INSERT INTO event_records
         SELECT {lit(src.name)}, {lit(src.agency)}, u._key,
                CAST(row_number() OVER (PARTITION BY u._row ORDER BY u.kind, u.signal NULLS LAST, u.raw_code) AS INT),
                u.signal, u.raw_code, u.role, u.d, u.ts, r.loc, r.loc_pc, r.psrc, r.pkey
         FROM ({union}) u(_key, kind, signal, raw_code, role, d, ts, _row)
-        JOIN (SELECT _row, {location} AS loc, {loc_pc} AS loc_pc, {psrc} AS psrc, {pkey} AS pkey FROM {R}) r
+        JOIN (SELECT {_ROW} AS _row, {location} AS loc, {loc_pc} AS loc_pc, {psrc} AS psrc, {pkey} AS pkey FROM {R}) r
           ON r._row = u._row""")

@@ -1,8 +1,11 @@
 """Read one agency extract (CSV, XLSX, Parquet) into an all-text Arrow table with exact data-row numbers.
 
-Every table returned has ``_row`` (1-based data row, header not counted), ``_issue`` (a quarantine reason
-found while reading: ragged_row, broken_quoting, undecodable; else NULL), ``_raw`` (the record as read, only
-for rows with an issue) and one VARCHAR column per header name.  Blank lines are not records and are not
+Every table returned has the working columns ``ROW`` (1-based data row, header not counted), ``ISSUE`` (a
+quarantine reason found while reading: ragged_row, broken_quoting, undecodable; else NULL), ``RAW`` (the
+record as read, only for rows with an issue) — named in a namespace no header can use, see
+:mod:`ecins_link.ingest.sql` — and one VARCHAR column per header name, cleaned by :func:`clean_header`
+(blank and repeated names renamed, each with a note).  :func:`read_info` gives the encoding and delimiter
+used, the header notes and the columns ignored.  Blank lines are not records and are not
 counted.  A file that cannot be read at all raises :class:`ReadError` (ingest turns it into one
 ``unreadable_file`` quarantine entry).
 
@@ -15,13 +18,14 @@ every line is a whole record (no blank line, no odd quote count) is split in Arr
 Fields: records that are plain RFC 4180 with exactly the header's field count (checked with one vectorised
 regex) are parsed by Arrow's multi-threaded CSV reader; every other record (stray or unbalanced quotes,
 ragged, undecodable bytes) goes through Python's ``csv`` module as before, so reasons and row numbers do
-not depend on which path a record took (tests compare the two paths).  XLSX: :mod:`ecins_link.ingest.xlsx`.
+not depend on which path a record took (tests compare the two paths).  XLSX: :mod:`ecins_link.ingest.xlsx`;
+Parquet: :mod:`ecins_link.ingest.parquet`; sniffing and header cleaning: :mod:`ecins_link.ingest.sniff`.
 """
 
 from __future__ import annotations
 
 import csv
-import re
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,53 +33,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ecins_link.ingest.sniff import (  # noqa: F401 - re-exported: the readers' public names
+    _SURROGATE,
+    ReadError,
+    _parse_one,
+    clean_header,
+    decode,
+    read_info,
+    sniff_delimiter,
+    sniff_encoding,
+    with_info,
+)
+from ecins_link.ingest.sql import INTERNAL, ISSUE, RAW, ROW
+
 MAX_RECORD_LINES = 200  # a quoted field spanning more physical lines than this is treated as a broken quote
-_SURROGATE = re.compile("[\udc80-\udcff]")
+FAST_MAX_CHARS = 1 << 22  # longer records (e.g. a 50 MB field) skip Arrow's block-based parser
 
 
-class ReadError(Exception):
-    """The file cannot be read at all (missing, empty, wrong format, no header)."""
+def read_csv(path: Path, encoding: str = "auto", delimiter: str = "auto") -> pa.Table:
+    """Read a delimited text file into the all-text table described in the module docstring.
 
-
-def decode(data: bytes, encoding: str) -> tuple[str, bool]:
-    """Bytes -> text.  ``auto``: UTF-8 (BOM stripped), else cp1252.  Returns (text, had_undecodable_bytes).
-
-    Bytes that the chosen encoding cannot decode become lone surrogates so the rows holding them can be
-    quarantined as ``undecodable`` rather than failing the whole file.
+    ``encoding``/``delimiter`` ``auto``: sniffed (see :func:`decode`, :func:`sniff_delimiter`).  A declared
+    delimiter that leaves the header in one piece while another splits it is a :class:`ReadError` saying so.
     """
-    if encoding.lower() in ("auto", "utf-8", "utf8", "utf-8-sig"):
-        if data.startswith(b"\xef\xbb\xbf"):
-            data = data[3:]
-        try:
-            return data.decode("utf-8"), False
-        except UnicodeDecodeError:
-            if encoding.lower() != "auto":
-                text = data.decode("utf-8", errors="surrogateescape")
-                return text, True
-        encoding = "cp1252"
-    try:
-        text = data.decode(encoding, errors="surrogateescape")
-    except LookupError:
-        raise ReadError(f"unknown encoding {encoding!r}") from None
-    return text, bool(_SURROGATE.search(text))
-
-
-def _parse_one(text: str, delimiter: str) -> list[str] | None:
-    try:
-        rows = list(csv.reader([text], delimiter=delimiter, strict=False))
-    except csv.Error:
-        return None
-    return rows[0] if len(rows) == 1 else None
-
-
-def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Table:
-    """Read a delimited text file into the all-text table described in the module docstring."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ReadError(f"cannot read file: {err.strerror or err}") from None
-    text, had_bad = decode(data, encoding)
+    text, had_bad, used = decode(data, encoding)
     del data
+    head = text[:4000]
+    if head and sum(ord(c) < 32 and c not in "\t\r\n" for c in head) > len(head) // 20:
+        raise ReadError(f"does not look like delimited text (control characters throughout, read as {used}): "
+                        "is this the right file and format?")
     lines = text.replace("\r\n", "\n").split("\n")  # a trailing CR is part of the line ending
     del text
     if lines and lines[-1] == "":
@@ -83,13 +73,17 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
     start = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if start is None:
         raise ReadError("file is empty (no header)")
-    header = _parse_one(lines[start], delimiter)
-    if not header:
+    sniffed = sniff_delimiter(lines[start:start + 51])
+    if delimiter == "auto":
+        delimiter = sniffed or ","
+    elif sniffed and sniffed != delimiter and len(_parse_one(lines[start], delimiter) or []) <= 1:
+        raise ReadError(f"the header does not split on the declared delimiter {delimiter!r} but does on "
+                        f"{sniffed!r}: set delimiter = {json.dumps(sniffed)} (or \"auto\")")
+    raw_header = _parse_one(lines[start], delimiter)
+    if not raw_header:
         raise ReadError("header line cannot be parsed")
-    header = [h.strip().lstrip("\ufeff") for h in header]
+    header, notes = clean_header(raw_header)
     ncols = len(header)
-    if len(set(header)) != ncols:
-        raise ReadError("header has repeated column names")
     rownums, texts, issues = _split_records(lines, start + 1, ncols, delimiter)
     del lines
     bad = {k for k, t in enumerate(texts) if _SURROGATE.search(t)} if had_bad else set()
@@ -106,7 +100,9 @@ def read_csv(path: Path, encoding: str = "auto", delimiter: str = ",") -> pa.Tab
                                    {j: issues[k] for j, k in enumerate(slow) if k in issues},
                                    {j for j, k in enumerate(slow) if k in bad}, header, delimiter))
     table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    return table.take(pc.sort_indices(table.column("_row"))) if len(parts) > 1 else table
+    if len(parts) > 1:
+        table = table.take(pc.sort_indices(table.column(ROW)))
+    return with_info(table, encoding=used, delimiter=delimiter, header_notes=notes, ignored=[])
 
 
 # every character Python's str.isspace() accepts (so "blank line" means exactly what ``not line.strip()`` does)
@@ -187,6 +183,7 @@ def _plain_records(texts: list[str], bad: set[int], issues: dict[int, str], ncol
     pattern = f"^{field}(?:{d}{field}){{{ncols - 1}}}$" if ncols > 1 else f"^{field}$"
     arr = pa.array(texts if not bad else ["\x00" if k in bad else t for k, t in enumerate(texts)], pa.large_string())
     mask = pc.match_substring_regex(arr, pattern)
+    mask = pc.and_(mask, pc.less(pc.utf8_length(arr), FAST_MAX_CHARS))
     if issues:
         flagged = np.zeros(len(texts), dtype=bool)
         flagged[list(issues)] = True
@@ -211,8 +208,8 @@ def _arrow_parse(texts: list[str], rownums: list[int], fast: pa.BooleanArray, he
     if t.num_rows != len(chosen):
         raise ValueError("fast CSV parse disagrees on the record count")
     n = t.num_rows
-    arrays = {"_row": pa.array(np.asarray(rownums, dtype=np.int64)[idx]), "_issue": pa.nulls(n, pa.string()),
-              "_raw": pa.nulls(n, pa.string())}
+    arrays = {ROW: pa.array(np.asarray(rownums, dtype=np.int64)[idx]), ISSUE: pa.nulls(n, pa.string()),
+              RAW: pa.nulls(n, pa.string())}
     for name, tmp in zip(header, tmp_names, strict=True):
         arrays[name] = t.column(tmp).combine_chunks()
     return pa.table(arrays)
@@ -242,8 +239,8 @@ def _python_parse(texts: list[str], rownums: list[int], issues: dict[int, str], 
             cols[c].append(fields[c])
         issue_col.append(issue)
         raw_col.append(raw)
-    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issue_col, pa.string()),
-              "_raw": pa.array(raw_col, pa.string())}
+    arrays = {ROW: pa.array(rownums, pa.int64()), ISSUE: pa.array(issue_col, pa.string()),
+              RAW: pa.array(raw_col, pa.string())}
     for name, values in zip(header, cols, strict=True):
         arrays[name] = pa.array(values, pa.string())
     return pa.table(arrays)
@@ -267,32 +264,16 @@ def _parse_all(texts: list[str], delimiter: str, issues: dict[int, str]) -> list
     return out
 
 
-def read_parquet(path: Path) -> pa.Table:
-    """Read a Parquet file; every column cast to text (dates as ISO)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = "auto",
+                sheet: str | None = None, wanted: set[str] | None = None) -> pa.Table:
+    """Dispatch on format; raises :class:`ReadError` for a file that cannot be read at all.
 
+    ``wanted``: the columns the project maps (a nested Parquet column is read only when mapped).
+    """
     if not path.exists():
         raise ReadError("file not found")
-    try:
-        t = pq.read_table(path)
-    except Exception as err:  # noqa: BLE001
-        raise ReadError(f"not a readable Parquet file ({type(err).__name__})") from None
-    arrays = {"_row": pa.array(range(1, t.num_rows + 1), pa.int64()),
-              "_issue": pa.nulls(t.num_rows, pa.string()), "_raw": pa.nulls(t.num_rows, pa.string())}
-    for name in t.column_names:
-        col = t.column(name)
-        if pa.types.is_timestamp(col.type):
-            col = pc.cast(col, pa.timestamp("s", tz=col.type.tz), safe=False)
-        arrays[name.strip()] = pc.cast(col, pa.string())
-    return pa.table(arrays)
-
-
-def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = ",",
-                sheet: str | None = None) -> pa.Table:
-    """Dispatch on format; raises :class:`ReadError` for a file that cannot be read at all."""
-    if not path.exists():
-        raise ReadError("file not found")
+    if path.is_dir():
+        raise ReadError("path is a folder, not a file")
     if fmt == "csv":
         return read_csv(path, encoding, delimiter)
     if fmt == "xlsx":
@@ -300,5 +281,12 @@ def read_source(path: Path, fmt: str, encoding: str = "auto", delimiter: str = "
 
         return read_xlsx(path, sheet)
     if fmt == "parquet":
-        return read_parquet(path)
+        from ecins_link.ingest.parquet import read_parquet
+
+        return read_parquet(path, wanted)
     raise ReadError(f"unsupported format {fmt!r}")
+
+
+def data_columns(table: pa.Table) -> list[str]:
+    """The extract's own columns (every column but the readers' working ones)."""
+    return [c for c in table.column_names if c not in INTERNAL]

@@ -7,6 +7,29 @@ from functools import cache
 from pathlib import Path
 
 ISO_DATE_FORMATS = ["%Y-%m-%d"]
+
+# Working columns live in a namespace no extract column can use: every header is stripped of surrounding
+# whitespace when read (readers.clean_header), so no extract column name starts with a space.
+NS = " _"
+ROW, ISSUE, RAW = NS + "row", NS + "issue", NS + "raw"  # added by the readers
+KEY, REASON, LONGEST, HASH, DUP = NS + "key", NS + "reason", NS + "longest", NS + "h", NS + "dup"
+PKEY, PSRC = NS + "pkey", NS + "psrc"  # the resolved person reference of an event row
+INTERNAL = (ROW, ISSUE, RAW)
+
+
+def work(name: str) -> str:
+    """A quoted working column (``name`` is one of the constants above)."""
+    return q(name)
+
+
+def dcol(col: str) -> str:
+    """Working column: the parsed TIMESTAMP of date column ``col``."""
+    return q(NS + "d_" + col)
+
+
+def tcol(col: str) -> str:
+    """Working column: whether date column ``col`` carries a time of day."""
+    return q(NS + "t_" + col)
 ISO_DATETIME_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
@@ -27,7 +50,7 @@ def val(col: str) -> str:
 
 def ok_col(col: str, fn: str) -> str:
     """Working column saying whether ``col`` is valid as a ``fn`` ('pc', 'ph', 'em') field (computed once per row)."""
-    return q(f"_ok_{fn}_{col}")
+    return q(f"{NS}ok_{fn}_{col}")
 
 
 def fmt_list(formats: list[str]) -> str:

@@ -3,6 +3,8 @@
 The sheet XML is read directly (openpyxl's workbook, shared-string and style readers are reused, cell values
 follow openpyxl's ``parse_cell`` with ``data_only``); any surprise falls back to openpyxl's own reader.
 Rows are numbered as data rows after the header; blank rows are not records; typed dates become ISO text.
+Blank header cells, and values beyond the last header cell, become columns named ``column_<n>`` (a sheet
+cannot tell a blank header cell from none), each with a header note.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ecins_link.ingest.readers import ReadError
+from ecins_link.ingest.readers import ReadError, clean_header, with_info
+from ecins_link.ingest.sql import ISSUE, RAW, ROW
 
 
 def _cell(v: object) -> str | None:
@@ -42,12 +45,20 @@ def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
     header = None
     for r in rows:
         if any(v is not None and str(v).strip() for v in r):
-            header = [str(v).strip() if v is not None else "" for v in r]
+            header = [_cell(v) or "" for v in r]
             break
     if not header:
         raise ReadError("sheet is empty (no header)")
-    while header and header[-1] == "":
+    while header and not header[-1].strip():
         header.pop()
+    # values beyond the last header cell: a column whose header cell is blank (not a ragged row: a sheet
+    # cannot tell a blank header cell from none), renamed like any blank header
+    width = max((len(r) for r in all_rows), default=0)
+    if width > len(header):
+        used = max((k + 1 for r in all_rows if len(r) > len(header)
+                    for k in range(len(header), len(r)) if r[k] is not None and str(r[k]).strip()), default=0)
+        header += [""] * max(0, used - len(header))
+    header, notes = clean_header(header)
     ncols = len(header)
     cols: list[list[str | None]] = [[] for _ in range(ncols)]
     rownums, issues, raws, row = [], [], [], 0
@@ -64,11 +75,11 @@ def read_xlsx(path: Path, sheet: str | None = None) -> pa.Table:
         rownums.append(row)
         issues.append(issue)
         raws.append(",".join(v or "" for v in values + extra)[:1000] if issue else None)
-    arrays = {"_row": pa.array(rownums, pa.int64()), "_issue": pa.array(issues, pa.string()),
-              "_raw": pa.array(raws, pa.string())}
+    arrays = {ROW: pa.array(rownums, pa.int64()), ISSUE: pa.array(issues, pa.string()),
+              RAW: pa.array(raws, pa.string())}
     for name, values in zip(header, cols, strict=True):
         arrays[name] = pa.array(values, pa.string())
-    return pa.table(arrays)
+    return with_info(pa.table(arrays), encoding="xlsx", delimiter=None, header_notes=notes, ignored=[])
 
 
 XLSX_TREE_MAX = 64 << 20  # sheet XML bytes parsed as one tree; larger sheets are streamed

@@ -1,13 +1,14 @@
-"""Matching stages: persons (Splink model + clustering) and locations (UPRN resolution).
+"""Matching stage for persons (Splink model + clustering).
 
-Both entry points are imported lazily so that importing :mod:`ecins_link.matching` stays cheap.
+The entry point is imported lazily so that importing :mod:`ecins_link.matching` stays cheap.  Locations
+(UPRN resolution) are their own stage: :mod:`ecins_link.locations`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["link_persons", "link_locations"]
+__all__ = ["link_persons"]
 
 
 def link_persons(store: Any, config: Any) -> None:
@@ -15,10 +16,3 @@ def link_persons(store: Any, config: Any) -> None:
     from ecins_link.matching.persons import link_persons as _link
 
     _link(store, config)
-
-
-def link_locations(store: Any, config: Any, **options: Any) -> None:
-    """Locations stage (see :func:`ecins_link.matching.locations.link_locations`)."""
-    from ecins_link.matching.locations import link_locations as _link
-
-    _link(store, config, **options)

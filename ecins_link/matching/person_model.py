@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,8 @@ from splink import comparison_level_library as cll
 from splink import comparison_library as cl
 from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
 
+from ecins_link.config import ConfigError, read_toml
+
 # forename and surname swapped (each side may carry a typo)
 SWAP = ("forename_l <> surname_l AND jaro_winkler_similarity(forename_l, surname_r) >= {jw} "
         "AND jaro_winkler_similarity(surname_l, forename_r) >= {jw}")
@@ -36,11 +37,36 @@ MODEL_FILE = Path(__file__).with_name("person_model.toml")
 log = logging.getLogger(__name__)
 
 
+_REQUIRED = {"thresholds": ("forename_jaro_winkler", "surname_jaro_winkler", "address_jaro_winkler",
+                             "swap_jaro_winkler", "phonetic_min_jaro_winkler", "twin_max_forename_jaro_winkler",
+                             "generation_years"),
+             "blocking": ("predict", "train", "prior_rules", "prior_recall", "fallback_prior", "u_sample_pairs",
+                          "em_max_iterations"),
+             "guard": ("negative_weight", "dob_years_apart", "max_side_evidence", "ambiguity_margin",
+                       "keep_pairs_min_probability")}
+
+
 def load_model_config(path: str | Path | None = None) -> dict:
-    """Read the model file (default: the packaged ``person_model.toml``)."""
+    """Read and check the model file (default: the packaged ``person_model.toml``); a file that cannot be used
+    is one :class:`~ecins_link.config.ConfigError` naming it, the key and the problem."""
     p = Path(path) if path else MODEL_FILE
-    with p.open("rb") as fh:
-        return tomllib.load(fh)
+    data = read_toml(p, "person model file")
+    for section, keys in _REQUIRED.items():
+        if not isinstance(data.get(section), dict):
+            raise ConfigError(f"{p}: missing section [{section}] (see ecins_link/matching/person_model.toml)")
+        missing = [k for k in keys if k not in data[section]]
+        if missing:
+            raise ConfigError(f"{p}: [{section}] lacks {missing} (see ecins_link/matching/person_model.toml)")
+    b = data["blocking"]
+    for key in ("predict", "train", "prior_rules", "train_fallback"):
+        if not all(isinstance(r, str) and r.strip() for r in b.get(key, [])):
+            raise ConfigError(f"{p}: [blocking] {key} must be a list of SQL conditions (text)")
+    if not b["predict"]:
+        raise ConfigError(f"{p}: [blocking] predict is empty: no pair would ever be compared")
+    for section in ("m_prior", "weight_bounds"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{p}: [{section}] must be a table")
+    return data
 
 
 def _lvl(sql: str, label: str) -> cll.CustomLevel:
@@ -64,6 +90,10 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
         comparison_levels=[
             _lvl(f"{fl} IS NULL OR {fr} IS NULL", "null").configure(is_null_level=True),
             _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            # a person recorded under one name only, kept as the forename: it may be the other's surname
+            _lvl("(surname_l IS NULL AND surname_r IS NOT NULL AND (forename_l = surname_r OR forename_dm_l = surname_dm_r))"
+                 " OR (surname_r IS NULL AND surname_l IS NOT NULL AND (forename_r = surname_l OR "
+                 "forename_dm_r = surname_dm_l))", "lone name is the other's surname"),
             _lvl(f"(length({fl}) = 1 OR length({fr}) = 1) AND left({fl}, 1) = left({fr}, 1)",
                  "initial only, agrees"),
             cll.ExactMatchLevel("forename", term_frequency_adjustments=True).configure(label_for_charts="exact"),
@@ -106,6 +136,10 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
+            # marriage, divorce, a maiden name: the surname differs, the forename and full date of birth agree
+            # (twins differ in forename, fathers and sons in date of birth); bounded in the model file
+            _lvl("dob_l = dob_r AND (forename_l = forename_r OR forename_canonical_l = forename_canonical_r)",
+                 "changed, forename and dob agree"),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
         priors=pri,
@@ -172,9 +206,45 @@ def _simple(name: str, pri: dict, extra: list | None = None) -> cl.CustomCompari
     )
 
 
+def _identifier(column: str, pri: dict) -> cl.CustomComparison:
+    """A reference number (``id_<name>``): exact, one typo (a digit mistyped or two swapped), else."""
+    return _cc(column, [
+        cll.NullLevel(column),
+        cll.ExactMatchLevel(column).configure(label_for_charts="exact"),
+        _lvl(f"length({column}_l) >= 4 AND damerau_levenshtein({column}_l, {column}_r) <= 1", "one character"),
+        cll.ElseLevel().configure(label_for_charts="else")], pri)
+
+
+def _attribute(column: str, t: dict, pri: dict) -> cl.CustomComparison:
+    """An extra attribute (``attr_<name>``: birth place, occupation): exact, similar spelling, else."""
+    return _cc(column, [
+        cll.NullLevel(column),
+        cll.ExactMatchLevel(column, term_frequency_adjustments=True).configure(label_for_charts="exact"),
+        _lvl(f"jaro_winkler_similarity({column}_l, {column}_r) >= {t.get('attribute_jaro_winkler', 0.9)}", "similar"),
+        cll.ElseLevel().configure(label_for_charts="else")], pri)
+
+
+# prior m of the generic comparisons (a model file's [m_prior] may name "id_nhs_number.exact" etc.)
+_GENERIC_PRIOR = {"id": {"exact": 0.85, "one character": 0.05, "else": 0.10},
+                  "attr": {"exact": 0.70, "similar": 0.05, "else": 0.25}}
+
+
 def comparisons(mc: dict) -> list[cl.CustomComparison]:
-    """The model's comparisons (forename, surname, dob, address, phone, email, sex, suffix)."""
+    """The model's comparisons: forename, surname, dob, address, phone, email, sex, suffix, then one per
+    identifier column (``id_*``) and extra attribute (``attr_*``) in ``mc["extra_columns"]``.  With
+    ``mc["comparisons"]`` (the names kept by ``person_fields.fit_to_data``), only those."""
     t, pri = mc["thresholds"], mc.get("m_prior", {})
+    out = _fixed_comparisons(t, pri)
+    for column in mc.get("extra_columns", []):
+        kind = column.split("_", 1)[0]
+        generic = {f"{column}.{k}": v for k, v in _GENERIC_PRIOR[kind].items()}
+        out.append(_identifier(column, {**generic, **pri}) if kind == "id"
+                   else _attribute(column, t, {**generic, **pri}))
+    keep = mc.get("comparisons")
+    return out if keep is None else [c for c in out if c.create_output_column_name() in keep]
+
+
+def _fixed_comparisons(t: dict, pri: dict) -> list[cl.CustomComparison]:
     return [
         _forename(t, pri), _surname(t, pri), _dob(t, pri), _address(t, pri),
         _simple("phone", pri, [_lvl("length(phone_l) >= 6 AND right(phone_l, 6) = right(phone_r, 6)", "last six digits"),
@@ -214,7 +284,7 @@ def _bad(p: Any) -> bool:
     return p is None or p == LEVEL_NOT_OBSERVED_TEXT or (isinstance(p, float) and (math.isnan(p) or p <= 0))
 
 
-def _guard_levels(linker: Linker, mc: dict) -> dict:
+def guard_levels(linker: Linker, mc: dict) -> dict:
     """Replace untrained / invalid m and u by priors, then cap match weights; returns what was changed."""
     priors, u_default = mc.get("m_prior", {}), float(mc.get("u_prior", {}).get("default", 1e-5))
     bounds = mc.get("weight_bounds", {})
@@ -265,56 +335,6 @@ def quiet_splink() -> Iterator[None]:
         yield
     finally:
         lg.setLevel(before)
-
-
-def train(linker: Linker, mc: dict, seed: int = 42, n_records: int = 0, con: Any = None,
-          table: str = "person_std") -> dict:
-    """Unsupervised training with guards.  Returns a summary (no personal data, with seconds per step) for
-    ``linkage_models``.  ``n_records`` (the input size) bounds the u sample (see ``u_sample_pairs``).  With the
-    linker's connection ``con`` and input ``table``, an EM pass over more than ``blocking.em_max_pairs`` pairs
-    runs on a sample of them (``em_sample_rule``)."""
-    with quiet_splink():
-        return _train(linker, mc, seed, n_records, con, table)
-
-
-def _train(linker: Linker, mc: dict, seed: int, n_records: int, con: Any, table: str) -> dict:
-    b = mc["blocking"]
-    summary: dict[str, Any] = {"em_passes": [], "errors": []}
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    try:
-        linker.training.estimate_probability_two_random_records_match(
-            list(b["prior_rules"]), recall=float(b["prior_recall"]))
-        prior = linker._settings_obj._probability_two_random_records_match
-        if _bad(prior) or prior >= 0.5:
-            raise ValueError(f"implausible prior {prior}")
-    except Exception as err:  # noqa: BLE001 - any failure falls back to the configured prior
-        linker._settings_obj._probability_two_random_records_match = float(b["fallback_prior"])
-        summary["errors"].append(f"prior: {type(err).__name__}: {err}")
-    summary["prior"] = linker._settings_obj._probability_two_random_records_match
-    seconds["prior"] = _lap(started)
-    started = time.perf_counter()
-    try:
-        linker.training.estimate_u_using_random_sampling(max_pairs=u_sample_pairs(b, n_records), seed=seed)
-    except Exception as err:  # noqa: BLE001
-        summary["errors"].append(f"u sampling: {type(err).__name__}: {err}")
-    seconds["u_sampling"] = _lap(started)
-    for i, rule in enumerate(b["train"]):
-        started = time.perf_counter()
-        sampled, one_in = em_sample_rule(con, table, rule, int(b.get("em_max_pairs", 0) or 0)) if con else (rule, 1)
-        try:
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                sampled, estimate_without_term_frequencies=bool(b.get("em_without_term_frequencies", False)))
-            summary["em_passes"].append({"rule": rule, "ok": True, "sampled_one_in": one_in})
-        except Exception as err:  # noqa: BLE001 - e.g. no pairs on this rule, or degenerate data
-            summary["em_passes"].append({"rule": rule, "ok": False, "sampled_one_in": one_in,
-                                         "error": f"{type(err).__name__}: {err}"})
-        # EM on clean data may set a level's m to 0 or leave it unobserved: repair before the next pass
-        _guard_levels(linker, {**mc, "weight_bounds": {}})
-        summary["em_passes"][-1]["seconds"] = seconds[f"em_{i + 1}"] = _lap(started)
-    summary["guards"] = _guard_levels(linker, mc)
-    summary["seconds"] = seconds
-    return summary
 
 
 def em_sample_rule(con: Any, table: str, rule: str, max_pairs: int) -> tuple[str, int]:

@@ -41,13 +41,15 @@ import pandas as pd
 from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
+from ecins_link.matching.person_fields import column_stats, fit_to_data
+from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
     load_model_config,
     make_linker,
     quiet_splink,
-    train,
 )
+from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -106,7 +108,8 @@ def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int) -> tuple[dict, dict]:
+def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: int,
+           allow_untrained: list[str] | None = None, labels: tuple[list, list] = ([], [])) -> tuple[dict, dict]:
     """Train and predict on ``con`` (holding ``person_std``); leaves all scored pairs in table ``_pp_all``.
     Returns (settings, summary)."""
     started = time.perf_counter()
@@ -122,12 +125,27 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
                                f"({max_pairs:,}); tighten the blocking rules or raise the limit")
     count_seconds = _lap(started)
     linker = make_linker(con, INPUT_TABLE, mc)
-    summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE)
+    try:
+        summary = train(linker, mc, n_records=n_records, con=con, table=INPUT_TABLE, allow_untrained=allow_untrained)
+    except TrainingError as err:
+        raise LinkageError(str(err)) from None
+    must, cannot = labels
+    lab = mc.get("labels", {})
+    min_each = int(lab.get("min_each", 20))
+    if must or cannot:
+        summary["labels"] = {"match": len(must), "non_match": len(cannot)}
+        if lab.get("m_from_labels", True):
+            summary["labels"]["m_from_labels"] = learn_m_from_labels(linker, con, must, mc, min_each)
     started = time.perf_counter()
     with quiet_splink():
         preds = linker.inference.predict()
     con.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
         SELECT unique_id_l, unique_id_r, match_weight, match_probability, match_key FROM {preds.physical_name}""")
+    if (must or cannot) and lab.get("calibrate", True):
+        summary["calibration"] = calibrate(con, "_pp_all", must, cannot, min_each)
+        if not summary["calibration"]["used"]:
+            summary.setdefault("warnings", []).append(
+                f"persons: no calibration from clerical labels: {summary['calibration']['reason']}")
     # pairs each rule added after the earlier ones (Splink's match_key = index of the first rule that found it)
     per_rule = dict(con.execute("SELECT CAST(match_key AS INT), count(*) FROM _pp_all GROUP BY 1").fetchall())
     blocking = [{"rule": r, "pairs": int(per_rule.get(i, 0))} for i, r in enumerate(rules)]
@@ -138,6 +156,24 @@ def _score(con: duckdb.DuckDBPyConnection, mc: dict, max_pairs: int, n_records: 
     summary.update(blocking=blocking, candidate_pairs=total, level_weights=level_weights(linker))
     linker.table_management.delete_tables_created_by_splink_from_db()
     return settings, summary
+
+
+def _diagnostics(summary: dict, mc: dict, n_people: int) -> None:
+    """The run-diagnostics keys of ``linkage_models.summary_json`` (read by the run summary):
+    trained / untrained comparisons, dropped fields, candidate pairs, clusters, warnings."""
+    names = list(mc.get("comparisons") or [])
+    summary.setdefault("trained_comparisons", [] if summary.get("mode") != "incremental" else names)
+    summary.setdefault("untrained_comparisons", [] if summary.get("mode") != "incremental" else [])
+    summary["dropped_fields"] = mc.get("dropped_fields", [])
+    summary["dropped_rules"] = mc.get("dropped_rules", [])
+    summary["candidate_pairs"] = int(summary.get("candidate_pairs", 0) or 0)
+    summary["clusters"] = n_people
+    warnings = summary.setdefault("warnings", [])
+    for d in summary["dropped_fields"]:
+        if d["field"] in ("forename", "surname", "dob") or d.get("mapped"):
+            warnings.append(f"persons: field '{d['field']}' dropped from the model: {d['reason']}")
+    for w in warnings:
+        log.warning(w)
 
 
 def _record_hashes(table: str = INPUT_TABLE) -> str:
@@ -158,7 +194,7 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     from splink import DuckDBAPI, Linker
 
     con = store.con
-    row = con.execute(f"""SELECT settings_json, run_id FROM linkage_models WHERE {_TRAINED}
+    row = con.execute(f"""SELECT settings_json, run_id, summary_json FROM linkage_models WHERE {_TRAINED}
                           ORDER BY created_at DESC LIMIT 1""").fetchone()
     settings, model_run = json.loads(row[0]), row[1]
     started = time.perf_counter()
@@ -194,6 +230,11 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
         UNION ALL
         SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
     n_new = int(scratch.execute(f"SELECT count(*) FROM {preds.physical_name}").fetchone()[0])
+    calibration = json.loads(row[2] or "{}").get("calibration", {})
+    if calibration.get("used"):  # the model's calibration from clerical labels applies to its fresh pairs
+        scratch.execute(f"""UPDATE _pp_all SET match_probability = 1.0 / (1.0 + exp(-(? * match_weight + ?)))
+            WHERE (unique_id_l, unique_id_r) IN (SELECT unique_id_l, unique_id_r FROM {preds.physical_name})""",
+                        [calibration["slope"], calibration["intercept"]])
     linker.table_management.delete_tables_created_by_splink_from_db()
     scratch.execute("DROP TABLE _pp_input; DROP TABLE _pp_carried")
     summary = {"mode": "incremental", "model_run_id": model_run, "new_or_changed_records": n_delta,
@@ -223,7 +264,13 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     connection, train and score pairs there (or, with ``linkage.retrain = false``, score only pairs touching
     new or changed records), cluster with the clerical decisions and the guard, and link one-to-one sources.
     ``store`` may be a :meth:`Store.reader` handle, so this can run while another stage writes the store."""
+    if config.engine.backend == "spark":  # scoring and clustering on Spark (docs/spark.md); the rest as below
+        from ecins_link.matching.spark_backend import score_persons_spark
+
+        return score_persons_spark(store, config, model_file)
     store.require(INPUT_TABLE, stage="persons")
+    if model_file is None and config.linkage.model:
+        model_file = config.path_of(config.linkage.model)
     mc = load_model_config(model_file)
     lk, guard = config.linkage, mc["guard"]
     n_records = store.count(INPUT_TABLE)
@@ -231,12 +278,19 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         count(*) - count(unique_id) FROM {INPUT_TABLE}""").fetchone()
     if dupes or nulls:
         raise LinkageError(f"persons: {dupes} duplicate and {nulls} missing unique_id value(s) in {INPUT_TABLE}")
-    scratch = store.open_scratch({INPUT_TABLE: f'SELECT * FROM "{INPUT_TABLE}"'})
+    # training-only copies of the columns fallback EM passes block on (person_training.alias_rule)
+    have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
+    copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
+                     if c in have)
+    scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
+        if n_records >= 2:
+            mc = fit_to_data(mc, column_stats(scratch, INPUT_TABLE), config)
         if n_records >= 2 and not lk.retrain and _can_increment(store):
             settings, summary = _score_incremental(store, scratch, lk.max_pairs)
         elif n_records >= 2:
-            settings, summary = _score(scratch, mc, lk.max_pairs, n_records)
+            settings, summary = _score(scratch, mc, lk.max_pairs, n_records, lk.allow_untrained,
+                                       load_constraints(store))
             summary["mode"] = "full"
         else:  # nothing to compare: an untrained model keeps linkage_models/explain consistent
             scratch.execute("""CREATE TABLE _pp_all (unique_id_l VARCHAR, unique_id_r VARCHAR,
@@ -304,6 +358,7 @@ def _write_persons(store: Store, config: ProjectConfig, scored: ScoredPersons) -
             count(DISTINCT person_id) FILTER (WHERE person_id IN
                 (SELECT person_id FROM person_clusters GROUP BY person_id HAVING count(*) > 1))
             FROM person_clusters""").fetchone()
+        _diagnostics(summary, scored.model, n_people)
         summary.update(input_table=INPUT_TABLE, match_threshold=lk.match_threshold, records=n_records,
                        persons=n_people, multi_record_persons=n_multi, scored_pairs=counts["scored_pairs"],
                        kept_pairs=n_pairs, must_link=counts["must_link"], cannot_link=counts["cannot_link"],

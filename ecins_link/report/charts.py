@@ -16,12 +16,13 @@ from html import escape
 
 import pandas as pd
 
+from ecins_link.report.labels import category_colour, category_label, edge_label
+
 log = logging.getLogger(__name__)
 MAX_NODES = 60
 
 
-CATEGORY_COLOURS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",
-                    "#9d755d", "#bab0ac")  # Tableau-10, the Vega default category scheme
+# one colour per category on every page (labels.toml), not a palette re-dealt per chart
 
 
 def _ticks(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -73,11 +74,11 @@ def timeline_svg(signals: pd.DataFrame | list[dict], width: int = 760) -> str | 
     dates = [p[0] for p in points]
     agencies = sorted({p[1] for p in points})
     categories = sorted({p[3] for p in points})
-    colour = {c: CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, c in enumerate(categories)}
+    colour = {c: category_colour(c) for c in categories}
     lo, hi = min(dates), max(dates)
     pad_days = max(15, (hi - lo).days // 25)
     lo, hi = lo - dt.timedelta(days=pad_days), hi + dt.timedelta(days=pad_days)
-    left, right, top, row = 120, 150, 34, 34
+    left, right, top, row = 120, 180, 34, 34
     plot_w = width - left - right
     height = max(top + row * len(agencies) + 34, top + 16 * len(categories) + 12)
     span = (hi - lo).days or 1
@@ -112,7 +113,8 @@ def timeline_svg(signals: pd.DataFrame | list[dict], width: int = 760) -> str | 
     out.append(f'<text x="{width - right + 14}" y="{top + 2}" font-size="11" font-weight="bold">category</text>')
     for i, cat in enumerate(categories):
         ly = top + 16 + 16 * i
-        short = cat if len(cat) <= 18 else cat[:17] + "…"
+        words = category_label(cat) or cat
+        short = words if len(words) <= 24 else words[:23] + "…"
         out.append(f'<circle cx="{width - right + 19}" cy="{ly - 4}" r="5" fill="{colour[cat]}"/>'
                    f'<text x="{width - right + 29}" y="{ly}" font-size="10">{escape(short)}</text>')
     out.append("</svg>")
@@ -240,8 +242,9 @@ def _layout(adj: dict, seeds: set | None = None, components: list[set] | None = 
     return pos
 
 
-EDGE_COLOURS = {"resides_at": "#8c8c8c", "same_household": "#2b7bba", "co_involved": "#d08c00",
-                "victim_suspect": "#c0392b"}
+# edge colours keep 3:1 against white (WCAG 2.1 non-text contrast); legend text is dark, the swatch coloured
+EDGE_COLOURS = {"resides_at": "#6e6e6e", "same_household": "#1f5fa8", "co_involved": "#a35f00",
+                "victim_suspect": "#b8322c"}
 _NODE_STYLE = {  # fill, stroke and stroke width of a node: case members (seeds) bold
     True: 'fill="#fde2c8" stroke="#a04000" stroke-width="3"',
     False: 'fill="#eef2f7" stroke="#5d6d7e" stroke-width="1.5"'}
@@ -256,7 +259,7 @@ def _edge_style(etype: object) -> str:
     if hit is None:
         text = str(etype)
         hit = _edge_styles[etype] = (f' stroke="{EDGE_COLOURS.get(text, "#999999")}" stroke-width="2">'
-                                     f'<title>{escape(text)}</title></line>')
+                                     f'<title>{escape(edge_label(text))}</title></line>')
     return hit
 
 
@@ -265,8 +268,10 @@ def _legend(y: int) -> str:
     hit = _legends.get(y)
     if hit is None:
         hit = _legends[y] = "\n".join(
-            [f'<text x="{10 + i * 150}" y="{y}" font-size="10" fill="{colour}" '
-             f'font-family="sans-serif">— {escape(etype)}</text>' for i, (etype, colour) in enumerate(EDGE_COLOURS.items())]
+            [f'<line x1="{10 + i * 185}" y1="{y - 4}" x2="{28 + i * 185}" y2="{y - 4}" stroke="{colour}" '
+             f'stroke-width="3"/><text x="{32 + i * 185}" y="{y}" font-size="10" fill="#1d2733" '
+             f'font-family="sans-serif">{escape(edge_label(etype))}</text>'
+             for i, (etype, colour) in enumerate(EDGE_COLOURS.items())]
             + ["</svg>"])
     return hit
 

@@ -20,13 +20,45 @@ import pandas as pd
 from markupsafe import escape as markup_escape
 
 from ecins_link.report.cells import Cells, column, fmt, group_by_case, val
+from ecins_link.report.labels import (
+    agency_label,
+    category_label,
+    entity_label,
+    role_label,
+    signal_label,
+    source_label,
+)
 
 SIGNAL_CELLS = ("event_date", "agency", "source", "record_key", "signal", "category", "role")
+AT_RISK_CATEGORIES = {"VULNERABILITY", "CHILD_WELFARE", "EXPLOITATION"}
+VICTIM_ROLES = {"V", "VICTIM"}
 TIMELINE_FIELDS = ("event_date", "agency", "signal", "category", "role")
 
 
+def _worded(frame: pd.DataFrame) -> pd.DataFrame:
+    """The signal frame with codes as words (signal, category, role, agency, source): each distinct value
+    mapped once."""
+    if not len(frame):
+        return frame
+    out = frame.copy()
+    for col, fn in (("signal", signal_label), ("category", category_label), ("role", role_label),
+                    ("agency", agency_label), ("source", source_label)):
+        if col in out.columns:
+            values = out[col].astype("object")
+            uniques = {v: fn(v) for v in pd.unique(values.dropna())}
+            out[col] = values.map(uniques)
+    return out
+
+
+def page_cells(cells: Cells, series: pd.Series) -> list[str]:
+    """``cell_column`` for a page table: date cells never wrap at their hyphens (``class="nowrap"``)."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) or (
+            series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "date"):
+        return [c.replace("<td>", '<td class="nowrap">', 1) for c in cell_column(cells, series)]
+    return cell_column(cells, series)
+
+
 def cell_column(cells: Cells, series: pd.Series) -> list[str]:
-    """The ``<td>`` cell (``Cells.td``) of every value of ``series``, each distinct value formatted once."""
     if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
         return [cells.td(v) for v in column(series)]  # lists, mixed types: value by value (1 == True in a dict)
     try:
@@ -67,8 +99,10 @@ class SignalRows:
     cells as one escaped string (without the opening ``<tr>``: that marks rows used by a rule)."""
 
     def __init__(self, frame: pd.DataFrame, cells: Cells, person_label: Callable[[object], object],
-                 loc_label: Callable[[object], str]) -> None:
+                 loc_label: Callable[[object], str], linked_persons: set[str] | None = None) -> None:
         self.frame = frame
+        self._risk: list | None = None
+        shown = _worded(frame)
         self._timeline: dict[str, list] | None = None
         self.by_case = _index_by_case(column(frame["case"])) if len(frame) else {}
         self.detail = _detail(frame)
@@ -76,7 +110,7 @@ class SignalRows:
         sources = column(frame["source"]) if len(frame) else []
         self.key = [(s, str(k)) for s, k in zip(sources, column(frame["record_key"]) if len(frame) else [],
                                                 strict=True)]
-        parts = [cell_column(cells, frame[c]) for c in SIGNAL_CELLS]
+        parts = [page_cells(cells, shown[c]) for c in SIGNAL_CELLS]
         memo: dict = {}
         persons = column(frame["person_id"]) if len(frame) else []
         parts.append(cells_of(cells, [memo[p] if p in memo else memo.setdefault(p, person_label(p))
@@ -85,11 +119,27 @@ class SignalRows:
         loc_memo: dict = {}
         parts.append(cells_of(cells, [loc_memo[x] if x in loc_memo else loc_memo.setdefault(x, loc_label(x))
                                       for x in locs]))
-        parts.append(cell_column(cells, frame["link_confidence"]) if len(frame) else [])
+        conf = frame["link_confidence"] if len(frame) else frame.get("link_confidence")
+        if len(frame) and linked_persons is not None:  # a confidence only where the person's records were linked
+            conf = conf.where(frame["person_id"].astype("string").isin(list(linked_persons)).fillna(False).to_numpy())
+        parts.append(cell_column(cells, conf) if len(frame) else [])
         self.html = ["".join(t) + "</tr>\n" for t in zip(*parts, strict=True)]
 
     def rows(self, case: object) -> list[int]:
         return self.by_case.get(case, [])
+
+    def at_risk_persons(self, rows: Sequence[int]) -> set[str]:
+        """Persons of ``rows`` recorded as a victim or with a vulnerability, child-welfare or exploitation
+        signal (who a case is about, when it is headed by an address or household)."""
+        if not rows:
+            return set()
+        if self._risk is None:
+            cats = column(self.frame["category"].astype("string").str.upper())
+            roles = column(self.frame["role"].astype("string").str.upper())
+            persons = column(self.frame["person_id"])
+            self._risk = [str(p) if p is not None and (c in AT_RISK_CATEGORIES or r in VICTIM_ROLES) else None
+                          for p, c, r in zip(persons, cats, roles, strict=True)]
+        return {self._risk[i] for i in rows if self._risk[i] is not None}
 
     def timeline_rows(self, rows: Sequence[int]) -> list[dict]:
         """The rows as dicts of the fields the timeline draws (the columns listed once, when first needed)."""
@@ -130,7 +180,7 @@ class RecordRows:
                 self.cells[c] = cells_of(cells, shown_link)
                 has = np.array([v is not None for v in shown_link], dtype=bool)
             else:
-                self.cells[c] = cell_column(cells, frame[c])
+                self.cells[c] = page_cells(cells, frame[c])
                 has = frame[c].notna().to_numpy(dtype=bool)  # (None, NaN, NaT and NA are all missing)
             filled |= has.astype(np.int64) << j
         self.filled: list[int] = filled.tolist()
@@ -195,12 +245,17 @@ def flag_html(f: dict) -> str:
     """A flag's part of a case page's summary (heading, guidance, evidence), every value escaped as the
     template would (``markupsafe.escape``); the same for every page that shows the flag."""
     e = markup_escape
-    out = (f'<h3>{e(f["label"] or f["rule"])} <span class="muted">(rule {e(f["rule"])}, rank {e(f["rank"])}, '
+    out = (f'<h3>{e(f["label"] or f["rule"])} <span class="muted">(rank {e(f["rank"])}, '
            f'score {e(fmt(f["score"]))}, {e(fmt(f["first_date"]))} – {e(fmt(f["last_date"]))})</span></h3>\n')
+    if f.get("status"):
+        out += (f'<p class="muted">Status: {e(f["status"])}; criterion first met {e(fmt(f.get("first_met")))}, '
+                f'last met {e(fmt(f.get("last_met")))}</p>\n')
+    if f.get("sentences"):
+        out += "<ul class=\"evidence\">" + "".join(f"<li>{e(t)}</li>" for t in f["sentences"]) + "</ul>\n"
     if f["guidance"]:
         out += f'<div class="guidance">{e(f["guidance"])}</div>'
     if f["evidence_text"]:
-        out += f'<details><summary>Evidence (as recorded by the rule)</summary><pre>{e(f["evidence_text"])}</pre></details>'
+        out += f'<details><summary>Evidence as the rule recorded it (technical)</summary><pre>{e(f["evidence_text"])}</pre></details>'
     return out
 
 
@@ -233,8 +288,17 @@ def worklist_rows(cases: Sequence[dict]) -> str:
     marker = ("<span class=\"marker\" title=\"No single agency's records meet this rule\">"
               "invisible to any single agency</span>")
     return "".join([
-        f'<tr>\n  <td>{e(c["rank"])}</td>\n  <td><a href="{e(c["page"])}">{e(c["entity_type"])} {e(c["entity_id"])}'
-        f'</a></td>\n  <td>{e(c["label"])}</td>\n  <td>{e(str(c["rules"]).replace(";", ", "))}</td>\n'
+        f'<tr>\n  <td>{e(c["rank"])}</td>\n  <td><a href="{e(c["page"])}">{e(entity_label(c["entity_type"]))} {e(c["entity_id"])}'
+        f'</a></td>\n  <td>{e(c["label"])}</td>\n  <td>{e(c.get("rule_words") or str(c["rules"]).replace(";", ", "))}</td>\n'
         f'  <td>{e(fmt(c["score"]))}</td>\n  <td>{e(fmt(c["agencies"]))}</td>\n'
         f'  <td>{marker if c["invisible_to_single_agency"] == "yes" else ""}</td>\n'
-        f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}</td>\n</tr>\n' for c in cases])
+        f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}{_status(c)}</td>\n</tr>\n' for c in cases])
+
+
+def _status(c: dict) -> str:
+    """A case's status and the dates its criteria were met, for the worklist's dates cell (escaped)."""
+    if not c.get("status"):
+        return ""
+    e = markup_escape
+    return (f'<br><span class="muted">{e(c["status"])}: met {e(fmt(c.get("first_met")))} – '
+            f'{e(fmt(c.get("last_met")))}</span>')

@@ -17,19 +17,20 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 from markupsafe import Markup
-from markupsafe import escape as markup_escape
 
 from ecins_link.report import cases as gather
 from ecins_link.report import pagedata
 from ecins_link.report.cells import Cells, fmt, named_records, person_label, val, write_page
 from ecins_link.report.charts import network_svg, timeline_svg
+from ecins_link.report.evidence_words import condition_selectors, evidence_sentences
 from ecins_link.report.fanout import default_workers, forked_map
+from ecins_link.report.labels import entity_label, header_label
 from ecins_link.report.views import View
 from ecins_link.store import Store
 
 log = logging.getLogger(__name__)
 INDEX: dict = {}  # the worklist page, as an item of the render work (compared by identity)
-PERSON_FIELDS = ("person_id", "dob", "age", "is_child", "sex")  # what a case page shows of a person row
+PERSON_FIELDS = ("person_id", "dob", "age", "is_child", "sex", "n_records")  # what a case page shows of a person row
 RECORD_FIELDS = {"name": ["title", "forenames", "surname"], "dob": ["dob"], "sex": ["sex"],
                  "address": ["address_text", "postcode"], "phone": ["phone"], "email": ["email"]}
 
@@ -69,10 +70,16 @@ class PanelBuilder:
         self.store, self.view, self.flags, self.cases = store, view, flags, cases
         self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
+        self.config = None  # set to the ProjectConfig to word each condition with its own records' agencies
         self.env = _env()
         self.cells = Cells()
         css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
-        self.css = markup_escape(css)  # escaped once, as jinja would escape it on every page
+        # the package's own stylesheet, inserted as is: HTML-escaping text inside <style> (a raw-text element)
+        # turned its quotes into &#34; and the browser dropped every quoted declaration (font family, the
+        # protective marking of printed pages)
+        if "</" in css:
+            raise ValueError("style.css must not contain '</'")
+        self.css = Markup(css)
 
     def _gather(self, on_records: Callable[[pd.DataFrame], object]) -> dict[str, pd.DataFrame]:
         """The case frames (see :mod:`ecins_link.report.cases`); ``on_records`` is called with the records
@@ -151,7 +158,10 @@ class PanelBuilder:
     def _render_index(self) -> None:
         """Write index.html: the ranked worklist, one row per case."""
         _, loc_labels, person_labels = self.page_data
-        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels))
+        rule_label = dict(zip(self.flags["rule"], self.flags["label"].fillna(self.flags["rule"]), strict=False)) \
+            if len(self.flags) else {}
+        index_rows = [dict(c, label=self._entity_label(c, person_labels, loc_labels),
+                           rule_words="; ".join(rule_label.get(r, r) for r in str(c["rules"]).split(";") if r))
                       for c in self.cases.to_dict("records")]
         index = self.env.get_template("index.html.j2").render(
             cases=index_rows, rows_html=Markup(pagedata.worklist_rows(index_rows)), view=self.view, run_label=self.run_label, css=self.css, n_flags=len(self.flags))
@@ -202,11 +212,20 @@ class PanelBuilder:
         cols = ["source", "agency", "record_key"] + [c for f, cs in RECORD_FIELDS.items() if self.view.field(f)
                                                      for c in cs]
         cols += ["cluster_confidence", "linked_to", "best_match_weight", "best_match_probability"]
+        linked_ids = self._linked_persons(frames.get("persons"))
         return {"signals": pagedata.SignalRows(frames["signals"], self.cells, signal_person,
-                                               lambda x: self._loc_label(x, loc_labels)),
+                                               lambda x: self._loc_label(x, loc_labels), linked_ids),
                 "records": pagedata.RecordRows(frames["records"], self.cells, cols, linked),
                 "edges": pagedata.EdgeRows(frames["edges"]), "persons": pagedata.grouped(frames.get("persons"), PERSON_FIELDS),
                 "overrides": pagedata.grouped(frames.get("overrides"))}
+
+    @staticmethod
+    def _linked_persons(persons: pd.DataFrame | None) -> set[str]:
+        """Persons made of more than one record: only their links have a confidence worth showing."""
+        if persons is None or not len(persons) or "n_records" not in persons.columns:
+            return set()
+        many = persons["n_records"].fillna(0).astype(int) > 1
+        return {str(p) for p in persons.loc[many, "person_id"]}
 
     @staticmethod
     def _edge_locations(edges: pd.DataFrame, nodes: pd.DataFrame) -> list[str]:
@@ -275,8 +294,9 @@ class PanelBuilder:
                 "dob": val(p.get("dob")) if view.field("dob") else None,
                 "age": val(p.get("age")) if view.field("dob") else None,
                 "sex": val(p.get("sex")) if view.field("sex") else None, "is_child": val(p.get("is_child")),
-                "rows": bool(recs), "head": self.cells.head(shown), "body": rec.body(recs, shown),
-                "confidence": min(conf) if conf else None})
+                "rows": bool(recs), "head": self.cells.head([header_label(c) for c in shown]), "body": rec.body(recs, shown),
+                # "confidence" only where records were linked (one record alone has no link to be sure of)
+                "confidence": min(conf) if len(conf) > 1 else None})
         edges = share["edges"].rows(key)
         seeds = list(case["person_ids"]) + ["U" + u for u in case["uprns"]]
         if case["entity_type"] == "location":
@@ -300,7 +320,22 @@ class PanelBuilder:
                 "network_svg": net, "timeline_svg": timeline_svg(sig.timeline_rows(sig_rows)) if charted else None,
                 "chart_omitted": bool(sig_rows) and not charted,
                 "view": view, "run_label": self.run_label, "css": self.css,
-                "entity_label": self._entity_label(case, person_labels, loc_labels)}
+                "entity_label": self._entity_label(case, person_labels, loc_labels),
+                "entity_words": entity_label(case["entity_type"]),
+                "case_ref": Path(case["page"]).stem.removeprefix("case_"),
+                "at_risk": self._at_risk(case, persons, sig.at_risk_persons(sig_rows))}
+
+    @staticmethod
+    def _at_risk(case: dict, persons: list[dict], flagged: set[str]) -> list[dict]:
+        """Who is at risk, first on the page: the case's children (youngest first), then people recorded as
+        victims or vulnerable, else the case's own person."""
+        shown = [p for p in persons if p.get("label") and p.get("is_child") is not None]
+        children = sorted([p for p in shown if p.get("is_child")],
+                          key=lambda p: p["age"] if p.get("age") is not None else 99)
+        others = [p for p in shown if not p.get("is_child") and str(p["person_id"]) in flagged]
+        if children or others:
+            return children + others
+        return [p for p in persons if case["entity_type"] == "person" and str(p["person_id"]) == str(case["entity_id"])]
 
     def _loc_label(self, location_id: object, loc_labels: dict) -> str:
         if location_id is None or (isinstance(location_id, float) and pd.isna(location_id)):
@@ -336,6 +371,14 @@ class PanelBuilder:
         finally:
             self.store.con.unregister("__c_evidence")
 
+    def _category_of(self) -> dict[str, str]:
+        """signal code -> category, from the gathered signals (no store access: called in page workers)."""
+        sig = self.data.get("signals") if self.data else None
+        if sig is None or not len(sig):
+            return {}
+        pairs = sig[["signal", "category"]].dropna().drop_duplicates()
+        return dict(zip(pairs["signal"].astype(str), pairs["category"].astype(str), strict=False))
+
     def _flag_rows(self, flag_ids: set) -> dict[object, dict]:
         """The flags in ``flag_ids`` by id, each with its pretty-printed evidence ("" when missing or not
         JSON) and the records it names."""
@@ -343,6 +386,9 @@ class PanelBuilder:
         wanted = self.flags["flag_id"].isin(pd.Series(list(flag_ids), dtype=object)).to_numpy()
         rows = {f["flag_id"]: dict(f, evidence_text=pretty.get(i) or "", named_records=named_records(f.get("evidence")))
                 for i, f in zip(wanted.nonzero()[0].tolist(), self.flags[wanted].to_dict("records"), strict=True)}
+        selectors = condition_selectors(self.config)
+        category_of = self._category_of()
         for f in rows.values():
+            f["sentences"] = evidence_sentences(f.get("evidence"), selectors, category_of)
             f["html"] = pagedata.flag_html(f)
         return rows

@@ -24,7 +24,10 @@ from ecins_link.store import Store
 PROFESSIONAL_JUDGEMENT = "professional_judgement"  # flags raised by an override alone (scoring stage)
 FORMULA_RE = r"^(\s*[=+\-@]|[\t\r])"
 WORKLIST_COLUMNS = ["rank", "case", "rules", "score", "agencies", "invisible_to_single_agency",
-                    "entity_type", "entity_id", "n_persons", "first_date", "last_date", "guidance", "page"]
+                    "entity_type", "entity_id", "n_persons", "first_date", "last_date", "guidance", "page",
+                    "status", "first_met", "last_met"]
+# a case's status: that of its most pressing flag
+STATUS_ORDER = {"escalated": 0, "new": 1, "ongoing": 2, "lapsed": 3}
 
 
 def neutralise_sql(expr: str) -> str:
@@ -94,12 +97,18 @@ def write_basic_tables(store: Store, config: ProjectConfig, view: View, out_dir:
         counts["quarantine"] = write_safe_csv(store, q, out_dir / "quarantine.csv")
         specs = [("persons", "person_clusters", "person_id, cluster_confidence",
                   {"person_id": pa.string(), "cluster_confidence": pa.float64()}),
-                 ("addresses", "address_matches", "uprn, location_id, match_confidence",
-                  {"uprn": pa.string(), "location_id": pa.string(), "match_confidence": pa.float64()})]
+                 ("addresses", "address_matches", "uprn, location_id, match_confidence, match_level, match_reason",
+                  {"uprn": pa.string(), "location_id": pa.string(), "match_confidence": pa.float64(),
+                   "match_level": pa.string(), "match_reason": pa.string()})]
         for out, table, cols, types in specs:
             if store.has_table(table):
+                have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                                  "WHERE table_name = ?", [table]).fetchall()}
+                # a store written before a column was added: the column is NULL (re-run the stage to fill it)
+                sel = ", ".join(f"t.{c}" if c in have else f"CAST(NULL AS VARCHAR) AS {c}"
+                                for c in (c.strip() for c in cols.split(",")))
                 data = con.execute(
-                    f"SELECT t.source, t.record_key, {', '.join('t.' + c.strip() for c in cols.split(','))} "
+                    f"SELECT t.source, t.record_key, {sel} "
                     f"FROM {table} t LEFT JOIN __ecins_src s USING (source) WHERE {agency_sql} "
                     "ORDER BY t.source, t.record_key", agency_params).to_arrow_table()
             else:
@@ -170,7 +179,8 @@ def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
     if flags.empty:
         return pd.DataFrame(columns=WORKLIST_COLUMNS + ["person_ids", "uprns", "flag_ids"])
     cols = ["flag_id", "rule", "entity_type", "entity_id", "person_ids", "uprns", "score", "rank", "agencies",
-            "visible_to_single_agency", "guidance", "first_date", "last_date"]
+            "visible_to_single_agency", "guidance", "first_date", "last_date", "status", "first_met", "last_met"]
+    flags = flags.assign(**{c: None for c in ("status", "first_met", "last_met") if c not in flags.columns})
     ordered = flags[cols].sort_values("rank", kind="stable")
     acc: dict[tuple, dict] = {}
     for values in zip(*(column(ordered[c]) for c in cols), strict=True):  # (to_dict("records"), faster)
@@ -179,7 +189,8 @@ def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
         c = acc.get(key)
         if c is None:
             c = acc[key] = {"best_rank": f["rank"], "rules": {}, "score": [], "agencies": set(), "persons": set(),
-                            "uprns": set(), "visible": False, "guidance": {}, "first": [], "last": [], "flag_ids": []}
+                            "uprns": set(), "visible": False, "guidance": {}, "first": [], "last": [], "flag_ids": [],
+                            "status": [], "met_first": [], "met_last": []}
         c["rules"][f["rule"]] = None
         c["score"].append(f["score"])
         for name, field in (("agencies", "agencies"), ("persons", "person_ids"), ("uprns", "uprns")):
@@ -191,6 +202,10 @@ def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
         c["first"].append(f["first_date"])
         c["last"].append(f["last_date"])
         c["flag_ids"].append(f["flag_id"])
+        if isinstance(f["status"], str):
+            c["status"].append(f["status"])
+        c["met_first"].append(f["first_met"])
+        c["met_last"].append(f["last_met"])
     rows = []
     for (etype, eid), c in acc.items():
         first = [d for d in c["first"] if _iso(d) is not None]
@@ -203,6 +218,9 @@ def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
             "first_date": _iso(min(first)) if first else None, "last_date": _iso(max(last)) if last else None,
             "guidance": " | ".join(c["guidance"]), "page": "cases/" + case_page_name(etype, str(eid)),
             "person_ids": sorted(c["persons"]), "uprns": sorted(c["uprns"]), "flag_ids": c["flag_ids"],
+            "status": min(c["status"], key=lambda s: STATUS_ORDER.get(s, 9)) if c["status"] else None,
+            "first_met": _iso(min(met_first)) if (met_first := [d for d in c["met_first"] if _iso(d)]) else None,
+            "last_met": _iso(max(met_last)) if (met_last := [d for d in c["met_last"] if _iso(d)]) else None,
         })
     cases = pd.DataFrame(rows).sort_values(["best_rank", "score", "case"], ascending=[True, False, True])
     cases.insert(0, "rank", range(1, len(cases) + 1))
@@ -212,7 +230,8 @@ def build_cases(flags: pd.DataFrame) -> pd.DataFrame:
 def write_flag_tables(store: Store, flags: pd.DataFrame, cases: pd.DataFrame, out_dir: Path) -> dict[str, int]:
     """flags.parquet and worklist.csv; returns row counts."""
     flag_cols = ["flag_id", "rule", "label", "entity_type", "entity_id", "person_ids", "uprns", "score", "rank",
-                 "agencies", "visible_to_single_agency", "evidence", "guidance", "first_date", "last_date"]
+                 "agencies", "visible_to_single_agency", "evidence", "guidance", "first_date", "last_date",
+                 "first_met", "last_met", "status"]
     ftab = flags[[c for c in flag_cols if c in flags.columns]]
     if ftab.empty:
         table = pa.table({
@@ -223,12 +242,14 @@ def write_flag_tables(store: Store, flags: pd.DataFrame, cases: pd.DataFrame, ou
             "rank": pa.array([], pa.int64()), "agencies": pa.array([], pa.list_(pa.string())),
             "visible_to_single_agency": pa.array([], pa.bool_()), "evidence": pa.array([], pa.string()),
             "guidance": pa.array([], pa.string()), "first_date": pa.array([], pa.date32()),
-            "last_date": pa.array([], pa.date32())})
+            "last_date": pa.array([], pa.date32()), "first_met": pa.array([], pa.date32()),
+            "last_met": pa.array([], pa.date32()), "status": pa.array([], pa.string())})
     else:
         table = pa.Table.from_pandas(ftab.reset_index(drop=True), preserve_index=False)
     pq.write_table(table, out_dir / "flags.parquet")
     work = cases[WORKLIST_COLUMNS] if not cases.empty else pd.DataFrame(columns=WORKLIST_COLUMNS)
     work = work.astype({"first_date": "string", "last_date": "string", "case": "string", "rules": "string", "guidance": "string", "page": "string",
-                        "entity_type": "string", "entity_id": "string", "invisible_to_single_agency": "string"})
+                        "entity_type": "string", "entity_id": "string", "invisible_to_single_agency": "string",
+                        "status": "string", "first_met": "string", "last_met": "string"})
     n = write_safe_csv(store, work, out_dir / "worklist.csv")
     return {"flags": table.num_rows, "worklist": n}

@@ -14,8 +14,9 @@ import time
 
 import duckdb
 
-from ecins_link.config import ProjectConfig
+from ecins_link.config import ProjectConfig, ScoringSettings
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
+from ecins_link.scoring.flagset import final_flags_sql, previous_flags_sql, record_history, status_counts
 from ecins_link.scoring.overrides import ensure_overrides_table
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
 from ecins_link.scoring.signals import (
@@ -35,7 +36,6 @@ REQUIRED = ("event_records", "person_clusters", "address_matches", "households",
 RECORD_STRUCT = ("source := source, record_key := record_key, agency := agency, signal := signal, "
                  "date := event_date::VARCHAR, role := role, person_id := person_id, "
                  "link_confidence := link_confidence::DOUBLE")
-PROFESSIONAL_JUDGEMENT = "professional_judgement"
 
 
 def load_project_rules(config: ProjectConfig) -> tuple[Taxonomy, RuleSet]:
@@ -47,29 +47,36 @@ def load_project_rules(config: ProjectConfig) -> tuple[Taxonomy, RuleSet]:
 
 
 def _rule_flags_sql(comp: RuleCompiler) -> str:
-    """Flag rows (before overrides and ranking) of one rule, from (temp) tables ``_fired`` and ``_vis``."""
+    """Flag rows (before overrides and ranking) of one rule, from (temp) tables ``_fired`` (the strongest
+    episode of each entity, with first_met / last_met) and ``_vis``."""
     r = comp.rule
     entity_uprn = {
         "location": "(SELECT min(uprn) FROM address_matches am WHERE am.location_id = f.entity_id)",
         "household": "(SELECT min(coalesce(h.uprn, am.uprn)) FROM households h LEFT JOIN address_matches am "
                      "ON am.location_id = h.location_id WHERE h.household_id = f.entity_id)",
     }.get(r.scope, "NULL::VARCHAR")
+    # what the flag id hashes: a household by its address (its households id changes as people come and go)
+    identity = ("coalesce((SELECT min(location_id) FROM households h WHERE h.household_id = f.entity_id), "
+                "f.entity_id)" if r.scope == "household" else "f.entity_id")
     self_person = "[f.entity_id]" if r.scope == "person" else "[]::VARCHAR[]"
     return f"""
     WITH es AS ({comp.es_sql()}),
     contrib AS (
         SELECT DISTINCT f.entity_id, es.signal_id, es.source, es.record_key, es.agency, es.signal, es.role,
-               es.event_date, es.person_id, es.uprn, es.link_confidence, es.decayed_weight
-        FROM _fired f JOIN es ON es.entity_id = f.entity_id
+               es.event_date, es.person_id, es.uprn, es.link_confidence, es.decayed_weight,
+               es.weight * pow(0.5, greatest(date_diff('day', es.event_date, f.anchor), 0) / es.half_life_days)
+                   AS episode_weight
+        FROM _fired f JOIN es ON {comp.in_episode('es', 'f')}
         WHERE {comp.contributing_predicate('f')}
     ),
     agg AS (
-        SELECT entity_id, sum(decayed_weight) AS dw, list(person_id) AS person_ids, list(uprn) AS uprns,
+        SELECT entity_id, sum(episode_weight) AS dw, list(person_id) AS person_ids, list(uprn) AS uprns,
                list(agency) AS agencies, min(event_date) AS first_date, max(event_date) AS last_date,
                list(struct_pack({RECORD_STRUCT}) ORDER BY event_date, source, record_key, signal) AS records
         FROM contrib GROUP BY entity_id
     )
     SELECT {lit(r.id)} AS rule, {lit(r.label)} AS label, {lit(r.scope)} AS entity_type, f.entity_id,
+           {identity} AS identity,
            list_sort(list_distinct(list_concat(coalesce(agg.person_ids, []::VARCHAR[]), {self_person})))
                AS person_ids,
            list_sort(list_distinct(list_concat(coalesce(agg.uprns, []::VARCHAR[]), [{entity_uprn}]))) AS uprns,
@@ -80,91 +87,65 @@ def _rule_flags_sql(comp: RuleCompiler) -> str:
            {comp.conditions_struct('f')} AS conditions, f.n_ok::BIGINT AS conditions_met,
            {r.needed}::BIGINT AS conditions_needed, {comp.boosts_struct('f')} AS boosts,
            coalesce(agg.records, []) AS records, {r.window_days}::BIGINT AS window_days,
-           {lit(r.guidance)} AS guidance, agg.first_date, agg.last_date
+           {lit(r.guidance)} AS guidance, agg.first_date, agg.last_date,
+           f.first_met, f.last_met, f.windows_met::BIGINT AS windows_met, f.ws AS window_start,
+           f.anchor AS window_end
     FROM _fired f LEFT JOIN agg ON agg.entity_id = f.entity_id LEFT JOIN _vis v ON v.entity_id = f.entity_id
     """
 
 
 def evaluate_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: dt.date, tables: dict[str, str],
-                  target: str) -> int:
+                  target: str, lookback_start: dt.date | None = None) -> int:
     """Evaluate one rule into table ``target`` (flag rows before overrides) on ``con``; returns flags raised.
-    The rule's working tables are temp tables of ``con``: its entity signals (read three times), the fired
-    entities and their single-agency visibility."""
-    comp = RuleCompiler(rule, as_of, tables)
+
+    The rule's working tables are temp tables of ``con``: its entity signals over the lookback, its anchors
+    (one episode window per contributing event date), the episodes that met the criterion, the strongest
+    episode of each entity with the first and last dates it was met, and its single-agency visibility (one
+    agency's records alone met the criterion in some window)."""
+    comp = RuleCompiler(rule, as_of, tables, lookback_start)
+    temps = ("_es_all", "_es", "_anchors", "_ep", "_fired", "_vis")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS {comp.entity_signals()}")
+        # the entity signals that can matter to the rule ...
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es_all AS SELECT * FROM ({comp.entity_signals(prefilter=True)}) "
+                    f"WHERE {comp.relevant_predicate()}")
+        comp.es_table = "temp.main._es_all"
+        # ... of the entities that could meet it in some window (a necessary condition) go on to the range join
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _es AS SELECT * FROM temp.main._es_all "
+                    f"WHERE entity_id IN ({comp.candidates_sql()})")
+        con.execute("DROP TABLE temp.main._es_all")
         comp.es_table = "temp.main._es"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _fired AS SELECT * FROM ({comp.evaluate_sql(False)}) WHERE fired")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _anchors AS {comp.anchors_sql()}")
+        comp.anchor_table = "temp.main._anchors"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ep AS SELECT * FROM ({comp.evaluate_sql(False)}) WHERE fired")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _fired AS
+            SELECT * EXCLUDE (rk) FROM (
+                SELECT *, min(anchor) OVER (PARTITION BY entity_id) AS first_met,
+                       max(anchor) OVER (PARTITION BY entity_id) AS last_met,
+                       count(*) OVER (PARTITION BY entity_id) AS windows_met,
+                       row_number() OVER (PARTITION BY entity_id
+                                          ORDER BY n_ok DESC, boost DESC, strength DESC, anchor DESC) AS rk
+                FROM temp.main._ep) WHERE rk = 1""")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _vis AS SELECT entity_id, bool_or(fired) AS visible "
                     f"FROM ({comp.evaluate_sql(True, 'temp.main._fired')}) GROUP BY entity_id")
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {_rule_flags_sql(comp)}")
     finally:
-        con.execute("DROP TABLE IF EXISTS temp.main._es")
-        con.execute("DROP TABLE IF EXISTS temp.main._fired")
-        con.execute("DROP TABLE IF EXISTS temp.main._vis")
+        for t in temps:
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{t}")
     return int(con.execute(f"SELECT count(*) FROM {target}").fetchone()[0])
 
 
-def _final_flags_sql(parts: list[str], as_of: dt.date) -> str:
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parts)
-    ov_struct = ("struct_pack(override_id := o.override_id, rule := o.rule, raise_score := o.raise_score, "
-                 "reason := o.reason, user_name := o.user_name, recorded_at := o.recorded_at::VARCHAR)")
-    a = f"DATE '{as_of.isoformat()}'"
-    return f"""
-    WITH raw AS ({union}),
-    raised AS (
-        SELECT r.rule, r.entity_type, r.entity_id, sum(o.raise_score) AS raise_score,
-               list({ov_struct} ORDER BY o.recorded_at) AS overrides
-        FROM raw r JOIN overrides o ON o.entity_type = r.entity_type AND o.entity_id = r.entity_id
-             AND (o.rule IS NULL OR o.rule = r.rule)
-        GROUP BY r.rule, r.entity_type, r.entity_id
-    ),
-    orphan AS (
-        SELECT o.entity_type, o.entity_id, sum(o.raise_score) AS raise_score,
-               list({ov_struct} ORDER BY o.recorded_at) AS overrides, min(o.recorded_at)::DATE AS first_date
-        FROM overrides o
-        WHERE NOT EXISTS (SELECT 1 FROM raw r WHERE r.entity_type = o.entity_type AND r.entity_id = o.entity_id
-                          AND (o.rule IS NULL OR o.rule = r.rule))
-        GROUP BY o.entity_type, o.entity_id
-    ),
-    combined AS (
-        SELECT r.*, coalesce(x.raise_score, 0.0) AS override_raise, x.overrides FROM raw r
-        LEFT JOIN raised x ON x.rule = r.rule AND x.entity_type = r.entity_type AND x.entity_id = r.entity_id
-        UNION ALL BY NAME
-        SELECT {lit(PROFESSIONAL_JUDGEMENT)} AS rule, 'Raised by professional judgement' AS label,
-               entity_type, entity_id,
-               CASE WHEN entity_type = 'person' THEN [entity_id] ELSE []::VARCHAR[] END AS person_ids,
-               []::VARCHAR[] AS uprns, []::VARCHAR[] AS agencies, 0.0 AS signal_score, 1.0 AS rule_weight,
-               1.0 AS boost, 0.0 AS base_score, false AS visible_to_single_agency,
-               0::BIGINT AS conditions_met, 0::BIGINT AS conditions_needed, 0::BIGINT AS window_days,
-               'A professional raised this case (see the override reasons). Professional judgement may raise a '
-               || 'case, never lower one.' AS guidance,
-               first_date, first_date AS last_date, raise_score AS override_raise, overrides
-        FROM orphan
-    ),
-    scored AS (SELECT *, round(base_score + override_raise, 6) AS score FROM combined)
-    SELECT 'F' || substr(md5(rule || '|' || entity_type || '|' || entity_id), 1, 12) AS flag_id,
-           rule, label, entity_type, entity_id, person_ids, uprns, score,
-           row_number() OVER (ORDER BY score DESC, rule, entity_type, entity_id)::INT AS rank,
-           agencies, visible_to_single_agency,
-           to_json(struct_pack(
-               rule := rule, entity_type := entity_type, entity_id := entity_id, as_of := {a}::VARCHAR,
-               window_days := window_days,
-               window_start := ({a} - CAST(window_days AS INTEGER))::VARCHAR, window_end := {a}::VARCHAR,
-               conditions_met := conditions_met, conditions_needed := conditions_needed,
-               conditions := conditions, boosts := boosts,
-               signal_score := round(signal_score, 6), rule_weight := rule_weight, boost := boost,
-               override_raise := override_raise, overrides := coalesce(overrides, []),
-               records := coalesce(records, [])))::VARCHAR AS evidence,
-           guidance, first_date, last_date
-    FROM scored
-    """
+def lookback_start(scoring: ScoringSettings, as_of: dt.date) -> dt.date | None:
+    """The first date whose events the rules see (``[scoring] lookback_days``), or None for all the data."""
+    days = scoring.lookback_days
+    return None if days is None else as_of - dt.timedelta(days=int(days))
 
 
-def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.date
-                ) -> tuple[list[Step], list[Step], list[Rule]]:
+def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.date,
+                config: ProjectConfig | None = None) -> tuple[list[Step], list[Step], list[Rule]]:
     """The score stage as scratch steps (signals, then every rule side by side) and the main steps that
-    write ``signals`` and ``flags`` in the stage transaction; also the enabled rules in order."""
+    write ``signals``, ``flags`` and ``flag_history`` in the stage transaction; also the enabled rules."""
+    scoring = config.scoring if config is not None else ScoringSettings()
+    start = lookback_start(scoring, as_of)
     tables = optional_tables(work.store)
     tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
     base = ("_score_signals", "_score_current", "_score_rep_household")
@@ -175,12 +156,17 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
         sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,), all_threads=True),  # all wait for it
         sql_step("_score_current", current_residence_sql()),
         sql_step("_score_rep_household", rep_household_sql()),
-        *(Step(part, lambda cur, r=rule, p=part: evaluate_rule(cur, r, as_of, tables, p), base)
+        sql_step("_score_prev", previous_flags_sql(work.store, as_of)),
+        *(Step(part, lambda cur, r=rule, p=part: evaluate_rule(cur, r, as_of, tables, p, start), base)
           for rule, part in zip(rules, parts, strict=True)),
     ]
     signals = work.write("signals", f"SELECT * FROM {work.table('_score_signals')}", ("_score_signals",))
-    flags = work.write("flags", f"SELECT * FROM ({_final_flags_sql(parts, as_of)}) ORDER BY rank", tuple(parts))
-    return steps, [signals, flags], rules
+    final = final_flags_sql(parts, as_of, scoring.current_days, "SELECT * FROM _score_prev")
+    flags = work.write("flags", f"SELECT * FROM ({final}) ORDER BY rank", (*parts, "_score_prev"))
+    history = Step("store.flag_history",
+                   lambda con: record_history(con, as_of, f'"{work.home}".main.flags', work.home),
+                   ("store.flags",))
+    return steps, [signals, flags, history], rules
 
 
 def score(store: Store, config: ProjectConfig) -> None:
@@ -197,7 +183,7 @@ def score(store: Store, config: ProjectConfig) -> None:
     started = time.perf_counter()
     ensure_overrides_table(store)
     with scratch(store, "score") as work:
-        steps, main, rules = score_steps(work, taxonomy, ruleset, as_of)
+        steps, main, rules = score_steps(work, taxonomy, ruleset, as_of, config)
         with store.stage("score"):
             done = work.run(steps, main=main)
             n_signals, n_flags = done["store.signals"], done["store.flags"]
@@ -211,10 +197,13 @@ def score(store: Store, config: ProjectConfig) -> None:
                        "total": round(time.perf_counter() - started, 3)}
             store.audit(
                 "combination", "score",
-                details={"as_of": as_of.isoformat(), "rules": [r.id for r in rules], "seconds": timings},
+                details={"as_of": as_of.isoformat(), "rules": [r.id for r in rules], "seconds": timings,
+                         "lookback_days": config.scoring.lookback_days,
+                         "current_days": config.scoring.current_days},
                 row_counts={"signals": n_signals, "signals_without_person": stats[0],
                             "signals_without_location": stats[1], "signals_unknown_code": stats[2],
                             "flags": n_flags, "flags_invisible_to_single_agency": invisible,
+                            **status_counts(con),
                             **{r.id: done[f"_flags_part{i}"] for i, r in enumerate(rules)}},
             )
     log.info("score: %d signals, %d flags", n_signals, n_flags)

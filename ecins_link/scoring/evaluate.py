@@ -5,15 +5,21 @@ scenario's true persons were linked into (via ``truth/records.csv`` -> ``person_
 signal resolved to, their household or component, or one of its UPRNs / locations — within the top
 2 x (number planted) of the ranked worklist.  A decoy is *flagged* when a flag of its ``would_fire``
 rule sits on its entity.  Reports ids and counts only, never names.
+
+Detection is also reported by scenario age (``by_age``: the days from a scenario's ``last_event`` to the
+run's as-of: under 12 months, 12-24 months, over 24 months), for ``cse_risk`` scenarios whose child is now
+an adult (``child_now_adult``), and by the status of the correct flags (new / ongoing / escalated / lapsed).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 from ecins_link.store import Store
 
+AGE_BUCKETS = (("under_12_months", 0, 365), ("12_to_24_months", 365, 730), ("over_24_months", 730, 10**6))
 TARGETS = {"detection_rate": 0.95, "decoy_flag_rate": 0.05, "invisible_share": 0.80}
 
 
@@ -87,6 +93,30 @@ def _matching_flags(flags: list[dict], rule: str, ents: dict[str, set[str]], upr
     return out
 
 
+def _as_of(store: Store) -> dt.date | None:
+    """The as-of date the flags were scored at (from their evidence), else the store's."""
+    try:
+        got = store.con.execute("SELECT max(json_extract_string(evidence, '$.as_of')) FROM flags").fetchone()[0]
+    except Exception:  # noqa: BLE001 -- an older flags table: fall back
+        got = None
+    return dt.date.fromisoformat(got) if got else store.as_of(None)
+
+
+def _age_bucket(item: dict, as_of: dt.date | None) -> str | None:
+    last = item.get("last_event")
+    if not last or as_of is None:
+        return None
+    days = (as_of - dt.date.fromisoformat(str(last))).days
+    return next((name for name, lo, hi in AGE_BUCKETS if lo <= days < hi), None)
+
+
+def _count(values: object) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:  # type: ignore[attr-defined]
+        out[str(v)] = out.get(str(v), 0) + 1
+    return out
+
+
 def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
     """Detection of planted scenarios, flag rate of decoys and invisibility share (see module doc)."""
     truth = Path(truth_dir)
@@ -94,7 +124,10 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
     decoys = _read_json(truth / "decoys.json")
     if not store.has_table("flags"):
         return {"error": "no flags table: run the score stage first"}
-    cols = "flag_id, rule, entity_type, entity_id, person_ids, uprns, rank, visible_to_single_agency"
+    has_status = "status" in {c for (c,) in store.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'flags'").fetchall()}
+    cols = "flag_id, rule, entity_type, entity_id, person_ids, uprns, rank, visible_to_single_agency" + \
+        (", status" if has_status else "")
     flags = [dict(zip(cols.split(", "), row, strict=True))
              for row in store.con.execute(f"SELECT {cols} FROM flags ORDER BY rank").fetchall()]
     maps = _entity_maps(store, truth / "records.csv")
@@ -102,8 +135,12 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
     by_kind: dict[str, dict[str, int]] = {}
     correct: dict[str, dict] = {}
     missed, late = [], []
+    as_of = _as_of(store)
+    by_age: dict[str, dict[str, int]] = {b[0]: {"planted": 0, "detected": 0} for b in AGE_BUCKETS}
+    aged_out = {"planted": 0, "detected": 0}
     for sc in scenarios:
         kind = str(sc.get("kind"))
+        bucket = _age_bucket(sc, as_of)
         k = by_kind.setdefault(kind, {"planted": 0, "detected": 0, "flagged_any_rank": 0})
         k["planted"] += 1
         hits = _matching_flags(flags, kind, _entities(sc, maps), {str(u) for u in sc.get("uprns") or []})
@@ -112,7 +149,14 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
             for h in hits:
                 correct[h["flag_id"]] = h
         best = min((h["rank"] for h in hits), default=None)
-        if best is not None and best <= top:
+        found = best is not None and best <= top
+        if bucket:
+            by_age[bucket]["planted"] += 1
+            by_age[bucket]["detected"] += int(found)
+        if sc.get("child_now_adult"):
+            aged_out["planted"] += 1
+            aged_out["detected"] += int(found)
+        if found:
             k["detected"] += 1
         elif best is not None:
             late.append({"scenario_id": sc.get("scenario_id"), "kind": kind, "best_rank": best})
@@ -134,6 +178,11 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
         "detection_rate": round(detected / len(scenarios), 4) if scenarios else None,
         "scenarios_flagged_any_rank": sum(k["flagged_any_rank"] for k in by_kind.values()),
         "by_kind": by_kind,
+        "as_of": as_of.isoformat() if as_of else None,
+        "by_age": {b: {**v, "detection_rate": round(v["detected"] / v["planted"], 4) if v["planted"] else None}
+                   for b, v in by_age.items()},
+        "child_now_adult": aged_out,
+        "correct_flags_by_status": _count(f.get("status") for f in correct.values()),
         "missed": missed,
         "ranked_below_top_n": late,
         "decoys": len(decoys),

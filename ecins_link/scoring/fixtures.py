@@ -26,7 +26,7 @@ DDL = {
     "address_matches": "source VARCHAR, record_key VARCHAR, uprn VARCHAR, location_id VARCHAR, "
                        "match_confidence DOUBLE, match_method VARCHAR",
     "residences": "person_id VARCHAR, location_id VARCHAR, uprn VARCHAR, first_seen DATE, last_seen DATE, "
-                  "n_records INT",
+                  "n_records INT, from_recorded DATE",
     "households": "household_id VARCHAR, location_id VARCHAR, uprn VARCHAR, person_id VARCHAR, is_child BOOLEAN, "
                   "first_seen DATE, last_seen DATE",
     "location_churn": "location_id VARCHAR, window_start DATE, window_end DATE, distinct_persons INT, "
@@ -57,9 +57,13 @@ class World:
         return self.as_of - dt.timedelta(days=int(d))
 
     def person(self, person_id: str, age: int | None, name: str = "", confidence: float = 1.0,
-               records: list[tuple[str, str]] | None = None) -> str:
-        """A linked person with an age at as-of (None = unknown) and optional (source, record_key) records."""
-        dob = None if age is None else dt.date(self.as_of.year - age, 1, 1)
+               records: list[tuple[str, str]] | None = None, dob: dt.date | None = None) -> str:
+        """A linked person with an age at as-of (None = unknown) and optional (source, record_key) records;
+        ``dob`` gives the exact date of birth (then ``age`` is taken from it)."""
+        if dob is not None:
+            age = self.as_of.year - dob.year - ((self.as_of.month, self.as_of.day) < (dob.month, dob.day))
+        else:
+            dob = None if age is None else dt.date(self.as_of.year - age, 1, 1)
         self._ages[person_id] = age
         self._confidence[person_id] = confidence
         self.rows["person_attributes"].append(
@@ -78,11 +82,12 @@ class World:
         return source, key
 
     def live(self, person_id: str, location_id: str, household_id: str | None = None,
-             first_seen: Day | None = 800, last_seen: Day | None = 0) -> None:
-        """The person resides at a location (and is a member of its household)."""
+             first_seen: Day | None = 800, last_seen: Day | None = 0, start_recorded: bool = True) -> None:
+        """The person resides at a location (and is a member of its household); ``start_recorded=False``: the
+        first sighting is an agency contact, not a recorded start (``from_recorded`` NULL)."""
         uprn = location_id[1:] if location_id.startswith("U") else None
         fs, ls = self.day(first_seen), self.day(last_seen)
-        self.rows["residences"].append((person_id, location_id, uprn, fs, ls, 1))
+        self.rows["residences"].append((person_id, location_id, uprn, fs, ls, 1, fs if start_recorded else None))
         age = self._ages.get(person_id)
         self.rows["households"].append((household_id or f"H{location_id}", location_id, uprn, person_id,
                                         None if age is None else age < 18, fs, ls))

@@ -65,6 +65,10 @@ class Condition(_Model):
     with_signals: list[str] = Field(default_factory=list)
     with_min_age: int | None = None
     with_exclude_roles: list[str] = Field(default_factory=list)
+    # how the condition counts towards the rule: required (must hold), a member of a k-of-n group, or (neither)
+    # one of the rule's other conditions, of which ``min_conditions`` must hold
+    required: bool = False
+    group: str | None = Field(default=None, pattern=_ID.pattern)
 
     @model_validator(mode="after")
     def _shape(self) -> Condition:
@@ -77,6 +81,8 @@ class Condition(_Model):
             raise ValueError("'metric_min'/'metric_max' given without a 'metric'")
         if self.metric == "co_involved_with" and not (self.with_categories or self.with_signals):
             raise ValueError("metric 'co_involved_with' needs 'with_categories' or 'with_signals'")
+        if self.required and self.group is not None:
+            raise ValueError("a condition is either 'required' or in a 'group', not both")
         return self
 
     @property
@@ -99,6 +105,14 @@ class Boost(_Model):
         if self.min_age is None and self.max_age is None and self.condition is None:
             raise ValueError("a boost needs 'min_age', 'max_age' or 'condition'")
         return self
+
+
+class Group(_Model):
+    """A k-of-n group: at least ``min`` of the conditions naming this group must hold."""
+
+    id: str = Field(pattern=_ID.pattern)
+    label: str = ""
+    min: int = Field(ge=1)
 
 
 class RfgParams(_Model):
@@ -129,6 +143,8 @@ class Rule(_Model):
     conditions: list[Condition] = Field(min_length=1)
     boosts: list[Boost] = Field(default_factory=list)
     rfg: RfgParams = Field(default_factory=RfgParams)
+    groups: list[Group] = Field(default_factory=list)
+    child_under: int = Field(default=18, ge=1, le=25)  # "a child" = younger than this at the date in question
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -136,8 +152,20 @@ class Rule(_Model):
         ids = [c.id for c in self.conditions]
         if len(set(ids)) != len(ids):
             raise ValueError("condition ids must be unique within a rule")
-        if self.min_conditions is not None and self.min_conditions > len(self.conditions):
-            raise ValueError(f"'min_conditions' ({self.min_conditions}) exceeds the number of conditions ({len(ids)})")
+        free = self.free_conditions
+        if self.min_conditions is not None and self.min_conditions > len(free):
+            raise ValueError(f"'min_conditions' ({self.min_conditions}) exceeds the number of conditions that are "
+                             f"neither required nor in a group ({len(free)})")
+        gids = [g.id for g in self.groups]
+        if len(set(gids)) != len(gids):
+            raise ValueError("group ids must be unique within a rule")
+        for i, c in enumerate(self.conditions):
+            if c.group is not None and c.group not in gids:
+                raise ValueError(f"conditions.{i}.group: '{c.group}' is not a group of this rule (see [[rules.groups]])")
+        for i, g in enumerate(self.groups):
+            n = sum(1 for c in self.conditions if c.group == g.id)
+            if g.min > n:
+                raise ValueError(f"groups.{i}.min: {g.min} exceeds the group's {n} condition(s)")
         if (self.min_age is not None or self.max_age is not None) and self.scope != "person":
             raise ValueError("'min_age'/'max_age' apply to person-scope rules only")
         if self.require_child and self.scope not in ("household", "cluster"):
@@ -159,9 +187,21 @@ class Rule(_Model):
         return self
 
     @property
+    def free_conditions(self) -> list[Condition]:
+        """Conditions that are neither required nor in a group (``min_conditions`` of them must hold)."""
+        return [c for c in self.conditions if not c.required and c.group is None]
+
+    @property
+    def free_needed(self) -> int:
+        """How many of the free conditions must hold (default: all)."""
+        free = self.free_conditions
+        return len(free) if self.min_conditions is None else self.min_conditions
+
+    @property
     def needed(self) -> int:
-        """How many conditions must hold."""
-        return self.min_conditions or len(self.conditions)
+        """How many conditions must hold in all (required + each group's minimum + the free ones needed)."""
+        return (sum(1 for c in self.conditions if c.required) + sum(g.min for g in self.groups)
+                + self.free_needed)
 
 
 class RuleSet(_Model):
@@ -209,10 +249,49 @@ def _rule_label(data: dict, index: int) -> str:
     return f"#{index + 1}"
 
 
+def _merge_base(data: dict, path: Path) -> dict:
+    """A rules file with ``extends = "shipped"`` (or a path to another rules file) starts from that file's rules:
+    its own rules replace those with the same id or are added, and ``disable = [ids]`` switches rules off."""
+    extends = data.get("extends")
+    disable = data.get("disable", [])
+    if extends is None:
+        if disable:
+            raise ConfigError(f"{path}: key 'disable': only a file that 'extends' another may disable its rules")
+        return data
+    if not isinstance(extends, str) or not extends.strip():
+        raise ConfigError(f"{path}: key 'extends': a rules file path or \"shipped\"")
+    if not isinstance(disable, list) or not all(isinstance(d, str) for d in disable):
+        raise ConfigError(f"{path}: key 'disable': a list of rule ids")
+    base_path = DEFAULT_RULES if extends == "shipped" else (path.parent / extends)
+    if base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: key 'extends': a rules file cannot extend itself")
+    base = read_toml(base_path, "rules file (extended)")
+    if "extends" in base:
+        base = _merge_base(base, base_path)
+    rules = [dict(r) for r in base.get("rules") or [] if isinstance(r, dict)]
+    ids = [r.get("id") for r in rules]
+    unknown = [d for d in disable if d not in ids]
+    if unknown:
+        raise ConfigError(f"{path}: key 'disable': {unknown[0]!r} is not a rule of {base_path}")
+    own = [r for r in data.get("rules") or [] if isinstance(r, dict)]
+    for r in own:
+        if r.get("id") in ids:
+            rules[ids.index(r.get("id"))] = r
+        else:
+            rules.append(r)
+            ids.append(r.get("id"))
+    for r in rules:
+        if r.get("id") in disable:
+            r["enabled"] = False
+    return {k: v for k, v in data.items() if k not in ("extends", "disable", "rules")} | {"rules": rules}
+
+
 def load_rules(path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> RuleSet:
-    """Read and validate a rules TOML file (default: the shipped ``rules.toml``) against the taxonomy."""
+    """Read and validate a rules TOML file (default: the shipped ``rules.toml``) against the taxonomy.
+
+    A file may extend another (``extends = "shipped"``, see :func:`_merge_base`) rather than replace it."""
     path = Path(path) if path else DEFAULT_RULES
-    data = read_toml(path, "rules file")
+    data = _merge_base(read_toml(path, "rules file"), path)
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as err:

@@ -48,8 +48,15 @@ def register_taxonomy(con: duckdb.DuckDBPyConnection, taxonomy: Taxonomy, temp: 
 
 
 def optional_tables(store: Store) -> dict[str, str]:
-    """What to read each optional graph table from: the table, or an empty stand-in subquery."""
-    return {name: name if store.has_table(name) else f"({empty_sql})" for name, empty_sql in OPTIONAL_TABLES.items()}
+    """What to read each optional graph table from: the table, or an empty stand-in subquery; and under
+    ``residence_from`` the residences column holding a recorded start (``from_recorded``; a store built before
+    it existed: ``first_seen``)."""
+    out = {name: name if store.has_table(name) else f"({empty_sql})" for name, empty_sql in OPTIONAL_TABLES.items()}
+    cols = {c for (c,) in store.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'residences' "
+        "AND table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+    out["residence_from"] = "from_recorded" if "from_recorded" in cols else "first_seen"
+    return out
 
 
 def signals_sql(as_of: dt.date) -> str:
@@ -110,7 +117,8 @@ def signals_sql(as_of: dt.date) -> str:
            coalesce(t.weight, 0.0) * pow(0.5, greatest(date_diff('day', p.event_date, {d}), 0)
                                               / coalesce(t.half_life_days, 365.0)) AS decayed_weight,
            coalesce(t.gravity, 0.0) AS gravity,
-           p.location_origin
+           p.location_origin,
+           coalesce(t.half_life_days, 365.0)::DOUBLE AS half_life_days
     FROM placed p
     LEFT JOIN {TAXONOMY_TABLE} t ON t.signal = p.signal
     LEFT JOIN hh ON hh.source = p.source AND hh.record_key = p.record_key

@@ -18,7 +18,15 @@ import pyarrow as pa
 from ecins_link.config import ProjectConfig
 from ecins_link.standardise.address import clean_part, expand_street, normalise_flat, parse_address
 from ecins_link.standardise.address_sql import address_table, gazetteer_table
-from ecins_link.standardise.fields import email_sql, phone_sql, postcode_sql
+from ecins_link.standardise.fields import (
+    email_sql,
+    extra_columns,
+    phone_any_sql,
+    phone_sql,
+    postcode_any_sql,
+    postcode_sql,
+    year_from_text_sql,
+)
 from ecins_link.standardise.names import forename_frame, nickname_table, sex_values, surname_frame
 from ecins_link.store import Store
 
@@ -75,6 +83,13 @@ def _timed(timings: dict[str, float], name: str, started: float) -> float:
     return now
 
 
+def person_extras(config: ProjectConfig) -> dict[str, list[str]]:
+    """The identifier and attribute names the project's person mappings declare (any source)."""
+    people = [s.person for s in config.sources if s.person]
+    return {"identifiers": sorted({k for p in people for k in p.identifiers}),
+            "attributes": sorted({k for p in people for k in p.attributes})}
+
+
 def standardise(store: Store, config: ProjectConfig) -> None:
     """Write person_std, address_std and gazetteer_std (one transaction, one audit row).
 
@@ -97,7 +112,11 @@ def standardise(store: Store, config: ProjectConfig) -> None:
         t = _timed(timings, "addresses", t)
         gazetteer_table(con, "_std_gaz")
         t = _timed(timings, "gazetteer", t)
-        pc = f"coalesce({postcode_sql('r.postcode')}, a.postcode)"
+        # ingest nulled a postcode / phone not in UK format unless its source said "any": what is left and not
+        # UK format is kept as written
+        pc = f"coalesce({postcode_sql('r.postcode')}, {postcode_any_sql('r.postcode')}, a.postcode)"
+        pc_uk = f"coalesce({postcode_sql('r.postcode')}, a.postcode)"  # addresses: UK postcodes only
+        extras = "".join(f", {sql} AS {col}" for _k, col, sql in extra_columns(person_extras(config)))
         store.write_table("person_std", f"""
             WITH b AS (
               SELECT r.*, sx.code AS sex_code, f.title AS f_title, f.forename, f.middle_names, f.initial,
@@ -113,10 +132,11 @@ def standardise(store: Store, config: ProjectConfig) -> None:
                    coalesce(b.s_suffix, b.f_suffix) AS suffix, b.forename,
                    coalesce(n1.canonical, n2.canonical, b.forename) AS forename_canonical, b.middle_names, b.initial,
                    b.s_surname AS surname, b.surname_compact, b.forename_dm, b.surname_dm, b.dob,
-                   CAST(year(b.dob) AS INT) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
+                   coalesce(CAST(year(b.dob) AS INT), {year_from_text_sql('b.dob_raw')}) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
                    CAST(day(b.dob) AS INT) AS dob_day, b.sex_code AS sex, {_pc_parts('b.pc')},
                    b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
-                   {phone_sql('b.phone')} AS phone, {email_sql('b.email')} AS email, b.unsafe
+                   coalesce({phone_sql('b.phone')}, {phone_any_sql('b.phone')}) AS phone,
+                   {email_sql('b.email')} AS email, b.unsafe{extras}
             FROM b
             LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
@@ -125,12 +145,12 @@ def standardise(store: Store, config: ProjectConfig) -> None:
             SELECT source, record_key, origin, address_text, address_norm, flat, number, building, street, town,
                    {_pc_parts('pc')}, uprn
             FROM (SELECT r.source, r.record_key, r.origin, r.address_text, a.norm AS address_norm, a.flat, a.number,
-                         a.building, a.street, a.town, {pc} AS pc, r.uprn
+                         a.building, a.street, a.town, {pc_uk} AS pc, r.uprn
                   FROM address_records r LEFT JOIN _std_addr a ON a.raw = r.address_text)
             ORDER BY source, record_key""")
         store.write_table("gazetteer_std", f"""
             SELECT uprn, address_norm, flat, number, building, organisation, street, locality, town,
-                   {_pc_parts('pc')}, full_address
+                   {_pc_parts('pc')}, full_address, parent_uprn, address_class, x, y
             FROM (SELECT *, {postcode_sql('postcode_raw')} AS pc FROM _std_gaz) ORDER BY uprn""")
         for tmp in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
             con.execute(f"DROP TABLE IF EXISTS {tmp}")

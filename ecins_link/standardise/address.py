@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ecins_link.standardise.address_clean import clean_text, fold_fast
+from ecins_link.standardise.address_flats import rewrite_descriptors
 from ecins_link.standardise.address_shape import (
     apply_template,
     expand_tokens,
@@ -55,7 +56,7 @@ def normalise_flat(text: str | None) -> str | None:
     if not text:
         return None
     flat_words = vocab_sets().flat
-    toks = _JUNK.sub(" ", fold_fast(text).replace(".", "")).replace(",", " ").split()
+    toks = rewrite_descriptors(" ".join(_JUNK.sub(" ", fold_fast(text).replace(".", "")).replace(",", " ").split())).split()
     if not toks:
         return None
     if len(toks) == 1:

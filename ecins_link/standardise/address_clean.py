@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from ecins_link.standardise.address_flats import rewrite_descriptors, rewrite_descriptors_sql
 from ecins_link.standardise.text import fold, load_toml
 
 PC_PATTERN = (r"(?:GIR ?0AA)|(?:[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9](?:[0-9]|[ABEHMNPRV-Y])?|[0-9][A-HJKPS-UW])"
@@ -67,12 +68,15 @@ def clean_text(text: str | None) -> tuple[str, str | None, bool]:
         pc = m.group(1).replace(" ", "")
         postcode = f"{pc[:-3]} {pc[-3:]}"
         t = t[: m.start(1)].rstrip(" ,")
+    t = rewrite_descriptors(t)  # "REAR FLAT, 7 ..." is a flat, not a position: before position words
     approx = False
     for _ in range(2):  # "NEAR, O/S 12 ..." -- at most two stacked phrases
         t2 = t if _street_named_re().match(t) else _position_re().sub("", t, count=1)
         if t2 == t:
             break
         approx, t = True, t2
+    if approx:  # "ADJ GROUND FLOOR FLAT 32 ...": the descriptor after the position words
+        t = rewrite_descriptors(t)
     parts = (" ".join(p.split()) for p in t.split(","))
     return ",".join(p for p in parts if p), postcode, approx
 
@@ -100,8 +104,9 @@ def clean_select(source_sql: str) -> str:
                CASE WHEN pc0 <> '' THEN left(replace(pc0, ' ', ''), -3) || ' ' || right(replace(pc0, ' ', ''), 3)
                END AS postcode,
                t2 <> t1 AS approximate
-        FROM (SELECT *, {strip.format(x=strip.format(x="t1"))} AS t2
-        FROM (SELECT *, CASE WHEN pc0 = '' THEN t0 ELSE rtrim(regexp_replace(t0, {pc_rx}, '\\1'), ' ,') END AS t1
+        FROM (SELECT *, CASE WHEN t2s <> t1 THEN {rewrite_descriptors_sql("t2s")} ELSE t2s END AS t2
+        FROM (SELECT *, {strip.format(x=strip.format(x="t1"))} AS t2s
+        FROM (SELECT *, {rewrite_descriptors_sql(f"CASE WHEN pc0 = '' THEN t0 ELSE rtrim(regexp_replace(t0, {pc_rx}, '{chr(92)}1'), ' ,') END")} AS t1
         FROM (SELECT *, CASE WHEN regexp_full_match(right(rtrim(t0, ' ,'), 3), '[0-9][A-Z][A-Z]')
                              THEN regexp_extract(t0, {pc_rx}, 2) ELSE '' END AS pc0
-        FROM (SELECT raw, {t0} AS t0 FROM ({source_sql})))))"""
+        FROM (SELECT raw, {t0} AS t0 FROM ({source_sql}))))))"""

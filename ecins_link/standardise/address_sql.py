@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from ecins_link.standardise.address_clean import _JUNK, _q, clean_select
+from ecins_link.standardise.address_flats import address_class_sql, rewrite_descriptors_sql
 from ecins_link.standardise.address_shape import (
     FIELDS,
     FLAT_TOKEN_RX,
@@ -33,7 +34,9 @@ from ecins_link.standardise.text import fold
 
 ADDRESS_COLUMNS = ["raw", "norm", "flat", "number", "building", "street", "town", "postcode", "approximate"]
 GAZETTEER_COLUMNS = ["uprn", "address_norm", "flat", "number", "building", "organisation", "street", "locality",
-                     "town", "postcode_raw", "full_address"]
+                     "town", "postcode_raw", "full_address", "parent_uprn", "address_class", "x", "y"]
+# optional columns of the ingested gazetteer (ecins_link/ingest/gazetteer.py); NULL where a table lacks them
+_GAZ_EXTRA = ("parent_uprn", "classification", "x", "y")
 
 
 def _folded(con: duckdb.DuckDBPyConnection, values_sql: str, name: str) -> None:
@@ -148,8 +151,9 @@ def expand_street_sql(x: str, mp: str = "mp") -> str:
 
 def normalise_flat_sql(x: str, mp: str = "mp") -> str:
     """SQL twin of :func:`~ecins_link.standardise.address.normalise_flat` over an already folded expression."""
-    toks = (f"list_filter(string_split(regexp_replace(replace(regexp_replace(replace({x}, '.', ''), {_q(_JUNK)}, ' ', "
-            "'g'), ',', ' '), ' +', ' ', 'g'), ' '), w -> w <> '')")
+    one = (f"trim(regexp_replace(replace(regexp_replace(replace({x}, '.', ''), {_q(_JUNK)}, ' ', "
+           "'g'), ',', ' '), ' +', ' ', 'g'))")
+    toks = f"list_filter(string_split({rewrite_descriptors_sql(one)}, ' '), w -> w <> '')"
     return f"""(SELECT CASE
         WHEN len(t) = 0 THEN NULL
         WHEN len(t) = 1 AND regexp_full_match(t[1], 'F(\\d+[A-Z]?|[A-Z])') THEN 'FLAT ' || t[1][2:]
@@ -171,9 +175,12 @@ def gazetteer_table(con: duckdb.DuckDBPyConnection, name: str, source: str = "ga
 
     Parts are cleaned like agency addresses (street types expanded, flats as ``FLAT 2``); ``address_norm`` is
     flat, premises name, building, number, street, locality and town in that order -- what the parser makes
-    of an agency text naming the same property.
+    of an agency text naming the same property.  ``parent_uprn``, ``address_class`` (residential / commercial /
+    other, from the classification) and the coordinates ``x``, ``y`` are carried when ``source`` has them.
     """
     cols = ["sub_building", "number", "building_name", "organisation", "street", "locality", "town"]
+    have = {r[0] for r in con.execute(f"DESCRIBE {source}").fetchall()}
+    extra = {c: (c if c in have else "NULL") for c in _GAZ_EXTRA}
     union = " UNION ".join(f"SELECT CAST({c} AS VARCHAR) FROM {source}" for c in cols)
     _folded(con, union, "_gaz_fold")
     _maps_table(con)
@@ -188,11 +195,15 @@ def gazetteer_table(con: duckdb.DuckDBPyConnection, name: str, source: str = "ga
                    {clean_part_sql('f_organisation')} AS organisation, {expand_street_sql('f_street')} AS street,
                    {clean_part_sql('f_locality')} AS locality, {clean_part_sql('f_town')} AS town,
                    CAST(g.postcode AS VARCHAR) AS postcode_raw,
-                   {full_address_sql('g')} AS full_address
+                   {full_address_sql('g')} AS full_address,
+                   nullif(trim(CAST({extra['parent_uprn']} AS VARCHAR)), '') AS parent_uprn,
+                   {address_class_sql(extra['classification'])} AS address_class,
+                   TRY_CAST({extra['x']} AS DOUBLE) AS x, TRY_CAST({extra['y']} AS DOUBLE) AS y
             FROM g, _addr_maps mp)
         SELECT uprn, nullif(concat_ws(' ', flat, CASE WHEN number IS NULL AND building IS NULL THEN organisation END,
                                       building, number, street, locality, town), '') AS address_norm,
-               flat, number, building, organisation, street, locality, town, postcode_raw, full_address
+               flat, number, building, organisation, street, locality, town, postcode_raw, full_address,
+               parent_uprn, address_class, x, y
         FROM p""")
     con.execute("DROP TABLE IF EXISTS _gaz_fold")
     con.execute("DROP TABLE IF EXISTS _addr_maps")

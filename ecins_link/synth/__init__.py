@@ -56,10 +56,19 @@ class TownSummary:
     paths: dict[str, Path] = field(default_factory=dict)
     scenarios: dict[str, int] = field(default_factory=dict)
     decoys: int = 0
+    layouts: dict[str, dict] = field(default_factory=dict)  # source -> drawn extract layout (dialect "random")
 
 
-def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> TownSummary:
-    """Generate a town of ``persons`` people into ``out_dir`` (created; existing files overwritten)."""
+def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dialect: str = "classic") -> TownSummary:
+    """Generate a town of ``persons`` people into ``out_dir`` (created; existing files overwritten).
+
+    ``dialect``: ``classic`` (the sample town's extract layouts) or ``random`` (each source's layout drawn
+    from ``synth/data/dialects.toml`` by the seed; see :mod:`ecins_link.synth.dialect`).
+    """
+    from ecins_link.synth.dialect import DIALECTS, apply_dialect, draw_layouts, write_source
+
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}")
     if persons < 10:
         raise ValueError("a town needs at least 10 persons")
     if bad_rows < 0:
@@ -79,9 +88,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
     planner = Planner(rng(3), people, gaz, as_of)
     excluded = planner.used.copy()
     per_kind = max(3, persons // 250)
-    for _ in range(per_kind):
-        for kind in KINDS:
-            planner.plant(kind)
+    planner.plant_all(per_kind, KINDS)
     plant_decoys(planner, max(2, persons // 500))
     members = membership(rng(4), people)
     bg, bg_visits = background(rng(5), people, gaz, members, as_of, np.flatnonzero(planner.used & ~excluded))
@@ -117,10 +124,19 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
         bad = inject(rng(7), tables, bad_rows, encodings, people)
     summary = TownSummary(out_dir=out_dir, persons=persons, seed=seed, bad_rows=bad_rows, as_of=str(as_of),
                           project=out_dir / "project.toml", truth_dir=out_dir / "truth")
+    project = project_toml(f"Northtown synthetic partnership (seed {seed})", str(as_of), encodings)
+    frames: dict[str, pd.DataFrame] = {}
+    if dialect == "random":
+        formats = {n: rel.rsplit(".", 1)[-1] for n, (_a, rel) in SOURCES.items()}
+        layouts = draw_layouts(rng(8), formats, set(bad.raw_csv) if bad is not None else set())
+        summary.layouts = {n: lay.describe() for n, lay in layouts.items()}
+        frames, project = apply_dialect(tables, project, layouts, project.split("\n", 1)[0])
     for name, (_agency, rel) in SOURCES.items():
         path = out_dir / rel
         df = tables[name]
-        if bad is not None and name in bad.raw_csv:
+        if name in frames:
+            write_source(frames[name], path, rel.rsplit(".", 1)[-1], layouts[name])
+        elif bad is not None and name in bad.raw_csv:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(bad.raw_csv[name])
         elif rel.endswith(".parquet"):
@@ -131,8 +147,7 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0) -> 
             write_csv(df, path)
         summary.paths[name] = path
         summary.rows[name] = len(df) + (bad.extra_rows.get(name, 0) if bad is not None else 0)
-    summary.project.write_text(project_toml(f"Northtown synthetic partnership (seed {seed})", str(as_of), encodings),
-                               encoding="utf-8")
+    summary.project.write_text(project, encoding="utf-8")
     counts = write_truth(summary.truth_dir, tables, people, planner, bad)
     summary.scenarios, summary.decoys = counts["scenarios"], counts["decoys"]
     return summary

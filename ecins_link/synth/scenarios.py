@@ -2,6 +2,10 @@
 
 Each scenario's evidence is split so that no single agency holds enough to flag it; the pieces are recorded
 through the normal renderers, so they carry the same name / address noise as everything else.
+
+Scenarios are spread over the whole history: each is planted in an *era* (recent, 12-24 months ago, more than
+24 months ago; :data:`ERAS`), i.e. all its dates are shifted back by the era's offset.  People are chosen by
+their age *at the time of the events* (a child of a shifted ``cse_risk`` scenario may be 18 or more today).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from ecins_link.synth.activity import EVENT_COLUMNS
 
 KINDS = ["toxic_trio", "marac_potential_escalation", "fire_safe_and_well", "cuckooing", "cse_risk",
          "asb_hotspot", "multi_agency_concern", "iom_rfg"]
+# (share of scenarios, base shift in days, jitter in days): recent, 12-24 months ago, more than 24 months ago
+ERAS = ((0.4, 0, 1), (0.3, 400, 120), (0.3, 800, 160))
+ERA_CYCLE = (0, 1, 2, 1, 2, 0, 2, 0, 1, 0)  # deterministic era order: 40 % recent, 60 % older than 12 months
 SW_FLAGS = ["SMOKER", "LIMITED_MOBILITY", "LIVES_ALONE", "ALCOHOL", "DRUGS", "MENTAL_HEALTH", "HOARDING",
             "NO_SMOKE_ALARM"]
 
@@ -37,10 +44,15 @@ class Planner:
         self._settled = people["prev_uprn"].to_numpy() == ""
         self._visits: list[dict] = []
         self.police_dups: list[int] = []
+        dob = people["dob"].to_numpy().astype("datetime64[D]")
+        self.age_days = (as_of - dob).astype("int64")  # age in days at as-of
+        self.era = 0                                      # era of the scenario being planted (ERAS index)
+        self.shift = 0                                    # its dates are shifted back by this many days
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def pick(self, key: str, mask: Callable[[], np.ndarray]) -> int | None:
         """A random unused person satisfying ``mask()`` (cached under ``key``; now marked used), or None."""
+        key = f"{key}@{self.era}"
         cand = self._cands.get(key)
         if cand is None:
             cand = list(self.rng.permutation(np.flatnonzero(mask())))
@@ -53,7 +65,23 @@ class Planner:
         return None
 
     def day(self, lo: int, hi: int) -> np.datetime64:
-        return self.as_of - np.timedelta64(int(self.rng.integers(lo, hi)), "D")
+        """A date ``lo``..``hi`` days before as-of, shifted back by the current era's offset."""
+        return self.as_of - np.timedelta64(self.shift + int(self.rng.integers(lo, hi)), "D")
+
+    def set_era(self, era: int) -> None:
+        """Plant what follows in era ``era`` (0 = recent) with a jittered shift."""
+        _share, base, jitter = ERAS[era]
+        self.era = era
+        self.shift = base + int(self.rng.integers(0, jitter))
+
+    def aged(self, lo: float, hi: float, back_lo: int = 0, back_hi: int = 0) -> np.ndarray:
+        """People aged at least ``lo`` years on the earliest possible date of the current era's events
+        (``back_hi`` days before as-of plus the largest shift) and under ``hi + 1`` on the latest
+        (``back_lo`` days plus the smallest shift)."""
+        _share, base, jitter = ERAS[self.era]
+        oldest = self.age_days - (base + jitter + back_hi)
+        newest = self.age_days - (base + back_lo)
+        return (oldest >= lo * 365.25) & (newest < (hi + 1) * 365.25 - 1)
 
     def home(self, i: int) -> str:
         return str(self.p["uprn"].iat[i])
@@ -78,9 +106,10 @@ class Planner:
         return pd.DataFrame(self._visits, columns=["person", "date", "tag", *SW_FLAGS])
 
     def adult(self, lo: int = 18, hi: int = 64) -> np.ndarray:
-        key = ("adult", lo, hi)
+        """Not a same-name hard case, aged ``lo``..``hi`` throughout the current era (see :meth:`aged`)."""
+        key = ("adult", lo, hi, self.era)
         if key not in self._masks:
-            self._masks[key] = (self.age >= lo) & (self.age <= hi) & ~self.same_name
+            self._masks[key] = self.aged(lo, hi, 0, 730) & ~self.same_name
         return self._masks[key]
 
     def settled(self) -> np.ndarray:
@@ -95,8 +124,30 @@ class Planner:
         return pd.DataFrame(self.rows, columns=EVENT_COLUMNS)
 
     # -- scenario kinds ----------------------------------------------------------------------------------------
-    def plant(self, kind: str) -> None:
-        getattr(self, f"_{kind}")()
+    def plant(self, kind: str, era: int = 0) -> None:
+        """Plant one scenario of ``kind`` in era ``era`` (see :data:`ERAS`)."""
+        self.set_era(era)
+        try:
+            getattr(self, f"_{kind}")()
+        finally:
+            self.set_era(0)
+
+    def plant_all(self, per_kind: int, kinds: list[str]) -> None:
+        """``per_kind`` scenarios of every kind, their eras cycling through :data:`ERA_CYCLE`."""
+        n = 0
+        for _ in range(per_kind):
+            for kind in kinds:
+                self.plant(kind, ERA_CYCLE[n % len(ERA_CYCLE)])
+                n += 1
+
+    def tag_dates(self) -> dict[str, tuple[np.datetime64, np.datetime64]]:
+        """First and last planted date of every scenario / decoy tag (events and Safe and Well visits)."""
+        out: dict[str, tuple[np.datetime64, np.datetime64]] = {}
+        for row in [*self.rows, *self._visits]:
+            tag, d = row["tag"], np.datetime64(row["date"], "D")
+            lo, hi = out.get(tag, (d, d))
+            out[tag] = (min(lo, d), max(hi, d))
+        return out
 
     def _toxic_trio(self) -> None:
         p = self.p
@@ -105,7 +156,8 @@ class Planner:
         if a1 is None:
             return
         a2, kid = a1 + 1, a1 + 2
-        if self.used[a2] or self.used[kid] or self.age[kid] >= 18 or self.age[a2] < 18:
+        child_then = self.aged(0.5, 17, 0, 900)  # born before, and under 18 at, every planted date
+        if self.used[a2] or self.used[kid] or not child_then[kid] or not self.aged(18, 120, 0, 900)[a2]:
             return
         self.used[[a2, kid]] = True
         social = bool(p["social"].iat[a1])
@@ -141,7 +193,9 @@ class Planner:
             flags.append(str(self.rng.choice(["ALCOHOL", "DRUGS"])))
         if flags:
             self.visit(a1, d(), flags, sid)
-        self.ev("council_contacts", kid, "EDU-ADM" if self.age[kid] >= 5 else "INFO", self.day(30, 900), sid)
+        when = self.day(30, 900)
+        at_school = (self.age_days[kid] - (self.as_of - when).astype("int64")) >= 5 * 365.25  # age on that date
+        self.ev("council_contacts", kid, "EDU-ADM" if at_school else "INFO", when, sid)
 
     def _marac_potential_escalation(self) -> None:
         p = self.p
@@ -217,10 +271,11 @@ class Planner:
 
     def _cse_risk(self) -> None:
         p = self.p
-        c = self.pick("teen", lambda: (self.age >= 12) & (self.age <= 17) & self.settled() & ~self.same_name)
+        c = self.pick("teen", lambda: self.aged(12, 17, 5, 340) & self.settled() & ~self.same_name)
         if c is None:
             return
         sid = self.add("cse_risk", [c], [self.home(c)])
+        self.scenarios[-1]["child_now_adult"] = bool(self.age_days[c] >= 18 * 365.25)
         for _ in range(int(self.rng.integers(2, 4))):
             self.ev("police_occurrences", c, "MISPER", self.day(5, 340), sid, "MISSING_EPISODE", "P", self.home(c))
         code = str(self.rng.choice(["EDU-PA", "EDU-PA", "EDU-EXC"]))

@@ -62,14 +62,17 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
     pcols[["true_person_id", "forenames", "surname", "dob", "sex", "name_origin", "household_id",
            "hard_case"]].to_csv(truth / "persons.csv", index=False, lineterminator="\n")
     pieces = _pieces(tables)
+    dates = planner.tag_dates()
     scen = []
     for s in planner.scenarios:
         scen.append({"scenario_id": s["scenario_id"], "kind": s["kind"],
                      "true_person_ids": [str(tid[i]) for i in s["persons"]], "uprns": list(s["uprns"]),
-                     "pieces": pieces.get(s["scenario_id"], [])})
+                     "pieces": pieces.get(s["scenario_id"], []), **_span(dates, s["scenario_id"]),
+                     **({"child_now_adult": bool(s["child_now_adult"])} if "child_now_adult" in s else {})})
     write_json(scen, truth / "scenarios.json")
     dec = [{"decoy_id": d["decoy_id"], "kind": d["kind"], "true_person_ids": [str(tid[i]) for i in d["persons"]],
-            "uprns": list(d["uprns"]), "would_fire": d["would_fire"], "pieces": pieces.get(d["decoy_id"], [])}
+            "uprns": list(d["uprns"]), "would_fire": d["would_fire"], "pieces": pieces.get(d["decoy_id"], []),
+            **_span(dates, d["decoy_id"])}
            for d in planner.decoys]
     write_json(dec, truth / "decoys.json")
     bad_rows = bad.truth if bad is not None else pd.DataFrame(columns=["source", "row_number", "record_key",
@@ -79,6 +82,14 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
     for s in scen:
         counts[s["kind"]] = counts.get(s["kind"], 0) + 1
     return {"scenarios": counts, "decoys": len(dec)}
+
+
+def _span(dates: dict, tag: str) -> dict:
+    """``first_event`` / ``last_event`` (ISO dates) of a scenario or decoy, when it planted any dated row."""
+    if tag not in dates:
+        return {}
+    lo, hi = dates[tag]
+    return {"first_event": str(lo), "last_event": str(hi)}
 
 
 def _pieces(tables: dict[str, pd.DataFrame]) -> dict[str, list[dict]]:

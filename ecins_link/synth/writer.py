@@ -18,7 +18,7 @@ _FIXED_TS = "2026-01-01T00:00:00Z"
 
 def public(df: pd.DataFrame) -> pd.DataFrame:
     """The columns an agency actually ships (helper columns start with '_')."""
-    return df[[c for c in df.columns if not c.startswith("_")]]
+    return df.loc[:, [not str(c).startswith("_") for c in df.columns]]  # by position: names may repeat
 
 
 def write_csv(df: pd.DataFrame, path: Path, encoding: str = "utf-8") -> None:
@@ -258,3 +258,50 @@ def _jsonable(o: object) -> object:
     if isinstance(o, np.integer):
         return int(o)
     return str(o)
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_str(k)
+
+
+def _toml_value(v: object) -> str:
+    import datetime as dt
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dump_toml(data: dict, path: tuple[str, ...] = ()) -> str:
+    """A project dict as TOML: top-level dicts as tables, lists of dicts as arrays of tables, their dicts as
+    sub-tables, anything deeper inline (enough for project files; the inverse of ``tomllib.loads``)."""
+    depth = len(path)
+    lines = []
+    nested = []
+    for k, v in data.items():
+        if isinstance(v, dict) and depth < 2:
+            nested.append((k, v, False))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v) and depth == 0:
+            nested.append((k, v, True))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            lines.append(f"{_toml_key(k)} = [\n" + "".join(f"  {_toml_value(x)},\n" for x in v) + "]")
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    for k, v, many in nested:
+        name = ".".join(_toml_key(p) for p in (*path, k))
+        for item in (v if many else [v]):
+            lines.append(f"\n[[{name}]]" if many else f"\n[{name}]")
+            body = dump_toml(item, (*path, k))
+            if body:
+                lines.append(body)
+    return "\n".join(lines)

@@ -15,6 +15,8 @@ import re
 
 import duckdb
 
+from ecins_link.standardise.address_flats import rewrite_descriptors_sql
+
 # Key expressions over a row alias {t}: NULL when a part the key needs is missing.  The gazetteer side of
 # the *area* keys is matched on both its town and its locality (agencies write either).
 _KEYS: dict[str, tuple[str, str]] = {
@@ -58,7 +60,8 @@ def flat_id_expr(col: str, label_words: list[str]) -> str:
     """SQL: the flat identifier of a flat label ('FLAT 2', 'APARTMENT 2' -> '2')."""
     words = "|".join(re.escape(w.upper()) for w in label_words) or "$^"
     rx = _sql_str("^(" + words + r")\.?\s*")
-    return f"nullif(trim(regexp_replace(upper({col}), {rx}, '')), '')"
+    # "FLAT 08" is flat 8
+    return f"nullif(regexp_replace(trim(regexp_replace(upper({col}), {rx}, '')), '^0+([0-9])', '\\1'), '')"
 
 
 def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazetteer: bool,
@@ -89,7 +92,10 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
-               regexp_matches(upper(coalesce(address_text, '')), '{rx}') AS near
+               -- "REAR FLAT, 4 ..." is a flat (standardise's flat descriptors), not a position
+               (regexp_matches(upper(coalesce(address_text, '')), '{rx}')
+                AND regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')) AS near,
+               coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
     con.execute(r"""
@@ -105,7 +111,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
         SELECT source, record_key,
                md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
                    coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
-                   coalesce(source_uprn, ''), near::VARCHAR)) AS akey
+                   coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
         FROM _loc_rows""")
     known = _tokens("concat_ws(' ', r.flat, r.number, r.building, r.street, r.town, r.postcode)")
     place = _tokens("concat_ws(' ', r.town, r.postcode, r.postcode_outward)")
@@ -118,7 +124,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             GROUP BY m.akey)
         , two AS (
             SELECT akey, n_records, r.address_text, r.address_norm, r.flat, r.number, r.building, r.street,
-                   r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near,
+                   r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near, r.home,
                    list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
                    array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
             FROM one)
@@ -140,14 +146,20 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                        nullif(trim(CAST(locality AS VARCHAR)), '') AS locality, nullif(trim(CAST(town AS VARCHAR)), '') AS town,
                        nullif(trim(CAST(postcode AS VARCHAR)), '') AS postcode, nullif(trim(CAST(postcode_outward AS VARCHAR)), '') AS postcode_outward,
                        nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
-                       CAST(full_address AS VARCHAR) AS full_address, CAST(address_norm AS VARCHAR) AS address_norm
+                       CAST(full_address AS VARCHAR) AS full_address, CAST(address_norm AS VARCHAR) AS address_norm,
+                       nullif(trim(CAST(parent_uprn AS VARCHAR)), '') AS parent_uprn,
+                       CAST(address_class AS VARCHAR) AS address_class
                 FROM gazetteer_std WHERE uprn IS NOT NULL),
             shells AS (
-                SELECT DISTINCT number, street, postcode FROM g WHERE flat IS NOT NULL AND number IS NOT NULL)
-            SELECT g.*, (g.flat IS NULL AND s.number IS NOT NULL) AS has_flats, {flat_id_expr('g.flat', flat_words)} AS flat_id
+                SELECT DISTINCT number, street, postcode FROM g WHERE flat IS NOT NULL AND number IS NOT NULL),
+            parents AS (SELECT DISTINCT parent_uprn AS uprn FROM g WHERE parent_uprn IS NOT NULL)
+            -- a building "has flats" when flats are listed at its number, street and postcode, or name it parent
+            SELECT g.*, (g.flat IS NULL AND (s.number IS NOT NULL OR p.uprn IS NOT NULL)) AS has_flats,
+                   {flat_id_expr('g.flat', flat_words)} AS flat_id
             FROM g LEFT JOIN shells s
               ON g.number = s.number AND g.street IS NOT DISTINCT FROM s.street
-             AND g.postcode IS NOT DISTINCT FROM s.postcode""")
+             AND g.postcode IS NOT DISTINCT FROM s.postcode
+            LEFT JOIN parents p ON p.uprn = g.uprn""")
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _loc_gaz_area AS
             SELECT * REPLACE (area AS town) FROM (
@@ -307,7 +319,7 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
         con,
         f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
             JOIN _loc_addr a ON a.akey = c.akey
-            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_leftover > 0) {weak}""",
+            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_unexplained > 0) {weak}""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
@@ -337,51 +349,12 @@ def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> di
         con,
         f"""SELECT c.akey, c.uprn, 'street_area', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
             JOIN _loc_addr a ON a.akey = c.akey
-            WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_leftover > 0)
+            WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)
               AND a.n_unexplained = 0 AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
               AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)""",
     )
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute("INSERT INTO _loc_ties SELECT akey, 'street_area', n FROM _loc_cand WHERE n > 1")
-    return {"resolved": n, "ties_refused": int(ties)}
-
-
-def resolve_premises(
-    con: duckdb.DuckDBPyConnection, confidence: float, ignore_leading: list[str], min_chars: int
-) -> dict[str, int]:
-    """Match an unnumbered address whose text names a premises to a gazetteer building/organisation name.
-
-    The name must appear as whole words in the address, in the same town or postcode district; among the
-    names found the longest wins, and it must name exactly one UPRN.
-    """
-    lead = "|".join(re.escape(w.upper()) for w in ignore_leading) or "$^"
-    strip = f"trim(regexp_replace(upper({{x}}), '^({lead})\\s+', ''))"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        WITH names AS (
-            SELECT uprn, {strip.format(x="organisation")} AS name, town, postcode_outward FROM _loc_gaz
-            WHERE organisation IS NOT NULL
-            UNION
-            SELECT uprn, {strip.format(x="building")}, town, postcode_outward FROM _loc_gaz
-            WHERE building IS NOT NULL AND number IS NULL AND flat IS NULL),
-             todo AS (SELECT akey, ' ' || upper(coalesce(place_text, '')) || ' ' AS txt, town, postcode_outward
-                      FROM {_todo("AND a.number IS NULL AND a.flat IS NULL")} a),
-             toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, unnest(string_split(trim(txt), ' ')) AS tok
-                      FROM todo),
-             named AS (SELECT *, split_part(name, ' ', 1) AS first FROM names WHERE length(name) >= {int(min_chars)}),
-             hits AS (
-                SELECT t.akey, n.uprn, length(n.name) AS len FROM toks t JOIN named n
-                  ON t.tok = n.first AND t.town = n.town
-                WHERE contains(t.txt, ' ' || n.name || ' ')
-                UNION
-                SELECT t.akey, n.uprn, length(n.name) FROM toks t JOIN named n
-                  ON t.tok = n.first AND t.postcode_outward = n.postcode_outward
-                WHERE contains(t.txt, ' ' || n.name || ' ')),
-             best AS (SELECT akey, max(len) AS len FROM hits GROUP BY akey)
-        SELECT h.akey, min(h.uprn) AS uprn, count(DISTINCT h.uprn) AS n
-        FROM hits h JOIN best b USING (akey, len) GROUP BY h.akey""")
-    n = _insert(con, f"SELECT akey, uprn, 'premises_name', {confidence} FROM _loc_cand WHERE n = 1")
-    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     return {"resolved": n, "ties_refused": int(ties)}
 
 

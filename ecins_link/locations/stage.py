@@ -7,9 +7,15 @@ Order of work (cheapest and most certain first; each step sees only what earlier
 3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
    missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names);
-4. premises names against gazetteer organisation / building names (``premises_name``);
-5. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner;
-6. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
+4. premises names against gazetteer organisation / building names in the areas the text names
+   (``premises_name``, :mod:`.premises`); "FLAT ABOVE" to the one upper-floor flat (``flat_descriptor``);
+5. the hard guards (:mod:`.guards`: never another number, suffix, flat or street type; never a home on a
+   commercial UPRN; position words to the building);
+6. the residue to uk_address_matcher's pre-trained model, accepted only with a clear winner, and the guards again;
+7. a flat the gazetteer does not list, to its one building (``building_only``, level ``building``);
+8. anything else stays unresolved (``uprn`` NULL) and gets ``L<hash>`` of a cluster of normalised addresses.
+
+Each answer gets a ``match_level`` and ``match_reason`` (:func:`.guards.matches_sql`; docs/addresses.md).
 
 "REAR OF 12 HIGH ST" / "O/S 12 ..." resolve to 12 High St as ``proximity`` with lower confidence (see
 ``location_rules.toml``).  Without a gazetteer, step 6 alone clusters addresses among themselves.
@@ -32,16 +38,18 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.matching import location_keys as keys
+from ecins_link.locations import guards, keys, premises
 from ecins_link.store import Store
 
 if TYPE_CHECKING:
-    from ecins_link.matching.location_uam import MatcherSession
+    from ecins_link.locations.uam import MatcherSession
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "premises_name", "uk_address_matcher", "proximity", "unresolved",
-           "too_vague"]
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "premises_name", "flat_descriptor", "uk_address_matcher",
+           "building_only",
+           "proximity", "unresolved", "too_vague"]
+LEVELS = ["exact", "flat", "building", "approximate", "street", "unresolved"]
 
 
 def load_location_rules(path: str | Path | None = None) -> dict:
@@ -63,7 +71,7 @@ def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: b
         if early is not None:
             early.close()
         return None
-    from ecins_link.matching.location_uam import MatcherSession, canonical_sql
+    from ecins_link.locations.uam import MatcherSession, canonical_sql
 
     try:
         canonical = con.execute(canonical_sql()).to_arrow_table()
@@ -89,7 +97,7 @@ def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str |
     uam = rules["uk_address_matcher"]
     if config.gazetteer_source is None or not uam.get("enabled", True) or not store.has_table("gazetteer"):
         return None
-    from ecins_link.matching.location_uam import MatcherSession, canonical_from_ingest_sql
+    from ecins_link.locations.uam import MatcherSession, canonical_from_ingest_sql
 
     try:
         canonical = store.con.execute(canonical_from_ingest_sql()).to_arrow_table()
@@ -142,8 +150,13 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
                  flats.get("hint_patterns", []), prox.get("at_prefixes", []))
+    guards.init(con)
     lap("prepare")
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
+    home_rule = bool(rules.get("guards", {}).get("home_not_commercial", True))
+    from ecins_link.standardise.address_clean import vocab
+
+    street_types = sorted(set(vocab().get("street_words", [])) - set(vocab().get("building_words", [])))
     counts["source_uprn"] = keys.resolve_source_uprn(
         con, conf["source_uprn" if with_gazetteer else "source_uprn_unchecked"], with_gazetteer)
     if with_gazetteer:
@@ -153,12 +166,18 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         counts["street_area"] = keys.resolve_street_area(con, conf.get("street_area", conf["street_number"]))
         lap("street_area")
         prem = rules["premises"]
-        counts["premises_name"] = keys.resolve_premises(con, conf["premises_name"], prem.get("ignore_leading", []),
-                                                        int(prem.get("min_name_chars", 4)))
+        counts["premises_name"] = premises.resolve_premises(
+            con, conf["premises_name"], prem.get("ignore_leading", []), int(prem.get("min_name_chars", 4)),
+            prem.get("ignore_trailing", []))
         lap("premises_name")
+        from ecins_link.standardise.address_flats import upper_ids
+
+        counts["flat_descriptor"] = guards.resolve_upper_flat(con, conf.get("flat_descriptor", 0.9), upper_ids())
+        counts["guards_after_keys"] = guards.apply_guards(con, home_rule, street_types)
+        lap("guards")
         uam = rules["uk_address_matcher"]
         if uam.get("enabled", True):
-            from ecins_link.matching.location_uam import run_uk_address_matcher
+            from ecins_link.locations.uam import run_uk_address_matcher
 
             strip = keys.proximity_regex(prox.get("prefixes", []) + prox.get("at_prefixes", [])).replace("'", "''")
             todo = f"""SELECT akey, trim(regexp_replace(upper(coalesce(nullif(trim(address_text), ''), address_norm, '')),
@@ -178,30 +197,15 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
+        counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types, ["uk_address_matcher"])
+        counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
+        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only"])
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")
     keys.cluster_unresolved(con)
     lap("cluster")
     return counts
-
-
-def _matches_sql(factor: float) -> str:
-    return f"""
-        SELECT m.source, m.record_key, r.uprn,
-               CASE WHEN r.uprn IS NOT NULL THEN 'U' || r.uprn
-                    WHEN c.vague THEN 'L' || substr(md5('record|' || m.source || '|' || m.record_key), 1, 16)
-                    ELSE 'L' || substr(md5(CASE WHEN a.near THEN 'near|' ELSE '' END || c.ckey), 1, 16)
-               END AS location_id,
-               CAST(CASE WHEN r.uprn IS NULL THEN 0.0
-                         WHEN a.near AND r.match_method <> 'source_uprn' THEN r.match_confidence * {factor}
-                         ELSE r.match_confidence END AS DOUBLE) AS match_confidence,
-               CASE WHEN r.uprn IS NULL AND c.vague THEN 'too_vague'
-                    WHEN r.uprn IS NULL THEN 'unresolved'
-                    WHEN a.near AND r.match_method <> 'source_uprn' THEN 'proximity'
-                    ELSE r.match_method END AS match_method
-        FROM _loc_map m JOIN _loc_addr a USING (akey)
-        LEFT JOIN _loc_res r USING (akey) LEFT JOIN _loc_clu c USING (akey)"""
 
 
 def link_locations(store: Store, config: ProjectConfig, rules_path: str | Path | None = None,
@@ -229,9 +233,12 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
         try:
-            with store.scratch(_inputs(with_gazetteer)) as work:
+            with store.scratch(_inputs(store, with_gazetteer)) as work:
                 counts = resolve_addresses(work, rules, with_gazetteer, session)
-                matches = work.execute(_matches_sql(float(rules["proximity"]["confidence_factor"]))).to_arrow_table()
+                matches = work.execute(guards.matches_sql(
+                    float(rules["proximity"]["confidence_factor"]),
+                    float(rules.get("guards", {}).get("building_confidence_factor", 0.9)),
+                    rules.get("reasons", {}), with_gazetteer)).to_arrow_table()
                 work.register("_loc_out", matches)
                 by_method = dict(work.execute(
                     "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
@@ -245,13 +252,20 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
                     row_counts={"address_matches": n, **{f"method_{k}": v for k, v in by_method.items()}})
 
 
-def _inputs(with_gazetteer: bool) -> dict[str, str]:
-    """The store columns the stage reads, copied into its scratch connection."""
-    tables = {"address_std": """SELECT source, record_key, address_text, address_norm, flat, number, building, street,
-                                       town, postcode, postcode_outward, postcode_sector, uprn FROM address_std"""}
+def _inputs(store: Store, with_gazetteer: bool) -> dict[str, str]:
+    """The store columns the stage reads, copied into its scratch connection (optional ones NULL when absent)."""
+    def optional(table: str, cols: tuple[str, ...]) -> str:
+        have = {r[0] for r in store.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+        return ", ".join(c if c in have else f"CAST(NULL AS VARCHAR) AS {c}" for c in cols)
+
+    tables = {"address_std": f"""SELECT source, record_key, address_text, address_norm, flat, number, building, street,
+                                       town, postcode, postcode_outward, postcode_sector, uprn,
+                                       {optional("address_std", ("origin",))} FROM address_std"""}
     if with_gazetteer:
-        tables["gazetteer_std"] = """SELECT uprn, flat, number, building, organisation, street, locality, town,
-                                            postcode, postcode_outward, postcode_sector, full_address, address_norm
+        tables["gazetteer_std"] = f"""SELECT uprn, flat, number, building, organisation, street, locality, town,
+                                            postcode, postcode_outward, postcode_sector, full_address, address_norm,
+                                            {optional("gazetteer_std", ("parent_uprn", "address_class"))}
                                      FROM gazetteer_std"""
     return tables
 

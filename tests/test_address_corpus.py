@@ -1,0 +1,147 @@
+"""250 hand-written UK address forms against a small hand-written BS7666 gazetteer, through a project file.
+
+``tests/data/address_corpus_llpg.csv`` is a two-town LLPG (parent shells, flats above numbered shops, floor flats,
+suffixed numbers, a chain with branches in both towns, a numbered range, an annexe, a maisonette);
+``tests/data/address_corpus.txt`` lists address texts as agencies write them (homes and event locations) with
+the expected answer: a UPRN, ``unresolved``, ``building:U`` (building known, flat not) or ``approx:U``
+(position words).  The run goes ingest -> standardise -> locations (``run_project``), as a user's would.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ecins_link.pipeline import run_project
+
+DATA = Path(__file__).parent / "data"
+PROJECT = """[project]
+name = "address corpus"
+store = "store.duckdb"
+
+[[sources]]
+name = "llpg"
+agency = "council"
+path = "llpg.csv"
+key = "UPRN"
+[sources.gazetteer]
+uprn = "UPRN"
+parent_uprn = "PARENT_UPRN"
+sao_start_number = "SAO_START_NUMBER"
+sao_start_suffix = "SAO_START_SUFFIX"
+sao_text = "SAO_TEXT"
+pao_start_number = "PAO_START_NUMBER"
+pao_start_suffix = "PAO_START_SUFFIX"
+pao_end_number = "PAO_END_NUMBER"
+pao_text = "PAO_TEXT"
+organisation = "ORGANISATION"
+street = "STREET"
+locality = "LOCALITY"
+town = "TOWN"
+postcode = "POSTCODE"
+classification = "CLASSIFICATION"
+x = "X"
+y = "Y"
+
+[[sources]]
+name = "homes"
+agency = "housing"
+path = "homes.csv"
+key = "ID"
+[sources.person]
+full_name = "NAME"
+address = "ADDRESS"
+postcode = "POSTCODE"
+
+[[sources]]
+name = "incidents"
+agency = "police"
+path = "events.csv"
+key = "ID"
+[sources.event]
+code = "CODE"
+date = "DATE"
+location = "LOCATION"
+location_postcode = "POSTCODE"
+"""
+
+
+def _corpus() -> pd.DataFrame:
+    rows = []
+    for line in (DATA / "address_corpus.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            origin, text, postcode, expected = (x.strip() for x in line.split("|"))
+            rows.append({"origin": origin, "text": text, "postcode": postcode, "expected": expected})
+    df = pd.DataFrame(rows)
+    df["ID"] = [f"{o[0].upper()}{i:04d}" for i, o in enumerate(df["origin"])]
+    return df
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("corpus")
+    shutil.copy(DATA / "address_corpus_llpg.csv", root / "llpg.csv")
+    corpus = _corpus()
+    homes, events = corpus[corpus.origin == "home"], corpus[corpus.origin == "event"]
+    pd.DataFrame({"ID": homes.ID, "NAME": "ALEX SMITH", "ADDRESS": homes.text, "POSTCODE": homes.postcode}).to_csv(
+        root / "homes.csv", index=False)
+    pd.DataFrame({"ID": events.ID, "DATE": "2026-01-05", "CODE": "ASB", "LOCATION": events.text,
+                  "POSTCODE": events.postcode}).to_csv(root / "events.csv", index=False)
+    (root / "project.toml").write_text(PROJECT)
+    result = run_project(root / "project.toml", stages=["ingest", "standardise", "locations"])
+    import duckdb
+
+    with duckdb.connect(str(result.store_path), read_only=True) as con:
+        got = con.execute("SELECT record_key AS ID, uprn, match_level, match_reason, match_confidence "
+                          "FROM address_matches").df()
+    return corpus.merge(got, on="ID", how="left")
+
+
+def _ok(row: pd.Series) -> bool:
+    exp = row["expected"]
+    if exp == "unresolved":
+        return pd.isna(row["uprn"])
+    if ":" in exp:
+        level, uprn = exp.split(":")
+        return row["uprn"] == uprn and row["match_level"] == {"approx": "approximate"}.get(level, level)
+    return row["uprn"] == exp and row["match_level"] in ("exact", "flat")
+
+
+def test_corpus_has_at_least_200_forms_and_every_record_an_answer(answers: pd.DataFrame) -> None:
+    assert len(answers) >= 200
+    assert answers["match_level"].notna().all()
+    assert answers["match_reason"].notna().all()
+
+
+def test_no_answer_is_a_wrong_property(answers: pd.DataFrame) -> None:
+    """Never another house number, suffix, flat, street or the shop under a home: a wrong UPRN is worse than none."""
+    def expected_uprn(e: str) -> str | None:
+        return None if e == "unresolved" else e.split(":")[-1]
+
+    wrong = answers[answers["uprn"].notna() & (answers["uprn"] != answers["expected"].map(expected_uprn))]
+    assert wrong.empty, wrong[["text", "expected", "uprn", "match_level", "match_reason"]].to_string()
+
+
+def test_corpus_answers_match_expectations(answers: pd.DataFrame) -> None:
+    ok = answers.apply(_ok, axis=1)
+    misses = answers[~ok][["text", "expected", "uprn", "match_level", "match_reason"]]
+    print(f"{(~ok).sum()} of {len(ok)} differ:\n{misses.to_string()}")
+    assert ok.mean() >= 0.97, f"{(~ok).sum()} of {len(ok)} differ:\n{misses.to_string()}"
+
+
+def test_homes_never_on_commercial_uprns(answers: pd.DataFrame) -> None:
+    gaz = pd.read_csv(DATA / "address_corpus_llpg.csv", dtype=str)
+    commercial = set(gaz.loc[gaz.CLASSIFICATION.str.startswith("C"), "UPRN"])
+    homes = answers[answers.origin == "home"]
+    assert not homes["uprn"].isin(commercial).any()
+    refused = homes[homes["match_reason"].str.contains("commercial", na=False)]
+    assert len(refused) >= 3  # the guard said why
+
+
+def test_ambiguous_premises_list_their_candidates(answers: pd.DataFrame) -> None:
+    row = answers[answers.text == "Boots, Aldton"].iloc[0]
+    assert pd.isna(row["uprn"])
+    assert "1006" in row["match_reason"] and "1033" in row["match_reason"]
