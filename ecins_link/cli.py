@@ -348,8 +348,9 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the research extract.")],
     key_file: Annotated[Path, typer.Option("--key-file", help="Secret key for keyed-hash pseudonyms.")],
     pseudonymise: Annotated[bool, typer.Option("--pseudonymise/--no-pseudonymise")] = True,
-    min_cell: Annotated[int, typer.Option("--min-cell", min=1,
-                                          help="Withhold DOB years / postcode sectors shared by fewer persons.")] = 5,
+    min_cell: Annotated[int, typer.Option("--min-cell", min=5,
+                                          help="k: withhold values, and enforce k-anonymity, below this many "
+                                               "persons (at least 5).")] = 5,
     user: UserOpt = None,
 ) -> None:
     """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector, small cells withheld)."""

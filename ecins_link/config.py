@@ -368,14 +368,14 @@ class ProjectConfig(_Model):
         raise KeyError(name)
 
     def path_of(self, relative: str) -> Path:
-        """A path from the project file, resolved against the project folder; for a config read from a project
-        file, :class:`ConfigError` if it leads outside the project folder and the folders of
-        ``project.allow_paths_outside`` (a config built in code, without a file, is the caller's own)."""
+        """A path from the project file, resolved against the project folder; :class:`ConfigError` if it leads
+        outside the project folder and the folders of ``project.allow_paths_outside``.  A config built in code
+        without a file may still name absolute paths of its own choosing; its relative paths are confined."""
         from ecins_link.guards import confine
 
-        p = Path(relative)
-        p = p if p.is_absolute() else (self.root / p)
-        if self.file is None:
+        given = Path(relative)
+        p = given if given.is_absolute() else (self.root / given)
+        if self.file is None and given.is_absolute():
             return p
         allowed = [Path(a) if Path(a).is_absolute() else self.root / a for a in self.project.allow_paths_outside]
         try:

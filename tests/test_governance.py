@@ -350,14 +350,18 @@ def test_paths_outside_the_project_folder_are_refused(tmp_path: Path) -> None:
     (shared / "p.csv").write_text("ID,NAME\n1,A B\n", encoding="utf-8")
     cfg = load_config(_project(tmp_path, str(shared / "p.csv"), extra=f'allow_paths_outside = ["{shared}"]'))
     assert cfg.path_of(str(shared / "p.csv")) == shared / "p.csv"
-    # a config read from a file is checked again at use (a path edited in after loading); one built in code
-    # without a file is the calling program's own
+    # checked again at use (a path edited in after loading), and for configs built in code: a relative path
+    # may not climb out; only a program building its config without a file may name absolute paths of its own
     data = {"project": {"name": "t"}, "sources": [
         {"name": "p", "agency": "a", "path": "../x.csv", "key": "ID", "person": {"full_name": "N"}}]}
     read = parse_config(data, root=tmp_path / "proj", file=tmp_path / "proj" / "project.toml")
+    code = parse_config(data, root=tmp_path / "proj")
+    for cfg in (read, code):
+        with pytest.raises(ConfigError, match="outside"):
+            cfg.path_of("../x.csv")
     with pytest.raises(ConfigError, match="outside"):
-        read.path_of("../x.csv")
-    assert parse_config(data, root=tmp_path / "proj").path_of("../x.csv") == tmp_path / "proj" / "../x.csv"
+        read.path_of(str(tmp_path / "x.csv"))
+    assert code.path_of(str(tmp_path / "x.csv")) == tmp_path / "x.csv"
 
 
 def test_a_store_path_must_be_a_duckdb_file_or_absent(tmp_path: Path) -> None:
@@ -447,6 +451,9 @@ def test_concurrent_writers_to_one_output_folder_are_refused(tmp_path: Path) -> 
         holder.wait()
     write_outputs(store, config(), out, purpose="marac")  # free again
     assert json.loads((out / ".ecins-output.json").read_text())["purpose"] == "marac"
+    write_outputs(store, config(), out)  # one after the other is fine, and the audit says what was replaced
+    exported = store.audit_rows().query("action == 'run_outputs_exported'").details.map(json.loads).tolist()
+    assert exported[-2]["replaced"] is None and exported[-1]["replaced"]["purpose"] == "marac"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.docx").write_text("not an output")
     with pytest.raises(ValueError, match="not an ecins-link output folder"):

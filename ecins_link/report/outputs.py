@@ -70,6 +70,14 @@ def _replaceable(out_dir: Path) -> None:
                          "ecins-link output folder; choose an empty or new --out")
 
 
+def _marker(out_dir: Path) -> dict | None:
+    """What the output folder about to be replaced held (run id, purpose), for the audit; None if new."""
+    try:
+        return json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"run_id": None, "purpose": "unknown (no marker)"} if out_dir.exists() else None
+
+
 def _swap_in(tmp: Path, out_dir: Path) -> None:
     """Rename the finished ``tmp`` folder to ``out_dir`` (the old one, if any, is moved aside then removed)."""
     old = None
@@ -122,6 +130,7 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
             counts, flags = _write_all(store, config, view, tmp, purpose, max_charts)
             (tmp / MARKER).write_text(json.dumps({"run_id": store.run_id, "purpose": purpose}), encoding="utf-8")
             os.chmod(tmp, 0o755)
+            replaced = _marker(out_dir)
             _swap_in(tmp, out_dir)
         except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -137,7 +146,8 @@ def write_outputs(store: Store, config: ProjectConfig, out_dir: Path, purpose: s
                  "out_dir": str(out_dir)},
                 {"cases": counts["case_pages"], "flags": counts["flags"]}, purpose=purpose)
     store.audit("disclosure", "run_outputs_exported",
-                {"purpose": purpose, "files": sorted(p.name for p in files.values()), "out_dir": str(out_dir)},
+                {"purpose": purpose, "files": sorted(p.name for p in files.values()), "out_dir": str(out_dir),
+                 "replaced": replaced},
                 {k: v for k, v in counts.items() if k != "explained_links"}, purpose=purpose)
     return {"out_dir": out_dir, "purpose": purpose, "files": files, "counts": counts,
             "seconds": round(time.perf_counter() - started, 3)}
