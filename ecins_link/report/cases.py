@@ -42,6 +42,15 @@ def _frames(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def registered(store: Store, cases: pd.DataFrame, sources: pd.DataFrame) -> Iterator[None]:
     """Register the per-case id frames and the (source, agency) frame for the gatherers below."""
     frames = {**_frames(cases), "__c_src": sources}
+    if store.has_table("households") and len(frames["__c_hh"]):
+        # a household case is about every member (the child a household rule needs has no signal of its own)
+        store.con.register("__c_hh_only", frames["__c_hh"])
+        try:
+            members = store.df('SELECT DISTINCT h."case", m.person_id FROM __c_hh_only h '
+                               "JOIN households m USING (household_id)")
+        finally:
+            store.con.unregister("__c_hh_only")
+        frames["__c_persons"] = pd.concat([frames["__c_persons"], members.astype("string")]).drop_duplicates()
     for name, df in frames.items():
         store.con.register(name, df)
     try:

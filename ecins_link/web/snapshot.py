@@ -68,6 +68,8 @@ _COPIES: list[tuple[str, tuple[str, ...], str]] = [
         UNION ALL SELECT dst, src, * EXCLUDE (src, dst) FROM e ORDER BY node"""),
     ("nodes", ("graph_nodes",), "SELECT node_id, node_type FROM src.graph_nodes "
                                 "WHERE node_type IN ('person', 'location') ORDER BY node_id"),
+    ("households", ("households",), "SELECT household_id, person_id, is_child, first_seen, last_seen "
+                                    "FROM src.households ORDER BY household_id"),
     ("overrides", ("overrides",), "SELECT * FROM src.overrides ORDER BY recorded_at"),
     ("accounting", ("accounting",), "SELECT DISTINCT source, agency FROM src.accounting"),
 ]
