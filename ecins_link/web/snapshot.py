@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 POINTER = "current.json"
+FORMAT = 2  # bump when the snapshot's tables change: an older snapshot is rebuilt, not served
 EDGE_TYPES = ("resides_at", "same_household", "co_involved", "victim_suspect")
 
 
@@ -117,6 +118,7 @@ class Published:
     run_id: str
     file: Path
     finished_at: str
+    format: int = 0
 
 
 def current_pointer(web_dir: Path) -> Published | None:
@@ -129,7 +131,8 @@ def current_pointer(web_dir: Path) -> Published | None:
     file = Path(web_dir) / "snapshots" / str(data.get("file", ""))
     if not file.is_file():
         return None
-    return Published(run_id=str(data["run_id"]), file=file, finished_at=str(data.get("finished_at")))
+    return Published(run_id=str(data["run_id"]), file=file, finished_at=str(data.get("finished_at")),
+                     format=int(data.get("format", 0)))
 
 
 _publish_lock = threading.Lock()
@@ -162,7 +165,7 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
         # an unchanged file holds no newer run: do not even open it (a read-only attach takes a shared lock,
         # and a batch starting at that moment could not open the store for writing)
         fingerprint = _fingerprint(Path(store_path))
-        if existing is not None and _seen.get(str(store_path)) == fingerprint:
+        if existing is not None and existing.format == FORMAT and _seen.get(str(store_path)) == fingerprint:
             return existing
         con = duckdb.connect()
         try:
@@ -179,7 +182,8 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
                     _seen[str(store_path)] = fingerprint  # a failed run: nothing to publish until the file changes
                 return existing
             run_id, _, finished = last
-            if existing is not None and existing.run_id == run_id and existing.finished_at == str(finished):
+            if (existing is not None and existing.run_id == run_id and existing.finished_at == str(finished)
+                    and existing.format == FORMAT):
                 _seen[str(store_path)] = fingerprint
                 return existing
             name = f"{run_id}-{int(time.time() * 1000)}.duckdb"
@@ -199,7 +203,8 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
         _seen[str(store_path)] = fingerprint
         os.replace(tmp, snaps / name)
         pointer = snaps / (POINTER + ".tmp")
-        pointer.write_text(json.dumps({"run_id": run_id, "file": name, "finished_at": str(finished)}), encoding="utf-8")
+        pointer.write_text(json.dumps({"run_id": run_id, "file": name, "finished_at": str(finished), "format": FORMAT}),
+                           encoding="utf-8")
         os.replace(pointer, snaps / POINTER)
         keep = {name, existing.file.name if existing else None}
         for old in snaps.glob("*.duckdb"):
