@@ -367,3 +367,21 @@ def test_a_child_outside_the_purpose_is_at_risk_but_not_named(web) -> None:  # n
     assert child and child[0]["age"] is None and child[0]["name"] == f"child {pid} (not shared for this purpose)"
     text = json.dumps([page.at_risk, page.persons, page.signals, page.links], default=str)
     assert name not in text
+
+
+def test_users_cli_add_list_disable(web) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from ecins_link.cli import app
+
+    runner, project = CliRunner(), str(web["run"].project)
+    added = runner.invoke(app, ["users", "add", project, "clerk", "--role", "panel", "--purpose", "fire",
+                                "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    bad = runner.invoke(app, ["users", "add", project, "x", "--role", "panel", "--purpose", "nosuch",
+                              "--password-stdin"], input=PASSWORD + "\n")
+    assert bad.exit_code == 2 and "nosuch" in bad.output
+    listed = runner.invoke(app, ["users", "list", project])
+    assert listed.exit_code == 0 and "clerk" in listed.output and "fire" in listed.output
+    assert runner.invoke(app, ["users", "disable", project, "clerk"]).exit_code == 0
+    assert not client().login(username="clerk", password=PASSWORD)
