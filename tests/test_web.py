@@ -337,3 +337,51 @@ def test_app_audit_reaches_the_store_audit_log_without_names(web) -> None:  # no
     assert {"web_view_case", "web_lookup"} <= set(web_rows["action"])
     assert set(web_rows.loc[web_rows["action"] == "web_lookup", "category"]) == {"disclosure"}
     assert "Secretname" not in " ".join(web_rows["details"]) and "marac" in set(web_rows["purpose"])
+
+
+def test_a_child_outside_the_purpose_is_at_risk_but_not_named(web) -> None:  # noqa: ANN001
+    """Household cases need a child; when the child's records belong only to partners outside the purpose, the
+    case page still says a child is at risk, without their name or age (here a purpose detailing police only)."""
+    from dataclasses import replace
+
+    from ecins_link.web.casepage import build_case_page
+
+    police_only = replace(view_for(web["config"], "marac"), name="police_only", agencies=frozenset({"police"}))
+    con = duckdb.connect(str(web["run"].store_path), read_only=True)
+    rows = con.execute("""
+        SELECT f.entity_id, h.person_id, a.display_name FROM flags f
+        JOIN households h ON f.entity_type = 'household' AND h.household_id = f.entity_id
+        JOIN person_attributes a ON a.person_id = h.person_id
+        WHERE a.is_child AND list_contains(?::VARCHAR[], f.rule)
+          AND NOT EXISTS (SELECT 1 FROM person_clusters c JOIN person_records r USING (source, record_key)
+                          WHERE c.person_id = h.person_id AND lower(r.agency) = 'police')
+        ORDER BY 1, 2""", [sorted(police_only.rules)]).fetchall()
+    con.close()
+    assert rows, "the sample town has household cases whose child is known to no police record"
+    hid, pid, name = rows[0]
+    snap = web["holder"].get()
+    cases = snap.cases(police_only)
+    case = cases[(cases["entity_type"] == "household") & (cases["entity_id"] == hid)].iloc[0].to_dict()
+    page = build_case_page(snap, police_only, case, web["config"])
+    child = [p for p in page.at_risk if p["person_id"] == pid]
+    assert child and child[0]["age"] is None and child[0]["name"] == f"child {pid} (not shared for this purpose)"
+    text = json.dumps([page.at_risk, page.persons, page.signals, page.links], default=str)
+    assert name not in text
+
+
+def test_users_cli_add_list_disable(web) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from ecins_link.cli import app
+
+    runner, project = CliRunner(), str(web["run"].project)
+    added = runner.invoke(app, ["users", "add", project, "clerk", "--role", "panel", "--purpose", "fire",
+                                "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    bad = runner.invoke(app, ["users", "add", project, "x", "--role", "panel", "--purpose", "nosuch",
+                              "--password-stdin"], input=PASSWORD + "\n")
+    assert bad.exit_code == 2 and "nosuch" in bad.output
+    listed = runner.invoke(app, ["users", "list", project])
+    assert listed.exit_code == 0 and "clerk" in listed.output and "fire" in listed.output
+    assert runner.invoke(app, ["users", "disable", project, "clerk"]).exit_code == 0
+    assert not client().login(username="clerk", password=PASSWORD)

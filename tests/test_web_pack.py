@@ -104,3 +104,16 @@ def test_evidence_in_words_names_each_conditions_own_agencies() -> None:
 def test_labels_file_lists_every_shipped_category() -> None:
     tax = load_taxonomy(DEFAULT_TAXONOMY)
     assert set(tax.categories) <= set(_data()["categories"])
+
+
+def test_pack_notes_possible_same_person_inside_the_review_band(sample_run) -> None:  # noqa: ANN001
+    """The sample run's pack: a review-band pair split across two persons of a case gets a note with its
+    probability (and the probability lies inside the project's review band)."""
+    from ecins_link.config import load_config
+
+    lower, upper = load_config(sample_run.project).linkage.review_band
+    notes = []
+    for page in (sample_run.out_dir / "panel" / "cases").glob("*.html"):
+        notes += re.findall(r"may be the same person \(match probability ([0-9.]+)", page.read_text(encoding="utf-8"))
+    assert notes, "the sample town has persons split inside the review band"
+    assert all(lower - 0.005 <= float(p) <= upper + 0.005 for p in notes)  # (shown to 2 decimals)

@@ -42,6 +42,15 @@ def _frames(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def registered(store: Store, cases: pd.DataFrame, sources: pd.DataFrame) -> Iterator[None]:
     """Register the per-case id frames and the (source, agency) frame for the gatherers below."""
     frames = {**_frames(cases), "__c_src": sources}
+    if store.has_table("households") and len(frames["__c_hh"]):
+        # a household case is about every member (the child a household rule needs has no signal of its own)
+        store.con.register("__c_hh_only", frames["__c_hh"])
+        try:
+            members = store.df('SELECT DISTINCT h."case", m.person_id FROM __c_hh_only h '
+                               "JOIN households m USING (household_id)")
+        finally:
+            store.con.unregister("__c_hh_only")
+        frames["__c_persons"] = pd.concat([frames["__c_persons"], members.astype("string")]).drop_duplicates()
     for name, df in frames.items():
         store.con.register(name, df)
     try:
@@ -207,3 +216,21 @@ def location_labels(store: Store, view: View, extra: list[str] | None = None) ->
         WHERE c.label IS NOT NULL AND c.location_id IN (SELECT location_id FROM wanted)
         GROUP BY c.location_id ORDER BY c.location_id"""
     return _q(store, sql, [sorted(set(extra or [])), *params])
+
+
+def case_possible_same(store: Store, lower: float, upper: float) -> pd.DataFrame:
+    """Per case: scored pairs in the review band ([lower, upper)) joining one of its persons to a different
+    person -- records the model thought likely the same person but kept apart (a note for the panel)."""
+    cols = ["case", "person_id", "other_person_id", "match_probability"]
+    if not (store.has_table("person_pairs") and store.has_table("person_clusters")):
+        return pd.DataFrame(columns=cols)
+    return _q(store, """
+        WITH p AS (SELECT a.person_id AS pa, b.person_id AS pb, p.match_probability FROM person_pairs p
+                   JOIN person_clusters a ON a.unique_id = p.unique_id_l
+                   JOIN person_clusters b ON b.unique_id = p.unique_id_r
+                   WHERE a.person_id <> b.person_id AND p.match_probability >= ? AND p.match_probability < ?),
+             both_ways AS (SELECT pa AS person_id, pb AS other_person_id, match_probability FROM p
+                           UNION ALL SELECT pb, pa, match_probability FROM p)
+        SELECT c."case", w.person_id, w.other_person_id, max(w.match_probability) AS match_probability
+        FROM __c_persons c JOIN both_ways w USING (person_id)
+        GROUP BY ALL ORDER BY c."case", match_probability DESC""", [lower, upper])

@@ -91,6 +91,7 @@ class PanelBuilder:
             return {"persons": gather.case_persons(self.store, self.view), "records": records,
                     "signals": gather.case_signals(self.store, self.view),
                     "overrides": gather.case_overrides(self.store, self.cases, self.view), "edges": edges,
+                    "possible_same": gather.case_possible_same(self.store, *self._review_band()),
                     "nodes": nodes,
                     "locs": gather.location_labels(self.store, self.view, self._edge_locations(edges, nodes))}
 
@@ -217,7 +218,27 @@ class PanelBuilder:
                                                lambda x: self._loc_label(x, loc_labels), linked_ids),
                 "records": pagedata.RecordRows(frames["records"], self.cells, cols, linked),
                 "edges": pagedata.EdgeRows(frames["edges"]), "persons": pagedata.grouped(frames.get("persons"), PERSON_FIELDS),
-                "overrides": pagedata.grouped(frames.get("overrides"))}
+                "overrides": pagedata.grouped(frames.get("overrides")),
+                "possible_same": pagedata.grouped(frames.get("possible_same"))}
+
+    def _review_band(self) -> tuple[float, float]:
+        """The project's review band (``linkage.review_band``; the documented default without a config)."""
+        band = self.config.linkage.review_band if self.config is not None else (0.5, 0.95)
+        return float(band[0]), float(band[1])
+
+    def _same_notes(self, rows: list[dict], person_labels: dict) -> list[str]:
+        """"Possible same person" sentences, once per pair; a person the view may not show stays unnamed."""
+        out, seen = [], set()
+        for r in rows:
+            a, b = str(r["person_id"]), str(r["other_person_id"])
+            if a not in self.visible_persons or (b, a) in seen:
+                continue
+            seen.add((a, b))
+            other = person_labels.get(b) if b in self.visible_persons else self.neighbour_labels.get(b)
+            out.append(f"{person_labels.get(a, a)} and {other or 'a person outside this case'} "
+                       f"may be the same person (match probability {float(r['match_probability']):.2f}, inside the "
+                       "review band): their records were kept apart; check before acting.")
+        return out
 
     @staticmethod
     def _linked_persons(persons: pd.DataFrame | None) -> set[str]:
@@ -323,7 +344,8 @@ class PanelBuilder:
                 "entity_label": self._entity_label(case, person_labels, loc_labels),
                 "entity_words": entity_label(case["entity_type"]),
                 "case_ref": Path(case["page"]).stem.removeprefix("case_"),
-                "at_risk": self._at_risk(case, persons, sig.at_risk_persons(sig_rows))}
+                "at_risk": self._at_risk(case, persons, sig.at_risk_persons(sig_rows)),
+                "possible_same": self._same_notes(share["possible_same"].get(key, []), person_labels)}
 
     @staticmethod
     def _at_risk(case: dict, persons: list[dict], flagged: set[str]) -> list[dict]:

@@ -93,6 +93,10 @@ def build_case_page(snap: Snapshot, view: View, case: dict, config: ProjectConfi
                            "status": _clean(f.get("status")), "first": _iso(f.get("first_date")),
                            "last": _iso(f.get("last_date")), "sentences": evidence_sentences(f.get("evidence"), selectors, category_of)})
     person_ids = sorted({str(p) for p in case["person_ids"]} | ({case["entity_id"]} if case["entity_type"] == "person" else set()))
+    if case["entity_type"] == "household" and snap.has("households"):
+        # every member, not only those whose signals met the rule: the child a household rule is about is one
+        members = _rows(cur, "SELECT DISTINCT person_id FROM households WHERE household_id IN {ids}", [[case["entity_id"]]])
+        person_ids = sorted(set(person_ids) | {str(m["person_id"]) for m in members})
     loc_ids = sorted({"U" + str(u) for u in case["uprns"]} | ({case["entity_id"]} if case["entity_type"] == "location" else set()))
     persons = _rows(cur, "SELECT * FROM persons WHERE person_id IN {ids} ORDER BY person_id",
                     [person_ids]) if snap.has("persons") else []

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 POINTER = "current.json"
+FORMAT = 2  # bump when the snapshot's tables change: an older snapshot is rebuilt, not served
 EDGE_TYPES = ("resides_at", "same_household", "co_involved", "victim_suspect")
 
 
@@ -68,6 +69,8 @@ _COPIES: list[tuple[str, tuple[str, ...], str]] = [
         UNION ALL SELECT dst, src, * EXCLUDE (src, dst) FROM e ORDER BY node"""),
     ("nodes", ("graph_nodes",), "SELECT node_id, node_type FROM src.graph_nodes "
                                 "WHERE node_type IN ('person', 'location') ORDER BY node_id"),
+    ("households", ("households",), "SELECT household_id, person_id, is_child, first_seen, last_seen "
+                                    "FROM src.households ORDER BY household_id"),
     ("overrides", ("overrides",), "SELECT * FROM src.overrides ORDER BY recorded_at"),
     ("accounting", ("accounting",), "SELECT DISTINCT source, agency FROM src.accounting"),
 ]
@@ -115,6 +118,7 @@ class Published:
     run_id: str
     file: Path
     finished_at: str
+    format: int = 0
 
 
 def current_pointer(web_dir: Path) -> Published | None:
@@ -127,7 +131,8 @@ def current_pointer(web_dir: Path) -> Published | None:
     file = Path(web_dir) / "snapshots" / str(data.get("file", ""))
     if not file.is_file():
         return None
-    return Published(run_id=str(data["run_id"]), file=file, finished_at=str(data.get("finished_at")))
+    return Published(run_id=str(data["run_id"]), file=file, finished_at=str(data.get("finished_at")),
+                     format=int(data.get("format", 0)))
 
 
 _publish_lock = threading.Lock()
@@ -160,7 +165,7 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
         # an unchanged file holds no newer run: do not even open it (a read-only attach takes a shared lock,
         # and a batch starting at that moment could not open the store for writing)
         fingerprint = _fingerprint(Path(store_path))
-        if existing is not None and _seen.get(str(store_path)) == fingerprint:
+        if existing is not None and existing.format == FORMAT and _seen.get(str(store_path)) == fingerprint:
             return existing
         con = duckdb.connect()
         try:
@@ -177,7 +182,8 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
                     _seen[str(store_path)] = fingerprint  # a failed run: nothing to publish until the file changes
                 return existing
             run_id, _, finished = last
-            if existing is not None and existing.run_id == run_id and existing.finished_at == str(finished):
+            if (existing is not None and existing.run_id == run_id and existing.finished_at == str(finished)
+                    and existing.format == FORMAT):
                 _seen[str(store_path)] = fingerprint
                 return existing
             name = f"{run_id}-{int(time.time() * 1000)}.duckdb"
@@ -197,7 +203,8 @@ def publish_snapshot(store_path: Path, web_dir: Path, review_band: tuple[float, 
         _seen[str(store_path)] = fingerprint
         os.replace(tmp, snaps / name)
         pointer = snaps / (POINTER + ".tmp")
-        pointer.write_text(json.dumps({"run_id": run_id, "file": name, "finished_at": str(finished)}), encoding="utf-8")
+        pointer.write_text(json.dumps({"run_id": run_id, "file": name, "finished_at": str(finished), "format": FORMAT}),
+                           encoding="utf-8")
         os.replace(pointer, snaps / POINTER)
         keep = {name, existing.file.name if existing else None}
         for old in snaps.glob("*.duckdb"):
