@@ -167,7 +167,7 @@ def _write_all(store: Store, config: ProjectConfig, view: View, out_dir: Path, p
         cases = build_cases(flags)
         flag_tables = side.submit(write_flag_tables, cursor, flags, cases, out_dir)
         sources = source_agencies(store, config)
-        panel = PanelBuilder(store, view, flags, cases, sources, run_label, max_charts)
+        panel = PanelBuilder(store, view, flags, cases, sources, run_label, max_charts, config=config)
         panel.prepare()
         counts = {**basic.result(), **flag_tables.result()}
     counts.update(panel.render(out_dir / "panel"))  # (no other thread left: it may fork)

@@ -18,6 +18,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from ecins_link.config import ProjectConfig
 from ecins_link.report import cases as gather
 from ecins_link.report import pagedata
 from ecins_link.report.cells import Cells, fmt, named_records, person_label, val, write_page
@@ -66,11 +67,12 @@ class PanelBuilder:
     """Gathers case data (set-based) and renders the index and one page per case."""
 
     def __init__(self, store: Store, view: View, flags: pd.DataFrame, cases: pd.DataFrame,
-                 sources: pd.DataFrame, run_label: str, max_charts: int = 500) -> None:
+                 sources: pd.DataFrame, run_label: str, max_charts: int = 500,
+                 config: ProjectConfig | None = None) -> None:
         self.store, self.view, self.flags, self.cases = store, view, flags, cases
         self.sources, self.run_label, self.max_charts = sources, run_label, max_charts
         self.agency_of = dict(zip(sources["source"], sources["agency"], strict=False))
-        self.config = None  # set to the ProjectConfig to word each condition with its own records' agencies
+        self.config = config  # the project: each condition worded with its own records' agencies, its review band
         self.env = _env()
         self.cells = Cells()
         css = (resources.files("ecins_link.report") / "templates" / "style.css").read_text(encoding="utf-8")
