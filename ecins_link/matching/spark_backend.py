@@ -31,7 +31,9 @@ from sqlglot import exp
 from ecins_link.config import EngineSettings, ProjectConfig
 from ecins_link.matching.model_dialect import render_settings, with_parameters
 from ecins_link.matching.one_to_one import link_one_to_one
-from ecins_link.matching.person_model import level_weights, load_model_config, quiet_splink, settings, train
+from ecins_link.matching.person_fields import column_stats, fit_to_data
+from ecins_link.matching.person_model import level_weights, load_model_config, quiet_splink, settings
+from ecins_link.matching.person_training import TrainingError, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.store import Store
 
@@ -122,14 +124,17 @@ def predict(spark_api: Any, persons: Any, canonical: dict) -> tuple[Any, Any]:
     return linker, preds.as_spark_dataframe()
 
 
-def train_on_spark(spark_api: Any, persons: Any, mc: dict, n_records: int) -> tuple[dict, dict]:
-    """Train the packaged model on Spark (no EM sampling: the rules' pairs are all used).  Returns the
-    canonical settings with the trained parameters, and the training summary."""
+def train_on_spark(spark_api: Any, persons: Any, mc: dict, n_records: int,
+                   allow_untrained: list[str] | None = None) -> tuple[dict, dict]:
+    """Train the packaged model on Spark (no EM sampling: the rules' pairs are all used), every EM pass
+    checked and undone on failure as on DuckDB (``person_training.train``).  Returns the canonical settings
+    with the trained parameters, and the training summary; :class:`TrainingError` when a key comparison
+    is left untrained and not in ``allow_untrained``."""
     from splink import Linker
 
     canonical = settings(mc).create_settings_dict("duckdb")
     linker = Linker(persons, render_settings(canonical), spark_api, set_up_basic_logging=False)
-    summary = train(linker, mc, n_records=n_records)
+    summary = train(linker, mc, n_records=n_records, allow_untrained=allow_untrained)
     trained = linker.misc.save_model_to_json()
     summary["level_weights"] = level_weights(linker)
     return with_parameters(canonical, trained), summary
@@ -194,6 +199,8 @@ def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | P
 
     check_spark()
     store.require(INPUT_TABLE, stage="persons")
+    if model_file is None and config.linkage.model:
+        model_file = config.path_of(config.linkage.model)
     mc, eng = load_model_config(model_file), config.engine
     work = config.path_of(eng.work_dir) / f"run_{store.run_id}"
     try:  # the Parquet copies hold personal data: removed whatever happens
@@ -229,7 +236,11 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
                                    "prior": model.get("probability_two_random_records_match"), "em_passes": []}
     else:
         started = time.perf_counter()
-        model, summary = train_on_spark(api, persons, mc, n_records)
+        mc = fit_to_data(mc, column_stats(store.con, INPUT_TABLE), config)  # as the DuckDB path does
+        try:
+            model, summary = train_on_spark(api, persons, mc, n_records, lk.allow_untrained)
+        except TrainingError as err:
+            raise LinkageError(str(err)) from None
         summary["mode"] = "full"
         seconds["train"] = _lap(started)
     started = time.perf_counter()
