@@ -23,9 +23,10 @@ CONTRACT = {
 }
 PARQUET = {
     "persons.parquet": ["source", "record_key", "person_id", "cluster_confidence"],
-    "addresses.parquet": ["source", "record_key", "uprn", "location_id", "match_confidence"],
+    "addresses.parquet": ["source", "record_key", "uprn", "location_id", "match_confidence", "match_level",
+                          "match_reason"],
     "flags.parquet": ["flag_id", "rule", "entity_type", "entity_id", "person_ids", "uprns", "score", "rank",
-                      "agencies", "visible_to_single_agency", "evidence"],
+                      "agencies", "visible_to_single_agency", "evidence", "first_met", "last_met", "status"],
 }
 
 
