@@ -246,6 +246,9 @@ def write_flag_tables(store: Store, flags: pd.DataFrame, cases: pd.DataFrame, ou
             "last_met": pa.array([], pa.date32()), "status": pa.array([], pa.string())})
     else:
         table = pa.Table.from_pandas(ftab.reset_index(drop=True), preserve_index=False)
+        for name, typ in (("first_met", pa.date32()), ("last_met", pa.date32()), ("status", pa.string())):
+            if name not in table.column_names:  # a store scored before flags had episodes: the contract's columns
+                table = table.append_column(name, pa.nulls(len(table), typ))
     pq.write_table(table, out_dir / "flags.parquet")
     work = cases[WORKLIST_COLUMNS] if not cases.empty else pd.DataFrame(columns=WORKLIST_COLUMNS)
     work = work.astype({"first_date": "string", "last_date": "string", "case": "string", "rules": "string", "guidance": "string", "page": "string",
