@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import math
+import re
 import urllib.parse
 from importlib import resources
 
@@ -22,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ecins_link.report.labels import agency_label, entity_label
+from ecins_link.report.tables import FORMULA_RE
 from ecins_link.report.views import View, view_for
 from ecins_link.web import setup
 from ecins_link.web.audit import audit
@@ -284,8 +286,9 @@ def lookup_view(request: HttpRequest, view: View, snap) -> HttpResponse:  # noqa
 
 
 def _csv_safe(value: object) -> str:
+    """A cell a spreadsheet will not run as a formula (the same rule as the run's CSV files)."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") or text.lstrip()[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if re.match(FORMULA_RE, text) else text
 
 
 @require_GET
