@@ -98,13 +98,26 @@ def rewrite_descriptors(clean: str) -> str:
     return re.sub(_glued_letter(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
 
 
+@cache
+def _may_hold_descriptor() -> str:
+    """One regex every text that some rewrite could change matches (each rewrite needs one of the vocabulary's
+    phrases, or a glued flat label at the start of a part): most addresses fail it and skip the chain."""
+    phrases = [p for d in vocab().get("flat_descriptors", []) for p in d["phrases"]]
+    glued = vocab().get("flat_glued", {})
+    parts = ([_alts(phrases)] if phrases else []) + [
+        r"(?:^|,) *" + glued[k] for k in ("pattern", "letter_pattern") if glued.get(k)]
+    return "|".join(f"(?:{p})" for p in parts) or "$^"
+
+
 def rewrite_descriptors_sql(x: str) -> str:
-    """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression."""
-    x = f"regexp_replace({x}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
+    """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression (the chain of rewrites runs
+    only on texts that may hold a descriptor; the others are returned as they are, as the chain would)."""
+    y = f"regexp_replace({x}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
     for rx, i, _up in descriptor_rules():
-        x = f"regexp_replace({x}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
+        y = f"regexp_replace({y}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
-    return f"regexp_replace(regexp_replace({x}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
+    chain = f"regexp_replace(regexp_replace({y}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
+    return f"CASE WHEN regexp_matches({x}, {_q(_may_hold_descriptor())}) THEN {chain} ELSE {x} END"
 
 
 _CODE = r"^[A-Z]{1,2}([0-9]{2}[A-Z]{0,2})?$"
