@@ -9,76 +9,17 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from ecins_link.config import ProjectConfig
-    from ecins_link.store import Store
-
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Link partnership extracts into one person + location graph and flag toxic-cocktail risk.")
-review_app = typer.Typer(no_args_is_help=True, help="Clerical review of uncertain person matches.")
-app.add_typer(review_app, name="review")
-console = Console(stderr=True)
-_state = {"debug": False}
-
-ProjectArg = Annotated[Path, typer.Argument(help="The project file (TOML).")]
-UserOpt = Annotated[str | None, typer.Option("--user", help="Who is acting (audit log); default: the OS user.")]
-
-
-def _fail(err: BaseException) -> None:
-    if _state["debug"]:
-        raise err
-    console.print(f"[red]error:[/red] {type(err).__name__}: {err}" if not str(err) else f"[red]error:[/red] {err}",
-                  highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _guard(fn):  # noqa: ANN001, ANN202 - decorator
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            console.print("[red]interrupted[/red]: the stage that was running was rolled back; run again to finish")
-            raise typer.Exit(code=130) from None
-        except Exception as err:  # noqa: BLE001 - every error becomes one line
-            _fail(err)
-
-    return wrapper
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from ecins_link import __version__
-
-        print(f"ecins-link {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """ecins-link: risk-linkage analytics for multi-agency partnerships.
-
-    Results go to standard output (JSON with --json); progress, tables and errors go to standard error.
-    """
-    _state["debug"] = debug
+from ecins_link.cli_common import ProjectArg, UserOpt, app, console, guard, jsonable
 
 
 @app.command()
-@_guard
+@guard
 def synth(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the town into.")],
     persons: Annotated[int, typer.Option("--persons", min=10, help="Number of people.")] = 2000,
@@ -93,11 +34,11 @@ def synth(
 
     summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows, dialect=dialect)
     console.print(f"town written to {out}")
-    print(json.dumps(_jsonable(summary), indent=2, default=str))
+    print(json.dumps(jsonable(summary), indent=2, default=str))
 
 
 @app.command()
-@_guard
+@guard
 def run(
     project: ProjectArg,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: PROJECT_DIR/output).")] = None,
@@ -138,7 +79,7 @@ def run(
 
 
 @app.command()
-@_guard
+@guard
 def check(
     project: ProjectArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -157,7 +98,7 @@ def check(
 
 
 @app.command()
-@_guard
+@guard
 def init(
     extracts: Annotated[list[Path], typer.Argument(help="The extract files (CSV, XLSX, Parquet).")],
     out: Annotated[Path, typer.Option("--out", help="The project file to write.")] = Path("project.toml"),
@@ -173,7 +114,7 @@ def init(
 
 
 @app.command()
-@_guard
+@guard
 def evaluate(
     project: ProjectArg,
     truth: Annotated[Path, typer.Option("--truth", help="The truth folder of a synthetic town.")],
@@ -195,7 +136,7 @@ def _sample_town() -> Path | None:
 
 
 @app.command()
-@_guard
+@guard
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Working folder for the demo.")] = Path("ecins-demo"),
     user: UserOpt = None,
@@ -241,243 +182,11 @@ def demo(
     console.print(f"evaluation: {(out / 'evaluation.json').resolve()}")
 
 
-def _project_store(project: Path, command: str, user: str | None = None, purpose: str | None = None,
-                   read_only: bool = False) -> tuple[ProjectConfig, Store]:
-    """The project's config and its store, opened for one CLI command (the caller closes it: ``with store:``)."""
-    from ecins_link.config import load_config
-    from ecins_link.pipeline import open_store
+# the other command groups register themselves on ``app`` when imported (after these, so ``--help`` lists the
+# pipeline commands first)
+from ecins_link import cli_governance, cli_panel  # noqa: E402, F401
 
-    config = load_config(project)
-    return config, open_store(config, user=user, command=command, purpose=purpose, read_only=read_only)
-
-
-@review_app.command("export")
-@_guard
-def review_export(
-    project: ProjectArg,
-    out: Annotated[Path, typer.Option("--out", help="CSV to write for the analyst.")],
-    limit: Annotated[int | None, typer.Option("--limit")] = None,
-    user: UserOpt = None,
-) -> None:
-    """Export the uncertain band of person pairs for clerical review."""
-    from ecins_link.matching.review import export_review
-
-    config, store = _project_store(project, "review export", user)
-    lower, upper = config.linkage.review_band
-    with store:
-        n = export_review(store, out, lower=lower, upper=upper, limit=limit)
-    console.print(f"{n} pairs written to {out}")
-
-
-@review_app.command("import")
-@_guard
-def review_import(
-    project: ProjectArg,
-    decisions: Annotated[Path, typer.Argument(help="The filled-in review CSV.")],
-    user: UserOpt = None,
-) -> None:
-    """Import clerical decisions; they act as must-link / cannot-link in every later run."""
-    from ecins_link.matching.review import import_review
-
-    _, store = _project_store(project, "review import", user)
-    with store:
-        result = import_review(store, decisions, reviewer=store.user)
-    print(json.dumps(_jsonable(result), indent=2, default=str))
-
-
-@app.command()
-@_guard
-def override(
-    project: ProjectArg,
-    entity_type: Annotated[str, typer.Option("--entity-type", help="person, household, location or cluster.")],
-    entity_id: Annotated[str, typer.Option("--entity-id")],
-    raise_score: Annotated[float, typer.Option("--raise", help="How much to raise the priority score (> 0).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (stored and audited).")],
-    rule: Annotated[str | None, typer.Option("--rule")] = None,
-    user: UserOpt = None,
-) -> None:
-    """Raise an entity's priority with a reason (professional judgement can raise, never lower)."""
-    from ecins_link.scoring import add_override
-
-    _, store = _project_store(project, "override", user)
-    with store:
-        oid = add_override(store, entity_type, entity_id, raise_score, reason, rule=rule)
-    console.print(f"override {oid} recorded; re-run `ecins-link run --stage score --stage report` to re-rank")
-
-
-@app.command()
-@_guard
-def audit(
-    project: ProjectArg,
-    verify: Annotated[bool, typer.Option("--verify", help="Check the hash chain; exit 1 if tampered.")] = False,
-    limit: Annotated[int, typer.Option("--limit")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows (and the check) as JSON.")] = False,
-) -> None:
-    """List the audit log (who, when, what, purpose, counts)."""
-
-    _, store = _project_store(project, "audit", read_only=True)
-    with store:
-        rows = store.audit_rows().tail(limit)
-        verdict = store.audit_verdict() if verify else None
-    if as_json:
-        _print_audit_json(rows, verdict)
-        if verdict is not None and not verdict.ok:
-            raise typer.Exit(code=1)
-        return
-    table = Table(title=f"audit log ({len(rows)} most recent rows)")
-    for col in ("seq", "logged_at", "user_name", "category", "purpose", "action", "row_counts"):
-        table.add_column(col, overflow="fold")
-    for r in rows.itertuples():
-        table.add_row(str(r.seq), str(r.logged_at)[:19], r.user_name, r.category, r.purpose, r.action, r.row_counts)
-    Console().print(table)
-    if verdict is not None:
-        if not verdict.ok:
-            for problem in verdict.problems:
-                console.print(f"[red]audit: {problem}[/red]", highlight=False, markup=True, soft_wrap=True)
-            if verdict.bad_seqs:
-                console.print(f"[red]audit chain broken at seq {verdict.bad_seqs}[/red]")
-            raise typer.Exit(code=1)
-        console.print(f"audit chain verified ({verdict.rows} rows; anchored outside the store up to seq "
-                      f"{verdict.anchored_seq})")
-
-
-@app.command()
-@_guard
-def export(
-    project: ProjectArg,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the research extract.")],
-    key_file: Annotated[Path, typer.Option("--key-file", help="Secret key for keyed-hash pseudonyms.")],
-    pseudonymise: Annotated[bool, typer.Option("--pseudonymise/--no-pseudonymise")] = True,
-    min_cell: Annotated[int, typer.Option("--min-cell", min=5,
-                                          help="k: withhold values, and enforce k-anonymity, below this many "
-                                               "persons (at least 5).")] = 5,
-    user: UserOpt = None,
-) -> None:
-    """Export a pseudonymised research extract (HMAC-SHA256 ids, DOB year, postcode sector, small cells withheld)."""
-    from ecins_link.export import export_pseudonymised
-
-    if not pseudonymise:
-        raise ValueError("only pseudonymised research exports are offered (Five Safes: safe data)")
-    if not key_file.exists():
-        raise FileNotFoundError(f"key file not found: {key_file}")
-    _, store = _project_store(project, "export", user, purpose="research")
-    with store:
-        result = export_pseudonymised(store, out, key_file, min_cell=min_cell)
-    print(json.dumps(_jsonable(result), indent=2, default=str))
-
-
-@app.command()
-@_guard
-def purge(
-    project: ProjectArg,
-    source: Annotated[str, typer.Option("--source", help="The source whose records are erased.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why (audited).")],
-    user: UserOpt = None,
-) -> None:
-    """Erase one source's records from the store (audited as erasure); re-run afterwards."""
-    from ecins_link.purge import purge_source
-
-    _, store = _project_store(project, "purge", user)
-    with store:
-        counts = purge_source(store, source, reason)
-    print(json.dumps(counts, indent=2))
-
-
-def _print_audit_json(rows: object, verdict: object | None) -> None:
-    """``audit --json``: ``{"rows": [...]}``, plus ``verified``, ``broken_at`` and ``problems`` when checked."""
-    out: dict = {"rows": json.loads(rows.to_json(orient="records", date_format="iso", date_unit="us"))}  # type: ignore[attr-defined]
-    if verdict is not None:
-        out.update(verified=verdict.ok, broken_at=list(verdict.bad_seqs),  # type: ignore[attr-defined]
-                   problems=list(verdict.problems))  # type: ignore[attr-defined]
-    print(json.dumps(out, indent=2, default=str))
-
-
-rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
-app.add_typer(rules_app, name="rules")
-
-
-@rules_app.command("check")
-@_guard
-def rules_check(
-    rules: Annotated[Path, typer.Argument(help="The rules file (TOML).")],
-    taxonomy: Annotated[Path | None, typer.Option("--taxonomy", help="Signal taxonomy (default: shipped).")] = None,
-) -> None:
-    """Validate a rules file against the taxonomy and print every rule in plain English (exit 2 if invalid)."""
-    from ecins_link.scoring.describe import check_rules
-
-    _, text = check_rules(rules, taxonomy)
-    print(text)
-
-
-users_app = typer.Typer(no_args_is_help=True, help="Logins of the panel workspace (ecins-link serve).")
-app.add_typer(users_app, name="users")
-
-
-@app.command()
-@_guard
-def serve(
-    project: ProjectArg,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    https: Annotated[bool, typer.Option("--https", help="Served behind TLS: Secure cookies and HSTS.")] = False,
-    refresh: Annotated[float, typer.Option("--refresh-seconds", min=0.2,
-                                           help="How often to look for a newly completed run.")] = 30.0,
-    threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Request threads.")] = 8,
-) -> None:
-    """Serve the panel workspace (web app) on the latest completed run."""
-    from ecins_link.web.server import serve as run_server
-
-    console.print(f"panel workspace on http://{host}:{port}/ (Ctrl+C to stop)")
-    run_server(project, host=host, port=port, https=https, refresh_seconds=refresh, threads=threads)
-
-
-@users_app.command("add")
-@_guard
-def users_add(
-    project: ProjectArg,
-    name: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[str, typer.Option("--role", help="analyst (full view) or panel (one purpose).")],
-    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose a panel member works under.")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
-) -> None:
-    """Add a login (or reset one); the password is prompted for unless --password-stdin."""
-    from ecins_link.web.cli_users import add
-
-    add(project, name, role, purpose, password_stdin)
-    console.print(f"user {name} saved ({role}{', ' + purpose if purpose else ''})")
-
-
-@users_app.command("list")
-@_guard
-def users_list(project: ProjectArg) -> None:
-    """List the logins."""
-    from ecins_link.web.cli_users import rows
-
-    table = Table(title="panel workspace users")
-    for col in ("name", "role", "purpose", "active", "last login"):
-        table.add_column(col)
-    for r in rows(project):
-        table.add_row(r.name, r.role, r.purpose, "yes" if r.active else "no", r.last_login)
-    Console().print(table)
-
-
-@users_app.command("disable")
-@_guard
-def users_disable(project: ProjectArg, name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
-    """Disable a login and end its sessions (kept for the audit trail)."""
-    from ecins_link.web.cli_users import disable
-
-    disable(project, name)
-    console.print(f"user {name} disabled")
-
-
-def _jsonable(obj: object) -> object:
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    return obj
-
+__all__ = ["app"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
