@@ -22,7 +22,7 @@ from ecins_link.scoring.metrics import MetricsMixin, age_at
 from ecins_link.scoring.rules import Condition, Rule
 
 SIGNAL_COLS = ("signal_id, source, record_key, agency, signal, category, role, event_date, person_id, uprn, "
-               "link_confidence, decayed_weight, gravity, weight, half_life_days")
+               "link_confidence, decayed_weight, gravity, weight, half_life_days, location_origin")
 LOW, HIGH = "DATE '1900-01-01'", "DATE '9999-12-31'"
 
 
