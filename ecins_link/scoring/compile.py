@@ -124,7 +124,7 @@ class RuleCompiler(MetricsMixin):
         child = (f"CASE WHEN pa.dob IS NOT NULL THEN {age_at('pa.dob', 's.event_date')} < {self.rule.child_under} "
                  f"ELSE coalesce(pa.is_child, false) END")
         pa_join = "LEFT JOIN person_attributes pa ON pa.person_id = s.person_id"
-        none = "NULL::DATE AS mf, NULL::DATE AS ml, true AS is_member"
+        none = "NULL::DATE AS mf, NULL::DATE AS ml, true AS is_member, true AS certain"
         if scope == "person":
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child, {none} "
                     f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
@@ -132,23 +132,30 @@ class RuleCompiler(MetricsMixin):
             # people who were members at some time in an episode window bring all their signals in that window
             # (a new partner's recent substance misuse matters to the child, wherever it was recorded)
             return (f"SELECT m.entity_id, {s_cols}, 'member' AS link, {child} AS member_child, "
-                    f"m.f AS mf, m.l AS ml, true AS is_member FROM {self.sig} s "
+                    f"m.f AS mf, m.l AS ml, true AS is_member, true AS certain FROM {self.sig} s "
                     f"JOIN ({self.members_sql()}) m ON m.person_id = s.person_id {pa_join} WHERE {window}")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child, "
                     f"{none} FROM {self.sig} s JOIN {self.tables['person_components']} pc "
                     f"ON pc.person_id = s.person_id {pa_join} WHERE {window}")
         resident = f"SELECT person_id, location_id, min(f) AS f, max(l) AS l FROM ({self.members_sql()}) GROUP BY ALL"
-        member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
+        member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = {loc} "
                   "AND hm.person_id = s.person_id)")
         located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
-                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
-                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
+                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member.format(loc='s.location_id')} AS is_member, "
+                   f"true AS certain FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
+        if "possible_locations" in self.tables:  # an ambiguous event address, at each premises it may be
+            amb_cols = s_cols.replace("s.location_origin", "'ambiguous' AS location_origin")
+            located += (f" UNION ALL SELECT pl.location_id AS entity_id, {amb_cols}, 'located' AS link, "
+                        f"{child} AS member_child, NULL::DATE AS mf, NULL::DATE AS ml, "
+                        f"{member.format(loc='pl.location_id')} AS is_member, false AS certain "
+                        f"FROM {self.sig} s JOIN {self.tables['possible_locations']} pl ON pl.source = s.source "
+                        f"AND pl.record_key = s.record_key {pa_join} WHERE {loc_window}")
         if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
             return located  # no condition counts residents' signals recorded elsewhere
         return (f"{located} UNION ALL "
                 f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
-                f"r.f AS mf, r.l AS ml, true AS is_member "
+                f"r.f AS mf, r.l AS ml, true AS is_member, true AS certain "
                 f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
 
     def current_residence_sql(self) -> str:
@@ -299,8 +306,8 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.selects_signals:
                 p = self.predicate(c)
-                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN source || chr(31) || record_key END) AS n{i}")
-                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN agency END) AS a{i}")
+                aggs.append(f"{self._counted(p, 'source || chr(31) || record_key')} AS n{i}")
+                aggs.append(f"{self._counted(p, 'agency')} AS a{i}")
         if any(c.metric == "rfg" for c in r.conditions):
             rp = self.rfg_predicate()
             aggs.append(f"count(DISTINCT CASE WHEN {rp} THEN source || chr(31) || record_key END) AS rfg_n")
@@ -309,8 +316,11 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.metric == "churn":
                 visitor = self.visitor_predicate(c)
-                aggs.append(f"count(DISTINCT CASE WHEN {visitor} THEN person_id END) AS churn{i}")
-                aggs.append(f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END))) AS churn_ids{i}")
+                aggs.append(f"{self._counted(visitor, 'person_id')} AS churn{i}")
+                ids = f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END)))"
+                if self.ambiguous:
+                    ids = f"CASE WHEN count(*) FILTER (WHERE certain) > 0 THEN {ids} ELSE []::VARCHAR[] END"
+                aggs.append(f"{ids} AS churn_ids{i}")
         ctes, mexpr = self.metric_ctes(by_agency)
         joins = "".join(f" LEFT JOIN m{i} ON m{i}.entity_id = g.entity_id AND m{i}.anchor = g.anchor"
                         for i, c in enumerate(r.conditions) if c.metric and c.metric != "rfg")
@@ -352,6 +362,21 @@ class RuleCompiler(MetricsMixin):
                 f"({n_ok}) AS n_ok, coalesce({fired}, false) AS fired, {boost} AS boost, ({strength})::BIGINT "
                 f"AS strength FROM g LEFT JOIN person_attributes pa_e ON pa_e.person_id = g.entity_id"
                 f"{joins}{filter_joins}")
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether the rule's entity signals hold ambiguous event addresses (a location rule, with the
+        ``possible_locations`` table): see :mod:`ecins_link.scoring.placement`."""
+        return self.rule.scope == "location" and "possible_locations" in self.tables
+
+    def _counted(self, pred: str, what: str) -> str:
+        """Aggregate: distinct ``what`` of the rows matching ``pred``; ambiguous rows (``NOT certain``) count
+        only in an episode that has some certain evidence of the rule at the location (corroboration: an
+        ambiguous address can complete the picture at a place, never start one)."""
+        every = f"count(DISTINCT CASE WHEN {pred} THEN {what} END)"
+        if not self.ambiguous:
+            return every
+        return f"CASE WHEN count(*) FILTER (WHERE certain) > 0 THEN {every} ELSE 0 END"
 
     def _fired_expr(self, ok_exprs: list[str]) -> str:
         """Required conditions all hold, each group has its minimum, and enough of the other conditions."""

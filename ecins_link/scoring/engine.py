@@ -18,10 +18,10 @@ from ecins_link.config import ProjectConfig, ScoringSettings
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.flagset import final_flags_sql, previous_flags_sql, record_history, status_counts
 from ecins_link.scoring.overrides import ensure_overrides_table
+from ecins_link.scoring.placement import can_list_possible, possible_locations_sql
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
 from ecins_link.scoring.signals import (
     TAXONOMY_TABLE,
-    can_place_by_context,
     optional_tables,
     register_taxonomy,
     resolve_as_of,
@@ -149,13 +149,17 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
     start = lookback_start(scoring, as_of)
     tables = optional_tables(work.store)
     tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
-    base = ("_score_signals", "_score_current", "_score_rep_household")
+    base: tuple[str, ...] = ("_score_signals", "_score_current", "_score_rep_household")
+    possible = [sql_step("_score_possible", possible_locations_sql())] if can_list_possible(work.store) else []
+    if possible:  # location rules may count an ambiguous event address at the premises it may be
+        tables["possible_locations"] = "_score_possible"
+        base = (*base, "_score_possible")
     rules = [r for r in ruleset.rules if r.enabled]
     parts = [f"_flags_part{i}" for i in range(len(rules))]
     steps = [
         Step(TAXONOMY_TABLE, lambda cur: register_taxonomy(cur, taxonomy, temp=False)),
-        sql_step("_score_signals", signals_sql(as_of, can_place_by_context(work.store)), (TAXONOMY_TABLE,),
-                 all_threads=True),  # all wait for it
+        sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,), all_threads=True),  # all wait for it
+        *possible,
         sql_step("_score_current", current_residence_sql()),
         sql_step("_score_rep_household", rep_household_sql()),
         sql_step("_score_prev", previous_flags_sql(work.store, as_of)),

@@ -2,9 +2,7 @@
 
 Set-based DuckDB SQL.  A signal's person comes from its person reference through ``person_clusters``;
 its location is the event row's own ``address_matches`` row (``location_origin = 'event'``), else the
-person's residence at the event date, else their latest residence (``location_origin = 'residence'``); an
-own address that fits several premises is placed at the one the other records of the time point to
-(``location_origin = 'context'``, :mod:`ecins_link.scoring.placement`), else stays unresolved;
+person's residence at the event date, else their latest residence (``location_origin = 'residence'``);
 its household is the person's household at that location, else their latest household.  Weight,
 category and gravity come from the taxonomy; ``decayed_weight = weight * 0.5 ** (age_days / half_life)``
 at the as-of date.
@@ -17,7 +15,6 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from ecins_link.scoring.placement import context_choice_sql
 from ecins_link.scoring.taxonomy import Taxonomy
 from ecins_link.store import Store
 
@@ -62,27 +59,9 @@ def optional_tables(store: Store) -> dict[str, str]:
     return out
 
 
-def can_place_by_context(store: Store) -> bool:
-    """Whether the store has what :mod:`ecins_link.scoring.placement` reads (parsed event addresses and the
-    standardised gazetteer)."""
-    return store.has_table("address_std") and store.has_table("gazetteer_std")
-
-
-def signals_sql(as_of: dt.date, place_by_context: bool = False) -> str:
-    """The query that builds ``signals`` (needs the taxonomy temp table); with ``place_by_context`` an event
-    address that fits several premises is placed by context (:mod:`ecins_link.scoring.placement`)."""
+def signals_sql(as_of: dt.date) -> str:
+    """The query that builds ``signals`` (needs the taxonomy temp table)."""
     d = f"DATE '{as_of.isoformat()}'"
-    if place_by_context:
-        context = f"""
-    ctx AS ({context_choice_sql("placed0")}),
-    placed AS (
-        SELECT p.* EXCLUDE (location_id, uprn, location_origin),
-               coalesce(c.location_id, p.location_id) AS location_id, coalesce(c.uprn, p.uprn) AS uprn,
-               CASE WHEN c.location_id IS NOT NULL THEN 'context' ELSE p.location_origin END AS location_origin
-        FROM placed0 p LEFT JOIN ctx c ON c.source = p.source AND c.record_key = p.record_key
-    ),"""
-    else:
-        context = "\n    placed AS (SELECT * FROM placed0),"
     return f"""
     WITH ev AS (
         SELECT DISTINCT e.source, e.agency, e.record_key, e.event_seq, e.signal, upper(trim(e.role)) AS role,
@@ -109,7 +88,7 @@ def signals_sql(as_of: dt.date, place_by_context: bool = False) -> str:
                                       AND coalesce(r.last_seen, DATE '9999-12-31')) DESC NULLS LAST,
                      r.last_seen DESC NULLS FIRST, r.n_records DESC NULLS LAST, r.location_id) = 1
     ),
-    placed0 AS (
+    placed AS (
         SELECT l.source, l.agency, l.record_key, l.event_seq, l.signal, l.role, l.event_date, l.person_id,
                l.cluster_confidence,
                coalesce(l.location_id, br.location_id) AS location_id,
@@ -119,7 +98,7 @@ def signals_sql(as_of: dt.date, place_by_context: bool = False) -> str:
         FROM located l
         LEFT JOIN by_residence br ON br.source = l.source AND br.record_key = l.record_key
              AND br.event_seq IS NOT DISTINCT FROM l.event_seq AND br.signal = l.signal
-    ),{context}
+    ),
     hh AS (
         SELECT p.source, p.record_key, p.event_seq, p.signal, h.household_id
         FROM placed p JOIN households h ON h.person_id = p.person_id
