@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ecins_link.config import parse_config
 from ecins_link.graph.people import residences_sql
@@ -207,3 +208,48 @@ def test_event_filed_before_a_recorded_start_moves_the_residence_start() -> None
     assert got["P1"] == ("2023-05-01", "2024-01-01")  # a case filed against the tenancy before it started
     assert got["P2"] == ("2024-01-01", "2024-01-01")  # on the start date itself: unchanged
     assert got["P3"][0] == "2023-05-01"               # no recorded start: the first event, as before
+
+
+# ------------------------------------------------------------------------------ lapsed flags can be filtered
+def _project_with_worklist(root: Path) -> Path:
+    (root / "output").mkdir(parents=True)
+    project = root / "p.toml"
+    project.write_text('[project]\nname = "w"\n[[sources]]\nname = "a"\nagency = "police"\npath = "a.csv"\n'
+                       'key = "k"\n[sources.person]\nfull_name = "n"\n')
+    rows = [(1, "person:P1", "marac_potential_escalation", 9.0, "new"),
+            (2, "person:P2", "cse_risk;multi_agency_concern", 8.0, "escalated"),
+            (3, "location:U9", "asb_hotspot", 4.0, "lapsed"),
+            (4, "person:P4", "cse_risk", 3.0, "lapsed"),
+            (5, "person:P5", "iom_rfg", 2.0, "ongoing")]
+    lines = ["rank,case,rules,score,agencies,status,first_met,last_met"]
+    lines += [f"{r},{c},{rules},{s},police;council,{st},2024-01-01,2024-02-01" for r, c, rules, s, st in rows]
+    (root / "output" / "worklist.csv").write_text("\n".join(lines) + "\n")
+    return project
+
+
+@pytest.mark.parametrize(("args", "ranks"), [
+    (["--status", "lapsed"], [3, 4]),
+    (["--status", "current"], [1, 2, 5]),
+    (["--status", "new", "--status", "ongoing"], [1, 5]),
+    (["--status", "lapsed", "--rule", "cse_risk"], [4]),
+    (["--rule", "cse_risk"], [2, 4]),
+    ([], [1, 2, 3, 4, 5]),
+])
+def test_worklist_command_filters_by_status_and_rule(tmp_path: Path, args: list[str], ranks: list[int]) -> None:
+    from typer.testing import CliRunner
+
+    from ecins_link.cli import app
+
+    project = _project_with_worklist(tmp_path)
+    got = CliRunner().invoke(app, ["worklist", str(project), "--json", *args])
+    assert got.exit_code == 0, got.output
+    assert [r["rank"] for r in json.loads(got.stdout)] == ranks
+
+
+def test_worklist_command_refuses_an_unknown_status(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ecins_link.cli import app
+
+    got = CliRunner().invoke(app, ["worklist", str(_project_with_worklist(tmp_path)), "--status", "closed"])
+    assert got.exit_code == 2 and "unknown status 'closed'" in got.output and "Traceback" not in got.output
