@@ -295,8 +295,11 @@ def test_detection_by_seed_and_age_on_towns_with_three_years_of_history(town_run
         n = sum(r["by_age"][band]["planted"] for r in town_runs)
         got = sum(r["by_age"][band]["detected"] for r in town_runs)
         assert n >= 30 and got / n >= 0.90, (band, got, n)
-    other = sum(r["missed_by_cause"].get("other", 0) for r in town_runs)
-    assert other <= 0.02 * planted, [(r["seed"], r["missed"]) for r in town_runs]
+    # measured: every miss on these towns is a person-linkage miss (the code before this change missed one
+    # scenario of seed 5 for another reason: a co-involved adult with no date of birth)
+    other = [(r["seed"], m) for r in town_runs for m in [*r["missed"], *r["ranked_below_top_n"]]
+             if m["cause"] != "person_linkage"]
+    assert other == []
 
 
 @pytest.mark.slow
