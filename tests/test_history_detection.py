@@ -62,8 +62,8 @@ GAZ = [  # uprn, number, street, locality: pairs of premises sharing a number an
 def _address_tables(ambiguous: dict[str, tuple[str, str, str | None]]) -> list[str]:
     """address_std (the ambiguous event addresses: record_key -> number, street, town) and gazetteer_std."""
     gaz = ", ".join(f"('{u}', NULL, '{n}', NULL, NULL, '{s}', '{loc}', 'NORTHTOWN', NULL)" for u, n, s, loc in GAZ)
-    rows = ", ".join(f"('asb_events', '{k}', 'event', '{n}', '{s}', {repr(t) if t else 'NULL'})"
-                     for k, (n, s, t) in ambiguous.items())
+    rows = ", ".join([f"('asb_events', '{k}', 'event', '{n}', '{s}', {repr(t) if t else 'NULL'})"
+                      for k, (n, s, t) in ambiguous.items()] or ["('-', '-', 'event', '-', '-', NULL)"])
     return [
         "CREATE TABLE gazetteer_std (uprn VARCHAR, flat VARCHAR, number VARCHAR, building VARCHAR, "
         "organisation VARCHAR, street VARCHAR, locality VARCHAR, town VARCHAR, postcode VARCHAR)",
@@ -129,6 +129,31 @@ def test_ambiguous_reports_count_only_inside_a_window_holding_certain_evidence(t
         r.unclear("police", 200, f"B{number}", number, "HIGH STREET")
         r.unclear("police", 107, f"A{number}", number, "HIGH STREET")
     assert set(_flags(_scored(tmp_path, w, _address_tables(r.ambiguous)), "asb_hotspot")) == {"U4001"}
+
+
+def test_resident_whose_home_address_is_ambiguous_corroborates_a_cuckooed_address(tmp_path: Path) -> None:
+    """Drug supply by four outsiders at 21 Fenton Street, Riverside (certain); the vulnerable adult's own record
+    gives '21 Fenton Street', which fits two premises: a possible resident of each, counted only where the
+    rule's certain evidence is."""
+    w = World(AS_OF)
+    r = _Reports(w)
+    r.linked(*(u for u, *_ in GAZ))
+    for i, d in enumerate((60, 55, 45, 40)):
+        w.person(f"V{i}", 25)
+        w.event("police", "DRUG_SUPPLY", d, person=f"V{i}", location_id="U1001", role="S")
+    w.person("R1", 70)
+    w.live("R1", "LRES", first_seen=800, last_seen=0)
+    w.event("council", "VULNERABLE_ADULT", 50, person="R1")
+    extra = [*_address_tables({}),
+             "INSERT INTO address_std (source, record_key, origin, number, street) VALUES "
+             "('council_people', 'R1-council', 'person', '21', 'FENTON STREET')",
+             "INSERT INTO address_matches VALUES ('council_people', 'R1-council', NULL, 'LRES', 0.0, 'unresolved')"]
+    store = _scored(tmp_path, w, extra)
+    got = _flags(store, "cuckooing")
+    assert set(got) == {"U1001"}
+    placed = {x["signal"]: x["placed"] for x in got["U1001"]["records"]}
+    assert placed["VULNERABLE_ADULT"] == "ambiguous" and placed["DRUG_SUPPLY"] == "event"
+    store.close()
 
 
 def test_without_parsed_addresses_ambiguous_reports_are_not_counted(tmp_path: Path) -> None:

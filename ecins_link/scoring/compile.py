@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ecins_link.scoring.metrics import MetricsMixin, age_at
+from ecins_link.scoring.placement import LocationSignalsMixin
 from ecins_link.scoring.rules import Condition, Rule
 
 SIGNAL_COLS = ("signal_id, source, record_key, agency, signal, category, role, event_date, person_id, uprn, "
@@ -58,7 +59,7 @@ def rep_household_sql() -> str:
             "location_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, household_id) = 1")
 
 
-class RuleCompiler(MetricsMixin):
+class RuleCompiler(MetricsMixin, LocationSignalsMixin):
     """SQL for one rule at one as-of date over a lookback; ``tables`` maps optional graph tables to the names
     to read.  ``lookback_start`` = the first date whose events count (None: all the data)."""
 
@@ -138,25 +139,7 @@ class RuleCompiler(MetricsMixin):
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child, "
                     f"{none} FROM {self.sig} s JOIN {self.tables['person_components']} pc "
                     f"ON pc.person_id = s.person_id {pa_join} WHERE {window}")
-        resident = f"SELECT person_id, location_id, min(f) AS f, max(l) AS l FROM ({self.members_sql()}) GROUP BY ALL"
-        member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = {loc} "
-                  "AND hm.person_id = s.person_id)")
-        located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
-                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member.format(loc='s.location_id')} AS is_member, "
-                   f"true AS certain FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
-        if "possible_locations" in self.tables:  # an ambiguous event address, at each premises it may be
-            amb_cols = s_cols.replace("s.location_origin", "'ambiguous' AS location_origin")
-            located += (f" UNION ALL SELECT pl.location_id AS entity_id, {amb_cols}, 'located' AS link, "
-                        f"{child} AS member_child, NULL::DATE AS mf, NULL::DATE AS ml, "
-                        f"{member.format(loc='pl.location_id')} AS is_member, false AS certain "
-                        f"FROM {self.sig} s JOIN {self.tables['possible_locations']} pl ON pl.source = s.source "
-                        f"AND pl.record_key = s.record_key {pa_join} WHERE {loc_window}")
-        if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
-            return located  # no condition counts residents' signals recorded elsewhere
-        return (f"{located} UNION ALL "
-                f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
-                f"r.f AS mf, r.l AS ml, true AS is_member, true AS certain "
-                f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
+        return self.location_entity_signals(s_cols, child, pa_join, window, loc_window)
 
     def current_residence_sql(self) -> str:
         """Each person's current residence (see :func:`current_residence_sql`), precomputed if available."""
@@ -306,8 +289,8 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.selects_signals:
                 p = self.predicate(c)
-                aggs.append(f"{self._counted(p, 'source || chr(31) || record_key')} AS n{i}")
-                aggs.append(f"{self._counted(p, 'agency')} AS a{i}")
+                aggs.append(f"{self.counted(p, 'source || chr(31) || record_key')} AS n{i}")
+                aggs.append(f"{self.counted(p, 'agency')} AS a{i}")
         if any(c.metric == "rfg" for c in r.conditions):
             rp = self.rfg_predicate()
             aggs.append(f"count(DISTINCT CASE WHEN {rp} THEN source || chr(31) || record_key END) AS rfg_n")
@@ -316,7 +299,7 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.metric == "churn":
                 visitor = self.visitor_predicate(c)
-                aggs.append(f"{self._counted(visitor, 'person_id')} AS churn{i}")
+                aggs.append(f"{self.counted(visitor, 'person_id')} AS churn{i}")
                 ids = f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END)))"
                 if self.ambiguous:
                     ids = f"CASE WHEN count(*) FILTER (WHERE certain) > 0 THEN {ids} ELSE []::VARCHAR[] END"
@@ -362,21 +345,6 @@ class RuleCompiler(MetricsMixin):
                 f"({n_ok}) AS n_ok, coalesce({fired}, false) AS fired, {boost} AS boost, ({strength})::BIGINT "
                 f"AS strength FROM g LEFT JOIN person_attributes pa_e ON pa_e.person_id = g.entity_id"
                 f"{joins}{filter_joins}")
-
-    @property
-    def ambiguous(self) -> bool:
-        """Whether the rule's entity signals hold ambiguous event addresses (a location rule, with the
-        ``possible_locations`` table): see :mod:`ecins_link.scoring.placement`."""
-        return self.rule.scope == "location" and "possible_locations" in self.tables
-
-    def _counted(self, pred: str, what: str) -> str:
-        """Aggregate: distinct ``what`` of the rows matching ``pred``; ambiguous rows (``NOT certain``) count
-        only in an episode that has some certain evidence of the rule at the location (corroboration: an
-        ambiguous address can complete the picture at a place, never start one)."""
-        every = f"count(DISTINCT CASE WHEN {pred} THEN {what} END)"
-        if not self.ambiguous:
-            return every
-        return f"CASE WHEN count(*) FILTER (WHERE certain) > 0 THEN {every} ELSE 0 END"
 
     def _fired_expr(self, ok_exprs: list[str]) -> str:
         """Required conditions all hold, each group has its minimum, and enough of the other conditions."""
