@@ -291,6 +291,8 @@ class RuleCompiler(MetricsMixin, LocationSignalsMixin):
                 p = self.predicate(c)
                 aggs.append(f"{self.counted(p, 'source || chr(31) || record_key')} AS n{i}")
                 aggs.append(f"{self.counted(p, 'agency')} AS a{i}")
+        if self.ambiguous:
+            aggs.append("count(*) FILTER (WHERE certain) AS n_certain")
         if any(c.metric == "rfg" for c in r.conditions):
             rp = self.rfg_predicate()
             aggs.append(f"count(DISTINCT CASE WHEN {rp} THEN source || chr(31) || record_key END) AS rfg_n")
@@ -326,6 +328,8 @@ class RuleCompiler(MetricsMixin, LocationSignalsMixin):
             cols.append(f"g.n{i}::BIGINT AS n{i}, g.a{i}::BIGINT AS a{i}" if c.selects_signals
                         else f"NULL::BIGINT AS n{i}, NULL::BIGINT AS a{i}")
             ok_exprs.append(f"({ok})")
+        if self.ambiguous:
+            cols.append("g.n_certain")
         n_ok = " + ".join(f"{o}::INT" for o in ok_exprs)
         filters = self._entity_filters()
         fired = self._fired_expr(ok_exprs) + (f" AND {filters}" if filters else "")
@@ -411,7 +415,9 @@ class RuleCompiler(MetricsMixin, LocationSignalsMixin):
         if any(c.metric == "rfg" for c in self.rule.conditions):
             idx = next(i for i, c in enumerate(self.rule.conditions) if c.metric == "rfg")
             parts.append(f"({fired_alias}.ok{idx} AND {self.rfg_predicate()})")
-        return " OR ".join(parts) if parts else "false"
+        out = " OR ".join(parts) if parts else "false"
+        # ambiguous rows contribute only to an episode with certain evidence (they were counted only there)
+        return f"({out}) AND (certain OR {fired_alias}.n_certain > 0)" if self.ambiguous else out
 
     def conditions_struct(self, fired_alias: str) -> str:
         """A list of {id, label, met, count, agencies, metric, ...} for the evidence."""
