@@ -3,6 +3,9 @@
 Target: 250k persons scored in <= 10 s on 2 cores.  Writes ``benchmarks/results/scoring.json``.
 Run: ``nice .venv/bin/python benchmarks/bench_scoring.py [--persons 250000]``.
 
+``--compare-ambiguous SHARE``: the same synthetic inputs scored alternately without and with a share of event
+addresses that fit two premises (the score stage's ambiguous-address corroboration, scoring/placement.py).
+
 ``--project PROJECT.toml``: the score stage alone, ``--repeat`` times, on an existing store that has run the
 graph stage (a COPY: the stage rewrites signals/flags and appends audit rows), with CPU seconds, the load
 average (the machine is shared) and the per-rule seconds of the stage's audit row.  With ``--label
@@ -74,6 +77,62 @@ def build_inputs(store: Store, persons: int, seed: float = 0.42) -> dict:
     return {name: store.count(name) for name in DDL}
 
 
+def add_ambiguous_addresses(store: Store, share: float) -> dict:
+    """Parsed addresses for ``share`` of the events that have no own address: each fits two premises (every
+    location's number + street exists in two localities of ``gazetteer_std``), so location rules count it as
+    corroboration (scoring/placement.py).  Returns the row counts."""
+    con = store.con
+    con.execute("""CREATE OR REPLACE TABLE gazetteer_std AS
+        SELECT uprn, NULL::VARCHAR AS flat, ((uprn::BIGINT // 2) % 100)::VARCHAR AS number, NULL::VARCHAR AS building,
+               NULL::VARCHAR AS organisation, 'ST' || (uprn::BIGINT // 200)::VARCHAR AS street,
+               CASE WHEN uprn::BIGINT % 2 = 0 THEN 'EAST' ELSE 'WEST' END AS locality, 'TOWN' AS town,
+               NULL::VARCHAR AS postcode
+        FROM (SELECT DISTINCT uprn FROM residences WHERE uprn IS NOT NULL)""")
+    every = max(1, round(1 / share)) if share > 0 else 0
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _amb AS
+        SELECT e.source, e.record_key, g.number, g.street FROM event_records e
+        JOIN gazetteer_std g ON g.uprn = (hash(e.record_key || 'g') % (SELECT count(*) FROM gazetteer_std))::VARCHAR
+        WHERE {every} > 0 AND hash(e.record_key || 'a') % {every or 1} = 0
+          AND NOT EXISTS (SELECT 1 FROM address_matches m WHERE m.source = e.source AND m.record_key = e.record_key)""")
+    con.execute("INSERT INTO address_matches SELECT source, record_key, NULL, 'L' || md5(number || street)[:12], "
+                "0.0, 'unresolved' FROM _amb")
+    con.execute("""CREATE OR REPLACE TABLE address_std AS SELECT source, record_key, 'event' AS origin,
+        NULL::VARCHAR AS flat, number, NULL::VARCHAR AS building, street, NULL::VARCHAR AS town,
+        NULL::VARCHAR AS postcode FROM _amb""")
+    return {"gazetteer_std": store.count("gazetteer_std"), "ambiguous_event_addresses": store.count("address_std")}
+
+
+def compare_ambiguous(store: Store, cfg: object, share: float, rounds: int) -> dict:
+    """The score stage on one store alternately without and with ambiguous addresses (``add_ambiguous_addresses``
+    once; 'plain' hides address_std so no possible premises are listed): wall and CPU seconds, per-step seconds
+    of the audit row, flags using ambiguous evidence."""
+    import json
+    import time
+
+    out: dict = {"rows": add_ambiguous_addresses(store, share), "runs": []}
+    for rnd in range(rounds):
+        for mode in ("plain", "ambiguous"):
+            if mode == "plain":
+                store.con.execute("ALTER TABLE address_std RENAME TO _address_std_off")
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                score(store, cfg)
+            finally:
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if mode == "plain":
+                    store.con.execute("ALTER TABLE _address_std_off RENAME TO address_std")
+            details = json.loads(store.con.execute(
+                "SELECT details FROM audit_log WHERE action = 'score' ORDER BY seq DESC LIMIT 1").fetchone()[0])
+            out["runs"].append({"mode": mode, "round": rnd, "wall_seconds": round(wall, 2),
+                                "cpu_seconds": round(cpu, 2), "steps": details.get("seconds"),
+                                "load_average": os.getloadavg(),
+                                "flags_with_ambiguous_evidence": store.con.execute(
+                                    "SELECT count(*) FROM flags WHERE evidence LIKE '%\"placed\":\"ambiguous\"%'"
+                                ).fetchone()[0]})
+            print(out["runs"][-1], flush=True)
+    return out
+
+
 def on_project(project: Path, label: str, name: str, repeat: int) -> None:
     """Time the score stage alone on an existing store (see the module docstring), with its per-rule seconds."""
     import json
@@ -96,11 +155,18 @@ def main() -> None:
     parser.add_argument("--name", default="scoring_project")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--results-name", help="synthetic-input mode: results file name (default scoring[_N])")
+    parser.add_argument("--ambiguous-share", type=float, default=0.0,
+                        help="synthetic-input mode: share of the events with no own address whose address fits "
+                             "two premises (parsed addresses + gazetteer_std; default 0: none)")
+    parser.add_argument("--compare-ambiguous", type=float, metavar="SHARE",
+                        help="synthetic-input mode: score the same inputs alternately without and with SHARE "
+                             "ambiguous addresses (--repeat rounds) instead of the cold/warm runs")
     args = parser.parse_args()
     if args.project:
         on_project(args.project, args.label, args.name, args.repeat)
         return
-    record: dict = {"persons": args.persons, "target_seconds": 10, "load_average_before": os.getloadavg()}
+    record: dict = {"persons": args.persons, "target_seconds": 10, "load_average_before": os.getloadavg(),
+                    "ambiguous_share": args.ambiguous_share}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = parse_config({"project": {"name": "bench", "as_of": AS_OF.isoformat()},
                             "sources": [{"name": "p", "agency": "police", "path": "p.csv", "key": "id",
@@ -108,6 +174,14 @@ def main() -> None:
         with Store(Path(tmp) / "bench.duckdb") as store:
             with measured(record, "build_inputs"):
                 record["input_rows"] = build_inputs(store, args.persons)
+                if args.ambiguous_share > 0:
+                    record["input_rows"].update(add_ambiguous_addresses(store, args.ambiguous_share))
+            if args.compare_ambiguous:
+                score(store, cfg)  # warm-up
+                record["compare_ambiguous"] = compare_ambiguous(store, cfg, args.compare_ambiguous, args.repeat)
+                name = args.results_name or f"scoring_{args.persons}_ambiguous"
+                print(write_results(name, record))
+                return
             with measured(record, "score_cold"):
                 score(store, cfg)
             with measured(record, "score_warm"):

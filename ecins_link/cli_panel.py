@@ -1,7 +1,9 @@
-"""``ecins-link`` commands around the panel: rules files, the panel workspace (``serve``) and its logins."""
+"""``ecins-link`` commands around the panel: rules files, the worklist listing, the panel workspace (``serve``)
+and its logins."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +28,40 @@ def rules_check(
 
     _, text = check_rules(rules, taxonomy)
     print(text)
+
+
+@app.command()
+@guard
+def worklist(
+    project: ProjectArg,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", help="Only cases with this status: new, ongoing, escalated, lapsed, or current (= not lapsed). "
+        "Repeatable.")] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only cases flagged by this rule id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many rows (0 = all).")] = 50,
+    purpose: Annotated[str | None, typer.Option("--purpose", help="The purpose the listing is for.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="The run's output folder (default: output/).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """List the ranked worklist of the latest run, filtered by status (e.g. --status lapsed) and rule."""
+    from ecins_link.api import Project
+    from ecins_link.api.listing import filter_cases
+
+    cases = Project.open(project, purpose=purpose, out=out).worklist()
+    shown = filter_cases(cases, status or [], rule)
+    rows = shown if limit <= 0 else shown.head(limit)
+    if as_json:
+        print(json.dumps(json.loads(rows.to_json(orient="records", date_format="iso")), indent=2))
+        return
+    table = Table(title=f"worklist: {len(shown)} of {len(cases)} cases" + (f" (first {len(rows)})" if len(rows) <
+                                                                            len(shown) else ""))
+    cols = [c for c in ("rank", "case", "rules", "score", "status", "first_met", "last_met", "agencies")
+            if c in rows.columns]
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows[cols].itertuples(index=False):
+        table.add_row(*("" if v is None or v != v else str(v) for v in r))
+    Console().print(table)
 
 
 users_app = typer.Typer(no_args_is_help=True, help="Logins of the panel workspace (ecins-link serve).")

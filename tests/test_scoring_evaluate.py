@@ -66,7 +66,8 @@ def test_evaluate_scenarios_counts_detections_decoys_and_invisibility(tmp_path: 
         result = evaluate_scenarios(store, truth)
     assert result["scenarios_planted"] == 3 and result["top_n"] == 6
     assert result["scenarios_detected_in_top_n"] == 2
-    assert result["missed"] == [{"scenario_id": "S2", "kind": "marac_potential_escalation"}]
+    assert result["missed"] == [{"scenario_id": "S2", "kind": "marac_potential_escalation", "cause": "person_linkage"}]
+    assert result["missed_by_cause"] == {"person_linkage": 1}
     assert result["by_kind"]["toxic_trio"] == {"planted": 1, "detected": 1, "flagged_any_rank": 1}
     assert result["decoys_with_would_fire"] == 1 and result["decoys_flagged"] == 0
     assert result["correct_flags"] == 2 and result["invisible_share"] == 1.0

@@ -49,7 +49,9 @@ def residences_sql(has_address_records: bool = True) -> str:
     Only person addresses count (``address_records.origin = 'person'``): an event's location is not a
     residence.
     first_seen: the earliest resident_from, else the first event that references a record giving the
-    address.  last_seen: NULL (still there) when a record is current (resident_from without resident_to)
+    address; an event filed against the record before its recorded start moves the start back to the event
+    (the agency itself tied the person to that address record on that date: a tenancy re-issued on a
+    change of tenant, an old case migrated to a new reference).  last_seen: NULL (still there) when a record is current (resident_from without resident_to)
     or when no record gives an end date -- an agency's person file is a snapshot at extract, so an address
     without dates is its current one; otherwise the latest resident_to (an ended tenancy is not reopened
     by an undated record of the same address).  An open residence without a current tenancy closes the day
@@ -68,7 +70,7 @@ def residences_sql(has_address_records: bool = True) -> str:
             FROM event_records WHERE person_source IS NOT NULL GROUP BY ALL),
         rec AS (
             SELECT c.person_id, m.location_id, m.uprn, r.resident_from,
-                   coalesce(r.resident_from, ev.ev_min) AS f, r.resident_to AS l,
+                   least(r.resident_from, ev.ev_min) AS f, r.resident_to AS l,
                    greatest(r.resident_from, ev.ev_max) AS latest,
                    (r.resident_from IS NOT NULL AND r.resident_to IS NULL) AS current
             FROM person_clusters c

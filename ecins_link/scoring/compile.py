@@ -19,10 +19,11 @@ from __future__ import annotations
 import datetime as dt
 
 from ecins_link.scoring.metrics import MetricsMixin, age_at
+from ecins_link.scoring.placement import LocationSignalsMixin
 from ecins_link.scoring.rules import Condition, Rule
 
 SIGNAL_COLS = ("signal_id, source, record_key, agency, signal, category, role, event_date, person_id, uprn, "
-               "link_confidence, decayed_weight, gravity, weight, half_life_days")
+               "link_confidence, decayed_weight, gravity, weight, half_life_days, location_origin")
 LOW, HIGH = "DATE '1900-01-01'", "DATE '9999-12-31'"
 
 
@@ -58,7 +59,7 @@ def rep_household_sql() -> str:
             "location_id ORDER BY coalesce(last_seen, DATE '9999-12-31') DESC, household_id) = 1")
 
 
-class RuleCompiler(MetricsMixin):
+class RuleCompiler(MetricsMixin, LocationSignalsMixin):
     """SQL for one rule at one as-of date over a lookback; ``tables`` maps optional graph tables to the names
     to read.  ``lookback_start`` = the first date whose events count (None: all the data)."""
 
@@ -124,7 +125,7 @@ class RuleCompiler(MetricsMixin):
         child = (f"CASE WHEN pa.dob IS NOT NULL THEN {age_at('pa.dob', 's.event_date')} < {self.rule.child_under} "
                  f"ELSE coalesce(pa.is_child, false) END")
         pa_join = "LEFT JOIN person_attributes pa ON pa.person_id = s.person_id"
-        none = "NULL::DATE AS mf, NULL::DATE AS ml, true AS is_member"
+        none = "NULL::DATE AS mf, NULL::DATE AS ml, true AS is_member, true AS certain"
         if scope == "person":
             return (f"SELECT s.person_id AS entity_id, {s_cols}, 'self' AS link, {child} AS member_child, {none} "
                     f"FROM {self.sig} s {pa_join} WHERE s.person_id IS NOT NULL AND {window}")
@@ -132,24 +133,13 @@ class RuleCompiler(MetricsMixin):
             # people who were members at some time in an episode window bring all their signals in that window
             # (a new partner's recent substance misuse matters to the child, wherever it was recorded)
             return (f"SELECT m.entity_id, {s_cols}, 'member' AS link, {child} AS member_child, "
-                    f"m.f AS mf, m.l AS ml, true AS is_member FROM {self.sig} s "
+                    f"m.f AS mf, m.l AS ml, true AS is_member, true AS certain FROM {self.sig} s "
                     f"JOIN ({self.members_sql()}) m ON m.person_id = s.person_id {pa_join} WHERE {window}")
         if scope == "cluster":
             return (f"SELECT pc.component_id AS entity_id, {s_cols}, 'member' AS link, {child} AS member_child, "
                     f"{none} FROM {self.sig} s JOIN {self.tables['person_components']} pc "
                     f"ON pc.person_id = s.person_id {pa_join} WHERE {window}")
-        resident = f"SELECT person_id, location_id, min(f) AS f, max(l) AS l FROM ({self.members_sql()}) GROUP BY ALL"
-        member = ("EXISTS (SELECT 1 FROM households hm WHERE hm.location_id = s.location_id "
-                  "AND hm.person_id = s.person_id)")
-        located = (f"SELECT s.location_id AS entity_id, {s_cols}, 'located' AS link, {child} AS member_child, "
-                   f"NULL::DATE AS mf, NULL::DATE AS ml, {member} AS is_member "
-                   f"FROM {self.sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
-        if all(c.link == "located" for c in self.rule.conditions if c.selects_signals):
-            return located  # no condition counts residents' signals recorded elsewhere
-        return (f"{located} UNION ALL "
-                f"SELECT r.location_id AS entity_id, {s_cols}, 'resident' AS link, {child} AS member_child, "
-                f"r.f AS mf, r.l AS ml, true AS is_member "
-                f"FROM {self.sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
+        return self.location_entity_signals(s_cols, child, pa_join, window, loc_window)
 
     def current_residence_sql(self) -> str:
         """Each person's current residence (see :func:`current_residence_sql`), precomputed if available."""
@@ -299,8 +289,10 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.selects_signals:
                 p = self.predicate(c)
-                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN source || chr(31) || record_key END) AS n{i}")
-                aggs.append(f"count(DISTINCT CASE WHEN {p} THEN agency END) AS a{i}")
+                aggs.append(f"{self.counted(p, 'source || chr(31) || record_key')} AS n{i}")
+                aggs.append(f"{self.counted(p, 'agency')} AS a{i}")
+        if self.ambiguous:
+            aggs.append("count(*) FILTER (WHERE certain) AS n_certain")
         if any(c.metric == "rfg" for c in r.conditions):
             rp = self.rfg_predicate()
             aggs.append(f"count(DISTINCT CASE WHEN {rp} THEN source || chr(31) || record_key END) AS rfg_n")
@@ -309,8 +301,11 @@ class RuleCompiler(MetricsMixin):
         for i, c in enumerate(r.conditions):
             if c.metric == "churn":
                 visitor = self.visitor_predicate(c)
-                aggs.append(f"count(DISTINCT CASE WHEN {visitor} THEN person_id END) AS churn{i}")
-                aggs.append(f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END))) AS churn_ids{i}")
+                aggs.append(f"{self.counted(visitor, 'person_id')} AS churn{i}")
+                ids = f"list_sort(list_distinct(list(CASE WHEN {visitor} THEN person_id END)))"
+                if self.ambiguous:
+                    ids = f"CASE WHEN count(*) FILTER (WHERE certain) > 0 THEN {ids} ELSE []::VARCHAR[] END"
+                aggs.append(f"{ids} AS churn_ids{i}")
         ctes, mexpr = self.metric_ctes(by_agency)
         joins = "".join(f" LEFT JOIN m{i} ON m{i}.entity_id = g.entity_id AND m{i}.anchor = g.anchor"
                         for i, c in enumerate(r.conditions) if c.metric and c.metric != "rfg")
@@ -333,6 +328,8 @@ class RuleCompiler(MetricsMixin):
             cols.append(f"g.n{i}::BIGINT AS n{i}, g.a{i}::BIGINT AS a{i}" if c.selects_signals
                         else f"NULL::BIGINT AS n{i}, NULL::BIGINT AS a{i}")
             ok_exprs.append(f"({ok})")
+        if self.ambiguous:
+            cols.append("g.n_certain")
         n_ok = " + ".join(f"{o}::INT" for o in ok_exprs)
         filters = self._entity_filters()
         fired = self._fired_expr(ok_exprs) + (f" AND {filters}" if filters else "")
@@ -418,7 +415,9 @@ class RuleCompiler(MetricsMixin):
         if any(c.metric == "rfg" for c in self.rule.conditions):
             idx = next(i for i, c in enumerate(self.rule.conditions) if c.metric == "rfg")
             parts.append(f"({fired_alias}.ok{idx} AND {self.rfg_predicate()})")
-        return " OR ".join(parts) if parts else "false"
+        out = " OR ".join(parts) if parts else "false"
+        # ambiguous rows contribute only to an episode with certain evidence (they were counted only there)
+        return f"({out}) AND (certain OR {fired_alias}.n_certain > 0)" if self.ambiguous else out
 
     def conditions_struct(self, fired_alias: str) -> str:
         """A list of {id, label, met, count, agencies, metric, ...} for the evidence."""

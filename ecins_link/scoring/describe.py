@@ -66,6 +66,8 @@ def describe_condition(c: Condition, rule: Rule) -> str:
         if c.metric == "co_involved_with":
             who = _list([*c.with_signals, *c.with_categories])
             age = f" aged {c.with_min_age}+ at the incident" if c.with_min_age is not None else ""
+            if c.with_min_age is not None and c.with_unknown_age:
+                age += " (or of unknown age)"
             m = f"involved in an incident with {c.metric_min:g}+ other people{age} who have {who}"
         parts.append(m)
     text = " or ".join(parts)

@@ -18,6 +18,7 @@ from ecins_link.config import ProjectConfig, ScoringSettings
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.flagset import final_flags_sql, previous_flags_sql, record_history, status_counts
 from ecins_link.scoring.overrides import ensure_overrides_table
+from ecins_link.scoring.placement import can_list_possible, possible_locations_sql
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
 from ecins_link.scoring.signals import (
     TAXONOMY_TABLE,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 REQUIRED = ("event_records", "person_clusters", "address_matches", "households", "person_attributes", "residences")
 RECORD_STRUCT = ("source := source, record_key := record_key, agency := agency, signal := signal, "
                  "date := event_date::VARCHAR, role := role, person_id := person_id, "
-                 "link_confidence := link_confidence::DOUBLE")
+                 "link_confidence := link_confidence::DOUBLE, placed := location_origin")
 
 
 def load_project_rules(config: ProjectConfig) -> tuple[Taxonomy, RuleSet]:
@@ -63,7 +64,7 @@ def _rule_flags_sql(comp: RuleCompiler) -> str:
     WITH es AS ({comp.es_sql()}),
     contrib AS (
         SELECT DISTINCT f.entity_id, es.signal_id, es.source, es.record_key, es.agency, es.signal, es.role,
-               es.event_date, es.person_id, es.uprn, es.link_confidence, es.decayed_weight,
+               es.event_date, es.person_id, es.uprn, es.link_confidence, es.decayed_weight, es.location_origin,
                es.weight * pow(0.5, greatest(date_diff('day', es.event_date, f.anchor), 0) / es.half_life_days)
                    AS episode_weight
         FROM _fired f JOIN es ON {comp.in_episode('es', 'f')}
@@ -148,12 +149,17 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
     start = lookback_start(scoring, as_of)
     tables = optional_tables(work.store)
     tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
-    base = ("_score_signals", "_score_current", "_score_rep_household")
+    base: tuple[str, ...] = ("_score_signals", "_score_current", "_score_rep_household")
+    possible = [sql_step("_score_possible", possible_locations_sql())] if can_list_possible(work.store) else []
+    if possible:  # location rules may count an ambiguous event address at the premises it may be
+        tables["possible_locations"] = "_score_possible"
+        base = (*base, "_score_possible")
     rules = [r for r in ruleset.rules if r.enabled]
     parts = [f"_flags_part{i}" for i in range(len(rules))]
     steps = [
         Step(TAXONOMY_TABLE, lambda cur: register_taxonomy(cur, taxonomy, temp=False)),
         sql_step("_score_signals", signals_sql(as_of), (TAXONOMY_TABLE,), all_threads=True),  # all wait for it
+        *possible,
         sql_step("_score_current", current_residence_sql()),
         sql_step("_score_rep_household", rep_household_sql()),
         sql_step("_score_prev", previous_flags_sql(work.store, as_of)),

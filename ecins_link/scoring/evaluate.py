@@ -6,7 +6,8 @@ signal resolved to, their household or component, or one of its UPRNs / location
 2 x (number planted) of the ranked worklist.  A decoy is *flagged* when a flag of its ``would_fire``
 rule sits on its entity.  Reports ids and counts only, never names.
 
-Detection is also reported by scenario age (``by_age``: the days from a scenario's ``last_event`` to the
+Every scenario not detected carries a ``cause`` (``person_linkage`` or ``other``, :func:`_miss_cause`), counted
+in ``missed_by_cause``.  Detection is also reported by scenario age (``by_age``: the days from a scenario's ``last_event`` to the
 run's as-of: under 12 months, 12-24 months, over 24 months), for ``cse_risk`` scenarios whose child is now
 an adult (``child_now_adult``), and by the status of the correct flags (new / ongoing / escalated / lapsed).
 """
@@ -93,6 +94,20 @@ def _matching_flags(flags: list[dict], rule: str, ents: dict[str, set[str]], upr
     return out
 
 
+def _miss_cause(item: dict, maps: tuple[dict, dict, dict, dict]) -> str:
+    """Why a scenario may have been missed, as far as the truth tells: ``person_linkage`` when one of its true
+    persons' records went into more than one engine person, or a piece's record reached no person; else
+    ``other`` (addresses, rules, ranking: see benchmarks/history_misses.py for the detail)."""
+    true_map, piece_map = maps[0], maps[1]
+    if any(len(true_map.get(str(tp), ())) > 1 for tp in item.get("true_person_ids") or []):
+        return "person_linkage"
+    for piece in item.get("pieces") or []:
+        got = piece_map.get((str(piece.get("source")), str(piece.get("record_key"))))
+        if got is not None and all(pid is None for pid, _loc in got):
+            return "person_linkage"
+    return "other"
+
+
 def _as_of(store: Store) -> dt.date | None:
     """The as-of date the flags were scored at (from their evidence), else the store's."""
     try:
@@ -159,9 +174,10 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
         if found:
             k["detected"] += 1
         elif best is not None:
-            late.append({"scenario_id": sc.get("scenario_id"), "kind": kind, "best_rank": best})
+            late.append({"scenario_id": sc.get("scenario_id"), "kind": kind, "best_rank": best,
+                         "cause": _miss_cause(sc, maps)})
         else:
-            missed.append({"scenario_id": sc.get("scenario_id"), "kind": kind})
+            missed.append({"scenario_id": sc.get("scenario_id"), "kind": kind, "cause": _miss_cause(sc, maps)})
     decoy_rows = [d for d in decoys if d.get("would_fire")]
     flagged_decoys = []
     for d in decoy_rows:
@@ -185,6 +201,7 @@ def evaluate_scenarios(store: Store, truth_dir: str | Path) -> dict:
         "correct_flags_by_status": _count(f.get("status") for f in correct.values()),
         "missed": missed,
         "ranked_below_top_n": late,
+        "missed_by_cause": _count(m["cause"] for m in [*missed, *late]),
         "decoys": len(decoys),
         "decoys_with_would_fire": len(decoy_rows),
         "decoys_flagged": len(flagged_decoys),

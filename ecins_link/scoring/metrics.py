@@ -9,7 +9,8 @@ anchors being evaluated: ``entity_id, anchor, ws``) and is keyed by ``(entity_id
 * ``churn`` — people linked to the location in the window who are not its household members, and the graph's
   ``location_churn`` windows overlapping it;
 * ``co_involved_with`` — co-involvement in an event dated in the window with another person who has the
-  selected signals by then, aged ``with_min_age``+ at the event;
+  selected signals by then, aged ``with_min_age``+ at the event (of unknown age: counts only with
+  ``with_unknown_age``, and never when recorded as a child);
 * ``rfg`` — Recency (relative to the anchor), Frequency and Gravity of the window's offences;
 * ``require_child`` — a member who was a child while a member at some time in the window.
 """
@@ -122,8 +123,9 @@ class MetricsMixin:
         age = ""
         if c.with_min_age is not None:
             when = "coalesce(e.start_date, a.anchor)"
+            unknown = "NOT coalesce(pq.is_child, false)" if c.with_unknown_age else "false"
             age = (f"JOIN person_attributes pq ON pq.person_id = e.q AND "
-                   f"coalesce({age_at('pq.dob', when)}, pq.age) >= {int(c.with_min_age)}")
+                   f"coalesce(coalesce({age_at('pq.dob', when)}, pq.age) >= {int(c.with_min_age)}, {unknown})")
         return (f"SELECT a.entity_id, a.anchor, count(DISTINCT e.q) AS v, list_sort(list_distinct(list(e.q))) AS ids "
                 f"FROM a JOIN ({self._pairs_sql()}) e ON e.p = a.entity_id AND e.p <> e.q "
                 f"AND (e.start_date IS NULL OR e.start_date BETWEEN a.anchor - {cw} AND a.anchor) "

@@ -64,6 +64,8 @@ class Condition(_Model):
     with_categories: list[str] = Field(default_factory=list)
     with_signals: list[str] = Field(default_factory=list)
     with_min_age: int | None = None
+    # with_min_age and a person of unknown age (no date of birth, not recorded as a child): counts when true
+    with_unknown_age: bool = False
     with_exclude_roles: list[str] = Field(default_factory=list)
     # how the condition counts towards the rule: required (must hold), a member of a k-of-n group, or (neither)
     # one of the rule's other conditions, of which ``min_conditions`` must hold
