@@ -282,6 +282,8 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
     copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
                      if c in have)
+    if "address_surnames" not in have:  # a store standardised before the household link existed
+        copies += ", CAST(NULL AS VARCHAR) AS address_surnames"
     scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
         if n_records >= 2:
