@@ -49,7 +49,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data.to_parquet(folder / "historical.parquet", index=False)
-        linkage = {"model": str(args.model.resolve())} if args.model else {}
+        if args.model:  # the project file may only name files inside its folder
+            (folder / args.model.name).write_bytes(args.model.read_bytes())
+        linkage = {"model": args.model.name} if args.model else {}
         project = write_project(folder, "historical_50k", [
             {"name": "historical", "agency": "wikidata", "path": "historical.parquet", "format": "parquet",
              "key": "unique_id", "date_formats": ["%Y-%m-%d"], "person": PERSON}], linkage)
