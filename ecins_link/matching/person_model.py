@@ -107,13 +107,21 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
                  "initial only, agrees"),
             cll.ExactMatchLevel("forename", term_frequency_adjustments=True).configure(label_for_charts="exact"),
             _lvl("forename_canonical_l = forename_canonical_r", "nickname"),
+            # twins of opposite sex: the recorded sexes differ, surname and full date of birth agree and the
+            # forenames are neither the same nor one another's short form (JOHN / JOAN sound and look alike)
+            # (on only where the model guards twins at all: twin_max_forename_jaro_winkler > 0)
+            *([_lvl(f"sex_l <> sex_r AND dob_l = dob_r AND (surname_dm_l = surname_dm_r OR "
+                    f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']})",
+                    "different sex, same surname and dob")] if float(t["twin_max_forename_jaro_winkler"]) > 0 else []),
             _lvl("forename_l = split_part(middle_names_r, ' ', 1) OR split_part(middle_names_l, ' ', 1) = forename_r",
                  "middle name used"),
             _lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}", "jaro-winkler"),
             # transliterations (LI / LEE, SIOBHAN / SHIVAUN) sound alike but are spelt apart; so do JOHN / JANE
-            _lvl("forename_dm_l = forename_dm_r", "phonetic only"),
+            # ... but a known short form is compared through its full form (JENNY is JENNIFER, not JOHN)
+            _lvl("forename_dm_l = forename_dm_r AND forename_canonical_l = forename_l AND "
+                 "forename_canonical_r = forename_r", "phonetic only"),
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
             # one keying error in the name or in its canonical form (MAVY / MARY; MICAHEL / MIKE -> MICHAEL)
