@@ -102,3 +102,59 @@ def test_changed_surname_with_a_household_link_links_and_twins_stay_apart(tmp_pa
         assert all(hard[k]["wrongly_merged_pairs"] == 0 for k in ("twin", "father_son") if k in hard)
     finally:
         store.close()
+
+
+def _moves_store(con, extra: list[dict]) -> None:  # noqa: ANN001
+    from ecins_link.matching.person_febrl import append_person_std
+
+    old = {"postcode": "NT1 2PH", "address_norm": "4 OAK ROAD NORTHTOWN", "address_number": "4"}
+    new = {"postcode": "NT12 6TF", "address_norm": "77 RIVER VIEW SOUTHMOOR", "address_number": "77"}
+    rows = [  # the GRANT family moved from 4 Oak Road to 77 River View; the mother's records sit at both
+        {"source": "a", "record_key": "mum_old", "forename": "SHARON", "surname": "GRANT", "dob": "1980-01-01", **old},
+        {"source": "a", "record_key": "mum_new", "forename": "SHARON", "surname": "GRANT", "dob": "1980-01-01", **new},
+        {"source": "a", "record_key": "kid_new", "forename": "MARCIA", "surname": "GRANT", "dob": "2013-12-17", **new},
+        {"source": "b", "record_key": "kid_old", "forename": "MARCIA", "surname": "GRANT", "dob": None, **old},
+        *extra]
+    append_person_std(con, [{**r, "forename_canonical": r["forename"]} for r in rows])
+
+
+def _moves(extra: list[dict], pairs: list[tuple[str, str, float]]) -> tuple[dict, dict]:
+    import duckdb
+
+    from ecins_link.matching.person_clusters import cluster
+    from ecins_link.matching.person_model import load_model_config
+    from ecins_link.matching.person_moves import household_moves
+
+    con = duckdb.connect()
+    _moves_store(con, extra)
+    con.execute("CREATE TABLE pp (unique_id_l VARCHAR, unique_id_r VARCHAR, match_weight DOUBLE, "
+                "match_probability DOUBLE)")
+    con.executemany("INSERT INTO pp VALUES (?, ?, ?, 1.0 / (1.0 + pow(2.0, -?)))", [(a, b, w, w) for a, b, w in pairs])
+    mc = load_model_config()
+    settings = {"comparisons": [{"output_column_name": "address", "comparison_levels": [
+        {"label_for_charts": "exact", "m_probability": 0.3, "u_probability": 0.3 / 2**12},
+        {"label_for_charts": "else", "m_probability": 0.1, "u_probability": 0.1 * 2**3.5}]}]}
+    guard = mc["guard"]
+    cluster(con, "person_std", "pp", 0.95, [], [], guard, "raw")
+    done = household_moves(con, "person_std", "pp", "raw", 0.95, settings, mc)
+    cluster(con, "person_std", "pp", 0.95, [], [], guard, "raw")
+    return done, dict(con.execute("SELECT unique_id, cluster_id FROM raw").fetchall())
+
+
+def test_undated_record_at_the_family_old_address_joins_its_person() -> None:
+    pairs = [("a:mum_new", "a:mum_old", 20.0), ("a:kid_new", "b:kid_old", -3.0)]
+    done, cid = _moves([], pairs)
+    assert done["reweighted"] == 1 and done["weight_added"] == pytest.approx(15.5)
+    assert cid["a:kid_new"] == cid["b:kid_old"]
+
+
+def test_household_move_needs_an_undated_record_and_another_person_at_both_addresses() -> None:
+    # the same pair, but the old record is dated (a different date: a different person) ...
+    dated = [{"source": "b", "record_key": "kid2_old", "forename": "MARCIA", "surname": "GRANT", "dob": "1950-03-03",
+              "postcode": "NT1 2PH", "address_norm": "4 OAK ROAD NORTHTOWN", "address_number": "4"}]
+    done, cid = _moves(dated, [("a:mum_new", "a:mum_old", 20.0), ("a:kid_new", "b:kid2_old", -3.0),
+                               ("a:kid_new", "b:kid_old", -3.0)])
+    assert cid["a:kid_new"] != cid["b:kid2_old"]
+    # ... and without the mother's records at both addresses nothing links the two addresses
+    done, cid = _moves([], [("a:kid_new", "b:kid_old", -3.0)])
+    assert done["reweighted"] == 0 and cid["a:kid_new"] != cid["b:kid_old"]
