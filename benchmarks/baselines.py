@@ -5,6 +5,11 @@ mapping ``unique_id -> true_person_id``, and return timings, pair counts and B-c
 ``benchmarks/e2e.py``; runnable alone on an existing store:
 
     nice .venv/bin/python benchmarks/baselines.py STORE.duckdb TRUTH_DIR [--rl-records 20000]
+
+or on a generated town through the public interface (``ecins-link run --stage persons`` against plain Splink on
+the records it linked; writes ``results/persons_vs_splink_<N>.json``):
+
+    nice -n 5 .venv/bin/python benchmarks/baselines.py --town-persons 250000
 """
 
 from __future__ import annotations
@@ -175,15 +180,79 @@ def recordlinkage_baseline(records: pd.DataFrame, truth: pd.Series, sample_recor
     return out
 
 
-def main() -> None:
-    """Run both baselines on an existing store and print the results as JSON."""
+def _cli(town: Path, *args: str) -> dict:
+    """``python -m ecins_link ARGS`` in ``town`` (this checkout on the path); wall seconds."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "ecins_link", *args], capture_output=True, text=True, env=env,
+                          cwd=town)
+    if done.returncode:
+        raise RuntimeError(f"ecins-link {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return {"wall_seconds": round(time.perf_counter() - started, 2)}
+
+
+def persons_vs_splink(persons: int, seed: int, work: Path) -> dict:
+    """The persons stage on a generated town, through the public interface, against plain Splink on the same
+    records: ``ecins-link run --stage ingest --stage standardise``, then ``--stage persons`` alone (its stage
+    seconds from ``output/run_summary.json``), then :func:`splink_baseline` on the ``person_std`` it linked."""
     import json
+    import os
+
+    from ecins_link.synth import generate_town
+
+    town = work / f"town_{persons}_{seed}"
+    generate_town(town, persons=persons, seed=seed)
+    out: dict = {"persons": persons, "seed": seed, "load_average_before": os.getloadavg()}
+    out["ingest_standardise"] = _cli(town, "run", "project.toml", "--stage", "ingest", "--stage", "standardise")
+    out["persons_cli"] = _cli(town, "run", "project.toml", "--stage", "persons")
+    summary = json.loads((town / "output" / "run_summary.json").read_text(encoding="utf-8"))
+    out["persons_stage_seconds"] = next(s["seconds"] for s in summary["stages"] if s["stage"] == "persons")
+    out["agency_rows"] = sum(int(s.get("rows_read", 0) or 0) for s in summary.get("sources", []))
+    out["candidate_pairs"] = summary.get("candidate_pairs")
+    records, truth = load_person_std(town / "store.duckdb"), load_truth(town / "truth")
+    out["person_records"] = len(records)
+    con = duckdb.connect(str(town / "store.duckdb"), read_only=True)
+    try:
+        pred = con.execute("SELECT unique_id, person_id FROM person_clusters").df().set_index("unique_id")["person_id"]
+    finally:
+        con.close()
+    out["ecins_link"] = _accuracy(pred, truth[truth.index.isin(pred.index)])
+    out["load_average_after_persons"] = os.getloadavg()
+    out["splink"] = splink_baseline(records, truth[truth.index.isin(records["unique_id"])])
+    out["load_average_after_splink"] = os.getloadavg()
+    out["persons_vs_splink_time_ratio"] = round(out["persons_stage_seconds"] / out["splink"]["seconds"], 3)
+    return out
+
+
+def main() -> None:
+    """Run both baselines on an existing store and print the results as JSON; or, with ``--town-persons N``,
+    the persons stage on a generated town through the CLI against plain Splink (results file written)."""
+    import json
+    import tempfile
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("store", type=Path)
-    ap.add_argument("truth_dir", type=Path)
+    ap.add_argument("store", type=Path, nargs="?")
+    ap.add_argument("truth_dir", type=Path, nargs="?")
     ap.add_argument("--rl-records", type=int, default=20000)
+    ap.add_argument("--town-persons", type=int, default=0,
+                    help="generate a town of N persons (250000 ~ 1M agency rows) and time the persons stage "
+                         "(ecins-link run --stage persons) against plain Splink; writes "
+                         "results/persons_vs_splink_<N>.json")
+    ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
+    if a.town_persons:
+        from _measure import write_results
+
+        with tempfile.TemporaryDirectory() as tmp:
+            res = persons_vs_splink(a.town_persons, a.seed, Path(tmp))
+        print(json.dumps({k: v for k, v in res.items() if k not in ("splink", "ecins_link")}, indent=2, default=str))
+        print(write_results(f"persons_vs_splink_{a.town_persons}", res))
+        return
+    if a.store is None or a.truth_dir is None:
+        ap.error("give STORE and TRUTH_DIR, or --town-persons N")
     records, truth = load_person_std(a.store), load_truth(a.truth_dir)
     res = {"splink": splink_baseline(records, truth),
            "recordlinkage": recordlinkage_baseline(records, truth, a.rl_records)}

@@ -60,7 +60,9 @@ def run(name: str, model: str) -> dict:
             f.reset_index().to_csv(folder / f"{src}.csv", index=False)
             sources.append({"name": src, "agency": src, "path": f"{src}.csv", "key": "rec_id",
                             "date_formats": ["%Y%m%d"], "person": PERSON})
-        linkage: dict = {"model": str(FEBRL_MODEL)} if model == "febrl" else {}
+        if model == "febrl":  # the project file may only name files inside its folder
+            (folder / FEBRL_MODEL.name).write_bytes(FEBRL_MODEL.read_bytes())
+        linkage: dict = {"model": FEBRL_MODEL.name} if model == "febrl" else {}
         if name == "febrl4":  # two de-duplicated registers: declared one-to-one, as a project would
             linkage["one_to_one_sources"] = list(files)
         project = write_project(folder, name, sources, linkage)

@@ -8,7 +8,7 @@ attributes.  The output ``persons.parquet`` is scored against ``cluster``.  Targ
 P >= 0.99 and R >= 0.90 (plain Splink, its own demo settings: P 0.987, R 0.684).  Writes
 ``benchmarks/results/historical_50k.json``.  Skips cleanly when the data set is absent.
 
-Run: ``nice .venv/bin/python benchmarks/bench_historical.py [--model FILE] [--sample N]``
+Run: ``nice .venv/bin/python benchmarks/bench_historical.py [--model FILE] [--sample N] [--threshold P]``
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="person model file (default: the packaged one)")
     ap.add_argument("--sample", type=int, default=0, help="only the first N people (clusters), for a quick look")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="[linkage] match_threshold of the project (default: the engine's, 0.95)")
     args = ap.parse_args()
     if not DATA.exists():
         print(f"skipped: {DATA} not found")
@@ -49,11 +51,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data.to_parquet(folder / "historical.parquet", index=False)
-        linkage = {"model": str(args.model.resolve())} if args.model else {}
+        if args.model:  # the project file may only name files inside its folder
+            (folder / args.model.name).write_bytes(args.model.read_bytes())
+        linkage: dict = {"model": args.model.name} if args.model else {}
+        if args.threshold is not None:
+            linkage["match_threshold"] = args.threshold
         project = write_project(folder, "historical_50k", [
             {"name": "historical", "agency": "wikidata", "path": "historical.parquet", "format": "parquet",
              "key": "unique_id", "date_formats": ["%Y-%m-%d"], "person": PERSON}], linkage)
         res: dict = {"records": len(data), "people": int(data["cluster"].nunique()), "target": TARGET,
+                     "match_threshold": args.threshold if args.threshold is not None else "engine default (0.95)",
                      "model": str(args.model or "packaged"), "run": run_project(project, STAGES)}
         if res["run"]["exit_code"] == 0:
             truth = pd.DataFrame({"source": "historical", "record_key": data["unique_id"], "true_id": data["cluster"]})
@@ -67,6 +74,7 @@ def main() -> None:
         else:
             print(f"run failed (exit {res['run']['exit_code']}): {res['run']['stderr_tail'][-800:]}")
     name = "historical_50k" + (f"-{args.model.stem}" if args.model else "") + (f"-{args.sample}" if args.sample else "")
+    name += f"-threshold{args.threshold}" if args.threshold is not None else ""
     print(write_results(name, res))
 
 

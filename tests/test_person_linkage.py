@@ -33,6 +33,10 @@ A2 = {"postcode": "NT2 3CD", "address_norm": "4 BRIDGE STREET NORTHTOWN", "addre
 A3 = {"postcode": "NT3 4EF", "address_norm": "9 MILL LANE NORTHTOWN", "address_number": "9", "uprn": "300"}
 A4 = {"postcode": "NT4 5GH", "address_norm": "77 HIGH STREET NORTHTOWN", "address_number": "77", "uprn": "400"}
 A5 = {"postcode": "NT5 6JK", "address_norm": "3 PARK ROAD SOUTHTOWN", "address_number": "3", "uprn": "500"}
+A6 = {"postcode": "NT6 1AA", "address_norm": "8 ELM GROVE NORTHTOWN", "address_number": "8", "uprn": "600"}
+A7 = {"postcode": "NT7 2BB", "address_norm": "21 QUAY ROW NORTHTOWN", "address_number": "21", "uprn": "700"}
+A8 = {"postcode": "NT8 3CC", "address_norm": "5 ASH CLOSE WESTON", "address_number": "5", "uprn": "800"}
+A9 = {"postcode": "NT9 4DD", "address_norm": "40 MARKET STREET EASTFIELD", "address_number": "40", "uprn": "900"}
 
 # (source, key, forename, surname, dob, sex, address, extra)
 HARD = [
@@ -57,6 +61,19 @@ HARD = [
     ("police", "6", "JAMES", "BROWN", "1990-01-01", "M", A5, {}),
     ("council", "5", "JAMES", "BROWN", "1971-06-30", "M", A1 | {"uprn": "101", "address_norm": "14 ACACIA AVENUE",
                                                                "address_number": "14"}, {}),
+    # twins of opposite sex whose names share a sound key (JOHN / JENNY: JN); JENNY is JENNIFER's short form
+    ("housing", "8", "JOHN", "HALL", "2016-09-28", "M", A6, {}),
+    ("council", "6", "JENNY", "HALL", "2016-09-28", None, A6, {"forename_canonical": "JENNIFER"}),
+    ("council", "7", "JENNIFER", "HALL", "2016-09-28", "F", A6, {}),
+    # an initial against a transliterated name (O / UMAR, which is OMAR)
+    ("police", "7", "O", "YOUSSEF", "1987-10-23", None, A7, {}),
+    ("housing", "9", "UMAR", "YOUSSEF", "1987-10-23", "M", A7, {"forename_canonical": "OMAR"}),
+    # a maiden name on an old record at the family's old address (her husband's surname was recorded there)
+    ("dv", "1", "HANA", "HADDAD", "1972-11-09", "F", A8, {}),
+    ("dv", "2", "HANA", "HASSAN", "1972-11-09", "F", A9, {}),
+    ("dv", "3", "KARIM", "HADDAD", "1970-01-01", "M", A9, {}),
+    # ... and a stranger with her forename and date of birth, no household link: stays apart
+    ("dv", "4", "HANA", "KHAN", "1972-11-09", "F", A5, {}),
 ]
 
 
@@ -153,6 +170,19 @@ def test_duplicates_nicknames_swaps_and_initials_link(linked) -> None:
     assert _pid(store, "housing:3") == _pid(store, "council:2")  # OLLIE ~ OLIVER
     assert _pid(store, "police:4") == _pid(store, "council:4")  # forename/surname swapped
     assert _pid(store, "fire:1") == _pid(store, "police:5") == _pid(store, "housing:7")  # M PATEL, no DOB
+
+
+def test_changed_surname_with_household_link_and_initial_of_transliteration_link(linked) -> None:
+    store, _ = linked
+    assert _pid(store, "dv:1") == _pid(store, "dv:2")  # HANA HADDAD / HANA HASSAN: HADDAD lived at her address
+    assert _pid(store, "dv:4") not in {_pid(store, "dv:1"), _pid(store, "dv:3")}  # same forename + DOB only
+    assert _pid(store, "police:7") == _pid(store, "housing:9")  # O YOUSSEF / UMAR YOUSSEF
+
+
+def test_opposite_sex_twins_with_a_shared_sound_key_stay_apart(linked) -> None:
+    store, _ = linked
+    assert _pid(store, "council:6") == _pid(store, "council:7")  # JENNY / JENNIFER
+    assert _pid(store, "housing:8") != _pid(store, "council:6")  # JOHN is not JENNY
 
 
 def test_household_twins_generations_and_namesakes_stay_apart(linked) -> None:

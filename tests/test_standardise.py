@@ -138,6 +138,10 @@ def test_name_parsers() -> None:
     ("Mr De Souza", "Mr", "De Souza"),
     ("Mrs A Foster", "Mrs A", "Foster"),
     ("Wood", None, "Wood"),
+    ("Mr Michael Wright", "Mr Michael", "Wright"),  # a particle (EL, AL, DE...) only as a word of its own
+    ("Daniel Johnson", "Daniel", "Johnson"),
+    ("Belal Abdel Patel", "Belal Abdel", "Patel"),
+    ("Omar el Haddad", "Omar", "el Haddad"),
 ])
 def test_full_name_split(full: str, forenames: str | None, surname: str) -> None:
     import duckdb

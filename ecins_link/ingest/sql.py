@@ -85,7 +85,8 @@ def split_full_name(col: str, name_format: str) -> tuple[str, str]:
     titles = "|".join(vocab["titles"])
     # a particle before the last word joins the surname ("Ludwig van Beethoven", "Sean O Brien", "Mr De Souza")
     # unless it is one letter and nothing but a title comes before it: "Mr O Wood" is Mr O. Wood
-    with_particles = f"regexp_extract({v}, '(?i)((?:(?:{particles}) )*[^ ]+)$', 1)"
+    # the match starts at a word: "Michael Wright" is not "Micha" + "el Wright", nor "Belal" "Bel" + "al ..."
+    with_particles = f"regexp_extract({v}, '(?i)(?:^| )((?:(?:{particles}) )*[^ ]+)$', 1)"
     last_word = f"regexp_extract({v}, '([^ ]+)$', 1)"
     rest = f"trim(left({v}, length({v}) - length({with_particles})))"
     sur_last = (f"CASE WHEN regexp_full_match({rest}, '(?i)((?:{titles})\\.? ?)*') "

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from ecins_link.store import Store, StoreError
 
@@ -83,6 +84,8 @@ class _Scorer:
         if missing := wanted - found:
             self.mem.close()
             raise KeyError(f"{len(missing)} record id(s) not in {input_table}: {sorted(missing)[:5]}")
+        if "address_surnames" not in records.column_names:  # standardised before the household link existed
+            records = records.append_column("address_surnames", pa.nulls(records.num_rows, pa.string()))
         try:
             self.mem.register("__records", records)
             self.linker = Linker("__records", self.settings, DuckDBAPI(self.mem), set_up_basic_logging=False)

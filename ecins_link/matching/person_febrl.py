@@ -57,11 +57,12 @@ def febrl_person_std(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
         dob, year(dob)::INT AS dob_year, month(dob)::INT AS dob_month, day(dob)::INT AS dob_day,
         NULL::VARCHAR AS sex, pc AS postcode, left(pc, 2) AS postcode_outward, left(pc, 3) AS postcode_sector,
         address_norm, address_number, NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, phone,
-        NULL::VARCHAR AS email, FALSE AS unsafe
+        NULL::VARCHAR AS email, FALSE AS unsafe, NULL::VARCHAR AS address_surnames
         FROM __febrl f LEFT JOIN __febrl_dm fd ON fd.v = f.forename LEFT JOIN __febrl_dm sd ON sd.v = f.surname
         ORDER BY unique_id""")
     con.unregister("__febrl_dm")
     con.execute("DROP TABLE __febrl")
+    household_surnames(con, table)
     return int(con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 
 
@@ -99,7 +100,7 @@ def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: s
         NULL::INT AS dob_day, NULL::VARCHAR AS sex, NULL::VARCHAR AS postcode, NULL::VARCHAR AS postcode_outward,
         NULL::VARCHAR AS postcode_sector, NULL::VARCHAR AS address_norm, NULL::VARCHAR AS address_number,
         NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, NULL::VARCHAR AS phone, NULL::VARCHAR AS email,
-        NULL::BOOLEAN AS unsafe) WHERE FALSE""")
+        NULL::BOOLEAN AS unsafe, NULL::VARCHAR AS address_surnames) WHERE FALSE""")
     con.execute(f"""INSERT INTO "{table}" BY NAME SELECT
         source || ':' || record_key AS unique_id, source, coalesce(agency, source) AS agency, record_key, title,
         suffix, forename, coalesce(forename_canonical, forename) AS forename_canonical, middle_names,
@@ -112,4 +113,15 @@ def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: s
         FROM __given g LEFT JOIN __given_dm fd ON fd.v = g.forename LEFT JOIN __given_dm sd ON sd.v = g.surname""")
     con.unregister("__given")
     con.unregister("__given_dm")
+    household_surnames(con, table)
     return len(given)
+
+
+def household_surnames(con: duckdb.DuckDBPyConnection, table: str = "person_std", max_surnames: int = 6) -> None:
+    """Fill ``address_surnames`` of ``table`` as the standardise stage does: the distinct surnames recorded at
+    each record's address (``'|A|B|'``), none at an address with more than ``max_surnames`` of them."""
+    con.execute(f"""UPDATE "{table}" t SET address_surnames = h.surnames FROM (
+        SELECT coalesce(address_norm, uprn) AS k, CASE WHEN count(DISTINCT surname) <= {int(max_surnames)}
+               THEN '|' || string_agg(DISTINCT surname, '|' ORDER BY surname) || '|' END AS surnames
+        FROM "{table}" WHERE surname IS NOT NULL AND coalesce(address_norm, uprn) IS NOT NULL GROUP BY 1) h
+        WHERE h.k = coalesce(t.address_norm, t.uprn)""")

@@ -31,8 +31,15 @@ from splink.internals.constants import LEVEL_NOT_OBSERVED_TEXT
 from ecins_link.config import ConfigError, read_toml
 
 # forename and surname swapped (each side may carry a typo)
-SWAP = ("forename_l <> surname_l AND jaro_winkler_similarity(forename_l, surname_r) >= {jw} "
-        "AND jaro_winkler_similarity(surname_l, forename_r) >= {jw}")
+# forename and surname swapped: each cross pair agrees by spelling (a typo allowed), by sound (a transliteration:
+# IBRAHIM YOUSSEF / YUSUF IBRAHIM) or through the nickname table (BECKY LEE / LEE REBECCA)
+SWAP = ("forename_l <> surname_l AND (jaro_winkler_similarity(forename_l, surname_r) >= {jw} "
+        "OR forename_dm_l = surname_dm_r OR forename_canonical_l = surname_r) "
+        "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} "
+        "OR surname_dm_l = forename_dm_r OR surname_l = forename_canonical_r)")
+# the other record's surname was recorded at this record's address (person_std.address_surnames, '|A|B|')
+HOUSEHOLD = ("(contains(address_surnames_l, '|' || surname_r || '|') OR "
+             "contains(address_surnames_r, '|' || surname_l || '|'))")
 MODEL_FILE = Path(__file__).with_name("person_model.toml")
 log = logging.getLogger(__name__)
 
@@ -94,19 +101,33 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("(surname_l IS NULL AND surname_r IS NOT NULL AND (forename_l = surname_r OR forename_dm_l = surname_dm_r))"
                  " OR (surname_r IS NULL AND surname_l IS NOT NULL AND (forename_r = surname_l OR "
                  "forename_dm_r = surname_dm_l))", "lone name is the other's surname"),
-            _lvl(f"(length({fl}) = 1 OR length({fr}) = 1) AND left({fl}, 1) = left({fr}, 1)",
+            # an initial agrees with the name or with its canonical form (O / UMAR, canonical OMAR)
+            _lvl(f"(length({fl}) = 1 OR length({fr}) = 1) AND (left({fl}, 1) = left({fr}, 1) OR "
+                 f"left(forename_canonical_l, 1) = left({fr}, 1) OR left({fl}, 1) = left(forename_canonical_r, 1))",
                  "initial only, agrees"),
             cll.ExactMatchLevel("forename", term_frequency_adjustments=True).configure(label_for_charts="exact"),
             _lvl("forename_canonical_l = forename_canonical_r", "nickname"),
+            # twins of opposite sex: the recorded sexes differ, surname and full date of birth agree and the
+            # forenames are neither the same nor one another's short form (JOHN / JOAN sound and look alike)
+            # (on only where the model guards twins at all: twin_max_forename_jaro_winkler > 0)
+            *([_lvl(f"sex_l <> sex_r AND dob_l = dob_r AND (surname_dm_l = surname_dm_r OR "
+                    f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']})",
+                    "different sex, same surname and dob")] if float(t["twin_max_forename_jaro_winkler"]) > 0 else []),
             _lvl("forename_l = split_part(middle_names_r, ' ', 1) OR split_part(middle_names_l, ' ', 1) = forename_r",
                  "middle name used"),
             _lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
                  f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
             _lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}", "jaro-winkler"),
             # transliterations (LI / LEE, SIOBHAN / SHIVAUN) sound alike but are spelt apart; so do JOHN / JANE
-            _lvl("forename_dm_l = forename_dm_r", "phonetic only"),
+            # ... but a known short form is compared through its full form (JENNY is JENNIFER, not JOHN)
+            _lvl("forename_dm_l = forename_dm_r AND forename_canonical_l = forename_l AND "
+                 "forename_canonical_r = forename_r", "phonetic only"),
             _lvl("length(forename_l) >= 3 AND length(forename_r) >= 3 AND "
                  "(contains(forename_l, forename_r) OR contains(forename_r, forename_l))", "contained"),
+            # one keying error in the name or in its canonical form (MAVY / MARY; MICAHEL / MIKE -> MICHAEL)
+            _lvl("least(length(forename_canonical_l), length(forename_canonical_r)) >= 4 AND "
+                 "(damerau_levenshtein(forename_l, forename_r) <= 1 OR "
+                 "damerau_levenshtein(forename_canonical_l, forename_canonical_r) <= 1)", "one typo"),
             # optional (thresholds.cross_field_names): a forename typed into the surname field or vice versa
             *([_lvl(f"jaro_winkler_similarity(forename_l, surname_r) >= {t['swap_jaro_winkler']} OR "
                     f"jaro_winkler_similarity(surname_l, forename_r) >= {t['swap_jaro_winkler']}",
@@ -138,6 +159,10 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
             # marriage, divorce, a maiden name: the surname differs, the forename and full date of birth agree
             # (twins differ in forename, fathers and sons in date of birth); bounded in the model file
+            # ... and the other's surname was recorded at this one's address: a household link (she married into
+            # the family she lived with; an old record carries her maiden name at the family's old address)
+            _lvl("dob_l = dob_r AND (forename_l = forename_r OR forename_canonical_l = forename_canonical_r) AND "
+                 f"{HOUSEHOLD}", "changed, household link"),
             _lvl("dob_l = dob_r AND (forename_l = forename_r OR forename_canonical_l = forename_canonical_r)",
                  "changed, forename and dob agree"),
             cll.ElseLevel().configure(label_for_charts="else"),

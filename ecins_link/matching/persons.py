@@ -49,6 +49,7 @@ from ecins_link.matching.person_model import (
     make_linker,
     quiet_splink,
 )
+from ecins_link.matching.person_moves import household_moves
 from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
@@ -282,6 +283,8 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
     copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
                      if c in have)
+    if "address_surnames" not in have:  # a store standardised before the household link existed
+        copies += ", CAST(NULL AS VARCHAR) AS address_surnames"
     scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
         if n_records >= 2:
@@ -301,6 +304,11 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         started = time.perf_counter()
         must, cannot = load_constraints(store)
         splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        # an undated record at its family's old address (person_moves): re-weight, then cluster again
+        summary["household_moves"] = household_moves(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
+                                                     lk.match_threshold, settings, mc)
+        if summary["household_moves"].get("reweighted"):
+            splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
         seconds["cluster_and_guard"] = _lap(started)

@@ -27,7 +27,13 @@ from ecins_link.standardise.fields import (
     postcode_sql,
     year_from_text_sql,
 )
-from ecins_link.standardise.names import forename_frame, nickname_table, sex_values, surname_frame
+from ecins_link.standardise.names import (
+    forename_frame,
+    household_max_surnames,
+    nickname_table,
+    sex_values,
+    surname_frame,
+)
 from ecins_link.store import Store
 
 ADDR_COLS = ["raw", "norm", "flat", "number", "building", "street", "town", "postcode"]
@@ -126,20 +132,29 @@ def standardise(store: Store, config: ProjectConfig) -> None:
               LEFT JOIN _std_fore f ON f.raw = r.forenames
               LEFT JOIN _std_sur s ON s.raw = r.surname
               LEFT JOIN _std_sex sx ON sx.raw = upper(trim(r.sex))
-              LEFT JOIN _std_addr a ON a.raw = r.address_text)
+              LEFT JOIN _std_addr a ON a.raw = r.address_text),
+            -- household link: the surnames recorded at each address ('|A|B|'), none for a communal address
+            hh AS (SELECT coalesce(norm, uprn) AS k, CASE WHEN count(DISTINCT s_surname) <= {household_max_surnames()}
+                          THEN '|' || string_agg(DISTINCT s_surname, '|' ORDER BY s_surname) || '|' END AS surnames
+                   FROM b WHERE s_surname IS NOT NULL AND coalesce(norm, uprn) IS NOT NULL GROUP BY 1),
+            -- a short form listed only for one sex still resolves on a record without sex when it is unambiguous
+            nick_any AS (SELECT name, any_value(canonical) AS canonical FROM _std_nick GROUP BY name
+                         HAVING count(DISTINCT canonical) = 1)
             SELECT b.source || ':' || b.record_key AS unique_id, b.source, b.agency, b.record_key,
                    coalesce(NULLIF(regexp_replace(upper(b.title), '[^A-Z]', '', 'g'), ''), b.f_title) AS title,
                    coalesce(b.s_suffix, b.f_suffix) AS suffix, b.forename,
-                   coalesce(n1.canonical, n2.canonical, b.forename) AS forename_canonical, b.middle_names, b.initial,
+                   coalesce(n1.canonical, n2.canonical, n3.canonical, b.forename) AS forename_canonical, b.middle_names, b.initial,
                    b.s_surname AS surname, b.surname_compact, b.forename_dm, b.surname_dm, b.dob,
                    coalesce(CAST(year(b.dob) AS INT), {year_from_text_sql('b.dob_raw')}) AS dob_year, CAST(month(b.dob) AS INT) AS dob_month,
                    CAST(day(b.dob) AS INT) AS dob_day, b.sex_code AS sex, {_pc_parts('b.pc')},
                    b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
                    coalesce({phone_sql('b.phone')}, {phone_any_sql('b.phone')}) AS phone,
-                   {email_sql('b.email')} AS email, b.unsafe{extras}
+                   {email_sql('b.email')} AS email, b.unsafe, hh.surnames AS address_surnames{extras}
             FROM b
             LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
+            LEFT JOIN nick_any n3 ON n3.name = b.forename AND b.sex_code IS NULL
+            LEFT JOIN hh ON hh.k = coalesce(b.norm, b.uprn)
             ORDER BY b.source, b.row_number""")
         store.write_table("address_std", f"""
             SELECT source, record_key, origin, address_text, address_norm, flat, number, building, street, town,

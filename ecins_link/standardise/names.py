@@ -97,6 +97,11 @@ def nickname_table() -> pd.DataFrame:
     return pd.DataFrame(out, columns=["name", "sex", "canonical"], dtype=object)
 
 
+def household_max_surnames() -> int:
+    """Distinct surnames above which an address counts as communal, not one household (``names.toml``)."""
+    return int(load_toml("names.toml").get("household", {}).get("max_surnames", 6))
+
+
 def sex_values() -> list[tuple[str, str]]:
     """(raw upper-case value, 'M' | 'F') pairs from ``names.toml``."""
     table = load_toml("names.toml").get("sex", {})
