@@ -154,6 +154,25 @@ def report(scored: pd.DataFrame) -> dict:
             "by_dwelling": {k: rates(v) for k, v in clear.groupby("form")}}
 
 
+def versus(engine: pd.DataFrame, uam: pd.DataFrame) -> dict:
+    """Unambiguous records one side gets right and the other not, counted by the engine's answer (its level and
+    its reason with UPRNs blanked): where the engine loses to the matcher alone, and where it wins."""
+    j = engine.merge(uam[["record_key", "outcome"]].rename(columns={"outcome": "uam"}), on="record_key")
+    j = j[j["ambiguous"].astype(int) == 0]
+    why = (j["outcome"] + " | " + j["match_level"].fillna("none") + " | "
+           + j["match_reason"].fillna("").str.replace(r"\d{6,}", "#", regex=True).str.slice(0, 110))
+
+    def top(mask: pd.Series) -> dict:
+        return {k: int(v) for k, v in why[mask].value_counts().head(15).items()}
+
+    return {"matcher_right_engine_not": int(((j["uam"] == "right") & (j["outcome"] != "right")).sum()),
+            "engine_right_matcher_not": int(((j["outcome"] == "right") & (j["uam"] != "right")).sum()),
+            "losses": top((j["uam"] == "right") & (j["outcome"] != "right")),
+            "wins": top((j["outcome"] == "right") & (j["uam"] != "right")),
+            "engine_wrong": top(j["outcome"] == "wrong"),
+            "by_level": {k: rates(v) for k, v in j.groupby(j["match_level"].fillna("none"))}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streets", type=int, default=120)
@@ -182,6 +201,7 @@ def main() -> None:
                    "engine": report(engine), "uam_default": report(uam["default"]),
                    "uam_strict": report(uam["strict"]),
                    "engine_homes_on_commercial": int(engine["home_on_commercial"].sum())}
+            out["engine_vs_matcher"] = versus(engine, uam["default"])
             hit = set(rec.loc[(rec["applied_rules"].fillna("") != "") & rec["unambiguous"], "record_key"])
             out["engine_touched_unambiguous"] = rates(engine[engine["record_key"].isin(hit)])
             out["uam_touched_unambiguous"] = rates(uam["default"][uam["default"]["record_key"].isin(hit)])

@@ -9,6 +9,7 @@ the expected answer: a UPRN, ``unresolved``, ``building:U`` (building known, fla
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -97,7 +98,11 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     with duckdb.connect(str(result.store_path), read_only=True) as con:
         got = con.execute("SELECT record_key AS ID, uprn, match_level, match_reason, match_confidence "
                           "FROM address_matches").df()
-    return corpus.merge(got, on="ID", how="left")
+        details = con.execute("SELECT details FROM audit_log WHERE action = 'link_locations' "
+                              "ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    out = corpus.merge(got, on="ID", how="left")
+    out.attrs["steps"] = json.loads(details)["steps"]
+    return out
 
 
 def _ok(row: pd.Series) -> bool:
@@ -145,3 +150,12 @@ def test_ambiguous_premises_list_their_candidates(answers: pd.DataFrame) -> None
     row = answers[answers.text == "Boots, Aldton"].iloc[0]
     assert pd.isna(row["uprn"])
     assert "1006" in row["match_reason"] and "1033" in row["match_reason"]
+
+
+def test_the_matcher_ran_without_error_and_settled_part_of_the_residue(answers: pd.DataFrame) -> None:
+    """The residue reaches uk_address_matcher and its answers are checked without a failure (a failure would leave
+    the residue unresolved quietly: the run goes on, the audit row says why)."""
+    steps = answers.attrs["steps"]
+    assert "uk_address_matcher_error" not in steps, steps.get("uk_address_matcher_error")
+    assert steps["uk_address_matcher_sent"] > 0
+    assert steps["uk_address_matcher"] > 0

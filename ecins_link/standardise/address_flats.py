@@ -29,8 +29,14 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _word(w: str) -> str:
+    """A regex for one word of a descriptor phrase: the word or one of its abbreviations (``[flat_descriptor_words]``)."""
+    alts = [str(a).upper() for a in vocab().get("flat_descriptor_words", {}).get(w, [])]
+    return "(?:" + "|".join(re.escape(x) for x in [w, *alts]) + ")" if alts else re.escape(w)
+
+
 def _alts(phrases: list[str]) -> str:
-    return "|".join(re.escape(p.upper()).replace("\\ ", " +") for p in sorted(phrases, key=len, reverse=True))
+    return "|".join(" +".join(_word(w) for w in p.upper().split()) for p in sorted(phrases, key=len, reverse=True))
 
 
 _FLATWORD = r"(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?"

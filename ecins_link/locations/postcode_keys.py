@@ -1,0 +1,52 @@
+"""A key join on what a misspelt street leaves intact: flat + house number + the full postcode.
+
+"27, Chlmouts Road, Oxham ZX1 6FU": the street is misspelt, so every key with the street in it misses, and the
+matcher's model sees a runner-up at the same number nearby.  A full postcode holds a few dozen properties, so
+flat + number + postcode nearly always names one.  It is accepted only when
+
+* exactly one UPRN has that flat, number (with its suffix) and postcode;
+* the text writes the candidate's street, or a close spelling of it (Jaro-Winkler >= ``min_street_similarity``
+  against the parsed street, or against a word of the text for the street's first word): a postcode mistyped
+  into a neighbour's must not move an address to another street;
+* the text names no area the candidate is not in, names no building but the candidate's (or one no property of
+  that street has), and has no unexplained words when the candidate is a building with flats and the text names
+  no flat.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ecins_link.locations.keys import area_consistent, building_fits
+
+
+def resolve_postcode_number(con: duckdb.DuckDBPyConnection, confidence: float,
+                            min_street_similarity: float = 0.88) -> dict[str, int]:
+    """Resolve unresolved addresses whose flat + number + full postcode names one UPRN and whose text writes that
+    UPRN's street (or a close spelling); method ``postcode_number``.  Returns resolved and refused-tie counts."""
+    sim = float(min_street_similarity)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n, bool_or(g.has_flats) AS has_flats
+        FROM _loc_addr a JOIN _loc_gaz g
+          ON g.postcode = a.postcode AND g.number = a.number AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
+        WHERE a.number IS NOT NULL AND a.postcode IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
+        GROUP BY a.akey""")
+    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
+    con.execute(f"""
+        INSERT INTO _loc_res
+        SELECT c.akey, c.uprn, 'postcode_number', {float(confidence)}
+        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
+        WHERE c.n = 1 AND g.street IS NOT NULL
+          AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)
+          AND (a.street = g.street
+               OR jaro_winkler_similarity(coalesce(a.street, ''), g.street) >= {sim}
+               OR (length(split_part(g.street, ' ', 1)) >= 4 AND coalesce(list_max(list_transform(
+                       string_split(coalesce(a.address_norm, ''), ' '),
+                       t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= {sim}))
+          AND {area_consistent('a', 'g')} AND {building_fits('a', 'g')}""")
+    n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    con.execute("INSERT INTO _loc_ties SELECT akey, 'postcode_number', n FROM _loc_cand WHERE n > 1")
+    return {"resolved": int(n), "ties_refused": int(ties)}
