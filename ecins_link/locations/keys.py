@@ -225,8 +225,10 @@ def area_consistent(a: str, g: str) -> str:
 def building_fits(a: str, g: str) -> str:
     """SQL: the address names no building, the candidate's building or organisation, or a house name the
     gazetteer does not give to any property of that street ("Rose Cottage, 9 Wenworth Close" where the
-    gazetteer has only 9 Wenworth Close: residents name houses the register does not)."""
+    gazetteer has only 9 Wenworth Close: residents name houses the register does not).  A name cut short to its
+    first words ("Kendale, 7 Chelmouts Rd" for Kendale Mansions) is the candidate's."""
     return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
+            f"OR starts_with({g}.building, {a}.building || ' ') "
             f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
             f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
 

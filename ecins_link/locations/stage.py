@@ -7,7 +7,8 @@ Order of work (cheapest and most certain first; each step sees only what earlier
 3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
    missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names; ``postcode_number``:
-   flat + number + full postcode when the street is misspelt, :mod:`.postcode_keys`);
+   flat + number + full postcode when the street is misspelt, ``misspelt_street``: flat + number + a close spelling
+   of one street, :mod:`.fuzzy_keys`);
 4. premises names against gazetteer organisation / building names in the areas the text names
    (``premises_name``, :mod:`.premises`); "FLAT ABOVE" to the one upper-floor flat (``flat_descriptor``);
 5. the hard guards (:mod:`.guards`: never another number, suffix, flat or street type; never a home on a
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import guards, keys, postcode_keys, premises
+from ecins_link.locations import fuzzy_keys, guards, keys, premises
 from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
 from ecins_link.store import Store
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "premises_name", "flat_descriptor", "uk_address_matcher",
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "premises_name", "flat_descriptor", "uk_address_matcher",
            "uk_address_matcher_relaxed",
            "building_only",
            "proximity", "unresolved", "too_vague"]
@@ -168,10 +169,14 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
             lap(method)
         counts["street_area"] = keys.resolve_street_area(con, conf.get("street_area", conf["street_number"]))
         lap("street_area")
-        counts["postcode_number"] = postcode_keys.resolve_postcode_number(
+        counts["postcode_number"] = fuzzy_keys.resolve_postcode_number(
             con, conf.get("postcode_number", conf["street_sector"]),
             float(rules.get("postcode_number", {}).get("min_street_similarity", 0.88)))
         lap("postcode_number")
+        counts["misspelt_street"] = fuzzy_keys.resolve_misspelt_street(
+            con, conf.get("misspelt_street", 0.9),
+            float(rules.get("postcode_number", {}).get("misspelt_street_similarity", 0.92)))
+        lap("misspelt_street")
         prem = rules["premises"]
         counts["premises_name"] = premises.resolve_premises(
             con, conf["premises_name"], prem.get("ignore_leading", []), int(prem.get("min_name_chars", 4)),

@@ -41,7 +41,7 @@ HARD_CHECKS = {
 }
 SOFT_CHECKS = {
     "weak": "not clearly better than the runner-up",
-    "flat_read_as_house": "the number the text gives as a flat is the candidate's house number",
+    "flat_read_as_house": "the number the text gives as a flat is its house number (or it has no number)",
     "number_unwritten": "its house number is not in the text",
     "area_other": "the text names another town or locality",
     "street_unwritten": "its street is not in the text",
@@ -65,17 +65,17 @@ def checks_sql(settings: dict) -> str:
                     r"g.number || CASE WHEN length(g.flat_id) = 1 THEN g.flat_id END), '\b(\d+[A-Z]?)\b', 1)")
     return rf"""
         SELECT u.akey, u.uprn, u.match_weight, u.dist, u.reason, u.reason LIKE 'exact%' AS exact,
-               NOT (u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
-                    OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single})) AS weak,
+               NOT coalesce(u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
+                            OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}), false) AS weak,
                coalesce(a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number
                         -- a parser that took a bare flat number for the house number: fine when it is the flat
                         AND NOT (a.number = g.flat_id AND list_contains(
                             regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1),
-                            g.number)), false) AS number_changed,
+                            g.number)), true) AS number_changed,
                -- every number of the text (with its suffix: 26A is not 26) is one of the candidate's; "22A" may
                -- be flat A of 22
-               NOT coalesce(list_has_all({cand_numbers}, {text_numbers}), true) AS extra_number,
-               coalesce(a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id, false)
+               NOT coalesce(list_has_all({cand_numbers}, {text_numbers}), false) AS extra_number,
+               coalesce(a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id, true)
                    AS flat_changed,
                -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: the text labels the number a flat and
                -- names a building the candidate is not (or the candidate is a building with flats) ...
@@ -86,13 +86,14 @@ def checks_sql(settings: dict) -> str:
                                              AND a.building IS DISTINCT FROM g.organisation)), false)
                    AS flat_as_house,
                -- ... else ("FLAT 24 CARHAM DRIVE" where 24 is a house; "2, Wenby Gaadens" parsed as flat 2 of a
-               -- building "Wenby Gaadens") the one number may be the house number: a soft check
+               -- building "Wenby Gaadens") the one number may be the house number: a soft check (as is a text
+               -- naming a flat and no number, for a candidate that is neither a flat nor numbered)
                coalesce(a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
-                        AND regexp_extract(g.number, '^\d+') = regexp_extract(a.flat_id, '^\d+'), false)
+                        AND regexp_extract(g.number, '^\d+') = regexp_extract(a.flat_id, '^\d+'), true)
                    AS flat_read_as_house,
                NOT coalesce(g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
-                   regexp_extract(g.number, '^\d+')), true) AS number_unwritten,
+                   regexp_extract(g.number, '^\d+')), false) AS number_unwritten,
                NOT {area_consistent('a', 'g')} AS area_other,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
@@ -101,7 +102,7 @@ def checks_sql(settings: dict) -> str:
                    OR contains(replace(u.rest, ' ', ''), split_part(g.street, ' ', 1))
                    OR coalesce(list_max(list_transform(string_split(u.rest, ' '),
                                         t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= 0.88,
-                   true) AS street_unwritten
+                   false) AS street_unwritten
         FROM (SELECT u.*, {rest} AS rest
               FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn) u
         JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn

@@ -1,4 +1,4 @@
-"""A key join on what a misspelt street leaves intact: flat + house number + the full postcode.
+"""Key joins on what a misspelt street leaves intact: flat + house number + the full postcode, or a close spelling.
 
 "27, Chlmouts Road, Oxham ZX1 6FU": the street is misspelt, so every key with the street in it misses, and the
 matcher's model sees a runner-up at the same number nearby.  A full postcode holds a few dozen properties, so
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ecins_link.locations.keys import area_consistent, building_fits
+from ecins_link.locations.keys import area_consistent, building_fits, postcode_close
 
 
 def resolve_postcode_number(con: duckdb.DuckDBPyConnection, confidence: float,
@@ -49,4 +49,45 @@ def resolve_postcode_number(con: duckdb.DuckDBPyConnection, confidence: float,
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute("INSERT INTO _loc_ties SELECT akey, 'postcode_number', n FROM _loc_cand WHERE n > 1")
+    return {"resolved": int(n), "ties_refused": int(ties)}
+
+
+def resolve_misspelt_street(con: duckdb.DuckDBPyConnection, confidence: float,
+                            min_similarity: float = 0.92) -> dict[str, int]:
+    """flat + number + a street written with a typo ("5 Barstead Laane", "1 Fenford Drivve", "4 Langton Cose",
+    "3 Bradbyplace"): for an unresolved address whose parsed street is no gazetteer street, the gazetteer
+    properties with its flat and number on a street that the text after the number begins with, spaces ignored
+    (Jaro-Winkler >= ``min_similarity``, same first two letters).  Exactly one UPRN, in every area the text names,
+    with a close postcode (when given) and a fitting building name: resolved (method ``misspelt_street``)."""
+    sim = float(min_similarity)
+    con.execute(r"""
+        CREATE OR REPLACE TEMP TABLE _loc_fz AS
+        SELECT a.akey, a.number, a.flat_id,
+               replace(regexp_extract(a.address_norm, '(?:^| )' || a.number || ' (.+)$', 1), ' ', '') AS rest
+        FROM _loc_addr a
+        WHERE a.number IS NOT NULL AND a.address_norm IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
+          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street)""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        WITH s AS (SELECT DISTINCT street, replace(street, ' ', '') AS squashed FROM _loc_gaz
+                   WHERE length(street) >= 6),
+             hit AS (SELECT f.akey, s.street FROM _loc_fz f JOIN s
+                       ON left(f.rest, 2) = left(s.squashed, 2)
+                      AND jaro_winkler_similarity(left(f.rest, length(s.squashed)), s.squashed) >= {sim}),
+             c AS (SELECT h.akey, g.uprn, g.has_flats FROM hit h JOIN _loc_fz f USING (akey)
+                   JOIN _loc_gaz g ON g.street = h.street AND g.number = f.number
+                    AND coalesce(g.flat_id, '') = coalesce(f.flat_id, ''))
+        SELECT akey, min(uprn) AS uprn, count(DISTINCT uprn) AS n, bool_or(has_flats) AS has_flats
+        FROM c GROUP BY akey""")
+    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
+    con.execute(f"""
+        INSERT INTO _loc_res
+        SELECT c.akey, c.uprn, 'misspelt_street', {float(confidence)}
+        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
+        WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL)
+          AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')} AND {building_fits('a', 'g')}""")
+    n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    con.execute("INSERT INTO _loc_ties SELECT akey, 'misspelt_street', n FROM _loc_cand WHERE n > 1")
     return {"resolved": int(n), "ties_refused": int(ties)}
