@@ -25,19 +25,18 @@ def resolve_postcode_number(con: duckdb.DuckDBPyConnection, confidence: float,
     """Resolve unresolved addresses whose flat + number + full postcode names one UPRN and whose text writes that
     UPRN's street (or a close spelling); method ``postcode_number``.  Returns resolved and refused-tie counts."""
     sim = float(min_street_similarity)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n, bool_or(g.has_flats) AS has_flats
-        FROM _loc_addr a JOIN _loc_gaz g
+        FROM ({_READING}) a JOIN _loc_gaz g
           ON g.postcode = a.postcode AND g.number = a.number AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
         WHERE a.number IS NOT NULL AND a.postcode IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
         GROUP BY a.akey""")
     before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
     con.execute(f"""
         INSERT INTO _loc_res
         SELECT c.akey, c.uprn, 'postcode_number', {float(confidence)}
-        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
+        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN ({_READING}) a ON a.akey = c.akey
         WHERE c.n = 1 AND g.street IS NOT NULL
           AND NOT (c.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)
           AND (a.street = g.street
@@ -47,9 +46,37 @@ def resolve_postcode_number(con: duckdb.DuckDBPyConnection, confidence: float,
                        t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= {sim}))
           AND {area_consistent('a', 'g')} AND {building_fits('a', 'g')}""")
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+    _adopt_reading(con, "postcode_number")
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute("INSERT INTO _loc_ties SELECT akey, 'postcode_number', n FROM _loc_cand WHERE n > 1")
     return {"resolved": int(n), "ties_refused": int(ties)}
+
+
+# each unresolved address, read once more: a lone number the parser took for a flat ("3, Wenby Gaadens" parsed as
+# flat 3 of a building "WENBY GAADENS", the street's type misspelt) is the house number when the text labels no
+# flat and names no known street; ``street_unknown``: the parsed street is no gazetteer street
+_READING = r"""
+    SELECT a.akey, a.address_norm, a.postcode, a.n_unexplained,
+           CASE WHEN lone THEN a.flat_id ELSE a.number END AS number,
+           CASE WHEN lone THEN NULL ELSE a.flat_id END AS flat_id,
+           CASE WHEN lone THEN NULL ELSE a.building END AS building, a.street, street_unknown
+    FROM (SELECT x.*, NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = x.street) AS street_unknown,
+                 (x.number IS NULL AND x.street IS NULL AND regexp_full_match(coalesce(x.flat_id, ''), '\d{1,4}[A-Z]?')
+                  AND NOT regexp_matches(upper(coalesce(x.address_text, '')), '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\b'))
+                     AS lone
+          FROM _loc_addr x WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = x.akey)) a"""
+
+
+def _adopt_reading(con: duckdb.DuckDBPyConnection, method: str) -> None:
+    """Addresses ``method`` just resolved on the lone-number reading keep that reading (number, no flat), so their
+    level and location id are the property's."""
+    con.execute(r"""
+        UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL, building = NULL
+        FROM _loc_res r
+        WHERE r.akey = a.akey AND r.match_method = ? AND a.number IS NULL AND a.street IS NULL
+          AND regexp_full_match(coalesce(a.flat_id, ''), '\d{1,4}[A-Z]?')
+          AND NOT regexp_matches(upper(coalesce(a.address_text, '')), '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\b')""",
+                [method])
 
 
 def resolve_misspelt_street(con: duckdb.DuckDBPyConnection, confidence: float,
@@ -60,14 +87,12 @@ def resolve_misspelt_street(con: duckdb.DuckDBPyConnection, confidence: float,
     (Jaro-Winkler >= ``min_similarity``, same first two letters).  Exactly one UPRN, in every area the text names,
     with a close postcode (when given) and a fitting building name: resolved (method ``misspelt_street``)."""
     sim = float(min_similarity)
-    con.execute(r"""
+    con.execute(rf"""
         CREATE OR REPLACE TEMP TABLE _loc_fz AS
-        SELECT a.akey, a.number, a.flat_id,
-               replace(regexp_extract(a.address_norm, '(?:^| )' || a.number || ' (.+)$', 1), ' ', '') AS rest
-        FROM _loc_addr a
-        WHERE a.number IS NOT NULL AND a.address_norm IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
-          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street)""")
+        SELECT akey, number, flat_id,
+               replace(regexp_extract(address_norm, '(?:^| )' || number || ' (.+)$', 1), ' ', '') AS rest
+        FROM ({_READING}) a
+        WHERE number IS NOT NULL AND address_norm IS NOT NULL AND street_unknown""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         WITH s AS (SELECT DISTINCT street, replace(street, ' ', '') AS squashed FROM _loc_gaz
@@ -84,10 +109,11 @@ def resolve_misspelt_street(con: duckdb.DuckDBPyConnection, confidence: float,
     con.execute(f"""
         INSERT INTO _loc_res
         SELECT c.akey, c.uprn, 'misspelt_street', {float(confidence)}
-        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
+        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN ({_READING}) a ON a.akey = c.akey
         WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL)
           AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')} AND {building_fits('a', 'g')}""")
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
+    _adopt_reading(con, "misspelt_street")
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
     con.execute("INSERT INTO _loc_ties SELECT akey, 'misspelt_street', n FROM _loc_cand WHERE n > 1")
     return {"resolved": int(n), "ties_refused": int(ties)}

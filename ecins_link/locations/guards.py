@@ -92,6 +92,9 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                  AND list_contains([{types}], split_part(a.street, ' ', -1))
                  AND list_contains([{types}], split_part(g.street, ' ', -1))
                  AND split_part(a.street, ' ', -1) <> split_part(g.street, ' ', -1)
+                 -- one street name with another type; two different names are the street checks' business
+                 AND jaro_winkler_similarity(regexp_replace(a.street, ' [^ ]+$', ''),
+                                             regexp_replace(g.street, ' [^ ]+$', '')) >= 0.9
                  -- unless the candidate's building name is in the text ("WILFIELD POINT, 34 ASHBURY WAY")
                  AND NOT coalesce(length(g.building) >= 4 AND contains(coalesce(a.address_norm, ''), g.building),
                                   false)""",
