@@ -9,6 +9,8 @@ Every best candidate of the matcher is checked against named conditions (one boo
 * ``extra_number``: a number the text writes (with its suffix) is none of the candidate's numbers;
 * ``flat_changed``: the candidate is another flat than the one the text names;
 * ``flat_as_house``: "Flat 9, Foundry Wharf" is not 9 Foundry Wharf's street (a flat label read as a house number);
+* ``building_other``: the text names a building the gazetteer gives to another property of that street ("The Barn,
+  21 Bradby Crescent" is not 21 Bradby Crescent; "Calham Mansions, 4, Thornfield Drive" is not 4 Thornfield Drive);
 
 *soft* -- checks that catch the model's guesses on clean text but also refuse texts a recording error touched
 (a misspelt street, an added or dropped locality, a dropped house number):
@@ -31,13 +33,14 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from ecins_link.locations.keys import area_consistent
+from ecins_link.locations.keys import area_consistent, building_fits
 
 HARD_CHECKS = {
     "number_changed": "another house number or suffix",
     "extra_number": "a number the text writes is not the candidate's",
     "flat_changed": "another flat",
     "flat_as_house": "the text's flat number read as a house number",
+    "building_other": "the text names another building of that street",
 }
 SOFT_CHECKS = {
     "weak": "not clearly better than the runner-up",
@@ -94,6 +97,7 @@ def checks_sql(settings: dict) -> str:
                NOT coalesce(g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')), false) AS number_unwritten,
+               NOT coalesce({building_fits('a', 'g')}, false) AS building_other,
                NOT {area_consistent('a', 'g')} AS area_other,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
