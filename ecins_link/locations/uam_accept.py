@@ -33,7 +33,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from ecins_link.locations.keys import area_consistent, building_fits
+from ecins_link.locations.keys import area_consistent
 
 HARD_CHECKS = {
     "number_changed": "another house number or suffix",
@@ -97,7 +97,17 @@ def checks_sql(settings: dict) -> str:
                NOT coalesce(g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
                    regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
                    regexp_extract(g.number, '^\d+')), false) AS number_unwritten,
-               NOT coalesce({building_fits('a', 'g')}, false) AS building_other,
+               -- the text names (as whole words) a building or premises of the candidate's street that is not
+               -- the candidate's, and not the candidate's own
+               coalesce(EXISTS (SELECT 1 FROM _loc_gaz x
+                                WHERE x.street = g.street AND length(coalesce(x.building, x.organisation)) >= 4
+                                  AND coalesce(x.building, x.organisation) IS DISTINCT FROM g.building
+                                  AND coalesce(x.building, x.organisation) IS DISTINCT FROM g.organisation
+                                  AND contains(' ' || a.address_norm || ' ',
+                                               ' ' || coalesce(x.building, x.organisation) || ' '))
+                        AND NOT coalesce(contains(' ' || a.address_norm || ' ', ' ' || g.building || ' '), false)
+                        AND NOT coalesce(contains(' ' || a.address_norm || ' ', ' ' || g.organisation || ' '), false),
+                        false) AS building_other,
                NOT {area_consistent('a', 'g')} AS area_other,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
