@@ -205,7 +205,7 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) FILTER (WHERE g.flat_id IS NULL) AS uprn,
                count(DISTINCT g.uprn) FILTER (WHERE g.flat_id IS NULL) AS n,
-               count(DISTINCT concat_ws($$|$$, g.postcode_sector, g.locality, g.town)) AS places
+               count(DISTINCT concat_ws('|', g.postcode_sector, g.locality, g.town)) AS places
         FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
           AND (a.postcode IS NULL OR a.postcode = g.postcode
