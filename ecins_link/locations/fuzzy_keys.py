@@ -111,7 +111,13 @@ def resolve_misspelt_street(con: duckdb.DuckDBPyConnection, confidence: float,
         SELECT c.akey, c.uprn, 'misspelt_street', {float(confidence)}
         FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN ({_READING}) a ON a.akey = c.akey
         WHERE c.n = 1 AND NOT (c.has_flats AND a.flat_id IS NULL)
-          AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')} AND {building_fits('a', 'g')}""")
+          AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')} AND {building_fits('a', 'g')}
+          -- the parsed street may have swallowed an area ("13 ASHDALE RAD EDSTEAD"): every town or locality the
+          -- whole text names, outside the candidate's street name, is the candidate's
+          AND NOT EXISTS (SELECT 1 FROM (SELECT DISTINCT town AS area FROM _loc_gaz_area WHERE length(town) >= 3) ar
+                          WHERE contains(' ' || a.address_norm || ' ', ' ' || ar.area || ' ')
+                            AND ar.area <> g.town AND ar.area IS DISTINCT FROM g.locality
+                            AND NOT contains(' ' || g.street || ' ', ' ' || ar.area || ' '))""")
     n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
     _adopt_reading(con, "misspelt_street")
     ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]

@@ -9,6 +9,8 @@ Every best candidate of the matcher is checked against named conditions (one boo
 * ``extra_number``: a number the text writes (with its suffix) is none of the candidate's numbers;
 * ``flat_changed``: the candidate is another flat than the one the text names;
 * ``flat_as_house``: "Flat 9, Foundry Wharf" is not 9 Foundry Wharf's street (a flat label read as a house number);
+* ``area_other``: the text names a town or locality the candidate is not in (a relaxed answer waiving it was
+  wrong on address-errors output: "13 Ashdale Road, Edstead" is not 13 Ashdale Road in Cardale);
 * ``building_other``: the text names a building the gazetteer gives to another property of that street ("The Barn,
   21 Bradby Crescent" is not 21 Bradby Crescent; "Calham Mansions, 4, Thornfield Drive" is not 4 Thornfield Drive);
 
@@ -17,7 +19,6 @@ Every best candidate of the matcher is checked against named conditions (one boo
 
 * ``weak``: the weight or the gap to the runner-up (distinguishability) is below the normal thresholds;
 * ``number_unwritten``: the candidate's house number is not written in the text (the text has no number);
-* ``area_other``: the text names a town or locality the candidate is not in;
 * ``street_unwritten``: the candidate's street is not written in the text (nor a close spelling of its first word).
 
 An answer with no failed check is accepted.  An answer whose only failures are soft ones is accepted when the
@@ -41,12 +42,12 @@ HARD_CHECKS = {
     "flat_changed": "another flat",
     "flat_as_house": "the text's flat number read as a house number",
     "building_other": "the text names another building of that street",
+    "area_other": "the text names another town or locality",
 }
 SOFT_CHECKS = {
     "weak": "not clearly better than the runner-up",
     "flat_read_as_house": "the number the text gives as a flat is its house number (or it has no number)",
     "number_unwritten": "its house number is not in the text",
-    "area_other": "the text names another town or locality",
     "street_unwritten": "its street is not in the text",
 }
 
