@@ -94,8 +94,10 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
                -- "REAR FLAT, 4 ..." is a flat (standardise's flat descriptors), not a position
-               (regexp_matches(upper(coalesce(address_text, '')), '{rx}')
-                AND regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')) AS near,
+               -- (CASE: the descriptor rewrite runs only on texts that start with a position word)
+               CASE WHEN regexp_matches(upper(coalesce(address_text, '')), '{rx}')
+                    THEN regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')
+                    ELSE false END AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
