@@ -97,7 +97,8 @@ def run_engine(folder: Path, g: pd.DataFrame, rec: pd.DataFrame) -> pd.DataFrame
     seconds = round(time.perf_counter() - started, 1)
     truth = pd.DataFrame({"source": np.where(res, "homes", "incidents"), "record_key": keys,
                           "true_uprn": rec["source_uprn"].astype(str), "ambiguous": (~rec["unambiguous"]).astype(int),
-                          "address_class": _classes(g, rec["source_uprn"]), "form": rec["stratum"].fillna("")})
+                          "address_class": _classes(g, rec["source_uprn"]), "form": rec["stratum"].fillna(""),
+                          "text_class": _text_classes(g, rec)})
     scored = score(str(folder / "out" / "addresses.parquet"), truth, g)
     scored.attrs["run_seconds"] = seconds
     return scored
@@ -107,6 +108,24 @@ def _classes(g: pd.DataFrame, uprns: pd.Series) -> list[str]:
     cls = dict(zip(g["UPRN"], g["CLASSIFICATION"], strict=True))
     return ["residential" if cls[u].startswith("R") else "commercial" if cls[u].startswith("C") else "other"
             for u in uprns]
+
+
+def _text_classes(g: pd.DataFrame, rec: pd.DataFrame) -> list[str]:
+    """What the text names: ``position`` (position words added), ``flat`` (the true UPRN is a flat / sub-unit),
+    ``premises_name`` (an organisation, or a building known by name alone), or ``house``."""
+    by = g.set_index("UPRN")
+    out = []
+    for uprn, rules in zip(rec["source_uprn"], rec["applied_rules"].fillna(""), strict=True):
+        r = by.loc[uprn]
+        if "DQ1" in rules:
+            out.append("position")
+        elif r["SAO_TEXT"] or r["SAO_START_NUMBER"]:
+            out.append("flat")
+        elif r["ORGANISATION"] or (r["PAO_TEXT"] and not r["PAO_START_NUMBER"]):
+            out.append("premises_name")
+        else:
+            out.append("house")
+    return out
 
 
 def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame, keep: Path | None = None
@@ -131,7 +150,8 @@ def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame, keep: P
     seconds = round(time.perf_counter() - started, 1)
     out = out.rename(columns={"unique_id": "record_key"})[["record_key", "resolved_canonical_id", "match_weight",
                                                             "distinguishability", "match_reason"]]
-    j = truth[["source", "record_key", "true_uprn", "ambiguous", "address_class", "form"]].merge(
+    cols = ["source", "record_key", "true_uprn", "ambiguous", "address_class", "form", "text_class"]
+    j = truth[cols].merge(
         out, on="record_key", how="left")
     if keep is not None:
         j.to_csv(keep, index=False)
@@ -140,7 +160,7 @@ def run_matcher(g: pd.DataFrame, rec: pd.DataFrame, truth: pd.DataFrame, keep: P
     res = {}
     for name, ok in (("default", j["resolved_canonical_id"].notna()), ("strict", strict_ok)):
         uprn = j["resolved_canonical_id"].where(ok).astype(object)
-        s = j[["source", "record_key", "true_uprn", "ambiguous", "address_class", "form"]].copy()
+        s = j[cols].copy()
         s["outcome"] = np.where(uprn.isna(), "unresolved", np.where(uprn == s["true_uprn"], "right", "wrong"))
         res[name] = s
     res["default"].attrs["run_seconds"] = seconds
@@ -151,7 +171,27 @@ def report(scored: pd.DataFrame) -> dict:
     clear = scored[scored["ambiguous"].astype(int) == 0]
     return {"unambiguous": rates(clear), "ambiguous": rates(scored[scored["ambiguous"].astype(int) == 1]),
             "all": rates(scored), "by_class": {k: rates(v) for k, v in clear.groupby("address_class")},
+            "by_text_class": {k: rates(v) for k, v in clear.groupby("text_class")},
             "by_dwelling": {k: rates(v) for k, v in clear.groupby("form")}}
+
+
+def versus(engine: pd.DataFrame, uam: pd.DataFrame) -> dict:
+    """Unambiguous records one side gets right and the other not, counted by the engine's answer (its level and
+    its reason with UPRNs blanked): where the engine loses to the matcher alone, and where it wins."""
+    j = engine.merge(uam[["record_key", "outcome"]].rename(columns={"outcome": "uam"}), on="record_key")
+    j = j[j["ambiguous"].astype(int) == 0]
+    why = (j["outcome"] + " | " + j["match_level"].fillna("none") + " | "
+           + j["match_reason"].fillna("").str.replace(r"\d{6,}", "#", regex=True).str.slice(0, 110))
+
+    def top(mask: pd.Series) -> dict:
+        return {k: int(v) for k, v in why[mask].value_counts().head(15).items()}
+
+    return {"matcher_right_engine_not": int(((j["uam"] == "right") & (j["outcome"] != "right")).sum()),
+            "engine_right_matcher_not": int(((j["outcome"] == "right") & (j["uam"] != "right")).sum()),
+            "losses": top((j["uam"] == "right") & (j["outcome"] != "right")),
+            "wins": top((j["outcome"] == "right") & (j["uam"] != "right")),
+            "engine_wrong": top(j["outcome"] == "wrong"),
+            "by_level": {k: rates(v) for k, v in j.groupby(j["match_level"].fillna("none"))}}
 
 
 def main() -> None:
@@ -182,6 +222,7 @@ def main() -> None:
                    "engine": report(engine), "uam_default": report(uam["default"]),
                    "uam_strict": report(uam["strict"]),
                    "engine_homes_on_commercial": int(engine["home_on_commercial"].sum())}
+            out["engine_vs_matcher"] = versus(engine, uam["default"])
             hit = set(rec.loc[(rec["applied_rules"].fillna("") != "") & rec["unambiguous"], "record_key"])
             out["engine_touched_unambiguous"] = rates(engine[engine["record_key"].isin(hit)])
             out["uam_touched_unambiguous"] = rates(uam["default"][uam["default"]["record_key"].isin(hit)])

@@ -67,6 +67,14 @@ CASES = {
     "F10, Birch House, 19 High Street": ("FLAT 10", "19", "BIRCH HOUSE", "HIGH STREET", None),
     "FL1 7 Park Rd": ("FLAT 1", "7", None, "PARK ROAD", None),
     "3A Mill Mews": (None, "3A", None, "MILL MEWS", None),
+    # the number as its own comma part after a flat (council exports with commas between every part)
+    "First Floor Flat, 5, Walford Lane, Oxham, Yorkford": ("FLAT FLOOR1", "5", None, "WALFORD LANE", "YORKFORD"),
+    "Flat 1, 24a, Oxdals Mews, Yorkford": ("FLAT 1", "24A", None, "OXDALS MEWS", "YORKFORD"),
+    # abbreviated and run-together floor words, and a maisonette numbered like a flat
+    "Betfred, Grd Floor, 3 Thornfield Drive": ("FLAT FLOOR0", "3", "BETFRED", "THORNFIELD DRIVE", None),
+    "FIRSTFLOOR FLAT 21 BARBY AVENUE": ("FLAT FLOOR1", "21", None, "BARBY AVENUE", None),
+    "Maisonette 2, Stanmouth Point, 20 Barstead Avenue": ("FLAT 2", "20", "STANMOUTH POINT", "BARSTEAD AVENUE",
+                                                          None),
 }
 
 

@@ -423,3 +423,30 @@ def test_house_name_parsed_as_street_is_read_from_the_gazetteer(tmp_path):
     m, _ = _link(tmp_path, gaz, std, rules)
     assert m.loc["fern", "uprn"] == "70000"
     assert pd.isna(m.loc["church", "uprn"])  # no Fern Lea on Church Close: not guessed
+
+
+def test_a_flat_known_only_to_its_building_is_scored_right_building_not_wrong_other(tmp_path):
+    """"Flat C, 14 High Street" where the gazetteer lists only flats A and B (and the building): the answer is the
+    building at level ``building``.  Scored against a truth of flat A, it is ``right_building`` (the true flat's
+    building), not ``wrong_other``; ``wrong`` still counts it (its meaning is unchanged)."""
+    gaz = _gazetteer()
+    truth_uprn = _uprn(gaz, "14", "HIGH STREET", "ALDTON", "FLAT A")
+    shell = _uprn(gaz, "14", "HIGH STREET", "ALDTON")
+    pc = _pc("AL1 1", 14)
+    std = pd.DataFrame([["police", "flatC", "person", "Flat C, 14 High Street", "FLAT C 14 HIGH STREET", "FLAT C", "14",
+                         None, "HIGH STREET", None, pc, pc.split()[0], pc[:-2], None],
+                        ["police", "house", "person", "15 High Street, Aldton", "15 HIGH STREET ALDTON", None, "15",
+                         None, "HIGH STREET", "ALDTON", None, None, None, None]], columns=STD_COLS)
+    truth = pd.DataFrame([["police", "flatC", truth_uprn],
+                          ["police", "house", _uprn(gaz, "15", "HIGH STREET", "ALDTON")]],
+                         columns=["source", "record_key", "true_uprn"])
+    truth.to_csv(tmp_path / "addresses.csv", index=False)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.write_table("gazetteer_std", gaz)
+        store.write_table("address_std", std)
+        link_locations(store, _config())
+        m = store.df("SELECT * FROM address_matches").set_index("record_key")
+        assert m.loc["flatC", "uprn"] == shell and m.loc["flatC", "match_level"] == "building"
+        o = evaluate_locations(store, tmp_path / "addresses.csv")["overall"]
+    assert o["correct"] == 0.5 and o["wrong"] == 0.5
+    assert o["right_building"] == 0.5 and o["wrong_other"] == 0.0

@@ -92,6 +92,9 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                  AND list_contains([{types}], split_part(a.street, ' ', -1))
                  AND list_contains([{types}], split_part(g.street, ' ', -1))
                  AND split_part(a.street, ' ', -1) <> split_part(g.street, ' ', -1)
+                 -- one street name with another type; two different names are the street checks' business
+                 AND jaro_winkler_similarity(regexp_replace(a.street, ' [^ ]+$', ''),
+                                             regexp_replace(g.street, ' [^ ]+$', '')) >= 0.9
                  -- unless the candidate's building name is in the text ("WILFIELD POINT, 34 ASHBURY WAY")
                  AND NOT coalesce(length(g.building) >= 4 AND contains(coalesce(a.address_norm, ''), g.building),
                                   false)""",
@@ -196,14 +199,19 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
     """A flat address still unresolved whose building is one gazetteer UPRN (same number and street, no flat;
     its postcode when the text has one, else in every area the text names): resolved to the building (method
     ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
+    # every gazetteer entry at that number and street (flats too) must lie at one place (postcode sector, locality):
+    # "Apt A, 5 Lancaster Ave" whose flat is listed in Kingsley is not the house 5 Lancaster Ave in another locality
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
-        FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street AND g.flat_id IS NULL
+        SELECT a.akey, min(g.uprn) FILTER (WHERE g.flat_id IS NULL) AS uprn,
+               count(DISTINCT g.uprn) FILTER (WHERE g.flat_id IS NULL) AS n,
+               count(DISTINCT concat_ws('|', g.postcode_sector, g.locality, g.town)) AS places
+        FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
           AND (a.postcode IS NULL OR a.postcode = g.postcode
                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
           AND {area_consistent('a', 'g')}
         GROUP BY a.akey""")
+    con.execute("DELETE FROM _loc_cand WHERE places > 1")
     con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'building_only', {float(confidence)} FROM _loc_cand WHERE n = 1")
     return int(con.execute("SELECT count(*) FROM _loc_cand WHERE n = 1").fetchone()[0])

@@ -15,6 +15,7 @@ import re
 
 import duckdb
 
+from ecins_link.locations.reread import reread_parts
 from ecins_link.standardise.address_flats import rewrite_descriptors_sql
 
 # Key expressions over a row alias {t}: NULL when a part the key needs is missing.  The gazetteer side of
@@ -93,8 +94,10 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                nullif(trim(CAST(postcode_sector AS VARCHAR)), '') AS postcode_sector,
                nullif(trim(CAST(uprn AS VARCHAR)), '') AS source_uprn,
                -- "REAR FLAT, 4 ..." is a flat (standardise's flat descriptors), not a position
-               (regexp_matches(upper(coalesce(address_text, '')), '{rx}')
-                AND regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')) AS near,
+               -- (CASE: the descriptor rewrite runs only on texts that start with a position word)
+               CASE WHEN regexp_matches(upper(coalesce(address_text, '')), '{rx}')
+                    THEN regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')
+                    ELSE false END AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
     # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
@@ -165,7 +168,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             SELECT * REPLACE (area AS town) FROM (
                 SELECT *, unnest(list_distinct(list_filter([town, locality], x -> x IS NOT NULL))) AS area
                 FROM _loc_gaz)""")
-        _reread_parts(con)
+        reread_parts(con)
         # areas (towns, localities) named in each address outside its building and street names, and words
         # nothing explains.  The standardiser expands street-type abbreviations, so a locality such as "St Marys"
         # can reach address_norm as "STREET MARYS": such spellings of an area count as the area
@@ -200,54 +203,6 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             FROM _loc_mention m WHERE m.akey = a.akey AND m.alias_words IS NOT NULL""")
 
 
-def _reread_parts(con: duckdb.DuckDBPyConnection) -> None:
-    """Re-read address parts the parser split wrongly, where the gazetteer shows the right reading."""
-    # "22A Mill Lane": flat A of 22 when the gazetteer has no number 22A on that street but has flat A at 22
-    con.execute(r"""
-        UPDATE _loc_addr a SET number = regexp_extract(a.number, '^(\d+)', 1),
-                               flat_id = regexp_extract(a.number, '([A-Z])$', 1)
-        WHERE a.flat_id IS NULL AND regexp_matches(a.number, '^\d+[A-Z]$') AND a.street IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.number = a.number AND g.street = a.street)
-          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
-                      AND g.number = regexp_extract(a.number, '^(\d+)', 1)
-                      AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
-    # "22 Beckett House 6 Easton Rd" (no commas) parsed as number 22, street "BECKETT HOUSE 6 EASTON ROAD": when
-    # that is no gazetteer street but its tail is, and the gazetteer has that building at that number there,
-    # read it as flat 22, Beckett House, 6 Easton Road (the keys then still need exactly one UPRN)
-    con.execute(r"""
-        UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = coalesce(a.flat_id, a.number)
-        FROM (SELECT akey, p.b AS b, p.n AS n, p.s AS s FROM (
-                  SELECT akey, regexp_extract(street, '^(.*\D) (\d+[A-Z]?) (.+)$', ['b', 'n', 's']) AS p
-                  FROM _loc_addr x
-                  WHERE (flat_id IS NULL OR number IS NULL) AND building IS NULL AND street IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = x.street))
-              WHERE p.s <> '' AND EXISTS (SELECT 1 FROM _loc_gaz g
-                                          WHERE g.street = p.s AND g.number = p.n AND g.building = p.b)) q
-        WHERE a.akey = q.akey""")
-    # "Fern Lea, Barton Rd" / "13 Foundry Wharf 12 Glebe Cl" parsed with the house or building name as the street:
-    # when that "street" is no gazetteer street but a gazetteer building name, and the text goes on with
-    # "[number] street" where the gazetteer has that building (at that number), read it so -- one reading only
-    con.execute(r"""
-        UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = q.f,
-               lo = list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.n, q.s), ' '), x)),
-               n_leftover = len(list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.n, q.s), ' '), x)))
-        FROM (SELECT x.akey, x.street AS b, g.number AS n, g.street AS s,
-                     CASE WHEN g.number IS NOT NULL THEN coalesce(x.flat_id, x.number) ELSE x.flat_id END AS f,
-                     count(*) OVER (PARTITION BY x.akey) AS k
-              FROM (SELECT akey, street, number, flat_id,
-                           trim(substr(address_norm, strpos(' ' || address_norm || ' ', ' ' || street || ' ')
-                                                     + length(street))) || ' ' AS rest
-                    FROM _loc_addr y
-                    WHERE building IS NULL AND street IS NOT NULL AND (flat_id IS NULL OR number IS NULL)
-                      AND strpos(' ' || address_norm || ' ', ' ' || street || ' ') > 0
-                      AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = y.street)) x
-              JOIN (SELECT DISTINCT building, number, street FROM _loc_gaz
-                    WHERE building IS NOT NULL AND street IS NOT NULL) g ON g.building = x.street
-              WHERE (g.number IS NOT NULL OR x.number IS NULL)
-                AND starts_with(x.rest, concat_ws(' ', g.number, g.street) || ' ')) q
-        WHERE a.akey = q.akey AND q.k = 1""")
-
-
 def _area_aliases(areas: list[str]) -> list[tuple[str, str]]:
     """(area, spelling) for each area with a word the standardiser expands as a street type ("ST MARYS" ->
     "STREET MARYS"), from the standardiser's own vocabulary."""
@@ -272,8 +227,10 @@ def area_consistent(a: str, g: str) -> str:
 def building_fits(a: str, g: str) -> str:
     """SQL: the address names no building, the candidate's building or organisation, or a house name the
     gazetteer does not give to any property of that street ("Rose Cottage, 9 Wenworth Close" where the
-    gazetteer has only 9 Wenworth Close: residents name houses the register does not)."""
+    gazetteer has only 9 Wenworth Close: residents name houses the register does not).  A name cut short to its
+    first words ("Kendale, 7 Chelmouts Rd" for Kendale Mansions) is the candidate's."""
     return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
+            f"OR starts_with({g}.building, {a}.building || ' ') "
             f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
             f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
 

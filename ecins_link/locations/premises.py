@@ -3,7 +3,8 @@ of that name there (at that number and street, when the text gives a number).
 
 A gazetteer organisation name, or the name of an unnumbered building, must appear as whole words in the text
 (leading words such as THE and trailing ones such as LTD ignored on both sides), and the candidate must lie in
-every town or locality the text names (or, naming none, in its parsed town or postcode district).  Among the names found the longest wins.
+every town or locality the text names (or, naming none, in its parsed town or postcode district), and on the street
+the text names, if it names one (or a close spelling of it).  Among the names found the longest wins.
 One UPRN: resolved (``premises_name``).  Several (a chain with branches in that town): left unresolved, and
 the reason lists the candidates.  A text that names no area or postcode is not matched by name alone.
 """
@@ -46,6 +47,9 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
                 WHERE contains(t.txt, ' ' || n.name || ' ')
                   -- "BOOTS, 15 HIGH ST": a numbered text names the premises at that number (and street)
                   AND (t.number IS NULL OR (t.number = n.number AND (t.street IS NULL OR t.street = n.street)))
+                  -- a text naming another street names another place ("Norham Lodge, Chelmouts Rd" is not The
+                  -- Lodge, Edworth Lane); a close spelling of the premises' own street is its street
+                  AND (t.street IS NULL OR n.street IS NULL OR jaro_winkler_similarity(t.street, n.street) >= 0.88)
                   -- in every town / locality the text names; else in its parsed town or postcode district
                   AND CASE WHEN len(t.areas) > 0
                            THEN list_has_all(list_filter([n.town, n.locality], x -> x IS NOT NULL), t.areas)

@@ -6,7 +6,9 @@ Order of work (cheapest and most certain first; each step sees only what earlier
 2. a UPRN the agency supplied, when it exists in the gazetteer (``source_uprn``);
 3. key joins to the gazetteer in SQL, each accepted only when the key names one UPRN (``exact_key``
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
-   missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names);
+   missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names; ``postcode_number``:
+   flat + number + full postcode when the street is misspelt, ``misspelt_street``: flat + number + a close spelling
+   of one street, :mod:`.fuzzy_keys`);
 4. premises names against gazetteer organisation / building names in the areas the text names
    (``premises_name``, :mod:`.premises`); "FLAT ABOVE" to the one upper-floor flat (``flat_descriptor``);
 5. the hard guards (:mod:`.guards`: never another number, suffix, flat or street type; never a home on a
@@ -38,7 +40,8 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import guards, keys, premises
+from ecins_link.locations import fuzzy_keys, guards, keys, premises
+from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
 from ecins_link.store import Store
 
 if TYPE_CHECKING:
@@ -46,7 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "premises_name", "flat_descriptor", "uk_address_matcher",
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "premises_name", "flat_descriptor", "uk_address_matcher",
+           "uk_address_matcher_relaxed",
            "building_only",
            "proximity", "unresolved", "too_vague"]
 LEVELS = ["exact", "flat", "building", "approximate", "street", "unresolved"]
@@ -165,6 +169,14 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
             lap(method)
         counts["street_area"] = keys.resolve_street_area(con, conf.get("street_area", conf["street_number"]))
         lap("street_area")
+        counts["postcode_number"] = fuzzy_keys.resolve_postcode_number(
+            con, conf.get("postcode_number", conf["street_sector"]),
+            float(rules.get("postcode_number", {}).get("min_street_similarity", 0.88)))
+        lap("postcode_number")
+        counts["misspelt_street"] = fuzzy_keys.resolve_misspelt_street(
+            con, conf.get("misspelt_street", 0.9),
+            float(rules.get("postcode_number", {}).get("misspelt_street_similarity", 0.92)))
+        lap("misspelt_street")
         prem = rules["premises"]
         counts["premises_name"] = premises.resolve_premises(
             con, conf["premises_name"], prem.get("ignore_leading", []), int(prem.get("min_name_chars", 4)),
@@ -197,7 +209,8 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
-        counts["guards_after_matcher"] = guards.apply_guards(con, home_rule, street_types, ["uk_address_matcher"])
+        counts["guards_after_matcher"] = guards.apply_guards(
+            con, home_rule, street_types, ["uk_address_matcher", "uk_address_matcher_relaxed"])
         counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
         counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only"])
     if not prox.get("resolve", True):
@@ -268,54 +281,3 @@ def _inputs(store: Store, with_gazetteer: bool) -> dict[str, str]:
                                             {optional("gazetteer_std", ("parent_uprn", "address_class"))}
                                      FROM gazetteer_std"""
     return tables
-
-
-def evaluate_locations(store: Store, truth_addresses_csv: str | Path) -> dict:
-    """Compare ``address_matches`` with truth ``(source, record_key, true_uprn)``.
-
-    Returns overall and per-``match_method`` rates: ``correct`` (right UPRN), ``wrong`` (another UPRN),
-    ``unresolved`` (no UPRN although one was true), plus counts of truth rows without a match row.
-    """
-    store.require("address_matches", stage="evaluate locations")
-    path = Path(truth_addresses_csv)
-    if not path.exists():
-        raise FileNotFoundError(f"truth file not found: {path}")
-    con = store.con
-    rows = con.execute("""
-        WITH t AS (SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
-                          nullif(trim(CAST(true_uprn AS VARCHAR)), '') AS true_uprn
-                   FROM read_csv(?, all_varchar = true, header = true))
-        SELECT coalesce(m.match_method, 'missing') AS method, count(*) AS n,
-               count(*) FILTER (WHERE m.uprn IS NOT NULL AND m.uprn = t.true_uprn) AS correct,
-               count(*) FILTER (WHERE m.uprn IS NOT NULL AND m.uprn IS DISTINCT FROM t.true_uprn) AS wrong,
-               count(*) FILTER (WHERE m.uprn IS NULL AND t.true_uprn IS NOT NULL) AS unresolved,
-               count(*) FILTER (WHERE m.uprn IS NULL AND t.true_uprn IS NULL) AS rightly_unresolved
-        FROM t LEFT JOIN address_matches m USING (source, record_key)
-        GROUP BY 1 ORDER BY 1""", [str(path)]).fetchall()
-
-    def rates(n: int, c: int, w: int, u: int, ru: int) -> dict:
-        d = max(n, 1)
-        return {"n": n, "correct": round(c / d, 4), "wrong": round(w / d, 4), "unresolved": round(u / d, 4),
-                "rightly_unresolved": round(ru / d, 4)}
-
-    tot = [sum(r[i] for r in rows) for i in range(1, 6)]
-    out = {"overall": rates(*tot), "by_method": {r[0]: rates(*r[1:]) for r in rows}}
-    out["truth_rows_missing_match"] = int(sum(r[1] for r in rows if r[0] == "missing"))
-    # location ids as clusters (what the graph uses, resolved or not): purity = share of records whose
-    # location id's majority true UPRN is theirs; fragmentation = true UPRNs spread over > 1 location id
-    purity, frag = con.execute("""
-        WITH t AS (SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
-                          nullif(trim(CAST(true_uprn AS VARCHAR)), '') AS true_uprn
-                   FROM read_csv(?, all_varchar = true, header = true)),
-        j AS (SELECT m.location_id, t.true_uprn FROM t JOIN address_matches m USING (source, record_key)
-              WHERE t.true_uprn IS NOT NULL),
-        per AS (SELECT location_id, true_uprn, count(*) AS n FROM j GROUP BY ALL)
-        SELECT (SELECT sum(mx) FROM (SELECT max(n) AS mx FROM per GROUP BY location_id)) / nullif(count(*), 0),
-               (SELECT avg(CASE WHEN k > 1 THEN 1.0 ELSE 0.0 END) FROM
-                   (SELECT true_uprn, count(DISTINCT location_id) AS k FROM j GROUP BY true_uprn))
-        FROM j""", [str(path)]).fetchone()
-    out["location_ids"] = {"purity": round(float(purity or 0), 4), "fragmented_uprns": round(float(frag or 0), 4)}
-    out["match_rows_without_truth"] = int(con.execute(
-        "SELECT count(*) FROM address_matches m WHERE NOT EXISTS (SELECT 1 FROM read_csv(?, all_varchar = true) t "
-        "WHERE t.source = m.source AND t.record_key = m.record_key)", [str(path)]).fetchone()[0])
-    return out

@@ -21,7 +21,7 @@ import time
 import duckdb
 import pyarrow as pa
 
-from ecins_link.locations.keys import area_consistent
+from ecins_link.locations.uam_accept import accept_matches
 
 log = logging.getLogger(__name__)
 
@@ -196,66 +196,3 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
     n = accept_matches(con, out, settings)
     log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
     return n
-
-
-def _without_last(text: str, word: str) -> str:
-    """SQL: ``text`` without the last whole-word occurrence of ``word`` (unchanged when ``word`` is NULL)."""
-    return (f"coalesce(regexp_replace({text}, '^(.*)\\b\\Q' || {word} || '\\E\\b', '\\1'), {text})")
-
-
-def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict) -> int:
-    """Insert the matcher's answers that pass the thresholds and guards into ``_loc_res``; return how many."""
-    con.register("_loc_uam_out", out)
-    try:
-        w_min = float(settings.get("min_match_weight", 4.0))
-        d_min = float(settings.get("min_distinguishability", 7.0))
-        w_single = float(settings.get("single_candidate_min_weight", 8.0))
-        cap = float(settings.get("max_confidence", 0.9))
-        con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam AS SELECT * FROM _loc_uam_out")
-    finally:
-        con.unregister("_loc_uam_out")
-    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
-    rest = _without_last(_without_last("coalesce(a.address_norm, upper(a.address_text), '')", "g.town"), "g.locality")
-    # consistency guards: the candidate's house number must be the address's (parsed; for a house, also one
-    # of the text's numbers), every number in the text must be one of the candidate's (flat, house,
-    # building), a parsed flat must be the candidate's flat, and areas the text names must be the candidate's --
-    # the model alone sometimes takes a flat number for a house number ("Apt 8, 33 X Way" -> "8 X Way").
-    con.execute(rf"""
-        INSERT INTO _loc_res
-        SELECT u.akey, u.uprn, 'uk_address_matcher',
-               CASE WHEN u.reason LIKE 'exact%' THEN {cap}
-                    ELSE least({cap}, 1.0 / (1.0 + pow(2.0, -least(u.match_weight,
-                         coalesce(CASE WHEN isnan(u.dist) THEN NULL ELSE u.dist END, u.match_weight)) / 2.0))) END
-        FROM (SELECT u.*, {rest} AS rest
-              FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn) u
-        JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn
-        WHERE (u.reason LIKE 'exact%' OR (u.match_weight >= {w_min} AND u.dist >= {d_min})
-               OR ((u.dist IS NULL OR isnan(u.dist)) AND u.match_weight >= {w_single}))
-          AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number
-                   -- a parser that took a bare flat number for the house number: fine when it is the flat
-                   AND NOT (a.number = g.flat_id AND list_contains(
-                       regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number)))
-          AND (g.number IS NULL OR g.flat_id IS NOT NULL OR list_contains(
-                   regexp_extract_all(upper(coalesce(a.address_text, a.address_norm, '')), '\d+'),
-                   regexp_extract(g.number, '^\d+')))
-          AND NOT (a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id)
-          -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: a flat label read as a house number
-          AND NOT (a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
-                   AND regexp_extract(g.number, '^\d+') = regexp_extract(a.flat_id, '^\d+'))
-          -- every number of the text (with its suffix: 26A is not 26) is one of the candidate's; "22A" may be
-          -- flat A of 22
-          AND list_has_all(regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation,
-                                                        g.number || CASE WHEN length(g.flat_id) = 1 THEN g.flat_id END),
-                                              '\b(\d+[A-Z]?)\b', 1),
-                           regexp_extract_all(upper(coalesce(a.address_text, '')),
-                                              '\b(?:FLAT|FLT|FL|F|APT)?(\d+[A-Z]?)\b', 1))
-          AND {area_consistent('a', 'g')}
-          -- the candidate's street is written in the text (its first word, or a close spelling of it) apart from
-          -- the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
-          AND (g.street IS NULL OR length(split_part(g.street, ' ', 1)) < 3
-               OR (length(g.building) >= 4 AND contains(u.rest, g.building))
-               OR contains(replace(u.rest, ' ', ''), split_part(g.street, ' ', 1))
-               OR coalesce(list_max(list_transform(string_split(u.rest, ' '),
-                                    t -> jaro_winkler_similarity(t, split_part(g.street, ' ', 1)))), 0) >= 0.88)
-          AND u.akey NOT IN (SELECT akey FROM _loc_res)""")
-    return int(con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before)

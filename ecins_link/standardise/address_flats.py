@@ -29,8 +29,25 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _word(w: str) -> str:
+    """A regex for one word of a descriptor phrase: the word or one of its abbreviations (``[flat_descriptor_words]``)."""
+    alts = [str(a).upper() for a in vocab().get("flat_descriptor_words", {}).get(w, [])]
+    return "(?:" + "|".join(re.escape(x) for x in [w, *alts]) + ")" if alts else re.escape(w)
+
+
 def _alts(phrases: list[str]) -> str:
-    return "|".join(re.escape(p.upper()).replace("\\ ", " +") for p in sorted(phrases, key=len, reverse=True))
+    # the words of a phrase may be run together ("FIRSTFLOOR FLAT", "GROUND FLOORFLAT")
+    return "|".join(" *".join(_word(w) for w in p.upper().split()) for p in sorted(phrases, key=len, reverse=True))
+
+
+@cache
+def _label_then_number() -> str:
+    """'MAISONETTE 3, STANMOUTH POINT, 20 ...': a descriptor that is also a flat label (``label = true``), before
+    a flat number and a house number later, labels that flat: read as 'FLAT 3'."""
+    words = [p for d in vocab().get("flat_descriptors", []) if d.get("label") for p in d["phrases"] if " " not in p]
+    if not words:
+        return "$^"
+    return r"(^|,| ) *(?:" + _alts(words) + r") +([0-9]{1,4}[A-Z]?)([ ,][^0-9]*[0-9])"
 
 
 _FLATWORD = r"(?:(?:FLAT|FLT|APT|APARTMENT) +(?:AT +)?)?"
@@ -91,6 +108,7 @@ def rewrite_descriptors(clean: str) -> str:
     """An upper-case text (punctuation dropped, parts separated by ',') with flat descriptors as ``FLAT <id>``."""
     if not clean:
         return clean
+    clean = re.sub(_label_then_number(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
     clean = re.sub(_floor_then_number(), r"\g<1>\g<2>\g<3>", clean, count=1)
     for rx, rep in _compiled():
         clean = rx.sub(rep, clean, count=1)
@@ -112,7 +130,8 @@ def _may_hold_descriptor() -> str:
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression (the chain of rewrites runs
     only on texts that may hold a descriptor; the others are returned as they are, as the chain would)."""
-    y = f"regexp_replace({x}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
+    y = f"regexp_replace({x}, {_q(_label_then_number())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    y = f"regexp_replace({y}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
     for rx, i, _up in descriptor_rules():
         y = f"regexp_replace({y}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')

@@ -190,6 +190,8 @@ def template(sig: str) -> tuple[tuple[str, ...], ...]:
         number = p[k][1]
         building_parts = parts[:i] + ([p[:k0]] if k0 else [])
         after, rest = p[k + 1:], parts[i + 1:]
+        if not after and rest:  # "First Floor Flat, 5, Walford Lane, ...": the number's own part, then the street
+            after, rest = rest[0], rest[1:]
     else:
         building_parts, after, rest = _no_number_split(parts)
     ends = [j for j, t in enumerate(after) if _is(t, STREET) and j > 0]
