@@ -6,7 +6,7 @@
    scored pair at or below ``guard.negative_weight``, two dates of birth no typo explains between records
    not directly linked).
 4. Only the few components holding a contradiction are split, each by the DuckDB path's own min-cut code
-   (``person_clusters._split_component``, networkx) in a grouped ``applyInPandas``: one task per component,
+   (``person_clusters.split_component``, networkx) in a grouped ``applyInPandas``: one task per component,
    so the work spreads over the executors and no component leaves its task.
 5. ``cluster_confidence``: a record's strongest edge inside its final cluster (1.0 for singletons / forced).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecins_link.matching.person_clusters import FORCED, _split_component
+from ecins_link.matching.person_clusters import FORCED, split_component
 
 _PIECE_SCHEMA = "cid string, unique_id string, piece string, reason string, resolved boolean"
 
@@ -43,7 +43,7 @@ def _split_group(guard: dict) -> Any:
         for a, b in contra.loc[contra.reason == "dob_contradiction", ["a", "b"]].itertuples(index=False):
             known[(a, b)] = min(known.get((a, b), dob_weight), dob_weight)
         dated = set(group.loc[group.kind == "dated", "a"])
-        piece, resolved = _split_component(edges, contra[["a", "b", "reason"]].reset_index(drop=True), known,
+        piece, resolved = split_component(edges, contra[["a", "b", "reason"]].reset_index(drop=True), known,
                                            max_side, dated, margin)
         reasons = Counter(contra.reason)
         reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
