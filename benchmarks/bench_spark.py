@@ -46,6 +46,7 @@ from ecins_link.matching.metrics import pairwise_metrics  # noqa: E402
 from ecins_link.store import Store  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "town"
+STORE_FILES = ("store.duckdb", "store.duckdb.audit-heads")
 SPARK_SECTION = """
 [engine]
 backend = "spark"
@@ -139,12 +140,16 @@ def phase_duckdb(town: Path, persons: int, seed: int, result: dict) -> None:
     duck, _, model = persons_record(town / "store.duckdb")
     result["duckdb"].update(duck)
     (RESULTS / f"{_name(persons)}-model.json").write_text(json.dumps(model, indent=1), encoding="utf-8")
-    shutil.copy(town / "store.duckdb", town / "store.duckdb.trained")
+    for part in STORE_FILES:  # the store and its audit chain's head file, as they were after training
+        if (town / part).exists():
+            shutil.copy(town / part, town / f"{part}.trained")
 
 
 def phase_spark(town: Path, result: dict, memory: str, train: bool) -> None:
     """The persons stage on Spark, on a copy of the DuckDB-trained store, with its stored model."""
-    shutil.copy(town / "store.duckdb.trained", town / "store.duckdb")
+    for part in STORE_FILES:
+        if (town / f"{part}.trained").exists():
+            shutil.copy(town / f"{part}.trained", town / part)
     _, duck_clusters, _ = persons_record(town / "store.duckdb")
     project = town / "project.toml"
     base = project.with_suffix(".duckdb.toml")
