@@ -10,13 +10,16 @@ For a town (default: the committed 2k-person sample; ``--persons N``: a syntheti
 2. ``spark``: on a copy of that store, ``[engine] backend = "spark"`` and ``linkage.retrain = false``:
    ``ecins-link run PROJECT --stage persons`` applies the same stored model on Spark (predict + cluster;
    no training);
+   Before it, the persons stage alone on DuckDB on the same copy (``duckdb_persons_stage_alone``: wall, memory
+   and CPU of the stage by itself; it trains again, its training seconds are listed apart);
 3. with ``--spark-train``: once more on Spark with training (slow: ~5 min per 10k records on 2 cores).
 
 (``linkage.model`` names a model *definition* -- comparisons, blocking, priors -- not trained parameters: the
 trained model lives in the store, which is how a run with ``retrain = false`` applies it.)
 
 Each run is a child process; its wall time, the peak resident memory of its whole process tree (Python driver +
-JVM + Python workers) and the load average (1 min, sampled every 5 s) are recorded.  Per engine the persons
+JVM + Python workers), its CPU seconds (user + system, the whole tree) and the load average (1 min, sampled
+every 5 s) are recorded.  Per engine the persons
 stage's own seconds per step and candidate pairs come from ``linkage_models.summary_json``: pairs/s = candidate
 pairs / predict seconds, and over predict + cluster.  Writes ``benchmarks/results/spark[-N].json``.
 
@@ -57,11 +60,15 @@ work_dir = "spark_work"
 """
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_sample(proc: psutil.Process, cpu: dict[int, float]) -> int:
+    """RSS of ``proc`` and its descendants now; records each one's CPU seconds so far in ``cpu`` (by pid)."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = t.user + t.system
         except psutil.Error:
             pass
     return total
@@ -75,10 +82,10 @@ def run_cli(project: Path, stages: list[str], log: Path | None = None) -> dict:
     started = time.perf_counter()
     err_to = open(log, "w", encoding="utf-8") if log else subprocess.PIPE  # noqa: SIM115
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err_to, text=True)
-    proc, peak, loads, last_load = psutil.Process(child.pid), 0, [], 0.0
+    proc, peak, loads, last_load, cpu = psutil.Process(child.pid), 0, [], 0.0, {}
     while child.poll() is None:
         try:
-            peak = max(peak, _tree_rss(proc))
+            peak = max(peak, _tree_sample(proc, cpu))
         except psutil.Error:
             pass
         if time.perf_counter() - last_load >= 5:
@@ -92,7 +99,10 @@ def run_cli(project: Path, stages: list[str], log: Path | None = None) -> dict:
         err = child.stderr.read() if child.stderr else ""
     if child.returncode:
         raise SystemExit(f"run failed ({child.returncode}): {err[-2000:]}")
+    # CPU seconds of the process tree (last sample of each process; the final 0.2 s may be missed): what the
+    # run cost in core-seconds whatever else the machine was doing -- the load-independent figure
     return {"wall_seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": round(peak / 2**20, 1),
+            "cpu_seconds": round(sum(cpu.values()), 1),
             "load_average_1min": {"min": round(min(loads), 2), "mean": round(sum(loads) / len(loads), 2),
                                   "max": round(max(loads), 2)} if loads else None}
 
@@ -145,12 +155,20 @@ def phase_duckdb(town: Path, persons: int, seed: int, result: dict) -> None:
             shutil.copy(town / part, town / f"{part}.trained")
 
 
-def phase_spark(town: Path, result: dict, memory: str, train: bool) -> None:
-    """The persons stage on Spark, on a copy of the DuckDB-trained store, with its stored model."""
+def _restore(town: Path) -> None:
     for part in STORE_FILES:
         if (town / f"{part}.trained").exists():
             shutil.copy(town / f"{part}.trained", town / part)
+
+
+def phase_spark(town: Path, result: dict, memory: str, train: bool) -> None:
+    """The persons stage alone on DuckDB (the same stage the Spark run does, plus DuckDB's training), then on
+    Spark, each on a copy of the DuckDB-trained store; Spark applies the stored model."""
+    _restore(town)
     _, duck_clusters, _ = persons_record(town / "store.duckdb")
+    result["duckdb_persons_stage_alone"] = run_cli(town / "project.toml", ["persons"])
+    result["duckdb_persons_stage_alone"].update(persons_record(town / "store.duckdb")[0])
+    _restore(town)
     project = town / "project.toml"
     base = project.with_suffix(".duckdb.toml")
     if not base.exists():
