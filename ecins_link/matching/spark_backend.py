@@ -212,6 +212,21 @@ def _stored_model(store: Store) -> tuple[dict, str] | None:
     return (json.loads(row[0]), row[1]) if row else None
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, abfss://, dbfs:/ (not C:/ or a plain path)
+
+
+def work_folder(config: ProjectConfig) -> Path:
+    """``engine.work_dir`` as a folder path; ``ConfigError`` for an object-store URL, which the driver's
+    pyarrow hand-over and clean-up cannot use (docs/spark.md: a shared mount at the same path everywhere)."""
+    from ecins_link.config import ConfigError
+
+    if _URL.match(config.engine.work_dir):
+        raise ConfigError(f"engine.work_dir = {config.engine.work_dir!r}: object-store URLs are not supported; use a "
+                          "folder mounted at the same path on the driver and every executor (e.g. /Volumes/... "
+                          "on Databricks, an EFS or Filestore mount on EMR / Dataproc; docs/spark.md)")
+    return config.path_of(config.engine.work_dir)
+
+
 def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> Any:
     """The persons stage's heavy half on Spark; returns the same ``ScoredPersons`` as the DuckDB path."""
     from ecins_link.matching.persons import INPUT_TABLE
@@ -220,8 +235,8 @@ def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | P
     store.require(INPUT_TABLE, stage="persons")
     if model_file is None and config.linkage.model:
         model_file = config.path_of(config.linkage.model)
-    mc, eng = load_model_config(model_file), config.engine
-    work = config.path_of(eng.work_dir) / f"run_{store.run_id}"
+    mc = load_model_config(model_file)
+    work = work_folder(config) / f"run_{store.run_id}"
     try:  # the Parquet copies hold personal data: removed whatever happens
         return _score(store, config, mc, work, model_file)
     finally:
