@@ -100,8 +100,9 @@ def spark_session(engine: EngineSettings, work_dir: Path) -> Any:
 
 def shuffle_partitions(spark: Any, engine: EngineSettings, pairs: int) -> int:
     """Shuffle partitions for ``pairs`` candidate pairs: ``spark.sql.shuffle.partitions`` when the project
-    sets it, else one per ``PAIRS_PER_PARTITION`` pairs and at least two per core (a partition is a task: on
-    ``local[2]`` a few large ones beat Spark's 200 small ones; on a cluster every core gets work)."""
+    sets it, else one per ``PAIRS_PER_PARTITION`` pairs and at least twice ``spark.default.parallelism`` (the
+    executors' cores; 4 on a local master): a partition is a task, so on ``local[2]`` a few large ones beat
+    Spark's 200 small ones, and on a cluster every core gets work."""
     if "spark.sql.shuffle.partitions" in engine.spark_conf:
         return int(engine.spark_conf["spark.sql.shuffle.partitions"])
     cores = int(spark.sparkContext.defaultParallelism)
