@@ -8,7 +8,8 @@ The model is the one the sample run trained on DuckDB (``linkage_models``), appl
   Jaro-Winkler functions, i.e. a Jaro-Winkler term of that comparison whose DuckDB and Spark values lie on
   different sides of one of its thresholds.  The count of differing pairs is printed;
 * clusters after the guard: pairwise F1 between the two clusterings >= 0.995;
-* ``ecins-link run --stage persons`` with ``backend = "spark"``: the persons output contract.
+* ``ecins-link run`` (persons, graph, score, report) with ``backend = "spark"``: the persons tables' contract,
+  and an output folder with every file the DuckDB run wrote, with the same columns.
 
 Needs pyspark and a Java runtime (``pip install -e '.[spark]'``, .ci/run installs both); skips cleanly without.
 """
