@@ -278,7 +278,8 @@ class EngineSettings(_Model):
     # extra Spark settings, e.g. {"spark.sql.shuffle.partitions" = "8", "spark.driver.memory" = "4g"}
     spark_conf: dict[str, str] = Field(default_factory=dict)
     # folder for the Parquet hand-over (person_std out, pairs / clusters back) and Spark checkpoints;
-    # relative to the project folder.  On a cluster: a path every executor reaches (s3://, gs://, dbfs:/)
+    # relative to the project folder.  On a cluster: a folder mounted at the same path on the driver and every
+    # executor (/Volumes/..., an NFS/EFS mount); object-store URLs are refused (docs/spark.md)
     work_dir: str = "spark_work"
     # how Splink breaks Spark's lineage between steps: Parquet files in work_dir (scales), or in memory
     # (persist: quicker for small local runs), or Delta tables (Databricks)

@@ -8,19 +8,25 @@ The model is the one the sample run trained on DuckDB (``linkage_models``), appl
   Jaro-Winkler functions, i.e. a Jaro-Winkler term of that comparison whose DuckDB and Spark values lie on
   different sides of one of its thresholds.  The count of differing pairs is printed;
 * clusters after the guard: pairwise F1 between the two clusterings >= 0.995;
-* ``ecins-link run --stage persons`` with ``backend = "spark"``: the persons output contract.
+* ``ecins-link run`` (persons, graph, score, report) with ``backend = "spark"``: the persons tables' contract,
+  and an output folder with every file the DuckDB run wrote, with the same columns.
 
 Needs pyspark and a Java runtime (``pip install -e '.[spark]'``, .ci/run installs both); skips cleanly without.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -33,7 +39,6 @@ if not shutil.which("java"):
 from ecins_link.config import EngineSettings  # noqa: E402
 from ecins_link.matching.metrics import pairwise_metrics  # noqa: E402
 from ecins_link.matching.spark_backend import export_parquet, predict, spark_session, splink_api  # noqa: E402
-from ecins_link.pipeline import run_project  # noqa: E402
 from ecins_link.store import Store  # noqa: E402
 
 SPARK_CONF = {"spark.sql.shuffle.partitions": "4"}
@@ -71,8 +76,9 @@ def both(sample_run, tmp_path_factory):  # noqa: ANN001, ANN201
 
 @pytest.fixture(scope="module")
 def spark_run(sample_run, tmp_path_factory):  # noqa: ANN001, ANN201
-    """A copy of the sample run whose persons stage ran again through the pipeline with ``backend = "spark"``
-    and the stored (DuckDB-trained) model; returns (copy, DuckDB clusters before)."""
+    """A copy of the sample run whose persons stage ran again with ``backend = "spark"`` and the stored
+    (DuckDB-trained) model, through the CLI (``ecins-link run --stage persons --stage graph --stage score
+    --stage report``, a child process as a user runs it); returns (copy, DuckDB clusters before)."""
     run = sample_run.copy(tmp_path_factory.mktemp("spark_run") / "town")
     text = run.project.read_text(encoding="utf-8")
     assert "[linkage]\n" in text
@@ -83,7 +89,12 @@ def spark_run(sample_run, tmp_path_factory):  # noqa: ANN001, ANN201
     store = Store(run.store_path, read_only=True)
     before = store.con.execute("SELECT unique_id, person_id FROM person_clusters").df()
     store.close()
-    run_project(run.project, stages=["persons"], user="tester")
+    shutil.rmtree(run.out_dir)
+    args = [sys.executable, "-m", "ecins_link", "run", str(run.project), "--out", str(run.out_dir), "--user", "tester"]
+    for stage in ("persons", "graph", "score", "report"):
+        args += ["--stage", stage]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
     return run, before
 
 
@@ -213,3 +224,27 @@ def test_run_with_spark_backend_keeps_the_output_contract(spark_run) -> None:  #
     finally:
         store.close()
     assert not list((run.town_dir / "spark_work").glob("run_*")), "personal data left in the Parquet work folder"
+
+
+def _columns(path: Path) -> list[tuple[str, str]] | list[str]:
+    if path.suffix == ".parquet":
+        return [(f.name, str(f.type)) for f in pq.read_schema(path)]
+    return next(csv.reader(path.open(encoding="utf-8", newline="")))
+
+
+def test_cli_run_on_spark_writes_the_duckdb_runs_output_files(sample_run, spark_run) -> None:  # noqa: ANN001
+    """The output folder of ``ecins-link run`` with the Spark backend has every contract file the DuckDB run
+    wrote, with the same columns (Parquet: names and types), and a person row for every record."""
+    run, _ = spark_run
+    duck_files = sorted(p.name for p in sample_run.out_dir.iterdir() if p.suffix in (".csv", ".parquet"))
+    assert {"persons.parquet", "flags.parquet", "worklist.csv"} <= set(duck_files)
+    for name in duck_files:
+        assert (run.out_dir / name).exists(), f"{name} missing from the Spark run's output"
+        assert _columns(run.out_dir / name) == _columns(sample_run.out_dir / name), name
+    assert (run.out_dir / "panel" / "index.html").exists()
+    persons = pq.read_table(run.out_dir / "persons.parquet")
+    store = Store(run.store_path, read_only=True)
+    try:
+        assert persons.num_rows == store.count("person_clusters") == store.count("person_std")
+    finally:
+        store.close()

@@ -129,6 +129,9 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
     return piece, resolved
 
 
+split_component = _split_component  # public name for the Spark path (spark_clusters' applyInPandas)
+
+
 def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: float,
             must_link: list[tuple[str, str]], cannot_link: list[tuple[str, str]], guard: dict,
             out: str = "person_clusters_raw") -> list[dict]:

@@ -39,16 +39,21 @@ from ecins_link.store import Store
 
 _LATEST_TRAINED = """SELECT settings_json, run_id FROM linkage_models
     WHERE summary_json NOT LIKE '%fewer than two records%' ORDER BY created_at DESC LIMIT 1"""
-# local defaults sized for a laptop / CI runner; anything in engine.spark_conf wins
+# defaults for a session this module starts; anything in engine.spark_conf wins
 _DEFAULT_CONF = {
-    "spark.sql.shuffle.partitions": "8",
-    "spark.default.parallelism": "8",
+    "spark.sql.shuffle.partitions": "8",  # replaced per run from the pairs bound (shuffle_partitions)
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.driver.memory": "2g",
+    "spark.sql.adaptive.enabled": "true",  # AQE: coalesces small shuffle partitions, splits skewed joins
+    "spark.driver.memory": "4g",
     "spark.ui.showConsoleProgress": "false",
 }
+# on a local master the whole "cluster" is one JVM: the person table fits its memory, so every blocking-rule
+# join and the comparison-vector joins broadcast it instead of shuffling both sides (on a real cluster the
+# table may be GBs: Spark's 10 MB default stays, and AQE broadcasts only what turns out small)
+_LOCAL_CONF = {"spark.sql.autoBroadcastJoinThreshold": "512m", "spark.default.parallelism": "4"}
+PAIRS_PER_PARTITION = 2_000_000  # ~100-200 MB of scored pairs per partition (Splink's Spark guidance)
 
 
 class SparkUnavailable(RuntimeError):
@@ -83,7 +88,8 @@ def spark_session(engine: EngineSettings, work_dir: Path) -> Any:
         if engine.spark_master.startswith("local"):  # Python workers run this interpreter (its packages)
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(engine.spark_master).appName("ecins-link persons")
-        conf = {**_DEFAULT_CONF, "spark.jars": similarity_jar_location(), **engine.spark_conf}
+        local = _LOCAL_CONF if engine.spark_master.startswith("local") else {}
+        conf = {**_DEFAULT_CONF, **local, "spark.jars": similarity_jar_location(), **engine.spark_conf}
         for key, value in conf.items():
             builder = builder.config(key, value)
         active = builder.getOrCreate()
@@ -92,11 +98,25 @@ def spark_session(engine: EngineSettings, work_dir: Path) -> Any:
     return active
 
 
-def splink_api(spark: Any, engine: EngineSettings) -> Any:
-    """Splink's SparkAPI: lineage broken through Parquet checkpoints, repartitioned after blocking."""
+def shuffle_partitions(spark: Any, engine: EngineSettings, pairs: int) -> int:
+    """Shuffle partitions for ``pairs`` candidate pairs: ``spark.sql.shuffle.partitions`` when the project
+    sets it, else one per ``PAIRS_PER_PARTITION`` pairs and at least twice ``spark.default.parallelism`` (the
+    executors' cores; 4 on a local master): a partition is a task, so on ``local[2]`` a few large ones beat
+    Spark's 200 small ones, and on a cluster every core gets work."""
+    if "spark.sql.shuffle.partitions" in engine.spark_conf:
+        return int(engine.spark_conf["spark.sql.shuffle.partitions"])
+    cores = int(spark.sparkContext.defaultParallelism)
+    return max(2 * cores, -(-int(pairs) // PAIRS_PER_PARTITION))
+
+
+def splink_api(spark: Any, engine: EngineSettings, partitions: int | None = None) -> Any:
+    """Splink's SparkAPI: lineage broken as ``engine.break_lineage`` says, repartitioned after blocking into
+    ``partitions`` (default: the session's ``spark.sql.shuffle.partitions``), which it also sets."""
     from splink import SparkAPI
 
-    partitions = int(engine.spark_conf.get("spark.sql.shuffle.partitions", _DEFAULT_CONF["spark.sql.shuffle.partitions"]))
+    if partitions is None:
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
     return SparkAPI(spark_session=spark, break_lineage_method=engine.break_lineage, repartition_after_blocking=True,
                     num_partitions_on_repartition=partitions)
 
@@ -193,6 +213,21 @@ def _stored_model(store: Store) -> tuple[dict, str] | None:
     return (json.loads(row[0]), row[1]) if row else None
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, abfss://, dbfs:/ (not C:/ or a plain path)
+
+
+def work_folder(config: ProjectConfig) -> Path:
+    """``engine.work_dir`` as a folder path; ``ConfigError`` for an object-store URL, which the driver's
+    pyarrow hand-over and clean-up cannot use (docs/spark.md: a shared mount at the same path everywhere)."""
+    from ecins_link.config import ConfigError
+
+    if _URL.match(config.engine.work_dir):
+        raise ConfigError(f"engine.work_dir = {config.engine.work_dir!r}: object-store URLs are not supported; use a "
+                          "folder mounted at the same path on the driver and every executor (e.g. /Volumes/... "
+                          "on Databricks, an EFS or Filestore mount on EMR / Dataproc; docs/spark.md)")
+    return config.path_of(config.engine.work_dir)
+
+
 def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> Any:
     """The persons stage's heavy half on Spark; returns the same ``ScoredPersons`` as the DuckDB path."""
     from ecins_link.matching.persons import INPUT_TABLE
@@ -201,8 +236,8 @@ def score_persons_spark(store: Store, config: ProjectConfig, model_file: str | P
     store.require(INPUT_TABLE, stage="persons")
     if model_file is None and config.linkage.model:
         model_file = config.path_of(config.linkage.model)
-    mc, eng = load_model_config(model_file), config.engine
-    work = config.path_of(eng.work_dir) / f"run_{store.run_id}"
+    mc = load_model_config(model_file)
+    work = work_folder(config) / f"run_{store.run_id}"
     try:  # the Parquet copies hold personal data: removed whatever happens
         return _score(store, config, mc, work, model_file)
     finally:
@@ -250,8 +285,9 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
     if bound > lk.max_pairs:
         raise LinkageError(f"persons: the blocking rules' equality conditions allow up to {bound:,} pairs, above "
                            f"linkage.max_pairs ({lk.max_pairs:,}); tighten the blocking rules or raise the limit")
+    partitions = shuffle_partitions(spark, eng, bound)
     started = time.perf_counter()
-    linker, pairs = predict(api, persons, model)
+    linker, pairs = predict(splink_api(spark, eng, partitions), persons, model)
     per_rule = {int(r["k"]): int(r["n"]) for r in pairs.groupBy(pairs.match_key.cast("int").alias("k"))
                 .count().withColumnRenamed("count", "n").collect()}
     blocking = [{"rule": r, "pairs": per_rule.get(i, 0)} for i, r in enumerate(rules)]
@@ -290,6 +326,7 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
         scratch.close()
         raise
     summary.update(blocking=blocking, candidate_pairs=total, candidate_pairs_upper_bound=bound, engine="spark",
+                   shuffle_partitions=partitions,
                    spark_master=eng.spark_master,
                    seconds={**summary.get("seconds", {}), **seconds})
     counts = {"records": n_records, "splits": splits, "must_link": len(must), "cannot_link": len(cannot),

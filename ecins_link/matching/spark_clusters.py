@@ -6,7 +6,7 @@
    scored pair at or below ``guard.negative_weight``, two dates of birth no typo explains between records
    not directly linked).
 4. Only the few components holding a contradiction are split, each by the DuckDB path's own min-cut code
-   (``person_clusters._split_component``, networkx) in a grouped ``applyInPandas``: one task per component,
+   (``person_clusters.split_component``, networkx) in a grouped ``applyInPandas``: one task per component,
    so the work spreads over the executors and no component leaves its task.
 5. ``cluster_confidence``: a record's strongest edge inside its final cluster (1.0 for singletons / forced).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecins_link.matching.person_clusters import FORCED, _split_component
+from ecins_link.matching.person_clusters import FORCED, split_component
 
 _PIECE_SCHEMA = "cid string, unique_id string, piece string, reason string, resolved boolean"
 
@@ -43,7 +43,7 @@ def _split_group(guard: dict) -> Any:
         for a, b in contra.loc[contra.reason == "dob_contradiction", ["a", "b"]].itertuples(index=False):
             known[(a, b)] = min(known.get((a, b), dob_weight), dob_weight)
         dated = set(group.loc[group.kind == "dated", "a"])
-        piece, resolved = _split_component(edges, contra[["a", "b", "reason"]].reset_index(drop=True), known,
+        piece, resolved = split_component(edges, contra[["a", "b", "reason"]].reset_index(drop=True), known,
                                            max_side, dated, margin)
         reasons = Counter(contra.reason)
         reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
@@ -118,16 +118,20 @@ def cluster_on_spark(spark: Any, persons: Any, pairs: Any, threshold: float, mus
             JOIN bad b ON b.cid = x.cid WHERE x.cid = y.cid
         UNION ALL SELECT l.cid, 'dated', n.unique_id, NULL, NULL, NULL, NULL FROM _sc_nodes n
             JOIN _sc_lab l ON l.unique_id = n.unique_id JOIN bad b ON b.cid = l.cid WHERE n.dob IS NOT NULL""")
-    pieces = guarded.groupBy("cid").applyInPandas(_split_group(guard), schema=_PIECE_SCHEMA).toPandas()
+    # the pieces stay on the executors (checkpointed: the min-cut runs once); the driver collects one row per piece
+    pieces = guarded.groupBy("cid").applyInPandas(_split_group(guard), schema=_PIECE_SCHEMA).localCheckpoint()
+    pieces.createOrReplaceTempView("_sc_remap")
+    per_piece = spark.sql("""SELECT cid, piece, first(reason) AS reason, first(resolved) AS resolved, count(*) AS n
+                             FROM _sc_remap GROUP BY cid, piece ORDER BY cid, piece""").collect()
+    by_cid: dict[str, list] = {}
+    for row in per_piece:
+        by_cid.setdefault(row["cid"], []).append(row)
     splits: list[dict] = []
-    for _, comp in pieces.groupby("cid", sort=True):
-        resolved = bool(comp["resolved"].iloc[0])
-        reason = str(comp["reason"].iloc[0]) + ("" if resolved else "; unresolved: must-link chain joins a contradiction")
-        sizes = Counter(comp["piece"])
-        if len(sizes) > 1 or not resolved:
-            splits.extend({"cluster_id": p, "reason": reason, "n_records": n} for p, n in sorted(sizes.items()))
-    spark.createDataFrame(pieces[["unique_id", "piece"]] if len(pieces) else [], "unique_id string, piece string") \
-        .createOrReplaceTempView("_sc_remap")
+    for rows in by_cid.values():
+        resolved = bool(rows[0]["resolved"])
+        reason = str(rows[0]["reason"]) + ("" if resolved else "; unresolved: must-link chain joins a contradiction")
+        if len(rows) > 1 or not resolved:
+            splits.extend({"cluster_id": r["piece"], "reason": reason, "n_records": int(r["n"])} for r in rows)
     clusters = spark.sql("""
         WITH final AS (SELECT l.unique_id, coalesce(r.piece, l.cid) AS cid FROM _sc_lab l
                        LEFT JOIN _sc_remap r ON r.unique_id = l.unique_id),
