@@ -57,17 +57,25 @@ def household_moves(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clus
         FROM "{nodes}" n JOIN "{clusters}" c USING (unique_id) WHERE n.address_norm IS NOT NULL""")
     con.execute("""CREATE OR REPLACE TEMP TABLE _mv_links AS SELECT DISTINCT a.k AS k1, b.k AS k2, a.cid
         FROM _mv_k a JOIN _mv_k b ON a.cid = b.cid AND a.k < b.k""")
+    # only records at an address some cluster links to another address can qualify: the pairs are cut to
+    # those first (hash joins), and the correlated EXISTS runs on that remainder (2.7 -> 0.7 s at 250k persons)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _mv_pairs AS
-        SELECT p.unique_id_l, p.unique_id_r FROM "{pairs}" p
-        JOIN "{nodes}" l ON l.unique_id = p.unique_id_l JOIN "{nodes}" r ON r.unique_id = p.unique_id_r
-        JOIN _mv_k kl ON kl.unique_id = l.unique_id JOIN _mv_k kr ON kr.unique_id = r.unique_id
-        WHERE p.match_probability < ? AND (l.dob IS NULL OR r.dob IS NULL)
-          AND l.forename_canonical = r.forename_canonical AND l.surname = r.surname AND kl.k <> kr.k
+        WITH lk AS (SELECT * FROM _mv_k SEMI JOIN (SELECT k1 AS k FROM _mv_links UNION SELECT k2 FROM _mv_links)
+                    USING (k)),
+        c AS (SELECT p.unique_id_l, p.unique_id_r, least(kl.k, kr.k) AS k1, greatest(kl.k, kr.k) AS k2,
+                     kl.cid AS cid_l, kr.cid AS cid_r, kl.k AS kl, kr.k AS kr
+              FROM "{pairs}" p JOIN lk kl ON kl.unique_id = p.unique_id_l JOIN lk kr ON kr.unique_id = p.unique_id_r
+              WHERE p.match_probability < ? AND kl.k <> kr.k),
+        linked AS (SELECT c.* FROM c SEMI JOIN (SELECT DISTINCT k1, k2 FROM _mv_links) x USING (k1, k2))
+        SELECT c.unique_id_l, c.unique_id_r FROM linked c
+        JOIN "{nodes}" l ON l.unique_id = c.unique_id_l JOIN "{nodes}" r ON r.unique_id = c.unique_id_r
+        WHERE (l.dob IS NULL OR r.dob IS NULL)
+          AND l.forename_canonical = r.forename_canonical AND l.surname = r.surname
           AND NOT coalesce(l.postcode_outward = r.postcode_outward, FALSE)
           AND NOT coalesce(l.uprn = r.uprn, FALSE)
-          AND jaro_winkler_similarity(kl.k, kr.k) < ?
-          AND EXISTS (SELECT 1 FROM _mv_links x WHERE x.k1 = least(kl.k, kr.k) AND x.k2 = greatest(kl.k, kr.k)
-                      AND x.cid <> kl.cid AND x.cid <> kr.cid)""", [float(threshold), jw])
+          AND jaro_winkler_similarity(c.kl, c.kr) < ?
+          AND EXISTS (SELECT 1 FROM _mv_links x WHERE x.k1 = c.k1 AND x.k2 = c.k2
+                      AND x.cid <> c.cid_l AND x.cid <> c.cid_r)""", [float(threshold), jw])
     n = int(con.execute("SELECT count(*) FROM _mv_pairs").fetchone()[0])
     if n:
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = p.match_weight + ?,
