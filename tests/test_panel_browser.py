@@ -191,3 +191,34 @@ def test_case_prints_on_a4_with_marking_and_case_id(pack: Path, tmp_path: Path) 
     boxes = {tuple(round(float(x)) for x in m.split()) for m in
              re.findall(rb"/MediaBox \[([0-9. ]+)\]", pdf) for m in [m.decode()]}
     assert boxes == {(0, 0, 595, 842)}  # A4 in points, every page
+
+
+def test_worklist_status_filter_hides_rows_without_script(tmp_path: Path) -> None:
+    """The pack's worklist filters by status with radio buttons and CSS only (its policy forbids script):
+    'lapsed' shows only lapsed cases, 'current' every case but those, 'all' every case."""
+    sync_playwright, exe, args = _playwright_page()
+    store = build_store(tmp_path / "s.duckdb")
+    with store.stage("statuses"):
+        store.con.execute("ALTER TABLE flags ADD COLUMN IF NOT EXISTS status VARCHAR")
+        # one flag lapsed, the others current (new): a case's status is that of its most pressing flag
+        first = store.con.execute("SELECT min(flag_id) FROM flags").fetchone()[0]
+        store.con.execute("UPDATE flags SET status = CASE WHEN flag_id = ? THEN 'lapsed' ELSE 'new' END", [first])
+    write_outputs(store, config(), tmp_path / "out")
+    store.close()
+    index = tmp_path / "out" / "panel" / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "<script" not in html.lower()
+    lapsed_rows, all_rows = html.count('<tr class="st-lapsed">'), html.count("<tr class=\"st-")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args)
+        page = browser.new_page()
+        page.goto(index.as_uri())
+        visible = "() => [...document.querySelectorAll('#worklist tbody tr')].filter(r => r.offsetParent !== null).length"
+        shown = {}
+        for choice in ("lapsed", "current", "new", "all"):
+            page.click(f"label[for=st-{choice}]")
+            shown[choice] = page.evaluate(visible)
+        browser.close()
+    assert all_rows >= 2 and 0 < lapsed_rows < all_rows
+    assert shown == {"lapsed": lapsed_rows, "current": all_rows - lapsed_rows, "new": all_rows - lapsed_rows,
+                     "all": all_rows}

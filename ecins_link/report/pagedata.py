@@ -288,11 +288,21 @@ def worklist_rows(cases: Sequence[dict]) -> str:
     marker = ("<span class=\"marker\" title=\"No single agency's records meet this rule\">"
               "invisible to any single agency</span>")
     return "".join([
-        f'<tr>\n  <td>{e(c["rank"])}</td>\n  <td><a href="{e(c["page"])}">{e(entity_label(c["entity_type"]))} {e(c["entity_id"])}'
+        f'<tr{_status_class(c)}>\n  <td>{e(c["rank"])}</td>\n  <td><a href="{e(c["page"])}">{e(entity_label(c["entity_type"]))} {e(c["entity_id"])}'
         f'</a></td>\n  <td>{e(c["label"])}</td>\n  <td>{e(c.get("rule_words") or str(c["rules"]).replace(";", ", "))}</td>\n'
         f'  <td>{e(fmt(c["score"]))}</td>\n  <td>{e(fmt(c["agencies"]))}</td>\n'
         f'  <td>{marker if c["invisible_to_single_agency"] == "yes" else ""}</td>\n'
         f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}{_status(c)}</td>\n</tr>\n' for c in cases])
+
+
+# a case's status as a row class the worklist's status filter (index.html, CSS only) hides rows by
+ROW_STATUSES = ("new", "ongoing", "escalated", "lapsed")
+
+
+def _status_class(c: dict) -> str:
+    """`` class="st-<status>"`` for a known status (the only values that reach the attribute), else ""."""
+    status = c.get("status")
+    return f' class="st-{status}"' if status in ROW_STATUSES else ""
 
 
 def _status(c: dict) -> str:
