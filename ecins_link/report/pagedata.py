@@ -28,6 +28,7 @@ from ecins_link.report.labels import (
     signal_label,
     source_label,
 )
+from ecins_link.report.tables import STATUS_ORDER
 
 SIGNAL_CELLS = ("event_date", "agency", "source", "record_key", "signal", "category", "role")
 AT_RISK_CATEGORIES = {"VULNERABILITY", "CHILD_WELFARE", "EXPLOITATION"}
@@ -295,14 +296,11 @@ def worklist_rows(cases: Sequence[dict]) -> str:
         f'  <td>{e(fmt(c["first_date"]))} – {e(fmt(c["last_date"]))}{_status(c)}</td>\n</tr>\n' for c in cases])
 
 
-# a case's status as a row class the worklist's status filter (index.html, CSS only) hides rows by
-ROW_STATUSES = ("new", "ongoing", "escalated", "lapsed")
-
-
 def _status_class(c: dict) -> str:
-    """`` class="st-<status>"`` for a known status (the only values that reach the attribute), else ""."""
+    """`` class="st-<status>"`` for a known status (``tables.STATUS_ORDER``: the only values that reach the
+    attribute), else "": the class the worklist's status filter (index.html, CSS only) hides rows by."""
     status = c.get("status")
-    return f' class="st-{status}"' if status in ROW_STATUSES else ""
+    return f' class="st-{status}"' if status in STATUS_ORDER else ""
 
 
 def _status(c: dict) -> str:
