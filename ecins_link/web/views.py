@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from ecins_link.api.listing import STATUSES
 from ecins_link.report.labels import agency_label, entity_label
 from ecins_link.report.tables import FORMULA_RE
 from ecins_link.report.views import View, view_for
@@ -33,7 +34,6 @@ from ecins_link.web.lookup import known_to_partners
 from ecins_link.web.models import DECISIONS, AuditEntry, Decision, OverrideRequest
 
 _holder: dict[str, SnapshotHolder] = {}
-STATUSES = ("new", "ongoing", "escalated", "lapsed")
 SORT_OPTIONS = (("rank", "rank"), ("score", "score"), ("last_date", "most recent"), ("first_date", "oldest first"),
                 ("label", "name / address"))
 
