@@ -15,8 +15,9 @@ import pandas as pd
 from ecins_link.synth import vocab
 from ecins_link.synth.activity import background, membership
 from ecins_link.synth.decoys import plant_decoys
+from ecins_link.synth.llpg_forms import add_forms, llpg_table
 from ecins_link.synth.people import build_households
-from ecins_link.synth.places import build_gazetteer
+from ecins_link.synth.places import FormStyle, build_gazetteer
 from ecins_link.synth.render import Town, housing, police
 from ecins_link.synth.render_more import council, fire
 from ecins_link.synth.scenarios import KINDS, Planner
@@ -37,8 +38,6 @@ SOURCES = {
     "council_people": ("council", "council/people.csv"),
     "council_contacts": ("council", "council/contacts.csv"),
 }
-GAZ_COLUMNS = ["UPRN", "SAO_TEXT", "PAO_NUMBER", "PAO_TEXT", "ORGANISATION", "STREET", "LOCALITY", "TOWN",
-               "POSTCODE"]
 
 
 @dataclass
@@ -57,6 +56,7 @@ class TownSummary:
     scenarios: dict[str, int] = field(default_factory=dict)
     decoys: int = 0
     layouts: dict[str, dict] = field(default_factory=dict)  # source -> drawn extract layout (dialect "random")
+    address_conventions: dict = field(default_factory=dict)  # the gazetteer's drawn shares and conventions
 
 
 def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dialect: str = "classic") -> TownSummary:
@@ -82,7 +82,8 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dia
     t = vocab.town()
     as_of = np.datetime64(str(t["as_of"]), "D")
     n_res = int(persons / 2.1 / t["people"]["occupancy"]) + 10
-    gaz = build_gazetteer(rng(1), n_res)
+    # the address forms (stream 9) rename properties in place: streams 2-6 draw exactly as without them
+    gaz, shells, conventions = add_forms(rng(9), build_gazetteer(rng(1), n_res))
     _hh, people = build_households(rng(2), persons, gaz, as_of)
     gaz = gaz.set_index("UPRN", drop=False)
     planner = Planner(rng(3), people, gaz, as_of)
@@ -102,8 +103,8 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dia
     visits["person"] = visits["person"].astype("int64")
     visits["date"] = visits["date"].to_numpy().astype("datetime64[D]")
 
-    town = Town(rng(6), people, gaz, as_of)
-    tables: dict[str, pd.DataFrame] = {"llpg": gaz[GAZ_COLUMNS].reset_index(drop=True)}
+    town = Town(rng(6), people, gaz, as_of, FormStyle.draw(rng(10)))
+    tables: dict[str, pd.DataFrame] = {"llpg": llpg_table(gaz.reset_index(drop=True), shells, conventions)}
     nominals, occ = police(town, events, np.array(planner.police_dups, dtype=int))
     tables["police_nominals"] = nominals.sort_values("NOMINAL_ID").reset_index(drop=True)
     tables["police_occurrences"] = occ
@@ -123,7 +124,8 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dia
 
         bad = inject(rng(7), tables, bad_rows, encodings, people)
     summary = TownSummary(out_dir=out_dir, persons=persons, seed=seed, bad_rows=bad_rows, as_of=str(as_of),
-                          project=out_dir / "project.toml", truth_dir=out_dir / "truth")
+                          project=out_dir / "project.toml", truth_dir=out_dir / "truth",
+                          address_conventions=conventions.describe())
     project = project_toml(f"Northtown synthetic partnership (seed {seed})", str(as_of), encodings)
     frames: dict[str, pd.DataFrame] = {}
     if dialect == "random":

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecins_link.synth import vocab
 from ecins_link.synth.address_forms import _POSITION, _TYPES, _UPPER, COLUMNS, build_llpg
 
 _ABBREV = dict(_TYPES)
+_FLAT_ABOVE = vocab.address_forms()["flat_above"]["forms"]
 _FORENAMES = ["JOHN", "MARY", "AHMED", "SARAH", "DAVID", "PRIYA", "TOM", "EMMA", "LIAM", "ZOE", "OLA", "KATE"]
 _SURNAMES = ["SMITH", "JONES", "KHAN", "TAYLOR", "BROWN", "PATEL", "WILSON", "EVANS", "WALKER", "HUGHES"]
 
@@ -42,8 +44,7 @@ def _flat_text(rng: np.random.Generator, row: pd.Series) -> tuple[str, str]:
     if kind == "floor_flat":
         return (str(rng.choice(_UPPER[sao])), "floor_descriptor") if r > 0.03 else ("", "flat_dropped")
     if kind == "flat_above":
-        forms = ["FIRST FLOOR FLAT", "1ST FLOOR FLAT", "FLAT ABOVE", "ABOVE", "FIRST FLOOR", "FLAT 1ST FLOOR"]
-        return (str(rng.choice(forms)), "flat_above_shop") if r > 0.03 else ("", "flat_dropped")
+        return (str(rng.choice(_FLAT_ABOVE)), "flat_above_shop") if r > 0.03 else ("", "flat_dropped")
     return "", {"suffix_house": "suffixed_number", "named_house": "named_house"}.get(kind, "house")
 
 

@@ -24,22 +24,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecins_link.synth import vocab
+
 _SYL = ["ash", "bar", "bel", "brad", "brom", "cal", "car", "chel", "dun", "ed", "fen", "gar", "hal", "ken", "lang",
         "mar", "nor", "ox", "pen", "ran", "shel", "stan", "thorn", "wal", "wen", "whit", "wil", "york", "mel", "tam"]
 _END = ["ton", "ley", "field", "ford", "by", "ham", "wick", "bury", "worth", "dale", "mouth", "stead"]
 _TYPES = [("ROAD", "RD"), ("STREET", "ST"), ("LANE", "LN"), ("AVENUE", "AVE"), ("CLOSE", "CL"), ("DRIVE", "DR"),
           ("GARDENS", "GDNS"), ("TERRACE", "TCE"), ("PLACE", "PL"), ("CRESCENT", "CRES"), ("GROVE", "GRV"),
           ("WAY", "WAY"), ("MEWS", "MEWS")]
-_CHAINS = ["BOOTS", "GREGGS", "BETFRED", "LADBROKES", "COSTA COFFEE", "SUBWAY", "TESCO EXPRESS", "COOP FOOD"]
-_SHOP_WORDS = ["NEWS", "DRY CLEANERS", "FISH BAR", "BARBERS", "KEBAB HOUSE", "PHARMACY", "BAKERY", "FLORIST",
-               "CAFE", "TAILORS", "HARDWARE", "OPTICIANS"]
+_FORMS = vocab.address_forms()
+_CHAINS = _FORMS["chains"]
+_SHOP_WORDS = _FORMS["shop_words"]
 _HOUSE_NAMES = ["ROSE COTTAGE", "IVY HOUSE", "THE LODGE", "WILLOW BANK", "THE OLD RECTORY", "ORCHARD HOUSE",
                 "HOLLY COTTAGE", "THE BARN", "MEADOW VIEW", "STONE HOUSE"]
 _BLOCK_ENDS = ["HOUSE", "COURT", "LODGE", "MANSIONS", "POINT"]
-_UPPER = {"FIRST FLOOR FLAT": ["FIRST FLOOR FLAT", "1ST FLOOR FLAT", "FIRST FLOOR", "FLAT 1ST FLOOR", "1ST FLOOR"],
-          "SECOND FLOOR FLAT": ["SECOND FLOOR FLAT", "2ND FLOOR FLAT", "SECOND FLOOR"],
-          "GROUND FLOOR FLAT": ["GROUND FLOOR FLAT", "GROUND FLOOR", "GFF", "GROUND FLOOR FLAT"]}
-_POSITION = ["O/S ", "OUTSIDE ", "REAR OF ", "OPP ", "NR ", "BEHIND ", "NEAR "]
+_UPPER = _FORMS["descriptors"]
+_POSITION = _FORMS["position_words"]
 COLUMNS = ["UPRN", "PARENT_UPRN", "SAO_START_NUMBER", "SAO_START_SUFFIX", "SAO_TEXT", "PAO_START_NUMBER",
            "PAO_START_SUFFIX", "PAO_END_NUMBER", "PAO_TEXT", "ORGANISATION", "STREET", "LOCALITY", "TOWN", "POSTCODE",
            "CLASSIFICATION", "X", "Y"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -117,11 +119,64 @@ def _title(s: str) -> str:
     return " ".join(w.capitalize() for w in s.split(" "))
 
 
+@dataclass
+class FormStyle:
+    """How one town's agencies write the address forms: its own random stream and drawn shares
+    (``data/address_forms.toml``, ``[render.shares]``), so the forms never move the town's other streams."""
+
+    rng: np.random.Generator
+    glued_flat: float
+    premises_name: float
+    _counts: dict | None = None
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> FormStyle:
+        """Shares drawn uniformly in their ranges from ``rng`` (which the style then keeps)."""
+        sh = vocab.address_forms()["render"]["shares"]
+        return cls(rng, float(rng.uniform(*sh["glued_flat"])), float(rng.uniform(*sh["premises_name"])))
+
+    def premises_count(self, gaz: pd.DataFrame, scope: int, key: tuple) -> int:
+        """Organisations with this name in the area a premises-name text gives (0 street + locality,
+        1 locality, 2 town)."""
+        if self._counts is None:
+            orgs = gaz[gaz["ORGANISATION"] != ""]
+            self._counts = {k: orgs.groupby(["ORGANISATION", *cols]).size().to_dict() for k, cols in
+                            enumerate((["STREET", "LOCALITY"], ["LOCALITY"], ["TOWN"]))}
+        return int(self._counts[scope].get(key, 0))
+
+
+@dataclass
+class Rendered:
+    """Address texts with, per text, its written form and whether it names more than one property."""
+
+    texts: list[str]
+    forms: list[str]
+    ambiguous: list[bool]
+
+
+_KIND_FORM = {"house": "house", "suffixed_house": "suffixed_number", "named_house": "named_house",
+              "block_flat": "flat_number", "letter_flat": "flat_letter", "floor_flat": "floor_descriptor",
+              "flat_above": "flat_above_shop", "shop": "shop_with_name"}
+
+
+def _flat_form(kind: str, flat: str, f: str, v: bool, q: np.ndarray, style: FormStyle | None) -> tuple[str, str]:
+    """(flat text, form) for a floor flat, a flat above a shop or a numbered flat that agencies glue (F3)."""
+    forms = vocab.address_forms()
+    if kind in ("floor_flat", "flat_above"):
+        opts = forms["flat_above"]["forms"] if kind == "flat_above" else forms["descriptors"][flat]
+        return (opts[int(q[0] * len(opts))] if v else flat), _KIND_FORM[kind]
+    if kind == "block_flat" and style is not None and v and q[0] < style.glued_flat:
+        return (f"F{f}" if q[2] < 0.5 else f"FL{f}"), "flat_glued"
+    return flat, _KIND_FORM.get(kind, "flat")
+
+
 def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray, variant_rate: float,
-                     upper: bool) -> list[str]:
+                     upper: bool, style: FormStyle | None = None) -> Rendered:
     """One address line per UPRN in an agency's own way: flat styles, abbreviations, missing parts.
 
     ``variant_rate`` is how often a non-canonical form is used; ``upper`` writes upper case, else title case.
+    ``style`` adds the forms of :mod:`~ecins_link.synth.llpg_forms` (floor descriptors, glued flat numbers,
+    premises by name) from its own stream; ``rng``'s draws do not depend on it.
     """
     idx = gaz.index.get_indexer(uprns) if len(uprns) else np.array([], int)
     sub = gaz["SAO_TEXT"].to_numpy()[idx]
@@ -132,17 +187,23 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
     typ = gaz["street_type"].to_numpy()[idx]
     loc = gaz["LOCALITY"].to_numpy()[idx]
     town = gaz["TOWN"].to_numpy()[idx]
+    kind = gaz["kind"].to_numpy()[idx] if "kind" in gaz else np.full(len(idx), "", object)
+    street_full = gaz["STREET"].to_numpy()[idx]
     abbrev = {t[0]: t[1] for t in vocab.places()["street_types"]}
     n = len(idx)
     r = rng.random((n, 6))
     vary = rng.random(n) < variant_rate
+    q = style.rng.random((n, 3)) if style is not None else np.ones((n, 3))
     out: list[str] = []
+    forms, amb = [_KIND_FORM.get(k, "house") for k in kind], [False] * n
     for i in range(n):
         v = vary[i]
         street = f"{base[i]} {abbrev[typ[i]] if v and r[i, 0] < 0.6 else typ[i]}"
         parts: list[str] = []
         flat = sub[i]
-        if flat:
+        if flat and kind[i] in ("floor_flat", "flat_above", "block_flat"):
+            flat, forms[i] = _flat_form(kind[i], flat, flat.split(" ", 1)[-1], v, q[i], style)
+        if flat and forms[i] in ("flat_number", "flat_letter", "flat"):
             f = flat.split(" ", 1)[1]
             if v and r[i, 1] < 0.25:
                 flat = f"APARTMENT {f}" if r[i, 1] < 0.08 else f"APT {f}"
@@ -151,8 +212,18 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
             if f.isalpha() and not bld[i] and v and r[i, 1] > 0.8:
                 parts.append(f"{num[i]}{f}")
                 flat = ""
+        if org[i] and style is not None and q[i, 1] < style.premises_name:  # premises by name, no number
+            scope = int(q[i, 2] * 3)
+            area = [f"{street}, {loc[i]}", loc[i], town[i]][scope]
+            key = (org[i], *([street_full[i], loc[i]], [loc[i]], [town[i]])[scope])
+            forms[i], amb[i] = "premises_name", style.premises_count(gaz, scope, key) > 1
+            text = f"{org[i]}, {area}" + (f", {town[i]}" if scope < 2 and (not v or r[i, 5] < 0.75) else "")
+            out.append(text if upper else _title(text))
+            continue
         if org[i] and (not v or r[i, 2] < 0.7):
             parts.append(org[i])
+        elif org[i]:
+            forms[i] = "shop_number_only"
         if flat:
             parts.append(flat)
         drop_building = bool(bld[i] and num[i] and v and r[i, 2] > 0.85)
@@ -172,12 +243,15 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
         sep = " " if v and r[i, 3] > 0.9 else ", "
         text = sep.join(parts)
         out.append(text if upper else _title(text))
-    return out
+    return Rendered(out, forms, amb)
 
 
-def render_location(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray) -> list[str]:
-    """Police-style free-text locations: 'O/S 12 High St', 'Rear of ...', premises names."""
-    lines = render_addresses(rng, gaz, uprns, variant_rate=0.9, upper=False)
+def render_location(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray,
+                    style: FormStyle | None = None) -> Rendered:
+    """Police-style free-text locations: 'O/S 12 High St', 'Rear of ...', premises names (form
+    ``position_words`` where a position word is written before the address)."""
+    got = render_addresses(rng, gaz, uprns, variant_rate=0.9, upper=False, style=style)
     prefixes = np.array(["", "", "", "O/S ", "Outside ", "Rear of ", "Near ", "In ", "Junction near "], object)
-    pick = prefixes[rng.integers(0, len(prefixes), size=len(lines))]
-    return [p + t for p, t in zip(pick, lines, strict=True)]
+    pick = prefixes[rng.integers(0, len(prefixes), size=len(got.texts))]
+    forms = [f if p in ("", "In ") else "position_words" for p, f in zip(pick, got.forms, strict=True)]
+    return Rendered([p + t for p, t in zip(pick, got.texts, strict=True)], forms, got.ambiguous)

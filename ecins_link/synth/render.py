@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ecins_link.synth import noise, vocab
-from ecins_link.synth.places import render_addresses, render_location
+from ecins_link.synth.places import FormStyle, Rendered, render_addresses, render_location
 
 
 def _ids(rng: np.random.Generator, prefix: str, n: int, digits: int) -> np.ndarray:
@@ -22,8 +22,8 @@ class Town:
     """Shared state for rendering one town."""
 
     def __init__(self, rng: np.random.Generator, people: pd.DataFrame, gaz: pd.DataFrame,
-                 as_of: np.datetime64) -> None:
-        self.rng, self.people, self.gaz, self.as_of = rng, people, gaz, as_of
+                 as_of: np.datetime64, style: FormStyle | None = None) -> None:
+        self.rng, self.people, self.gaz, self.as_of, self.style = rng, people, gaz, as_of, style
         self.rates = vocab.town()["noise"]
         self.cov = vocab.town()["coverage"]
         n = len(people)
@@ -63,12 +63,22 @@ class Town:
             raise AssertionError("event for a person without a record")
         return keys[start + (self.rng.random(len(person)) * count).astype(int)]
 
-    def address(self, uprns: np.ndarray, upper: bool) -> list[str]:
-        return render_addresses(self.rng, self.gaz, uprns, self.rates["address_variant"], upper)
+    def address(self, uprns: np.ndarray, upper: bool) -> Rendered:
+        """Address texts for ``uprns`` with their written forms (:func:`render_addresses`)."""
+        return render_addresses(self.rng, self.gaz, uprns, self.rates["address_variant"], upper, self.style)
 
     def postcode(self, uprns: np.ndarray) -> np.ndarray:
         pc = self.gaz["POSTCODE"].to_numpy()[self.gaz.index.get_indexer(uprns)]
         return noise.postcodes(self.rng, pc, self.rates)
+
+
+def form_columns(got: Rendered, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The truth helper columns ``_aform`` / ``_aamb`` of rendered addresses (placed at ``mask`` when given)."""
+    if mask is None:
+        return {"_aform": np.array(got.forms, dtype=object), "_aamb": np.array(got.ambiguous, dtype=bool)}
+    form, amb = np.full(len(mask), "", dtype=object), np.zeros(len(mask), dtype=bool)
+    form[mask], amb[mask] = got.forms, got.ambiguous
+    return {"_aform": form, "_aamb": amb}
 
 
 def _suffix(town: Town, recs: pd.DataFrame) -> np.ndarray:
@@ -94,20 +104,25 @@ def police(town: Town, events: pd.DataFrame, force_dup: np.ndarray | None = None
     names = [f"{noise.fold(s)}, {f.title() if t else f}{x}" for s, f, t, x in zip(recs["sur"], fore, title, sfx,
                                                                                      strict=True)]
     sex = town.people["sex"].to_numpy()[recs["_person"].to_numpy()]
+    sex_col = np.where(rng.random(len(recs)) < 0.02, "U", sex)
+    home = town.address(recs["_uprn"].to_numpy(), upper=rng.random() < 0.5)
     nominals = pd.DataFrame({"NOMINAL_ID": keys, "NAME": names, "DOB": noise.fmt_dates(recs["dob"].to_numpy(), "dmy"),
-                             "SEX": np.where(rng.random(len(recs)) < 0.02, "U", sex),
-                             "ADDRESS": town.address(recs["_uprn"].to_numpy(), upper=rng.random() < 0.5),
+                             "SEX": sex_col, "ADDRESS": home.texts,
                              "POSTCODE": town.postcode(recs["_uprn"].to_numpy()),
-                             "_person": recs["_person"].to_numpy(), "_uprn": recs["_uprn"].to_numpy()})
+                             "_person": recs["_person"].to_numpy(), "_uprn": recs["_uprn"].to_numpy(),
+                             **form_columns(home)})
     nominal = town.attach(recs, ev["person"].to_numpy(), keys)
     occ_ref = _ids(rng, "OC", int(ev["occ"].max()) + 1 if len(ev) else 0, 8)
     has_loc = ev["loc_uprn"].to_numpy() != ""
-    loc = np.full(len(ev), "", dtype=object)
-    loc[has_loc] = render_location(rng, town.gaz, ev["loc_uprn"].to_numpy()[has_loc])
+    loc, form, amb = (np.full(len(ev), "", dtype=object), np.full(len(ev), "", dtype=object),
+                      np.zeros(len(ev), dtype=bool))
+    got = render_location(rng, town.gaz, ev["loc_uprn"].to_numpy()[has_loc], town.style)
+    loc[has_loc], form[has_loc], amb[has_loc] = got.texts, got.forms, got.ambiguous
     occ = pd.DataFrame({"OCC_REF": occ_ref[ev["occ"].to_numpy()], "NOMINAL_ID": nominal,
                         "ROLE": ev["role"].to_numpy(), "OCC_TYPE": ev["code"].to_numpy(),
                         "OCC_DATETIME": noise.fmt_datetimes(ev["date"].to_numpy(), ev["minute"].to_numpy(), "dmy"),
                         "LOCATION": loc, "_person": ev["person"].to_numpy(), "_uprn": ev["loc_uprn"].to_numpy(),
+                        "_aform": form, "_aamb": amb,
                         "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(),
                         "_ts": ev["date"].to_numpy() + ev["minute"].to_numpy().astype("timedelta64[m]")})
     occ = occ.drop_duplicates(["OCC_REF", "NOMINAL_ID"]).sort_values(["_ts", "OCC_REF", "NOMINAL_ID"], kind="stable")
@@ -151,7 +166,8 @@ def housing(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     pos = p["pos"].to_numpy()[ten["_person"]]
     age = p["age"].to_numpy()[ten["_person"]]
     rel = np.select([pos == 0, (pos == 1) & (age >= 18), age < 18], ["LEAD TENANT", "JOINT TENANT", "CHILD"], "OTHER")
-    lines = [a.split(", ") for a in town.address(ten["_uprn"].to_numpy(), upper=False)]
+    home = town.address(ten["_uprn"].to_numpy(), upper=False)
+    lines = [a.split(", ") for a in home.texts]
     sex = p["sex"].to_numpy()[ten["_person"]]
     title = np.where(age < 18, "", np.where(sex == "M", "Mr", np.where(rng.random(len(ten)) < 0.5, "Mrs", "Ms")))
     tenancies = pd.DataFrame({
@@ -163,7 +179,7 @@ def housing(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         "ADDR3": [", ".join(x[2:]) for x in lines], "POSTCODE": town.postcode(ten["_uprn"].to_numpy()),
         "TENANCY_START": noise.fmt_dates(ten["start"].to_numpy(), "iso"),
         "TENANCY_END": noise.fmt_dates(ten["end"].to_numpy(), "iso"),
-        "_person": ten["_person"].to_numpy(), "_uprn": ten["_uprn"].to_numpy()})
+        "_person": ten["_person"].to_numpy(), "_uprn": ten["_uprn"].to_numpy(), **form_columns(home)})
     ev = events[events["source"] == "housing_cases"].reset_index(drop=True)
     who = ev["person"].to_numpy()
     cur_map = ten[ten["end"].isna()].drop_duplicates("_person").set_index("_person")["TENANCY_REF"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ecins_link.synth import noise, vocab
-from ecins_link.synth.render import Town, _ids
+from ecins_link.synth.render import Town, _ids, form_columns
 
 
 def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,15 +32,16 @@ def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     people = pd.DataFrame({
         "PERSON_ID": keys, "FORENAME": fore, "SURNAME": sur,
         "DOB": noise.fmt_dates(recs["dob"].to_numpy(), "dmon"), "GENDER": gender,
-        "ADDRESS": town.address(recs["_uprn"].to_numpy(), upper=False),
+        "ADDRESS": (home := town.address(recs["_uprn"].to_numpy(), upper=False)).texts,
         "POSTCODE": town.postcode(recs["_uprn"].to_numpy()),
         "PHONE": noise.phones(rng, town.phone[idx]), "EMAIL": email,
-        "_person": idx, "_uprn": recs["_uprn"].to_numpy()})
+        "_person": idx, "_uprn": recs["_uprn"].to_numpy(), **form_columns(home)})
     services = vocab.agencies()["council_contacts"]["services"]
     subject = ev["loc_uprn"].to_numpy()
     has = subject != ""
     subj_text = np.full(len(ev), "", dtype=object)
-    subj_text[has] = town.address(subject[has], upper=True)
+    subj = town.address(subject[has], upper=True)
+    subj_text[has] = subj.texts
     subj_pc = np.full(len(ev), "", dtype=object)
     subj_pc[has] = town.postcode(subject[has])
     contacts = pd.DataFrame({
@@ -48,7 +49,8 @@ def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         "SERVICE": [services.get(c, "OTHER") for c in ev["code"]], "CONTACT_TYPE": ev["code"].to_numpy(),
         "CONTACT_DATE": noise.fmt_dates(ev["date"].to_numpy(), "dmon"), "SUBJECT_ADDRESS": subj_text,
         "SUBJECT_POSTCODE": subj_pc, "_person": ev["person"].to_numpy(), "_uprn": subject,
-        "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy()})
+        "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy(),
+        **form_columns(subj, has)})
     contacts = contacts.sort_values(["_date", "CONTACT_ID"], kind="stable").drop(columns=["_date"])
     return people, contacts.reset_index(drop=True)
 
@@ -61,8 +63,9 @@ def fire(town: Town, events: pd.DataFrame, visits: pd.DataFrame) -> tuple[pd.Dat
     incidents = pd.DataFrame({
         "INCIDENT_NO": _ids(rng, "FI", len(ev), 8), "INCIDENT_TYPE": ev["code"].to_numpy(),
         "CALL_DATETIME": noise.fmt_datetimes(ev["date"].to_numpy(), ev["minute"].to_numpy(), "iso"),
-        "ADDRESS": town.address(uprn, upper=True), "POSTCODE": town.postcode(uprn), "_uprn": uprn,
-        "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy()})
+        "ADDRESS": (at := town.address(uprn, upper=True)).texts, "POSTCODE": town.postcode(uprn), "_uprn": uprn,
+        "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy(),
+        **form_columns(at)})
     incidents = incidents.sort_values(["_date", "INCIDENT_NO"], kind="stable").drop(columns=["_date"])
     who = visits["person"].to_numpy()
     dates = visits["date"].to_numpy()
@@ -81,8 +84,9 @@ def fire(town: Town, events: pd.DataFrame, visits: pd.DataFrame) -> tuple[pd.Dat
     dob = noise.dobs(rng, p["dob"].to_numpy()[who], {**town.rates, "dob_missing": 0.5})
     out = pd.DataFrame({"VISIT_ID": _ids(rng, "SW", len(who), 7),
                         "VISIT_DATE": noise.fmt_dates(dates, "dmy"), "OCCUPANT": occupant,
-                        "DOB": noise.fmt_dates(dob, "dmy"), "ADDRESS": town.address(home, upper=True),
-                        "POSTCODE": town.postcode(home)})
+                        "DOB": noise.fmt_dates(dob, "dmy"),
+                        "ADDRESS": (at := town.address(home, upper=True)).texts, "POSTCODE": town.postcode(home),
+                        **form_columns(at)})
     unknown = rng.random((len(who), 8)) < 0.03
     for j, col in enumerate(vocab.agencies()["fire_safe_well"]["flags"]):
         flag = visits[col].to_numpy().astype(bool)

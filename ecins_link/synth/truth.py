@@ -47,7 +47,9 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
         col = ADDRESS_COL.get(source)
         if col:
             has = (df[col].astype(str) != "").to_numpy() & (df["_uprn"].astype(str) != "").to_numpy()
-            addrs.append(pd.DataFrame({"source": source, "record_key": key[has], "true_uprn": df["_uprn"][has]}))
+            addrs.append(pd.DataFrame({"source": source, "record_key": key[has], "true_uprn": df["_uprn"][has],
+                                       "form": df["_aform"][has] if "_aform" in df else "",
+                                       "ambiguous": df["_aamb"][has].astype(int) if "_aamb" in df else 0}))
     if bad is not None:
         extra = pd.DataFrame(bad.extra_records, columns=["source", "record_key", "true_person_id"])
         extra["true_person_id"] = tid[extra["true_person_id"].to_numpy().astype(int)]
@@ -55,8 +57,11 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
         addrs.append(pd.DataFrame(bad.extra_addresses, columns=["source", "record_key", "true_uprn"]))
     pd.concat(recs).drop_duplicates(["source", "record_key"]).to_csv(truth / "records.csv", index=False,
                                                                       lineterminator="\n")
-    pd.concat(addrs).drop_duplicates(["source", "record_key"]).to_csv(truth / "addresses.csv", index=False,
-                                                                       lineterminator="\n")
+    addr = pd.concat(addrs).drop_duplicates(["source", "record_key"])
+    addr["address_class"] = address_classes(tables["llpg"], addr["true_uprn"])
+    addr["form"], addr["ambiguous"] = addr["form"].fillna(""), addr["ambiguous"].fillna(0).astype(int)
+    addr[["source", "record_key", "true_uprn", "address_class", "form", "ambiguous"]].to_csv(
+        truth / "addresses.csv", index=False, lineterminator="\n")
     pcols = people.assign(forenames=(people["forenames"] + " " + people["middle"]).str.strip(),
                           dob=np.datetime_as_string(people["dob"].to_numpy().astype("datetime64[D]"), unit="D"))
     pcols[["true_person_id", "forenames", "surname", "dob", "sex", "name_origin", "household_id",
@@ -82,6 +87,15 @@ def write_truth(truth: Path, tables: dict[str, pd.DataFrame], people: pd.DataFra
     for s in scen:
         counts[s["kind"]] = counts.get(s["kind"], 0) + 1
     return {"scenarios": counts, "decoys": len(dec)}
+
+
+def address_classes(llpg: pd.DataFrame, uprns: pd.Series) -> np.ndarray:
+    """``residential`` / ``commercial`` / ``other`` of each UPRN, from the gazetteer's AddressBase class."""
+    if "CLASSIFICATION" not in llpg:
+        return np.full(len(uprns), "", dtype=object)
+    code = pd.Series(llpg["CLASSIFICATION"].astype(str).to_numpy(), index=llpg["UPRN"].astype(str).to_numpy())
+    c = code.reindex(uprns.astype(str).to_numpy()).fillna("").str[:1].to_numpy()
+    return np.select([c == "R", c == "C"], ["residential", "commercial"], "other").astype(object)
 
 
 def _span(dates: dict, tag: str) -> dict:

@@ -97,6 +97,12 @@ def town() -> dict:
     return _toml("town.toml")
 
 
+@lru_cache(maxsize=1)
+def address_forms() -> dict:
+    """Address-form vocabularies, shares and gazetteer conventions (``data/address_forms.toml``)."""
+    return _toml("address_forms.toml")
+
+
 def weighted(table: dict[str, float]) -> Pool:
     """A pool from a {value: weight} table (order as written in the file)."""
     return _pool(list(table.keys()), list(table.values()))

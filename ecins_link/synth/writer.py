@@ -67,6 +67,12 @@ def _codes(source: str) -> str:
     return "codes = [\n" + "\n".join(items) + "\n]"
 
 
+def _gazetteer_mapping() -> str:
+    from ecins_link.synth.llpg_forms import GAZETTEER_MAPPING
+
+    return "\n".join(f"{k} = {_toml_str(v)}" for k, v in GAZETTEER_MAPPING.items())
+
+
 def project_toml(name: str, as_of: str, encodings: dict[str, str]) -> str:
     """The town's project file: every source with its mapping, codes, flags and the three purposes."""
     flags = vocab.agencies()["fire_safe_well"]["flags"]
@@ -87,15 +93,7 @@ agency = "council"
 path = "gazetteer/llpg.csv"
 key = "UPRN"
 [sources.gazetteer]
-uprn = "UPRN"
-sub_building = "SAO_TEXT"
-number = "PAO_NUMBER"
-building_name = "PAO_TEXT"
-organisation = "ORGANISATION"
-street = "STREET"
-locality = "LOCALITY"
-town = "TOWN"
-postcode = "POSTCODE"
+{_gazetteer_mapping()}
 
 [[sources]]
 name = "police_nominals"
