@@ -133,8 +133,9 @@ def town_texts(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], duc
         cols = [c for c in df.columns if "ADDRESS" in c.upper() or "LOCATION" in c.upper()] if col is None else [col]
         for c in cols:
             texts += [x for x in df[c].dropna().tolist()]
-    con.execute(f"""CREATE TABLE gazetteer AS SELECT UPRN AS uprn, SAO_TEXT AS sub_building, PAO_NUMBER AS number,
-        PAO_TEXT AS building_name, ORGANISATION AS organisation, STREET AS street, LOCALITY AS locality, TOWN AS town,
+    con.execute(f"""CREATE TABLE gazetteer AS SELECT UPRN AS uprn,
+        nullif(concat_ws(' ', SAO_TEXT, SAO_START_NUMBER), '') AS sub_building,
+        PAO_START_NUMBER || coalesce(PAO_START_SUFFIX, '') AS number, PAO_TEXT AS building_name, ORGANISATION AS organisation, STREET AS street, LOCALITY AS locality, TOWN AS town,
         POSTCODE AS postcode FROM read_csv('{out / 'town' / 'gazetteer' / 'llpg.csv'}', all_varchar = true)""")
     return sorted(set(texts) | set(CASES) | set(EXTRA)), con
 

@@ -11,7 +11,7 @@ Only what a property *is called* changes, from random stream 9 and the shares in
 * a plain house after a plain house N becomes NA (3, 3A; sometimes 3B too);
 * a house split into lettered flats becomes GROUND / FIRST / SECOND FLOOR FLAT;
 * converted houses and blocks of flats get a parent shell UPRN (new rows: :func:`llpg_table`);
-* some organisations become local shops ("<street> FISH BAR"), some national chains (several branches).
+* some organisations become local shops ("<street> FISH BAR"), some branches of the town's three national chains.
 
 :func:`llpg_table` writes the gazetteer file's BS7666 columns in the town's drawn conventions (how a flat
 number and a floor flat are held, how the class is coded); :data:`GAZETTEER_MAPPING` is its project-file entry.
@@ -143,7 +143,8 @@ def add_forms(rng: np.random.Generator, gaz: pd.DataFrame) -> tuple[pd.DataFrame
         i += 1
     r = rng.random(n)
     shop = np.flatnonzero(kind == "shop")
-    words, chains = forms["shop_words"], forms["chains"]
+    words = forms["shop_words"]
+    chains = [str(c) for c in rng.choice(forms["chains"], size=min(3, len(forms["chains"])), replace=False)]
     base = g["street_base"].to_numpy(object)
     for k, x in zip(shop, r[shop], strict=True):
         if x < sh["local_shop"]:
