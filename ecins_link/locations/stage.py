@@ -153,7 +153,8 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
     conf, prox = rules["confidence"], rules["proximity"]
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
-                 flats.get("hint_patterns", []), prox.get("at_prefixes", []))
+                 flats.get("hint_patterns", []), prox.get("at_prefixes", []),
+                 bool(flats.get("suffix_as_flat_letter", False)))
     guards.init(con)
     lap("prepare")
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
