@@ -6,10 +6,13 @@ re-reading names something there; the key joins that follow still need exactly o
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 
-def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = False) -> None:
+def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = False,
+                 plot_words: list[str] | None = None) -> None:
     """Re-read address parts the parser split wrongly, where the gazetteer shows the right reading.
 
     ``suffix_as_flat_letter``: read "22A Mill Lane", where the street has no 22A and the gazetteer lists a flat A at
@@ -18,7 +21,11 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     a flat whose own label was dropped) that reading was right only 14 times in 46 (two gazetteers, four house
     styles), a 0.93-confidence answer right 30 % of the time; off, such a text is answered at its building (level
     ``building``), never at another flat.  An extract known to write flats that way may turn it on.
+
+    ``plot_words``: words that label a development plot ("PLOT 51, FLAT A, 18 WILFIELD LANE"); see
+    :func:`_plot_numbers`.
     """
+    _plot_numbers(con, plot_words or [])
     if suffix_as_flat_letter:
         _suffix_as_flat_letter(con)
     # otherwise, where 22 is a building with flats: the number is read as 22, a flat the text names is kept ("First
@@ -119,3 +126,40 @@ def _suffix_as_flat_letter(con: duckdb.DuckDBPyConnection) -> None:
           AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
                       AND g.number = regexp_extract(a.number, '^(\d+)', 1)
                       AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
+
+
+def _plot_numbers(con: duckdb.DuckDBPyConnection, plot_words: list[str]) -> None:
+    """"PLOT 51, FLAT A, 18 WILFIELD LANE" parsed as number 51, building "PLOT", street "18 WILFIELD LANE": a number
+    after a plot word is a development plot, not the house number.  Every such number of the text is listed in
+    ``_loc_addr.plot_numbers`` (the matcher's checks do not ask the candidate to carry it); a parsed number that is
+    one of them is dropped, the plot word leaves the building name, and a street that begins with a number followed
+    by a gazetteer street is read as that number and street.  The rules after this one then read the rest."""
+    con.execute("ALTER TABLE _loc_addr ADD COLUMN IF NOT EXISTS plot_numbers VARCHAR[]")
+    words = [w.upper() for w in plot_words if w.strip()]
+    if not words:
+        return
+    rx = r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\.?\s*(\d+[A-Z]?)\b"
+    con.execute("UPDATE _loc_addr SET plot_numbers = regexp_extract_all(upper(coalesce(address_text, '')), ?, 1)",
+                [rx])
+    # "PLOT 7 24 HIGH ST" parsed as flat 7 of 24: a flat id that is the plot's number, not written after a flat word
+    con.execute(r"""
+        UPDATE _loc_addr SET flat_id = NULL, flat = NULL
+        WHERE list_contains(plot_numbers, flat_id) AND number IS NOT NULL
+          AND NOT regexp_matches(upper(coalesce(address_text, '')),
+                                 '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\.?\s*' || flat_id || '\b')""")
+    tail = r"(^|\s)(?:" + "|".join(re.escape(w) for w in words) + r")$"
+    con.execute("UPDATE _loc_addr SET building = nullif(trim(regexp_replace(building, ?, '')), '') "
+                "WHERE len(plot_numbers) > 0 AND building IS NOT NULL", [tail])
+    # the plot word and number explain themselves (the weak keys ask for no unexplained words)
+    con.execute("UPDATE _loc_addr SET lo = list_filter(lo, x -> NOT (list_contains(?, x) OR list_contains(plot_numbers, x))) "
+                "WHERE len(plot_numbers) > 0", [words])
+    con.execute("UPDATE _loc_addr SET n_leftover = len(lo) WHERE len(plot_numbers) > 0")
+    con.execute(r"""
+        UPDATE _loc_addr a
+        SET number = CASE WHEN g.street IS NOT NULL THEN regexp_extract(a.street, '^(\d+[A-Z]?) ', 1) END,
+            street = CASE WHEN g.street IS NOT NULL THEN g.street ELSE a.street END
+        FROM (SELECT x.akey, s.street FROM _loc_addr x
+              LEFT JOIN (SELECT DISTINCT street FROM _loc_gaz) s
+                ON s.street = regexp_replace(x.street, '^\d+[A-Z]? ', '') AND regexp_matches(x.street, '^\d+[A-Z]? ')
+              WHERE list_contains(x.plot_numbers, x.number)) g
+        WHERE a.akey = g.akey""")

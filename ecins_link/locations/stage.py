@@ -154,7 +154,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
                  flats.get("hint_patterns", []), prox.get("at_prefixes", []),
-                 bool(flats.get("suffix_as_flat_letter", False)))
+                 bool(flats.get("suffix_as_flat_letter", False)), flats.get("plot_words", []))
     guards.init(con)
     lap("prepare")
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
