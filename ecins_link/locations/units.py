@@ -25,12 +25,16 @@ _UNITS = """
         FROM _loc_res r JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
         WHERE {who} AND NOT a.near AND g.has_flats AND g.flat_id IS NULL
           AND r.match_method NOT IN ('source_uprn', 'only_home_in_building', 'premises_in_building')),
+    -- two equi-joins (an OR in one join condition would be a nested loop over the gazetteer)
     units AS (
-        SELECT DISTINCT b.akey, b.tflat, b.address_norm, b.borg, u.uprn, u.flat_id, u.address_class, u.organisation
-        FROM b JOIN _loc_gaz u
-          ON u.uprn <> b.uprn AND (u.parent_uprn = b.uprn
-              OR (u.flat_id IS NOT NULL AND u.number = b.number AND u.street IS NOT DISTINCT FROM b.street
-                  AND u.postcode IS NOT DISTINCT FROM b.postcode)))"""
+        SELECT DISTINCT * FROM (
+            SELECT b.akey, b.tflat, b.address_norm, b.borg, u.uprn, u.flat_id, u.address_class, u.organisation
+            FROM b JOIN _loc_gaz u ON u.parent_uprn = b.uprn AND u.uprn <> b.uprn
+            UNION ALL
+            SELECT b.akey, b.tflat, b.address_norm, b.borg, u.uprn, u.flat_id, u.address_class, u.organisation
+            FROM b JOIN _loc_gaz u ON u.number = b.number AND u.street IS NOT DISTINCT FROM b.street
+                                  AND u.postcode IS NOT DISTINCT FROM b.postcode
+            WHERE u.flat_id IS NOT NULL AND u.uprn <> b.uprn))"""
 
 
 def _move(con: duckdb.DuckDBPyConnection, method: str, confidence: float) -> int:
