@@ -58,6 +58,38 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     # "[number] street" where the gazetteer has that building (at that number), read it so -- one reading only
     con.execute(r"""
         UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = q.f,
+               lo = list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.n, q.s), ' '), x)),
+               n_leftover = len(list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.n, q.s), ' '), x)))
+        FROM (SELECT x.akey, x.street AS b, g.number AS n, g.street AS s,
+                     CASE WHEN g.number IS NOT NULL THEN coalesce(x.flat_id, x.number) ELSE x.flat_id END AS f,
+                     count(*) OVER (PARTITION BY x.akey) AS k
+              FROM (SELECT akey, street, number, flat_id,
+                           trim(substr(address_norm, strpos(' ' || address_norm || ' ', ' ' || street || ' ')
+                                                     + length(street))) || ' ' AS rest
+                    FROM _loc_addr y
+                    WHERE building IS NULL AND street IS NOT NULL AND (flat_id IS NULL OR number IS NULL)
+                      AND strpos(' ' || address_norm || ' ', ' ' || street || ' ') > 0
+                      AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = y.street)) x
+              JOIN (SELECT DISTINCT building, number, street FROM _loc_gaz
+                    WHERE building IS NOT NULL AND street IS NOT NULL) g ON g.building = x.street
+              WHERE (g.number IS NOT NULL OR x.number IS NULL)
+                AND starts_with(x.rest, concat_ws(' ', g.number, g.street) || ' ')) q
+        WHERE a.akey = q.akey AND q.k = 1""")
+    _number_as_flat_of_named_block(con)
+
+
+def _number_as_flat_of_named_block(con: duckdb.DuckDBPyConnection) -> None:
+    """"7 Belfield Point Melley Gardens", "5 Calham Mansions, Thornfield Drive", "Calham Mansions, 12, Thornfield
+    Drive": a number written with the name of a block of flats, the block's own number left out, is a flat of that
+    block (the usual way a flat in a named block is written).
+
+    Read so only when the gazetteer has a building of that name on the street the text goes on with (or names), at
+    another number, and lists that flat in it; the parsed reading names no property of that building (no gazetteer
+    street of the parsed name, or no such number in the block); and the reading is the only one.  The key joins
+    then still need exactly one UPRN.
+    """
+    con.execute(r"""
+        UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = q.f,
                lo = list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.b, q.s), ' '), x)),
                n_leftover = len(list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.b, q.s), ' '), x)))
         FROM (WITH x AS (SELECT akey, number, building, street, address_norm,
