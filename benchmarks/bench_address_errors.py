@@ -200,9 +200,10 @@ def main() -> None:
     ap.add_argument("--gazetteer-seed", type=int, default=404)
     ap.add_argument("--quick", action="store_true", help="first setting only")
     ap.add_argument("--keep", type=Path)
+    ap.add_argument("--name", default="address_errors", help="results file name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     g = build_llpg(np.random.default_rng(args.gazetteer_seed), args.streets)
-    record: dict = {"gazetteer_rows": len(g), "settings": {}}
+    record: dict = {"gazetteer_seed": args.gazetteer_seed, "gazetteer_rows": len(g), "settings": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
@@ -229,7 +230,7 @@ def main() -> None:
             record["settings"][label] = out
             print(label, json.dumps({k: out[k]["unambiguous"] for k in ("engine", "uam_default", "uam_strict")}),
                   file=sys.stderr)
-    path = write_results("address_errors", record)
+    path = write_results(args.name, record)
     print(f"written {path}", file=sys.stderr)
 
 

@@ -176,3 +176,23 @@ def test_recording_error_forms_resolve_as_expected(answers: pd.DataFrame) -> Non
     assert len(rows) == len(RECORDING_ERRORS)
     bad = rows[~rows.apply(_ok, axis=1)]
     assert bad.empty, bad[["text", "expected", "uprn", "match_level", "match_reason"]].to_string()
+
+
+UNIT_FORMS = ["5 High Street, Aldton", "9 MARKET PL, ALDTON", "Flat 1, 9 Market Place, Aldton",
+              "Flat, 5 High Street, Aldton", "5a High Street, Aldton", "Flat 2, 5 High Street, Aldton",
+              "Ground Floor Flat, 9 Market Place, Aldton", "Flat 1, 7 High Street, Aldton",
+              "Betfred, Flat 1, 7 High Street, Aldton", "Flat 1, 7 High Street, Aldton",
+              "4 Birch House, High Street, Aldton", "5 BIRCH HOUSE HIGH STREET ALDTON",
+              "Birch House, 3, High Street, Aldton", "Birch House, 7, High Street, Aldton",
+              "Plot 12, Flat 2, Birch House, 19 High Street, Aldton", "PLOT 7 24 HIGH STREET ALDTON",
+              "Plot 51, Flat B, 11 High Street, Aldton"]
+
+
+def test_building_unit_forms_resolve_as_expected(answers: pd.DataFrame) -> None:
+    """A home at a building that holds one dwelling is that dwelling (never the shop, never another numbered flat
+    or floor); an event naming one unit's organisation is that unit; "4 Birch House, High St" is flat 4 of the
+    block; a development plot's number ("Plot 12, ...") is not the house number.  Each one as expected."""
+    rows = answers[answers["text"].isin(UNIT_FORMS)]
+    assert set(rows["text"]) == set(UNIT_FORMS)
+    bad = rows[~rows.apply(_ok, axis=1)]
+    assert bad.empty, bad[["text", "expected", "uprn", "match_level", "match_reason"]].to_string()

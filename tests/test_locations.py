@@ -450,3 +450,21 @@ def test_a_flat_known_only_to_its_building_is_scored_right_building_not_wrong_ot
         o = evaluate_locations(store, tmp_path / "addresses.csv")["overall"]
     assert o["correct"] == 0.5 and o["wrong"] == 0.5
     assert o["right_building"] == 0.5 and o["wrong_other"] == 0.0
+
+
+def test_suffix_on_a_building_with_lettered_flats_is_the_building_unless_the_rules_say_flat_letter(tmp_path):
+    """"14A High St" where the street has no 14A and 14 lists flats A and B: by default the building (level
+    ``building``, flat not known: a suffix is as often added to a flat whose own label was dropped); with
+    ``[flats] suffix_as_flat_letter = true`` flat A.  Never flat B."""
+    gaz = _gazetteer()
+    std = pd.DataFrame([["police", "sfx", "person", "14A High Street, Aldton", "14A HIGH STREET ALDTON", None, "14A",
+                         None, "HIGH STREET", "ALDTON", None, None, None, None]], columns=STD_COLS)
+    shell = gaz[(gaz.street == "HIGH STREET") & (gaz.town == "ALDTON") & (gaz.number == "14") & gaz.flat.isna()]
+    m, _ = _link(tmp_path, gaz, std, _rules_without_matcher(tmp_path))
+    assert m.loc["sfx", "uprn"] == shell.uprn.iloc[0] and m.loc["sfx", "match_level"] == "building"
+    on = tmp_path / "on"
+    on.mkdir()
+    m, _ = _link(on, gaz, std, _rules_without_matcher(on, ("suffix_as_flat_letter = false",
+                                                           "suffix_as_flat_letter = true")))
+    assert m.loc["sfx", "uprn"] == _uprn(gaz, "14", "HIGH STREET", "ALDTON", "FLAT A")
+    assert m.loc["sfx", "match_level"] == "flat"

@@ -101,7 +101,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         "the best candidate is on a street of another type (Mews, Road ...) (refused)")
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
-             "AND r.match_method <> 'flat_descriptor'",
+             "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building')",
         "the best candidate is another flat (refused)")
     return out
 

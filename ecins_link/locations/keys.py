@@ -67,7 +67,8 @@ def flat_id_expr(col: str, label_words: list[str]) -> str:
 
 def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazetteer: bool,
             flat_words: list[str] | None = None, flat_hints: list[str] | None = None,
-            at_prefixes: list[str] | None = None) -> None:
+            at_prefixes: list[str] | None = None, suffix_as_flat_letter: bool = False,
+            plot_words: list[str] | None = None) -> None:
     """Create ``_loc_addr`` (distinct addresses), ``_loc_map`` (record -> akey) and ``_loc_gaz``.
 
     ``flat_words`` are flat label words stripped to compare flats ('FLAT', 'APARTMENT', ...);
@@ -168,7 +169,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             SELECT * REPLACE (area AS town) FROM (
                 SELECT *, unnest(list_distinct(list_filter([town, locality], x -> x IS NOT NULL))) AS area
                 FROM _loc_gaz)""")
-        reread_parts(con)
+        reread_parts(con, suffix_as_flat_letter, plot_words or [])
         # areas (towns, localities) named in each address outside its building and street names, and words
         # nothing explains.  The standardiser expands street-type abbreviations, so a locality such as "St Marys"
         # can reach address_norm as "STREET MARYS": such spellings of an area count as the area

@@ -6,24 +6,28 @@ re-reading names something there; the key joins that follow still need exactly o
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 
-def reread_parts(con: duckdb.DuckDBPyConnection) -> None:
-    """Re-read address parts the parser split wrongly, where the gazetteer shows the right reading."""
-    # "22A Mill Lane" where the street has no 22A: a part of 22.  When the gazetteer lists a flat A at 22 and the
-    # text names no other flat, it is read as flat A (the usual way "22A" is written for "Flat A, 22").  Measured
-    # on address-errors output (recording errors learned from six councils' registers, where a suffix is often added
-    # to a flat's number), that reading was right only 8 times in 21, against every time on the synthetic towns:
-    # kept, and reported here.
-    con.execute(r"""
-        UPDATE _loc_addr a SET number = regexp_extract(a.number, '^(\d+)', 1),
-                               flat_id = regexp_extract(a.number, '([A-Z])$', 1)
-        WHERE a.flat_id IS NULL AND regexp_matches(a.number, '^\d+[A-Z]$') AND a.street IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.number = a.number AND g.street = a.street)
-          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
-                      AND g.number = regexp_extract(a.number, '^(\d+)', 1)
-                      AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
+def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = False,
+                 plot_words: list[str] | None = None) -> None:
+    """Re-read address parts the parser split wrongly, where the gazetteer shows the right reading.
+
+    ``suffix_as_flat_letter``: read "22A Mill Lane", where the street has no 22A and the gazetteer lists a flat A at
+    22, as flat A of 22 (``[flats] suffix_as_flat_letter`` in the location rules).  Off by default: on
+    address-errors output (recording errors learned from six councils' registers, where a suffix is often added to
+    a flat whose own label was dropped) that reading was right only 14 times in 46 (two gazetteers, four house
+    styles), a 0.93-confidence answer right 30 % of the time; off, such a text is answered at its building (level
+    ``building``), never at another flat.  An extract known to write flats that way may turn it on.
+
+    ``plot_words``: words that label a development plot ("PLOT 51, FLAT A, 18 WILFIELD LANE"); see
+    :func:`_plot_numbers`.
+    """
+    _plot_numbers(con, plot_words or [])
+    if suffix_as_flat_letter:
+        _suffix_as_flat_letter(con)
     # otherwise, where 22 is a building with flats: the number is read as 22, a flat the text names is kept ("First
     # Floor Flat, 22a" is the first-floor flat of 22), and a text naming none gets the suffix as a flat id no
     # gazetteer flat has ("22A?"): the answer is the building, at level "building"
@@ -71,3 +75,94 @@ def reread_parts(con: duckdb.DuckDBPyConnection) -> None:
               WHERE (g.number IS NOT NULL OR x.number IS NULL)
                 AND starts_with(x.rest, concat_ws(' ', g.number, g.street) || ' ')) q
         WHERE a.akey = q.akey AND q.k = 1""")
+    _number_as_flat_of_named_block(con)
+
+
+def _number_as_flat_of_named_block(con: duckdb.DuckDBPyConnection) -> None:
+    """"7 Belfield Point Melley Gardens", "5 Calham Mansions, Thornfield Drive", "Calham Mansions, 12, Thornfield
+    Drive": a number written with the name of a block of flats, the block's own number left out, is a flat of that
+    block (the usual way a flat in a named block is written).
+
+    Read so only when the gazetteer has a building of that name on the street the text goes on with (or names), at
+    another number, and lists that flat in it; the parsed reading names no property of that building (no gazetteer
+    street of the parsed name, or no such number in the block); and the reading is the only one.  The key joins
+    then still need exactly one UPRN.
+    """
+    con.execute(r"""
+        UPDATE _loc_addr a SET building = q.b, number = q.n, street = q.s, flat_id = q.f,
+               lo = list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.b, q.s), ' '), x)),
+               n_leftover = len(list_filter(a.lo, x -> NOT list_contains(string_split(concat_ws(' ', q.b, q.s), ' '), x)))
+        FROM (WITH x AS (SELECT akey, number, building, street, address_norm,
+                                split_part(coalesce(building, street), ' ', 1) AS w FROM _loc_addr y
+                         WHERE flat_id IS NULL AND number IS NOT NULL AND street IS NOT NULL
+                           AND regexp_full_match(number, '\d{1,4}[A-Z]?')
+                           AND (building IS NOT NULL
+                                OR NOT EXISTS (SELECT 1 FROM _loc_gaz s WHERE s.street = y.street))),
+                   g AS (SELECT DISTINCT building, number, street, split_part(building, ' ', 1) AS w FROM _loc_gaz
+                         WHERE building IS NOT NULL AND street IS NOT NULL AND number IS NOT NULL
+                           AND (has_flats OR flat_id IS NOT NULL))
+              SELECT x.akey, g.building AS b, g.number AS n, g.street AS s, x.number AS f,
+                     count(*) OVER (PARTITION BY x.akey) AS k
+              -- joined on the building name's first word (a hash join), then checked
+              FROM x JOIN g ON g.w = x.w AND g.number <> x.number
+              WHERE (-- "Calham Mansions, 12, Thornfield Drive": the building and street parsed as such
+                     (x.building = g.building AND x.street = g.street)
+                     -- "7 Belfield Point Melley Gardens" / "5 Calham Mansions, Thornfield Drive": the parsed street,
+                     -- no gazetteer street, begins with the building's name, and the text goes on with its street
+                     OR (x.building IS NULL AND starts_with(x.street || ' ', g.building || ' ')
+                         AND starts_with(trim(substr(' ' || x.address_norm || ' ',
+                                                     strpos(' ' || x.address_norm || ' ', ' ' || g.building || ' ')
+                                                     + length(g.building) + 1)) || ' ', g.street || ' ')))
+                AND EXISTS (SELECT 1 FROM _loc_gaz f WHERE f.building = g.building AND f.street = g.street
+                                                       AND f.number = g.number AND f.flat_id = x.number)) q
+        WHERE a.akey = q.akey AND q.k = 1""")
+
+
+def _suffix_as_flat_letter(con: duckdb.DuckDBPyConnection) -> None:
+    """"22A Mill Lane" -> flat A of 22 Mill Lane (see :func:`reread_parts`)."""
+    # "22A Mill Lane" where the street has no 22A and the gazetteer lists a flat A at 22, the text naming no other flat
+    con.execute(r"""
+        UPDATE _loc_addr a SET number = regexp_extract(a.number, '^(\d+)', 1),
+                               flat_id = regexp_extract(a.number, '([A-Z])$', 1)
+        WHERE a.flat_id IS NULL AND regexp_matches(a.number, '^\d+[A-Z]$') AND a.street IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.number = a.number AND g.street = a.street)
+          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
+                      AND g.number = regexp_extract(a.number, '^(\d+)', 1)
+                      AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
+
+
+def _plot_numbers(con: duckdb.DuckDBPyConnection, plot_words: list[str]) -> None:
+    """"PLOT 51, FLAT A, 18 WILFIELD LANE" parsed as number 51, building "PLOT", street "18 WILFIELD LANE": a number
+    after a plot word is a development plot, not the house number.  Every such number of the text is listed in
+    ``_loc_addr.plot_numbers`` (the matcher's checks do not ask the candidate to carry it); a parsed number that is
+    one of them is dropped, the plot word leaves the building name, and a street that begins with a number followed
+    by a gazetteer street is read as that number and street.  The rules after this one then read the rest."""
+    con.execute("ALTER TABLE _loc_addr ADD COLUMN IF NOT EXISTS plot_numbers VARCHAR[]")
+    words = [w.upper() for w in plot_words if w.strip()]
+    if not words:
+        return
+    rx = r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\.?\s*(\d+[A-Z]?)\b"
+    con.execute("UPDATE _loc_addr SET plot_numbers = regexp_extract_all(upper(coalesce(address_text, '')), ?, 1)",
+                [rx])
+    # "PLOT 7 24 HIGH ST" parsed as flat 7 of 24: a flat id that is the plot's number, not written after a flat word
+    con.execute(r"""
+        UPDATE _loc_addr SET flat_id = NULL, flat = NULL
+        WHERE list_contains(plot_numbers, flat_id) AND number IS NOT NULL
+          AND NOT regexp_matches(upper(coalesce(address_text, '')),
+                                 '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\.?\s*' || flat_id || '\b')""")
+    tail = r"(^|\s)(?:" + "|".join(re.escape(w) for w in words) + r")$"
+    con.execute("UPDATE _loc_addr SET building = nullif(trim(regexp_replace(building, ?, '')), '') "
+                "WHERE len(plot_numbers) > 0 AND building IS NOT NULL", [tail])
+    # the plot word and number explain themselves (the weak keys ask for no unexplained words)
+    con.execute("UPDATE _loc_addr SET lo = list_filter(lo, x -> NOT (list_contains(?, x) OR list_contains(plot_numbers, x))) "
+                "WHERE len(plot_numbers) > 0", [words])
+    con.execute("UPDATE _loc_addr SET n_leftover = len(lo) WHERE len(plot_numbers) > 0")
+    con.execute(r"""
+        UPDATE _loc_addr a
+        SET number = CASE WHEN g.street IS NOT NULL THEN regexp_extract(a.street, '^(\d+[A-Z]?) ', 1) END,
+            street = CASE WHEN g.street IS NOT NULL THEN g.street ELSE a.street END
+        FROM (SELECT x.akey, s.street FROM _loc_addr x
+              LEFT JOIN (SELECT DISTINCT street FROM _loc_gaz) s
+                ON s.street = regexp_replace(x.street, '^\d+[A-Z]? ', '') AND regexp_matches(x.street, '^\d+[A-Z]? ')
+              WHERE list_contains(x.plot_numbers, x.number)) g
+        WHERE a.akey = g.akey""")

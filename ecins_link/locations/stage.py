@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import fuzzy_keys, guards, keys, premises
+from ecins_link.locations import fuzzy_keys, guards, keys, premises, units
 from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
 from ecins_link.store import Store
 
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
 METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "premises_name", "flat_descriptor", "uk_address_matcher",
            "uk_address_matcher_relaxed",
-           "building_only",
+           "building_only", "only_home_in_building", "premises_in_building",
            "proximity", "unresolved", "too_vague"]
 LEVELS = ["exact", "flat", "building", "approximate", "street", "unresolved"]
 
@@ -153,7 +153,8 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
     conf, prox = rules["confidence"], rules["proximity"]
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
-                 flats.get("hint_patterns", []), prox.get("at_prefixes", []))
+                 flats.get("hint_patterns", []), prox.get("at_prefixes", []),
+                 bool(flats.get("suffix_as_flat_letter", False)), flats.get("plot_words", []))
     guards.init(con)
     lap("prepare")
     counts: dict = {"distinct_addresses": con.execute("SELECT count(*) FROM _loc_addr").fetchone()[0]}
@@ -185,6 +186,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         from ecins_link.standardise.address_flats import upper_ids
 
         counts["flat_descriptor"] = guards.resolve_upper_flat(con, conf.get("flat_descriptor", 0.9), upper_ids())
+        counts["units_after_keys"] = units.resolve_units(con, conf)
         counts["guards_after_keys"] = guards.apply_guards(con, home_rule, street_types)
         lap("guards")
         uam = rules["uk_address_matcher"]
@@ -209,10 +211,13 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
             lap("uk_address_matcher")
+        counts["units_after_matcher"] = units.resolve_units(con, conf)
         counts["guards_after_matcher"] = guards.apply_guards(
-            con, home_rule, street_types, ["uk_address_matcher", "uk_address_matcher_relaxed"])
+            con, home_rule, street_types, ["uk_address_matcher", "uk_address_matcher_relaxed",
+                                           *units.METHODS])
         counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
-        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only"])
+        counts["units_last"] = units.resolve_units(con, conf)
+        counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only", *units.METHODS])
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")

@@ -64,7 +64,10 @@ def checks_sql(settings: dict) -> str:
     w_single = float(settings.get("single_candidate_min_weight", 8.0))
     flat_label = r"'\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\.?\s*0*' || regexp_extract(a.flat_id, '^\d+') || '\b'"
     rest = _without_last(_without_last("coalesce(a.address_norm, upper(a.address_text), '')", "g.town"), "g.locality")
-    text_numbers = r"regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(?:FLAT|FLT|FL|F|APT)?(\d+[A-Z]?)\b', 1)"
+    # (a development plot's number is no number of the address: "PLOT 51, FLAT A, 18 ...")
+    text_numbers = (r"list_filter(regexp_extract_all(upper(coalesce(a.address_text, '')), "
+                    r"'\b(?:FLAT|FLT|FL|F|APT)?(\d+[A-Z]?)\b', 1), "
+                    r"x -> NOT list_contains(coalesce(a.plot_numbers, []), x))")
     cand_numbers = (r"regexp_extract_all(concat_ws(' ', g.flat, g.number, g.building, g.organisation, "
                     r"g.number || CASE WHEN length(g.flat_id) = 1 THEN g.flat_id END), '\b(\d+[A-Z]?)\b', 1)")
     return rf"""
