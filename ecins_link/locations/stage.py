@@ -201,8 +201,12 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 # that says nothing else (no building or premises name, no postcode): the matcher can only guess
                 todo += """ AND NOT (a.postcode IS NULL AND a.building IS NULL AND a.n_unexplained = 0
                                      AND a.akey IN (SELECT akey FROM _loc_ties))"""
-            todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
-            counts["uk_address_matcher_sent"] = con.execute(f"SELECT count(*) FROM ({todo})").fetchone()[0]
+            # materialised once: counted here, matched by its distinct texts (uam.distinct_texts)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_todo AS SELECT * FROM ({todo}) WHERE length(address_concat) >= 3")
+            todo = "SELECT * FROM _loc_todo"
+            counts["uk_address_matcher_sent"] = con.execute("SELECT count(*) FROM _loc_todo").fetchone()[0]
+            counts["uk_address_matcher_texts"] = con.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT address_concat, postcode FROM _loc_todo)").fetchone()[0]
             try:
                 counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam, session=session)
             except Exception as err:  # noqa: BLE001 - the residue stays unresolved; the audit row says why

@@ -182,17 +182,49 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
     """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
 
     ``session`` is a :class:`MatcherSession` already preparing the gazetteer (``_loc_gaz`` is used to start
-    one otherwise).  Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``;
+    one otherwise).  The matcher is called once, on the distinct (text, postcode) pairs (:func:`distinct_texts`:
+    its answer for a text does not depend on the rest of the batch, so texts that several addresses share are
+    matched once).  Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``;
     returns how many.
     """
-    messy = con.execute(todo_sql).to_arrow_table()
-    if messy.num_rows == 0:
+    n_texts = distinct_texts(con, todo_sql)
+    if n_texts == 0:
         return 0
+    messy = con.execute("SELECT tkey AS akey, address_concat, postcode FROM _loc_uam_text ORDER BY tkey").to_arrow_table()
     if session is None:
         with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
-            out = own.match(messy)
-    else:
-        out = session.match(messy)
+            by_text = own.match(messy)
+        return _accept_by_text(con, by_text, settings)
+    return _accept_by_text(con, session.match(messy), settings)
+
+
+def distinct_texts(con: duckdb.DuckDBPyConnection, todo_sql: str) -> int:
+    """Materialise ``todo_sql`` once as ``_loc_uam_todo`` (akey, address_concat, postcode, tkey) and its distinct
+    (address_concat, postcode) pairs as ``_loc_uam_text`` (tkey, address_concat, postcode); return how many pairs.
+
+    Extracts repeat an address in many spellings that standardise to different parts (so different akeys) but
+    often to the same one-line text: those are sent to the matcher once.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_uam_text AS
+        SELECT 'T' || row_number() OVER (ORDER BY address_concat, postcode NULLS FIRST) AS tkey, address_concat, postcode
+        FROM (SELECT DISTINCT address_concat, postcode FROM ({todo_sql}))""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_uam_todo AS
+        SELECT t.akey, t.address_concat, t.postcode, x.tkey
+        FROM ({todo_sql}) t JOIN _loc_uam_text x
+          ON x.address_concat = t.address_concat AND x.postcode IS NOT DISTINCT FROM t.postcode""")
+    return con.execute("SELECT count(*) FROM _loc_uam_text").fetchone()[0]
+
+
+def _accept_by_text(con: duckdb.DuckDBPyConnection, by_text: pa.Table, settings: dict) -> int:
+    """Give each address the matcher's answer for its text (``by_text``: keyed by tkey), then accept or refuse."""
+    con.register("_loc_uam_by_text", by_text)
+    try:
+        out = con.execute("""SELECT t.akey, o.uprn, o.match_weight, o.dist, o.reason
+                             FROM _loc_uam_todo t JOIN _loc_uam_by_text o ON o.akey = t.tkey""").to_arrow_table()
+    finally:
+        con.unregister("_loc_uam_by_text")
     n = accept_matches(con, out, settings)
-    log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
+    log.info("uk_address_matcher: %d texts sent for %d addresses, %d accepted", by_text.num_rows, out.num_rows, n)
     return n
