@@ -178,24 +178,50 @@ class MatcherSession:
 
 
 def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict,
-                           session: MatcherSession | None = None) -> int:
+                           session: MatcherSession | None = None, cache: tuple[str, str] | None = None) -> int:
     """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
 
     ``session`` is a :class:`MatcherSession` already preparing the gazetteer (``_loc_gaz`` is used to start
     one otherwise).  The matcher is called once, on the distinct (text, postcode) pairs (:func:`distinct_texts`:
     its answer for a text does not depend on the rest of the batch, so texts that several addresses share are
-    matched once).  Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``;
-    returns how many.
+    matched once).  ``cache`` = (table on ``con`` with the answers kept from earlier runs for this gazetteer and
+    matcher, its fingerprint; :mod:`.uam_cache`): only the texts it lacks go to the matcher (none: the matcher is
+    not called), and the answers for this run's texts are left in temp table ``_loc_uam_next``.  Accepted matches
+    are inserted into ``_loc_res`` with method ``uk_address_matcher``; returns how many.
     """
+    from ecins_link.locations import uam_cache
+
     n_texts = distinct_texts(con, todo_sql)
-    if n_texts == 0:
+    pending = "_loc_uam_text"
+    if cache is not None:
+        n_texts = uam_cache.split_texts(con, cache[0])
+        pending = "_loc_uam_miss"
+    fresh = None
+    if n_texts:
+        messy = con.execute(f"SELECT tkey AS akey, address_concat, postcode FROM {pending} ORDER BY tkey").to_arrow_table()
+        if session is None:
+            with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
+                fresh = own.match(messy)
+        else:
+            fresh = session.match(messy)
+    if cache is not None:
+        con.register("_loc_uam_next_in", uam_cache.new_cache(con, fresh, cache[1]))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam_next AS SELECT * FROM _loc_uam_next_in")
+        finally:
+            con.unregister("_loc_uam_next_in")
+        if fresh is None:
+            fresh = con.execute("SELECT * FROM _loc_uam_hits").to_arrow_table()
+        else:
+            con.register("_loc_uam_fresh_in", fresh)
+            try:
+                fresh = con.execute("SELECT akey, uprn, match_weight, dist, reason FROM _loc_uam_fresh_in "
+                                    "UNION ALL SELECT * FROM _loc_uam_hits").to_arrow_table()
+            finally:
+                con.unregister("_loc_uam_fresh_in")
+    if fresh is None:
         return 0
-    messy = con.execute("SELECT tkey AS akey, address_concat, postcode FROM _loc_uam_text ORDER BY tkey").to_arrow_table()
-    if session is None:
-        with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
-            by_text = own.match(messy)
-        return _accept_by_text(con, by_text, settings)
-    return _accept_by_text(con, session.match(messy), settings)
+    return _accept_by_text(con, fresh, settings)
 
 
 def distinct_texts(con: duckdb.DuckDBPyConnection, todo_sql: str) -> int:
