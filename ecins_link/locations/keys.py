@@ -123,12 +123,14 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             -- the first record (by source, record_key) of each akey: a hash aggregate, no sort
             SELECT r.akey, arg_min(r, (r.source, r.record_key)) AS r, count(*) AS n_records
             FROM _loc_rows r GROUP BY r.akey)
+        -- the token lists once per address (inside the lambdas below they would be rebuilt for every token)
+        , toks AS (SELECT akey, n_records, r, {norm} AS t_norm, {known} AS t_known, {place} AS t_place FROM one)
         , two AS (
             SELECT akey, n_records, r.address_text, r.address_norm, r.flat, r.number, r.building, r.street,
                    r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near, r.home,
-                   list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
-                   array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
-            FROM one)
+                   list_filter(t_norm, x -> NOT list_contains(t_known, x)) AS lo,
+                   array_to_string(list_filter(t_norm, x -> NOT list_contains(t_place, x)), ' ') AS place_text
+            FROM toks)
         SELECT *, len(lo) AS n_leftover, len(lo) AS n_unexplained,
                coalesce({flat_id_expr('flat', flat_words)}, CASE WHEN flat IS NULL THEN {hint} END) AS flat_id
         FROM two""")
