@@ -197,6 +197,8 @@ def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settin
         n_texts = uam_cache.split_texts(con, cache[0])
         pending = "_loc_uam_miss"
     fresh = None
+    if n_texts == 0 and session is not None:
+        session.close()  # every text has a kept answer: stop the gazetteer preparation if it is still running
     if n_texts:
         messy = con.execute(f"SELECT tkey AS akey, address_concat, postcode FROM {pending} ORDER BY tkey").to_arrow_table()
         if session is None:
