@@ -201,6 +201,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="first setting only")
     ap.add_argument("--keep", type=Path)
     ap.add_argument("--name", default="address_errors", help="results file name (benchmarks/results/NAME.json)")
+    ap.add_argument("--settings", nargs="+", choices=[s[0] for s in SETTINGS], help="only these settings")
+    ap.add_argument("--tag", default="", help="suffix for the results file name")
     args = ap.parse_args()
     g = build_llpg(np.random.default_rng(args.gazetteer_seed), args.streets)
     record: dict = {"gazetteer_seed": args.gazetteer_seed, "gazetteer_rows": len(g), "settings": {}}
@@ -209,7 +211,8 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         comp_csv = root / "components.csv"
         components(g).to_csv(comp_csv, index=False)
-        for label, style, seed, ctl in SETTINGS[:1] if args.quick else SETTINGS:
+        chosen = [s for s in SETTINGS if s[0] in args.settings] if args.settings else SETTINGS
+        for label, style, seed, ctl in chosen[:1] if args.quick else chosen:
             rec = corrupt(comp_csv, list(g["UPRN"]), style, seed, ctl)
             rec["unambiguous"] = rec["collision"].isin(["matches_label_only", "no_match"])
             rec["record_key"] = [f"R{i:06d}" for i in range(len(rec))]
@@ -230,7 +233,7 @@ def main() -> None:
             record["settings"][label] = out
             print(label, json.dumps({k: out[k]["unambiguous"] for k in ("engine", "uam_default", "uam_strict")}),
                   file=sys.stderr)
-    path = write_results(args.name, record)
+    path = write_results(f"{args.name}{args.tag}", record)
     print(f"written {path}", file=sys.stderr)
 
 

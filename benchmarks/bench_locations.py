@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-uam", action="store_true", help="keys only (uk_address_matcher disabled)")
+    parser.add_argument("--no-answer-cache", action="store_true",
+                        help="every run calls the matcher (no answers kept from an earlier run of this store)")
     parser.add_argument("--proximity", choices=["resolve", "unresolved"], default="resolve")
     parser.add_argument("--town", type=Path, help="reuse a generated town folder instead of generating one")
     parser.add_argument("--store", action="store_true",
@@ -114,6 +116,7 @@ def main() -> None:
     from ecins_link.synth import generate_town
 
     record: dict = {"persons": args.persons, "seed": args.seed, "uk_address_matcher": not args.no_uam,
+                    "answer_cache": not args.no_answer_cache,
                     "proximity": args.proximity, "targets": {"correct": 0.97, "wrong_below": 0.005}}
     with tempfile.TemporaryDirectory() as tmp:
         town = args.town or Path(tmp) / "town"
@@ -122,12 +125,14 @@ def main() -> None:
                 generate_town(town, args.persons, args.seed)
         config = load_config(town / "project.toml")
         rules_path = None
-        if args.no_uam or args.proximity != "resolve":
+        if args.no_uam or args.proximity != "resolve" or args.no_answer_cache:
             rules = RULES_FILE.read_text(encoding="utf-8")
             if args.no_uam:
                 rules = rules.replace("enabled = true", "enabled = false")
             if args.proximity != "resolve":
                 rules = rules.replace("resolve = true", "resolve = false")
+            if args.no_answer_cache:
+                rules = rules.replace("answer_cache = true", "answer_cache = false")
             tomllib.loads(rules)
             rules_path = Path(tmp) / "location_rules.toml"
             rules_path.write_text(rules, encoding="utf-8")

@@ -24,7 +24,7 @@ PURGED_DDL = """CREATE TABLE IF NOT EXISTS purged_sources (
 # tables rebuilt by every run whose rows combine several sources' records (names, DOBs, addresses, counts)
 DERIVED_TABLES = ("person_attributes", "graph_nodes", "graph_edges", "residences", "households", "person_components",
                   "location_churn", "signals", "flags", "flag_history", "linkage_models", "cluster_splits",
-                  "person_lineage")
+                  "person_lineage", "address_matcher_answers")
 _KEEP = ("audit_log", "purged_sources", "runs", "stage_runs", "store_meta")
 _ID_COLUMNS = ("unique_id", "unique_id_l", "unique_id_r")
 

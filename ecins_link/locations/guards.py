@@ -119,7 +119,7 @@ def resolve_upper_flat(con: duckdb.DuckDBPyConnection, confidence: float, upper_
     vague = ", ".join(_q(i) for i in upper_ids if not i.startswith("FLOOR")) or "''"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n, string_agg(DISTINCT g.uprn, ';') AS uprns
+        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n, string_agg(DISTINCT g.uprn, ';' ORDER BY g.uprn) AS uprns
         FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
           AND list_contains([{ids}], a.flat_id) AND list_contains([{ids}], g.flat_id)
@@ -149,9 +149,9 @@ def matches_sql(factor: float, building_factor: float, reasons: dict[str, str], 
          "NULL::VARCHAR AS address_class) g ON false "
          "LEFT JOIN (SELECT NULL::VARCHAR AS street) gs ON false")
     return f"""
-        WITH why AS (SELECT akey, string_agg(DISTINCT reason, '; ') AS why FROM (
+        WITH why AS (SELECT akey, string_agg(DISTINCT reason, '; ' ORDER BY reason) AS why FROM (
                          SELECT akey, reason FROM _loc_why
-                         UNION ALL SELECT akey, 'several UPRNs fit (' || max(n) || ', ' || string_agg(DISTINCT method, '/')
+                         UNION ALL SELECT akey, 'several UPRNs fit (' || max(n) || ', ' || string_agg(DISTINCT method, '/' ORDER BY method)
                                                || ')' FROM _loc_ties GROUP BY akey) GROUP BY akey),
         b AS (
             SELECT m.source, m.record_key, r.uprn, r.match_method AS method, r.match_confidence AS conf, a.near,

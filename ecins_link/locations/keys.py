@@ -101,37 +101,37 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                     ELSE false END AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
         FROM address_std""")
-    # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label
+    # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label; each record gets
+    # its akey here, in the same pass (the key of everything the later steps read)
     con.execute(r"""
         CREATE OR REPLACE TEMP TABLE _loc_rows AS
-        SELECT * REPLACE (
-            coalesce(flat, CASE WHEN regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN building END) AS flat,
-            CASE WHEN flat IS NULL AND regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN NULL
-                 ELSE building END AS building)
-        FROM _loc_raw""")
+        SELECT *, md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
+                      coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
+                      coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
+        FROM (SELECT * REPLACE (
+                  coalesce(flat, CASE WHEN regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN building END) AS flat,
+                  CASE WHEN flat IS NULL AND regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN NULL
+                       ELSE building END AS building)
+              FROM _loc_raw)""")
     con.execute("DROP TABLE _loc_raw")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _loc_map AS
-        SELECT source, record_key,
-               md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
-                   coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
-                   coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
-        FROM _loc_rows""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _loc_map AS SELECT source, record_key, akey FROM _loc_rows")
     known = _tokens("concat_ws(' ', r.flat, r.number, r.building, r.street, r.town, r.postcode)")
     place = _tokens("concat_ws(' ', r.town, r.postcode, r.postcode_outward)")
     norm = _tokens("r.address_norm")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_addr AS
         WITH one AS (
-            SELECT m.akey, first(r ORDER BY r.source, r.record_key) AS r, count(*) AS n_records
-            FROM _loc_rows r JOIN _loc_map m USING (source, record_key)
-            GROUP BY m.akey)
+            -- the first record (by source, record_key) of each akey: a hash aggregate, no sort
+            SELECT r.akey, arg_min(r, (r.source, r.record_key)) AS r, count(*) AS n_records
+            FROM _loc_rows r GROUP BY r.akey)
+        -- the token lists once per address (inside the lambdas below they would be rebuilt for every token)
+        , toks AS (SELECT akey, n_records, r, {norm} AS t_norm, {known} AS t_known, {place} AS t_place FROM one)
         , two AS (
             SELECT akey, n_records, r.address_text, r.address_norm, r.flat, r.number, r.building, r.street,
                    r.town, r.postcode, r.postcode_outward, r.postcode_sector, r.source_uprn, r.near, r.home,
-                   list_filter({norm}, x -> NOT list_contains({known}, x)) AS lo,
-                   array_to_string(list_filter({norm}, x -> NOT list_contains({place}, x)), ' ') AS place_text
-            FROM one)
+                   list_filter(t_norm, x -> NOT list_contains(t_known, x)) AS lo,
+                   array_to_string(list_filter(t_norm, x -> NOT list_contains(t_place, x)), ' ') AS place_text
+            FROM toks)
         SELECT *, len(lo) AS n_leftover, len(lo) AS n_unexplained,
                coalesce({flat_id_expr('flat', flat_words)}, CASE WHEN flat IS NULL THEN {hint} END) AS flat_id
         FROM two""")

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import fuzzy_keys, guards, keys, premises, units
+from ecins_link.locations import fuzzy_keys, guards, keys, premises, uam_cache, units
 from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
 from ecins_link.store import Store
 
@@ -112,12 +112,13 @@ def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str |
 
 
 def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool,
-                      session: MatcherSession | None = None) -> dict:
+                      session: MatcherSession | None = None, cache: tuple[str, str] | None = None) -> dict:
     """Run the resolution steps on ``address_std`` (and ``gazetteer_std``) of ``con``; return counts per step.
 
     ``session`` is a matcher started by :func:`start_matcher` (one is started here otherwise); it is closed
     before returning.  Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on
     ``con`` (a scratch connection: ``link_locations`` runs this on an in-memory copy of the inputs).
+    ``cache``: the matcher's answers kept from earlier runs (:func:`.uam.run_uk_address_matcher`).
     """
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -136,7 +137,7 @@ def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazettee
             # the matcher's gazetteer preparation is the longer chain: the key joins need not outrun it, and
             # fewer threads than cores between the two keeps a busy machine from oversubscribing
             con.execute(f"SET threads = {int(rules['uk_address_matcher'].get('key_join_threads', 1))}")
-        counts = _resolve(con, rules, with_gazetteer, session, lap)
+        counts = _resolve(con, rules, with_gazetteer, session, lap, cache)
     finally:
         if session is not None:
             session.close()
@@ -149,7 +150,7 @@ def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazettee
 
 
 def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, session: MatcherSession | None,
-             lap: Callable[[str], None]) -> dict:
+             lap: Callable[[str], None], cache: tuple[str, str] | None = None) -> dict:
     conf, prox = rules["confidence"], rules["proximity"]
     flats = rules.get("flats", {})
     keys.prepare(con, prox.get("prefixes", []), with_gazetteer, flats.get("label_words", []),
@@ -203,10 +204,17 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 # that says nothing else (no building or premises name, no postcode): the matcher can only guess
                 todo += """ AND NOT (a.postcode IS NULL AND a.building IS NULL AND a.n_unexplained = 0
                                      AND a.akey IN (SELECT akey FROM _loc_ties))"""
-            todo = f"SELECT * FROM ({todo}) WHERE length(address_concat) >= 3"
-            counts["uk_address_matcher_sent"] = con.execute(f"SELECT count(*) FROM ({todo})").fetchone()[0]
+            # materialised once: counted here, matched by its distinct texts (uam.distinct_texts)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_todo AS SELECT * FROM ({todo}) WHERE length(address_concat) >= 3")
+            todo = "SELECT * FROM _loc_todo"
+            counts["uk_address_matcher_sent"] = con.execute("SELECT count(*) FROM _loc_todo").fetchone()[0]
+            counts["uk_address_matcher_texts"] = con.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT address_concat, postcode FROM _loc_todo)").fetchone()[0]
             try:
-                counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam, session=session)
+                counts["uk_address_matcher"] = run_uk_address_matcher(con, todo, uam, session=session, cache=cache)
+                if cache is not None:
+                    counts["uk_address_matcher_texts_cached"] = counts["uk_address_matcher_texts"] - con.execute(
+                        "SELECT count(*) FROM _loc_uam_miss").fetchone()[0]
             except Exception as err:  # noqa: BLE001 - the residue stays unresolved; the audit row says why
                 counts["uk_address_matcher_error"] = type(err).__name__
                 log.warning("uk_address_matcher failed (%s); its residue stays unresolved", type(err).__name__)
@@ -252,7 +260,8 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         # created inside the stage's transaction on the store are about half as fast to read
         try:
             with store.scratch(_inputs(store, with_gazetteer)) as work:
-                counts = resolve_addresses(work, rules, with_gazetteer, session)
+                cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer)
+                counts = resolve_addresses(work, rules, with_gazetteer, session, cache)
                 matches = work.execute(guards.matches_sql(
                     float(rules["proximity"]["confidence_factor"]),
                     float(rules.get("guards", {}).get("building_confidence_factor", 0.9)),
@@ -260,10 +269,13 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
                 work.register("_loc_out", matches)
                 by_method = dict(work.execute(
                     "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
+                kept = uam_cache.next_cache(work, cache)
         finally:
             if session is not None:
                 session.close()
         n = store.write_table("address_matches", matches)
+        if kept is not None:
+            store.write_table(uam_cache.CACHE_TABLE, kept)
         counts["uk_address_matcher_started_early"] = session is not None and session is early
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},

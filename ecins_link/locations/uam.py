@@ -178,21 +178,81 @@ class MatcherSession:
 
 
 def run_uk_address_matcher(con: duckdb.DuckDBPyConnection, todo_sql: str, settings: dict,
-                           session: MatcherSession | None = None) -> int:
+                           session: MatcherSession | None = None, cache: tuple[str, str] | None = None) -> int:
     """Resolve the addresses selected by ``todo_sql`` (columns akey, address_concat, postcode).
 
     ``session`` is a :class:`MatcherSession` already preparing the gazetteer (``_loc_gaz`` is used to start
-    one otherwise).  Accepted matches are inserted into ``_loc_res`` with method ``uk_address_matcher``;
-    returns how many.
+    one otherwise).  The matcher is called once, on the distinct (text, postcode) pairs (:func:`distinct_texts`:
+    its answer for a text does not depend on the rest of the batch, so texts that several addresses share are
+    matched once).  ``cache`` = (table on ``con`` with the answers kept from earlier runs for this gazetteer and
+    matcher, its fingerprint; :mod:`.uam_cache`): only the texts it lacks go to the matcher (none: the matcher is
+    not called), and the answers for this run's texts are left in temp table ``_loc_uam_next``.  Accepted matches
+    are inserted into ``_loc_res`` with method ``uk_address_matcher``; returns how many.
     """
-    messy = con.execute(todo_sql).to_arrow_table()
-    if messy.num_rows == 0:
+    from ecins_link.locations import uam_cache
+
+    n_texts = distinct_texts(con, todo_sql)
+    pending = "_loc_uam_text"
+    if cache is not None:
+        n_texts = uam_cache.split_texts(con, cache[0])
+        pending = "_loc_uam_miss"
+    fresh = None
+    if n_texts == 0 and session is not None:
+        session.close()  # every text has a kept answer: stop the gazetteer preparation if it is still running
+    if n_texts:
+        messy = con.execute(f"SELECT tkey AS akey, address_concat, postcode FROM {pending} ORDER BY tkey").to_arrow_table()
+        if session is None:
+            with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
+                fresh = own.match(messy)
+        else:
+            fresh = session.match(messy)
+    if cache is not None:
+        con.register("_loc_uam_next_in", uam_cache.new_cache(con, fresh, cache[1]))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam_next AS SELECT * FROM _loc_uam_next_in")
+        finally:
+            con.unregister("_loc_uam_next_in")
+        if fresh is None:
+            fresh = con.execute("SELECT * FROM _loc_uam_hits").to_arrow_table()
+        else:
+            con.register("_loc_uam_fresh_in", fresh)
+            try:
+                fresh = con.execute("SELECT akey, uprn, match_weight, dist, reason FROM _loc_uam_fresh_in "
+                                    "UNION ALL SELECT * FROM _loc_uam_hits").to_arrow_table()
+            finally:
+                con.unregister("_loc_uam_fresh_in")
+    if fresh is None:
         return 0
-    if session is None:
-        with MatcherSession(con.execute(canonical_sql("_loc_gaz")).to_arrow_table(), settings) as own:
-            out = own.match(messy)
-    else:
-        out = session.match(messy)
+    return _accept_by_text(con, fresh, settings)
+
+
+def distinct_texts(con: duckdb.DuckDBPyConnection, todo_sql: str) -> int:
+    """Materialise ``todo_sql`` once as ``_loc_uam_todo`` (akey, address_concat, postcode, tkey) and its distinct
+    (address_concat, postcode) pairs as ``_loc_uam_text`` (tkey, address_concat, postcode); return how many pairs.
+
+    Extracts repeat an address in many spellings that standardise to different parts (so different akeys) but
+    often to the same one-line text: those are sent to the matcher once.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_uam_text AS
+        SELECT 'T' || row_number() OVER (ORDER BY address_concat, postcode NULLS FIRST) AS tkey, address_concat, postcode
+        FROM (SELECT DISTINCT address_concat, postcode FROM ({todo_sql}))""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_uam_todo AS
+        SELECT t.akey, t.address_concat, t.postcode, x.tkey
+        FROM ({todo_sql}) t JOIN _loc_uam_text x
+          ON x.address_concat = t.address_concat AND x.postcode IS NOT DISTINCT FROM t.postcode""")
+    return con.execute("SELECT count(*) FROM _loc_uam_text").fetchone()[0]
+
+
+def _accept_by_text(con: duckdb.DuckDBPyConnection, by_text: pa.Table, settings: dict) -> int:
+    """Give each address the matcher's answer for its text (``by_text``: keyed by tkey), then accept or refuse."""
+    con.register("_loc_uam_by_text", by_text)
+    try:
+        out = con.execute("""SELECT t.akey, o.uprn, o.match_weight, o.dist, o.reason
+                             FROM _loc_uam_todo t JOIN _loc_uam_by_text o ON o.akey = t.tkey""").to_arrow_table()
+    finally:
+        con.unregister("_loc_uam_by_text")
     n = accept_matches(con, out, settings)
-    log.info("uk_address_matcher: %d sent, %d accepted", messy.num_rows, n)
+    log.info("uk_address_matcher: %d texts sent for %d addresses, %d accepted", by_text.num_rows, out.num_rows, n)
     return n
