@@ -9,6 +9,7 @@ P >= 0.99 and R >= 0.90 (plain Splink, its own demo settings: P 0.987, R 0.684).
 ``benchmarks/results/historical_50k.json``.  Skips cleanly when the data set is absent.
 
 Run: ``nice .venv/bin/python benchmarks/bench_historical.py [--model FILE] [--sample N] [--threshold P]``
+(the issue-15 figure: ``--model benchmarks/historical_model.toml --threshold 0.7``: P 0.9916, R 0.9047)
 """
 
 from __future__ import annotations

@@ -89,6 +89,14 @@ def _cc(output_column_name: str, comparison_levels: list, priors: dict) -> cl.Cu
     return cl.CustomComparison(output_column_name=output_column_name, comparison_levels=comparison_levels)
 
 
+def _tf(level: cll.CustomLevel, column: str, t: dict) -> cll.CustomLevel:
+    """``level`` with a term-frequency adjustment on ``column`` at ``thresholds.fuzzy_term_frequency_weight``
+    (optional, off at 0): a near-match on a common name (SMITH / SMYTH) is weaker evidence than one on a rare
+    name, as an exact match is.  Splink divides by the more frequent of the two values."""
+    w = float(t.get("fuzzy_term_frequency_weight", 0) or 0)
+    return level.configure(tf_adjustment_column=column, tf_adjustment_weight=w) if w > 0 else level
+
+
 def _forename(t: dict, pri: dict) -> cl.CustomComparison:
     f = "coalesce(forename_{s}, initial_{s})"
     fl, fr = f.format(s="l"), f.format(s="r")
@@ -106,7 +114,7 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
                  f"left(forename_canonical_l, 1) = left({fr}, 1) OR left({fl}, 1) = left(forename_canonical_r, 1))",
                  "initial only, agrees"),
             cll.ExactMatchLevel("forename", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-            _lvl("forename_canonical_l = forename_canonical_r", "nickname"),
+            _tf(_lvl("forename_canonical_l = forename_canonical_r", "nickname"), "forename", t),
             # twins of opposite sex: the recorded sexes differ, surname and full date of birth agree and the
             # forenames are neither the same nor one another's short form (JOHN / JOAN sound and look alike)
             # (on only where the model guards twins at all: twin_max_forename_jaro_winkler > 0)
@@ -115,9 +123,10 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
                     "different sex, same surname and dob")] if float(t["twin_max_forename_jaro_winkler"]) > 0 else []),
             _lvl("forename_l = split_part(middle_names_r, ' ', 1) OR split_part(middle_names_l, ' ', 1) = forename_r",
                  "middle name used"),
-            _lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
-                 f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
-            _lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}", "jaro-winkler"),
+            _tf(_lvl("forename_dm_l = forename_dm_r AND jaro_winkler_similarity(forename_l, forename_r) >= "
+                     f"{t['phonetic_min_jaro_winkler']}", "phonetic"), "forename", t),
+            _tf(_lvl(f"jaro_winkler_similarity(forename_l, forename_r) >= {t['forename_jaro_winkler']}",
+                     "jaro-winkler"), "forename", t),
             # transliterations (LI / LEE, SIOBHAN / SHIVAUN) sound alike but are spelt apart; so do JOHN / JANE
             # ... but a known short form is compared through its full form (JENNY is JENNIFER, not JOHN)
             _lvl("forename_dm_l = forename_dm_r AND forename_canonical_l = forename_l AND "
@@ -154,9 +163,10 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
             # only a surname with a non-letter (space, hyphen, apostrophe) has parts other than itself
             _lvl("(regexp_matches(surname_l, '[^A-Z]') OR regexp_matches(surname_r, '[^A-Z]')) AND "
                  f"list_has_any({parts.format(s='l')}, {parts.format(s='r')})", "shared part"),
-            _lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
-                 f"{t['phonetic_min_jaro_winkler']}", "phonetic"),
-            _lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
+            _tf(_lvl("surname_dm_l = surname_dm_r AND jaro_winkler_similarity(surname_l, surname_r) >= "
+                     f"{t['phonetic_min_jaro_winkler']}", "phonetic"), "surname", t),
+            _tf(_lvl(f"jaro_winkler_similarity(surname_l, surname_r) >= {t['surname_jaro_winkler']}", "jaro-winkler"),
+                "surname", t),
             # marriage, divorce, a maiden name: the surname differs, the forename and full date of birth agree
             # (twins differ in forename, fathers and sons in date of birth); bounded in the model file
             # ... and the other's surname was recorded at this one's address: a household link (she married into
@@ -179,7 +189,10 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
         output_column_name="dob",
         comparison_levels=[
             _lvl(f"{yl} IS NULL OR {yr} IS NULL", "null").configure(is_null_level=True),
-            _lvl("dob_l = dob_r", "exact"),
+            # optional (thresholds.dob_term_frequencies): a date many records share (1 January of a year: the
+            # placeholder for "year known only") weighs less than a rare one
+            (cll.ExactMatchLevel("dob", term_frequency_adjustments=True).configure(label_for_charts="exact")
+             if t.get("dob_term_frequencies", False) else _lvl("dob_l = dob_r", "exact")),
             _lvl("dob_year_l = dob_year_r AND dob_day_l = dob_month_r AND dob_month_l = dob_day_r", "day-month swapped"),
             # one edit of YYYYMMDD leaves at least one of the three parts equal: test that first (cheap)
             _lvl("(dob_year_l = dob_year_r OR dob_month_l = dob_month_r OR dob_day_l = dob_day_r) AND "
@@ -209,6 +222,9 @@ def _address(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("address_number_l = address_number_r AND postcode_l = postcode_r AND "
                  "coalesce(address_flat_l, '') = coalesce(address_flat_r, '')", "number and postcode"),
             _lvl("postcode_l = postcode_r", "postcode"),
+            # optional (thresholds.postcode_max_edits > 0): a mistyped character (TQ13 8DF / TQ1W 8DF)
+            *([_lvl(f"damerau_levenshtein(postcode_l, postcode_r) <= {int(t['postcode_max_edits'])}",
+                    "postcode, one character")] if int(t.get("postcode_max_edits", 0)) > 0 else []),
             _lvl(f"jaro_winkler_similarity(address_norm_l, address_norm_r) >= {t['address_jaro_winkler']}", "similar"),
             _lvl("postcode_sector_l = postcode_sector_r", "sector"),
             _lvl("postcode_outward_l = postcode_outward_r", "outward"),
@@ -246,12 +262,18 @@ def _attribute(column: str, t: dict, pri: dict) -> cl.CustomComparison:
         cll.NullLevel(column),
         cll.ExactMatchLevel(column, term_frequency_adjustments=True).configure(label_for_charts="exact"),
         _lvl(f"jaro_winkler_similarity({column}_l, {column}_r) >= {t.get('attribute_jaro_winkler', 0.9)}", "similar"),
+        # optional (thresholds.attribute_shared_word): one value names a part of the other or shares a word
+        # with it (DEVON / WEST DEVON; BRISTOL / BRISTOL, CITY OF; FOOTBALL PLAYER / ASSOCIATION FOOTBALL PLAYER)
+        *([_lvl(f"list_has_any({_WORDS.format(c=column, s='l')}, {_WORDS.format(c=column, s='r')})", "shared word")]
+          if t.get("attribute_shared_word", False) else []),
         cll.ElseLevel().configure(label_for_charts="else")], pri)
 
 
+# the words of an attribute value longer than three letters (OF, AND, THE and other short words left out)
+_WORDS = "list_filter(string_split(regexp_replace({c}_{s}, '[^A-Z]+', ' ', 'g'), ' '), x -> length(x) > 3)"
 # prior m of the generic comparisons (a model file's [m_prior] may name "id_nhs_number.exact" etc.)
 _GENERIC_PRIOR = {"id": {"exact": 0.85, "one character": 0.05, "else": 0.10},
-                  "attr": {"exact": 0.70, "similar": 0.05, "else": 0.25}}
+                  "attr": {"exact": 0.70, "similar": 0.05, "shared word": 0.05, "else": 0.25}}
 
 
 def comparisons(mc: dict) -> list[cl.CustomComparison]:

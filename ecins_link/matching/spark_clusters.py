@@ -44,7 +44,7 @@ def _split_group(guard: dict) -> Any:
             known[(a, b)] = min(known.get((a, b), dob_weight), dob_weight)
         dated = set(group.loc[group.kind == "dated", "a"])
         piece, resolved = split_component(edges, contra[["a", "b", "reason"]].reset_index(drop=True), known,
-                                           max_side, dated, margin)
+                                           max_side, dated, margin, bool(guard.get("rejoin_isolated", False)))
         reasons = Counter(contra.reason)
         reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
         return pd.DataFrame({"cid": cid, "unique_id": list(piece), "piece": list(piece.values()),

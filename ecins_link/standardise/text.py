@@ -44,9 +44,15 @@ _SPACES = re.compile(r"\s+")
 _HYPHEN = re.compile(r"\s*-\s*")
 
 
+_ORDINAL = re.compile(r"\b\d+(ST|ND|RD|TH)\b")
+_DIGIT_IN_WORD = re.compile(r"(?<=[A-Z])\d+(?=[A-Z])")
+
+
 def clean_name(text: str | None) -> str:
-    """Folded name: letters, single spaces and hyphens only (apostrophes and dots dropped: O'BRIEN -> OBRIEN)."""
-    t = fold(text).replace("'", "").replace("`", "").replace(".", " ")
+    """Folded name: letters, single spaces and hyphens only (apostrophes and dots dropped: O'BRIEN -> OBRIEN).
+    An ordinal (1ST, 2ND) is dropped; a digit keyed inside a word is a keying or OCR slip and is dropped
+    without splitting the word (ARTH8R -> ARTHR, W9OD -> WOD), so the name stays comparable by spelling."""
+    t = _DIGIT_IN_WORD.sub("", _ORDINAL.sub(" ", fold(text))).replace("'", "").replace("`", "").replace(".", " ")
     t = _NAME_JUNK.sub(" ", t)
     t = _HYPHEN.sub("-", t.strip(" -"))
     return _SPACES.sub(" ", t).strip(" -")
