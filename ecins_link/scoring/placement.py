@@ -25,6 +25,7 @@ from __future__ import annotations
 from ecins_link.store import Store
 
 MAX_CANDIDATES = 3
+MAX_UNITS = 3
 
 
 def can_list_possible(store: Store) -> bool:
@@ -34,11 +35,13 @@ def can_list_possible(store: Store) -> bool:
 
 
 def possible_locations_sql() -> str:
-    """(source, record_key, origin, location_id, uprn): the premises each address (of an event or, ``origin =
-    'person'``, of a person record) that did not resolve to one UPRN may be (see the module doc)."""
+    """(source, record_key, origin, location_id, uprn, placed): the premises each address (of an event or,
+    ``origin = 'person'``, of a person record) that did not resolve to one UPRN may be (``placed =
+    'ambiguous'``), and the units inside the building an address resolved to at building level may be
+    (``placed = 'building'``; see the module doc)."""
     return f"""
         WITH cand AS (
-            SELECT a.source, a.record_key, a.origin, CAST(g.uprn AS VARCHAR) AS uprn
+            SELECT a.source, a.record_key, a.origin, CAST(g.uprn AS VARCHAR) AS uprn, 'ambiguous' AS placed
             FROM address_std a
             JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key AND m.uprn IS NULL
             JOIN gazetteer_std g ON g.street = a.street
@@ -49,10 +52,23 @@ def possible_locations_sql() -> str:
                  AND (a.town IS NULL OR a.town = g.town OR a.town = g.locality)
             WHERE a.street IS NOT NULL AND (a.number IS NOT NULL OR a.building IS NOT NULL)
             QUALIFY count(*) OVER (PARTITION BY a.source, a.record_key) <= {MAX_CANDIDATES}),
+        at_building AS (
+            SELECT a.source, a.record_key, a.origin, a.flat, CAST(g.uprn AS VARCHAR) AS uprn,
+                   g.flat IS NOT DISTINCT FROM a.flat AS named,
+                   count(*) FILTER (WHERE g.flat IS NOT DISTINCT FROM a.flat)
+                       OVER (PARTITION BY a.source, a.record_key) AS n_named,
+                   count(*) OVER (PARTITION BY a.source, a.record_key) AS n_units
+            FROM address_std a
+            JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key
+                 AND m.uprn IS NOT NULL AND m.match_level IN ('building', 'approximate')
+            JOIN gazetteer_std g ON CAST(g.parent_uprn AS VARCHAR) = m.uprn),
+        unit AS (
+            SELECT source, record_key, origin, uprn, 'building' AS placed FROM at_building
+            WHERE (n_named = 1 AND named) OR (n_named = 0 AND n_units <= {MAX_UNITS})),
         loc AS (SELECT uprn, min(location_id) AS location_id FROM address_matches
                 WHERE uprn IS NOT NULL AND location_id IS NOT NULL GROUP BY uprn)
-        SELECT DISTINCT c.source, c.record_key, c.origin, loc.location_id, c.uprn
-        FROM cand c JOIN loc ON loc.uprn = c.uprn"""
+        SELECT DISTINCT c.source, c.record_key, c.origin, loc.location_id, c.uprn, c.placed
+        FROM (SELECT * FROM cand UNION ALL SELECT * FROM unit) c JOIN loc ON loc.uprn = c.uprn"""
 
 
 class LocationSignalsMixin:
@@ -86,7 +102,7 @@ class LocationSignalsMixin:
                    f"NULL::DATE AS mf, NULL::DATE AS ml, {member.format(loc='s.location_id')} AS is_member, "
                    f"true AS certain FROM {sig} s {pa_join} WHERE s.location_id IS NOT NULL AND {loc_window}")
         possible = self.tables.get("possible_locations") if self.ambiguous else None  # type: ignore[attr-defined]
-        amb_cols = s_cols.replace("s.location_origin", "'ambiguous' AS location_origin")
+        amb_cols = s_cols.replace("s.location_origin", "pl.placed AS location_origin")
         if possible:
             located += (f" UNION ALL SELECT pl.location_id AS entity_id, {amb_cols}, 'located' AS link, "
                         f"{child} AS member_child, NULL::DATE AS mf, NULL::DATE AS ml, "
@@ -103,12 +119,13 @@ class LocationSignalsMixin:
                f"FROM {sig} s JOIN ({resident}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
         if possible:  # a person whose recorded home address fits this premises among a few
             periods = self.residence_periods_sql()  # type: ignore[attr-defined]
-            maybe = (f"SELECT pc.person_id, pl.location_id, min(p.f) AS f, max(p.l) AS l FROM {possible} pl "
+            maybe = (f"SELECT pc.person_id, pl.location_id, pl.placed, min(p.f) AS f, max(p.l) AS l FROM {possible} pl "
                      f"JOIN person_clusters pc ON pc.source = pl.source AND pc.record_key = pl.record_key "
                      f"JOIN address_matches am ON am.source = pl.source AND am.record_key = pl.record_key "
                      f"JOIN ({periods}) p ON p.person_id = pc.person_id AND p.location_id = am.location_id "
                      f"WHERE pl.origin = 'person' GROUP BY ALL")
-            out += (f" UNION ALL SELECT r.location_id AS entity_id, {amb_cols}, 'resident' AS link, "
+            r_cols = s_cols.replace("s.location_origin", "r.placed AS location_origin")
+            out += (f" UNION ALL SELECT r.location_id AS entity_id, {r_cols}, 'resident' AS link, "
                     f"{child} AS member_child, r.f AS mf, r.l AS ml, true AS is_member, false AS certain "
                     f"FROM {sig} s JOIN ({maybe}) r ON r.person_id = s.person_id {pa_join} WHERE {window}")
         return out
