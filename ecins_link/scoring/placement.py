@@ -11,12 +11,22 @@ the premises its address may be: the gazetteer entries agreeing with every part 
 postcode when given), only when the address names a street and a number or a building and fits at most
 :data:`MAX_CANDIDATES` premises (of which those some record of the store is linked to).
 
+The same holds for an address the location stage placed at **building level** (``match_level`` building or
+approximate: "Rear of Flat 3, Birch House ..." -- a position word before a flat --, or a shop under a building
+shell): it is certain only that the record is about the building, whose ``gazetteer_std`` children
+(``parent_uprn``) are the flats or units the people live in.  When the parsed address names a flat that is
+exactly one of those children, that child is a possible place; when it names none (or one the building does
+not hold), each child is, if the building has at most :data:`MAX_UNITS`.  These rows are marked ``placed =
+'building'``.  The record stays at the building with certainty (a building-level location keeps its own
+flags); a block's flats are never pooled into one place, which would merge unrelated households.
+
 Location rules count such an event at each premises it may be (and such a person as a possible resident of
 each), as **corroboration only**: ambiguous rows count at a location only in an episode window that also
 holds evidence of the rule placed there with certainty (an event at its resolved address, or a signal of a resident) -- the vulnerable resident of the
 flat, the other agency's report of the same nuisance
 (:meth:`ecins_link.scoring.compile.RuleCompiler.entity_signals`).  An ambiguous address can complete the
-picture at a place, never start one; the flag's evidence marks such a record ``placed = 'ambiguous'``.
+picture at a place, never start one; the flag's evidence marks such a record ``placed = 'ambiguous'`` (or
+``'building'``).
 Person and household rules do not use event locations and are unaffected.
 """
 
@@ -34,11 +44,36 @@ def can_list_possible(store: Store) -> bool:
     return store.has_table("address_std") and store.has_table("gazetteer_std")
 
 
-def possible_locations_sql() -> str:
+def has_units(store: Store) -> bool:
+    """Whether the store says which gazetteer entries sit inside which (``gazetteer_std.parent_uprn``) and at
+    what level each address resolved (``address_matches.match_level``)."""
+    q = ("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' "
+         "AND (table_name, column_name) IN (('gazetteer_std', 'parent_uprn'), ('address_matches', 'match_level'))")
+    return store.con.execute(q).fetchone()[0] == 2
+
+
+def possible_locations_sql(units: bool = True) -> str:
     """(source, record_key, origin, location_id, uprn, placed): the premises each address (of an event or,
     ``origin = 'person'``, of a person record) that did not resolve to one UPRN may be (``placed =
     'ambiguous'``), and the units inside the building an address resolved to at building level may be
     (``placed = 'building'``; see the module doc)."""
+    # the unit the text names: its flat, or (no flat parsed: "6 Victoria House, 23 Church Road") a number that is
+    # not the unit's own street number but the last word of its flat label
+    named = ("(g.flat IS NOT DISTINCT FROM a.flat OR (a.flat IS NULL AND a.number IS DISTINCT FROM g.number "
+             "AND regexp_extract(g.flat, '(\\S+)$', 1) = a.number))")
+    units_sql = f"""at_building AS (
+            SELECT a.source, a.record_key, a.origin, a.flat, CAST(g.uprn AS VARCHAR) AS uprn,
+                   {named} AS named,
+                   count(*) FILTER (WHERE {named}) OVER (PARTITION BY a.source, a.record_key) AS n_named,
+                   count(*) OVER (PARTITION BY a.source, a.record_key) AS n_units
+            FROM address_std a
+            JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key
+                 AND m.uprn IS NOT NULL AND m.match_level IN ('building', 'approximate')
+            JOIN gazetteer_std g ON CAST(g.parent_uprn AS VARCHAR) = m.uprn),
+        unit AS (
+            SELECT source, record_key, origin, uprn, 'building' AS placed FROM at_building
+            WHERE (n_named = 1 AND named) OR (n_named = 0 AND n_units <= {MAX_UNITS})),
+""" if units else "unit AS (SELECT * FROM cand WHERE false),\n"
     return f"""
         WITH cand AS (
             SELECT a.source, a.record_key, a.origin, CAST(g.uprn AS VARCHAR) AS uprn, 'ambiguous' AS placed
@@ -52,23 +87,21 @@ def possible_locations_sql() -> str:
                  AND (a.town IS NULL OR a.town = g.town OR a.town = g.locality)
             WHERE a.street IS NOT NULL AND (a.number IS NOT NULL OR a.building IS NOT NULL)
             QUALIFY count(*) OVER (PARTITION BY a.source, a.record_key) <= {MAX_CANDIDATES}),
-        at_building AS (
-            SELECT a.source, a.record_key, a.origin, a.flat, CAST(g.uprn AS VARCHAR) AS uprn,
-                   g.flat IS NOT DISTINCT FROM a.flat AS named,
-                   count(*) FILTER (WHERE g.flat IS NOT DISTINCT FROM a.flat)
-                       OVER (PARTITION BY a.source, a.record_key) AS n_named,
-                   count(*) OVER (PARTITION BY a.source, a.record_key) AS n_units
+        by_name AS (
+            SELECT a.source, a.record_key, a.origin, CAST(g.uprn AS VARCHAR) AS uprn, 'ambiguous' AS placed
             FROM address_std a
-            JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key
-                 AND m.uprn IS NOT NULL AND m.match_level IN ('building', 'approximate')
-            JOIN gazetteer_std g ON CAST(g.parent_uprn AS VARCHAR) = m.uprn),
-        unit AS (
-            SELECT source, record_key, origin, uprn, 'building' AS placed FROM at_building
-            WHERE (n_named = 1 AND named) OR (n_named = 0 AND n_units <= {MAX_UNITS})),
-        loc AS (SELECT uprn, min(location_id) AS location_id FROM address_matches
+            JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key AND m.uprn IS NULL
+            JOIN gazetteer_std g ON (a.building = g.organisation OR a.building = g.building)
+                 AND (a.street IS NULL OR a.street = g.locality)
+                 AND (a.town IS NULL OR a.town = g.town OR a.town = g.locality)
+                 AND g.flat IS NOT DISTINCT FROM a.flat
+                 AND (a.postcode IS NULL OR g.postcode = a.postcode)
+            WHERE a.building IS NOT NULL AND a.number IS NULL AND coalesce(a.street, a.town) IS NOT NULL
+            QUALIFY count(*) OVER (PARTITION BY a.source, a.record_key) <= {MAX_CANDIDATES}),
+{units_sql}        loc AS (SELECT uprn, min(location_id) AS location_id FROM address_matches
                 WHERE uprn IS NOT NULL AND location_id IS NOT NULL GROUP BY uprn)
         SELECT DISTINCT c.source, c.record_key, c.origin, loc.location_id, c.uprn, c.placed
-        FROM (SELECT * FROM cand UNION ALL SELECT * FROM unit) c JOIN loc ON loc.uprn = c.uprn"""
+        FROM (SELECT * FROM cand UNION ALL SELECT * FROM by_name UNION ALL SELECT * FROM unit) c JOIN loc ON loc.uprn = c.uprn"""
 
 
 class LocationSignalsMixin:
