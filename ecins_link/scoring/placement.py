@@ -96,7 +96,7 @@ def possible_locations_sql(units: bool = True) -> str:
                  AND (a.town IS NULL OR a.town = g.town OR a.town = g.locality)
                  AND g.flat IS NOT DISTINCT FROM a.flat
                  AND (a.postcode IS NULL OR g.postcode = a.postcode)
-            WHERE a.building IS NOT NULL AND a.number IS NULL AND coalesce(a.street, a.town) IS NOT NULL
+            WHERE a.building IS NOT NULL AND a.number IS NULL AND (a.street IS NOT NULL OR a.town IS NOT NULL)
             QUALIFY count(*) OVER (PARTITION BY a.source, a.record_key) <= {MAX_CANDIDATES}),
 {units_sql}        loc AS (SELECT uprn, min(location_id) AS location_id FROM address_matches
                 WHERE uprn IS NOT NULL AND location_id IS NOT NULL GROUP BY uprn)
