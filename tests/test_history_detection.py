@@ -323,26 +323,24 @@ def test_detection_by_seed_and_age_on_towns_with_three_years_of_history(town_run
     planted = sum(r["scenarios_planted"] for r in town_runs)
     detected = sum(r["scenarios_detected_in_top_n"] for r in town_runs)
     assert planted >= 3 * 60
-    # Since the towns' gazetteers have parent/child UPRNs (docs/synth-addresses.md), a position word before a
-    # flat ("Rear of Flat 3, Birch House ...") resolves to the building, as issue 16 asks, and the rules do not
-    # yet treat that building as the place of the flat inside it: cuckooing and ASB-hotspot scenarios split
-    # across two places.  Measured: 163 of 184 (0.886; by town 0.95 / 0.87 / 0.84; by age 0.875 / 0.85 / 0.94)
-    # against 0.95+ before the forms; the misses beyond person linkage are all such building-level or
-    # unresolved locations (asserted below).  Restore the old bounds (0.95, 0.92, 0.90) once the rules place
-    # a building-level location at the flats inside it.
-    assert detected / planted >= 0.86, [(r["seed"], r["missed"], r["ranked_below_top_n"]) for r in town_runs]
+    # The towns' gazetteers have parent/child UPRNs (docs/synth-addresses.md): a position word before a flat
+    # ("Rear of Flat 3, Birch House ...") resolves to the building, as issue 16 asks; location rules count such a
+    # record at the flat it names inside the building as corroboration (scoring/placement.py).  Measured (seeds
+    # 5/6/7, 2,000 persons): 178 of 184 (0.967; by town 0.98 / 0.95 / 0.97; by age 0.97 / 0.98 / 0.94), against
+    # 163 (0.886) before that and 0.95+ before the address forms.
+    assert detected / planted >= 0.95, [(r["seed"], r["missed"], r["ranked_below_top_n"]) for r in town_runs]
     for r in town_runs:
-        assert r["detection_rate"] >= 0.80, (r["seed"], r["missed"], r["ranked_below_top_n"])
+        assert r["detection_rate"] >= 0.92, (r["seed"], r["missed"], r["ranked_below_top_n"])
         assert r["decoy_flag_rate"] is None or r["decoy_flag_rate"] <= 0.05, (r["seed"], r["flagged_decoy_ids"])
         assert r["invisible_share"] >= 0.80
         assert set(r["by_age"]) == {"under_12_months", "12_to_24_months", "over_24_months"}
     for band in ("under_12_months", "12_to_24_months", "over_24_months"):
         n = sum(r["by_age"][band]["planted"] for r in town_runs)
         got = sum(r["by_age"][band]["detected"] for r in town_runs)
-        assert n >= 30 and got / n >= 0.80, (band, got, n)
-    # measured: every miss on these towns is a person-linkage miss (the code before this change missed one
-    # scenario of seed 5 for another reason: a co-involved adult with no date of birth), or one with a piece
-    # whose location is only known at building level or unresolved (above)
+        assert n >= 30 and got / n >= 0.90, (band, got, n)
+    # measured: every miss on these towns is a person-linkage miss (an older version missed one scenario of seed 5
+    # for another reason: a co-involved adult with no date of birth); a miss with a piece whose location is only
+    # known at building level or unresolved is tolerated (none on these seeds)
     other = []
     for r in town_runs:
         pieces = {s["scenario_id"]: s["pieces"]
@@ -368,3 +366,46 @@ def test_lapsed_cases_listed_and_filtered_on_a_real_run(town_runs: list[dict]) -
     assert lapsed and current and len(lapsed) + len(current) == len(every)
     assert {c["status"] for c in lapsed} == {"lapsed"} and "lapsed" not in {c["status"] for c in current}
     assert r["correct_flags_by_status"].get("lapsed", 0) > 0
+
+
+@pytest.mark.slow
+def test_scenarios_with_pieces_placed_at_the_building_are_flagged_at_the_flat(town_runs: list[dict]) -> None:
+    """A cuckooing or ASB-hotspot scenario one of whose pieces is written with a position word before the flat
+    ("Rear of Flat 3, Birch House ...") -- resolved, as issue 16 asks, to the building only -- is flagged at the
+    flat, and that piece, when in the flag's evidence, is marked ``placed = 'building'`` (counted at the flat it
+    names inside the building, as corroboration), never ``event``."""
+    from ecins_link.api import Project
+
+    seen = used = 0
+    for r in town_runs:
+        project = Project.open(r["town"] / "project.toml")
+        gaz = pd.read_csv(r["town"] / "gazetteer" / "llpg.csv", dtype=str, keep_default_na=False)
+        parent = dict(zip(gaz["UPRN"], gaz["PARENT_UPRN"], strict=True))
+        got = project.addresses()
+        at_building = {(s, k): u for s, k, u, lvl in zip(got["source"], got["record_key"], got["uprn"],
+                                                           got["match_level"], strict=True)
+                       if lvl in ("building", "approximate")}
+        flags = project.flags()
+        evidence = {(rule, e): json.loads(ev) for rule, e, ev in zip(flags["rule"], flags["entity_id"],
+                                                                     flags["evidence"], strict=True)}
+        missed = {m["scenario_id"]: m["cause"] for m in [*r["missed"], *r["ranked_below_top_n"]]}
+        for s in json.loads((r["town"] / "truth" / "scenarios.json").read_text(encoding="utf-8")):
+            if s["kind"] not in ("cuckooing", "asb_hotspot") or len(s["uprns"]) != 1:
+                continue
+            flat = s["uprns"][0]
+            pieces = [(p["source"], p["record_key"]) for p in s["pieces"]]
+            upstairs = [p for p in pieces if parent.get(flat) and at_building.get(p) == parent[flat]]
+            if not upstairs or missed.get(s["scenario_id"]) == "person_linkage":
+                continue
+            seen += 1
+            assert s["scenario_id"] not in missed, (r["seed"], s["scenario_id"], upstairs)
+            if (s["kind"], f"U{flat}") not in evidence:  # every piece at the building (a shop under a shell):
+                assert (s["kind"], f"U{parent[flat]}") in evidence  # flagged there, where all its records are
+                continue
+            ev = evidence[(s["kind"], f"U{flat}")]
+            placed = {(x["source"], x["record_key"]): x["placed"] for x in ev["records"]}
+            marked = [placed[p] for p in upstairs if p in placed]  # in the flag's strongest episode
+            assert set(marked) <= {"building"}, (r["seed"], s["scenario_id"], placed)
+            used += bool(marked)
+    # the towns hold such scenarios, and in most of them the building-level piece is part of the flag's evidence
+    assert seen >= 5 and used >= seen / 2, (seen, used)
