@@ -101,6 +101,18 @@ def test_evidence_in_words_names_each_conditions_own_agencies() -> None:
     assert withheld[0].startswith("Count withheld") and any("withheld" in w for w in withheld[1:])
 
 
+def test_evidence_in_words_says_which_records_were_placed_with_uncertainty() -> None:
+    records = [{"agency": "police", "signal": "ASB", "placed": "building"},
+               {"agency": "police", "signal": "ASB", "placed": "building"},
+               {"agency": "council", "signal": "ASB", "placed": "ambiguous"},
+               {"agency": "housing", "signal": "ASB", "placed": "event"}]
+    words = evidence_sentences(json.dumps({"rule": "r", "conditions": [], "records": records}))
+    assert "2 of the records give an address known only at building level" in " ".join(words)
+    assert "1 of the records give an address that fits more than one premises" in " ".join(words)
+    certain = evidence_sentences(json.dumps({"rule": "r", "conditions": [], "records": records[3:]}))
+    assert not any("certainty" in w for w in certain)
+
+
 def test_labels_file_lists_every_shipped_category() -> None:
     tax = load_taxonomy(DEFAULT_TAXONOMY)
     assert set(tax.categories) <= set(_data()["categories"])

@@ -55,6 +55,24 @@ def _counted(record: dict, selector: Selector | None, category_of: dict[str, str
     return any_signal or code in signals or category_of.get(code, "").upper() in categories
 
 
+_PLACED_WORDS = {
+    "ambiguous": "give an address that fits more than one premises",
+    "building": "give an address known only at building level (the flat is not certain)",
+}
+
+
+def _placement_sentences(records: list[dict]) -> list[str]:
+    """One sentence per kind of uncertain placement among the evidence records (``placed`` = ambiguous /
+    building): such records only corroborate a flag at a place, they never start one."""
+    out = []
+    for placed, words in _PLACED_WORDS.items():
+        n = sum(1 for r in records if r.get("placed") == placed)
+        if n:
+            out.append(f"{n} of the records {words}: counted here only alongside records placed at this address "
+                       "with certainty.")
+    return out
+
+
 def evidence_sentences(evidence: str | None, selectors: dict[tuple[str, str], Selector] | None = None,
                        category_of: dict[str, str] | None = None) -> list[str]:
     """Plain sentences from a flag's (already pruned) evidence JSON: one per condition, then boosts."""
@@ -98,6 +116,7 @@ def evidence_sentences(evidence: str | None, selectors: dict[tuple[str, str], Se
         every = join_words(sorted({agency_label(r.get("agency")) for r in records if r.get("agency")}))
         if every:
             out.append(f"The records behind this flag come from {every}.")
+    out += _placement_sentences(records)
     for boost in data.get("boosts") or []:
         if isinstance(boost, dict):
             out.append(f"Priority raised ×{boost.get('factor', '?')}: {boost.get('label') or boost.get('id') or 'boost'}.")
