@@ -25,8 +25,9 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
    - the undated record's cluster (after the first clustering) holds no dated record;
    - at its home, every record with the same surname sound whose forename agrees with it (a bare initial: the
      first letter of the forename or of its canonical form; else the same canonical form, the same sound or
-     Jaro-Winkler >= the forename threshold) belongs to one cluster, and no pair of the record at or above
-     ``unique_min_probability`` points to another cluster;
+     Jaro-Winkler >= the forename threshold) belongs to one cluster, no such namesake of another cluster was
+     recorded at any postcode that person has lived at (a family with two MARK JONESes moves together), and no
+     pair of the record at or above ``unique_min_probability`` points to another cluster;
    - the pair's own match probability is at or above ``unique_min_probability`` (the review band's lower
      bound by default).
 
@@ -54,7 +55,21 @@ _AGREE = """(CASE WHEN length({o}.forename) = 1 THEN FALSE
                                                OR left({o}.forename_canonical, 1) = {u}.forename
                   ELSE {o}.forename_canonical = {u}.forename_canonical OR {o}.forename_dm = {u}.forename_dm
                        OR jaro_winkler_similarity({o}.forename, {u}.forename) >= {jw} END)"""
-_SAME_HOME = "({a}.uprn = {b}.uprn OR {a}.address_norm = {b}.address_norm)"
+# one dwelling: the same UPRN or normalised address, or the same house number and flat in one postcode (in
+# near-identical address text where a record lacks the postcode).  "127A" is flat A of 127 ("FLAT A 127"), and a
+# flat in a named building may be written without the building's street number ("FLAT 14 REGENT HOUSE").
+_NUM = "nullif(regexp_extract(coalesce({s}.address_number, ''), '^([0-9]+)', 1), '')"
+_SUB = ("nullif(coalesce(nullif(regexp_extract(coalesce({s}.address_number, ''), '^[0-9]+([A-Z])$', 1), ''), "
+        "regexp_replace(coalesce({s}.address_flat, ''), '^(FLAT|APARTMENT|APT|UNIT|ROOM) *', '')), '')")
+
+
+def _same_home(a: str, b: str, address_jw: float) -> str:
+    """SQL: records ``a`` and ``b`` (table aliases) were recorded at one dwelling."""
+    na, nb, sa, sb = _NUM.format(s=a), _NUM.format(s=b), _SUB.format(s=a), _SUB.format(s=b)
+    return (f"({a}.uprn = {b}.uprn OR {a}.address_norm = {b}.address_norm OR "
+            f"(coalesce({a}.postcode = {b}.postcode, jaro_winkler_similarity({a}.address_norm, {b}.address_norm) >= "
+            f"{float(address_jw)}) AND coalesce({sa}, '') = coalesce({sb}, '') AND "
+            f"({na} = {nb} OR ({sa} IS NOT NULL AND ({na} IS NULL OR {nb} IS NULL)))))")
 
 
 def _comparison(settings: dict, name: str) -> dict | None:
@@ -92,6 +107,7 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
     if comp is None or w_target is None:
         return {"reweighted": 0, "note": f"forename comparison or its level {target!r} untrained or absent"}
     jw, most = float(cfg.get("typo_min_jaro_winkler", 0.6)), int(cfg.get("typo_max_count", 2))
+    ajw = float(cfg.get("home_address_jaro_winkler", 0.9))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_typo AS
         WITH f AS (SELECT forename, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
         q AS (SELECT p.unique_id_l, p.unique_id_r, p.match_probability AS prob,
@@ -101,7 +117,7 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
               JOIN "{nodes}" r ON r.unique_id = p.unique_id_r
               JOIN f fl ON fl.forename = l.forename JOIN f fr ON fr.forename = r.forename
               WHERE l.dob = r.dob AND (l.surname = r.surname OR l.surname_dm = r.surname_dm)
-                AND {_SAME_HOME.format(a="l", b="r")} AND coalesce(l.sex = r.sex, TRUE)
+                AND {_same_home("l", "r", ajw)} AND coalesce(l.sex = r.sex, TRUE)
                 AND length(l.forename) > 1 AND length(r.forename) > 1
                 AND l.forename_canonical <> r.forename_canonical
                 AND jaro_winkler_similarity(l.forename, r.forename) >= ?
@@ -126,16 +142,16 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
 
 
 def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, threshold: float,
-                      low: float, jw: float) -> dict:
-    agree = _AGREE.format(u="u", o="o", jw=jw)
+                      low: float, jw: float, address_jw: float) -> dict:
+    agree, home = _AGREE.format(u="u", o="o", jw=jw), _same_home("o", "u", address_jw)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_unique AS
         WITH o AS (SELECT n.unique_id, n.forename, n.forename_canonical, n.forename_dm, n.surname_dm, n.dob, n.uprn,
-                          n.address_norm, c.cluster_id AS cid FROM "{nodes}" n JOIN "{clusters}" c USING (unique_id)),
+                          n.address_norm, n.postcode, n.address_number, n.address_flat, c.cluster_id AS cid FROM "{nodes}" n JOIN "{clusters}" c USING (unique_id)),
         undated AS (SELECT cid FROM o GROUP BY 1 HAVING count(dob) = 0),
         u AS (SELECT o.* FROM o SEMI JOIN undated USING (cid) WHERE o.forename IS NOT NULL AND o.surname_dm IS NOT NULL
-              AND (o.uprn IS NOT NULL OR o.address_norm IS NOT NULL)),
+              AND (o.uprn IS NOT NULL OR o.address_norm IS NOT NULL OR o.postcode IS NOT NULL)),
         home AS (SELECT u.unique_id, any_value(o.cid) AS hcid FROM u JOIN o ON o.cid <> u.cid
-                 AND {_SAME_HOME.format(a="o", b="u")} AND o.surname_dm = u.surname_dm AND {agree}
+                 AND o.surname_dm = u.surname_dm AND {home} AND {agree}
                  GROUP BY 1 HAVING count(DISTINCT o.cid) = 1),
         pp AS (SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS prob FROM "{pairs}" WHERE match_probability >= ?
                UNION ALL
@@ -143,12 +159,20 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
         elsewhere AS (SELECT DISTINCT h.unique_id FROM home h JOIN u ON u.unique_id = h.unique_id
                       JOIN pp ON pp.a = h.unique_id JOIN o ON o.unique_id = pp.b
                       WHERE o.cid <> h.hcid AND o.cid <> u.cid),
+        -- a namesake of another cluster where the candidate person has lived (a family with two MARK JONESes that
+        -- moved together: at the old home only one of them left a record) makes the record ambiguous too
+        lived AS (SELECT DISTINCT h.unique_id, o.postcode FROM home h JOIN o ON o.cid = h.hcid
+                  WHERE o.postcode IS NOT NULL),
+        rival AS (SELECT DISTINCT h.unique_id FROM home h JOIN u ON u.unique_id = h.unique_id
+                  JOIN lived ON lived.unique_id = h.unique_id JOIN o ON o.postcode = lived.postcode
+                  AND o.surname_dm = u.surname_dm
+                  WHERE o.cid <> h.hcid AND o.cid <> u.cid AND {agree}),
         best AS (SELECT h.unique_id, pp.b, pp.prob, row_number() OVER (PARTITION BY h.unique_id
                         ORDER BY pp.prob DESC, pp.b) AS k
                  FROM home h JOIN u ON u.unique_id = h.unique_id JOIN pp ON pp.a = h.unique_id
                  JOIN o ON o.unique_id = pp.b AND o.cid = h.hcid
-                 WHERE {_SAME_HOME.format(a="o", b="u")} AND o.surname_dm = u.surname_dm AND {agree}
-                   AND h.unique_id NOT IN (SELECT unique_id FROM elsewhere))
+                 WHERE o.surname_dm = u.surname_dm AND {home} AND {agree}
+                   AND h.unique_id NOT IN (SELECT unique_id FROM elsewhere UNION ALL SELECT unique_id FROM rival))
         SELECT least(unique_id, b) AS unique_id_l, greatest(unique_id, b) AS unique_id_r FROM best
         WHERE k = 1 AND prob < ?""", [low, low, float(threshold)])
     n = int(con.execute("SELECT count(*) FROM _hm_unique").fetchone()[0])
@@ -186,6 +210,7 @@ def same_home_evidence(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, c
     typo = _misspelt_forenames(con, nodes, pairs, threshold, settings, cfg)
     low = float(cfg.get("unique_min_probability", review_low))
     jw = float(mc["thresholds"]["forename_jaro_winkler"])
-    unique = _unique_namesakes(con, nodes, pairs, clusters, threshold, low, jw)
+    unique = _unique_namesakes(con, nodes, pairs, clusters, threshold, low, jw,
+                               float(cfg.get("home_address_jaro_winkler", 0.9)))
     return {"enabled": True, "misspelt_forename": typo, "only_namesake_at_home": unique,
             "reweighted": int(typo.get("reweighted", 0)) + int(unique.get("accepted", 0))}
