@@ -12,8 +12,9 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
      sexes do not differ;
    - the forenames are alike (Jaro-Winkler >= ``typo_min_jaro_winkler``), neither is a bare initial, and they
      are not one name (same canonical form);
-   - one spelling is *rare in this extract* (at most ``typo_max_count`` records carry it) and the other is more
-     common;
+   - one spelling is *rare in this extract* (at most ``typo_max_count`` records carry it, and the nickname table
+     does not list it as a short form) and the other is established (at least ``typo_min_common_count``
+     records); an extract of fewer than ``typo_min_records`` named records is too small to judge;
    - the rare spelling is alike in this sense to one forename only among the records sharing that date of
      birth, surname and home (KZA beside twins KAREN and KATIE is left alone).
 
@@ -107,7 +108,10 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
     if comp is None or w_target is None:
         return {"reweighted": 0, "note": f"forename comparison or its level {target!r} untrained or absent"}
     jw, most = float(cfg.get("typo_min_jaro_winkler", 0.6)), int(cfg.get("typo_max_count", 2))
-    ajw = float(cfg.get("home_address_jaro_winkler", 0.9))
+    common, ajw = int(cfg.get("typo_min_common_count", 5)), float(cfg.get("home_address_jaro_winkler", 0.9))
+    n_records = int(con.execute(f'SELECT count(forename) FROM "{nodes}"').fetchone()[0])
+    if n_records < int(cfg.get("typo_min_records", 1000)):  # frequencies of a small extract say nothing
+        return {"reweighted": 0, "to_level": f"forename.{target}", "note": "too few records to judge a spelling rare"}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_typo AS
         WITH f AS (SELECT forename, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
         q AS (SELECT p.unique_id_l, p.unique_id_r, p.match_probability AS prob,
@@ -121,10 +125,13 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
                 AND length(l.forename) > 1 AND length(r.forename) > 1
                 AND l.forename_canonical <> r.forename_canonical
                 AND jaro_winkler_similarity(l.forename, r.forename) >= ?
-                AND least(fl.n, fr.n) <= ? AND fl.n <> fr.n),
+                AND least(fl.n, fr.n) <= ? AND greatest(fl.n, fr.n) >= ?
+                -- a spelling the nickname table lists as a short form (JENNY) is an established name
+                AND (CASE WHEN fl.n < fr.n THEN l.forename_canonical = l.forename
+                          ELSE r.forename_canonical = r.forename END)),
         single AS (SELECT rare_id FROM q GROUP BY 1 HAVING count(DISTINCT partner) = 1)
         SELECT unique_id_l, unique_id_r FROM q SEMI JOIN single USING (rare_id) WHERE prob < ?""",
-                [jw, most, float(threshold)])
+                [jw, most, common, float(threshold)])
     n = int(con.execute("SELECT count(*) FROM _hm_typo").fetchone()[0])
     if not n:
         return {"reweighted": 0, "to_level": f"forename.{target}"}
