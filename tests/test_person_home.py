@@ -123,6 +123,17 @@ def test_the_only_namesake_at_home_takes_an_undated_initial_from_the_review_band
     assert done["only_namesake_at_home"]["accepted"] == 0 and cid["mk"] != cid["mo0"]
 
 
+def test_a_name_that_only_sounds_like_the_namesake_at_home_stays_apart() -> None:
+    # EMILIA and AMELIA share a sound key but are two names (sisters); EMILIA MOHAMED / MOHAMMED fit by spelling
+    amelia = [_person(f"a{i}", "AMELIA", "KING", "2012-05-20", HOME, "F") for i in range(2)]
+    emilia = _person("e", "EMILIA", "KING", None, HOME)
+    done, cid = _run([*amelia, emilia], [("a0", "a1", 20.0), ("e", "a0", 1.0)])
+    assert done["only_namesake_at_home"]["accepted"] == 0 and cid["e"] != cid["a0"]
+    mohammed = [_person(f"m{i}", "MOHAMMED", "KHAN", "1981-10-03", HOME, "M") for i in range(2)]
+    done, cid = _run([*mohammed, _person("u", "MOHAMED", "KHAN", None, HOME)], [("m0", "m1", 20.0), ("u", "m0", 1.0)])
+    assert done["only_namesake_at_home"]["accepted"] == 1 and cid["u"] == cid["m0"]
+
+
 def test_an_undated_initial_beside_two_people_of_that_initial_stays_on_its_own() -> None:
     rows = [*[_person(f"mo{i}", "MOHAMMED", "KHAN", "1981-10-03", HOME, "M") for i in range(2)],
             _person("ma", "MARYAM", "KHAN", "1987-04-07", HOME, "F"), _person("mk", "M", "KHAN", None, HOME)]

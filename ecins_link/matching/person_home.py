@@ -24,9 +24,10 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
    match threshold, no further) when
 
    - the undated record's cluster (after the first clustering) holds no dated record;
-   - at its home, every record with the same surname sound whose forename agrees with it (a bare initial: the
-     first letter of the forename or of its canonical form; else the same canonical form, the same sound or
-     Jaro-Winkler >= the forename threshold) belongs to one cluster, no such namesake of another cluster was
+   - it fits a record at its home (a bare initial: the first letter of the forename or of its canonical form;
+     else the same canonical form or Jaro-Winkler >= the forename threshold), and every record there with the
+     same surname sound whose forename fits or merely sounds alike (EMILIA / AMELIA) belongs to that record's
+     cluster, no such namesake of another cluster was
      recorded at any postcode that person has lived at (a family with two MARK JONESes moves together), and no
      pair of the record at or above ``unique_min_probability`` points to another cluster;
    - the pair's own match probability is at or above ``unique_min_probability`` (the review band's lower
@@ -48,14 +49,21 @@ import duckdb
 
 from ecins_link.matching.person_moves import level_weight
 
-# a bare initial agrees with the first letter of a name or of its canonical form; a full forename agrees by
-# canonical form, sound or spelling.  The other record must carry a full forename (another bare initial is no
-# evidence of a second person).  {u}: the undated record, {o}: the other; {jw}: the forename threshold
-_AGREE = """(CASE WHEN length({o}.forename) = 1 THEN FALSE
+# a bare initial fits the first letter of a name or of its canonical form; a full forename fits the same canonical
+# form or a near-identical spelling (Jaro-Winkler >= {jw}, the forename threshold).  A namesake that only *could*
+# be the same name (its sound or a looser spelling, {pjw}: EMILIA / AMELIA) does not fit, but makes the record
+# ambiguous.  {u}: the undated record, {o}: the other, which must carry a full forename (another bare initial is
+# no evidence of a second person).
+_FITS = """(CASE WHEN length({o}.forename) = 1 THEN FALSE
+                 WHEN length({u}.forename) = 1 THEN left({o}.forename, 1) = {u}.forename
+                                              OR left({o}.forename_canonical, 1) = {u}.forename
+                 ELSE {o}.forename_canonical = {u}.forename_canonical
+                      OR jaro_winkler_similarity({o}.forename, {u}.forename) >= {jw} END)"""
+_ALIKE = """(CASE WHEN length({o}.forename) = 1 THEN FALSE
                   WHEN length({u}.forename) = 1 THEN left({o}.forename, 1) = {u}.forename
                                                OR left({o}.forename_canonical, 1) = {u}.forename
                   ELSE {o}.forename_canonical = {u}.forename_canonical OR {o}.forename_dm = {u}.forename_dm
-                       OR jaro_winkler_similarity({o}.forename, {u}.forename) >= {jw} END)"""
+                       OR jaro_winkler_similarity({o}.forename, {u}.forename) >= {pjw} END)"""
 # one dwelling: the same UPRN or normalised address, or the same house number and flat in one postcode (in
 # near-identical address text where a record lacks the postcode).  "127A" is flat A of 127 ("FLAT A 127"), and a
 # flat in a named building may be written without the building's street number ("FLAT 14 REGENT HOUSE").
@@ -149,8 +157,9 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
 
 
 def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, threshold: float,
-                      low: float, jw: float, address_jw: float) -> dict:
-    agree, home = _AGREE.format(u="u", o="o", jw=jw), _same_home("o", "u", address_jw)
+                      low: float, jw: float, pjw: float, address_jw: float) -> dict:
+    fits, alike = _FITS.format(u="u", o="o", jw=jw), _ALIKE.format(u="u", o="o", pjw=pjw)
+    home = _same_home("o", "u", address_jw)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_unique AS
         WITH o AS (SELECT n.unique_id, n.forename, n.forename_canonical, n.forename_dm, n.surname_dm, n.dob, n.uprn,
                           n.address_norm, n.postcode, n.address_number, n.address_flat, c.cluster_id AS cid FROM "{nodes}" n JOIN "{clusters}" c USING (unique_id)),
@@ -158,7 +167,7 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
         u AS (SELECT o.* FROM o SEMI JOIN undated USING (cid) WHERE o.forename IS NOT NULL AND o.surname_dm IS NOT NULL
               AND (o.uprn IS NOT NULL OR o.address_norm IS NOT NULL OR o.postcode IS NOT NULL)),
         home AS (SELECT u.unique_id, any_value(o.cid) AS hcid FROM u JOIN o ON o.cid <> u.cid
-                 AND o.surname_dm = u.surname_dm AND {home} AND {agree}
+                 AND o.surname_dm = u.surname_dm AND {home} AND {alike}
                  GROUP BY 1 HAVING count(DISTINCT o.cid) = 1),
         pp AS (SELECT unique_id_l AS a, unique_id_r AS b, match_probability AS prob FROM "{pairs}" WHERE match_probability >= ?
                UNION ALL
@@ -173,12 +182,12 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
         rival AS (SELECT DISTINCT h.unique_id FROM home h JOIN u ON u.unique_id = h.unique_id
                   JOIN lived ON lived.unique_id = h.unique_id JOIN o ON o.postcode = lived.postcode
                   AND o.surname_dm = u.surname_dm
-                  WHERE o.cid <> h.hcid AND o.cid <> u.cid AND {agree}),
+                  WHERE o.cid <> h.hcid AND o.cid <> u.cid AND {alike}),
         best AS (SELECT h.unique_id, pp.b, pp.prob, row_number() OVER (PARTITION BY h.unique_id
                         ORDER BY pp.prob DESC, pp.b) AS k
                  FROM home h JOIN u ON u.unique_id = h.unique_id JOIN pp ON pp.a = h.unique_id
                  JOIN o ON o.unique_id = pp.b AND o.cid = h.hcid
-                 WHERE o.surname_dm = u.surname_dm AND {home} AND {agree}
+                 WHERE o.surname_dm = u.surname_dm AND {home} AND {fits}
                    AND h.unique_id NOT IN (SELECT unique_id FROM elsewhere UNION ALL SELECT unique_id FROM rival))
         SELECT least(unique_id, b) AS unique_id_l, greatest(unique_id, b) AS unique_id_r FROM best
         WHERE k = 1 AND prob < ?""", [low, low, float(threshold)])
@@ -216,8 +225,8 @@ def same_home_evidence(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, c
         return {"enabled": False}
     typo = _misspelt_forenames(con, nodes, pairs, threshold, settings, cfg)
     low = float(cfg.get("unique_min_probability", review_low))
-    jw = float(mc["thresholds"]["forename_jaro_winkler"])
-    unique = _unique_namesakes(con, nodes, pairs, clusters, threshold, low, jw,
-                               float(cfg.get("home_address_jaro_winkler", 0.9)))
+    t = mc["thresholds"]
+    unique = _unique_namesakes(con, nodes, pairs, clusters, threshold, low, float(t["forename_jaro_winkler"]),
+                               float(t["phonetic_min_jaro_winkler"]), float(cfg.get("home_address_jaro_winkler", 0.9)))
     return {"enabled": True, "misspelt_forename": typo, "only_namesake_at_home": unique,
             "reweighted": int(typo.get("reweighted", 0)) + int(unique.get("accepted", 0))}
