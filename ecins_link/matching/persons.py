@@ -42,6 +42,7 @@ from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_fields import column_stats, fit_to_data
+from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
@@ -307,7 +308,10 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         # an undated record at its family's old address (person_moves): re-weight, then cluster again
         summary["household_moves"] = household_moves(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
                                                      lk.match_threshold, settings, mc)
-        if summary["household_moves"].get("reweighted"):
+        # a misspelt forename or the only namesake at home (person_home): re-weight on the first clustering too
+        summary["same_home"] = same_home_evidence(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS, lk.match_threshold,
+                                                  float(lk.review_band[0]), settings, mc)
+        if summary["household_moves"].get("reweighted") or summary["same_home"].get("reweighted"):
             splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
