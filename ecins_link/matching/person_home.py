@@ -10,8 +10,9 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
 
    - full date of birth, surname (or its sound) and home (UPRN or normalised address) agree, and the recorded
      sexes do not differ;
-   - the forenames are alike (Jaro-Winkler >= ``typo_min_jaro_winkler``), neither is a bare initial, and they
-     are not one name (same canonical form);
+   - the forenames are alike (Jaro-Winkler >= ``typo_min_jaro_winkler``) and within ``typo_max_edits``
+     character edits (Damerau-Levenshtein: KEEF / KEITH is 3, twins CHARLOTTE / CHANTELLE are 5), neither is a
+     bare initial, and they are not one name (same canonical form);
    - one spelling is *rare in this extract* (at most ``typo_max_count`` records carry it, and the nickname table
      does not list it as a short form) and the other is established (at least ``typo_min_common_count``
      records); an extract of fewer than ``typo_min_records`` named records is too small to judge;
@@ -117,6 +118,7 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
         return {"reweighted": 0, "note": f"forename comparison or its level {target!r} untrained or absent"}
     jw, most = float(cfg.get("typo_min_jaro_winkler", 0.6)), int(cfg.get("typo_max_count", 2))
     common, ajw = int(cfg.get("typo_min_common_count", 5)), float(cfg.get("home_address_jaro_winkler", 0.9))
+    edits = int(cfg.get("typo_max_edits", 3))
     n_records = int(con.execute(f'SELECT count(forename) FROM "{nodes}"').fetchone()[0])
     if n_records < int(cfg.get("typo_min_records", 1000)):  # frequencies of a small extract say nothing
         return {"reweighted": 0, "to_level": f"forename.{target}", "note": "too few records to judge a spelling rare"}
@@ -133,13 +135,14 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
                 AND length(l.forename) > 1 AND length(r.forename) > 1
                 AND l.forename_canonical <> r.forename_canonical
                 AND jaro_winkler_similarity(l.forename, r.forename) >= ?
+                AND damerau_levenshtein(l.forename, r.forename) <= ?
                 AND least(fl.n, fr.n) <= ? AND greatest(fl.n, fr.n) >= ?
                 -- a spelling the nickname table lists as a short form (JENNY) is an established name
                 AND (CASE WHEN fl.n < fr.n THEN l.forename_canonical = l.forename
                           ELSE r.forename_canonical = r.forename END)),
         single AS (SELECT rare_id FROM q GROUP BY 1 HAVING count(DISTINCT partner) = 1)
         SELECT unique_id_l, unique_id_r FROM q SEMI JOIN single USING (rare_id) WHERE prob < ?""",
-                [jw, most, common, float(threshold)])
+                [jw, edits, most, common, float(threshold)])
     n = int(con.execute("SELECT count(*) FROM _hm_typo").fetchone()[0])
     if not n:
         return {"reweighted": 0, "to_level": f"forename.{target}"}
