@@ -43,6 +43,7 @@ from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_fields import column_stats, fit_to_data
 from ecins_link.matching.person_home import same_home_evidence
+from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
@@ -311,7 +312,10 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         # a misspelt forename or the only namesake at home (person_home): re-weight on the first clustering too
         summary["same_home"] = same_home_evidence(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS, lk.match_threshold,
                                                   float(lk.review_band[0]), settings, mc)
-        if summary["household_moves"].get("reweighted") or summary["same_home"].get("reweighted"):
+        # exact forename, surname and date of birth at another address (person_identity)
+        summary["same_identity"] = same_identity_elsewhere(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
+                                                           lk.match_threshold, mc)
+        if any(summary[k].get("reweighted") for k in ("household_moves", "same_home", "same_identity")):
             splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
