@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ecins_link.cli_common import ProjectArg, UserOpt, app, console, guard, jsonable
+from ecins_link.cli_common import ProjectArg, UserOpt, app, console, guard, print_json
 
 
 @app.command()
@@ -34,7 +34,7 @@ def synth(
 
     summary = generate_town(out, persons=persons, seed=seed, bad_rows=bad_rows, dialect=dialect)
     console.print(f"town written to {out}")
-    print(json.dumps(jsonable(summary), indent=2, default=str))
+    print_json(summary)
 
 
 @app.command()
@@ -66,7 +66,7 @@ def run(
         raise
     print_sources(console, result.summary.get("sources", []), result.summary.get("warnings", []))
     if as_json:
-        print(json.dumps(run_summary(result), indent=2, default=str))
+        print_json(run_summary(result))
         return
     table = Table(title=f"run {result.run_id}")
     table.add_column("stage")
@@ -90,7 +90,7 @@ def check(
 
     report = check_project(project)
     if as_json:
-        print(json.dumps(report, indent=2, default=str))
+        print_json(report)
     else:
         print_check(Console(), report)
     if report["errors"]:

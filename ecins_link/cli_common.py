@@ -83,6 +83,13 @@ def project_store(project: Path, command: str, user: str | None = None, purpose:
     return config, open_store(config, user=user, command=command, purpose=purpose, read_only=read_only)
 
 
+def print_json(obj: object) -> None:
+    """Print a result (a dataclass or plain data) as indented JSON on stdout."""
+    import json
+
+    print(json.dumps(jsonable(obj), indent=2, default=str))
+
+
 def jsonable(obj: object) -> object:
     """A dataclass as a dict (for ``json.dumps``); anything else unchanged."""
     import dataclasses

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ecins_link.cli_common import ProjectArg, UserOpt, app, console, guard, jsonable, project_store
+from ecins_link.cli_common import ProjectArg, UserOpt, app, console, guard, print_json, project_store
 
 review_app = typer.Typer(no_args_is_help=True, help="Clerical review of uncertain person matches.")
 app.add_typer(review_app, name="review")
@@ -47,7 +47,7 @@ def review_import(
     _, store = project_store(project, "review import", user)
     with store:
         result = import_review(store, decisions, reviewer=store.user)
-    print(json.dumps(jsonable(result), indent=2, default=str))
+    print_json(result)
 
 
 @app.command()
@@ -128,7 +128,7 @@ def export(
     _, store = project_store(project, "export", user, purpose="research")
     with store:
         result = export_pseudonymised(store, out, key_file, min_cell=min_cell)
-    print(json.dumps(jsonable(result), indent=2, default=str))
+    print_json(result)
 
 
 @app.command()
@@ -145,7 +145,7 @@ def purge(
     _, store = project_store(project, "purge", user)
     with store:
         counts = purge_source(store, source, reason)
-    print(json.dumps(counts, indent=2))
+    print_json(counts)
 
 
 def _print_audit_json(rows: object, verdict: object | None) -> None:
@@ -154,4 +154,4 @@ def _print_audit_json(rows: object, verdict: object | None) -> None:
     if verdict is not None:
         out.update(verified=verdict.ok, broken_at=list(verdict.bad_seqs),  # type: ignore[attr-defined]
                    problems=list(verdict.problems))  # type: ignore[attr-defined]
-    print(json.dumps(out, indent=2, default=str))
+    print_json(out)

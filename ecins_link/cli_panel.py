@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ecins_link.cli_common import ProjectArg, app, console, guard
+from ecins_link.cli_common import ProjectArg, app, console, guard, print_json
 
 rules_app = typer.Typer(no_args_is_help=True, help="Combination rules files: validate and explain.")
 app.add_typer(rules_app, name="rules")
@@ -51,7 +51,7 @@ def worklist(
     shown = filter_cases(cases, status or [], rule)
     rows = shown if limit <= 0 else shown.head(limit)
     if as_json:
-        print(json.dumps(json.loads(rows.to_json(orient="records", date_format="iso")), indent=2))
+        print_json(json.loads(rows.to_json(orient="records", date_format="iso")))
         return
     table = Table(title=f"worklist: {len(shown)} of {len(cases)} cases" + (f" (first {len(rows)})" if len(rows) <
                                                                             len(shown) else ""))

@@ -194,16 +194,23 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
                    AND h.unique_id NOT IN (SELECT unique_id FROM elsewhere UNION ALL SELECT unique_id FROM rival))
         SELECT least(unique_id, b) AS unique_id_l, greatest(unique_id, b) AS unique_id_r FROM best
         WHERE k = 1 AND prob < ?""", [low, low, float(threshold)])
-    n = int(con.execute("SELECT count(*) FROM _hm_unique").fetchone()[0])
-    if n:
-        t = min(max(float(threshold), 1e-9), 1 - 1e-9)
-        w = math.log2(t / (1 - t))
-        con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
-                            match_probability = greatest(p.match_probability, ?)
-                        FROM _hm_unique m WHERE (m.unique_id_l = p.unique_id_l AND m.unique_id_r = p.unique_id_r)
-                           OR (m.unique_id_l = p.unique_id_r AND m.unique_id_r = p.unique_id_l)""", [w, t])
+    n = accept_at_threshold(con, pairs, "_hm_unique", threshold)
     con.execute("DROP TABLE IF EXISTS _hm_unique")
     return {"accepted": n, "min_probability": low}
+
+
+def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: str, threshold: float) -> int:
+    """Raise the pairs of ``pairs`` listed in table ``accepted`` (unique_id_l, unique_id_r; either orientation) to
+    the match threshold -- no further, and never lower a pair; returns how many ``accepted`` lists."""
+    n = int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
+    if n:
+        t = min(max(float(threshold), 1e-9), 1 - 1e-9)
+        con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
+                            match_probability = greatest(p.match_probability, ?)
+                        FROM "{accepted}" m WHERE (m.unique_id_l = p.unique_id_l AND m.unique_id_r = p.unique_id_r)
+                           OR (m.unique_id_l = p.unique_id_r AND m.unique_id_r = p.unique_id_l)""",
+                    [math.log2(t / (1 - t)), t])
+    return n
 
 
 def _add(con: duckdb.DuckDBPyConnection, pairs: str, deltas: list[tuple[str, str, float]]) -> None:

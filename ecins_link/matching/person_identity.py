@@ -21,9 +21,9 @@ the model file (on in the packaged model; off where a model file has no such sec
 
 from __future__ import annotations
 
-import math
-
 import duckdb
+
+from ecins_link.matching.person_home import accept_at_threshold
 
 
 def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
@@ -50,12 +50,6 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
           AND length(l.forename) > 1 AND length(l.surname) > 1
           AND coalesce(l.sex = r.sex, TRUE) AND t.clusters <= 2
           AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold)])
-    n_pairs = int(con.execute("SELECT count(*) FROM _id_accept").fetchone()[0])
-    if n_pairs:
-        t = min(max(float(threshold), 1e-9), 1 - 1e-9)
-        con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
-                            match_probability = greatest(p.match_probability, ?)
-                        FROM _id_accept a WHERE a.unique_id_l = p.unique_id_l AND a.unique_id_r = p.unique_id_r""",
-                    [math.log2(t / (1 - t)), t])
+    n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _id_accept")
     return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share}
