@@ -200,7 +200,7 @@ def test_clusters_agree(spark_run) -> None:  # noqa: ANN001
     assert len(pieces) == 2 and abs(pieces[0][1] - pieces[1][1]) <= 2  # the guard split the same few clusters
 
 
-def test_run_with_spark_backend_keeps_the_output_contract(spark_run) -> None:  # noqa: ANN001
+def test_run_with_spark_backend_keeps_the_output_contract(sample_run, spark_run) -> None:  # noqa: ANN001
     run, _ = spark_run
     store = Store(run.store_path, read_only=True)
     try:
@@ -218,6 +218,16 @@ def test_run_with_spark_backend_keeps_the_output_contract(spark_run) -> None:  #
         assert summary["engine"] == "spark" and summary["mode"] == "fixed model"
         assert summary["candidate_pairs_upper_bound"] >= summary["candidate_pairs"] > 1000  # the max_pairs brake
         assert json.loads(settings)["sql_dialect"] == "duckdb"  # the stored model stays canonical
+        # the re-weighting passes (person_passes) ran on Spark's pairs as on DuckDB's, with the same decisions
+        duck_store = Store(sample_run.store_path, read_only=True)
+        try:
+            duck_summary = json.loads(duck_store.con.execute("""SELECT summary_json FROM linkage_models
+                                                                ORDER BY created_at DESC LIMIT 1""").fetchone()[0])
+        finally:
+            duck_store.close()
+        for name in ("household_moves", "same_home", "same_identity"):
+            assert isinstance(summary.get(name), dict), f"{name} did not run on the Spark backend"
+            assert summary[name].get("reweighted") == duck_summary[name].get("reweighted"), name
         audit = con.execute("SELECT count(*) FROM audit_log WHERE action = 'link_persons'").fetchone()[0]
         assert audit >= 2
         assert con.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0] == "ok"

@@ -42,8 +42,6 @@ from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_fields import column_stats, fit_to_data
-from ecins_link.matching.person_home import same_home_evidence
-from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
@@ -51,7 +49,7 @@ from ecins_link.matching.person_model import (
     make_linker,
     quiet_splink,
 )
-from ecins_link.matching.person_moves import household_moves
+from ecins_link.matching.person_passes import second_look
 from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
@@ -306,17 +304,12 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         started = time.perf_counter()
         must, cannot = load_constraints(store)
         splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
-        # an undated record at its family's old address (person_moves): re-weight, then cluster again
-        summary["household_moves"] = household_moves(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
-                                                     lk.match_threshold, settings, mc)
-        # a misspelt forename or the only namesake at home (person_home): re-weight on the first clustering too
-        summary["same_home"] = same_home_evidence(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS, lk.match_threshold,
-                                                  float(lk.review_band[0]), settings, mc)
-        # exact forename, surname and date of birth at another address (person_identity)
-        summary["same_identity"] = same_identity_elsewhere(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
-                                                           lk.match_threshold, mc)
-        if any(summary[k].get("reweighted") for k in ("household_moves", "same_home", "same_identity")):
-            splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
+        # the re-weighting passes over the first clustering, then clustering again (person_passes)
+        passes, again = second_look(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS, threshold=lk.match_threshold,
+                                    review_low=float(lk.review_band[0]), settings=settings, mc=mc, must=must,
+                                    cannot=cannot, guard=guard)
+        summary.update(passes)
+        splits = splits if again is None else again
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
         seconds["cluster_and_guard"] = _lap(started)

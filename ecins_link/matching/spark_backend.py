@@ -33,6 +33,7 @@ from ecins_link.matching.model_dialect import render_settings, with_parameters
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_fields import column_stats, fit_to_data
 from ecins_link.matching.person_model import level_weights, load_model_config, quiet_splink, settings
+from ecins_link.matching.person_passes import second_look
 from ecins_link.matching.person_training import TrainingError, train
 from ecins_link.matching.review import load_constraints
 from ecins_link.store import Store
@@ -216,6 +217,16 @@ def _stored_model(store: Store) -> tuple[dict, str] | None:
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, abfss://, dbfs:/ (not C:/ or a plain path)
 
 
+def _nodes_query(store: Store) -> str:
+    """The person records the re-weighting passes read, as the DuckDB path copies them (``address_surnames``
+    added as NULL for a store standardised before the household link existed)."""
+    from ecins_link.matching.persons import INPUT_TABLE
+
+    have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
+    extra = "" if "address_surnames" in have else ", CAST(NULL AS VARCHAR) AS address_surnames"
+    return f'SELECT *{extra} FROM "{INPUT_TABLE}"'
+
+
 def work_folder(config: ProjectConfig) -> Path:
     """``engine.work_dir`` as a folder path; ``ConfigError`` for an object-store URL, which the driver's
     pyarrow hand-over and clean-up cannot use (docs/spark.md: a shared mount at the same path everywhere)."""
@@ -308,7 +319,7 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
     clusters.write.mode("overwrite").parquet(str(work / "clusters"))
     seconds["cluster_and_guard"] = _lap(started)
     linker.table_management.delete_tables_created_by_splink_from_db()
-    scratch = store.open_scratch({})
+    scratch = store.open_scratch({INPUT_TABLE: _nodes_query(store)})
     try:
         started = time.perf_counter()
         scratch.register("_spark_pairs", ds.dataset(str(work / "pairs"), format="parquet").to_table())
@@ -319,9 +330,17 @@ def _score(store: Store, config: ProjectConfig, mc: dict, work: Path, model_file
             CAST(cluster_confidence AS DOUBLE) AS cluster_confidence FROM _spark_clusters ORDER BY unique_id""")
         scratch.unregister("_spark_pairs")
         scratch.unregister("_spark_clusters")
+        seconds["read_back"] = _lap(started)
+        started = time.perf_counter()
+        # the same re-weighting passes as the DuckDB path, over the pairs read back (person_passes)
+        passes, again = second_look(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS, threshold=lk.match_threshold,
+                                    review_low=float(lk.review_band[0]), settings=model, mc=mc, must=must,
+                                    cannot=cannot, guard=guard)
+        summary.update(passes)
+        splits = splits if again is None else again
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
-        seconds["read_back"] = _lap(started)
+        seconds["second_look"] = _lap(started)
     except BaseException:
         scratch.close()
         raise

@@ -1,0 +1,40 @@
+"""The second look at a first clustering: the re-weighting passes, then clustering again if any pair moved.
+
+Both engines run it on the stage's private DuckDB connection once the scored pairs and a first clustering are
+there (the DuckDB path after its own clustering, the Spark path after reading Spark's pairs and clusters back):
+
+1. an undated record at its family's old address (``person_moves``);
+2. a misspelt forename or the only namesake at home (``person_home``);
+3. exact forename, surname and date of birth at another address (``person_identity``).
+
+Each pass reads the first clustering and re-weights pairs of the pair table; when any pass re-weighted a pair,
+the records are clustered again with the same clerical constraints and over-merge guard.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ecins_link.matching.person_clusters import cluster
+from ecins_link.matching.person_home import same_home_evidence
+from ecins_link.matching.person_identity import same_identity_elsewhere
+from ecins_link.matching.person_moves import household_moves
+
+PASSES = ("household_moves", "same_home", "same_identity")
+
+
+def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, *, threshold: float,
+                review_low: float, settings: dict, mc: dict, must: list, cannot: list,
+                guard: dict) -> tuple[dict, list[dict] | None]:
+    """Run the three passes over ``pairs`` and the first clustering ``clusters`` (tables on ``con``; ``nodes``
+    holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
+    (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
+    the first clustering stands."""
+    done = {
+        "household_moves": household_moves(con, nodes, pairs, clusters, threshold, settings, mc),
+        "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
+        "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc),
+    }
+    if not any(done[name].get("reweighted") for name in PASSES):
+        return done, None
+    return done, cluster(con, nodes, pairs, threshold, must, cannot, guard, clusters)
