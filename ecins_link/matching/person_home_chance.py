@@ -45,21 +45,19 @@ def household_link_by_chance(con: duckdb.DuckDBPyConnection, nodes: str, pairs: 
     if "address_surnames" not in cols:
         return {"reweighted": 0, "enabled": True, "note": "no address_surnames column"}
     sides = ", ".join(f'l."{c}" AS "{c}_l", r."{c}" AS "{c}_r"' for c in cols)
-    # candidates: forename and date agree, surnames differ, one side's address lists the other's surname
-    link = "contains(x.address_surnames, '|' || y.surname || '|')"
+    # candidates: date agrees, surnames differ, one side's address lists the other's surname; chance per linking side
+    side = """SELECT unique_id_l, unique_id_r, len(string_split(trim({a}, '|'), '|')) * tf.f AS chance
+              FROM cand JOIN tf ON tf.surname = {b} WHERE contains({a}, '|' || {b} || '|')"""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hc_pairs AS
         WITH tf AS (SELECT surname, count(*) / (SELECT count(surname) FROM "{nodes}") AS f FROM "{nodes}"
                     WHERE surname IS NOT NULL GROUP BY 1),
-        cand AS (SELECT p.unique_id_l, p.unique_id_r, p.match_weight FROM "{pairs}" p
+        cand AS (SELECT p.unique_id_l, p.unique_id_r, l.surname AS sl, r.surname AS sr,
+                        l.address_surnames AS hl, r.address_surnames AS hr FROM "{pairs}" p
                  JOIN "{nodes}" l ON l.unique_id = p.unique_id_l JOIN "{nodes}" r ON r.unique_id = p.unique_id_r
                  WHERE l.dob = r.dob AND l.surname <> r.surname
                    AND (contains(l.address_surnames, '|' || r.surname || '|')
                         OR contains(r.address_surnames, '|' || l.surname || '|'))),
-        sided AS (SELECT c.unique_id_l, c.unique_id_r,
-                         len(string_split(trim(x.address_surnames, '|'), '|')) * tf.f AS chance
-                  FROM cand c JOIN "{nodes}" x ON x.unique_id IN (c.unique_id_l, c.unique_id_r)
-                  JOIN "{nodes}" y ON y.unique_id IN (c.unique_id_l, c.unique_id_r) AND y.unique_id <> x.unique_id
-                  JOIN tf ON tf.surname = y.surname WHERE {link})
+        sided AS ({side.format(a="hl", b="sr")} UNION ALL {side.format(a="hr", b="sl")})
         SELECT unique_id_l, unique_id_r, min(chance) AS chance FROM sided GROUP BY 1, 2""")
     rows = con.execute(f"""SELECT unique_id_l, unique_id_r, chance, {_level_case(comp)} AS level FROM (
         SELECT t.chance, {sides} FROM _hc_pairs t
