@@ -218,3 +218,66 @@ def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, see
     hard = after["hard_cases"]
     assert all(hard[k]["wrongly_merged_pairs"] <= before["hard_cases"][k]["wrongly_merged_pairs"]
                for k in ("twin", "father_son", "same_name") if k in hard)
+
+
+def _run_sources(rows: list[dict], pairs: list[tuple[str, str, float]]) -> tuple[dict, dict[str, str]]:
+    """As _run, but records name their source (unique id ``source:key``) and pairs are given by those ids."""
+    con = duckdb.connect()
+    append_person_std(con, [{"forename_canonical": r["forename"], **r} for r in rows])
+    con.execute("CREATE TABLE pp (unique_id_l VARCHAR, unique_id_r VARCHAR, match_weight DOUBLE, "
+                "match_probability DOUBLE)")
+    con.executemany("INSERT INTO pp VALUES (?, ?, ?, 1.0 / (1.0 + pow(2.0, -?)))", [(a, b, w, w) for a, b, w in pairs])
+    mc = load_model_config()
+    mc["home"] = {**mc["home"], **SMALL}
+    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
+    done = same_home_evidence(con, "person_std", "pp", "raw", 0.95, 0.5, SETTINGS, mc)
+    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
+    cid = dict(con.execute("SELECT unique_id, cluster_id FROM raw").fetchall())
+    con.close()
+    return done, cid
+
+
+def _rec(source: str, key: str, forename: str, home: dict = HOME, dob: str = "2015-06-02") -> dict:
+    return {**_person(key, forename, "OKAFOR", dob, home, "M"), "source": source}
+
+
+def test_twins_with_alike_names_each_established_and_filed_apart_in_one_source_stay_apart() -> None:
+    # AIDAN and AIDEN: one typo apart, but each spelling recorded twice at the home, and the council holds both
+    rows = [_rec("council", "1", "AIDAN"), _rec("police", "1", "AIDAN"),
+            _rec("council", "2", "AIDEN", SAME_HOME_OTHER_FORM), _rec("police", "2", "AIDEN")]
+    pairs = [("council:1", "police:1", 20.0), ("council:2", "police:2", 20.0),
+             ("council:1", "council:2", 14.0), ("police:1", "police:2", 14.0)]  # the model's one-typo level
+    done, cid = _run_sources(rows, pairs)
+    assert done["twins_with_alike_names"]["reweighted"] == 2
+    assert cid["council:1"] == cid["police:1"] != cid["council:2"] == cid["police:2"]
+
+
+@pytest.mark.parametrize("case", ["variant_per_agency", "one_typo", "other_date", "next_door"])
+def test_alike_names_that_are_one_person_are_left_linked(case: str) -> None:
+    rows = [_rec("council", "1", "AIDAN"), _rec("council", "2", "AIDAN"), _rec("police", "1", "AIDEN"),
+            _rec("police", "2", "AIDEN")]  # each agency writes the name its own way: no source holds both
+    if case == "one_typo":  # a single mistyped record beside three
+        rows = [_rec("council", "1", "AIDAN"), _rec("police", "1", "AIDAN"), _rec("police", "2", "AIDEN"),
+                _rec("council", "2", "AIDAN")]
+    elif case == "other_date":  # both spellings in the council's records, but not one date of birth (no twins)
+        rows = [_rec("council", "1", "AIDAN"), _rec("police", "1", "AIDAN"), _rec("council", "2", "AIDEN", dob="2015-06-03"),
+                _rec("police", "2", "AIDEN", dob="2015-06-03")]
+    elif case == "next_door":
+        rows = [_rec("council", "1", "AIDAN"), _rec("police", "1", "AIDAN"), _rec("council", "2", "AIDEN", NEXT_DOOR),
+                _rec("police", "2", "AIDEN", NEXT_DOOR)]
+    pairs = [("council:1", "council:2", 14.0), ("police:1", "police:2", 14.0), ("council:1", "police:1", 14.0),
+             ("council:2", "police:2", 14.0)]
+    done, cid = _run_sources(rows, pairs)
+    assert done["twins_with_alike_names"]["reweighted"] == 0
+    assert len({cid[u] for u in ("council:1", "council:2", "police:1", "police:2")}) == 1
+
+
+def test_one_spelling_with_two_canonical_forms_is_not_two_names() -> None:
+    # CHARLIE is CHARLES on a record with sex M and CHARLOTTE (or itself) on one without: one spelling, one person
+    rows = [_rec("council", "1", "CHARLIE"), _rec("police", "1", "CHARLIE"), _rec("council", "2", "CHARLIE"),
+            _rec("police", "2", "CHARLIE")]
+    rows = [{**r, "forename_canonical": "CHARLES" if r["record_key"] == "1" else "CHARLIE"} for r in rows]
+    pairs = [("council:1", "council:2", 14.0), ("police:1", "police:2", 14.0), ("council:1", "police:1", 14.0)]
+    done, cid = _run_sources(rows, pairs)
+    assert done["twins_with_alike_names"]["reweighted"] == 0
+    assert len({cid[u] for u in ("council:1", "council:2", "police:1", "police:2")}) == 1

@@ -68,3 +68,24 @@ def test_what_the_pass_leaves_alone(case: str) -> None:
         rows.append(_rec("c", "EMMA", "BAKER", "1986-03-14", {"postcode": "NT5 5EE", "address_norm": "9 OAK ST"}))
     done, cid = _run(rows, pairs, max_dob_share=0.05)
     assert done["reweighted"] == 0 and cid["a"] != cid["b"]
+
+
+def _namesakes(n: int) -> list[dict]:
+    """``n`` other EMMA BAKERs born in 1986 (each on her own day, none on 14 March), at homes of their own."""
+    return [_rec(f"e{i}", "EMMA", "BAKER", f"1986-{1 + i % 12:02d}-{1 + i // 12:02d}",
+                 {"postcode": f"NT4 {i}AA", "address_norm": f"{i} OAK ST"}) for i in range(n) if i % 12 != 2]
+
+
+def test_an_identity_that_is_common_at_this_size_is_not_accepted() -> None:
+    # 60 EMMA BAKERs born in 1986 among 122 dated records: about (62 - 1) x 62/122 / 365 = 0.085 others expected on
+    # any one day of that year, more than the threshold tolerates ((1 - 0.95) / 0.95 = 0.053): a coincidence
+    a, b = _rec("a", "EMMA", "BAKER", "1986-03-14", OLD), _rec("b", "EMMA", "BAKER", "1986-03-14", NEW)
+    rows = [a, b, *_namesakes(66), *_filler(60)]
+    done, cid = _run(rows, [("a", "b", 3.98)])
+    assert done["reweighted"] == 0 and cid["a"] != cid["b"]
+    assert done["max_expected_namesakes"] == round(0.05 / 0.95, 6)
+    # the same pair where only a handful share the name is accepted, and so is the crowded one with a looser bound
+    done, cid = _run([a, b, *_namesakes(6), *_filler(60)], [("a", "b", 3.98)])
+    assert done["reweighted"] == 1 and cid["a"] == cid["b"]
+    done, cid = _run(rows, [("a", "b", 3.98)], max_expected_namesakes=0.2)
+    assert done["reweighted"] == 1 and cid["a"] == cid["b"]

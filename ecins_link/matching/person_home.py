@@ -159,6 +159,51 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
     return {"reweighted": len(deltas), "to_level": f"forename.{target}"}
 
 
+# one dwelling as a key: the UPRN, else the postcode with the house number and flat (as in _same_home), else the
+# normalised address
+_DWELLING = ("coalesce({s}.uprn, CASE WHEN {s}.postcode IS NOT NULL THEN {s}.postcode || '|' || "
+             "coalesce({num}, {s}.address_norm, '') || '|' || coalesce({sub}, '') END, {s}.address_norm)")
+
+
+def _established_names(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, settings: dict, cfg: dict) -> dict:
+    """Twins with alike forenames (AIDAN / AIDEN, ELLA / ELLIE): at one dwelling, records with one full date of birth
+    and surname carry two forenames that are not one name (different canonical forms), each spelling is carried by at
+    least ``twin_min_records`` records there, and one source holds records of both spellings.  A keying error is not
+    repeated and filed as a second person in the same system; two children are.  Their pairs are weighed as if the
+    forenames had fallen to the twin level, whatever level (one typo, sound, spelling) they reached."""
+    least = int(cfg.get("twin_min_records", 0) or 0)
+    target = "different, same surname and dob"  # the model's twin level (person_model._forename)
+    comp = _comparison(settings, "forename")
+    weights = _weights(comp) if comp else {}
+    if least <= 0 or target not in weights:
+        return {"reweighted": 0, **({} if least <= 0 else {"note": f"forename level {target!r} absent"})}
+    key = _DWELLING.format(s="x", num=_NUM.format(s="x"), sub=_SUB.format(s="x"))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_twin AS
+        WITH n AS (SELECT unique_id, source, forename, forename_canonical, dob, surname_compact, {key} AS home
+                   FROM "{nodes}" x WHERE dob IS NOT NULL AND length(forename) > 1 AND surname_compact IS NOT NULL),
+        spelling AS (SELECT home, dob, surname_compact, forename, count(*) AS n, list(DISTINCT source) AS sources
+                     FROM n WHERE home IS NOT NULL GROUP BY ALL)
+        SELECT p.unique_id_l, p.unique_id_r FROM "{pairs}" p
+        JOIN n l ON l.unique_id = p.unique_id_l JOIN n r ON r.unique_id = p.unique_id_r
+        JOIN spelling a ON a.home = l.home AND a.dob = l.dob AND a.surname_compact = l.surname_compact
+                       AND a.forename = l.forename
+        JOIN spelling b ON b.home = r.home AND b.dob = r.dob AND b.surname_compact = r.surname_compact
+                       AND b.forename = r.forename
+        WHERE l.home = r.home AND l.dob = r.dob AND l.surname_compact = r.surname_compact
+          AND l.forename <> r.forename AND l.forename_canonical <> r.forename_canonical AND a.n >= ? AND b.n >= ?
+          AND list_has_any(a.sources, b.sources)""", [least, least])
+    cols = [r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()]
+    sides = ", ".join(f'l."{c}" AS "{c}_l", r."{c}" AS "{c}_r"' for c in cols)
+    rows = con.execute(f"""SELECT unique_id_l, unique_id_r, {_level_case(comp)} AS level FROM (
+        SELECT {sides} FROM _hm_twin t
+        JOIN "{nodes}" l ON l.unique_id = t.unique_id_l JOIN "{nodes}" r ON r.unique_id = t.unique_id_r)""").fetchall()
+    con.execute("DROP TABLE IF EXISTS _hm_twin")
+    deltas = [(a, b, weights[target] - weights[lvl]) for a, b, lvl in rows
+              if lvl in weights and weights[target] - weights[lvl] < 0]
+    _add(con, pairs, deltas)
+    return {"reweighted": len(deltas), "to_level": f"forename.{target}", "min_records_each": least}
+
+
 def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, threshold: float,
                       low: float, jw: float, pjw: float, address_jw: float) -> dict:
     fits, alike = _FITS.format(u="u", o="o", jw=jw), _ALIKE.format(u="u", o="o", pjw=pjw)
@@ -234,9 +279,15 @@ def same_home_evidence(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, c
     if not cfg.get("enabled", False):
         return {"enabled": False}
     typo = _misspelt_forenames(con, nodes, pairs, threshold, settings, cfg)
+    twins = _established_names(con, nodes, pairs, settings, cfg)
+    from ecins_link.matching.person_home_chance import household_link_by_chance  # it builds on this module
+
+    chance = household_link_by_chance(con, nodes, pairs, settings, cfg)
     low = float(cfg.get("unique_min_probability", review_low))
     t = mc["thresholds"]
     unique = _unique_namesakes(con, nodes, pairs, clusters, threshold, low, float(t["forename_jaro_winkler"]),
                                float(t["phonetic_min_jaro_winkler"]), float(cfg.get("home_address_jaro_winkler", 0.9)))
-    return {"enabled": True, "misspelt_forename": typo, "only_namesake_at_home": unique,
-            "reweighted": int(typo.get("reweighted", 0)) + int(unique.get("accepted", 0))}
+    return {"enabled": True, "misspelt_forename": typo, "twins_with_alike_names": twins,
+            "household_link_by_chance": chance, "only_namesake_at_home": unique,
+            "reweighted": int(typo.get("reweighted", 0)) + int(twins["reweighted"]) + int(chance["reweighted"])
+            + int(unique.get("accepted", 0))}

@@ -13,7 +13,13 @@ This pass accepts such a pair at the match threshold (no further) when
 - the recorded sexes do not differ;
 - the model already gives the pair at least ``min_probability`` (nothing in it contradicts strongly);
 - the exact (forename, surname, date of birth) is not carried by records of two *other* clusters besides the
-  pair's (a name and date shared that widely is a coincidence to leave to the reviewer).
+  pair's (a name and date shared that widely is a coincidence to leave to the reviewer);
+- the identity is distinctive at this size: the expected number of *other* people who share it by chance,
+  ``lambda = (clusters carrying the full name - 1) x share of dated records born that year / 365.25``, is at most
+  ``max_expected_namesakes`` (default ``(1 - threshold) / threshold``: with more expected namesakes than that the
+  pair is likelier a coincidence than the threshold allows).  Namesake collisions grow with the population (about
+  N^2 x sum of name-frequency^2 x sum of date-frequency^2: 449 pairs of people in the 250k town, as independence
+  predicts, 502): a name as common as JOHN SMITH in a town of millions is left to the model and the reviewer.
 
 The over-merge guard then runs on the new clusters as on any other.  Switched on by ``[identity] enabled`` in
 the model file (on in the packaged model; off where a model file has no such section).
@@ -34,6 +40,8 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
     if not cfg.get("enabled", False):
         return {"enabled": False}
     low, share = float(cfg.get("min_probability", 0.5)), float(cfg.get("max_dob_share", 0.001))
+    t = min(max(float(threshold), 1e-9), 1 - 1e-9)
+    most = float(cfg.get("max_expected_namesakes", (1 - t) / t))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _id_accept AS
         WITH n AS (SELECT unique_id, forename, surname, dob, sex FROM "{nodes}"),
         dated AS (SELECT count(dob) AS total FROM n),
@@ -41,15 +49,24 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
                        HAVING count(*) > greatest(2, ? * total)),
         triple AS (SELECT n.forename, n.surname, n.dob, count(DISTINCT c.cluster_id) AS clusters
                    FROM n JOIN "{clusters}" c USING (unique_id)
-                   WHERE n.dob IS NOT NULL AND n.forename IS NOT NULL AND n.surname IS NOT NULL GROUP BY 1, 2, 3)
+                   WHERE n.dob IS NOT NULL AND n.forename IS NOT NULL AND n.surname IS NOT NULL GROUP BY 1, 2, 3),
+        -- people the extract holds under each full name (first clustering), and the share born in each year
+        named AS (SELECT n.forename, n.surname, count(DISTINCT c.cluster_id) AS people
+                  FROM n JOIN "{clusters}" c USING (unique_id)
+                  WHERE n.forename IS NOT NULL AND n.surname IS NOT NULL GROUP BY 1, 2),
+        born AS (SELECT year(n.dob) AS y, count(*) / any_value(dated.total) AS share FROM n, dated
+                 WHERE n.dob IS NOT NULL GROUP BY 1)
         SELECT p.unique_id_l, p.unique_id_r
         FROM "{pairs}" p JOIN n l ON l.unique_id = p.unique_id_l JOIN n r ON r.unique_id = p.unique_id_r
         JOIN triple t ON t.forename = l.forename AND t.surname = l.surname AND t.dob = l.dob
+        JOIN named m ON m.forename = l.forename AND m.surname = l.surname JOIN born b ON b.y = year(l.dob)
         WHERE p.match_probability >= ? AND p.match_probability < ?
+          AND (m.people - 1) * b.share / 365.25 <= ?
           AND l.forename = r.forename AND l.surname = r.surname AND l.dob = r.dob
           AND length(l.forename) > 1 AND length(l.surname) > 1
           AND coalesce(l.sex = r.sex, TRUE) AND t.clusters <= 2
-          AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold)])
+          AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold), most])
     n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _id_accept")
-    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share}
+    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share,
+            "max_expected_namesakes": round(most, 6)}

@@ -204,6 +204,13 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("((forename_l = forename_r AND surname_l = surname_r) OR "
                  f"(forename_l = surname_r AND surname_l = forename_r)) AND abs({yl} - {yr}) >= {generation}",
                  "generation apart, same name"),
+            # optional (thresholds.namesake_dob_level): the same name (forename or its canonical form, compact
+            # surname) with two full dates of birth that nothing above reconciles (no typo, swap or single wrong
+            # part) -- two namesakes (brothers both recorded as MOHAMMED, a mother and daughter, strangers); the
+            # name is no evidence of which of them a record is, so the date decides.  Bounded in the model file
+            *([_lvl("dob_l IS NOT NULL AND dob_r IS NOT NULL AND surname_compact_l = surname_compact_r AND "
+                    "(forename_l = forename_r OR forename_canonical_l = forename_canonical_r)",
+                    "different, same name")] if t.get("namesake_dob_level", False) else []),
             cll.ElseLevel().configure(label_for_charts="else"),
         ],
         priors=pri,
