@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -63,10 +64,13 @@ class MatcherSession:
     the residue; :meth:`close` (always call it, or use ``with``) stops and frees everything.
     """
 
-    def __init__(self, canonical: pa.Table, settings: dict) -> None:
+    def __init__(self, canonical: pa.Table, settings: dict, prepared_dir: Path | None = None) -> None:
         from uk_address_matcher import AddressMatcher
 
         self.canonical, self.settings = canonical, dict(settings)
+        # where the prepared gazetteer is kept between runs (:mod:`.uam_prepared`); None: always prepare it
+        self.prepared_dir = prepared_dir
+        self.prepared_from_cache: bool | None = None  # None: no cache (or not yet known)
         self.prepare_seconds: float | None = None
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
@@ -99,8 +103,17 @@ class MatcherSession:
     def _prepare(self) -> None:
         started = time.perf_counter()
         try:
-            self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
-            self._add_local_keys()
+            fp = None
+            if self.prepared_dir is not None:
+                from ecins_link.locations import uam_prepared
+
+                fp = uam_prepared.fingerprint(self._scratch, "canon", self.settings)
+                self.prepared_from_cache = self._load_prepared(uam_prepared.load(self._scratch, self.prepared_dir, fp))
+            if not self.prepared_from_cache:
+                self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
+                self._add_local_keys()
+                if fp is not None:
+                    self._save_prepared(fp)
         except BaseException as err:  # noqa: BLE001 - re-raised in match()
             self._error = err
         self.prepare_seconds = round(time.perf_counter() - started, 3)
@@ -122,6 +135,35 @@ class MatcherSession:
         keyed = prepare_canonical_local_keys(self._scratch, canonical)
         self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
         self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
+
+    def _load_prepared(self, tables: dict[str, str] | None) -> bool:
+        """Give the matcher the prepared gazetteer loaded from the cache (what ``_resolve_canonical_data`` and
+        :meth:`_add_local_keys` leave on it); False when there is no complete copy."""
+        if tables is None or not {"addresses", "term_frequencies", "inverted_index"} <= set(tables):
+            return False
+        from uk_address_matcher.linking_model.matching.stages.splink import SplinkStage
+
+        m = self._matcher
+        m._canonical_clean = self._scratch.table(tables["addresses"])  # noqa: SLF001 - see __init__
+        m._tf_table = self._scratch.table(tables["term_frequencies"])  # noqa: SLF001
+        roads = tables.get("roadlike_places")
+        m._roadlike_places = self._scratch.table(roads) if roads else None  # noqa: SLF001
+        m._inverted_index_table_name = tables["inverted_index"]  # noqa: SLF001
+        for stage in m.stages:
+            if isinstance(stage, SplinkStage):
+                stage.roadlike_places = m._roadlike_places  # noqa: SLF001
+        return True
+
+    def _save_prepared(self, fp: str) -> None:
+        """Keep what the preparation left on the matcher for the next run (:mod:`.uam_prepared`)."""
+        from ecins_link.locations import uam_prepared
+
+        m = self._matcher
+        parts = {"addresses": m._canonical_clean, "term_frequencies": m._tf_table,  # noqa: SLF001
+                 "inverted_index": m._inverted_index, "roadlike_places": m._roadlike_places}  # noqa: SLF001
+        if any(parts[p] is None for p in ("addresses", "term_frequencies", "inverted_index")):
+            return  # another uk_address_matcher version: nothing known to keep
+        uam_prepared.save(self.prepared_dir, fp, {k: v for k, v in parts.items() if v is not None})
 
     def accepts(self, canonical: pa.Table, settings: dict) -> bool:
         """Whether this session prepared exactly ``canonical`` with ``settings`` (and is still usable)."""
