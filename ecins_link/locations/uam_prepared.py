@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -119,7 +120,10 @@ def save(folder: Path | None, fp: str, relations: dict[str, duckdb.DuckDBPyRelat
         (tmp / MANIFEST).write_text(json.dumps({"fingerprint": fp, "format": FORMAT, "parts": parts}, indent=1),
                                     encoding="utf-8")
         for old in folder.iterdir():
-            if old != tmp and old.is_dir():
+            # another fingerprint's copy, or an unfinished one left by a run that stopped over an hour ago (not
+            # one another session may be writing now)
+            stale = not old.name.startswith(".tmp-") or time.time() - old.stat().st_mtime > 3600
+            if old != tmp and old.is_dir() and stale:
                 shutil.rmtree(old, ignore_errors=True)
         tmp.rename(folder / fp)
         return True
