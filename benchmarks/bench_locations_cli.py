@@ -51,7 +51,10 @@ def _cli(town: Path, stages: list[str]) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, check=False)
+    # from the town's folder: ``-m`` puts the working directory first on sys.path, and the code measured is the one
+    # on PYTHONPATH (or installed), not a checkout the script happens to be started from
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}, check=False,
+                          cwd=town)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

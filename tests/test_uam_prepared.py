@@ -81,8 +81,7 @@ def test_kept_preparation_gives_byte_identical_answers_and_is_invalidated(sample
 
         # the cache off: nothing loaded, nothing written
         shutil.rmtree(folder)
-        link_locations(store, config, rules_path=_rules(tmp_path, **{"cleaning_chunks = 1": "cleaning_chunks = 1\n"
-                                                                     "gazetteer_cache = false"}))
+        link_locations(store, config, rules_path=_rules(tmp_path, **{"gazetteer_cache = true": "gazetteer_cache = false"}))
         assert _steps(store)["uk_address_matcher_gazetteer_cached"] is None
         assert not folder.exists()
 

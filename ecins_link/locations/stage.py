@@ -26,7 +26,10 @@ Settings live in ``location_rules.toml``.
 Where the time goes (250k-person town): uk_address_matcher is most of it, and most of that is preparing the
 gazetteer, which does not depend on the residue; so it starts first, in a background thread on its own
 connection (``location_uam.MatcherSession``), while steps 1-4 run on an in-memory scratch copy of the inputs
-(``Store.scratch``: temp tables inside the stage's transaction are about half as fast to read).
+(``Store.scratch``: temp tables inside the stage's transaction are about half as fast to read).  The prepared
+gazetteer is kept next to the store for the next run on the same gazetteer (:mod:`.uam_prepared`), and the
+matcher's answers in the store (:mod:`.uam_cache`).  Each step's wall and CPU seconds go into the audit row
+(``steps.seconds`` / ``steps.cpu_seconds``, :mod:`.laps`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ inverted index: ~10 s for a 138k-row gazetteer, nearly independent of how many a
 does not depend on the residue.  :class:`MatcherSession` therefore starts that preparation in a background
 thread as soon as the stage starts, while the key joins run on the store connection; the residue is matched
 when the keys are done.  DuckDB releases the GIL while it works, so the two overlap on a multi-core machine.
+With a ``prepared_dir`` the session first looks there for the preparation of the same gazetteer kept by an earlier
+run (:mod:`.uam_prepared`) and loads it instead; after preparing, it keeps its own there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import pyarrow as pa
 from ecins_link.locations.uam_accept import accept_matches
 
 log = logging.getLogger(__name__)
+
+
+# what uk_address_matcher 1.5's canonical preparation leaves on its AddressMatcher (kept by :mod:`.uam_prepared`)
+_PREPARED_ATTRS = ("_canonical_clean", "_tf_table", "_roadlike_places", "_inverted_index_table_name")
 
 
 def canonical_sql(table: str = "gazetteer_std") -> str:
@@ -104,7 +110,8 @@ class MatcherSession:
         started = time.perf_counter()
         try:
             fp = None
-            if self.prepared_dir is not None:
+            # the cache knows uk_address_matcher 1.5's matcher attributes; another layout is prepared every run
+            if self.prepared_dir is not None and all(hasattr(self._matcher, a) for a in _PREPARED_ATTRS):
                 from ecins_link.locations import uam_prepared
 
                 fp = uam_prepared.fingerprint(self._scratch, "canon", self.settings)
@@ -113,7 +120,10 @@ class MatcherSession:
                 self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
                 self._add_local_keys()
                 if fp is not None:
-                    self._save_prepared(fp)
+                    try:
+                        self._save_prepared(fp)
+                    except Exception as err:  # noqa: BLE001 - keeping it only saves time; the match goes on
+                        log.warning("uk_address_matcher: the prepared gazetteer was not kept (%s)", type(err).__name__)
         except BaseException as err:  # noqa: BLE001 - re-raised in match()
             self._error = err
         self.prepare_seconds = round(time.perf_counter() - started, 3)
