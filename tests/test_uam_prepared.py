@@ -136,3 +136,18 @@ def test_save_and_load_round_trip_types_and_refuse_incomplete_copies(tmp_path):
     assert uam_prepared.load(other, folder, "fp2") is None  # no manifest: an unfinished copy
     assert uam_prepared.folder_for(":memory:", {}) is None
     assert uam_prepared.folder_for(tmp_path / "s.duckdb", {"gazetteer_cache": False}) is None
+
+
+def test_run_summary_carries_this_runs_location_steps(tmp_path):
+    """run_summary.json's ``location_steps``: the per-step seconds of this run's locations audit row, none for a
+    run that did not run the stage."""
+    from ecins_link.run_summary import location_steps
+
+    with Store(tmp_path / "s.duckdb") as store:
+        assert location_steps(store, store.run_id) is None
+        store.audit("combination", "link_locations", details={"steps": {
+            "seconds": {"prepare": 1.5}, "cpu_seconds": {"prepare": 1.2}, "uk_address_matcher_texts": 7,
+            "exact_key": {"resolved": 3}}})
+        got = location_steps(store, store.run_id)
+        assert got == {"seconds": {"prepare": 1.5}, "cpu_seconds": {"prepare": 1.2}, "uk_address_matcher_texts": 7}
+        assert location_steps(store, "another-run") is None
