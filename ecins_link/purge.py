@@ -72,11 +72,14 @@ def purge_source(store: Store, source: str, reason: str) -> dict[str, int]:
         for table in dropped:
             counts[f"{table}.dropped"] = store.count(table)
             store.con.execute(f'DROP TABLE "{table}"')
+        # uk_address_matcher's prepared gazetteer kept next to the store (ecins_link.locations.uam_prepared)
+        prepared_dropped = _drop_prepared_gazetteer(store)
         store.con.execute(PURGED_DDL)
         store.con.execute("INSERT INTO purged_sources VALUES (?, ?, ?, ?, NULL, NULL)",
                           [source, dt.datetime.now(), store.user, store.run_id])
         store.audit("erasure", "purge_source",
                     {"source": source, "reason_given": True, "derived_tables_dropped": dropped,
+                     "prepared_gazetteer_dropped": prepared_dropped,
                      "next": "re-run the pipeline to rebuild the derived tables without this source"}, counts)
     before = store.path.stat().st_size
     store.rewrite_file()
@@ -84,6 +87,12 @@ def purge_source(store: Store, source: str, reason: str) -> dict[str, int]:
                 {"source": source, "why": "no byte of the purged rows may remain in freed blocks"},
                 {"bytes_before": before, "bytes_after": store.path.stat().st_size})
     return counts
+
+
+def _drop_prepared_gazetteer(store: Store) -> bool:
+    from ecins_link.locations.uam_prepared import drop
+
+    return drop(store.path)
 
 
 def purged_sources(store: Store) -> list[str]:

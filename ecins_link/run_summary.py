@@ -4,7 +4,8 @@ Keys (extend by adding): ``run_id``, ``project``, ``status`` (ok / failed), ``er
 ``stages`` [{stage, seconds, started, ended}], ``sources`` [rows read / accepted / quarantined, quarantined
 share, limit, status, top reasons], ``nulled_fields`` {source: {field: records whose value standardisation
 nulled}}, ``trained_comparisons``, ``untrained_comparisons`` [{comparison, reason}], ``dropped_fields``,
-``candidate_pairs``, ``pairs``, ``clusters``, ``warnings``.  The linkage keys come from the persons stage's
+``candidate_pairs``, ``pairs``, ``clusters``, ``warnings``, ``location_steps`` (the locations stage's per-step
+wall and CPU seconds and uk_address_matcher counts, from its audit row of this run; null when it did not run).  The linkage keys come from the persons stage's
 ``linkage_models.summary_json`` when it wrote them; absent keys are empty / null.
 """
 
@@ -78,7 +79,21 @@ def build_summary(store: Store, config: ProjectConfig, result: Any, status: str 
     return {"run_id": getattr(result, "run_id", None), "project": config.project.name, "status": status,
             "error": error, "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "stages": stages, "sources": health.sources, "nulled_fields": nulled_fields(store), **linkage,
-            "warnings": all_warnings}
+            "warnings": all_warnings, "location_steps": location_steps(store, getattr(result, "run_id", None))}
+
+
+def location_steps(store: Store, run_id: str | None) -> dict[str, Any] | None:
+    """The ``link_locations`` audit row of run ``run_id``: its ``seconds`` / ``cpu_seconds`` per step and its
+    ``uk_address_matcher*`` counts; None when the locations stage did not run in that run."""
+    row = store.con.execute("SELECT details FROM audit_log WHERE action = 'link_locations' AND run_id = ? "
+                            "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone() if run_id else None
+    try:
+        steps = json.loads(row[0]).get("steps", {}) if row else None
+    except (TypeError, ValueError, AttributeError):
+        steps = None
+    if not isinstance(steps, dict):
+        return None
+    return {k: v for k, v in steps.items() if k in ("seconds", "cpu_seconds") or k.startswith("uk_address_matcher")}
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:

@@ -26,13 +26,15 @@ Settings live in ``location_rules.toml``.
 Where the time goes (250k-person town): uk_address_matcher is most of it, and most of that is preparing the
 gazetteer, which does not depend on the residue; so it starts first, in a background thread on its own
 connection (``location_uam.MatcherSession``), while steps 1-4 run on an in-memory scratch copy of the inputs
-(``Store.scratch``: temp tables inside the stage's transaction are about half as fast to read).
+(``Store.scratch``: temp tables inside the stage's transaction are about half as fast to read).  The prepared
+gazetteer is kept next to the store for the next run on the same gazetteer (:mod:`.uam_prepared`), and the
+matcher's answers in the store (:mod:`.uam_cache`).  Each step's wall and CPU seconds go into the audit row
+(``steps.seconds`` / ``steps.cpu_seconds``, :mod:`.laps`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +42,9 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import fuzzy_keys, guards, keys, premises, uam_cache, units
+from ecins_link.locations import fuzzy_keys, guards, keys, premises, uam_cache, uam_prepared, units
 from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
+from ecins_link.locations.laps import Laps
 from ecins_link.store import Store
 
 if TYPE_CHECKING:
@@ -62,13 +65,14 @@ def load_location_rules(path: str | Path | None = None) -> dict:
 
 
 def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool,
-                  early: MatcherSession | None = None) -> MatcherSession | None:
+                  early: MatcherSession | None = None, prepared_dir: Path | None = None) -> MatcherSession | None:
     """Start uk_address_matcher's gazetteer preparation (from ``gazetteer_std`` on ``con``) in the background.
 
     It does not depend on the residue, so it runs while the key joins do.  ``early`` is a session started
     before this stage (:func:`prepare_matcher_early`): used when it prepared exactly these gazetteer rows with
     these settings, closed otherwise.  None when the matcher is disabled, there is no gazetteer, or it cannot
-    start (the matcher then starts once the residue is known).
+    start (the matcher then starts once the residue is known).  ``prepared_dir``: where the prepared gazetteer
+    is kept between runs (:mod:`.uam_prepared`; None: prepare it every run).
     """
     uam = rules["uk_address_matcher"]
     if not (with_gazetteer and uam.get("enabled", True)):
@@ -84,7 +88,7 @@ def start_matcher(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: b
         if early is not None:
             log.info("uk_address_matcher: the gazetteer changed since the early start; preparing it again")
             early.close()
-        return MatcherSession(canonical, uam)
+        return MatcherSession(canonical, uam, prepared_dir)
     except Exception as err:  # noqa: BLE001 - see the docstring
         log.warning("uk_address_matcher could not start early (%s)", type(err).__name__)
         return None
@@ -105,29 +109,26 @@ def prepare_matcher_early(store: Store, config: ProjectConfig, rules_path: str |
 
     try:
         canonical = store.con.execute(canonical_from_ingest_sql()).to_arrow_table()
-        return MatcherSession(canonical, uam) if canonical.num_rows else None
+        prepared_dir = uam_prepared.folder_for(store.path, uam)
+        return MatcherSession(canonical, uam, prepared_dir) if canonical.num_rows else None
     except Exception as err:  # noqa: BLE001 - the locations stage starts its own
         log.warning("uk_address_matcher could not start before standardising (%s)", type(err).__name__)
         return None
 
 
 def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool,
-                      session: MatcherSession | None = None, cache: tuple[str, str] | None = None) -> dict:
+                      session: MatcherSession | None = None, cache: tuple[str, str] | None = None,
+                      laps: Laps | None = None) -> dict:
     """Run the resolution steps on ``address_std`` (and ``gazetteer_std``) of ``con``; return counts per step.
 
     ``session`` is a matcher started by :func:`start_matcher` (one is started here otherwise); it is closed
     before returning.  Leaves temp tables ``_loc_map``, ``_loc_addr``, ``_loc_res`` and ``_loc_clu`` on
     ``con`` (a scratch connection: ``link_locations`` runs this on an in-memory copy of the inputs).
-    ``cache``: the matcher's answers kept from earlier runs (:func:`.uam.run_uk_address_matcher`).
+    ``cache``: the matcher's answers kept from earlier runs (:func:`.uam.run_uk_address_matcher`).  ``laps``:
+    the stage's stopwatch (per-step wall and CPU seconds land in the counts' ``seconds`` / ``cpu_seconds``).
     """
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        seconds[name] = round(now - started, 3)
-        started = now
+    laps = laps or Laps()
+    lap = laps.lap
 
     try:
         if session is None:
@@ -142,10 +143,11 @@ def resolve_addresses(con: duckdb.DuckDBPyConnection, rules: dict, with_gazettee
         if session is not None:
             session.close()
             con.execute("RESET threads")
-    counts["seconds"] = seconds
+    counts["seconds"], counts["cpu_seconds"] = laps.seconds, laps.cpu_seconds
     if session is not None:
         counts["uk_address_matcher_gazetteer_seconds"] = session.prepare_seconds
         counts["uk_address_matcher_waited_seconds"] = session.waited_seconds
+        counts["uk_address_matcher_gazetteer_cached"] = session.prepared_from_cache
     return counts
 
 
@@ -187,6 +189,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         from ecins_link.standardise.address_flats import upper_ids
 
         counts["flat_descriptor"] = guards.resolve_upper_flat(con, conf.get("flat_descriptor", 0.9), upper_ids())
+        lap("flat_descriptor")
         counts["units_after_keys"] = units.resolve_units(con, conf)
         counts["guards_after_keys"] = guards.apply_guards(con, home_rule, street_types)
         lap("guards")
@@ -226,6 +229,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
         counts["units_last"] = units.resolve_units(con, conf)
         counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only", *units.METHODS])
+        lap("after_matcher")
     if not prox.get("resolve", True):
         con.execute("""DELETE FROM _loc_res WHERE match_method <> 'source_uprn'
                        AND akey IN (SELECT akey FROM _loc_addr WHERE near)""")
@@ -254,14 +258,19 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         store.require("gazetteer_std", stage="locations")
         with_gazetteer = store.count("gazetteer_std") > 0
     rules = load_location_rules(rules_path)
+    laps = Laps()
     with store.stage("locations"):
-        session = start_matcher(store.con, rules, with_gazetteer, early)  # first: it is the longest chain
+        session = start_matcher(store.con, rules, with_gazetteer, early,  # first: it is the longest chain
+                                uam_prepared.folder_for(store.path, rules["uk_address_matcher"]))
+        laps.lap("start_matcher")
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
         try:
             with store.scratch(_inputs(store, with_gazetteer)) as work:
+                laps.lap("inputs")
                 cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer)
-                counts = resolve_addresses(work, rules, with_gazetteer, session, cache)
+                laps.lap("answer_cache")
+                counts = resolve_addresses(work, rules, with_gazetteer, session, cache, laps)
                 matches = work.execute(guards.matches_sql(
                     float(rules["proximity"]["confidence_factor"]),
                     float(rules.get("guards", {}).get("building_confidence_factor", 0.9)),
@@ -270,12 +279,14 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
                 by_method = dict(work.execute(
                     "SELECT match_method, count(*) FROM _loc_out GROUP BY 1 ORDER BY 1").fetchall())
                 kept = uam_cache.next_cache(work, cache)
+                laps.lap("matches")
         finally:
             if session is not None:
                 session.close()
         n = store.write_table("address_matches", matches)
         if kept is not None:
             store.write_table(uam_cache.CACHE_TABLE, kept)
+        laps.lap("write")
         counts["uk_address_matcher_started_early"] = session is not None and session is early
         store.audit("combination", "link_locations",
                     details={"with_gazetteer": with_gazetteer, "steps": counts},

@@ -10,6 +10,8 @@ inverted index: ~10 s for a 138k-row gazetteer, nearly independent of how many a
 does not depend on the residue.  :class:`MatcherSession` therefore starts that preparation in a background
 thread as soon as the stage starts, while the key joins run on the store connection; the residue is matched
 when the keys are done.  DuckDB releases the GIL while it works, so the two overlap on a multi-core machine.
+With a ``prepared_dir`` the session first looks there for the preparation of the same gazetteer kept by an earlier
+run (:mod:`.uam_prepared`) and loads it instead; after preparing, it keeps its own there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +27,10 @@ import pyarrow as pa
 from ecins_link.locations.uam_accept import accept_matches
 
 log = logging.getLogger(__name__)
+
+
+# what uk_address_matcher 1.5's canonical preparation leaves on its AddressMatcher (kept by :mod:`.uam_prepared`)
+_PREPARED_ATTRS = ("_canonical_clean", "_tf_table", "_roadlike_places", "_inverted_index_table_name")
 
 
 def canonical_sql(table: str = "gazetteer_std") -> str:
@@ -63,10 +70,13 @@ class MatcherSession:
     the residue; :meth:`close` (always call it, or use ``with``) stops and frees everything.
     """
 
-    def __init__(self, canonical: pa.Table, settings: dict) -> None:
+    def __init__(self, canonical: pa.Table, settings: dict, prepared_dir: Path | None = None) -> None:
         from uk_address_matcher import AddressMatcher
 
         self.canonical, self.settings = canonical, dict(settings)
+        # where the prepared gazetteer is kept between runs (:mod:`.uam_prepared`); None: always prepare it
+        self.prepared_dir = prepared_dir
+        self.prepared_from_cache: bool | None = None  # None: no cache (or not yet known)
         self.prepare_seconds: float | None = None
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
@@ -99,8 +109,21 @@ class MatcherSession:
     def _prepare(self) -> None:
         started = time.perf_counter()
         try:
-            self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
-            self._add_local_keys()
+            fp = None
+            # the cache knows uk_address_matcher 1.5's matcher attributes; another layout is prepared every run
+            if self.prepared_dir is not None and all(hasattr(self._matcher, a) for a in _PREPARED_ATTRS):
+                from ecins_link.locations import uam_prepared
+
+                fp = uam_prepared.fingerprint(self._scratch, "canon", self.settings)
+                self.prepared_from_cache = self._load_prepared(uam_prepared.load(self._scratch, self.prepared_dir, fp))
+            if not self.prepared_from_cache:
+                self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
+                self._add_local_keys()
+                if fp is not None:
+                    try:
+                        self._save_prepared(fp)
+                    except Exception as err:  # noqa: BLE001 - keeping it only saves time; the match goes on
+                        log.warning("uk_address_matcher: the prepared gazetteer was not kept (%s)", type(err).__name__)
         except BaseException as err:  # noqa: BLE001 - re-raised in match()
             self._error = err
         self.prepare_seconds = round(time.perf_counter() - started, 3)
@@ -122,6 +145,35 @@ class MatcherSession:
         keyed = prepare_canonical_local_keys(self._scratch, canonical)
         self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
         self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
+
+    def _load_prepared(self, tables: dict[str, str] | None) -> bool:
+        """Give the matcher the prepared gazetteer loaded from the cache (what ``_resolve_canonical_data`` and
+        :meth:`_add_local_keys` leave on it); False when there is no complete copy."""
+        if tables is None or not {"addresses", "term_frequencies", "inverted_index"} <= set(tables):
+            return False
+        from uk_address_matcher.linking_model.matching.stages.splink import SplinkStage
+
+        m = self._matcher
+        m._canonical_clean = self._scratch.table(tables["addresses"])  # noqa: SLF001 - see __init__
+        m._tf_table = self._scratch.table(tables["term_frequencies"])  # noqa: SLF001
+        roads = tables.get("roadlike_places")
+        m._roadlike_places = self._scratch.table(roads) if roads else None  # noqa: SLF001
+        m._inverted_index_table_name = tables["inverted_index"]  # noqa: SLF001
+        for stage in m.stages:
+            if isinstance(stage, SplinkStage):
+                stage.roadlike_places = m._roadlike_places  # noqa: SLF001
+        return True
+
+    def _save_prepared(self, fp: str) -> None:
+        """Keep what the preparation left on the matcher for the next run (:mod:`.uam_prepared`)."""
+        from ecins_link.locations import uam_prepared
+
+        m = self._matcher
+        parts = {"addresses": m._canonical_clean, "term_frequencies": m._tf_table,  # noqa: SLF001
+                 "inverted_index": m._inverted_index, "roadlike_places": m._roadlike_places}  # noqa: SLF001
+        if any(parts[p] is None for p in ("addresses", "term_frequencies", "inverted_index")):
+            return  # another uk_address_matcher version: nothing known to keep
+        uam_prepared.save(self.prepared_dir, fp, {k: v for k, v in parts.items() if v is not None})
 
     def accepts(self, canonical: pa.Table, settings: dict) -> bool:
         """Whether this session prepared exactly ``canonical`` with ``settings`` (and is still usable)."""
