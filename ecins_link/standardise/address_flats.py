@@ -104,10 +104,91 @@ def _compiled() -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(rx), rf"\g<1>FLAT {i}\g<2>") for rx, i, _up in descriptor_rules()]
 
 
+@cache
+def _spelling() -> tuple[list[str], list[str], int, list[str]]:
+    """(words, context words, minimum length, words never corrected) of ``[flat_descriptor_spelling]``."""
+    v = vocab()
+    sp = v.get("flat_descriptor_spelling", {})
+    known = sorted({str(w).upper() for k in ("street_words", "building_words", "premises_words")
+                    for w in v.get(k, [])} | {str(k).upper() for k in v.get("street_types", {})})
+    return ([str(w).upper() for w in sp.get("words", [])], [str(w).upper() for w in sp.get("context", [])],
+            int(sp.get("min_length", 4)), known)
+
+
+@cache
+def _context_re() -> str:
+    ctx = _spelling()[1]
+    if not ctx:
+        return "$^"
+    # a context word, or a short word before a flat number or letter at the start of a part ("FQAT 5, ...")
+    return (r"(^|[ ,])(" + "|".join(re.escape(w) for w in ctx) + r")([ ,]|$)"
+            r"|(^|,) *[A-Z]{4,5} +([0-9]{1,4}[A-Z]?|[A-Z])([ ,]|$)")
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` is one edit from ``b``: a letter added, dropped or changed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+_FLAT_ID = re.compile(r"[0-9]{1,4}[A-Z]?|[A-Z]")
+
+
+def correct_descriptor_words(clean: str) -> str:
+    """Misspelt descriptor words read as written right (``[flat_descriptor_spelling]``): "FIRST FOOR FLAT, 9" ->
+    "FIRST FLOOR FLAT, 9"; "FQAT 5, X HOUSE" -> "FLAT 5, X HOUSE".  :func:`correct_descriptor_words_sql` is its twin."""
+    words, ctx, min_len, known = _spelling()
+    if not words or not re.search(_context_re(), clean):
+        return clean
+    toks = clean.split(" ")
+    cores = [t.replace(",", "") for t in toks]
+    out = []
+    for i, (tok, core) in enumerate(zip(toks, cores, strict=True)):
+        hit = None
+        if re.fullmatch(r",?[A-Z]+,?", tok) and len(core) >= min_len and core not in ctx and core not in known:
+            hit = next((w for w in words if _one_edit(core, w)), None)
+        if hit is not None:
+            near = (i > 0 and cores[i - 1] in ctx) or (i + 1 < len(toks) and cores[i + 1] in ctx)
+            lead = (hit == "FLAT" and i + 1 < len(toks) and _FLAT_ID.fullmatch(cores[i + 1]) is not None
+                    and (i == 0 or toks[i - 1].endswith(",") or tok.startswith(",")))
+            if near or lead:
+                tok = re.sub(r"[A-Z]+", hit, tok, count=1)
+        out.append(tok)
+    return " ".join(out)
+
+
+def correct_descriptor_words_sql(x: str) -> str:
+    """SQL twin of :func:`correct_descriptor_words` over a cleaned text expression."""
+    words, ctx, min_len, known = _spelling()
+    if not words:
+        return x
+    lst = "[" + ", ".join(_q(w) for w in words) + "]"
+    cl = "[" + ", ".join(_q(w) for w in ctx) + "]"
+    kn = "[" + ", ".join(_q(w) for w in known) + "]" if known else "[]::VARCHAR[]"
+    hit = f"list_filter({lst}, w -> damerau_levenshtein(c[i], w) = 1)[1]"
+    near = f"((i > 1 AND list_contains({cl}, c[i - 1])) OR (i < len(t) AND list_contains({cl}, c[i + 1])))"
+    lead = (f"({hit} = 'FLAT' AND i < len(t) AND regexp_full_match(c[i + 1], {_q(_FLAT_ID.pattern)}) "
+            f"AND (i = 1 OR ends_with(t[i - 1], ',') OR starts_with(tok, ',')))")
+    fix = (f"CASE WHEN regexp_full_match(tok, ',?[A-Z]+,?') AND length(c[i]) >= {min_len} "
+           f"AND NOT list_contains({cl}, c[i]) AND NOT list_contains({kn}, c[i]) AND {hit} IS NOT NULL "
+           f"AND ({near} OR {lead}) THEN regexp_replace(tok, '[A-Z]+', {hit}) ELSE tok END")
+    body = (f"(SELECT array_to_string(list_transform(t, (tok, i) -> {fix}), ' ') "
+            f"FROM (SELECT t, list_transform(t, z -> replace(z, ',', '')) AS c FROM (SELECT string_split({x}, ' ') AS t)))")
+    return f"CASE WHEN regexp_matches({x}, {_q(_context_re())}) THEN {body} ELSE {x} END"
+
+
 def rewrite_descriptors(clean: str) -> str:
-    """An upper-case text (punctuation dropped, parts separated by ',') with flat descriptors as ``FLAT <id>``."""
+    """An upper-case text (punctuation dropped, parts separated by ',') with flat descriptors as ``FLAT <id>``
+    (misspelt descriptor words first read as written right: :func:`correct_descriptor_words`)."""
     if not clean:
         return clean
+    clean = correct_descriptor_words(clean)
     clean = re.sub(_label_then_number(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
     clean = re.sub(_floor_then_number(), r"\g<1>\g<2>\g<3>", clean, count=1)
     for rx, rep in _compiled():
@@ -130,13 +211,14 @@ def _may_hold_descriptor() -> str:
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression (the chain of rewrites runs
     only on texts that may hold a descriptor; the others are returned as they are, as the chain would)."""
-    y = f"regexp_replace({x}, {_q(_label_then_number())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    y = f"regexp_replace({correct_descriptor_words_sql(x)}, {_q(_label_then_number())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
     y = f"regexp_replace({y}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
     for rx, i, _up in descriptor_rules():
         y = f"regexp_replace({y}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
     chain = f"regexp_replace(regexp_replace({y}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
-    return f"CASE WHEN regexp_matches({x}, {_q(_may_hold_descriptor())}) THEN {chain} ELSE {x} END"
+    gate = f"({_may_hold_descriptor()})|{_context_re()}"
+    return f"CASE WHEN regexp_matches({x}, {_q(gate)}) THEN {chain} ELSE {x} END"
 
 
 _CODE = r"^[A-Z]{1,2}([0-9]{2}[A-Z]{0,2})?$"
