@@ -225,48 +225,28 @@ def exact_keys_sql() -> str:
                  AND NOT EXISTS (SELECT 1 FROM _loc_gaz x
                                  WHERE x.street = a.street AND x.number = a.number
                                    AND coalesce(x.flat_id, '') = coalesce(a.flat_id, '') AND {area_consistent('a', 'x')})
-               GROUP BY u.akey),
-        -- "FLAT 24 CARHAM DRIVE" where 24 is a house: the lone number, read as the house number, with the street
-        -- gives one property, a house with no flats, and no property of that street has a flat so numbered
-        hk AS (SELECT u.akey, count(DISTINCT g.uprn) = 1 AND min(g.uprn) = any_value(u.uprn)
-                              AND NOT bool_or(g.has_flats OR g.flat_id IS NOT NULL) AS ok
-               FROM u JOIN _loc_addr a USING (akey)
-               JOIN _loc_gaz g ON g.number = a.flat_id AND g.street = a.street
-               WHERE a.number IS NULL AND a.building IS NULL AND {area_consistent('a', 'g')}
-                 AND {postcode_close('a', 'g')}
-                 AND NOT EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = a.street AND x.flat_id = a.flat_id)
                GROUP BY u.akey)
-        SELECT u.akey, coalesce(sk.ok, false) AS street_key, coalesce(pk.ok, false) AS postcode_key,
-               coalesce(hk.ok, false) AS house_key
-        FROM u LEFT JOIN sk USING (akey) LEFT JOIN pk USING (akey) LEFT JOIN hk USING (akey)"""
+        SELECT u.akey, coalesce(sk.ok, false) AS street_key, coalesce(pk.ok, false) AS postcode_key
+        FROM u LEFT JOIN sk USING (akey) LEFT JOIN pk USING (akey)"""
 
 
 def accept_keyed(con: duckdb.DuckDBPyConnection, settings: dict) -> int:
     """Accept a clear answer (not ``weak``, no hard check failed) whose other failed checks an exact key of the
     text answers (:func:`exact_keys_sql`): its street not written, where the postcode key names it
     (``postcode_key``); a house name of another house of its street written, where the street key names it
-    (``street_key``); its house number labelled a flat, where that number and street name a house and no flat so
-    numbered lies on the street (``house_key``).  Method ``uk_address_matcher_keyed``, confidence ``keyed_confidence``.  Returns how many."""
+    (``street_key``).  Method ``uk_address_matcher_keyed``, confidence ``keyed_confidence``.  Returns how many."""
     if not settings.get("keyed", True):
         return 0
     conf = float(settings.get("keyed_confidence", 0.85))
     hard = " OR ".join(HARD_CHECKS)
-    keyed = ("street_unwritten", "flat_read_as_house")
-    other_soft = " OR ".join(c for c in SOFT_CHECKS if c not in keyed)
+    other_soft = " OR ".join(c for c in SOFT_CHECKS if c != "street_unwritten")
     con.execute(f"""
         INSERT INTO _loc_res
         SELECT u.akey, u.uprn, 'uk_address_matcher_keyed', {conf}
         FROM _loc_uam_chk u JOIN _loc_uam_key k USING (akey)
         WHERE u.akey NOT IN (SELECT akey FROM _loc_uam_ok) AND NOT ({hard}) AND NOT ({other_soft})
-          AND (u.street_unwritten OR u.building_numberless OR u.flat_read_as_house)
-          AND (NOT u.street_unwritten OR k.postcode_key) AND (NOT u.building_numberless OR k.street_key)
-          AND (NOT u.flat_read_as_house OR k.house_key)""")
-    # the lone number was the house number: the address keeps that reading (its level and location id are the house's)
-    con.execute("""
-        UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL
-        FROM _loc_res r JOIN _loc_uam_chk u USING (akey)
-        WHERE r.akey = a.akey AND r.match_method = 'uk_address_matcher_keyed' AND u.uprn = r.uprn
-          AND u.flat_read_as_house AND a.number IS NULL""")
+          AND (u.street_unwritten OR u.building_numberless)
+          AND (NOT u.street_unwritten OR k.postcode_key) AND (NOT u.building_numberless OR k.street_key)""")
     con.execute("""CREATE OR REPLACE TEMP TABLE _loc_uam_ok AS
                    SELECT akey FROM _loc_uam_ok UNION ALL
                    SELECT akey FROM _loc_res WHERE match_method = 'uk_address_matcher_keyed'""")
