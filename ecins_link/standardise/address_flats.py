@@ -84,6 +84,25 @@ def _floor_then_number() -> str:
 
 
 @cache
+def _number_then_floor() -> str:
+    """'2 SECOND FLOOR, EDDALE HOUSE, 29 ...' / 'FLAT 5 2ND FLOOR, ...': a flat number before a floor descriptor, a
+    house number later: the flat is numbered, the floor says nothing more (read as 'FLAT 2, EDDALE HOUSE, 29 ...')."""
+    phrases = [p for d in vocab().get("flat_descriptors", []) for p in d["phrases"]
+               if " " in p.strip() and not p.upper().endswith("FLAT") and not p.upper().startswith("FLAT")]
+    if not phrases:
+        return "$^"
+    return (r"(^|,) *(?:(?:FLAT|FLT|APT|APARTMENT) +)?([0-9]{1,4}[A-Z]?) +(?:" + _alts(phrases)
+            + r")( *,[^0-9]*[0-9])")
+
+
+@cache
+def _lone_letter() -> str:
+    """'C, THE LODGE, 22 EDWICS ROAD': one letter as the first part, a house number later: flat C
+    (``[flat_glued] lone_letter_first``)."""
+    return r"^ *([A-Z]) *(,[^0-9]*[0-9])" if vocab().get("flat_glued", {}).get("lone_letter_first") else "$^"
+
+
+@cache
 def upper_ids() -> list[str]:
     """Descriptor ids that name a flat above the ground floor (FLOOR1, TOP, ABOVE, ...)."""
     return list(dict.fromkeys(i for _rx, i, up in descriptor_rules() if up))
@@ -189,6 +208,8 @@ def rewrite_descriptors(clean: str) -> str:
     if not clean:
         return clean
     clean = correct_descriptor_words(clean)
+    clean = re.sub(_lone_letter(), r"FLAT \g<1>\g<2>", clean, count=1)
+    clean = re.sub(_number_then_floor(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
     clean = re.sub(_label_then_number(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
     clean = re.sub(_floor_then_number(), r"\g<1>\g<2>\g<3>", clean, count=1)
     for rx, rep in _compiled():
@@ -203,7 +224,7 @@ def _may_hold_descriptor() -> str:
     phrases, or a glued flat label at the start of a part): most addresses fail it and skip the chain."""
     phrases = [p for d in vocab().get("flat_descriptors", []) for p in d["phrases"]]
     glued = vocab().get("flat_glued", {})
-    parts = ([_alts(phrases)] if phrases else []) + [
+    parts = ([_alts(phrases)] if phrases else []) + [_lone_letter()] + [
         r"(?:^|,) *" + glued[k] for k in ("pattern", "letter_pattern") if glued.get(k)]
     return "|".join(f"(?:{p})" for p in parts) or "$^"
 
@@ -211,7 +232,9 @@ def _may_hold_descriptor() -> str:
 def rewrite_descriptors_sql(x: str) -> str:
     """SQL twin of :func:`rewrite_descriptors` over a cleaned text expression (the chain of rewrites runs
     only on texts that may hold a descriptor; the others are returned as they are, as the chain would)."""
-    y = f"regexp_replace({correct_descriptor_words_sql(x)}, {_q(_label_then_number())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    y = f"regexp_replace({correct_descriptor_words_sql(x)}, {_q(_lone_letter())}, {_q('FLAT ' + chr(92) + '1' + chr(92) + '2')})"
+    y = f"regexp_replace({y}, {_q(_number_then_floor())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
+    y = f"regexp_replace({y}, {_q(_label_then_number())}, {_q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')})"
     y = f"regexp_replace({y}, {_q(_floor_then_number())}, {_q(chr(92) + '1' + chr(92) + '2' + chr(92) + '3')})"
     for rx, i, _up in descriptor_rules():
         y = f"regexp_replace({y}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
