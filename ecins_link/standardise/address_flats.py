@@ -103,6 +103,19 @@ def _lone_letter() -> str:
 
 
 @cache
+def _vague_then_flat() -> str:
+    """'FLAT OVER, FLAT 1, PENDALE MANSIONS, 18 ...' / 'FLAT AT, FLAT 1, ...': a vague flat word (``vague = true``
+    descriptors, or 'FLAT AT') followed by a flat label that names the flat: the second one (the first is a
+    recorded use, "the flat over", not another flat).  Runs after the descriptor rewrites, on 'FLAT <id>' labels."""
+    vague = [str(d["id"]).upper() for d in vocab().get("flat_descriptors", []) if d.get("vague")]
+    ids = sorted({str(d["id"]).upper() for d in vocab().get("flat_descriptors", [])} - set(vague))
+    if not vague:
+        return "$^"
+    return (r"(^|,) *FLAT (?:" + "|".join([*vague, "AT"]) + r") *,? *(FLAT (?:[0-9]{1,4}[A-Z]?|[A-Z]|"
+            + "|".join(ids) + r")(?:,| |$))")
+
+
+@cache
 def upper_ids() -> list[str]:
     """Descriptor ids that name a flat above the ground floor (FLOOR1, TOP, ABOVE, ...)."""
     return list(dict.fromkeys(i for _rx, i, up in descriptor_rules() if up))
@@ -215,7 +228,8 @@ def rewrite_descriptors(clean: str) -> str:
     for rx, rep in _compiled():
         clean = rx.sub(rep, clean, count=1)
     clean = re.sub(_glued(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
-    return re.sub(_glued_letter(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    clean = re.sub(_glued_letter(), r"\g<1>FLAT \g<2>\g<3>", clean, count=1)
+    return re.sub(_vague_then_flat(), r"\g<1>\g<2>", clean, count=1)
 
 
 @cache
@@ -240,6 +254,7 @@ def rewrite_descriptors_sql(x: str) -> str:
         y = f"regexp_replace({y}, {_q(rx)}, {_q(chr(92) + '1FLAT ' + i + chr(92) + '2')})"
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
     chain = f"regexp_replace(regexp_replace({y}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
+    chain = f"regexp_replace({chain}, {_q(_vague_then_flat())}, {_q(chr(92) + '1' + chr(92) + '2')})"
     gate = f"({_may_hold_descriptor()})|{_context_re()}"
     return f"CASE WHEN regexp_matches({x}, {_q(gate)}) THEN {chain} ELSE {x} END"
 
