@@ -80,7 +80,7 @@ def _floor_then_number() -> str:
                if not p.upper().endswith("FLAT")]
     # only when a house number follows later ("... FLAT 3 BRADMOUTH POINT 22 ..."): else "GROUND FLOOR FLAT 1
     # THORNFIELD DRIVE" is the ground floor flat of number 1
-    return r"(^|,| ) *(?:" + _alts(phrases) + r") +((?:FLAT|FLT|APT|APARTMENT) +(?:[0-9]{1,4}[A-Z]?|[A-Z]))(?: +AT)?([ ,][^0-9]*[0-9])"
+    return r"(^|,| ) *(?:" + _alts(phrases) + r") +((?:FLAT|FLT|APT|APARTMENT|UNIT) +(?:[0-9]{1,4}[A-Z]?|[A-Z]))(?: +AT)?([ ,][^0-9]*[0-9])"
 
 
 @cache
