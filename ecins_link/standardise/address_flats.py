@@ -148,13 +148,39 @@ def _spelling() -> tuple[list[str], list[str], int, list[str]]:
 
 
 @cache
-def _context_re() -> str:
+def _context_pre() -> str:
+    """A cheap regex every text :func:`_context_re` matches matches too (a context word next to another word, or a
+    short word before a number or letter at a part's start)."""
     ctx = _spelling()[1]
     if not ctx:
         return "$^"
-    # a context word, or a short word before a flat number or letter at the start of a part ("FQAT 5, ...")
-    return (r"(^|[ ,])(" + "|".join(re.escape(w) for w in ctx) + r")([ ,]|$)"
-            r"|(^|,) *[A-Z]{4,5} +([0-9]{1,4}[A-Z]?|[A-Z])([ ,]|$)")
+    c = "|".join(re.escape(w) for w in ctx)
+    return rf"(^|[ ,])({c})[ ,]+[A-Z]|[A-Z][ ,]+({c})([ ,]|$)|(^|,) *[A-Z]{{3,5}} +[0-9A-Z]"
+
+
+def _one_edit_alts(word: str) -> list[str]:
+    """Regex alternatives matching exactly the upper-case words one edit from ``word`` (never ``word`` itself)."""
+    az = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = {word[:i] + word[i + 1:] for i in range(len(word))}  # a letter dropped
+    out |= {word[:i] + "[A-Z]" + word[i:] for i in range(len(word) + 1)}  # a letter added
+    out |= {word[:i] + "[" + az.replace(word[i], "") + "]" + word[i + 1:] for i in range(len(word))}  # changed
+    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1) if word[i] != word[i + 1]}
+    return sorted(out - {word})
+
+
+@cache
+def _context_re() -> str:
+    """A regex every text :func:`correct_descriptor_words` may change matches (a gate: most texts fail it): a word
+    one edit from a spelling word next to a context word, or one edit from FLAT before a flat id at a part's start."""
+    words, ctx, _min_len, _known = _spelling()
+    if not words or not ctx:
+        return "$^"
+    near = "|".join(a for w in words for a in _one_edit_alts(w))
+    c = "|".join(re.escape(w) for w in ctx)
+    out = (rf"(^|[ ,])({near})[ ,]+({c})([ ,]|$)|(^|[ ,])({c})[ ,]+({near})([ ,]|$)")
+    if "FLAT" in words:
+        out += r"|(^|,) *(" + "|".join(_one_edit_alts("FLAT")) + r") +([0-9]{1,4}[A-Z]?|[A-Z])([ ,]|$)"
+    return out
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -196,23 +222,31 @@ def correct_descriptor_words(clean: str) -> str:
 
 
 def correct_descriptor_words_sql(x: str) -> str:
-    """SQL twin of :func:`correct_descriptor_words` over a cleaned text expression."""
+    """SQL twin of :func:`correct_descriptor_words` over a cleaned text expression (only texts the gate
+    :func:`_context_re` lets through are split into words: a CASE, no subquery, so the rest cost one regex)."""
     words, ctx, min_len, known = _spelling()
     if not words:
         return x
     lst = "[" + ", ".join(_q(w) for w in words) + "]"
     cl = "[" + ", ".join(_q(w) for w in ctx) + "]"
     kn = "[" + ", ".join(_q(w) for w in known) + "]" if known else "[]::VARCHAR[]"
-    hit = f"list_filter({lst}, w -> damerau_levenshtein(c[i], w) = 1)[1]"
-    near = f"((i > 1 AND list_contains({cl}, c[i - 1])) OR (i < len(t) AND list_contains({cl}, c[i + 1])))"
-    lead = (f"({hit} = 'FLAT' AND i < len(t) AND regexp_full_match(c[i + 1], {_q(_FLAT_ID.pattern)}) "
-            f"AND (i = 1 OR ends_with(t[i - 1], ',') OR starts_with(tok, ',')))")
-    fix = (f"CASE WHEN regexp_full_match(tok, ',?[A-Z]+,?') AND length(c[i]) >= {min_len} "
-           f"AND NOT list_contains({cl}, c[i]) AND NOT list_contains({kn}, c[i]) AND {hit} IS NOT NULL "
+    t = f"string_split({x}, ' ')"
+
+    def c(i: str) -> str:
+        return f"replace({t}[{i}], ',', '')"
+
+    hit = f"list_filter({lst}, w -> damerau_levenshtein({c('i')}, w) = 1)[1]"
+    near = (f"((i > 1 AND list_contains({cl}, {c('i - 1')})) "
+            f"OR (i < len({t}) AND list_contains({cl}, {c('i + 1')})))")
+    lead = (f"({hit} = 'FLAT' AND i < len({t}) AND regexp_full_match({c('i + 1')}, {_q(_FLAT_ID.pattern)}) "
+            f"AND (i = 1 OR ends_with({t}[i - 1], ',') OR starts_with(tok, ',')))")
+    fix = (f"CASE WHEN regexp_full_match(tok, ',?[A-Z]+,?') AND length({c('i')}) >= {min_len} "
+           f"AND NOT list_contains({cl}, {c('i')}) AND NOT list_contains({kn}, {c('i')}) AND {hit} IS NOT NULL "
            f"AND ({near} OR {lead}) THEN regexp_replace(tok, '[A-Z]+', {hit}) ELSE tok END")
-    body = (f"(SELECT array_to_string(list_transform(t, (tok, i) -> {fix}), ' ') "
-            f"FROM (SELECT t, list_transform(t, z -> replace(z, ',', '')) AS c FROM (SELECT string_split({x}, ' ') AS t)))")
-    return f"CASE WHEN regexp_matches({x}, {_q(_context_re())}) THEN {body} ELSE {x} END"
+    body = f"array_to_string(list_transform({t}, (tok, i) -> {fix}), ' ')"
+    # a cheap test first (a context word next to a word), the exact gate only on the texts it lets through
+    return (f"CASE WHEN regexp_matches({x}, {_q(_context_pre())}) AND regexp_matches({x}, {_q(_context_re())}) "
+            f"THEN {body} ELSE {x} END")
 
 
 def rewrite_descriptors(clean: str) -> str:
@@ -255,8 +289,8 @@ def rewrite_descriptors_sql(x: str) -> str:
     rep = _q(chr(92) + '1FLAT ' + chr(92) + '2' + chr(92) + '3')
     chain = f"regexp_replace(regexp_replace({y}, {_q(_glued())}, {rep}), {_q(_glued_letter())}, {rep})"
     chain = f"regexp_replace({chain}, {_q(_vague_then_flat())}, {_q(chr(92) + '1' + chr(92) + '2')})"
-    gate = f"({_may_hold_descriptor()})|{_context_re()}"
-    return f"CASE WHEN regexp_matches({x}, {_q(gate)}) THEN {chain} ELSE {x} END"
+    ctx = f"(regexp_matches({x}, {_q(_context_pre())}) AND regexp_matches({x}, {_q(_context_re())}))"
+    return f"CASE WHEN regexp_matches({x}, {_q(_may_hold_descriptor())}) OR {ctx} THEN {chain} ELSE {x} END"
 
 
 _CODE = r"^[A-Z]{1,2}([0-9]{2}[A-Z]{0,2})?$"
