@@ -227,23 +227,26 @@ def correct_descriptor_words_sql(x: str) -> str:
     words, ctx, min_len, known = _spelling()
     if not words:
         return x
-    lst = "[" + ", ".join(_q(w) for w in words) + "]"
     cl = "[" + ", ".join(_q(w) for w in ctx) + "]"
     kn = "[" + ", ".join(_q(w) for w in known) + "]" if known else "[]::VARCHAR[]"
     t = f"string_split({x}, ' ')"
+    # each word with the words before and after it (NULL at the ends): the lambda reads only its argument, so the
+    # expression also binds inside a correlated subquery (normalise_flat_sql)
+    zipped = f"list_zip({t}, list_concat([NULL], {t}[:-2]), list_concat({t}[2:], [NULL]))"
 
-    def c(i: str) -> str:
-        return f"replace({t}[{i}], ',', '')"
+    def c(k: int) -> str:
+        return f"replace(z[{k}], ',', '')"
 
-    hit = f"list_filter({lst}, w -> damerau_levenshtein({c('i')}, w) = 1)[1]"
-    near = (f"((i > 1 AND list_contains({cl}, {c('i - 1')})) "
-            f"OR (i < len({t}) AND list_contains({cl}, {c('i + 1')})))")
-    lead = (f"({hit} = 'FLAT' AND i < len({t}) AND regexp_full_match({c('i + 1')}, {_q(_FLAT_ID.pattern)}) "
-            f"AND (i = 1 OR ends_with({t}[i - 1], ',') OR starts_with(tok, ',')))")
-    fix = (f"CASE WHEN regexp_full_match(tok, ',?[A-Z]+,?') AND length({c('i')}) >= {min_len} "
-           f"AND NOT list_contains({cl}, {c('i')}) AND NOT list_contains({kn}, {c('i')}) AND {hit} IS NOT NULL "
-           f"AND ({near} OR {lead}) THEN regexp_replace(tok, '[A-Z]+', {hit}) ELSE tok END")
-    body = f"array_to_string(list_transform({t}, (tok, i) -> {fix}), ' ')"
+    # the first spelling word one edit away (a CASE, not a nested lambda: it binds in a correlated subquery too)
+    hit = "CASE " + " ".join(f"WHEN damerau_levenshtein({c(1)}, {_q(w)}) = 1 THEN {_q(w)}" for w in words) + " END"
+    near = (f"((z[2] IS NOT NULL AND list_contains({cl}, {c(2)})) "
+            f"OR (z[3] IS NOT NULL AND list_contains({cl}, {c(3)})))")
+    lead = (f"({hit} = 'FLAT' AND z[3] IS NOT NULL AND regexp_full_match({c(3)}, {_q(_FLAT_ID.pattern)}) "
+            f"AND (z[2] IS NULL OR ends_with(z[2], ',') OR starts_with(z[1], ',')))")
+    fix = (f"CASE WHEN regexp_full_match(z[1], ',?[A-Z]+,?') AND length({c(1)}) >= {min_len} "
+           f"AND NOT list_contains({cl}, {c(1)}) AND NOT list_contains({kn}, {c(1)}) AND {hit} IS NOT NULL "
+           f"AND ({near} OR {lead}) THEN regexp_replace(z[1], '[A-Z]+', {hit}) ELSE z[1] END")
+    body = f"array_to_string(list_transform({zipped}, z -> {fix}), ' ')"
     # a cheap test first (a context word next to a word), the exact gate only on the texts it lets through
     return (f"CASE WHEN regexp_matches({x}, {_q(_context_pre())}) AND regexp_matches({x}, {_q(_context_re())}) "
             f"THEN {body} ELSE {x} END")
