@@ -85,6 +85,10 @@ CASES = {
     # ... but not a street or building word one letter from a floor word, nor a letter with no house number after
     "Flat 2, Firs Court, 3 High St": ("FLAT 2", "3", "FIRS COURT", "HIGH STREET", None),
     "1 Flood Lane, Bootle": (None, "1", None, "FLOOD LANE", "BOOTLE"),
+    # a vague flat word before the label that names the flat, with and without commas
+    "Flat Over, Flat 1, Pendale Mansions, 18, Bromfiels Terrace": ("FLAT 1", "18", "PENDALE MANSIONS",
+                                                                   "BROMFIELS TERRACE", None),
+    "FLAT AT FLAT 9 BARWICK HOUSE 1 MELBURS GROVE": ("FLAT 9", "1", "BARWICK HOUSE", "MELBURS GROVE", None),
 }
 
 

@@ -275,7 +275,7 @@ def _may_hold_descriptor() -> str:
     phrases, or a glued flat label at the start of a part): most addresses fail it and skip the chain."""
     phrases = [p for d in vocab().get("flat_descriptors", []) for p in d["phrases"]]
     glued = vocab().get("flat_glued", {})
-    parts = ([_alts(phrases)] if phrases else []) + [_lone_letter()] + [
+    parts = ([_alts(phrases)] if phrases else []) + [_lone_letter(), _vague_then_flat()] + [
         r"(?:^|,) *" + glued[k] for k in ("pattern", "letter_pattern") if glued.get(k)]
     return "|".join(f"(?:{p})" for p in parts) or "$^"
 
