@@ -91,7 +91,8 @@ def checks_sql(settings: dict) -> str:
                -- be flat A of 22
                NOT coalesce(list_has_all({cand_numbers}, {text_numbers}), false) AS extra_number,
                coalesce(a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id, true)
-                   AS flat_changed,
+                   AND NOT {_org_unit('a', 'g')} AS flat_changed,
+               {_org_unit('a', 'g')} AS org_unit,
                -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: the text labels the number a flat and
                -- names a building the candidate is not (or the candidate is a building with flats) ...
                coalesce(a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
@@ -145,6 +146,17 @@ def checks_sql(settings: dict) -> str:
         WHERE u.akey NOT IN (SELECT akey FROM _loc_res)"""
 
 
+def _org_unit(a: str, g: str) -> str:
+    """SQL: "Greggs, 28, Langworth Rod": the text's one number, parsed as a flat of a building "GREGGS" (the street
+    type misspelt), is the candidate's house number, the text labels no flat, and it names the candidate unit's
+    organisation -- the organisation's unit of number 28, not another flat."""
+    return (f"coalesce({a}.number IS NULL AND {a}.flat_id = {g}.number AND {g}.flat_id IS NOT NULL "
+            f"AND length({g}.organisation) >= 4 "
+            f"AND contains(' ' || {a}.address_norm || ' ', ' ' || {g}.organisation || ' ') "
+            rf"AND NOT regexp_matches(upper(coalesce({a}.address_text, '')), '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\b'), "
+            "false)")
+
+
 def _numberless_house(x: str) -> str:
     """SQL: gazetteer row ``x`` is a house known by name alone (no number, no flat, no flats inside)."""
     return f"({x}.number IS NULL AND {x}.flat_id IS NULL AND NOT {x}.has_flats)"
@@ -190,6 +202,9 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
                     ELSE least({cap}, 1.0 / (1.0 + pow(2.0, -least(match_weight,
                          coalesce(CASE WHEN isnan(dist) THEN NULL ELSE dist END, match_weight)) / 2.0))) END
         FROM _loc_uam_ok""")
+    # "Greggs, 28, ..." accepted as the Greggs unit of 28: the address keeps that reading (28 its house number)
+    con.execute("""UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL, building = NULL
+                   FROM _loc_uam_ok u WHERE u.akey = a.akey AND u.org_unit AND a.number IS NULL""")
     n_keyed = accept_keyed(con, settings)
     checks = {**HARD_CHECKS, **KEYED_CHECKS, **SOFT_CHECKS}
     failed = ", ".join(f"CASE WHEN {c} THEN '{why.replace(chr(39), chr(39) * 2)}' END" for c, why in checks.items())
