@@ -75,6 +75,20 @@ CASES = {
     "FIRSTFLOOR FLAT 21 BARBY AVENUE": ("FLAT FLOOR1", "21", None, "BARBY AVENUE", None),
     "Maisonette 2, Stanmouth Point, 20 Barstead Avenue": ("FLAT 2", "20", "STANMOUTH POINT", "BARSTEAD AVENUE",
                                                           None),
+    # misspelt and reordered floor words, a flat number before a floor, a lone flat letter first (session 8)
+    "FIRST FOOR FLAT 2 BRADMOUTS AVENUE": ("FLAT FLOOR1", "2", None, "BRADMOUTS AVENUE", None),
+    "IFRST FLOOR FLAT 13 WALSTEAD WAY": ("FLAT FLOOR1", "13", None, "WALSTEAD WAY", None),
+    "FLOOR SECOND FLAT 4 WENWORTH CLOSE": ("FLAT FLOOR2", "4", None, "WENWORTH CLOSE", None),
+    "Fqat 5, Dundale House, 4 Oxfiels Grove": ("FLAT 5", "4", "DUNDALE HOUSE", "OXFIELS GROVE", None),
+    "2 Second Floor, Eddale House, 29 Tamtos Avenue": ("FLAT 2", "29", "EDDALE HOUSE", "TAMTOS AVENUE", None),
+    "C, The Lodge, 22, Edwics Road": ("FLAT C", "22", "THE LODGE", "EDWICS ROAD", None),
+    # ... but not a street or building word one letter from a floor word, nor a letter with no house number after
+    "Flat 2, Firs Court, 3 High St": ("FLAT 2", "3", "FIRS COURT", "HIGH STREET", None),
+    "1 Flood Lane, Bootle": (None, "1", None, "FLOOD LANE", "BOOTLE"),
+    # a vague flat word before the label that names the flat, with and without commas
+    "Flat Over, Flat 1, Pendale Mansions, 18, Bromfiels Terrace": ("FLAT 1", "18", "PENDALE MANSIONS",
+                                                                   "BROMFIELS TERRACE", None),
+    "FLAT AT FLAT 9 BARWICK HOUSE 1 MELBURS GROVE": ("FLAT 9", "1", "BARWICK HOUSE", "MELBURS GROVE", None),
 }
 
 

@@ -229,9 +229,13 @@ def building_fits(a: str, g: str) -> str:
     """SQL: the address names no building, the candidate's building or organisation, or a house name the
     gazetteer does not give to any property of that street ("Rose Cottage, 9 Wenworth Close" where the
     gazetteer has only 9 Wenworth Close: residents name houses the register does not).  A name cut short to its
-    first words ("Kendale, 7 Chelmouts Rd" for Kendale Mansions) is the candidate's."""
+    first words ("Kendale, 7 Chelmouts Rd" for Kendale Mansions) is the candidate's; so is the candidate's name
+    followed by another that no property of that street has ("Langdale Lodge, Stone House, 7 Bradworts Close")."""
     return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
             f"OR starts_with({g}.building, {a}.building || ' ') "
+            f"OR (starts_with({a}.building, {g}.building || ' ') AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
+            f"WHERE x.street = {g}.street AND x.uprn <> {g}.uprn AND x.building IS DISTINCT FROM {g}.building "
+            f"AND (contains({a}.building, x.building) OR contains({a}.building, x.organisation)))) "
             f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
             f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
 

@@ -26,6 +26,7 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     :func:`_plot_numbers`.
     """
     _plot_numbers(con, plot_words or [])
+    _range_end(con)
     if suffix_as_flat_letter:
         _suffix_as_flat_letter(con)
     # otherwise, where 22 is a building with flats: the number is read as 22, a flat the text names is kept ("First
@@ -166,3 +167,23 @@ def _plot_numbers(con: duckdb.DuckDBPyConnection, plot_words: list[str]) -> None
                 ON s.street = regexp_replace(x.street, '^\d+[A-Z]? ', '') AND regexp_matches(x.street, '^\d+[A-Z]? ')
               WHERE list_contains(x.plot_numbers, x.number)) g
         WHERE a.akey = g.akey""")
+
+
+def _range_end(con: duckdb.DuckDBPyConnection) -> None:
+    """"Flat 1, Edton Mansions, 3-5, Kenton Gardens" where the gazetteer has no 3-5 on that street but Edton Mansions
+    (with a flat 1) at 3: a number range is read as the one end of it where the street has a property fitting the
+    rest of the text (the flat it names, or none; the building it names, if any; its postcode sector, if given).
+    Both ends fitting ("16-18 Belbury Way", two houses): the range stays as written and the keys find nothing."""
+    con.execute(r"""
+        UPDATE _loc_addr a SET number = q.n
+        FROM (SELECT a.akey, min(g.number) AS n, count(DISTINCT g.number) AS k
+              FROM _loc_addr a JOIN _loc_gaz g
+                ON g.street = a.street AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
+               AND g.number IN (regexp_extract(a.number, '^(\d+[A-Z]?)-', 1),
+                                regexp_extract(a.number, '-(\d+[A-Z]?)$', 1))
+              WHERE regexp_full_match(a.number, '\d+[A-Z]?-\d+[A-Z]?') AND a.street IS NOT NULL
+                AND (a.building IS NULL OR a.building = g.building OR a.building = g.organisation)
+                AND (a.postcode IS NULL OR g.postcode_sector = a.postcode_sector)
+                AND NOT EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = a.street AND x.number = a.number)
+              GROUP BY a.akey) q
+        WHERE a.akey = q.akey AND q.k = 1""")

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
 METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "premises_name", "flat_descriptor", "uk_address_matcher",
            "uk_address_matcher_relaxed",
-           "building_only", "only_home_in_building", "premises_in_building",
+           "uk_address_matcher_keyed", "building_only", "only_home_in_building", "premises_in_building",
            "proximity", "unresolved", "too_vague"]
 LEVELS = ["exact", "flat", "building", "approximate", "street", "unresolved"]
 
@@ -225,7 +225,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
         counts["units_after_matcher"] = units.resolve_units(con, conf)
         counts["guards_after_matcher"] = guards.apply_guards(
             con, home_rule, street_types, ["uk_address_matcher", "uk_address_matcher_relaxed",
-                                           *units.METHODS])
+                                           "uk_address_matcher_keyed", *units.METHODS])
         counts["building_only"] = guards.resolve_building_only(con, conf.get("building_only", 0.9))
         counts["units_last"] = units.resolve_units(con, conf)
         counts["guards_last"] = guards.apply_guards(con, home_rule, street_types, ["building_only", *units.METHODS])

@@ -31,10 +31,14 @@ commercial UPRN, position words, street type) still apply to it afterwards.  Eve
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import pyarrow as pa
 
-from ecins_link.locations.keys import area_consistent
+from ecins_link.locations.keys import area_consistent, postcode_close
+
+log = logging.getLogger(__name__)
 
 HARD_CHECKS = {
     "number_changed": "another house number or suffix",
@@ -43,6 +47,10 @@ HARD_CHECKS = {
     "flat_as_house": "the text's flat number read as a house number",
     "building_other": "the text names another building of that street",
     "area_other": "the text names another town or locality",
+}
+# waived only when an exact key of the text names the candidate alone (``accept_keyed``), never by weight
+KEYED_CHECKS = {
+    "building_numberless": "the text names a house of that street known by name alone",
 }
 SOFT_CHECKS = {
     "weak": "not clearly better than the runner-up",
@@ -83,7 +91,8 @@ def checks_sql(settings: dict) -> str:
                -- be flat A of 22
                NOT coalesce(list_has_all({cand_numbers}, {text_numbers}), false) AS extra_number,
                coalesce(a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id, true)
-                   AS flat_changed,
+                   AND NOT {_org_unit('a', 'g')} AS flat_changed,
+               {_org_unit('a', 'g')} AS org_unit,
                -- "Flat 9, Foundry Wharf, Ashfield Pl" is not 9 Ashfield Pl: the text labels the number a flat and
                -- names a building the candidate is not (or the candidate is a building with flats) ...
                coalesce(a.flat_id IS NOT NULL AND a.number IS NULL AND g.flat_id IS NULL
@@ -105,6 +114,7 @@ def checks_sql(settings: dict) -> str:
                -- the candidate's, and not the candidate's own
                coalesce(EXISTS (SELECT 1 FROM _loc_gaz x
                                 WHERE x.street = g.street AND length(coalesce(x.building, x.organisation)) >= 4
+                                  AND NOT ({_numberless_house('x')} AND {_plain_house('a', 'g')})
                                   AND coalesce(x.building, x.organisation) IS DISTINCT FROM g.building
                                   AND coalesce(x.building, x.organisation) IS DISTINCT FROM g.organisation
                                   AND contains(' ' || a.address_norm || ' ',
@@ -112,6 +122,15 @@ def checks_sql(settings: dict) -> str:
                         AND NOT coalesce(contains(' ' || a.address_norm || ' ', ' ' || g.building || ' '), false)
                         AND NOT coalesce(contains(' ' || a.address_norm || ' ', ' ' || g.organisation || ' '), false),
                         false) AS building_other,
+               -- the same for a house name the gazetteer gives to a numberless house of the street, when the text
+               -- names no flat and the candidate is a numbered house ("Willow Bank, 25 Edbury Gardens": a name
+               -- added to number 25, or a number added to Willow Bank): soft, waived only with an exact key
+               coalesce({_plain_house('a', 'g')} AND EXISTS (
+                            SELECT 1 FROM _loc_gaz x
+                            WHERE x.street = g.street AND {_numberless_house('x')} AND x.uprn <> g.uprn
+                              AND length(coalesce(x.building, x.organisation)) >= 4
+                              AND contains(' ' || a.address_norm || ' ', ' ' || coalesce(x.building, x.organisation) || ' ')),
+                        false) AS building_numberless,
                NOT {area_consistent('a', 'g')} AS area_other,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
@@ -127,6 +146,27 @@ def checks_sql(settings: dict) -> str:
         WHERE u.akey NOT IN (SELECT akey FROM _loc_res)"""
 
 
+def _org_unit(a: str, g: str) -> str:
+    """SQL: "Greggs, 28, Langworth Rod": the text's one number, parsed as a flat of a building "GREGGS" (the street
+    type misspelt), is the candidate's house number, the text labels no flat, and it names the candidate unit's
+    organisation -- the organisation's unit of number 28, not another flat."""
+    return (f"coalesce({a}.number IS NULL AND {a}.flat_id = {g}.number AND {g}.flat_id IS NOT NULL "
+            f"AND length({g}.organisation) >= 4 "
+            f"AND contains(' ' || {a}.address_norm || ' ', ' ' || {g}.organisation || ' ') "
+            rf"AND NOT regexp_matches(upper(coalesce({a}.address_text, '')), '\b(FLAT|FLT|APARTMENT|APT|UNIT|ROOM)\b'), "
+            "false)")
+
+
+def _numberless_house(x: str) -> str:
+    """SQL: gazetteer row ``x`` is a house known by name alone (no number, no flat, no flats inside)."""
+    return f"({x}.number IS NULL AND {x}.flat_id IS NULL AND NOT {x}.has_flats)"
+
+
+def _plain_house(a: str, g: str) -> str:
+    """SQL: the text names no flat and the candidate is a numbered house (no flat, no flats inside)."""
+    return f"({a}.flat_id IS NULL AND {g}.number IS NOT NULL AND {g}.flat_id IS NULL AND NOT {g}.has_flats)"
+
+
 def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict) -> int:
     """Insert the matcher's answers that pass the checks into ``_loc_res``; log the others' reasons in
     ``_loc_why``.  Returns how many were accepted."""
@@ -136,8 +176,9 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
     finally:
         con.unregister("_loc_uam_out")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_uam_chk AS {checks_sql(settings)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_uam_key AS {exact_keys_sql()}")
     cap = float(settings.get("max_confidence", 0.9))
-    hard = " OR ".join(HARD_CHECKS)
+    hard = " OR ".join([*HARD_CHECKS, *KEYED_CHECKS])
     n_soft = " + ".join(f"{c}::INT" for c in SOFT_CHECKS)
     relaxed = ""
     if settings.get("relaxed", True):
@@ -161,10 +202,67 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
                     ELSE least({cap}, 1.0 / (1.0 + pow(2.0, -least(match_weight,
                          coalesce(CASE WHEN isnan(dist) THEN NULL ELSE dist END, match_weight)) / 2.0))) END
         FROM _loc_uam_ok""")
-    checks = {**HARD_CHECKS, **SOFT_CHECKS}
+    # "Greggs, 28, ..." accepted as the Greggs unit of 28: the address keeps that reading (28 its house number)
+    con.execute("""UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL, building = NULL
+                   FROM _loc_uam_ok u WHERE u.akey = a.akey AND u.org_unit AND a.number IS NULL""")
+    n_keyed = accept_keyed(con, settings)
+    checks = {**HARD_CHECKS, **KEYED_CHECKS, **SOFT_CHECKS}
     failed = ", ".join(f"CASE WHEN {c} THEN '{why.replace(chr(39), chr(39) * 2)}' END" for c, why in checks.items())
     con.execute(f"""
         INSERT INTO _loc_why
         SELECT akey, 'uk_address_matcher''s best candidate ' || uprn || ' refused: ' || concat_ws('; ', {failed})
         FROM _loc_uam_chk WHERE akey NOT IN (SELECT akey FROM _loc_uam_ok)""")
+    log.debug("uk_address_matcher: %d answers accepted on an exact key", n_keyed)
     return int(con.execute("SELECT count(*) FROM _loc_uam_ok").fetchone()[0])
+
+
+def exact_keys_sql() -> str:
+    """SQL over ``_loc_uam_chk``: per answer, whether an exact key of the text names its candidate alone.
+
+    * ``street_key``: the text's flat, number (with its suffix) and street give one gazetteer property in every
+      area the text names (and near its postcode, when it has one), and it is the candidate;
+    * ``postcode_key``: the text's flat, number and full postcode give one property, the candidate, and the
+      street the text writes holds no property with that flat and number in the areas it names (another real
+      street written for the right one: the postcode and number agree, the street cannot be right).
+    """
+    flat_eq = "coalesce(g.flat_id, '') = coalesce(a.flat_id, '')"
+    return f"""
+        WITH u AS (SELECT DISTINCT akey, uprn FROM _loc_uam_chk),
+        sk AS (SELECT u.akey, count(DISTINCT g.uprn) = 1 AND min(g.uprn) = any_value(u.uprn) AS ok
+               FROM u JOIN _loc_addr a USING (akey)
+               JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street AND {flat_eq}
+               WHERE {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
+               GROUP BY u.akey),
+        pk AS (SELECT u.akey, count(DISTINCT g.uprn) = 1 AND min(g.uprn) = any_value(u.uprn) AS ok
+               FROM u JOIN _loc_addr a USING (akey)
+               JOIN _loc_gaz g ON g.postcode = a.postcode AND g.number = a.number AND {flat_eq}
+               WHERE a.street IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM _loc_gaz x
+                                 WHERE x.street = a.street AND x.number = a.number
+                                   AND coalesce(x.flat_id, '') = coalesce(a.flat_id, '') AND {area_consistent('a', 'x')})
+               GROUP BY u.akey)
+        SELECT u.akey, coalesce(sk.ok, false) AS street_key, coalesce(pk.ok, false) AS postcode_key
+        FROM u LEFT JOIN sk USING (akey) LEFT JOIN pk USING (akey)"""
+
+
+def accept_keyed(con: duckdb.DuckDBPyConnection, settings: dict) -> int:
+    """Accept a clear answer (not ``weak``, no hard check failed) whose other failed checks an exact key of the
+    text answers (:func:`exact_keys_sql`): its street not written, where the postcode key names it
+    (``postcode_key``); a house name of another house of its street written, where the street key names it
+    (``street_key``).  Method ``uk_address_matcher_keyed``, confidence ``keyed_confidence``.  Returns how many."""
+    if not settings.get("keyed", True):
+        return 0
+    conf = float(settings.get("keyed_confidence", 0.85))
+    hard = " OR ".join(HARD_CHECKS)
+    other_soft = " OR ".join(c for c in SOFT_CHECKS if c != "street_unwritten")
+    con.execute(f"""
+        INSERT INTO _loc_res
+        SELECT u.akey, u.uprn, 'uk_address_matcher_keyed', {conf}
+        FROM _loc_uam_chk u JOIN _loc_uam_key k USING (akey)
+        WHERE u.akey NOT IN (SELECT akey FROM _loc_uam_ok) AND NOT ({hard}) AND NOT ({other_soft})
+          AND (u.street_unwritten OR u.building_numberless)
+          AND (NOT u.street_unwritten OR k.postcode_key) AND (NOT u.building_numberless OR k.street_key)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _loc_uam_ok AS
+                   SELECT akey FROM _loc_uam_ok UNION ALL
+                   SELECT akey FROM _loc_res WHERE match_method = 'uk_address_matcher_keyed'""")
+    return int(con.execute("SELECT count(*) FROM _loc_res WHERE match_method = 'uk_address_matcher_keyed'").fetchone()[0])
