@@ -53,6 +53,7 @@ from ecins_link.matching.person_model import (
 )
 from ecins_link.matching.person_moves import household_moves
 from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
+from ecins_link.matching.person_variants import same_identity_variants
 from ecins_link.matching.review import load_constraints
 from ecins_link.matching.stable_ids import assign_stable_ids
 from ecins_link.store import Store, StoreError
@@ -315,7 +316,11 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
         # exact forename, surname and date of birth at another address (person_identity)
         summary["same_identity"] = same_identity_elsewhere(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
                                                            lk.match_threshold, mc)
-        if any(summary[k].get("reweighted") for k in ("household_moves", "same_home", "same_identity")):
+        # the same identity under name variants (MUHAMMAD / MOHAMMED, CLARK / CLARKE) at another address
+        summary["same_identity_variants"] = same_identity_variants(scratch, INPUT_TABLE, "_pp_all", RAW_CLUSTERS,
+                                                                   lk.match_threshold, mc)
+        if any(summary[k].get("reweighted") for k in ("household_moves", "same_home", "same_identity",
+                                                      "same_identity_variants")):
             splits = cluster(scratch, INPUT_TABLE, "_pp_all", lk.match_threshold, must, cannot, guard, RAW_CLUSTERS)
         one_to_one = link_one_to_one(scratch, RAW_CLUSTERS, "_pp_all", lk.one_to_one_sources,
                                      lk.one_to_one_min_probability, cannot)
