@@ -109,14 +109,16 @@ def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float,
             g.add_edges_from((n, m, d) for m, d in g0[n].items() if comp_of[m] == chosen)
 
 
-def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str]) -> None:
+def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str], only: set[str] | None = None) -> None:
     """(``guard.rejoin_isolated``, off by default) A record the cuts left on its own whose links above the
     threshold all go to one piece rejoins that piece: it contradicted a member (a mistyped date, a strongly
     negative pair) but is claimed by nobody else, so no chain of two people runs through it.  For registers
-    without relatives (no twins, fathers and sons); a record in a clerical cannot-link is never rejoined."""
+    without relatives (no twins, fathers and sons); a record in a clerical cannot-link is never rejoined.
+    ``only`` limits it to those records (``guard.rejoin_isolated_undated``: records without a date of birth, which
+    no date can set apart from a namesake relative -- so a father's record never rejoins his son's piece)."""
     comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
     for n in list(g0.nodes):
-        if n in keep_apart or g.degree(n) > 0 or g0.degree(n) == 0:
+        if n in keep_apart or g.degree(n) > 0 or g0.degree(n) == 0 or (only is not None and n not in only):
             continue
         if len({comp_of[m] for m in g0[n]}) == 1:
             g.add_edges_from((n, m, d) for m, d in g0[n].items())
@@ -125,7 +127,8 @@ def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str]) -> None:
 def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
                      max_side_evidence: float, dated: set[str], margin: float,
                      rejoin: bool = False, source_of: dict[str, str] | None = None,
-                     single_sources: set[str] | None = None) -> tuple[dict[str, str], bool]:
+                     single_sources: set[str] | None = None,
+                     rejoin_undated: bool = False) -> tuple[dict[str, str], bool]:
     """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
 
     A cut for a scored contradiction is made only when the two sides it creates disagree overall (mean direct
@@ -154,9 +157,10 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
                 continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
     _detach_ambiguous(g, g0, dated, margin, source_of, single_sources)
-    if rejoin:
+    if rejoin or rejoin_undated:
         cannot = contra["reason"] == "cannot_link"
-        _rejoin_isolated(g, g0, set(contra.loc[cannot, "a"]) | set(contra.loc[cannot, "b"]))
+        _rejoin_isolated(g, g0, set(contra.loc[cannot, "a"]) | set(contra.loc[cannot, "b"]),
+                         None if rejoin else set(g0.nodes) - dated)
     piece = {}
     for comp in nx.connected_components(g):
         cid = min(comp)
@@ -253,7 +257,7 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
                                                float(guard["max_side_evidence"]), dated,
                                                float(guard.get("ambiguity_margin", 4.0)),
                                                bool(guard.get("rejoin_isolated", False)), source_of,
-                                               single_sources)
+                                               single_sources, bool(guard.get("rejoin_isolated_undated", False)))
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:
