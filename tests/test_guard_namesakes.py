@@ -79,3 +79,18 @@ def test_when_the_source_cannot_tell(case: str) -> None:
         pairs = [(a, b, 14.0 if (a, b) == ("police:x", "police:dad") else w) for a, b, w in pairs]
         cid = _run(rows, pairs)
         assert cid["police:x"] == cid["police:dad"]
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_isolated_undated_record_claimed_by_one_piece_rejoins_it(dated: bool) -> None:
+    """One member's record contradicts the undated record (a strongly negative pair), the guard cuts it off, and
+    nobody else claims it: it rejoins (``rejoin_isolated_undated``).  A dated record so cut stays apart -- its
+    date could be a namesake relative's."""
+    dob = "1980-08-10" if dated else None
+    rows = [_rec("police", "a1", "1980-08-10", "ELIZABETH"), _rec("housing", "a2", "1980-08-10", "ELIZABETH"),
+            _rec("council", "u", dob, "ELIZABETH")]
+    pairs = [("police:a1", "housing:a2", 20.0), ("council:u", "police:a1", 9.0), ("council:u", "housing:a2", -12.0)]
+    on = _run(rows, pairs)
+    off = _run(rows, pairs, rejoin_isolated_undated=None)
+    assert off["council:u"] != off["police:a1"]  # the guard's cut, as before
+    assert (on["council:u"] == on["police:a1"]) is (not dated)

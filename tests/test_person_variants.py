@@ -67,6 +67,9 @@ def test_packaged_vocabulary_maps_transliterations_to_one_surname() -> None:
     ("GARRY", "HALL", "GARY", "HALL"),  # a forename spelling
     ("JAMES", "CLARK", "JAMES", "CLARKE"),  # a surname spelling
     ("AYESHA", "CHAN", "AISHA", "CHEN"),  # Cantonese / Mandarin romanisation
+    ("ZAHID", "ALI", "ALI", "ZAHID"),  # written in the other order
+    ("MIAH", "MOHAMMAD", "MOHAMMED", "MIAH"),  # the other order, and a transliteration
+    ("WEI", "ZHANG", "ZHANG", "WEI"),  # family name written first
 ])
 def test_variant_names_with_the_same_dob_at_another_address_are_accepted(fa: str, sa: str, fb: str, sb: str) -> None:
     rows = [_rec("a", fa, sa, "1985-04-05", OLD), _rec("b", fb, sb, "1985-04-05", NEW), *_filler(60)]

@@ -14,6 +14,9 @@ This pass accepts such a pair at the match threshold (no further) when
   vocabulary, ``standardise/data/nicknames.csv``) and the surnames have one canonical form
   (``person_std.surname_canonical``: ``standardise/data/surname_variants.csv``), and the two are *not* both exact
   (exact pairs are the identity pass's);
+- or the two are written in the other order (forename of one = surname of the other and the other way round, in
+  canonical form: ZAHID ALI / ALI ZAHID, MIAH MOHAMMAD / MOHAMMED MIAH), as a combined name column, a family name
+  written first (Chinese, Korean, Vietnamese, Hungarian) or a form filled in the other order gives them;
 - neither forename is a bare initial, and the full dates of birth agree and are no placeholder (at most
   ``max_dob_share`` of the dated records carry the date);
 - the recorded sexes do not differ;
@@ -61,8 +64,9 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
         cand AS (SELECT p.unique_id_l, p.unique_id_r, l.fc, l.sc, l.dob
                  FROM "{pairs}" p JOIN n l ON l.unique_id = p.unique_id_l JOIN n r ON r.unique_id = p.unique_id_r
                  WHERE p.match_probability >= ? AND p.match_probability < ?
-                   AND l.dob = r.dob AND l.fc = r.fc AND l.sc = r.sc
-                   AND NOT (l.forename = r.forename AND l.surname = r.surname)
+                   AND l.dob = r.dob
+                   AND ((l.fc = r.fc AND l.sc = r.sc AND NOT (l.forename = r.forename AND l.surname = r.surname))
+                        OR (l.fc = r.sc AND l.sc = r.fc))
                    AND length(l.forename) > 1 AND length(r.forename) > 1 AND length(l.sc) > 1
                    AND coalesce(l.sex = r.sex, TRUE))
         SELECT c.unique_id_l, c.unique_id_r FROM cand c
