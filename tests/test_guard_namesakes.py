@@ -48,7 +48,7 @@ def _household(undated_source: str = "police", son_has_police: bool = False) -> 
         pairs += [("police:son", "council:son", 20.0), ("police:son", "police:dad", -12.0)]
     x = f"{undated_source}:x"
     pairs += [(x, "police:dad", 9.0), (x, "council:dad", 9.0), (x, "council:son", 9.0)]
-    rows += [_rec("police", f"o{i}", f"19{50 + i}-03-0{1 + i % 9}", f"OTHER{i}") for i in range(30)]
+    rows += [_rec("police", f"o{i}", f"{1950 + 2 * i}-03-0{1 + i % 9}", f"OTHER{i}") for i in range(30)]  # to 2008
     return rows, pairs
 
 
@@ -57,7 +57,7 @@ def test_undated_record_joins_the_namesake_without_a_record_of_its_source() -> N
     cid = _run(rows, pairs)
     assert cid["police:dad"] == cid["council:dad"] != cid["council:son"]  # the guard keeps two people apart
     assert cid["police:x"] == cid["council:son"]  # the father is on the police extract already: it is the son's
-    off = _run(rows, pairs, source_duplicate_max_share=None)  # absent = off: left on its own, as before
+    off = _run(rows, pairs, source_duplicate_max_share=None, source_age_quantile=None)  # absent = off: as before
     assert off["police:x"] not in (off["council:dad"], off["council:son"])
 
 
@@ -94,3 +94,16 @@ def test_isolated_undated_record_claimed_by_one_piece_rejoins_it(dated: bool) ->
     off = _run(rows, pairs, rejoin_isolated_undated=None)
     assert off["council:u"] != off["police:a1"]  # the guard's cut, as before
     assert (on["council:u"] == on["police:a1"]) is (not dated)
+
+
+def test_undated_record_is_not_given_to_a_namesake_too_young_for_its_source() -> None:
+    """A fire safety visit's occupant is an adult on every dated visit record: an undated visit record for
+    KEVIN LIU at a home with a father KEVIN LIU (1990) and a baby KEVIN LIU (2025) is the father's."""
+    rows = [_rec("police", "dad", "1990-12-14", "KEVIN"), _rec("council", "baby", "2025-04-14", "KEVIN"),
+            _rec("fire", "x", None, "KEVIN")]
+    pairs = [("police:dad", "council:baby", -12.0), ("fire:x", "police:dad", 9.0), ("fire:x", "council:baby", 9.0)]
+    rows += [_rec("fire", f"v{i}", f"{1940 + 2 * i}-05-1{i % 9}", f"VISITED{i}") for i in range(30)]  # born to 1998
+    cid = _run(rows, pairs)
+    assert cid["fire:x"] == cid["police:dad"] != cid["council:baby"]
+    off = _run(rows, pairs, source_age_quantile=None)
+    assert off["fire:x"] not in (off["police:dad"], off["council:baby"])

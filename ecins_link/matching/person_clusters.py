@@ -28,6 +28,7 @@ import networkx as nx
 import pandas as pd
 
 from ecins_link.components import label_components
+from ecins_link.matching.guard_sources import SourceProfile, break_tie, source_profile
 
 FORCED = 1e9
 
@@ -74,19 +75,19 @@ def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b
 
 
 def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float,
-                      source_of: dict[str, str] | None = None, single_sources: set[str] | None = None) -> None:
+                      profile: SourceProfile | None = None) -> None:
     """After cuts: a record without a date of birth that was linked into several of the resulting pieces
     joins the piece it links to most strongly when that link beats every other piece's by ``margin`` bits;
     otherwise it cannot say whose it is and is left on its own rather than guessed.  Forced edges stay.
 
-    Tie-break (``guard.source_duplicate_max_share``): when the record's source rarely holds two records of one
-    person (``single_sources``, measured on the extract) and exactly one of the pieces within ``margin`` of the
-    best holds no record of that source, the record joins that piece: a household's two namesakes, one already
-    on the police extract, the other not -- a second police record is far likelier the other one's."""
+    Tie-break (``profile``, see ``guard_sources``): when the record's source leaves exactly one of the pieces
+    within ``margin`` of the best -- the others are too young for what the source holds, or already have their
+    one record there -- the record joins that piece."""
     comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
-    held: Counter[tuple[int, str]] = Counter()  # (piece, source) -> records
-    if source_of and single_sources:
-        held.update((i, source_of.get(n, "")) for n, i in comp_of.items())
+    members: dict[int, list[str]] = {}
+    if profile:
+        for node, i in comp_of.items():
+            members.setdefault(i, []).append(node)
     for n in list(g0.nodes):
         if n in dated or any(d["capacity"] >= FORCED for d in g0[n].values()):
             continue
@@ -98,13 +99,8 @@ def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float,
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
         g.remove_edges_from(list(g.edges(n)))
         chosen = ranked[0][0] if ranked[0][1] - ranked[1][1] >= margin else None
-        src = (source_of or {}).get(n)
-        if chosen is None and src is not None and src in (single_sources or set()):
-            close = [i for i, w in ranked if ranked[0][1] - w < margin]
-            # records of the record's source in each close piece, the record itself not counted
-            without = [i for i in close if held[(i, src)] - (i == comp_of[n]) == 0]
-            if len(without) == 1:
-                chosen = without[0]
+        if chosen is None and profile:
+            chosen = break_tie(n, [i for i, w in ranked if ranked[0][1] - w < margin], members, profile)
         if chosen is not None:
             g.add_edges_from((n, m, d) for m, d in g0[n].items() if comp_of[m] == chosen)
 
@@ -126,8 +122,7 @@ def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str], only: set[
 
 def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
                      max_side_evidence: float, dated: set[str], margin: float,
-                     rejoin: bool = False, source_of: dict[str, str] | None = None,
-                     single_sources: set[str] | None = None,
+                     rejoin: bool = False, profile: SourceProfile | None = None,
                      rejoin_undated: bool = False) -> tuple[dict[str, str], bool]:
     """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
 
@@ -156,7 +151,7 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
             if evidence is not None and evidence >= max_side_evidence:
                 continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
-    _detach_ambiguous(g, g0, dated, margin, source_of, single_sources)
+    _detach_ambiguous(g, g0, dated, margin, profile)
     if rejoin or rejoin_undated:
         cannot = contra["reason"] == "cannot_link"
         _rejoin_isolated(g, g0, set(contra.loc[cannot, "a"]) | set(contra.loc[cannot, "b"]),
@@ -166,28 +161,6 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
         cid = min(comp)
         piece.update({n: cid for n in comp})
     return piece, resolved
-
-
-def _single_record_sources(con: duckdb.DuckDBPyConnection, nodes: str,
-                           guard: dict) -> tuple[dict[str, str], set[str]]:
-    """(``guard.source_duplicate_max_share``, off when absent) The source of each record in a component with a
-    contradiction, and the sources that rarely hold two records of one person: among the first clustering's
-    components holding a record of the source (at least ``source_min_clusters`` of them), the share holding two
-    or more is at most the maximum.  Measured on the extract itself, so a source with many records per person
-    (successive tenancies of one tenant) never counts."""
-    max_share = guard.get("source_duplicate_max_share")
-    if max_share is None:
-        return {}, set()
-    min_clusters = int(guard.get("source_min_clusters", 100))
-    single = {r[0] for r in con.execute(f"""
-        WITH x AS (SELECT n.source, l.cid, count(*) AS k FROM {nodes} n JOIN _pc_lab l USING (unique_id) GROUP BY 1, 2)
-        SELECT source FROM x GROUP BY source
-        HAVING count(*) >= ? AND avg(CAST(k > 1 AS DOUBLE)) <= ?""", [min_clusters, float(max_share)]).fetchall()}
-    if not single:
-        return {}, set()
-    source_of = dict(con.execute(f"""SELECT n.unique_id, n.source FROM {nodes} n JOIN _pc_lab l USING (unique_id)
-        WHERE l.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 ON l2.unique_id = c.a)""").fetchall())
-    return source_of, single
 
 
 split_component = _split_component  # public name for the Spark path (spark_clusters' applyInPandas)
@@ -240,7 +213,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         dated = {r[0] for r in con.execute(f"""SELECT n.unique_id FROM {nodes} n JOIN _pc_lab l USING (unique_id)
             WHERE n.dob IS NOT NULL AND l.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2
                                                   ON l2.unique_id = c.a)""").fetchall()}
-        source_of, single_sources = _single_record_sources(con, nodes, guard)
+        profile = source_profile(con, nodes, "_pc_lab", "SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 "
+                                 "ON l2.unique_id = c.a", guard)
         con.unregister("_pc_contra")
         known: dict[str, dict[tuple[str, str], float]] = {}  # per component: scored pairs inside it
         for cid, a, b, w in scored:
@@ -256,8 +230,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
             piece, resolved = _split_component(edges_of.get(cid, edges.iloc[:0]), comp_contra, known.get(cid, {}),
                                                float(guard["max_side_evidence"]), dated,
                                                float(guard.get("ambiguity_margin", 4.0)),
-                                               bool(guard.get("rejoin_isolated", False)), source_of,
-                                               single_sources, bool(guard.get("rejoin_isolated_undated", False)))
+                                               bool(guard.get("rejoin_isolated", False)), profile,
+                                               bool(guard.get("rejoin_isolated_undated", False)))
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:
