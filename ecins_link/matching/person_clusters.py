@@ -28,6 +28,7 @@ import networkx as nx
 import pandas as pd
 
 from ecins_link.components import label_components
+from ecins_link.matching.guard_sources import SourceProfile, break_tie, source_profile
 
 FORCED = 1e9
 
@@ -73,11 +74,20 @@ def _side_evidence(known: dict[tuple[str, str], float], side_a: set[str], side_b
     return sum(use) / len(use) if use else None
 
 
-def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float) -> None:
+def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float,
+                      profile: SourceProfile | None = None) -> None:
     """After cuts: a record without a date of birth that was linked into several of the resulting pieces
     joins the piece it links to most strongly when that link beats every other piece's by ``margin`` bits;
-    otherwise it cannot say whose it is and is left on its own rather than guessed.  Forced edges stay."""
+    otherwise it cannot say whose it is and is left on its own rather than guessed.  Forced edges stay.
+
+    Tie-break (``profile``, see ``guard_sources``): when the record's source leaves exactly one of the pieces
+    within ``margin`` of the best -- the others are too young for what the source holds, or already have their
+    one record there -- the record joins that piece."""
     comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
+    members: dict[int, list[str]] = {}
+    if profile:
+        for node, i in comp_of.items():
+            members.setdefault(i, []).append(node)
     for n in list(g0.nodes):
         if n in dated or any(d["capacity"] >= FORCED for d in g0[n].values()):
             continue
@@ -88,18 +98,23 @@ def _detach_ambiguous(g: nx.Graph, g0: nx.Graph, dated: set[str], margin: float)
             continue
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
         g.remove_edges_from(list(g.edges(n)))
-        if ranked[0][1] - ranked[1][1] >= margin:
-            g.add_edges_from((n, m, d) for m, d in g0[n].items() if comp_of[m] == ranked[0][0])
+        chosen = ranked[0][0] if ranked[0][1] - ranked[1][1] >= margin else None
+        if chosen is None and profile:
+            chosen = break_tie(n, [i for i, w in ranked if ranked[0][1] - w < margin], members, profile)
+        if chosen is not None:
+            g.add_edges_from((n, m, d) for m, d in g0[n].items() if comp_of[m] == chosen)
 
 
-def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str]) -> None:
+def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str], only: set[str] | None = None) -> None:
     """(``guard.rejoin_isolated``, off by default) A record the cuts left on its own whose links above the
     threshold all go to one piece rejoins that piece: it contradicted a member (a mistyped date, a strongly
     negative pair) but is claimed by nobody else, so no chain of two people runs through it.  For registers
-    without relatives (no twins, fathers and sons); a record in a clerical cannot-link is never rejoined."""
+    without relatives (no twins, fathers and sons); a record in a clerical cannot-link is never rejoined.
+    ``only`` limits it to those records (``guard.rejoin_isolated_undated``: records without a date of birth, which
+    no date can set apart from a namesake relative -- so a father's record never rejoins his son's piece)."""
     comp_of = {n: i for i, comp in enumerate(nx.connected_components(g)) for n in comp}
     for n in list(g0.nodes):
-        if n in keep_apart or g.degree(n) > 0 or g0.degree(n) == 0:
+        if n in keep_apart or g.degree(n) > 0 or g0.degree(n) == 0 or (only is not None and n not in only):
             continue
         if len({comp_of[m] for m in g0[n]}) == 1:
             g.add_edges_from((n, m, d) for m, d in g0[n].items())
@@ -107,7 +122,8 @@ def _rejoin_isolated(g: nx.Graph, g0: nx.Graph, keep_apart: set[str]) -> None:
 
 def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tuple[str, str], float],
                      max_side_evidence: float, dated: set[str], margin: float,
-                     rejoin: bool = False) -> tuple[dict[str, str], bool]:
+                     rejoin: bool = False, profile: SourceProfile | None = None,
+                     rejoin_undated: bool = False) -> tuple[dict[str, str], bool]:
     """Min-cut a component until no contradicting pair shares a piece; returns (node -> piece id, resolved).
 
     A cut for a scored contradiction is made only when the two sides it creates disagree overall (mean direct
@@ -135,10 +151,11 @@ def _split_component(edges: pd.DataFrame, contra: pd.DataFrame, known: dict[tupl
             if evidence is not None and evidence >= max_side_evidence:
                 continue
         g.remove_edges_from([(u, v) for u, v in list(g.edges()) if (u in side_b) != (v in side_b)])
-    _detach_ambiguous(g, g0, dated, margin)
-    if rejoin:
+    _detach_ambiguous(g, g0, dated, margin, profile)
+    if rejoin or rejoin_undated:
         cannot = contra["reason"] == "cannot_link"
-        _rejoin_isolated(g, g0, set(contra.loc[cannot, "a"]) | set(contra.loc[cannot, "b"]))
+        _rejoin_isolated(g, g0, set(contra.loc[cannot, "a"]) | set(contra.loc[cannot, "b"]),
+                         None if rejoin else set(g0.nodes) - dated)
     piece = {}
     for comp in nx.connected_components(g):
         cid = min(comp)
@@ -196,6 +213,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
         dated = {r[0] for r in con.execute(f"""SELECT n.unique_id FROM {nodes} n JOIN _pc_lab l USING (unique_id)
             WHERE n.dob IS NOT NULL AND l.cid IN (SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2
                                                   ON l2.unique_id = c.a)""").fetchall()}
+        profile = source_profile(con, nodes, "_pc_lab", "SELECT l2.cid FROM _pc_contra c JOIN _pc_lab l2 "
+                                 "ON l2.unique_id = c.a", guard)
         con.unregister("_pc_contra")
         known: dict[str, dict[tuple[str, str], float]] = {}  # per component: scored pairs inside it
         for cid, a, b, w in scored:
@@ -211,7 +230,8 @@ def cluster(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: f
             piece, resolved = _split_component(edges_of.get(cid, edges.iloc[:0]), comp_contra, known.get(cid, {}),
                                                float(guard["max_side_evidence"]), dated,
                                                float(guard.get("ambiguity_margin", 4.0)),
-                                               bool(guard.get("rejoin_isolated", False)))
+                                               bool(guard.get("rejoin_isolated", False)), profile,
+                                               bool(guard.get("rejoin_isolated_undated", False)))
             reasons = Counter(comp_contra.reason)
             reason = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
             if not resolved:

@@ -5,7 +5,9 @@ there (the DuckDB path after its own clustering, the Spark path after reading Sp
 
 1. an undated record at its family's old address (``person_moves``);
 2. a misspelt forename or the only namesake at home (``person_home``);
-3. exact forename, surname and date of birth at another address (``person_identity``).
+3. exact forename, surname and date of birth at another address (``person_identity``);
+4. the same identity under name variants (MUHAMMAD / MOHAMMED, CLARK / CLARKE) at another address
+   (``person_variants``).
 
 Each pass reads the first clustering and re-weights pairs of the pair table; when any pass re-weighted a pair,
 the records are clustered again with the same clerical constraints and over-merge guard.
@@ -19,14 +21,15 @@ from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_moves import household_moves
+from ecins_link.matching.person_variants import same_identity_variants
 
-PASSES = ("household_moves", "same_home", "same_identity")
+PASSES = ("household_moves", "same_home", "same_identity", "same_identity_variants")
 
 
 def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, *, threshold: float,
                 review_low: float, settings: dict, mc: dict, must: list, cannot: list,
                 guard: dict) -> tuple[dict, list[dict] | None]:
-    """Run the three passes over ``pairs`` and the first clustering ``clusters`` (tables on ``con``; ``nodes``
+    """Run the passes over ``pairs`` and the first clustering ``clusters`` (tables on ``con``; ``nodes``
     holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
@@ -34,6 +37,7 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
         "household_moves": household_moves(con, nodes, pairs, clusters, threshold, settings, mc),
         "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
         "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc),
+        "same_identity_variants": same_identity_variants(con, nodes, pairs, clusters, threshold, mc),
     }
     if not any(done[name].get("reweighted") for name in PASSES):
         return done, None

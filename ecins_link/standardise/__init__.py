@@ -33,6 +33,7 @@ from ecins_link.standardise.names import (
     nickname_table,
     sex_values,
     surname_frame,
+    surname_variant_table,
 )
 from ecins_link.store import Store
 
@@ -111,6 +112,7 @@ def standardise(store: Store, config: ProjectConfig) -> None:
         _register(store, "_std_sur", surname_frame(_distinct(
             store, "SELECT DISTINCT surname FROM person_records WHERE surname IS NOT NULL")))
         _register(store, "_std_nick", nickname_table())
+        _register(store, "_std_survar", surname_variant_table())
         _register(store, "_std_sex", pd.DataFrame(sex_values(), columns=["raw", "code"]))
         t = _timed(timings, "names", t)
         address_table(con, """SELECT address_text FROM person_records
@@ -149,12 +151,14 @@ def standardise(store: Store, config: ProjectConfig) -> None:
                    CAST(day(b.dob) AS INT) AS dob_day, b.sex_code AS sex, {_pc_parts('b.pc')},
                    b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
                    coalesce({phone_sql('b.phone')}, {phone_any_sql('b.phone')}) AS phone,
-                   {email_sql('b.email')} AS email, b.unsafe, hh.surnames AS address_surnames{extras}
+                   {email_sql('b.email')} AS email, b.unsafe, hh.surnames AS address_surnames,
+                   coalesce(sv.canonical, b.surname_compact) AS surname_canonical{extras}
             FROM b
             LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
             LEFT JOIN nick_any n3 ON n3.name = b.forename AND b.sex_code IS NULL
             LEFT JOIN hh ON hh.k = coalesce(b.norm, b.uprn)
+            LEFT JOIN _std_survar sv ON sv.variant = b.surname_compact
             ORDER BY b.source, b.row_number""")
         store.write_table("address_std", f"""
             SELECT source, record_key, origin, address_text, address_norm, flat, number, building, street, town,
@@ -167,7 +171,7 @@ def standardise(store: Store, config: ProjectConfig) -> None:
             SELECT uprn, address_norm, flat, number, building, organisation, street, locality, town,
                    {_pc_parts('pc')}, full_address, parent_uprn, address_class, x, y
             FROM (SELECT *, {postcode_sql('postcode_raw')} AS pc FROM _std_gaz) ORDER BY uprn""")
-        for tmp in ("_std_fore", "_std_sur", "_std_nick", "_std_sex", "_std_addr", "_std_gaz"):
+        for tmp in ("_std_fore", "_std_sur", "_std_nick", "_std_survar", "_std_sex", "_std_addr", "_std_gaz"):
             con.execute(f"DROP TABLE IF EXISTS {tmp}")
         _timed(timings, "tables", t)
         counts = {name: store.count(name) for name in ("person_std", "address_std", "gazetteer_std")}

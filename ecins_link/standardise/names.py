@@ -97,6 +97,23 @@ def nickname_table() -> pd.DataFrame:
     return pd.DataFrame(out, columns=["name", "sex", "canonical"], dtype=object)
 
 
+@cache
+def surname_variant_table() -> pd.DataFrame:
+    """(variant, canonical) from ``data/surname_variants.csv``, both in compact form (folded, no spaces or hyphens):
+    spelling and transliteration variants of one surname (HUSSEIN -> HUSSAIN, CHAN -> CHEN).  A canonical form
+    listed as a variant itself is followed once (chains resolve); the first entry for a variant wins."""
+    seen: dict[str, str] = {}
+    with open(DATA / "surname_variants.csv", encoding="utf-8") as fh:
+        for row in csv.reader(line for line in fh if line.strip() and not line.startswith("#")):
+            if len(row) < 2 or row[0] == "variant":
+                continue
+            variant, canonical = (clean_name(x).replace(" ", "").replace("-", "") for x in row[:2])
+            if variant and canonical and variant != canonical:
+                seen.setdefault(variant, canonical)
+    out = [(v, seen.get(c, c)) for v, c in seen.items()]
+    return pd.DataFrame(out, columns=["variant", "canonical"], dtype=object)
+
+
 def household_max_surnames() -> int:
     """Distinct surnames above which an address counts as communal, not one household (``names.toml``)."""
     return int(load_toml("names.toml").get("household", {}).get("max_surnames", 6))
