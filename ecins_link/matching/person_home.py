@@ -246,14 +246,16 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
 
 def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: str, threshold: float) -> int:
     """Raise the pairs of ``pairs`` listed in table ``accepted`` (unique_id_l, unique_id_r; either orientation) to
-    the match threshold -- no further, and never lower a pair; returns how many ``accepted`` lists."""
+    the match threshold -- no further, and never lower a pair; returns how many ``accepted`` lists.  Both
+    orientations are listed first so the update is an equality (hash) join, not an OR join over every pair."""
     n = int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
     if n:
         t = min(max(float(threshold), 1e-9), 1 - 1e-9)
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
                             match_probability = greatest(p.match_probability, ?)
-                        FROM "{accepted}" m WHERE (m.unique_id_l = p.unique_id_l AND m.unique_id_r = p.unique_id_r)
-                           OR (m.unique_id_l = p.unique_id_r AND m.unique_id_r = p.unique_id_l)""",
+                        FROM (SELECT unique_id_l AS a, unique_id_r AS b FROM "{accepted}"
+                              UNION SELECT unique_id_r, unique_id_l FROM "{accepted}") m
+                        WHERE m.a = p.unique_id_l AND m.b = p.unique_id_r""",
                     [math.log2(t / (1 - t)), t])
     return n
 
