@@ -37,6 +37,12 @@ SWAP = ("forename_l <> surname_l AND (jaro_winkler_similarity(forename_l, surnam
         "OR forename_dm_l = surname_dm_r OR forename_canonical_l = surname_r) "
         "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} "
         "OR surname_dm_l = forename_dm_r OR surname_l = forename_canonical_r)")
+# one address written inside the other, word for word, at the same house number and flat, postcodes not in two
+# sectors (an extract that adds or drops the locality and town)
+CONTAINED = ("address_number_l = address_number_r AND coalesce(address_flat_l, '') = coalesce(address_flat_r, '') "
+             "AND coalesce(postcode_sector_l = postcode_sector_r, TRUE) "
+             "AND (contains(' ' || address_norm_l || ' ', ' ' || address_norm_r || ' ') "
+             "OR contains(' ' || address_norm_r || ' ', ' ' || address_norm_l || ' '))")
 # the other record's surname was recorded at this record's address (person_std.address_surnames, '|A|B|')
 HOUSEHOLD = ("(contains(address_surnames_l, '|' || surname_r || '|') OR "
              "contains(address_surnames_r, '|' || surname_l || '|'))")
@@ -228,6 +234,10 @@ def _address(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("address_norm_l = address_norm_r AND coalesce(postcode_l = postcode_r, TRUE)", "exact"),
             _lvl("address_number_l = address_number_r AND postcode_l = postcode_r AND "
                  "coalesce(address_flat_l, '') = coalesce(address_flat_r, '')", "number and postcode"),
+            # optional (thresholds.address_locality_omitted): the same house number and flat, one address written
+            # inside the other word for word (an agency adds or drops the locality and town: '3 LIME WAY' /
+            # '3 LIME WAY EASTFIELD NORTHTOWN'), the postcode missing on one side or mistyped within its sector
+            *([_lvl(CONTAINED, "same address, locality omitted")] if t.get("address_locality_omitted", False) else []),
             _lvl("postcode_l = postcode_r", "postcode"),
             # optional (thresholds.postcode_max_edits > 0): a mistyped character (TQ13 8DF / TQ1W 8DF)
             *([_lvl(f"damerau_levenshtein(postcode_l, postcode_r) <= {int(t['postcode_max_edits'])}",
