@@ -37,6 +37,17 @@ SWAP = ("forename_l <> surname_l AND (jaro_winkler_similarity(forename_l, surnam
         "OR forename_dm_l = surname_dm_r OR forename_canonical_l = surname_r) "
         "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} "
         "OR surname_dm_l = forename_dm_r OR surname_l = forename_canonical_r)")
+# ... and (thresholds.swap_variants) also through the nickname vocabulary read on either field (the name in the
+# surname field in canonical form: surname_forename_canonical) or one keystroke apart in canonical form, while
+# neither the forenames nor the surnames agree directly (ROB ROBERTS / BOB ROBERTS is no swap)
+_SWAP_HALF = ("(forename_canonical_{a} = surname_forename_canonical_{b} OR "
+              "(least(length(forename_canonical_{a}), length(surname_forename_canonical_{b})) >= 4 AND "
+              "damerau_levenshtein(forename_canonical_{a}, surname_forename_canonical_{b}) <= 1))")
+SWAP_VARIANTS = ("(" + SWAP + ") OR (forename_l <> forename_r AND surname_l <> surname_r AND forename_l <> surname_l "
+                 "AND (jaro_winkler_similarity(forename_l, surname_r) >= {jw} OR forename_dm_l = surname_dm_r OR "
+                 + _SWAP_HALF.format(a="l", b="r") + ") "
+                 "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} OR surname_dm_l = forename_dm_r OR "
+                 + _SWAP_HALF.format(a="r", b="l") + "))")
 # one address written inside the other, word for word, at the same house number and flat, postcodes not in two
 # sectors (an extract that adds or drops the locality and town)
 CONTAINED = ("address_number_l = address_number_r AND coalesce(address_flat_l, '') = coalesce(address_flat_r, '') "
@@ -103,6 +114,11 @@ def _tf(level: cll.CustomLevel, column: str, t: dict) -> cll.CustomLevel:
     return level.configure(tf_adjustment_column=column, tf_adjustment_weight=w) if w > 0 else level
 
 
+def _swap(t: dict) -> str:
+    """The "names swapped" condition: :data:`SWAP`, or :data:`SWAP_VARIANTS` with ``thresholds.swap_variants``."""
+    return (SWAP_VARIANTS if t.get("swap_variants", False) else SWAP).format(jw=t["swap_jaro_winkler"])
+
+
 def _forename(t: dict, pri: dict) -> cl.CustomComparison:
     f = "coalesce(forename_{s}, initial_{s})"
     fl, fr = f.format(s="l"), f.format(s="r")
@@ -110,7 +126,7 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
         output_column_name="forename",
         comparison_levels=[
             _lvl(f"{fl} IS NULL OR {fr} IS NULL", "null").configure(is_null_level=True),
-            _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            _lvl(_swap(t), "names swapped"),
             # a person recorded under one name only, kept as the forename: it may be the other's surname
             _lvl("(surname_l IS NULL AND surname_r IS NOT NULL AND (forename_l = surname_r OR forename_dm_l = surname_dm_r))"
                  " OR (surname_r IS NULL AND surname_l IS NOT NULL AND (forename_r = surname_l OR "
@@ -164,7 +180,7 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
         comparison_levels=[
             cll.NullLevel("surname"),
             cll.ExactMatchLevel("surname", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-            _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            _lvl(_swap(t), "names swapped"),
             _lvl("surname_compact_l = surname_compact_r", "compact"),
             # only a surname with a non-letter (space, hyphen, apostrophe) has parts other than itself
             _lvl("(regexp_matches(surname_l, '[^A-Z]') OR regexp_matches(surname_r, '[^A-Z]')) AND "
