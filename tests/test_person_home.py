@@ -87,6 +87,23 @@ def test_spellings_are_not_judged_rare_on_a_small_extract_or_when_listed_as_a_sh
     assert done["misspelt_forename"]["reweighted"] == 0 and cid["jenny"] != cid["j0"]
 
 
+def test_an_established_name_counts_all_its_spellings() -> None:
+    """KHALID is written KHALID on two records and KHALED on two more (one canonical form): together established
+    (3 or more records, SMALL), though neither spelling alone is.  A rare KHAFED at the same home, with the same date of
+    birth, is KHALID mistyped -- as KEEF is KEITH beside three KEITHs.  With the spellings counted apart it was not."""
+    home = {"postcode": "NT5 2UT", "address_norm": "4A CLOVER ROAD EASTFIELD NORTHTOWN", "address_number": "4A"}
+    rows = [{**_person(f"k{i}", name, "AL-SAYED", "2012-02-20", home, "M"), "forename_canonical": "KHALED"}
+            for i, name in enumerate(["KHALID", "KHALID", "KHALED", "KHALED"])]
+    rows.append(_person("typo", "KHAFED", "AL-SAYED", "2012-02-20", home, "M"))
+    pairs = [("k0", "k1", 20.0), ("k0", "k2", 20.0), ("k0", "k3", 20.0), ("k0", "typo", -14.0)]
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] == 1 and cid["typo"] == cid["k0"]
+    # when the other two records carry another name (KHALIL, its own canonical form) KHALID is not established
+    rows[2:4] = [{**r, "forename": "KHALIL", "forename_canonical": "KHALIL"} for r in rows[2:4]]
+    done, cid = _run(rows, [("k0", "k1", 20.0), ("k2", "k3", 20.0), ("k0", "typo", -14.0)])
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["k0"]
+
+
 def test_twins_with_two_established_names_stay_apart() -> None:
     rows = [*[_person(f"c{i}", "CHARLOTTE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)],
             *[_person(f"t{i}", "CHANTELLE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)]]

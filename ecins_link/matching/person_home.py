@@ -15,7 +15,9 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
      bare initial, and they are not one name (same canonical form);
    - one spelling is *rare in this extract* (at most ``typo_max_count`` records carry it, and the nickname table
      does not list it as a short form) and the other is established (at least ``typo_min_common_count``
-     records); an extract of fewer than ``typo_min_records`` named records is too small to judge;
+     records carry that name in any of its spellings, one canonical form: KHALID and KHALED count together, so a
+     name with several romanisations is not held to a higher bar than one English spelling); an extract of
+     fewer than ``typo_min_records`` named records is too small to judge;
    - the rare spelling is alike in this sense to one forename only among the records sharing that date of
      birth, surname and home (KZA beside twins KAREN and KATIE is left alone).
 
@@ -124,19 +126,25 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
         return {"reweighted": 0, "to_level": f"forename.{target}", "note": "too few records to judge a spelling rare"}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_typo AS
         WITH f AS (SELECT forename, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
+        -- the established name counted over all its spellings (one canonical form): a name with several
+        -- romanisations (KHALID / KHALED) is split among them, each rarer than one English spelling
+        c AS (SELECT forename_canonical, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
         q AS (SELECT p.unique_id_l, p.unique_id_r, p.match_probability AS prob,
                      CASE WHEN fl.n < fr.n THEN l.unique_id ELSE r.unique_id END AS rare_id,
                      CASE WHEN fl.n < fr.n THEN r.forename_canonical ELSE l.forename_canonical END AS partner
               FROM "{pairs}" p JOIN "{nodes}" l ON l.unique_id = p.unique_id_l
               JOIN "{nodes}" r ON r.unique_id = p.unique_id_r
               JOIN f fl ON fl.forename = l.forename JOIN f fr ON fr.forename = r.forename
+              JOIN c cl ON cl.forename_canonical = l.forename_canonical
+              JOIN c cr ON cr.forename_canonical = r.forename_canonical
               WHERE l.dob = r.dob AND (l.surname = r.surname OR l.surname_dm = r.surname_dm)
                 AND {_same_home("l", "r", ajw)} AND coalesce(l.sex = r.sex, TRUE)
                 AND length(l.forename) > 1 AND length(r.forename) > 1
                 AND l.forename_canonical <> r.forename_canonical
                 AND jaro_winkler_similarity(l.forename, r.forename) >= ?
                 AND damerau_levenshtein(l.forename, r.forename) <= ?
-                AND least(fl.n, fr.n) <= ? AND greatest(fl.n, fr.n) >= ?
+                AND least(fl.n, fr.n) <= ? AND fl.n <> fr.n
+                AND (CASE WHEN fl.n < fr.n THEN cr.n ELSE cl.n END) >= ?
                 -- a spelling the nickname table lists as a short form (JENNY) is an established name
                 AND (CASE WHEN fl.n < fr.n THEN l.forename_canonical = l.forename
                           ELSE r.forename_canonical = r.forename END)),
