@@ -104,6 +104,23 @@ def test_an_established_name_counts_all_its_spellings() -> None:
     assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["k0"]
 
 
+def test_a_mistyped_short_form_weighs_as_one_typo_of_its_full_name() -> None:
+    """ANNDY is four edits from ANDREW but one from ANDY, a spelling of ANDREW the extract holds (typo_spelling_edits):
+    the rare spelling at the same home and date of birth is ANDREW's.  Without ANDY in the extract nothing says so."""
+    rows = [{**_person(f"a{i}", name, "HALL", "2003-08-18", HOME, "M"), "forename_canonical": "ANDREW"}
+            for i, name in enumerate(["ANDREW", "ANDREW", "ANDY"])]
+    rows.append(_person("typo", "ANNDY", "HALL", "2003-08-18", HOME))
+    pairs = [("a0", "a1", 20.0), ("a0", "a2", 20.0), ("a0", "typo", -14.0)]
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] >= 1 and cid["typo"] == cid["a0"]
+    rows[2] = {**rows[2], "forename": "ANDREW"}
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["a0"]
+    done, cid = _run(rows[:2] + [{**rows[2], "forename": "ANDY"}, rows[3]], pairs,
+                     home={**SMALL, "typo_spelling_edits": 0})
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["a0"]
+
+
 def test_twins_with_two_established_names_stay_apart() -> None:
     rows = [*[_person(f"c{i}", "CHARLOTTE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)],
             *[_person(f"t{i}", "CHANTELLE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)]]
