@@ -40,9 +40,13 @@ SWAP = ("forename_l <> surname_l AND (jaro_winkler_similarity(forename_l, surnam
 # ... and (thresholds.swap_variants) also through the nickname vocabulary read on either field (the name in the
 # surname field in canonical form: surname_forename_canonical) or one keystroke apart in canonical form, while
 # neither the forenames nor the surnames agree directly (ROB ROBERTS / BOB ROBERTS is no swap)
+# ... or the forenames field holds the other's surname of several words (MC CARTHY ROISIN: forename MC, middle name
+# CARTHY)
 _SWAP_HALF = ("(forename_canonical_{a} = surname_forename_canonical_{b} OR "
               "(least(length(forename_canonical_{a}), length(surname_forename_canonical_{b})) >= 4 AND "
-              "damerau_levenshtein(forename_canonical_{a}, surname_forename_canonical_{b}) <= 1))")
+              "damerau_levenshtein(forename_canonical_{a}, surname_forename_canonical_{b}) <= 1) OR "
+              "(middle_names_{a} IS NOT NULL AND forename_{a} || coalesce(split_part(middle_names_{a}, ' ', 1), '') "
+              "|| coalesce(split_part(middle_names_{a}, ' ', 2), '') = surname_compact_{b}))")
 SWAP_VARIANTS = ("(" + SWAP + ") OR (forename_l <> forename_r AND surname_l <> surname_r AND forename_l <> surname_l "
                  "AND (jaro_winkler_similarity(forename_l, surname_r) >= {jw} OR forename_dm_l = surname_dm_r OR "
                  + _SWAP_HALF.format(a="l", b="r") + ") "
