@@ -245,7 +245,10 @@ def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, see
     found = after["pairwise"]["true_positive_pairs"] - before["pairwise"]["true_positive_pairs"]
     wrong = (after["pairwise"]["predicted_pairs"] - after["pairwise"]["true_positive_pairs"]) - (
         before["pairwise"]["predicted_pairs"] - before["pairwise"]["true_positive_pairs"])
-    assert found >= 3, f"seed {seed}: the pass found only {found} true pairs"
+    # the model itself now links some pairs the pass used to (one dwelling written two ways: the address level
+    # "same address, locality omitted"): on seed 3 the pass adds 2 true pairs to 1,229 the model finds (before that
+    # level: 7 to 1,220)
+    assert found >= 2, f"seed {seed}: the pass found only {found} true pairs"
     assert wrong <= 0, f"seed {seed}: the pass added {wrong} wrong pairs"
     assert after["bcubed"]["recall"] > before["bcubed"]["recall"]
     assert after["bcubed"]["precision"] >= before["bcubed"]["precision"] - 1e-9
