@@ -94,9 +94,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 7, 11])
     ap.add_argument("--root", type=Path, default=ROOT, help="checkout whose code runs (default: this one)")
     ap.add_argument("--label", default="", help="suffix of the results file name")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="generate and run the towns in this folder and keep them (default: a temporary folder)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        towns = [town_figures(args.root.resolve(), args.persons, s, Path(tmp)) for s in args.seeds]
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        towns = [town_figures(args.root.resolve(), args.persons, s, args.keep.resolve()) for s in args.seeds]
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            towns = [town_figures(args.root.resolve(), args.persons, s, Path(tmp)) for s in args.seeds]
     missed = pd.concat([t.pop("_missed") for t in towns])
     per_person = pd.concat([t.pop("_per_person") for t in towns])
     res = {"persons": args.persons, "seeds": args.seeds, "root": str(args.root),

@@ -87,6 +87,40 @@ def test_spellings_are_not_judged_rare_on_a_small_extract_or_when_listed_as_a_sh
     assert done["misspelt_forename"]["reweighted"] == 0 and cid["jenny"] != cid["j0"]
 
 
+def test_an_established_name_counts_all_its_spellings() -> None:
+    """KHALID is written KHALID on two records and KHALED on two more (one canonical form): together established
+    (3 or more records, SMALL), though neither spelling alone is.  A rare KHAFED at the same home, with the same date of
+    birth, is KHALID mistyped -- as KEEF is KEITH beside three KEITHs.  With the spellings counted apart it was not."""
+    home = {"postcode": "NT5 2UT", "address_norm": "4A CLOVER ROAD EASTFIELD NORTHTOWN", "address_number": "4A"}
+    rows = [{**_person(f"k{i}", name, "AL-SAYED", "2012-02-20", home, "M"), "forename_canonical": "KHALED"}
+            for i, name in enumerate(["KHALID", "KHALID", "KHALED", "KHALED"])]
+    rows.append(_person("typo", "KHAFED", "AL-SAYED", "2012-02-20", home, "M"))
+    pairs = [("k0", "k1", 20.0), ("k0", "k2", 20.0), ("k0", "k3", 20.0), ("k0", "typo", -14.0)]
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] == 1 and cid["typo"] == cid["k0"]
+    # when the other two records carry another name (KHALIL, its own canonical form) KHALID is not established
+    rows[2:4] = [{**r, "forename": "KHALIL", "forename_canonical": "KHALIL"} for r in rows[2:4]]
+    done, cid = _run(rows, [("k0", "k1", 20.0), ("k2", "k3", 20.0), ("k0", "typo", -14.0)])
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["k0"]
+
+
+def test_a_mistyped_short_form_weighs_as_one_typo_of_its_full_name() -> None:
+    """ANNDY is four edits from ANDREW but one from ANDY, a spelling of ANDREW the extract holds (typo_spelling_edits):
+    the rare spelling at the same home and date of birth is ANDREW's.  Without ANDY in the extract nothing says so."""
+    rows = [{**_person(f"a{i}", name, "HALL", "2003-08-18", HOME, "M"), "forename_canonical": "ANDREW"}
+            for i, name in enumerate(["ANDREW", "ANDREW", "ANDY"])]
+    rows.append(_person("typo", "ANNDY", "HALL", "2003-08-18", HOME))
+    pairs = [("a0", "a1", 20.0), ("a0", "a2", 20.0), ("a0", "typo", -14.0)]
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] >= 1 and cid["typo"] == cid["a0"]
+    rows[2] = {**rows[2], "forename": "ANDREW"}
+    done, cid = _run(rows, pairs)
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["a0"]
+    done, cid = _run(rows[:2] + [{**rows[2], "forename": "ANDY"}, rows[3]], pairs,
+                     home={**SMALL, "typo_spelling_edits": 0})
+    assert done["misspelt_forename"]["reweighted"] == 0 and cid["typo"] != cid["a0"]
+
+
 def test_twins_with_two_established_names_stay_apart() -> None:
     rows = [*[_person(f"c{i}", "CHARLOTTE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)],
             *[_person(f"t{i}", "CHANTELLE", "EVANS", "2012-05-01", HOME, "F") for i in range(3)]]
@@ -211,7 +245,10 @@ def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, see
     found = after["pairwise"]["true_positive_pairs"] - before["pairwise"]["true_positive_pairs"]
     wrong = (after["pairwise"]["predicted_pairs"] - after["pairwise"]["true_positive_pairs"]) - (
         before["pairwise"]["predicted_pairs"] - before["pairwise"]["true_positive_pairs"])
-    assert found >= 3, f"seed {seed}: the pass found only {found} true pairs"
+    # the model itself now links some pairs the pass used to (one dwelling written two ways: the address level
+    # "same address, locality omitted"): on seed 3 the pass adds 2 true pairs to 1,229 the model finds (before that
+    # level: 7 to 1,220)
+    assert found >= 2, f"seed {seed}: the pass found only {found} true pairs"
     assert wrong <= 0, f"seed {seed}: the pass added {wrong} wrong pairs"
     assert after["bcubed"]["recall"] > before["bcubed"]["recall"]
     assert after["bcubed"]["precision"] >= before["bcubed"]["precision"] - 1e-9

@@ -86,8 +86,8 @@ def test_what_the_pass_leaves_alone(case: str) -> None:
     rows, pairs = [a, b, *_filler(60)], [("a", "b", 3.6)]
     if case == "exact_names":  # the same-identity pass's business, not this one's
         rows[1] = {**b, "forename": "MUHAMMAD", "surname": "HUSSEIN"}
-    elif case == "other_dob":
-        rows[1] = {**b, "dob": "1985-05-04"}
+    elif case == "other_dob":  # (1985-05-04 would be the same date, day and month in the other order)
+        rows[1] = {**b, "dob": "1985-04-09"}
     elif case == "other_surname":  # HUSSAIN / HASSAN sound alike but are two names
         rows[1] = {**b, "surname": "HASSAN"}
     elif case == "other_sex":
@@ -120,3 +120,21 @@ def test_sample_town_records_of_one_person_written_differently_share_the_canonic
                                            canon=("surname_canonical", "nunique"))
     varied = per[per.spellings > 1]
     assert len(varied) > 0 and (varied.canon < varied.spellings).sum() > 0
+
+
+@pytest.mark.parametrize(("fb", "sb"), [("MUHAMMAD", "HUSSEIN"), ("MOHAMMED", "HUSSAIN"), ("HUSSAIN", "MOHAMMED")])
+def test_a_date_with_day_and_month_in_the_other_order_is_one_date(fb: str, sb: str) -> None:
+    """05/04/1985 read month first is 1985-05-04: with the names exact, in variants or in the other order, at
+    another address, the pair is accepted like one with the same date (dob_day_month_swap).  Another date, a
+    placeholder, or the switch off leave it alone."""
+    a, b = _rec("a", "MUHAMMAD", "HUSSEIN", "1985-04-05", OLD), _rec("b", fb, sb, "1985-05-04", NEW)
+    rows = [a, b, *_filler(60)]
+    done, cid = _run(rows, [("a", "b", 3.6)])
+    assert done["dob_day_month_swap"] is True and done["reweighted"] == 1 and cid["a"] == cid["b"]
+    done, cid = _run(rows, [("a", "b", 3.6)], dob_day_month_swap=False)
+    assert done["reweighted"] == 0 and cid["a"] != cid["b"]
+    done, cid = _run([a, {**b, "dob": "1985-05-06"}, *_filler(60)], [("a", "b", 3.6)])
+    assert done["reweighted"] == 0 and cid["a"] != cid["b"]
+    placeholder = [_rec(f"p{i}", "JOHN", f"Y{i}", "1985-05-04", NEW) for i in range(5)]
+    done, cid = _run([*rows, *placeholder], [("a", "b", 3.6)], max_dob_share=0.05)
+    assert done["reweighted"] == 0 and cid["a"] != cid["b"]

@@ -86,6 +86,8 @@ class _Scorer:
             raise KeyError(f"{len(missing)} record id(s) not in {input_table}: {sorted(missing)[:5]}")
         if "address_surnames" not in records.column_names:  # standardised before the household link existed
             records = records.append_column("address_surnames", pa.nulls(records.num_rows, pa.string()))
+        if "surname_forename_canonical" not in records.column_names:  # ... or before swapped-name variants
+            records = records.append_column("surname_forename_canonical", records.column("surname"))
         try:
             self.mem.register("__records", records)
             self.linker = Linker("__records", self.settings, DuckDBAPI(self.mem), set_up_basic_logging=False)

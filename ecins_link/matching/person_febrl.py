@@ -17,7 +17,7 @@ PERSON_STD_COLUMNS = [
     "unique_id", "source", "agency", "record_key", "title", "suffix", "forename", "forename_canonical",
     "middle_names", "initial", "surname", "surname_compact", "forename_dm", "surname_dm", "dob", "dob_year",
     "dob_month", "dob_day", "sex", "postcode", "postcode_outward", "postcode_sector", "address_norm",
-    "address_number", "address_flat", "uprn", "phone", "email", "unsafe",
+    "address_number", "address_flat", "uprn", "phone", "email", "unsafe", "surname_forename_canonical",
 ]
 
 
@@ -57,7 +57,8 @@ def febrl_person_std(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
         dob, year(dob)::INT AS dob_year, month(dob)::INT AS dob_month, day(dob)::INT AS dob_day,
         NULL::VARCHAR AS sex, pc AS postcode, left(pc, 2) AS postcode_outward, left(pc, 3) AS postcode_sector,
         address_norm, address_number, NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, phone,
-        NULL::VARCHAR AS email, FALSE AS unsafe, NULL::VARCHAR AS address_surnames
+        NULL::VARCHAR AS email, FALSE AS unsafe, NULL::VARCHAR AS address_surnames,
+        surname AS surname_forename_canonical
         FROM __febrl f LEFT JOIN __febrl_dm fd ON fd.v = f.forename LEFT JOIN __febrl_dm sd ON sd.v = f.surname
         ORDER BY unique_id""")
     con.unregister("__febrl_dm")
@@ -84,7 +85,8 @@ def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: s
     """
     given = pd.DataFrame(rows)
     for col in ["forename", "forename_canonical", "middle_names", "surname", "suffix", "dob", "sex", "postcode",
-                "address_norm", "address_number", "uprn", "phone", "email", "agency", "title", "address_flat"]:
+                "address_norm", "address_number", "uprn", "phone", "email", "agency", "title", "address_flat",
+                "surname_forename_canonical"]:
         if col not in given:
             given[col] = None
     given = given.astype("object").where(given.notna(), None).astype("string")
@@ -100,7 +102,8 @@ def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: s
         NULL::INT AS dob_day, NULL::VARCHAR AS sex, NULL::VARCHAR AS postcode, NULL::VARCHAR AS postcode_outward,
         NULL::VARCHAR AS postcode_sector, NULL::VARCHAR AS address_norm, NULL::VARCHAR AS address_number,
         NULL::VARCHAR AS address_flat, NULL::VARCHAR AS uprn, NULL::VARCHAR AS phone, NULL::VARCHAR AS email,
-        NULL::BOOLEAN AS unsafe, NULL::VARCHAR AS address_surnames) WHERE FALSE""")
+        NULL::BOOLEAN AS unsafe, NULL::VARCHAR AS address_surnames,
+        NULL::VARCHAR AS surname_forename_canonical) WHERE FALSE""")
     con.execute(f"""INSERT INTO "{table}" BY NAME SELECT
         source || ':' || record_key AS unique_id, source, coalesce(agency, source) AS agency, record_key, title,
         suffix, forename, coalesce(forename_canonical, forename) AS forename_canonical, middle_names,
@@ -109,7 +112,7 @@ def append_person_std(con: duckdb.DuckDBPyConnection, rows: list[dict], table: s
         year(CAST(dob AS DATE))::INT AS dob_year, month(CAST(dob AS DATE))::INT AS dob_month,
         day(CAST(dob AS DATE))::INT AS dob_day, sex, postcode, split_part(postcode, ' ', 1) AS postcode_outward,
         left(postcode, length(postcode) - 2) AS postcode_sector, address_norm, address_number, address_flat, uprn, phone, email,
-        FALSE AS unsafe
+        FALSE AS unsafe, coalesce(surname_forename_canonical, surname) AS surname_forename_canonical
         FROM __given g LEFT JOIN __given_dm fd ON fd.v = g.forename LEFT JOIN __given_dm sd ON sd.v = g.surname""")
     con.unregister("__given")
     con.unregister("__given_dm")

@@ -13,9 +13,14 @@ A Splink model weighs each pair of records on its own.  Two facts about a home n
    - the forenames are alike (Jaro-Winkler >= ``typo_min_jaro_winkler``) and within ``typo_max_edits``
      character edits (Damerau-Levenshtein: KEEF / KEITH is 3, twins CHARLOTTE / CHANTELLE are 5), neither is a
      bare initial, and they are not one name (same canonical form);
+   - or, with ``typo_spelling_edits`` (packaged: 1), the rarer spelling is that many keystrokes from *another*
+     spelling of the established name in the extract -- a keying error in a short form or variant (ANNDY is ANDY,
+     ANDREW's short form; JAKCIE is JACKIE; WLL is WILL), which is too far from the full name itself;
    - one spelling is *rare in this extract* (at most ``typo_max_count`` records carry it, and the nickname table
      does not list it as a short form) and the other is established (at least ``typo_min_common_count``
-     records); an extract of fewer than ``typo_min_records`` named records is too small to judge;
+     records carry that name in any of its spellings, one canonical form: KHALID and KHALED count together, so a
+     name with several romanisations is not held to a higher bar than one English spelling); an extract of
+     fewer than ``typo_min_records`` named records is too small to judge;
    - the rare spelling is alike in this sense to one forename only among the records sharing that date of
      birth, surname and home (KZA beside twins KAREN and KATIE is left alone).
 
@@ -118,31 +123,46 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
         return {"reweighted": 0, "note": f"forename comparison or its level {target!r} untrained or absent"}
     jw, most = float(cfg.get("typo_min_jaro_winkler", 0.6)), int(cfg.get("typo_max_count", 2))
     common, ajw = int(cfg.get("typo_min_common_count", 5)), float(cfg.get("home_address_jaro_winkler", 0.9))
-    edits = int(cfg.get("typo_max_edits", 3))
+    edits, spelling_edits = int(cfg.get("typo_max_edits", 3)), int(cfg.get("typo_spelling_edits", 0) or 0)
     n_records = int(con.execute(f'SELECT count(forename) FROM "{nodes}"').fetchone()[0])
     if n_records < int(cfg.get("typo_min_records", 1000)):  # frequencies of a small extract say nothing
         return {"reweighted": 0, "to_level": f"forename.{target}", "note": "too few records to judge a spelling rare"}
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _hm_typo AS
         WITH f AS (SELECT forename, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
-        q AS (SELECT p.unique_id_l, p.unique_id_r, p.match_probability AS prob,
+        -- the established name counted over all its spellings (one canonical form): a name with several
+        -- romanisations (KHALID / KHALED) is split among them, each rarer than one English spelling
+        c AS (SELECT forename_canonical, count(*) AS n FROM "{nodes}" WHERE forename IS NOT NULL GROUP BY 1),
+        -- every spelling of each name in the extract (a short form is a spelling of its full name: ANDY, ANDREW)
+        sp AS (SELECT DISTINCT forename AS spelling, forename_canonical AS canon FROM "{nodes}"
+               WHERE forename IS NOT NULL AND forename_canonical IS NOT NULL),
+        q0 AS (SELECT p.unique_id_l, p.unique_id_r, p.match_probability AS prob,
                      CASE WHEN fl.n < fr.n THEN l.unique_id ELSE r.unique_id END AS rare_id,
-                     CASE WHEN fl.n < fr.n THEN r.forename_canonical ELSE l.forename_canonical END AS partner
+                     CASE WHEN fl.n < fr.n THEN l.forename ELSE r.forename END AS rare_name,
+                     CASE WHEN fl.n < fr.n THEN r.forename_canonical ELSE l.forename_canonical END AS partner,
+                     jaro_winkler_similarity(l.forename, r.forename) >= ?
+                         AND damerau_levenshtein(l.forename, r.forename) <= ? AS alike
               FROM "{pairs}" p JOIN "{nodes}" l ON l.unique_id = p.unique_id_l
               JOIN "{nodes}" r ON r.unique_id = p.unique_id_r
               JOIN f fl ON fl.forename = l.forename JOIN f fr ON fr.forename = r.forename
+              JOIN c cl ON cl.forename_canonical = l.forename_canonical
+              JOIN c cr ON cr.forename_canonical = r.forename_canonical
               WHERE l.dob = r.dob AND (l.surname = r.surname OR l.surname_dm = r.surname_dm)
                 AND {_same_home("l", "r", ajw)} AND coalesce(l.sex = r.sex, TRUE)
                 AND length(l.forename) > 1 AND length(r.forename) > 1
                 AND l.forename_canonical <> r.forename_canonical
-                AND jaro_winkler_similarity(l.forename, r.forename) >= ?
-                AND damerau_levenshtein(l.forename, r.forename) <= ?
-                AND least(fl.n, fr.n) <= ? AND greatest(fl.n, fr.n) >= ?
+                AND least(fl.n, fr.n) <= ? AND fl.n <> fr.n
+                AND (CASE WHEN fl.n < fr.n THEN cr.n ELSE cl.n END) >= ?
                 -- a spelling the nickname table lists as a short form (JENNY) is an established name
                 AND (CASE WHEN fl.n < fr.n THEN l.forename_canonical = l.forename
                           ELSE r.forename_canonical = r.forename END)),
+        -- alike: the two spellings themselves, or (typo_spelling_edits) the rare one is a keystroke or so from
+        -- another spelling of the established name (ANNDY: ANDY, ANDREW's short form; WLL: WILL)
+        q AS (SELECT * FROM q0 WHERE alike OR (? > 0 AND EXISTS (
+                  SELECT 1 FROM sp WHERE sp.canon = q0.partner AND sp.spelling <> q0.rare_name
+                  AND damerau_levenshtein(sp.spelling, q0.rare_name) <= ?))),
         single AS (SELECT rare_id FROM q GROUP BY 1 HAVING count(DISTINCT partner) = 1)
         SELECT unique_id_l, unique_id_r FROM q SEMI JOIN single USING (rare_id) WHERE prob < ?""",
-                [jw, edits, most, common, float(threshold)])
+                [jw, edits, most, common, spelling_edits, spelling_edits, float(threshold)])
     n = int(con.execute("SELECT count(*) FROM _hm_typo").fetchone()[0])
     if not n:
         return {"reweighted": 0, "to_level": f"forename.{target}"}

@@ -37,6 +37,27 @@ SWAP = ("forename_l <> surname_l AND (jaro_winkler_similarity(forename_l, surnam
         "OR forename_dm_l = surname_dm_r OR forename_canonical_l = surname_r) "
         "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} "
         "OR surname_dm_l = forename_dm_r OR surname_l = forename_canonical_r)")
+# ... and (thresholds.swap_variants) also through the nickname vocabulary read on either field (the name in the
+# surname field in canonical form: surname_forename_canonical) or one keystroke apart in canonical form, while
+# neither the forenames nor the surnames agree directly (ROB ROBERTS / BOB ROBERTS is no swap)
+# ... or the forenames field holds the other's surname of several words (MC CARTHY ROISIN: forename MC, middle name
+# CARTHY)
+_SWAP_HALF = ("(forename_canonical_{a} = surname_forename_canonical_{b} OR "
+              "(least(length(forename_canonical_{a}), length(surname_forename_canonical_{b})) >= 4 AND "
+              "damerau_levenshtein(forename_canonical_{a}, surname_forename_canonical_{b}) <= 1) OR "
+              "(middle_names_{a} IS NOT NULL AND forename_{a} || coalesce(split_part(middle_names_{a}, ' ', 1), '') "
+              "|| coalesce(split_part(middle_names_{a}, ' ', 2), '') = surname_compact_{b}))")
+SWAP_VARIANTS = ("(" + SWAP + ") OR (forename_l <> forename_r AND surname_l <> surname_r AND forename_l <> surname_l "
+                 "AND (jaro_winkler_similarity(forename_l, surname_r) >= {jw} OR forename_dm_l = surname_dm_r OR "
+                 + _SWAP_HALF.format(a="l", b="r") + ") "
+                 "AND (jaro_winkler_similarity(surname_l, forename_r) >= {jw} OR surname_dm_l = forename_dm_r OR "
+                 + _SWAP_HALF.format(a="r", b="l") + "))")
+# one address written inside the other, word for word, at the same house number and flat, postcodes not in two
+# sectors (an extract that adds or drops the locality and town)
+CONTAINED = ("address_number_l = address_number_r AND coalesce(address_flat_l, '') = coalesce(address_flat_r, '') "
+             "AND coalesce(postcode_sector_l = postcode_sector_r, TRUE) "
+             "AND (contains(' ' || address_norm_l || ' ', ' ' || address_norm_r || ' ') "
+             "OR contains(' ' || address_norm_r || ' ', ' ' || address_norm_l || ' '))")
 # the other record's surname was recorded at this record's address (person_std.address_surnames, '|A|B|')
 HOUSEHOLD = ("(contains(address_surnames_l, '|' || surname_r || '|') OR "
              "contains(address_surnames_r, '|' || surname_l || '|'))")
@@ -97,6 +118,11 @@ def _tf(level: cll.CustomLevel, column: str, t: dict) -> cll.CustomLevel:
     return level.configure(tf_adjustment_column=column, tf_adjustment_weight=w) if w > 0 else level
 
 
+def _swap(t: dict) -> str:
+    """The "names swapped" condition: :data:`SWAP`, or :data:`SWAP_VARIANTS` with ``thresholds.swap_variants``."""
+    return (SWAP_VARIANTS if t.get("swap_variants", False) else SWAP).format(jw=t["swap_jaro_winkler"])
+
+
 def _forename(t: dict, pri: dict) -> cl.CustomComparison:
     f = "coalesce(forename_{s}, initial_{s})"
     fl, fr = f.format(s="l"), f.format(s="r")
@@ -104,7 +130,7 @@ def _forename(t: dict, pri: dict) -> cl.CustomComparison:
         output_column_name="forename",
         comparison_levels=[
             _lvl(f"{fl} IS NULL OR {fr} IS NULL", "null").configure(is_null_level=True),
-            _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            _lvl(_swap(t), "names swapped"),
             # a person recorded under one name only, kept as the forename: it may be the other's surname
             _lvl("(surname_l IS NULL AND surname_r IS NOT NULL AND (forename_l = surname_r OR forename_dm_l = surname_dm_r))"
                  " OR (surname_r IS NULL AND surname_l IS NOT NULL AND (forename_r = surname_l OR "
@@ -158,7 +184,7 @@ def _surname(t: dict, pri: dict) -> cl.CustomComparison:
         comparison_levels=[
             cll.NullLevel("surname"),
             cll.ExactMatchLevel("surname", term_frequency_adjustments=True).configure(label_for_charts="exact"),
-            _lvl(SWAP.format(jw=t["swap_jaro_winkler"]), "names swapped"),
+            _lvl(_swap(t), "names swapped"),
             _lvl("surname_compact_l = surname_compact_r", "compact"),
             # only a surname with a non-letter (space, hyphen, apostrophe) has parts other than itself
             _lvl("(regexp_matches(surname_l, '[^A-Z]') OR regexp_matches(surname_r, '[^A-Z]')) AND "
@@ -228,6 +254,10 @@ def _address(t: dict, pri: dict) -> cl.CustomComparison:
             _lvl("address_norm_l = address_norm_r AND coalesce(postcode_l = postcode_r, TRUE)", "exact"),
             _lvl("address_number_l = address_number_r AND postcode_l = postcode_r AND "
                  "coalesce(address_flat_l, '') = coalesce(address_flat_r, '')", "number and postcode"),
+            # optional (thresholds.address_locality_omitted): the same house number and flat, one address written
+            # inside the other word for word (an agency adds or drops the locality and town: '3 LIME WAY' /
+            # '3 LIME WAY EASTFIELD NORTHTOWN'), the postcode missing on one side or mistyped within its sector
+            *([_lvl(CONTAINED, "same address, locality omitted")] if t.get("address_locality_omitted", False) else []),
             _lvl("postcode_l = postcode_r", "postcode"),
             # optional (thresholds.postcode_max_edits > 0): a mistyped character (TQ13 8DF / TQ1W 8DF)
             *([_lvl(f"damerau_levenshtein(postcode_l, postcode_r) <= {int(t['postcode_max_edits'])}",

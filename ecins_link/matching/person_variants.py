@@ -19,6 +19,11 @@ This pass accepts such a pair at the match threshold (no further) when
   written first (Chinese, Korean, Vietnamese, Hungarian) or a form filled in the other order gives them;
 - neither forename is a bare initial, and the full dates of birth agree and are no placeholder (at most
   ``max_dob_share`` of the dated records carry the date);
+- or (``dob_day_month_swap``) the dates of birth are one date with day and month in the other order (06/05/1993
+  and 05/06/1993: a form or system reading dates month first), neither a placeholder, and the names agree exactly
+  or in canonical form (or in the other order).  Measured on 10k towns (seeds 3, 7, 11) and 20k seed 5 before
+  building it: of 129 scored pairs with such dates and names, 127 were one person; all 17 below the threshold with
+  a model probability of at least 0.5 were;
 - the recorded sexes do not differ;
 - the model already gives the pair at least ``min_probability``;
 - the canonical (forename, surname, date of birth) is not carried by records of more than two clusters.
@@ -51,6 +56,7 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
         return {"enabled": False}
     low, share = float(cfg.get("min_probability", 0.5)), float(cfg.get("max_dob_share", 0.001))
     max_clusters = int(cfg.get("max_clusters", 2))
+    swap = bool(cfg.get("dob_day_month_swap", False))
     sur = _surname_key(con, nodes)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_accept AS
         WITH n AS (SELECT unique_id, forename, forename_canonical AS fc, surname, {sur} AS sc, dob, sex
@@ -61,18 +67,23 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
         triple AS (SELECT n.fc, n.sc, n.dob, count(DISTINCT c.cluster_id) AS clusters
                    FROM n JOIN "{clusters}" c USING (unique_id)
                    WHERE n.dob IS NOT NULL AND n.fc IS NOT NULL AND n.sc IS NOT NULL GROUP BY 1, 2, 3),
-        cand AS (SELECT p.unique_id_l, p.unique_id_r, l.fc, l.sc, l.dob
+        cand AS (SELECT p.unique_id_l, p.unique_id_r, l.fc, l.sc, l.dob, r.dob AS dob_r
                  FROM "{pairs}" p JOIN n l ON l.unique_id = p.unique_id_l JOIN n r ON r.unique_id = p.unique_id_r
                  WHERE p.match_probability >= ? AND p.match_probability < ?
-                   AND l.dob = r.dob
-                   AND ((l.fc = r.fc AND l.sc = r.sc AND NOT (l.forename = r.forename AND l.surname = r.surname))
-                        OR (l.fc = r.sc AND l.sc = r.fc))
+                   AND ((l.dob = r.dob
+                         AND ((l.fc = r.fc AND l.sc = r.sc AND NOT (l.forename = r.forename AND l.surname = r.surname))
+                              OR (l.fc = r.sc AND l.sc = r.fc)))
+                        -- day and month written in the other order (05/06 and 06/05), names exact or variants
+                        OR (? AND year(l.dob) = year(r.dob) AND day(l.dob) = month(r.dob) AND month(l.dob) = day(r.dob)
+                            AND ((l.fc = r.fc AND l.sc = r.sc) OR (l.fc = r.sc AND l.sc = r.fc))))
                    AND length(l.forename) > 1 AND length(r.forename) > 1 AND length(l.sc) > 1
                    AND coalesce(l.sex = r.sex, TRUE))
         SELECT c.unique_id_l, c.unique_id_r FROM cand c
         JOIN triple t ON t.fc = c.fc AND t.sc = c.sc AND t.dob = c.dob
-        WHERE t.clusters <= ? AND c.dob NOT IN (SELECT dob FROM common_dob)""",
-                [share, low, float(threshold), max_clusters])
+        WHERE t.clusters <= ? AND c.dob NOT IN (SELECT dob FROM common_dob)
+          AND c.dob_r NOT IN (SELECT dob FROM common_dob)""",
+                [share, low, float(threshold), swap, max_clusters])
     n_pairs = accept_at_threshold(con, pairs, "_va_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _va_accept")
-    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share}
+    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share,
+            "dob_day_month_swap": swap}

@@ -285,6 +285,8 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
                      if c in have)
     if "address_surnames" not in have:  # a store standardised before the household link existed
         copies += ", CAST(NULL AS VARCHAR) AS address_surnames"
+    if "surname_forename_canonical" not in have:  # ... or before names in the other order were read as forenames
+        copies += ", surname AS surname_forename_canonical"
     scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
         if n_records >= 2:

@@ -224,6 +224,7 @@ def _nodes_query(store: Store) -> str:
 
     have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
     extra = "" if "address_surnames" in have else ", CAST(NULL AS VARCHAR) AS address_surnames"
+    extra += "" if "surname_forename_canonical" in have else ", surname AS surname_forename_canonical"
     return f'SELECT *{extra} FROM "{INPUT_TABLE}"'
 
 

@@ -152,11 +152,16 @@ def standardise(store: Store, config: ProjectConfig) -> None:
                    b.norm AS address_norm, b.number AS address_number, b.flat AS address_flat, b.uprn,
                    coalesce({phone_sql('b.phone')}, {phone_any_sql('b.phone')}) AS phone,
                    {email_sql('b.email')} AS email, b.unsafe, hh.surnames AS address_surnames,
-                   coalesce(sv.canonical, b.surname_compact) AS surname_canonical{extras}
+                   coalesce(sv.canonical, b.surname_compact) AS surname_canonical,
+                   -- the surname read as a forename (a name written in the other order: PRICE KIT)
+                   coalesce(m1.canonical, m2.canonical, m3.canonical, b.s_surname) AS surname_forename_canonical{extras}
             FROM b
             LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL
             LEFT JOIN nick_any n3 ON n3.name = b.forename AND b.sex_code IS NULL
+            LEFT JOIN _std_nick m1 ON m1.name = b.s_surname AND m1.sex = b.sex_code
+            LEFT JOIN _std_nick m2 ON m2.name = b.s_surname AND m2.sex IS NULL
+            LEFT JOIN nick_any m3 ON m3.name = b.s_surname AND b.sex_code IS NULL
             LEFT JOIN hh ON hh.k = coalesce(b.norm, b.uprn)
             LEFT JOIN _std_survar sv ON sv.variant = b.surname_compact
             ORDER BY b.source, b.row_number""")
