@@ -221,3 +221,26 @@ def test_misspelt_floors_ranges_added_names_and_replaced_streets(answers: pd.Dat
     assert set(rows["text"]) == set(SESSION8_FORMS)
     bad = rows[~rows.apply(_ok, axis=1)]
     assert bad.empty, bad[["text", "expected", "uprn", "match_level", "match_reason"]].to_string()
+
+
+SESSION9_FORMS = ["Flat 1, Church Road, Kingsley", "FLAT 2 CHRUCH ROAD KINGSLEY AL2 4BB", "Flat B, High Street, Aldton",
+                  "First Floor Flat, High Street, Aldton", "Flat 2, Birch House, 19 Mill Lane, Aldton",
+                  "FLAT 3 BIRCHHOUSE 19 STATION ROAD ALDTON", "Flat 4, Birchhouse, High Street, Aldton",
+                  "Flat 1, 3 High Street, Aldton", "Ground Floor Flat, 3 Mill Mews, Aldton",
+                  "Flat B, 3 High Street, Aldton", "Flat 1, 1 Mill Lane, Aldton",
+                  "Flat 2, Rose Cottage, Church Road, Kingsley"]
+
+
+def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answers: pd.DataFrame) -> None:
+    """Recording errors address-errors learned from councils' registers, each as expected: the house number dropped
+    where flat, street and full postcode name one flat ("Flat 1, Church Road ... AL2 4BB"; the same text at a
+    postcode holding two first-floor flats of that street is no answer); another street written where the flat,
+    the building's name and its number name one flat ("Flat 2, Birch House, 19 Mill Lane"); a building name run
+    together ("Birchhouse"); a flat at a house the gazetteer lists beside lettered properties of its number ("Flat
+    1, 3 High Street" where 3, 3A and 3B are houses of their own) is no answer, while a flat at a house with no
+    such neighbours is that house's building, and so is a flat of a house known by name alone ("Flat 2, Rose
+    Cottage, Church Road")."""
+    rows = answers[answers["text"].isin(SESSION9_FORMS)]
+    assert set(rows["text"]) == set(SESSION9_FORMS)
+    bad = rows[~rows.apply(_ok, axis=1)]
+    assert bad.empty, bad[["text", "postcode", "expected", "uprn", "match_level", "match_reason"]].to_string()

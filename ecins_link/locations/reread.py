@@ -26,6 +26,7 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     :func:`_plot_numbers`.
     """
     _plot_numbers(con, plot_words or [])
+    _joined_building_name(con)
     _range_end(con)
     if suffix_as_flat_letter:
         _suffix_as_flat_letter(con)
@@ -116,6 +117,21 @@ def _number_as_flat_of_named_block(con: duckdb.DuckDBPyConnection) -> None:
                                                      + length(g.building) + 1)) || ' ', g.street || ' ')))
                 AND EXISTS (SELECT 1 FROM _loc_gaz f WHERE f.building = g.building AND f.street = g.street
                                                        AND f.number = g.number AND f.flat_id = x.number)) q
+        WHERE a.akey = q.akey AND q.k = 1""")
+
+
+def _joined_building_name(con: duckdb.DuckDBPyConnection) -> None:
+    """"Flat 1, Halsteadhouse, Fenburs Place", "FLAT 2 GARHAMCOURT 12 ...": a building name written with its words run
+    together is the gazetteer's building of that spelling, spaces ignored, when exactly one building name fits."""
+    con.execute("""
+        UPDATE _loc_addr a SET building = q.b
+        FROM (SELECT x.akey, min(g.building) AS b, count(DISTINCT g.building) AS k
+              FROM _loc_addr x
+              JOIN (SELECT DISTINCT building, replace(building, ' ', '') AS squashed FROM _loc_gaz
+                    WHERE contains(building, ' ') AND length(building) >= 6) g
+                ON g.squashed = replace(x.building, ' ', '')
+              WHERE x.building IS NOT NULL AND x.building <> g.building
+              GROUP BY x.akey) q
         WHERE a.akey = q.akey AND q.k = 1""")
 
 
