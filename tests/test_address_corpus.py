@@ -228,7 +228,8 @@ SESSION9_FORMS = ["Flat 1, Church Road, Kingsley", "FLAT 2 CHRUCH ROAD KINGSLEY 
                   "FLAT 3 BIRCHHOUSE 19 STATION ROAD ALDTON", "Flat 4, Birchhouse, High Street, Aldton",
                   "Flat 1, 3 High Street, Aldton", "Ground Floor Flat, 3 Mill Mews, Aldton",
                   "Flat B, 3 High Street, Aldton", "Flat 1, 1 Mill Lane, Aldton",
-                  "Flat 2, Rose Cottage, Church Road, Kingsley"]
+                  "Flat 2, Rose Cottage, Church Road, Kingsley", "Ash Court, 2, Queen Street, Aldton",
+                  "Ash Court, 3, Queen Street, Aldton", "Flat 2, Ash Court, 2 Queen Street, Aldton"]
 
 
 def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answers: pd.DataFrame) -> None:
@@ -239,7 +240,8 @@ def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answe
     together ("Birchhouse"); a flat at a house the gazetteer lists beside lettered properties of its number ("Flat
     1, 3 High Street" where 3, 3A and 3B are houses of their own) is no answer, while a flat at a house with no
     such neighbours is that house's building, and so is a flat of a house known by name alone ("Flat 2, Rose
-    Cottage, Church Road")."""
+    Cottage, Church Road"); a bare number after a block's name that is the block's own number is the building
+    ("Ash Court, 2, Queen Street" where Ash Court is 2 and holds a flat 2), another number a flat of it."""
     rows = answers[answers["text"].isin(SESSION9_FORMS)]
     assert set(rows["text"]) == set(SESSION9_FORMS)
     bad = rows[~rows.apply(_ok, axis=1)]

@@ -27,6 +27,7 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     """
     _plot_numbers(con, plot_words or [])
     _joined_building_name(con)
+    _block_own_number(con)
     _range_end(con)
     if suffix_as_flat_letter:
         _suffix_as_flat_letter(con)
@@ -133,6 +134,19 @@ def _joined_building_name(con: duckdb.DuckDBPyConnection) -> None:
               WHERE x.building IS NOT NULL AND x.building <> g.building
               GROUP BY x.akey) q
         WHERE a.akey = q.akey AND q.k = 1""")
+
+
+def _block_own_number(con: duckdb.DuckDBPyConnection) -> None:
+    """"Bromstead House, 3, Edbury Gardens" where Bromstead House is number 3 (and holds a flat 3): a bare number after
+    a block's name, labelled as no flat, that is the block's own number is the building's number, not a flat of it
+    (the parser reads a lone number after a building name as a flat).  The answer is then the building, flat not
+    known; a number that is not the block's ("Birch House, 3, High St" where Birch House is 19) stays a flat."""
+    con.execute(r"""
+        UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL, flat = NULL
+        WHERE a.number IS NULL AND a.building IS NOT NULL AND regexp_full_match(coalesce(a.flat_id, ''), '\d{1,4}[A-Z]?')
+          AND NOT regexp_matches(upper(coalesce(a.address_text, '')),
+                                 '\b(FLAT|FLT|FL|APARTMENT|APT|UNIT|ROOM|STUDIO|MAISONETTE)\b')
+          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.building = a.building AND g.number = a.flat_id AND g.has_flats)""")
 
 
 def _suffix_as_flat_letter(con: duckdb.DuckDBPyConnection) -> None:
