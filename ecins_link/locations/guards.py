@@ -103,7 +103,9 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         "the best candidate is on a street of another type (Mews, Road ...) (refused)")
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
-             "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building')",
+             "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building') "
+             # an event naming a unit's organisation is at that unit ("Marford Pharmacy, Flat 1, 30 ...")
+             "AND NOT (r.match_method = 'premises_name' AND NOT a.home)",
         "the best candidate is another flat (refused)")
     # "Flat 2, 18 Halbs St" where the gazetteer lists 18 and 18A (and 18B) as properties of their own, none with
     # flats: the flat is one of them, which one the text does not say (address-errors output, two gazetteers:
