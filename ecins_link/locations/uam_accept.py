@@ -10,7 +10,8 @@ Every best candidate of the matcher is checked against named conditions (one boo
 * ``flat_changed``: the candidate is another flat than the one the text names;
 * ``flat_as_house``: "Flat 9, Foundry Wharf" is not 9 Foundry Wharf's street (a flat label read as a house number);
 * ``area_other``: the text names a town or locality the candidate is not in (a relaxed answer waiving it was
-  wrong on address-errors output: "13 Ashdale Road, Edstead" is not 13 Ashdale Road in Cardale);
+  wrong on address-errors output: "13 Ashdale Road, Edstead" is not 13 Ashdale Road in Cardale), also where the
+  parsed street, no gazetteer street, swallowed it ("13 ASHDALE RAD EDSTEAD");
 * ``building_other``: the text names a building the gazetteer gives to another property of that street ("The Barn,
   21 Bradby Crescent" is not 21 Bradby Crescent; "Calham Mansions, 4, Thornfield Drive" is not 4 Thornfield Drive);
 
@@ -131,7 +132,7 @@ def checks_sql(settings: dict) -> str:
                               AND length(coalesce(x.building, x.organisation)) >= 4
                               AND contains(' ' || a.address_norm || ' ', ' ' || coalesce(x.building, x.organisation) || ' ')),
                         false) AS building_numberless,
-               NOT {area_consistent('a', 'g')} AS area_other,
+               NOT {area_consistent('a', 'g')} OR {_area_in_unknown_street('a', 'g')} AS area_other,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
                NOT coalesce(g.street IS NULL OR length(split_part(g.street, ' ', 1)) < 3
@@ -144,6 +145,18 @@ def checks_sql(settings: dict) -> str:
               FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn) u
         JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn
         WHERE u.akey NOT IN (SELECT akey FROM _loc_res)"""
+
+
+def _area_in_unknown_street(a: str, g: str) -> str:
+    """SQL: the parsed street is no gazetteer street and has swallowed an area ("13 ASHDALE RAD EDSTEAD" parsed with
+    the street "ASHDALE RAD EDSTEAD"): a town or locality the whole text names, outside the candidate's street and
+    building names, that the candidate is not in."""
+    return (f"({a}.street IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz s WHERE s.street = {a}.street) AND EXISTS ("
+            f"SELECT 1 FROM (SELECT DISTINCT town AS area FROM _loc_gaz_area WHERE length(town) >= 3) ar "
+            f"WHERE contains(' ' || coalesce({a}.address_norm, '') || ' ', ' ' || ar.area || ' ') "
+            f"AND ar.area IS DISTINCT FROM {g}.town AND ar.area IS DISTINCT FROM {g}.locality "
+            f"AND NOT contains(' ' || coalesce({g}.street, '') || ' ', ' ' || ar.area || ' ') "
+            f"AND NOT contains(' ' || coalesce({g}.building, '') || ' ', ' ' || ar.area || ' ')))")
 
 
 def _org_unit(a: str, g: str) -> str:
