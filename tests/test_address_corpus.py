@@ -233,7 +233,8 @@ SESSION9_FORMS = ["Flat 1, Church Road, Kingsley", "FLAT 2 CHRUCH ROAD KINGSLEY 
                   "Betfred, First Floor, 7 High Street, Aldton", "Betfred, Flat 2, 7 High Street, Aldton",
                   "Lfaat B, 11 High Street, Aldton", "6 CHURCH RAOD BRIGWORTH", "5 CHRUCH RD BRIGWORTH",
                   "Birch House, Hihg Street, Aldton", "Ivy Cottage, Station Road, Brigworth",
-                  "IVY COTTAGE STATION RD BRIGWORTH BR4 6JB"]
+                  "IVY COTTAGE STATION RD BRIGWORTH BR4 6JB", "Rose Cotage, Church Road, Kingsley",
+                  "Flat 2, Brich House, 19 High Street, Aldton"]
 
 
 def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answers: pd.DataFrame) -> None:
@@ -250,7 +251,8 @@ def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answe
     the spelling rules before a flat letter the building lists ("Lfaat B, 11 High Street"); a misspelt street that
     swallowed the town the text names is never a property in another town ("6 CHURCH RAOD BRIGWORTH"); a building
     name and postcode with the street misspelt is the building; of two properties the gazetteer writes alike (two Ivy
-    Cottages on one street, one postcode) neither is chosen."""
+    Cottages on one street, one postcode) neither is chosen; a building or house name misspelt on the street the text
+    writes ("Rose Cotage", "Brich House") is the one property of that spelling, flat and number."""
     rows = answers[answers["text"].isin(SESSION9_FORMS)]
     assert set(rows["text"]) == set(SESSION9_FORMS)
     bad = rows[~rows.apply(_ok, axis=1)]

@@ -69,3 +69,24 @@ def resolve_building_number(con: duckdb.DuckDBPyConnection, confidence: float) -
     return _accept(con, "building_number", confidence, """
         NOT EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = a.street AND x.building = a.building)
         AND NOT (g.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)""")
+
+
+def resolve_building_spelling(con: duckdb.DuckDBPyConnection, confidence: float) -> dict[str, int]:
+    """A building or house name misspelt ("Slone House, Fenburs Place" for Stone House; "ORCHAD HOUSE BARSTEAD
+    AVENUE"): the gazetteer properties of the street the text writes whose building name is one edit from the text's
+    (two for names of ten letters or more; names of six letters at least), with the text's flat and number (or none),
+    in every area the text names.  Exactly one UPRN: resolved (method ``building_spelling``)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _loc_cand AS
+        SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
+        FROM {_open("a.building IS NOT NULL AND a.street IS NOT NULL AND length(a.building) >= 6")} a
+        JOIN _loc_gaz g ON g.street = a.street AND g.building IS NOT NULL AND g.building <> a.building
+                       AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
+                       AND g.number IS NOT DISTINCT FROM a.number
+        WHERE damerau_levenshtein(g.building, a.building) <= CASE WHEN length(g.building) >= 10 THEN 2 ELSE 1 END
+          AND left(g.building, 1) = left(a.building, 1)
+          AND NOT EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = a.street
+                          AND (x.building = a.building OR x.organisation = a.building))
+          AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
+        GROUP BY a.akey""")
+    return _accept(con, "building_spelling", confidence, "NOT (g.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)")

@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "flat_postcode", "building_number", "premises_name", "flat_descriptor", "uk_address_matcher",
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "flat_postcode", "building_number", "building_spelling",
+           "premises_name", "flat_descriptor", "uk_address_matcher",
            "uk_address_matcher_relaxed",
            "uk_address_matcher_keyed", "building_only", "only_home_in_building", "premises_in_building",
            "proximity", "unresolved", "too_vague"]
@@ -195,6 +196,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
             con, conf.get("flat_postcode", 0.9),
             float(rules.get("postcode_number", {}).get("min_street_similarity", 0.88)))
         counts["building_number"] = partial_keys.resolve_building_number(con, conf.get("building_number", 0.9))
+        counts["building_spelling"] = partial_keys.resolve_building_spelling(con, conf.get("building_spelling", 0.9))
         lap("partial_keys")
         prem = rules["premises"]
         counts["premises_name"] = premises.resolve_premises(
