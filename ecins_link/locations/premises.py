@@ -53,7 +53,9 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
                   AND (t.number IS NULL OR (t.number = n.number AND (t.street IS NULL OR t.street = n.street)))
                   -- a text naming another street names another place ("Norham Lodge, Chelmouts Rd" is not The
                   -- Lodge, Edworth Lane); a close spelling of the premises' own street is its street
-                  AND (t.street IS NULL OR n.street IS NULL OR jaro_winkler_similarity(t.street, n.street) >= 0.88)
+                  -- (or one letter apart: "CRSTEAD WAY" for Carstead Way, a dropped letter near the start)
+                  AND (t.street IS NULL OR n.street IS NULL OR jaro_winkler_similarity(t.street, n.street) >= 0.88
+                       OR (length(n.street) >= 8 AND damerau_levenshtein(t.street, n.street) <= 1))
                   -- in every town / locality the text names; else in its parsed town or postcode district
                   AND CASE WHEN len(t.areas) > 0
                            THEN list_has_all(list_filter([n.town, n.locality], x -> x IS NOT NULL), t.areas)
