@@ -109,7 +109,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         "the best candidate is another flat (refused)")
     # "Flat 2, 18 Halbs St" where the gazetteer lists 18 and 18A (and 18B) as properties of their own, none with
     # flats: the flat is one of them, which one the text does not say (address-errors output, two gazetteers:
-    # 18 itself was right 5 times in 27, the flat letter read as the suffix 2 times in 7)
+    # 18 itself was right 5 times in 31, the flat letter read as the suffix 2 times in 7)
     out["flat_at_lettered_house"] = _refuse(con, r"""
         a.flat_id IS NOT NULL AND g.flat_id IS NULL AND NOT g.has_flats AND regexp_full_match(g.number, '\d+')
         AND EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = g.street AND x.flat_id IS NULL
