@@ -234,7 +234,8 @@ SESSION9_FORMS = ["Flat 1, Church Road, Kingsley", "FLAT 2 CHRUCH ROAD KINGSLEY 
                   "Lfaat B, 11 High Street, Aldton", "6 CHURCH RAOD BRIGWORTH", "5 CHRUCH RD BRIGWORTH",
                   "Birch House, Hihg Street, Aldton", "Ivy Cottage, Station Road, Brigworth",
                   "IVY COTTAGE STATION RD BRIGWORTH BR4 6JB", "Rose Cotage, Church Road, Kingsley",
-                  "Flat 2, Brich House, 19 High Street, Aldton", "BETFRED 7 HGH STREET ALDTON"]
+                  "Flat 2, Brich House, 19 High Street, Aldton", "BETFRED 7 HGH STREET ALDTON",
+                  "Ground Floor Flat, High Street, Aldton"]
 
 
 def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answers: pd.DataFrame) -> None:
@@ -253,7 +254,8 @@ def test_dropped_numbers_replaced_streets_joined_names_and_lettered_houses(answe
     name and postcode with the street misspelt is the building; of two properties the gazetteer writes alike (two Ivy
     Cottages on one street, one postcode) neither is chosen; a building or house name misspelt on the street the text
     writes ("Rose Cotage", "Brich House") is the one property of that spelling, flat and number; a premises name
-    with its number and a street one letter short ("BETFRED 7 HGH STREET") is that premises."""
+    with its number and a street one letter short ("BETFRED 7 HGH STREET") is that premises; a home's floor flat
+    with no number is never matched to the ground-floor shop unit of its postcode."""
     rows = answers[answers["text"].isin(SESSION9_FORMS)]
     assert set(rows["text"]) == set(SESSION9_FORMS)
     bad = rows[~rows.apply(_ok, axis=1)]

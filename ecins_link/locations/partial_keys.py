@@ -49,7 +49,9 @@ def resolve_flat_postcode(con: duckdb.DuckDBPyConnection, confidence: float,
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
         FROM {_open("a.flat_id IS NOT NULL AND a.number IS NULL AND a.street IS NOT NULL AND a.postcode IS NOT NULL")} a
         JOIN _loc_gaz g ON g.postcode = a.postcode AND g.flat_id = a.flat_id
-        WHERE g.street = a.street OR jaro_winkler_similarity(a.street, g.street) >= {sim}
+        -- (a home is never a shop: "Ground Floor Flat" is not the ground-floor shop unit of the same postcode)
+        WHERE (g.street = a.street OR jaro_winkler_similarity(a.street, g.street) >= {sim})
+          AND NOT (a.home AND coalesce(g.address_class, '') = 'commercial')
         GROUP BY a.akey""")
     return _accept(con, "flat_postcode", confidence,
                    f"{area_consistent('a', 'g')} AND {building_fits('a', 'g')}")
