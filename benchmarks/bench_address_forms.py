@@ -53,13 +53,14 @@ def main() -> None:
     ap.add_argument("--homes", type=int, default=3000)
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--keep", type=Path, help="keep the towns in this folder")
+    ap.add_argument("--name", default="address_forms", help="results file name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         scored = pd.concat([run_town(root / f"town_{s}", s, args.homes, args.events) for s in args.seeds])
     record = {"seeds": args.seeds, **summary(scored),
               "by_seed": {int(s): rates(v[v["ambiguous"].astype(int) == 0]) for s, v in scored.groupby("seed")}}
-    path = write_results("address_forms", record)
+    path = write_results(args.name, record)
     print(json.dumps({k: record[k] for k in ("all", "unambiguous", "by_class", "homes_on_commercial",
                                              "calibration")}, indent=1))
     print(f"written {path}", file=sys.stderr)

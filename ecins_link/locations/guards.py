@@ -8,7 +8,9 @@ Guards (applied after the key joins and again after uk_address_matcher; an agenc
   text that names the flat keeps it only when the building has no UPRN of its own);
 * a flat address never resolves to a building that has flats as if it were the flat: it is reported at level
   ``building`` ("building known, flat not") with a location id of its own, so residents of different flats
-  are not put at one location.
+  are not put at one location;
+* a flat address at a house the gazetteer lists beside lettered properties of its number (18, 18A, 18B; none
+  with flats) stays unresolved: the flat is one of them, and the text does not say which.
 
 Every refusal leaves a row in ``_loc_why(akey, reason)``; :func:`matches_sql` turns the result into
 ``address_matches`` rows with ``match_level`` (exact / flat / building / approximate / street / unresolved) and
@@ -101,8 +103,20 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
         "the best candidate is on a street of another type (Mews, Road ...) (refused)")
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
-             "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building')",
+             "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building') "
+             # an event naming a unit's organisation is at that unit ("Marford Pharmacy, Flat 1, 30 ...")
+             "AND NOT (r.match_method = 'premises_name' AND NOT a.home)",
         "the best candidate is another flat (refused)")
+    # "Flat 2, 18 Halbs St" where the gazetteer lists 18 and 18A (and 18B) as properties of their own, none with
+    # flats: the flat is one of them, which one the text does not say (address-errors output, two gazetteers:
+    # 18 itself was right 5 times in 31, the flat letter read as the suffix 2 times in 7)
+    out["flat_at_lettered_house"] = _refuse(con, r"""
+        a.flat_id IS NOT NULL AND g.flat_id IS NULL AND NOT g.has_flats AND regexp_full_match(g.number, '\d+')
+        AND EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = g.street AND x.flat_id IS NULL
+                      AND x.postcode_sector IS NOT DISTINCT FROM g.postcode_sector
+                      AND regexp_full_match(x.number, g.number || '[A-Z]'))""",
+        "the text names a flat at a house the gazetteer lists beside lettered properties of its number "
+        "(18, 18A ...): which one is not known (refused)")
     return out
 
 
@@ -196,7 +210,8 @@ def matches_sql(factor: float, building_factor: float, reasons: dict[str, str], 
 
 
 def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> int:
-    """A flat address still unresolved whose building is one gazetteer UPRN (same number and street, no flat;
+    """A flat address still unresolved whose building is one gazetteer UPRN (same number -- or, for a text with no
+    number, the same building name on a property with none -- and street, no flat;
     its postcode when the text has one, else in every area the text names): resolved to the building (method
     ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
     # every gazetteer entry at that number and street (flats too) must lie at one place (postcode sector, locality):
@@ -206,7 +221,10 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
         SELECT a.akey, min(g.uprn) FILTER (WHERE g.flat_id IS NULL) AS uprn,
                count(DISTINCT g.uprn) FILTER (WHERE g.flat_id IS NULL) AS n,
                count(DISTINCT concat_ws('|', g.postcode_sector, g.locality, g.town)) AS places
-        FROM _loc_addr a JOIN _loc_gaz g ON g.number = a.number AND g.street = a.street
+        FROM _loc_addr a JOIN _loc_gaz g
+          ON g.street = a.street
+         -- the building by its number, or ("Flat A, Orchard House, Bromfiels Terrace") by its name alone
+         AND (g.number = a.number OR (a.number IS NULL AND g.number IS NULL AND g.building = a.building))
         WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
           AND (a.postcode IS NULL OR a.postcode = g.postcode
                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))

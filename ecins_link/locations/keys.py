@@ -281,8 +281,10 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
         SELECT a.akey, gu.uprn, gu.n, gu.has_flats, a.n_leftover, a.n_unexplained, a.flat_id, a.postcode
         FROM {_todo()} a JOIN gu ON {ak} = gu.k""")
     # parts present on both sides must agree (a building key must not override a different number/street)
+    # (a building key with the postcode may meet a misspelt street: "Norham Lodge, Chlmouts Road ZX1 6FU")
+    close = " AND jaro_winkler_similarity(a.street, g.street) < 0.88" if method == "building_key" else ""
     weak = ("AND NOT (a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number) "
-            "AND NOT (a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street)")
+            f"AND NOT (a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street{close})")
     if method in WEAK_KEYS:
         weak += (f" AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
                  f" AND {building_fits('a', 'g')}")

@@ -5,8 +5,10 @@ A gazetteer organisation name, or the name of an unnumbered building, must appea
 (leading words such as THE and trailing ones such as LTD ignored on both sides), and the candidate must lie in
 every town or locality the text names (or, naming none, in its parsed town or postcode district), and on the street
 the text names, if it names one (or a close spelling of it).  Among the names found the longest wins.
-One UPRN: resolved (``premises_name``).  Several (a chain with branches in that town): left unresolved, and
-the reason lists the candidates.  A text that names no area or postcode is not matched by name alone.
+A person's home naming a flat is never matched by a premises name (the flat above the shop is not the shop); an
+event naming a flat is, at the number it gives.  One UPRN: resolved (``premises_name``).  Several (a chain with
+branches in that town): left unresolved, and the reason lists the candidates.  A text that names no area or
+postcode is not matched by name alone.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
              todo AS (SELECT a.akey, ' ' || {name.format(x="coalesce(a.address_norm, '')")} || ' ' AS txt,
                              a.town, a.postcode_outward, coalesce(m.areas, []) AS areas, a.number, a.street
                       FROM _loc_addr a LEFT JOIN _loc_mention m USING (akey)
-                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat IS NULL),
+                      WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey)
+                        -- an event may name a unit ("Marford Pharmacy, Flat 1, 30 ..."): the name and number decide
+                        AND (a.flat IS NULL OR (NOT a.home AND a.number IS NOT NULL))),
              toks AS (SELECT DISTINCT akey, txt, town, postcode_outward, areas, number, street,
                              unnest(string_split(trim(txt), ' ')) AS tok FROM todo),
              named AS (SELECT *, split_part(name, ' ', 1) AS first FROM names WHERE length(name) >= {int(min_chars)}),
@@ -49,7 +53,9 @@ def resolve_premises(con: duckdb.DuckDBPyConnection, confidence: float, ignore_l
                   AND (t.number IS NULL OR (t.number = n.number AND (t.street IS NULL OR t.street = n.street)))
                   -- a text naming another street names another place ("Norham Lodge, Chelmouts Rd" is not The
                   -- Lodge, Edworth Lane); a close spelling of the premises' own street is its street
-                  AND (t.street IS NULL OR n.street IS NULL OR jaro_winkler_similarity(t.street, n.street) >= 0.88)
+                  -- (or one letter apart: "CRSTEAD WAY" for Carstead Way, a dropped letter near the start)
+                  AND (t.street IS NULL OR n.street IS NULL OR jaro_winkler_similarity(t.street, n.street) >= 0.88
+                       OR (length(n.street) >= 8 AND damerau_levenshtein(t.street, n.street) <= 1))
                   -- in every town / locality the text names; else in its parsed town or postcode district
                   AND CASE WHEN len(t.areas) > 0
                            THEN list_has_all(list_filter([n.town, n.locality], x -> x IS NOT NULL), t.areas)

@@ -26,6 +26,9 @@ def reread_parts(con: duckdb.DuckDBPyConnection, suffix_as_flat_letter: bool = F
     :func:`_plot_numbers`.
     """
     _plot_numbers(con, plot_words or [])
+    _joined_building_name(con)
+    _block_own_number(con)
+    _label_in_unknown_name(con)
     _range_end(con)
     if suffix_as_flat_letter:
         _suffix_as_flat_letter(con)
@@ -117,6 +120,51 @@ def _number_as_flat_of_named_block(con: duckdb.DuckDBPyConnection) -> None:
                 AND EXISTS (SELECT 1 FROM _loc_gaz f WHERE f.building = g.building AND f.street = g.street
                                                        AND f.number = g.number AND f.flat_id = x.number)) q
         WHERE a.akey = q.akey AND q.k = 1""")
+
+
+def _joined_building_name(con: duckdb.DuckDBPyConnection) -> None:
+    """"Flat 1, Halsteadhouse, Fenburs Place", "FLAT 2 GARHAMCOURT 12 ...": a building name written with its words run
+    together is the gazetteer's building of that spelling, spaces ignored, when exactly one building name fits."""
+    con.execute("""
+        UPDATE _loc_addr a SET building = q.b
+        FROM (SELECT x.akey, min(g.building) AS b, count(DISTINCT g.building) AS k
+              FROM _loc_addr x
+              JOIN (SELECT DISTINCT building, replace(building, ' ', '') AS squashed FROM _loc_gaz
+                    WHERE contains(building, ' ') AND length(building) >= 6) g
+                ON g.squashed = replace(x.building, ' ', '')
+              WHERE x.building IS NOT NULL AND x.building <> g.building
+              GROUP BY x.akey) q
+        WHERE a.akey = q.akey AND q.k = 1""")
+
+
+def _block_own_number(con: duckdb.DuckDBPyConnection) -> None:
+    """"Bromstead House, 3, Edbury Gardens" where Bromstead House is number 3 (and holds a flat 3): a bare number written
+    after a block's name, labelled as no flat, that is the block's own number is the building's number, not a flat of it
+    (the parser reads a lone number after a building name as a flat).  The answer is then the building, flat not
+    known; a number that is not the block's ("Birch House, 3, High St" where Birch House is 19) stays a flat."""
+    con.execute(r"""
+        UPDATE _loc_addr a SET number = a.flat_id, flat_id = NULL, flat = NULL
+        WHERE a.number IS NULL AND a.building IS NOT NULL AND regexp_full_match(coalesce(a.flat_id, ''), '\d{1,4}[A-Z]?')
+          AND NOT regexp_matches(upper(coalesce(a.address_text, '')),
+                                 '\b(FLAT|FLT|FL|APARTMENT|APT|UNIT|ROOM|STUDIO|MAISONETTE)\b')
+          -- written after the name ("1, Kenford Mansions" before it is flat 1 of the block)
+          AND regexp_matches(upper(coalesce(a.address_text, '')), '\b\Q' || a.building || '\E[\s,]+' || a.flat_id || '\b')
+          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.building = a.building AND g.number = a.flat_id AND g.has_flats)""")
+
+
+def _label_in_unknown_name(con: duckdb.DuckDBPyConnection) -> None:
+    """"Lfaat C, 2, Bradby Crescent": a "building name" of one unknown word followed by a flat letter or number (a flat
+    label misspelt beyond the spelling rules) is that flat, when the gazetteer has no such building name on the
+    street and lists that flat at the number and street the text gives (the keys then still need one UPRN)."""
+    con.execute(r"""
+        UPDATE _loc_addr a SET flat_id = q.f, building = NULL
+        FROM (SELECT akey, regexp_extract(building, '^[A-Z]{2,6}\.? ([A-Z]|\d{1,3})$', 1) AS f FROM _loc_addr x
+              WHERE flat_id IS NULL AND number IS NOT NULL AND street IS NOT NULL
+                AND regexp_full_match(coalesce(building, ''), '[A-Z]{2,6}\.? ([A-Z]|\d{1,3})')) q
+        WHERE a.akey = q.akey
+          AND NOT EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street
+                          AND (g.building = a.building OR g.organisation = a.building))
+          AND EXISTS (SELECT 1 FROM _loc_gaz g WHERE g.street = a.street AND g.number = a.number AND g.flat_id = q.f)""")
 
 
 def _suffix_as_flat_letter(con: duckdb.DuckDBPyConnection) -> None:

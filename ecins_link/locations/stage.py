@@ -8,7 +8,8 @@ Order of work (cheapest and most certain first; each step sees only what earlier
    flat+number+street+postcode, ``building_key``, ``street_number`` with the town when the postcode is
    missing or mistyped, ``street_sector``, ``street_area`` with a locality the text names; ``postcode_number``:
    flat + number + full postcode when the street is misspelt, ``misspelt_street``: flat + number + a close spelling
-   of one street, :mod:`.fuzzy_keys`);
+   of one street, :mod:`.fuzzy_keys`; ``flat_postcode``: flat + street + postcode when the number is dropped,
+   ``building_number``: flat + building name + its number when the street is replaced, :mod:`.partial_keys`);
 4. premises names against gazetteer organisation / building names in the areas the text names
    (``premises_name``, :mod:`.premises`); "FLAT ABOVE" to the one upper-floor flat (``flat_descriptor``);
 5. the hard guards (:mod:`.guards`: never another number, suffix, flat or street type; never a home on a
@@ -42,7 +43,16 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from ecins_link.config import ProjectConfig, read_settings
-from ecins_link.locations import fuzzy_keys, guards, keys, premises, uam_cache, uam_prepared, units
+from ecins_link.locations import (
+    fuzzy_keys,
+    guards,
+    keys,
+    partial_keys,
+    premises,
+    uam_cache,
+    uam_prepared,
+    units,
+)
 from ecins_link.locations.evaluate import evaluate_locations  # noqa: F401 - re-exported
 from ecins_link.locations.laps import Laps
 from ecins_link.store import Store
@@ -52,7 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RULES_FILE = Path(__file__).with_name("location_rules.toml")
-METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "premises_name", "flat_descriptor", "uk_address_matcher",
+METHODS = ["source_uprn", *keys.KEY_METHODS, "street_area", "postcode_number", "misspelt_street", "flat_postcode", "building_number", "building_spelling",
+           "premises_name", "flat_descriptor", "uk_address_matcher",
            "uk_address_matcher_relaxed",
            "uk_address_matcher_keyed", "building_only", "only_home_in_building", "premises_in_building",
            "proximity", "unresolved", "too_vague"]
@@ -181,6 +192,12 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
             con, conf.get("misspelt_street", 0.9),
             float(rules.get("postcode_number", {}).get("misspelt_street_similarity", 0.92)))
         lap("misspelt_street")
+        counts["flat_postcode"] = partial_keys.resolve_flat_postcode(
+            con, conf.get("flat_postcode", 0.9),
+            float(rules.get("postcode_number", {}).get("min_street_similarity", 0.88)))
+        counts["building_number"] = partial_keys.resolve_building_number(con, conf.get("building_number", 0.9))
+        counts["building_spelling"] = partial_keys.resolve_building_spelling(con, conf.get("building_spelling", 0.9))
+        lap("partial_keys")
         prem = rules["premises"]
         counts["premises_name"] = premises.resolve_premises(
             con, conf["premises_name"], prem.get("ignore_leading", []), int(prem.get("min_name_chars", 4)),
@@ -206,7 +223,10 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                 # a key tie (same flat + number + street in every area the text names, several UPRNs) for a text
                 # that says nothing else (no building or premises name, no postcode): the matcher can only guess
                 todo += """ AND NOT (a.postcode IS NULL AND a.building IS NULL AND a.n_unexplained = 0
-                                     AND a.akey IN (SELECT akey FROM _loc_ties))"""
+                                     AND a.akey IN (SELECT akey FROM _loc_ties))
+                           -- nor a flat text with no number whose flat, street and postcode fit several flats
+                           AND NOT (a.number IS NULL AND a.building IS NULL AND a.n_unexplained = 0
+                                    AND a.akey IN (SELECT akey FROM _loc_ties WHERE method = 'flat_postcode'))"""
             # materialised once: counted here, matched by its distinct texts (uam.distinct_texts)
             con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_todo AS SELECT * FROM ({todo}) WHERE length(address_concat) >= 3")
             todo = "SELECT * FROM _loc_todo"

@@ -10,9 +10,12 @@ Every best candidate of the matcher is checked against named conditions (one boo
 * ``flat_changed``: the candidate is another flat than the one the text names;
 * ``flat_as_house``: "Flat 9, Foundry Wharf" is not 9 Foundry Wharf's street (a flat label read as a house number);
 * ``area_other``: the text names a town or locality the candidate is not in (a relaxed answer waiving it was
-  wrong on address-errors output: "13 Ashdale Road, Edstead" is not 13 Ashdale Road in Cardale);
+  wrong on address-errors output: "13 Ashdale Road, Edstead" is not 13 Ashdale Road in Cardale), also where the
+  parsed street, no gazetteer street, swallowed it ("13 ASHDALE RAD EDSTEAD");
 * ``building_other``: the text names a building the gazetteer gives to another property of that street ("The Barn,
   21 Bradby Crescent" is not 21 Bradby Crescent; "Calham Mansions, 4, Thornfield Drive" is not 4 Thornfield Drive);
+* ``twin``: another gazetteer property is written exactly like the candidate (two "The Lodge, Fenton Street,
+  Riverside"; with their postcode too, or the text gives none): no text can choose between them;
 
 *soft* -- checks that catch the model's guesses on clean text but also refuse texts a recording error touched
 (a misspelt street, an added or dropped locality, a dropped house number):
@@ -47,6 +50,7 @@ HARD_CHECKS = {
     "flat_as_house": "the text's flat number read as a house number",
     "building_other": "the text names another building of that street",
     "area_other": "the text names another town or locality",
+    "twin": "another property is written the same (the text cannot tell them apart)",
 }
 # waived only when an exact key of the text names the candidate alone (``accept_keyed``), never by weight
 KEYED_CHECKS = {
@@ -63,6 +67,20 @@ SOFT_CHECKS = {
 def _without_last(text: str, word: str) -> str:
     """SQL: ``text`` without the last whole-word occurrence of ``word`` (unchanged when ``word`` is NULL)."""
     return f"coalesce(regexp_replace({text}, '^(.*)\\b\\Q' || {word} || '\\E\\b', '\\1'), {text})"
+
+
+# gazetteer properties another property is written exactly like (flat, number, building, organisation, street,
+# locality, town; ``same_postcode``: the postcode too), among the matcher's candidates
+TWINS_SQL = """
+    CREATE OR REPLACE TEMP TABLE _loc_twins AS
+    WITH c AS (SELECT DISTINCT g.* FROM _loc_gaz g WHERE g.uprn IN (SELECT uprn FROM _loc_uam)),
+    k AS (SELECT g.uprn, g.postcode, x.uprn AS other, x.postcode AS other_postcode
+          FROM c g JOIN _loc_gaz x
+            ON x.uprn <> g.uprn AND x.street IS NOT DISTINCT FROM g.street AND x.number IS NOT DISTINCT FROM g.number
+           AND x.flat_id IS NOT DISTINCT FROM g.flat_id AND x.building IS NOT DISTINCT FROM g.building
+           AND x.organisation IS NOT DISTINCT FROM g.organisation AND x.locality IS NOT DISTINCT FROM g.locality
+           AND x.town IS NOT DISTINCT FROM g.town)
+    SELECT uprn, bool_or(other_postcode IS NOT DISTINCT FROM postcode) AS same_postcode FROM k GROUP BY uprn"""
 
 
 def checks_sql(settings: dict) -> str:
@@ -131,7 +149,10 @@ def checks_sql(settings: dict) -> str:
                               AND length(coalesce(x.building, x.organisation)) >= 4
                               AND contains(' ' || a.address_norm || ' ', ' ' || coalesce(x.building, x.organisation) || ' ')),
                         false) AS building_numberless,
-               NOT {area_consistent('a', 'g')} AS area_other,
+               NOT {area_consistent('a', 'g')} OR {_area_in_unknown_street('a', 'g')} AS area_other,
+               -- two properties written alike (two "The Lodge, Fenton Street, Riverside"): no text picks one
+               coalesce(u.uprn IN (SELECT uprn FROM _loc_twins WHERE same_postcode OR a.postcode IS NULL), false)
+                   AS twin,
                -- the candidate's street is written in the text (its first word, or a close spelling of it) apart
                -- from the candidate's town and locality names: "15 CARTONPLACE, YORKFORD" is not 15 Yorkford Grove
                NOT coalesce(g.street IS NULL OR length(split_part(g.street, ' ', 1)) < 3
@@ -144,6 +165,18 @@ def checks_sql(settings: dict) -> str:
               FROM _loc_uam u JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn) u
         JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = u.uprn
         WHERE u.akey NOT IN (SELECT akey FROM _loc_res)"""
+
+
+def _area_in_unknown_street(a: str, g: str) -> str:
+    """SQL: the parsed street is no gazetteer street and has swallowed an area ("13 ASHDALE RAD EDSTEAD" parsed with
+    the street "ASHDALE RAD EDSTEAD"): a town or locality the whole text names, outside the candidate's street and
+    building names, that the candidate is not in."""
+    return (f"({a}.street IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz s WHERE s.street = {a}.street) AND EXISTS ("
+            f"SELECT 1 FROM (SELECT DISTINCT town AS area FROM _loc_gaz_area WHERE length(town) >= 3) ar "
+            f"WHERE contains(' ' || coalesce({a}.address_norm, '') || ' ', ' ' || ar.area || ' ') "
+            f"AND ar.area IS DISTINCT FROM {g}.town AND ar.area IS DISTINCT FROM {g}.locality "
+            f"AND NOT contains(' ' || coalesce({g}.street, '') || ' ', ' ' || ar.area || ' ') "
+            f"AND NOT contains(' ' || coalesce({g}.building, '') || ' ', ' ' || ar.area || ' ')))")
 
 
 def _org_unit(a: str, g: str) -> str:
@@ -175,6 +208,7 @@ def accept_matches(con: duckdb.DuckDBPyConnection, out: pa.Table, settings: dict
         con.execute("CREATE OR REPLACE TEMP TABLE _loc_uam AS SELECT * FROM _loc_uam_out")
     finally:
         con.unregister("_loc_uam_out")
+    con.execute(TWINS_SQL)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_uam_chk AS {checks_sql(settings)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_uam_key AS {exact_keys_sql()}")
     cap = float(settings.get("max_confidence", 0.9))
