@@ -1,4 +1,4 @@
-"""Namesakes the model must keep apart (matching/person_model.py ``dob.different, same name``): the same forename
+"""Namesakes the model must keep apart (matching/person_comparisons.py ``dob.different, same name``): the same forename
 and surname with two full dates of birth that no typo, swap or single wrong part reconciles.
 
 Hand-made pairs check which dob level each pattern falls to (the packaged model's own SQL, run in DuckDB); a

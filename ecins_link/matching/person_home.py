@@ -192,7 +192,7 @@ def _established_names(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, s
     repeated and filed as a second person in the same system; two children are.  Their pairs are weighed as if the
     forenames had fallen to the twin level, whatever level (one typo, sound, spelling) they reached."""
     least = int(cfg.get("twin_min_records", 0) or 0)
-    target = "different, same surname and dob"  # the model's twin level (person_model._forename)
+    target = "different, same surname and dob"  # the model's twin level (person_comparisons._forename)
     comp = _comparison(settings, "forename")
     weights = _weights(comp) if comp else {}
     if least <= 0 or target not in weights:
