@@ -4,6 +4,8 @@
 (``data/samples/town``) so that every test module needing a finished run shares it (~1-2 min instead of once
 per module).  Treat it as read-only: a test that writes to the store (clerical review, re-running a stage,
 an export that appends audit rows is fine) should work on ``sample_run.copy(tmp_path / "x")``.
+
+``packaged_model_with`` writes a copy of the packaged person model file with one setting changed.
 """
 
 from __future__ import annotations
@@ -90,3 +92,19 @@ def scored(tmp_path: Path):  # noqa: ANN201
     yield _run
     for s in stores:
         s.close()
+
+
+@pytest.fixture
+def packaged_model_with(tmp_path: Path):  # noqa: ANN201
+    """``packaged_model_with(old, new)``: a copy of the packaged ``person_model.toml`` in ``tmp_path`` with the text
+    ``old`` (which must occur exactly once, so a renamed setting fails the test) replaced by ``new``; its path."""
+    from ecins_link.matching.person_model import MODEL_FILE
+
+    def _write(old: str, new: str) -> Path:
+        text = MODEL_FILE.read_text(encoding="utf-8")
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {MODEL_FILE.name}"
+        path = tmp_path / "model_changed.toml"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+        return path
+
+    return _write

@@ -17,7 +17,7 @@ import pytest
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_febrl import append_person_std
 from ecins_link.matching.person_home import same_home_evidence
-from ecins_link.matching.person_model import MODEL_FILE, load_model_config
+from ecins_link.matching.person_model import load_model_config
 
 HOME = {"postcode": "NT7 8BB", "address_norm": "127A MARLBOROUGH ROAD HIGHCLIFFE NORTHTOWN", "address_number": "127A"}
 SAME_HOME_OTHER_FORM = {"postcode": "NT7 8BB", "address_norm": "FLAT A 127 MARLBOROUGH ROAD NORTHTOWN",
@@ -213,7 +213,8 @@ def test_off_unless_the_model_file_enables_it() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 7, 11])
-def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, seed: int) -> None:
+def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, seed: int,
+                                                             packaged_model_with) -> None:  # noqa: ANN001
     from ecins_link.config import load_config
     from ecins_link.ingest import ingest
     from ecins_link.matching.metrics import evaluate_persons
@@ -225,10 +226,7 @@ def test_on_synthetic_towns_recall_rises_and_precision_holds(tmp_path: Path, see
     town = tmp_path / "town"
     generate_town(town, persons=3000, seed=seed)
     cfg = load_config(town / "project.toml")
-    off = tmp_path / "model_off.toml"
-    text = MODEL_FILE.read_text(encoding="utf-8")
-    assert "[home]\nenabled = true" in text
-    off.write_text(text.replace("[home]\nenabled = true", "[home]\nenabled = false"), encoding="utf-8")
+    off = packaged_model_with("[home]\nenabled = true", "[home]\nenabled = false")
     store = Store(tmp_path / "s.duckdb")
     truth = (town / "truth" / "records.csv", town / "truth" / "persons.csv")
     try:

@@ -12,7 +12,6 @@ import pandas as pd
 from ecins_link.config import parse_config
 from ecins_link.matching import metrics
 from ecins_link.matching.person_febrl import febrl_person_std, febrl_truth
-from ecins_link.matching.person_model import MODEL_FILE
 from ecins_link.matching.persons import link_persons
 from ecins_link.matching.review import import_review
 from ecins_link.store import Store
@@ -21,7 +20,8 @@ CONFIG = parse_config({"project": {"name": "t"}, "sources": [
     {"name": "s", "agency": "a", "path": "x.csv", "key": "id", "person": {"surname": "s", "postcode": "p"}}]})
 
 
-def test_labels_train_m_and_calibrate_without_changing_the_model_shape(tmp_path: Path, febrl4_sample: dict) -> None:
+def test_labels_train_m_and_calibrate_without_changing_the_model_shape(tmp_path: Path, febrl4_sample: dict,
+                                                                       packaged_model_with) -> None:  # noqa: ANN001
     with Store(tmp_path / "f.duckdb") as store:
         febrl_person_std(store.con, febrl4_sample)
         link_persons(store, CONFIG)
@@ -43,9 +43,7 @@ def test_labels_train_m_and_calibrate_without_changing_the_model_shape(tmp_path:
         chosen[["unique_id_l", "unique_id_r", "decision"]].to_csv(tmp_path / "review.csv", index=False)
         import_review(store, tmp_path / "review.csv", reviewer="tester")
         # calibration is off in the packaged model (benchmarks/bench_labels.py): switched on in a model file
-        model = tmp_path / "model.toml"
-        model.write_text(MODEL_FILE.read_text(encoding="utf-8").replace("calibrate = false", "calibrate = true"),
-                         encoding="utf-8")
+        model = packaged_model_with("calibrate = false", "calibrate = true")
         link_persons(store, CONFIG, model_file=model)
         settings, summary = (json.loads(v) for v in store.con.execute(
             "SELECT settings_json, summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone())

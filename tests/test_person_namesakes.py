@@ -15,7 +15,7 @@ import pytest
 
 from ecins_link.matching.person_febrl import append_person_std
 from ecins_link.matching.person_home import _level_case
-from ecins_link.matching.person_model import MODEL_FILE, load_model_config, settings
+from ecins_link.matching.person_model import load_model_config, settings
 
 HOME = {"postcode": "NT1 1AA", "address_norm": "4 MILL LANE NORTHTOWN", "address_number": "4"}
 
@@ -63,7 +63,8 @@ def test_level_is_off_where_the_model_file_does_not_ask_for_it() -> None:
 
 
 @pytest.mark.slow
-def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(tmp_path: Path) -> None:
+def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(tmp_path: Path,
+                                                                          packaged_model_with) -> None:  # noqa: ANN001
     from ecins_link.config import load_config
     from ecins_link.ingest import ingest
     from ecins_link.matching.metrics import evaluate_persons
@@ -75,10 +76,7 @@ def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(tmp_pa
     town = tmp_path / "town"
     generate_town(town, persons=3000, seed=5)
     cfg = load_config(town / "project.toml")
-    off = tmp_path / "model_off.toml"
-    text = MODEL_FILE.read_text(encoding="utf-8")
-    assert "\nnamesake_dob_level = true\n" in text
-    off.write_text(text.replace("\nnamesake_dob_level = true\n", "\nnamesake_dob_level = false\n"), encoding="utf-8")
+    off = packaged_model_with("\nnamesake_dob_level = true\n", "\nnamesake_dob_level = false\n")
     store = Store(tmp_path / "s.duckdb")
     truth = (town / "truth" / "records.csv", town / "truth" / "persons.csv")
     irreconcilable = """SELECT count(*) FROM person_pairs p JOIN person_std l ON l.unique_id = p.unique_id_l
