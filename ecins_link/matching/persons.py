@@ -260,6 +260,14 @@ class ScoredPersons:
         self.scratch.close()
 
 
+def columns_of_older_stores(have: set[str]) -> str:
+    """SQL select-list additions (each starting ``, ``) for the ``person_std`` columns a store standardised by an
+    older version lacks, given the columns it ``have``: ``address_surnames`` (before the household link) as NULL,
+    ``surname_forename_canonical`` (before names in the other order were read as forenames) as the surname."""
+    extra = "" if "address_surnames" in have else ", CAST(NULL AS VARCHAR) AS address_surnames"
+    return extra + ("" if "surname_forename_canonical" in have else ", surname AS surname_forename_canonical")
+
+
 def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | None = None) -> ScoredPersons:
     """The persons stage's heavy half, read-only on the store: copy ``person_std`` to an in-memory
     connection, train and score pairs there (or, with ``linkage.retrain = false``, score only pairs touching
@@ -283,10 +291,7 @@ def score_persons(store: Store, config: ProjectConfig, model_file: str | Path | 
     have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
     copies = "".join(f', "{c}" AS "{ALIAS}{c}"' for c in alias_columns(mc["blocking"].get("train_fallback", []))
                      if c in have)
-    if "address_surnames" not in have:  # a store standardised before the household link existed
-        copies += ", CAST(NULL AS VARCHAR) AS address_surnames"
-    if "surname_forename_canonical" not in have:  # ... or before names in the other order were read as forenames
-        copies += ", surname AS surname_forename_canonical"
+    copies += columns_of_older_stores(have)
     scratch = store.open_scratch({INPUT_TABLE: f'SELECT *{copies} FROM "{INPUT_TABLE}"'})
     try:
         if n_records >= 2:

@@ -218,14 +218,12 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # s3://, gs://, abfss://, dbfs:
 
 
 def _nodes_query(store: Store) -> str:
-    """The person records the re-weighting passes read, as the DuckDB path copies them (``address_surnames``
-    added as NULL for a store standardised before the household link existed)."""
-    from ecins_link.matching.persons import INPUT_TABLE
+    """The person records the re-weighting passes read, as the DuckDB path copies them (columns an older store
+    lacks filled in: ``persons.columns_of_older_stores``)."""
+    from ecins_link.matching.persons import INPUT_TABLE, columns_of_older_stores
 
     have = {r[0] for r in store.con.execute(f'DESCRIBE "{INPUT_TABLE}"').fetchall()}
-    extra = "" if "address_surnames" in have else ", CAST(NULL AS VARCHAR) AS address_surnames"
-    extra += "" if "surname_forename_canonical" in have else ", surname AS surname_forename_canonical"
-    return f'SELECT *{extra} FROM "{INPUT_TABLE}"'
+    return f'SELECT *{columns_of_older_stores(have)} FROM "{INPUT_TABLE}"'
 
 
 def work_folder(config: ProjectConfig) -> Path:
