@@ -102,10 +102,11 @@ def test_fingerprint_follows_gazetteer_settings_and_versions(monkeypatch):
     # settings that only decide which answers to accept do not touch the preparation
     assert base == uam_prepared.fingerprint(con, "canon", {"cleaning_chunks": 1, "min_distinguishability": 5.0})
     assert base != uam_prepared.fingerprint(con, "canon", {"cleaning_chunks": 2})
-    real = uam_prepared._version
-    monkeypatch.setattr(uam_prepared, "_version", lambda p: "0.0" if p == "uk_address_matcher" else real(p))
+    real = uam_prepared.library_versions
+    monkeypatch.setattr(uam_prepared, "library_versions",
+                        lambda packages: {**real(packages), "uk_address_matcher": "0.0"})
     assert base != uam_prepared.fingerprint(con, "canon", {"cleaning_chunks": 1})
-    monkeypatch.setattr(uam_prepared, "_version", real)
+    monkeypatch.setattr(uam_prepared, "library_versions", real)
     con.execute("UPDATE canon SET address_concat = '2 HIGH ST, ALDTON' WHERE unique_id = '2'")
     assert base != uam_prepared.fingerprint(con, "canon", {"cleaning_chunks": 1})
 

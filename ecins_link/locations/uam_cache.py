@@ -28,22 +28,32 @@ _EMPTY = ("SELECT NULL::VARCHAR AS fingerprint, NULL::VARCHAR AS address_concat,
           "NULL::VARCHAR AS reason WHERE false")
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
+def library_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """The installed version of each package ("?" when absent): part of every fingerprint of matcher work."""
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return {p: version(p) for p in packages}
+
+
+def gazetteer_digest(con: duckdb.DuckDBPyConnection, rows_sql: str) -> str:
+    """``<row count>:<MD5>`` of the gazetteer rows ``rows_sql`` selects on ``con`` (unique_id, address_concat,
+    postcode), in a fixed order: changes when any row does."""
+    return con.execute(f"""
+        SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws(chr(31), unique_id, address_concat,
+                                                                  coalesce(postcode, chr(30))), chr(29)
+                                                        ORDER BY unique_id, address_concat, postcode)), '')
+        FROM ({rows_sql})""").fetchone()[0]
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, canonical_sql: str, settings: dict) -> str:
     """The gazetteer (``canonical_sql`` on ``con``: unique_id, address_concat, postcode), the matcher settings and
     the library versions, as one MD5."""
-    gazetteer = con.execute(f"""
-        SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws(chr(31), unique_id, address_concat,
-                                                                  coalesce(postcode, chr(30))), chr(29)
-                                                        ORDER BY unique_id, address_concat, postcode)), '')
-        FROM ({canonical_sql})""").fetchone()[0]
-    versions = {p: _version(p) for p in ("uk_address_matcher", "splink", "duckdb")}
+    gazetteer = gazetteer_digest(con, canonical_sql)
+    versions = library_versions(("uk_address_matcher", "splink", "duckdb"))
     text = json.dumps({"gazetteer": gazetteer, "settings": settings, "versions": versions}, sort_keys=True,
                       default=str)
     return con.execute("SELECT md5(?)", [text]).fetchone()[0]

@@ -25,10 +25,11 @@ import logging
 import shutil
 import time
 import uuid
-from importlib import metadata
 from pathlib import Path
 
 import duckdb
+
+from ecins_link.locations.uam_cache import gazetteer_digest, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +51,11 @@ def folder_for(store_path: str | Path | None, settings: dict) -> Path | None:
     return path.with_name(path.name + SUFFIX)
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
 def fingerprint(con: duckdb.DuckDBPyConnection, table: str, settings: dict) -> str:
     """The gazetteer rows of ``table`` (unique_id, address_concat, postcode) on ``con``, the settings the
     preparation depends on, the library versions and :data:`FORMAT`, as one MD5."""
-    rows = con.execute(f"""
-        SELECT count(*) || ':' || coalesce(md5(string_agg(concat_ws(chr(31), unique_id, address_concat,
-                                                                  coalesce(postcode, chr(30))), chr(29)
-                                                        ORDER BY unique_id, address_concat, postcode)), '')
-        FROM {table}""").fetchone()[0]
-    versions = {p: _version(p) for p in ("uk_address_matcher", "splink", "duckdb", "pyarrow")}
+    rows = gazetteer_digest(con, f"SELECT * FROM {table}")
+    versions = library_versions(("uk_address_matcher", "splink", "duckdb", "pyarrow"))
     text = json.dumps({"gazetteer": rows, "settings": {k: settings.get(k) for k in _SETTINGS},
                        "versions": versions, "format": FORMAT}, sort_keys=True, default=str)
     return con.execute("SELECT md5(?)", [text]).fetchone()[0]
