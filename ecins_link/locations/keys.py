@@ -250,6 +250,23 @@ def _todo(extra: str = "") -> str:
     return f"(SELECT * FROM _loc_addr a WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) {extra})"
 
 
+def unresolved(condition: str) -> str:
+    """SQL: the addresses of ``_loc_addr`` (alias ``a``) no step has resolved yet that meet ``condition``."""
+    return _todo(f"AND {condition}")
+
+
+def accept_unique(con: duckdb.DuckDBPyConnection, method: str, confidence: float, where: str) -> dict[str, int]:
+    """Resolve as ``method`` the ``_loc_cand`` rows (akey, uprn, n = UPRNs the key names) naming exactly one UPRN
+    that meet ``where`` (aliases ``c`` candidate, ``g`` its gazetteer row, ``a`` the address); list each tie (n > 1)
+    in ``_loc_ties``.  Returns the counts resolved and refused as ties."""
+    n = _insert(con, f"""SELECT c.akey, c.uprn, '{method}', {float(confidence)} FROM _loc_cand c
+                         JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
+                         WHERE c.n = 1 AND {where}""")
+    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
+    con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
+    return {"resolved": int(n), "ties_refused": int(ties)}
+
+
 def resolve_source_uprn(con: duckdb.DuckDBPyConnection, confidence: float, with_gazetteer: bool) -> int:
     """Accept a UPRN the agency supplied (checked against the gazetteer when there is one)."""
     check = "AND a.source_uprn IN (SELECT uprn FROM _loc_gaz)" if with_gazetteer else ""
@@ -288,15 +305,8 @@ def resolve_key(con: duckdb.DuckDBPyConnection, method: str, confidence: float) 
     if method in WEAK_KEYS:
         weak += (f" AND c.n_unexplained = 0 AND {area_consistent('c', 'g')} AND {postcode_close('c', 'g')}"
                  f" AND {building_fits('a', 'g')}")
-    n = _insert(
-        con,
-        f"""SELECT c.akey, c.uprn, '{method}', {confidence} FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn
-            JOIN _loc_addr a ON a.akey = c.akey
-            WHERE c.n = 1 AND NOT (c.has_flats AND c.flat_id IS NULL AND c.n_unexplained > 0) {weak}""",
-    )
-    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
-    con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
-    return {"resolved": n, "ties_refused": int(ties)}
+    return accept_unique(con, method, confidence,
+                         f"NOT (c.has_flats AND c.flat_id IS NULL AND c.n_unexplained > 0) {weak}")
 
 
 def resolve_street_area(con: duckdb.DuckDBPyConnection, confidence: float) -> dict[str, int]:

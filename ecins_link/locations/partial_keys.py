@@ -18,25 +18,13 @@ from __future__ import annotations
 
 import duckdb
 
-from ecins_link.locations.keys import area_consistent, building_fits, postcode_close
-
-
-def _open(extra: str) -> str:
-    return f"(SELECT * FROM _loc_addr a WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND {extra})"
-
-
-def _accept(con: duckdb.DuckDBPyConnection, method: str, confidence: float, where: str) -> dict[str, int]:
-    """Insert ``_loc_cand`` rows naming one UPRN that meet ``where`` (aliases c, a, g); record ties."""
-    before = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0]
-    con.execute(f"""
-        INSERT INTO _loc_res
-        SELECT c.akey, c.uprn, '{method}', {float(confidence)}
-        FROM _loc_cand c JOIN _loc_gaz g ON g.uprn = c.uprn JOIN _loc_addr a ON a.akey = c.akey
-        WHERE c.n = 1 AND {where}""")
-    n = con.execute("SELECT count(*) FROM _loc_res").fetchone()[0] - before
-    ties = con.execute("SELECT count(*) FROM _loc_cand WHERE n > 1").fetchone()[0]
-    con.execute(f"INSERT INTO _loc_ties SELECT akey, '{method}', n FROM _loc_cand WHERE n > 1")
-    return {"resolved": int(n), "ties_refused": int(ties)}
+from ecins_link.locations.keys import (
+    accept_unique,
+    area_consistent,
+    building_fits,
+    postcode_close,
+    unresolved,
+)
 
 
 def resolve_flat_postcode(con: duckdb.DuckDBPyConnection, confidence: float,
@@ -47,13 +35,13 @@ def resolve_flat_postcode(con: duckdb.DuckDBPyConnection, confidence: float,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
-        FROM {_open("a.flat_id IS NOT NULL AND a.number IS NULL AND a.street IS NOT NULL AND a.postcode IS NOT NULL")} a
+        FROM {unresolved("a.flat_id IS NOT NULL AND a.number IS NULL AND a.street IS NOT NULL AND a.postcode IS NOT NULL")} a
         JOIN _loc_gaz g ON g.postcode = a.postcode AND g.flat_id = a.flat_id
         -- (a home is never a shop: "Ground Floor Flat" is not the ground-floor shop unit of the same postcode)
         WHERE (g.street = a.street OR jaro_winkler_similarity(a.street, g.street) >= {sim})
           AND NOT (a.home AND coalesce(g.address_class, '') = 'commercial')
         GROUP BY a.akey""")
-    return _accept(con, "flat_postcode", confidence,
+    return accept_unique(con, "flat_postcode", confidence,
                    f"{area_consistent('a', 'g')} AND {building_fits('a', 'g')}")
 
 
@@ -63,12 +51,12 @@ def resolve_building_number(con: duckdb.DuckDBPyConnection, confidence: float) -
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
-        FROM {_open("a.building IS NOT NULL AND a.number IS NOT NULL AND length(a.building) >= 4")} a
+        FROM {unresolved("a.building IS NOT NULL AND a.number IS NOT NULL AND length(a.building) >= 4")} a
         JOIN _loc_gaz g ON g.building = a.building AND g.number = a.number
                        AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
         WHERE {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
         GROUP BY a.akey""")
-    return _accept(con, "building_number", confidence, """
+    return accept_unique(con, "building_number", confidence, """
         NOT EXISTS (SELECT 1 FROM _loc_gaz x WHERE x.street = a.street AND x.building = a.building)
         AND NOT (g.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)""")
 
@@ -81,7 +69,7 @@ def resolve_building_spelling(con: duckdb.DuckDBPyConnection, confidence: float)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         SELECT a.akey, min(g.uprn) AS uprn, count(DISTINCT g.uprn) AS n
-        FROM {_open("a.building IS NOT NULL AND a.street IS NOT NULL AND length(a.building) >= 6")} a
+        FROM {unresolved("a.building IS NOT NULL AND a.street IS NOT NULL AND length(a.building) >= 6")} a
         JOIN _loc_gaz g ON g.street = a.street AND g.building IS NOT NULL AND g.building <> a.building
                        AND coalesce(g.flat_id, '') = coalesce(a.flat_id, '')
                        AND g.number IS NOT DISTINCT FROM a.number
@@ -91,4 +79,4 @@ def resolve_building_spelling(con: duckdb.DuckDBPyConnection, confidence: float)
                           AND (x.building = a.building OR x.organisation = a.building))
           AND {area_consistent('a', 'g')} AND {postcode_close('a', 'g')}
         GROUP BY a.akey""")
-    return _accept(con, "building_spelling", confidence, "NOT (g.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)")
+    return accept_unique(con, "building_spelling", confidence, "NOT (g.has_flats AND a.flat_id IS NULL AND a.n_unexplained > 0)")
