@@ -160,7 +160,7 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
     generation = int(t["generation_years"])
     apart = f"abs({yl} - {yr}) >= {generation}"
     if t.get("generation_first", False):
-        apart += f" AND abs({yl} - {yr}) % 100 <> 0"
+        apart += f" AND abs({yl} - {yr}) NOT IN (100, 200)"  # portable to Spark (model_dialect): no modulo
     generation_level = _lvl("((forename_l = forename_r AND surname_l = surname_r) OR "
                             f"(forename_l = surname_r AND surname_l = forename_r)) AND {apart}",
                             "generation apart, same name")
