@@ -54,6 +54,22 @@ def test_same_name_with_irreconcilable_dates_is_the_namesake_level() -> None:
                    "two of three parts", "generation apart, same name", "else"]
 
 
+def test_same_day_of_the_year_a_generation_apart_is_parent_and_child_not_a_mistyped_year() -> None:
+    """generation_first: HELEN HUGHES 03/08/1955 and 03/08/2017 (only the year differs, by 62 years, not one
+    mistyped digit) is the father/son level, tested before "two of three parts"; a year off by whole centuries
+    (a two-digit year read in the wrong century) and a nearby year stay "two of three parts"; off, as before."""
+    mother_daughter = (("HELEN", "HUGHES", "1955-08-03"), ("HELEN", "HUGHES", "2017-08-03"))
+    century = (("JAMES", "JONES", "1905-02-11"), ("JAMES", "JONES", "2005-02-11"))
+    near = (("JAMES", "JONES", "1984-02-11"), ("JAMES", "JONES", "1978-02-11"))
+    one_digit = (("JAMES", "JONES", "1955-02-11"), ("JAMES", "JONES", "1995-02-11"))
+    mc = load_model_config()
+    assert mc["thresholds"]["generation_first"] is True
+    assert _dob_levels([mother_daughter, century, near, one_digit], mc) == [
+        "generation apart, same name", "two of three parts", "two of three parts", "one character"]
+    mc["thresholds"] = {k: v for k, v in mc["thresholds"].items() if k != "generation_first"}
+    assert _dob_levels([mother_daughter], mc) == ["two of three parts"]
+
+
 def test_level_is_off_where_the_model_file_does_not_ask_for_it() -> None:
     mc = load_model_config()
     mc["thresholds"] = {k: v for k, v in mc["thresholds"].items() if k != "namesake_dob_level"}

@@ -158,6 +158,12 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
     year = "coalesce(dob_year_{s}, year(dob_{s}))"
     yl, yr = year.format(s="l"), year.format(s="r")
     generation = int(t["generation_years"])
+    apart = f"abs({yl} - {yr}) >= {generation}"
+    if t.get("generation_first", False):
+        apart += f" AND abs({yl} - {yr}) NOT IN (100, 200)"  # portable to Spark (model_dialect): no modulo
+    generation_level = _lvl("((forename_l = forename_r AND surname_l = surname_r) OR "
+                            f"(forename_l = surname_r AND surname_l = forename_r)) AND {apart}",
+                            "generation apart, same name")
     return _cc(
         output_column_name="dob",
         comparison_levels=[
@@ -170,13 +176,14 @@ def _dob(t: dict, pri: dict) -> cl.CustomComparison:
             # one edit of YYYYMMDD leaves at least one of the three parts equal: test that first (cheap)
             _lvl("(dob_year_l = dob_year_r OR dob_month_l = dob_month_r OR dob_day_l = dob_day_r) AND "
                  "damerau_levenshtein(strftime(dob_l, '%Y%m%d'), strftime(dob_r, '%Y%m%d')) <= 1", "one character"),
+            # optional (thresholds.generation_first): the father/son level below, tested before "two of three
+            # parts" when the years differ by a generation (but not by whole centuries: '55 read as 1955 / 2055)
+            *([generation_level] if t.get("generation_first", False) else []),
             _lvl("(CAST(dob_year_l = dob_year_r AS INT) + CAST(dob_month_l = dob_month_r AS INT)"
                  " + CAST(dob_day_l = dob_day_r AS INT)) = 2", "two of three parts"),
             _lvl(f"(dob_l IS NULL OR dob_r IS NULL) AND {yl} = {yr}", "year only"),
             # the father/son pattern: same full name, a generation apart
-            _lvl("((forename_l = forename_r AND surname_l = surname_r) OR "
-                 f"(forename_l = surname_r AND surname_l = forename_r)) AND abs({yl} - {yr}) >= {generation}",
-                 "generation apart, same name"),
+            *([] if t.get("generation_first", False) else [generation_level]),
             # optional (thresholds.namesake_dob_level): the same name (forename or its canonical form, compact
             # surname) with two full dates of birth that nothing above reconciles (no typo, swap or single wrong
             # part) -- two namesakes (brothers both recorded as MOHAMMED, a mother and daughter, strangers); the

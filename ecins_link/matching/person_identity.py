@@ -30,6 +30,7 @@ from __future__ import annotations
 import duckdb
 
 from ecins_link.matching.person_home import accept_at_threshold
+from ecins_link.matching.person_source_priors import withhold_within_source
 
 
 def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
@@ -66,7 +67,8 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
           AND length(l.forename) > 1 AND length(l.surname) > 1
           AND coalesce(l.sex = r.sex, TRUE) AND t.clusters <= 2
           AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold), most])
+    held = withhold_within_source(con, nodes, "_id_accept")
     n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _id_accept")
-    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share,
+    return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,
             "max_expected_namesakes": round(most, 6)}

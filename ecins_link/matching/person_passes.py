@@ -3,6 +3,8 @@
 Both engines run it on the stage's private DuckDB connection once the scored pairs and a first clustering are
 there (the DuckDB path after its own clustering, the Spark path after reading Spark's pairs and clusters back):
 
+0. a source's own duplicate rate as the prior of a pair of its records (``person_source_priors``: weighs
+   within-source pairs down, never up);
 1. an undated record at its family's old address (``person_moves``);
 2. a misspelt forename or the only namesake at home (``person_home``);
 3. exact forename, surname and date of birth at another address (``person_identity``);
@@ -21,9 +23,10 @@ from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_moves import household_moves
+from ecins_link.matching.person_source_priors import end_hold, within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
-PASSES = ("household_moves", "same_home", "same_identity", "same_identity_variants")
+PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants")
 
 
 def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, *, threshold: float,
@@ -34,11 +37,13 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
     done = {
+        "source_priors": within_source_priors(con, nodes, pairs, threshold, mc),
         "household_moves": household_moves(con, nodes, pairs, clusters, threshold, settings, mc),
         "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
         "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc),
         "same_identity_variants": same_identity_variants(con, nodes, pairs, clusters, threshold, mc),
     }
+    end_hold(con)
     if not any(done[name].get("reweighted") for name in PASSES):
         return done, None
     return done, cluster(con, nodes, pairs, threshold, must, cannot, guard, clusters)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import duckdb
 
 from ecins_link.matching.person_home import accept_at_threshold
+from ecins_link.matching.person_source_priors import withhold_within_source
 
 
 def _surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
@@ -83,7 +84,8 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
         WHERE t.clusters <= ? AND c.dob NOT IN (SELECT dob FROM common_dob)
           AND c.dob_r NOT IN (SELECT dob FROM common_dob)""",
                 [share, low, float(threshold), swap, max_clusters])
+    held = withhold_within_source(con, nodes, "_va_accept")
     n_pairs = accept_at_threshold(con, pairs, "_va_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _va_accept")
-    return {"enabled": True, "reweighted": n_pairs, "min_probability": low, "max_dob_share": share,
+    return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,
             "dob_day_month_swap": swap}

@@ -1,0 +1,121 @@
+"""A source's own duplicate rate as the prior of a pair of its records (matching/person_source_priors.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ecins_link.matching.person_source_priors import end_hold, withhold_within_source, within_source_priors
+
+ON = {"source_priors": {"enabled": True, "min_records": 1000, "max_penalty_bits": 4.0, "hold_passes_below_bits": 0.5}}
+
+
+def _extract(con: duckdb.DuckDBPyConnection) -> None:
+    """A register (REG, 2,000 records, 10 own pairs), a tenancy file (TEN, 2,000 records, 400 own pairs: it holds
+    people twice), 1,000 pairs across them, and a small source (SMALL, 500 records, 5 own pairs); every pair at
+    probability 0.99 (6.63 bits)."""
+    con.execute("""CREATE TABLE nodes AS
+        SELECT 'R' || i AS unique_id, 'REG' AS source FROM range(2000) t(i)
+        UNION ALL SELECT 'T' || i, 'TEN' FROM range(2000) t(i)
+        UNION ALL SELECT 'S' || i, 'SMALL' FROM range(500) t(i)""")
+    w = math.log2(0.99 / 0.01)
+    con.execute("""CREATE TABLE pairs AS
+        SELECT 'R' || (2 * i) AS unique_id_l, 'R' || (2 * i + 1) AS unique_id_r FROM range(10) t(i)
+        UNION ALL SELECT 'T' || (2 * i), 'T' || (2 * i + 1) FROM range(400) t(i)
+        UNION ALL SELECT 'R' || (i + 100), 'T' || (i + 1000) FROM range(1000) t(i)
+        UNION ALL SELECT 'S' || (2 * i), 'S' || (2 * i + 1) FROM range(5) t(i)""")
+    con.execute(f"ALTER TABLE pairs ADD COLUMN match_weight DOUBLE DEFAULT {w}")
+    con.execute("ALTER TABLE pairs ADD COLUMN match_probability DOUBLE DEFAULT 0.99")
+
+
+def _weights(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[float, float]]:
+    rows = con.execute("""SELECT left(unique_id_l, 1) || left(unique_id_r, 1), min(match_weight), max(match_weight)
+                          FROM pairs GROUP BY 1""").fetchall()
+    return {k: (lo, hi) for k, lo, hi in rows}
+
+
+def test_a_register_s_own_pairs_lose_the_difference_in_prior_and_nothing_is_weighed_up() -> None:
+    con = duckdb.connect()
+    _extract(con)
+    before = _weights(con)
+    done = within_source_priors(con, "nodes", "pairs", 0.95, ON)
+    after = _weights(con)
+    bits = {s["source"]: s["bits"] for s in done["sources"]}
+    # REG: (9.9 + 1) expected over 1,999,000 own pairs against 1,410 x 0.99 over 12.5M: about -5 bits, capped at -4
+    assert bits == {"REG": -4.0, "TEN": 0.0}  # TEN's own prior is above the extract's: never weighed up
+    assert after["RR"][0] == pytest.approx(before["RR"][0] - 4.0)
+    assert after["TT"] == before["TT"] and after["RT"] == before["RT"]  # cross-source pairs as scored
+    assert after["SS"] == before["SS"]  # under min_records: left alone
+    assert done["reweighted"] == 10 and done["moved_below_threshold"] == 10
+    p = con.execute("SELECT max(match_probability) FROM pairs WHERE unique_id_l LIKE 'R%' AND unique_id_r LIKE 'R%'")
+    assert p.fetchone()[0] == pytest.approx(1 / (1 + 2 ** -(math.log2(99) - 4)))
+    assert done["passes_hold_off"] == ["REG"]
+
+
+def test_the_identity_and_variants_passes_hold_off_a_register_s_own_pairs_only() -> None:
+    con = duckdb.connect()
+    _extract(con)
+    con.execute("CREATE TABLE accept AS SELECT * FROM (VALUES ('R0', 'R1'), ('T0', 'T1'), ('R100', 'T1000')) "
+                "v(unique_id_l, unique_id_r)")
+    assert withhold_within_source(con, "nodes", "accept") == 0  # step not run: nothing held
+    within_source_priors(con, "nodes", "pairs", 0.95, ON)
+    assert withhold_within_source(con, "nodes", "accept") == 1
+    assert sorted(con.execute("SELECT unique_id_l FROM accept").fetchall()) == [("R100",), ("T0",)]
+    end_hold(con)
+    con.execute("INSERT INTO accept VALUES ('R0', 'R1')")
+    assert withhold_within_source(con, "nodes", "accept") == 0
+
+
+def test_off_where_the_model_file_has_no_such_section() -> None:
+    con = duckdb.connect()
+    _extract(con)
+    before = _weights(con)
+    assert within_source_priors(con, "nodes", "pairs", 0.95, {}) == {"enabled": False}
+    assert _weights(con) == before
+
+
+@pytest.mark.slow
+def test_on_a_synthetic_town_fewer_people_are_merged_inside_the_register(tmp_path: Path,
+                                                                       packaged_model_with) -> None:  # noqa: ANN001
+    """A 3,000-person town: with the step on, the council register's own prior is below the extract's and fewer
+    pairs of different people are linked inside it, at little cost in true pairs."""
+    from ecins_link.config import load_config
+    from ecins_link.ingest import ingest
+    from ecins_link.matching.metrics import evaluate_persons
+    from ecins_link.matching.persons import link_persons
+    from ecins_link.standardise import standardise
+    from ecins_link.store import Store
+    from ecins_link.synth import generate_town
+
+    town = tmp_path / "town"
+    generate_town(town, persons=3000, seed=11)
+    cfg = load_config(town / "project.toml")
+    off = packaged_model_with("[source_priors]\nenabled = true", "[source_priors]\nenabled = false")
+    store = Store(tmp_path / "s.duckdb")
+    truth = (town / "truth" / "records.csv", town / "truth" / "persons.csv")
+    store.con.execute("CREATE TABLE truth AS SELECT * FROM read_csv(?, all_varchar = true)", [str(truth[0])])
+    wrong_inside = """SELECT count(*) FROM person_clusters a JOIN person_clusters b
+        ON a.person_id = b.person_id AND a.source = b.source AND a.unique_id < b.unique_id
+        JOIN truth ta ON ta.source = a.source AND ta.record_key = a.record_key
+        JOIN truth tb ON tb.source = b.source AND tb.record_key = b.record_key
+        WHERE ta.true_person_id <> tb.true_person_id"""
+    try:
+        ingest(store, cfg)
+        standardise(store, cfg)
+        link_persons(store, cfg, model_file=off)
+        before, wrong_before = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
+        link_persons(store, cfg)
+        after, wrong_after = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
+        summary = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC").fetchone()[0]
+    finally:
+        store.close()
+    priors = json.loads(summary)["source_priors"]
+    bits = {s["source"]: s["bits"] for s in priors["sources"]}
+    assert priors["enabled"] and bits["council_people"] < 0 and priors["reweighted"] > 0
+    assert wrong_after <= wrong_before
+    assert after["bcubed"]["precision"] >= before["bcubed"]["precision"]
+    assert after["bcubed"]["recall"] >= before["bcubed"]["recall"] - 0.002
