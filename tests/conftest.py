@@ -108,3 +108,29 @@ def packaged_model_with(tmp_path: Path):  # noqa: ANN201
         return path
 
     return _write
+
+
+@pytest.fixture
+def standardised_town(tmp_path: Path):  # noqa: ANN201
+    """``standardised_town(persons, seed)``: a synthetic town ingested and standardised into a store in
+    ``tmp_path``; returns (config, open store, (truth records.csv, truth persons.csv)).  Stores close at teardown."""
+    from ecins_link.config import load_config
+    from ecins_link.ingest import ingest
+    from ecins_link.standardise import standardise
+    from ecins_link.store import Store
+    from ecins_link.synth import generate_town
+
+    stores = []
+
+    def _make(persons: int, seed: int):  # noqa: ANN202
+        town = tmp_path / f"town{len(stores)}"
+        generate_town(town, persons=persons, seed=seed)
+        cfg = load_config(town / "project.toml")
+        stores.append(Store(tmp_path / f"s{len(stores)}.duckdb"))
+        ingest(stores[-1], cfg)
+        standardise(stores[-1], cfg)
+        return cfg, stores[-1], (town / "truth" / "records.csv", town / "truth" / "persons.csv")
+
+    yield _make
+    for s in stores:
+        s.close()

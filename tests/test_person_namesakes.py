@@ -8,8 +8,6 @@ level on costs no true pairs there.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import pytest
 
@@ -79,22 +77,13 @@ def test_level_is_off_where_the_model_file_does_not_ask_for_it() -> None:
 
 
 @pytest.mark.slow
-def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(tmp_path: Path,
+def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(standardised_town,  # noqa: ANN001
                                                                           packaged_model_with) -> None:  # noqa: ANN001
-    from ecins_link.config import load_config
-    from ecins_link.ingest import ingest
     from ecins_link.matching.metrics import evaluate_persons
     from ecins_link.matching.persons import link_persons
-    from ecins_link.standardise import standardise
-    from ecins_link.store import Store
-    from ecins_link.synth import generate_town
 
-    town = tmp_path / "town"
-    generate_town(town, persons=3000, seed=5)
-    cfg = load_config(town / "project.toml")
+    cfg, store, truth = standardised_town(3000, 5)
     off = packaged_model_with("\nnamesake_dob_level = true\n", "\nnamesake_dob_level = false\n")
-    store = Store(tmp_path / "s.duckdb")
-    truth = (town / "truth" / "records.csv", town / "truth" / "persons.csv")
     irreconcilable = """SELECT count(*) FROM person_pairs p JOIN person_std l ON l.unique_id = p.unique_id_l
         JOIN person_std r ON r.unique_id = p.unique_id_r
         WHERE p.match_probability >= 0.95 AND l.forename = r.forename AND l.surname = r.surname
@@ -102,16 +91,11 @@ def test_on_a_synthetic_town_no_namesakes_with_different_dates_are_linked(tmp_pa
           AND NOT (year(l.dob) = year(r.dob) AND month(l.dob) = day(r.dob) AND day(l.dob) = month(r.dob))
           AND (CAST(year(l.dob) = year(r.dob) AS INT) + CAST(month(l.dob) = month(r.dob) AS INT)
                + CAST(day(l.dob) = day(r.dob) AS INT)) < 2"""
-    try:
-        ingest(store, cfg)
-        standardise(store, cfg)
-        link_persons(store, cfg, model_file=off)
-        before = evaluate_persons(store, *truth)
-        link_persons(store, cfg)
-        after = evaluate_persons(store, *truth)
-        accepted = store.con.execute(irreconcilable).fetchone()[0]
-    finally:
-        store.close()
+    link_persons(store, cfg, model_file=off)
+    before = evaluate_persons(store, *truth)
+    link_persons(store, cfg)
+    after = evaluate_persons(store, *truth)
+    accepted = store.con.execute(irreconcilable).fetchone()[0]
     assert accepted == 0
     assert after["pairwise"]["true_positive_pairs"] >= before["pairwise"]["true_positive_pairs"] - 2
     wrong = lambda e: e["pairwise"]["predicted_pairs"] - e["pairwise"]["true_positive_pairs"]  # noqa: E731

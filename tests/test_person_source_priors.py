@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -79,40 +78,26 @@ def test_off_where_the_model_file_has_no_such_section() -> None:
 
 
 @pytest.mark.slow
-def test_on_a_synthetic_town_fewer_people_are_merged_inside_the_register(tmp_path: Path,
+def test_on_a_synthetic_town_fewer_people_are_merged_inside_the_register(standardised_town,  # noqa: ANN001
                                                                        packaged_model_with) -> None:  # noqa: ANN001
     """A 3,000-person town: with the step on, the council register's own prior is below the extract's and fewer
     pairs of different people are linked inside it, at little cost in true pairs."""
-    from ecins_link.config import load_config
-    from ecins_link.ingest import ingest
     from ecins_link.matching.metrics import evaluate_persons
     from ecins_link.matching.persons import link_persons
-    from ecins_link.standardise import standardise
-    from ecins_link.store import Store
-    from ecins_link.synth import generate_town
 
-    town = tmp_path / "town"
-    generate_town(town, persons=3000, seed=11)
-    cfg = load_config(town / "project.toml")
+    cfg, store, truth = standardised_town(3000, 11)
     off = packaged_model_with("[source_priors]\nenabled = true", "[source_priors]\nenabled = false")
-    store = Store(tmp_path / "s.duckdb")
-    truth = (town / "truth" / "records.csv", town / "truth" / "persons.csv")
     store.con.execute("CREATE TABLE truth AS SELECT * FROM read_csv(?, all_varchar = true)", [str(truth[0])])
     wrong_inside = """SELECT count(*) FROM person_clusters a JOIN person_clusters b
         ON a.person_id = b.person_id AND a.source = b.source AND a.unique_id < b.unique_id
         JOIN truth ta ON ta.source = a.source AND ta.record_key = a.record_key
         JOIN truth tb ON tb.source = b.source AND tb.record_key = b.record_key
         WHERE ta.true_person_id <> tb.true_person_id"""
-    try:
-        ingest(store, cfg)
-        standardise(store, cfg)
-        link_persons(store, cfg, model_file=off)
-        before, wrong_before = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
-        link_persons(store, cfg)
-        after, wrong_after = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
-        summary = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC").fetchone()[0]
-    finally:
-        store.close()
+    link_persons(store, cfg, model_file=off)
+    before, wrong_before = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
+    link_persons(store, cfg)
+    after, wrong_after = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
+    summary = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC").fetchone()[0]
     priors = json.loads(summary)["source_priors"]
     bits = {s["source"]: s["bits"] for s in priors["sources"]}
     assert priors["enabled"] and bits["council_people"] < 0 and priors["reweighted"] > 0
