@@ -228,6 +228,14 @@ def test_run_with_spark_backend_keeps_the_output_contract(sample_run, spark_run)
         for name in ("household_moves", "same_home", "same_identity"):
             assert isinstance(summary.get(name), dict), f"{name} did not run on the Spark backend"
             assert summary[name].get("reweighted") == duck_summary[name].get("reweighted"), name
+        # a source's own prior (person_source_priors) ran on Spark's pairs, with the same bits per source (the
+        # sample's sources are under its min_records, so both lists are empty here; the 250k towns exercise it)
+        assert summary["source_priors"]["enabled"] and duck_summary["source_priors"]["enabled"]
+        spark_bits = {s["source"]: s["bits"] for s in summary["source_priors"]["sources"]}
+        duck_bits = {s["source"]: s["bits"] for s in duck_summary["source_priors"]["sources"]}
+        assert spark_bits.keys() == duck_bits.keys()
+        assert all(abs(spark_bits[k] - duck_bits[k]) <= 0.05 for k in duck_bits), (spark_bits, duck_bits)
+        assert summary["source_priors"]["passes_hold_off"] == duck_summary["source_priors"]["passes_hold_off"]
         audit = con.execute("SELECT count(*) FROM audit_log WHERE action = 'link_persons'").fetchone()[0]
         assert audit >= 2
         assert con.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0] == "ok"
