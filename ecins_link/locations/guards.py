@@ -216,20 +216,28 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
     ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
     # every gazetteer entry at that number and street (flats too) must lie at one place (postcode sector, locality):
     # "Apt A, 5 Lancaster Ave" whose flat is listed in Kingsley is not the house 5 Lancaster Ave in another locality
+    fits = f"""(a.postcode IS NULL OR a.postcode = g.postcode
+                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
+               AND {area_consistent('a', 'g')}"""
+    # the open flat addresses first; then the building by its number, or ("Flat A, Orchard House, Bromfiels
+    # Terrace") by its name alone: two equi-joins (one join on the street with the two as an OR is far larger)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        SELECT a.akey, min(g.uprn) FILTER (WHERE g.flat_id IS NULL) AS uprn,
-               count(DISTINCT g.uprn) FILTER (WHERE g.flat_id IS NULL) AS n,
-               count(DISTINCT concat_ws('|', g.postcode_sector, g.locality, g.town)) AS places
-        FROM _loc_addr a JOIN _loc_gaz g
-          ON g.street = a.street
-         -- the building by its number, or ("Flat A, Orchard House, Bromfiels Terrace") by its name alone
-         AND (g.number = a.number OR (a.number IS NULL AND g.number IS NULL AND g.building = a.building))
-        WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
-          AND (a.postcode IS NULL OR a.postcode = g.postcode
-               OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
-          AND {area_consistent('a', 'g')}
-        GROUP BY a.akey""")
+        WITH a AS MATERIALIZED (
+            SELECT * FROM _loc_addr a
+            WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near),
+        pairs AS (
+            SELECT a.akey, g.uprn, g.flat_id, g.postcode_sector, g.locality, g.town
+            FROM a JOIN _loc_gaz g ON g.street = a.street AND g.number = a.number
+            WHERE {fits}
+            UNION ALL
+            SELECT a.akey, g.uprn, g.flat_id, g.postcode_sector, g.locality, g.town
+            FROM a JOIN _loc_gaz g ON g.street = a.street AND g.building = a.building
+            WHERE a.number IS NULL AND g.number IS NULL AND {fits})
+        SELECT akey, min(uprn) FILTER (WHERE flat_id IS NULL) AS uprn,
+               count(DISTINCT uprn) FILTER (WHERE flat_id IS NULL) AS n,
+               count(DISTINCT concat_ws('|', postcode_sector, locality, town)) AS places
+        FROM pairs GROUP BY akey""")
     con.execute("DELETE FROM _loc_cand WHERE places > 1")
     con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'building_only', {float(confidence)} FROM _loc_cand WHERE n = 1")
     return int(con.execute("SELECT count(*) FROM _loc_cand WHERE n = 1").fetchone()[0])
