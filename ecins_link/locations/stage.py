@@ -290,7 +290,7 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         try:
             with store.scratch(_inputs(store, with_gazetteer)) as work:
                 laps.lap("inputs")
-                cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer)
+                cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer, session)
                 laps.lap("answer_cache")
                 counts = resolve_addresses(work, rules, with_gazetteer, session, cache, laps)
                 matches = work.execute(guards.matches_sql(
