@@ -33,9 +33,12 @@ def init(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE _loc_why (akey VARCHAR, reason VARCHAR)")
 
 
-def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str) -> int:
-    """Delete ``_loc_res`` rows (aliases r, a = address, g = gazetteer) meeting ``where``; log ``reason``."""
-    sel = f"""SELECT r.akey FROM _loc_res r JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
+def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str, addresses: str = "_loc_addr") -> int:
+    """Delete ``_loc_res`` rows (aliases r, a = address, g = gazetteer) meeting ``where``; log ``reason``.
+
+    ``addresses``: the table ``a`` reads (``_loc_addr``, or :func:`apply_guards`' copy of the few addresses whose
+    answers it checks)."""
+    sel = f"""SELECT r.akey FROM _loc_res r JOIN {addresses} a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
               WHERE r.match_method <> 'source_uprn' AND r.match_method IN (SELECT method FROM _loc_guard_methods)
                 AND ({where})"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_refused AS {sel}")
@@ -72,22 +75,31 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
     out["position_to_building"] = con.execute("SELECT count(*) FROM _loc_up WHERE uprn IS NOT NULL").fetchone()[0]
     con.execute("""UPDATE _loc_res r SET uprn = u.uprn FROM _loc_up u
                    WHERE u.akey = r.akey AND u.uprn IS NOT NULL AND u.uprn IN (SELECT uprn FROM _loc_gaz)""")
+    addresses = "_loc_addr"
+    if methods:
+        # the few addresses whose answers are checked, once (each check below would otherwise join every address)
+        con.execute("""CREATE OR REPLACE TEMP TABLE _loc_guard_addr AS
+                       SELECT * FROM _loc_addr WHERE akey IN (
+                           SELECT akey FROM _loc_res WHERE match_method <> 'source_uprn'
+                             AND match_method IN (SELECT method FROM _loc_guard_methods))""")
+        addresses = "_loc_guard_addr"
     # a text that names no flat never lands on one; one that names the flat keeps it when the building has no
     # UPRN of its own (still marked approximate)
     out["position_flat_refused"] = _refuse(con, "a.near AND g.flat_id IS NOT NULL AND a.flat_id IS NULL",
-                                           "position words, and the only candidate is a flat inside a building")
+                                           "position words, and the only candidate is a flat inside a building",
+                                           addresses)
     if home_not_commercial:
         out["home_on_commercial"] = _refuse(con, "a.home AND g.address_class = 'commercial'",
-                                            "a home address matched only a commercial property (refused)")
+                                            "a home address matched only a commercial property (refused)", addresses)
     out["number_changed"] = _refuse(con, r"""
         a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number
         -- a parser that took a bare flat number for the house number: fine when it is the flat
         AND NOT (a.number = g.flat_id AND list_contains(
             regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number))""",
-        "the best candidate has another house number or suffix (refused)")
+        "the best candidate has another house number or suffix (refused)", addresses)
     out["number_dropped"] = _refuse(
         con, "a.number IS NOT NULL AND g.number IS NULL AND g.flat_id IS NULL",
-        "the best candidate has no house number; the text has one (refused)")
+        "the best candidate has no house number; the text has one (refused)", addresses)
     types = ", ".join(_q(w) for w in street_types) or "''"
     out["street_type_changed"] = _refuse(
         con, f"""a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street
@@ -100,13 +112,13 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                  -- unless the candidate's building name is in the text ("WILFIELD POINT, 34 ASHBURY WAY")
                  AND NOT coalesce(length(g.building) >= 4 AND contains(coalesce(a.address_norm, ''), g.building),
                                   false)""",
-        "the best candidate is on a street of another type (Mews, Road ...) (refused)")
+        "the best candidate is on a street of another type (Mews, Road ...) (refused)", addresses)
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
              "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building') "
              # an event naming a unit's organisation is at that unit ("Marford Pharmacy, Flat 1, 30 ...")
              "AND NOT (r.match_method = 'premises_name' AND NOT a.home)",
-        "the best candidate is another flat (refused)")
+        "the best candidate is another flat (refused)", addresses)
     # "Flat 2, 18 Halbs St" where the gazetteer lists 18 and 18A (and 18B) as properties of their own, none with
     # flats: the flat is one of them, which one the text does not say (address-errors output, two gazetteers:
     # 18 itself was right 5 times in 31, the flat letter read as the suffix 2 times in 7)
@@ -116,7 +128,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                       AND x.postcode_sector IS NOT DISTINCT FROM g.postcode_sector
                       AND regexp_full_match(x.number, g.number || '[A-Z]'))""",
         "the text names a flat at a house the gazetteer lists beside lettered properties of its number "
-        "(18, 18A ...): which one is not known (refused)")
+        "(18, 18A ...): which one is not known (refused)", addresses)
     return out
 
 
