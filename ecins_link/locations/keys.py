@@ -233,11 +233,15 @@ def building_fits(a: str, g: str) -> str:
     followed by another that no property of that street has ("Langdale Lodge, Stone House, 7 Bradworts Close")."""
     return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
             f"OR starts_with({g}.building, {a}.building || ' ') "
+            # each NOT EXISTS repeats the terms it is joined with (same answer; the subquery then reads only the
+            # street's properties for the rows that need it, not for every candidate)
             f"OR (starts_with({a}.building, {g}.building || ' ') AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
-            f"WHERE x.street = {g}.street AND x.uprn <> {g}.uprn AND x.building IS DISTINCT FROM {g}.building "
+            f"WHERE starts_with({a}.building, {g}.building || ' ') "
+            f"AND x.street = {g}.street AND x.uprn <> {g}.uprn AND x.building IS DISTINCT FROM {g}.building "
             f"AND (contains({a}.building, x.building) OR contains({a}.building, x.organisation)))) "
             f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
-            f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
+            f"WHERE {a}.building IS NOT NULL AND {g}.building IS NULL "
+            f"AND x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
 
 
 def postcode_close(a: str, g: str) -> str:
