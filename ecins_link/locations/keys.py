@@ -188,11 +188,13 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             toks AS (SELECT akey, address_norm, unnest(list_distinct(string_split(address_norm, ' '))) AS tok FROM txt),
             hits AS (SELECT t.akey, ar.area, ar.spelling
                      FROM toks t JOIN areas ar ON t.tok = split_part(ar.spelling, ' ', 1)
-                     WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.spelling || ' '))
-            SELECT akey, list(DISTINCT area) AS areas,
-                   list(DISTINCT w) FILTER (WHERE spelling <> area) AS alias_words
-            FROM (SELECT *, unnest(string_split(spelling, ' ')) AS w FROM hits)
-            GROUP BY akey""")
+                     WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.spelling || ' ')),
+            -- the areas; apart, the words of the few other spellings (not every hit split into words)
+            m AS (SELECT akey, list(DISTINCT area) AS areas FROM hits GROUP BY akey),
+            al AS (SELECT akey, list(DISTINCT w) AS alias_words
+                   FROM (SELECT akey, unnest(string_split(spelling, ' ')) AS w FROM hits WHERE spelling <> area)
+                   GROUP BY akey)
+            SELECT m.akey, m.areas, al.alias_words FROM m LEFT JOIN al USING (akey)""")
         area_words = [r[0] for r in con.execute(
             "SELECT DISTINCT unnest(string_split(town, ' ')) FROM _loc_gaz_area").fetchall() if r[0]]
         words = sorted({w.upper() for p in prox_prefixes + (at_prefixes or []) for w in p.split()} | set(area_words))
