@@ -288,7 +288,11 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
         try:
-            with store.scratch(_inputs(store, with_gazetteer)) as work:
+            inputs = _inputs(store, with_gazetteer)
+            addresses = store.con.execute(inputs.pop("address_std")).to_arrow_table()
+            with store.scratch(inputs) as work:
+                # read once (keys.prepare): scanned from Arrow rather than copied into a table first
+                work.register("address_std", addresses)
                 laps.lap("inputs")
                 cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer, session)
                 laps.lap("answer_cache")
