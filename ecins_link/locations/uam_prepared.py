@@ -13,7 +13,8 @@ is a miss: the gazetteer is prepared again and the folder replaced.
 
 Layout: folder ``<store file>.ukam-gazetteer/`` holding one sub-folder named by the fingerprint, with one Parquet
 file per prepared relation and ``manifest.json`` (written last: a folder without it is ignored) recording each
-relation's column types, which are cast back on load.  Only the last fingerprint is kept.  It holds gazetteer data
+relation's column types, which are cast back on load (:class:`Writer`: the parts may be written at different times,
+the largest while the matcher already runs, and the fingerprint found last).  Only the last fingerprint is kept.  It holds gazetteer data
 only (no person or event record); ``purge`` deletes it with the other derived data (:func:`drop`), and
 ``gazetteer_cache = false`` under ``[uk_address_matcher]`` in ``location_rules.toml`` turns it off.
 """
