@@ -15,7 +15,7 @@ import pytest
 
 from ecins_link.config import load_config
 from ecins_link.locations import uam, uam_prepared
-from ecins_link.locations.stage import RULES_FILE, link_locations
+from ecins_link.locations.stage import RULES_FILE, link_locations, load_location_rules
 from ecins_link.store import Store
 
 QUERY = "SELECT * FROM address_matches ORDER BY source, record_key"
@@ -92,6 +92,48 @@ def test_kept_preparation_gives_byte_identical_answers_and_is_invalidated(sample
 
         purge_source(store, "fire_incidents", reason="test")
         assert not folder.exists()
+
+
+@pytest.mark.slow
+def test_gazetteer_digested_once_per_run_and_kept_copy_finished_after_the_match(sample_run, tmp_path, monkeypatch):
+    """The answer cache and the prepared-gazetteer cache share one digest of the gazetteer: one digest per run, cold
+    (the stage's, given to the session, which fingerprints its copy after preparing) or warm (the session's, used
+    by the answer cache).  The copy is written partly while the match runs, and is complete when the stage returns:
+    the next run loads it and gives the same answers."""
+    from ecins_link.locations import uam_cache
+
+    run = sample_run.copy(tmp_path / "town")
+    config = load_config(run.project)
+    folder = uam_prepared.folder_for(run.store_path, {})
+    shutil.rmtree(folder, ignore_errors=True)
+    calls: list[str] = []
+    real = uam_cache.gazetteer_digest
+
+    def counted(con, rows_sql):  # noqa: ANN001, ANN202
+        calls.append(rows_sql)
+        return real(con, rows_sql)
+
+    for module, name in ((uam_cache, "gazetteer_digest"), (uam, "uam_cache_digest"), (uam_prepared, "gazetteer_digest")):
+        monkeypatch.setattr(module, name, counted)
+    with Store(run.store_path) as store:
+        store.con.execute("DROP TABLE IF EXISTS address_matcher_answers")
+        link_locations(store, config)
+        assert len(calls) == 1
+        cold = store.con.execute(QUERY).to_arrow_table()
+        kept = [p for p in folder.iterdir() if p.is_dir()]
+        assert len(kept) == 1 and (kept[0] / uam_prepared.MANIFEST).exists()
+        # the copy's name is the fingerprint computed from the gazetteer directly
+        con = duckdb.connect()
+        con.register("canon_in", store.con.execute(uam.canonical_sql()).to_arrow_table())
+        con.execute("CREATE TABLE canon AS SELECT * FROM canon_in")
+        settings = load_location_rules()["uk_address_matcher"]
+        assert kept[0].name == uam_prepared.fingerprint(con, "canon", settings)
+        calls.clear()
+        store.con.execute("DROP TABLE address_matcher_answers")
+        link_locations(store, config)
+        assert len(calls) == 1
+        assert _steps(store)["uk_address_matcher_gazetteer_cached"] is True
+        assert store.con.execute(QUERY).to_arrow_table().equals(cold)
 
 
 def test_fingerprint_follows_gazetteer_settings_and_versions(monkeypatch):

@@ -33,9 +33,12 @@ def init(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE _loc_why (akey VARCHAR, reason VARCHAR)")
 
 
-def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str) -> int:
-    """Delete ``_loc_res`` rows (aliases r, a = address, g = gazetteer) meeting ``where``; log ``reason``."""
-    sel = f"""SELECT r.akey FROM _loc_res r JOIN _loc_addr a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
+def _refuse(con: duckdb.DuckDBPyConnection, where: str, reason: str, addresses: str = "_loc_addr") -> int:
+    """Delete ``_loc_res`` rows (aliases r, a = address, g = gazetteer) meeting ``where``; log ``reason``.
+
+    ``addresses``: the table ``a`` reads (``_loc_addr``, or :func:`apply_guards`' copy of the few addresses whose
+    answers it checks)."""
+    sel = f"""SELECT r.akey FROM _loc_res r JOIN {addresses} a USING (akey) JOIN _loc_gaz g ON g.uprn = r.uprn
               WHERE r.match_method <> 'source_uprn' AND r.match_method IN (SELECT method FROM _loc_guard_methods)
                 AND ({where})"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_refused AS {sel}")
@@ -72,22 +75,31 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
     out["position_to_building"] = con.execute("SELECT count(*) FROM _loc_up WHERE uprn IS NOT NULL").fetchone()[0]
     con.execute("""UPDATE _loc_res r SET uprn = u.uprn FROM _loc_up u
                    WHERE u.akey = r.akey AND u.uprn IS NOT NULL AND u.uprn IN (SELECT uprn FROM _loc_gaz)""")
+    addresses = "_loc_addr"
+    if methods:
+        # the few addresses whose answers are checked, once (each check below would otherwise join every address)
+        con.execute("""CREATE OR REPLACE TEMP TABLE _loc_guard_addr AS
+                       SELECT * FROM _loc_addr WHERE akey IN (
+                           SELECT akey FROM _loc_res WHERE match_method <> 'source_uprn'
+                             AND match_method IN (SELECT method FROM _loc_guard_methods))""")
+        addresses = "_loc_guard_addr"
     # a text that names no flat never lands on one; one that names the flat keeps it when the building has no
     # UPRN of its own (still marked approximate)
     out["position_flat_refused"] = _refuse(con, "a.near AND g.flat_id IS NOT NULL AND a.flat_id IS NULL",
-                                           "position words, and the only candidate is a flat inside a building")
+                                           "position words, and the only candidate is a flat inside a building",
+                                           addresses)
     if home_not_commercial:
         out["home_on_commercial"] = _refuse(con, "a.home AND g.address_class = 'commercial'",
-                                            "a home address matched only a commercial property (refused)")
+                                            "a home address matched only a commercial property (refused)", addresses)
     out["number_changed"] = _refuse(con, r"""
         a.number IS NOT NULL AND g.number IS NOT NULL AND a.number <> g.number
         -- a parser that took a bare flat number for the house number: fine when it is the flat
         AND NOT (a.number = g.flat_id AND list_contains(
             regexp_extract_all(upper(coalesce(a.address_text, '')), '\b(\d+[A-Z]?)\b', 1), g.number))""",
-        "the best candidate has another house number or suffix (refused)")
+        "the best candidate has another house number or suffix (refused)", addresses)
     out["number_dropped"] = _refuse(
         con, "a.number IS NOT NULL AND g.number IS NULL AND g.flat_id IS NULL",
-        "the best candidate has no house number; the text has one (refused)")
+        "the best candidate has no house number; the text has one (refused)", addresses)
     types = ", ".join(_q(w) for w in street_types) or "''"
     out["street_type_changed"] = _refuse(
         con, f"""a.street IS NOT NULL AND g.street IS NOT NULL AND a.street <> g.street
@@ -100,13 +112,13 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                  -- unless the candidate's building name is in the text ("WILFIELD POINT, 34 ASHBURY WAY")
                  AND NOT coalesce(length(g.building) >= 4 AND contains(coalesce(a.address_norm, ''), g.building),
                                   false)""",
-        "the best candidate is on a street of another type (Mews, Road ...) (refused)")
+        "the best candidate is on a street of another type (Mews, Road ...) (refused)", addresses)
     out["flat_changed"] = _refuse(
         con, "a.flat_id IS NOT NULL AND g.flat_id IS NOT NULL AND a.flat_id <> g.flat_id "
              "AND r.match_method NOT IN ('flat_descriptor', 'only_home_in_building', 'premises_in_building') "
              # an event naming a unit's organisation is at that unit ("Marford Pharmacy, Flat 1, 30 ...")
              "AND NOT (r.match_method = 'premises_name' AND NOT a.home)",
-        "the best candidate is another flat (refused)")
+        "the best candidate is another flat (refused)", addresses)
     # "Flat 2, 18 Halbs St" where the gazetteer lists 18 and 18A (and 18B) as properties of their own, none with
     # flats: the flat is one of them, which one the text does not say (address-errors output, two gazetteers:
     # 18 itself was right 5 times in 31, the flat letter read as the suffix 2 times in 7)
@@ -116,7 +128,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, home_not_commercial: bool = Tru
                       AND x.postcode_sector IS NOT DISTINCT FROM g.postcode_sector
                       AND regexp_full_match(x.number, g.number || '[A-Z]'))""",
         "the text names a flat at a house the gazetteer lists beside lettered properties of its number "
-        "(18, 18A ...): which one is not known (refused)")
+        "(18, 18A ...): which one is not known (refused)", addresses)
     return out
 
 
@@ -216,20 +228,28 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
     ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
     # every gazetteer entry at that number and street (flats too) must lie at one place (postcode sector, locality):
     # "Apt A, 5 Lancaster Ave" whose flat is listed in Kingsley is not the house 5 Lancaster Ave in another locality
+    fits = f"""(a.postcode IS NULL OR a.postcode = g.postcode
+                OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
+               AND {area_consistent('a', 'g')}"""
+    # the open flat addresses first; then the building by its number, or ("Flat A, Orchard House, Bromfiels
+    # Terrace") by its name alone: two equi-joins (one join on the street with the two as an OR is far larger)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
-        SELECT a.akey, min(g.uprn) FILTER (WHERE g.flat_id IS NULL) AS uprn,
-               count(DISTINCT g.uprn) FILTER (WHERE g.flat_id IS NULL) AS n,
-               count(DISTINCT concat_ws('|', g.postcode_sector, g.locality, g.town)) AS places
-        FROM _loc_addr a JOIN _loc_gaz g
-          ON g.street = a.street
-         -- the building by its number, or ("Flat A, Orchard House, Bromfiels Terrace") by its name alone
-         AND (g.number = a.number OR (a.number IS NULL AND g.number IS NULL AND g.building = a.building))
-        WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near
-          AND (a.postcode IS NULL OR a.postcode = g.postcode
-               OR (damerau_levenshtein(a.postcode, g.postcode) <= 1 AND a.postcode_sector = g.postcode_sector))
-          AND {area_consistent('a', 'g')}
-        GROUP BY a.akey""")
+        WITH a AS MATERIALIZED (
+            SELECT * FROM _loc_addr a
+            WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near),
+        pairs AS (
+            SELECT a.akey, g.uprn, g.flat_id, g.postcode_sector, g.locality, g.town
+            FROM a JOIN _loc_gaz g ON g.street = a.street AND g.number = a.number
+            WHERE {fits}
+            UNION ALL
+            SELECT a.akey, g.uprn, g.flat_id, g.postcode_sector, g.locality, g.town
+            FROM a JOIN _loc_gaz g ON g.street = a.street AND g.building = a.building
+            WHERE a.number IS NULL AND g.number IS NULL AND {fits})
+        SELECT akey, min(uprn) FILTER (WHERE flat_id IS NULL) AS uprn,
+               count(DISTINCT uprn) FILTER (WHERE flat_id IS NULL) AS n,
+               count(DISTINCT concat_ws('|', postcode_sector, locality, town)) AS places
+        FROM pairs GROUP BY akey""")
     con.execute("DELETE FROM _loc_cand WHERE places > 1")
     con.execute(f"INSERT INTO _loc_res SELECT akey, uprn, 'building_only', {float(confidence)} FROM _loc_cand WHERE n = 1")
     return int(con.execute("SELECT count(*) FROM _loc_cand WHERE n = 1").fetchone()[0])

@@ -15,7 +15,7 @@ import re
 
 import duckdb
 
-from ecins_link.locations.reread import reread_parts
+from ecins_link.locations.reread import plot_numbers_sql, reread_parts
 from ecins_link.standardise.address_flats import rewrite_descriptors_sql
 
 # Key expressions over a row alias {t}: NULL when a part the key needs is missing.  The gazetteer side of
@@ -83,8 +83,18 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
     rx = proximity_regex(prox_prefixes).replace("'", "''")
     # a parser may leave "NEAR" / "REAR OF" / "IN" as a building name: strip such words from it
     rx_all = proximity_regex(prox_prefixes + (at_prefixes or [])).replace("'", "''")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _loc_raw AS
+    # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label; each record gets
+    # its akey here, in the same pass (the key of everything the later steps read)
+    con.execute(rf"""
+        CREATE OR REPLACE TEMP TABLE _loc_rows AS
+        SELECT *, md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
+                      coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
+                      coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
+        FROM (SELECT * REPLACE (
+                  coalesce(flat, CASE WHEN regexp_full_match(building, '[A-Z]|\d{{1,3}}[A-Z]?') THEN building END) AS flat,
+                  CASE WHEN flat IS NULL AND regexp_full_match(building, '[A-Z]|\d{{1,3}}[A-Z]?') THEN NULL
+                       ELSE building END AS building)
+              FROM (
         SELECT CAST(source AS VARCHAR) AS source, CAST(record_key AS VARCHAR) AS record_key,
                CAST(address_text AS VARCHAR) AS address_text, upper(CAST(address_norm AS VARCHAR)) AS address_norm,
                nullif(trim(CAST(flat AS VARCHAR)), '') AS flat, nullif(trim(CAST(number AS VARCHAR)), '') AS number,
@@ -100,21 +110,10 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
                     THEN regexp_matches({rewrite_descriptors_sql("upper(coalesce(address_text, ''))")}, '{rx}')
                     ELSE false END AS near,
                coalesce(CAST(origin AS VARCHAR) = 'person', false) AS home
-        FROM address_std""")
-    # a "building" that is one letter or a short number ("B, 1 Chester Grove") is a flat label; each record gets
-    # its akey here, in the same pass (the key of everything the later steps read)
-    con.execute(r"""
-        CREATE OR REPLACE TEMP TABLE _loc_rows AS
-        SELECT *, md5(concat_ws('|', coalesce(address_norm, ''), coalesce(flat, ''), coalesce(number, ''),
-                      coalesce(building, ''), coalesce(street, ''), coalesce(town, ''), coalesce(postcode, ''),
-                      coalesce(source_uprn, ''), near::VARCHAR, home::VARCHAR)) AS akey
-        FROM (SELECT * REPLACE (
-                  coalesce(flat, CASE WHEN regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN building END) AS flat,
-                  CASE WHEN flat IS NULL AND regexp_full_match(building, '[A-Z]|\d{1,3}[A-Z]?') THEN NULL
-                       ELSE building END AS building)
-              FROM _loc_raw)""")
-    con.execute("DROP TABLE _loc_raw")
+        FROM address_std)) """)
     con.execute("CREATE OR REPLACE TEMP TABLE _loc_map AS SELECT source, record_key, akey FROM _loc_rows")
+    # the numbers written after a plot word, read by reread_parts (with a gazetteer only)
+    plot = f", {plot_numbers_sql(plot_words or [])} AS plot_numbers" if with_gazetteer else ""
     known = _tokens("concat_ws(' ', r.flat, r.number, r.building, r.street, r.town, r.postcode)")
     place = _tokens("concat_ws(' ', r.town, r.postcode, r.postcode_outward)")
     norm = _tokens("r.address_norm")
@@ -134,6 +133,7 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             FROM toks)
         SELECT *, len(lo) AS n_leftover, len(lo) AS n_unexplained,
                coalesce({flat_id_expr('flat', flat_words)}, CASE WHEN flat IS NULL THEN {hint} END) AS flat_id
+               {plot}
         FROM two""")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _loc_res (akey VARCHAR, uprn VARCHAR, match_method VARCHAR, "
@@ -185,14 +185,16 @@ def prepare(con: duckdb.DuckDBPyConnection, prox_prefixes: list[str], with_gazet
             txt AS (SELECT akey, replace(replace(address_norm, coalesce(building, '\x01'), ' '),
                                          coalesce(street, '\x01'), ' ') AS address_norm
                     FROM _loc_addr WHERE address_norm IS NOT NULL),
-            toks AS (SELECT DISTINCT akey, address_norm, unnest(string_split(address_norm, ' ')) AS tok FROM txt),
+            toks AS (SELECT akey, address_norm, unnest(list_distinct(string_split(address_norm, ' '))) AS tok FROM txt),
             hits AS (SELECT t.akey, ar.area, ar.spelling
                      FROM toks t JOIN areas ar ON t.tok = split_part(ar.spelling, ' ', 1)
-                     WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.spelling || ' '))
-            SELECT akey, list(DISTINCT area) AS areas,
-                   list(DISTINCT w) FILTER (WHERE spelling <> area) AS alias_words
-            FROM (SELECT *, unnest(string_split(spelling, ' ')) AS w FROM hits)
-            GROUP BY akey""")
+                     WHERE contains(' ' || t.address_norm || ' ', ' ' || ar.spelling || ' ')),
+            -- the areas; apart, the words of the few other spellings (not every hit split into words)
+            m AS (SELECT akey, list(DISTINCT area) AS areas FROM hits GROUP BY akey),
+            al AS (SELECT akey, list(DISTINCT w) AS alias_words
+                   FROM (SELECT akey, unnest(string_split(spelling, ' ')) AS w FROM hits WHERE spelling <> area)
+                   GROUP BY akey)
+            SELECT m.akey, m.areas, al.alias_words FROM m LEFT JOIN al USING (akey)""")
         area_words = [r[0] for r in con.execute(
             "SELECT DISTINCT unnest(string_split(town, ' ')) FROM _loc_gaz_area").fetchall() if r[0]]
         words = sorted({w.upper() for p in prox_prefixes + (at_prefixes or []) for w in p.split()} | set(area_words))
@@ -233,11 +235,15 @@ def building_fits(a: str, g: str) -> str:
     followed by another that no property of that street has ("Langdale Lodge, Stone House, 7 Bradworts Close")."""
     return (f"({a}.building IS NULL OR {a}.building = {g}.building OR {a}.building = {g}.organisation "
             f"OR starts_with({g}.building, {a}.building || ' ') "
+            # each NOT EXISTS repeats the terms it is joined with (same answer; the subquery then reads only the
+            # street's properties for the rows that need it, not for every candidate)
             f"OR (starts_with({a}.building, {g}.building || ' ') AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
-            f"WHERE x.street = {g}.street AND x.uprn <> {g}.uprn AND x.building IS DISTINCT FROM {g}.building "
+            f"WHERE starts_with({a}.building, {g}.building || ' ') "
+            f"AND x.street = {g}.street AND x.uprn <> {g}.uprn AND x.building IS DISTINCT FROM {g}.building "
             f"AND (contains({a}.building, x.building) OR contains({a}.building, x.organisation)))) "
             f"OR ({g}.building IS NULL AND {g}.number IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _loc_gaz x "
-            f"WHERE x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
+            f"WHERE {a}.building IS NOT NULL AND {g}.building IS NULL "
+            f"AND x.street = {g}.street AND (x.building = {a}.building OR x.organisation = {a}.building))))")
 
 
 def postcode_close(a: str, g: str) -> str:

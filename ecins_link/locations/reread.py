@@ -180,19 +180,27 @@ def _suffix_as_flat_letter(con: duckdb.DuckDBPyConnection) -> None:
                       AND g.flat_id = regexp_extract(a.number, '([A-Z])$', 1))""")
 
 
+def plot_numbers_sql(plot_words: list[str]) -> str:
+    """SQL over a ``_loc_addr`` row: every number its text writes after a plot word (``_loc_addr.plot_numbers``,
+    :func:`_plot_numbers`), computed as the table is made; a NULL list when there are no plot words."""
+    words = [w.upper() for w in plot_words if w.strip()]
+    if not words:
+        return "CAST(NULL AS VARCHAR[])"
+    rx = r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\.?\s*(\d+[A-Z]?)\b"
+    return "regexp_extract_all(upper(coalesce(address_text, '')), '" + rx.replace("'", "''") + "', 1)"
+
+
 def _plot_numbers(con: duckdb.DuckDBPyConnection, plot_words: list[str]) -> None:
     """"PLOT 51, FLAT A, 18 WILFIELD LANE" parsed as number 51, building "PLOT", street "18 WILFIELD LANE": a number
     after a plot word is a development plot, not the house number.  Every such number of the text is listed in
     ``_loc_addr.plot_numbers`` (the matcher's checks do not ask the candidate to carry it); a parsed number that is
     one of them is dropped, the plot word leaves the building name, and a street that begins with a number followed
     by a gazetteer street is read as that number and street.  The rules after this one then read the rest."""
+    # the column itself is made with _loc_addr (plot_numbers_sql)
     con.execute("ALTER TABLE _loc_addr ADD COLUMN IF NOT EXISTS plot_numbers VARCHAR[]")
     words = [w.upper() for w in plot_words if w.strip()]
     if not words:
         return
-    rx = r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\.?\s*(\d+[A-Z]?)\b"
-    con.execute("UPDATE _loc_addr SET plot_numbers = regexp_extract_all(upper(coalesce(address_text, '')), ?, 1)",
-                [rx])
     # "PLOT 7 24 HIGH ST" parsed as flat 7 of 24: a flat id that is the plot's number, not written after a flat word
     con.execute(r"""
         UPDATE _loc_addr SET flat_id = NULL, flat = NULL

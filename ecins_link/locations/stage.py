@@ -227,8 +227,10 @@ def _resolve(con: duckdb.DuckDBPyConnection, rules: dict, with_gazetteer: bool, 
                            -- nor a flat text with no number whose flat, street and postcode fit several flats
                            AND NOT (a.number IS NULL AND a.building IS NULL AND a.n_unexplained = 0
                                     AND a.akey IN (SELECT akey FROM _loc_ties WHERE method = 'flat_postcode'))"""
-            # materialised once: counted here, matched by its distinct texts (uam.distinct_texts)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_todo AS SELECT * FROM ({todo}) WHERE length(address_concat) >= 3")
+            # materialised once: counted here, matched by its distinct texts (uam.distinct_texts); the short texts
+            # are deleted after (a filter on the text in the query is run under the anti-join, on every address)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _loc_todo AS {todo}")
+            con.execute("DELETE FROM _loc_todo WHERE address_concat IS NULL OR length(address_concat) < 3")
             todo = "SELECT * FROM _loc_todo"
             counts["uk_address_matcher_sent"] = con.execute("SELECT count(*) FROM _loc_todo").fetchone()[0]
             counts["uk_address_matcher_texts"] = con.execute(
@@ -286,9 +288,13 @@ def _link_locations(store: Store, config: ProjectConfig, rules_path: str | Path 
         # the work (many intermediate tables, each re-read) runs on an in-memory copy of the inputs: tables
         # created inside the stage's transaction on the store are about half as fast to read
         try:
-            with store.scratch(_inputs(store, with_gazetteer)) as work:
+            inputs = _inputs(store, with_gazetteer)
+            addresses = store.con.execute(inputs.pop("address_std")).to_arrow_table()
+            with store.scratch(inputs) as work:
+                # read once (keys.prepare): scanned from Arrow rather than copied into a table first
+                work.register("address_std", addresses)
                 laps.lap("inputs")
-                cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer)
+                cache = uam_cache.open_cache(store, work, rules["uk_address_matcher"], with_gazetteer, session)
                 laps.lap("answer_cache")
                 counts = resolve_addresses(work, rules, with_gazetteer, session, cache, laps)
                 matches = work.execute(guards.matches_sql(

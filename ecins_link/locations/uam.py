@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from ecins_link.locations.uam_accept import accept_matches
+from ecins_link.locations.uam_cache import gazetteer_digest as uam_cache_digest
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,15 @@ class MatcherSession:
         self.waited_seconds = 0.0
         self._error: BaseException | None = None
         self._closed = False
+        # the gazetteer's digest (uam_cache.gazetteer_digest), shared with the answer cache: computed here when a
+        # kept copy may be loaded, else given by the stage (:meth:`offer_digest`) or computed when the copy is saved
+        self._digest: str | None = None
+        self._digest_known = threading.Event()
+        # set when the gazetteer side is ready to match (prepared or loaded); the copy kept for the next run may
+        # still be being written after that, alongside the match (:meth:`_keep_prepared`)
+        self._ready = threading.Event()
+        self._canonical_table: str | None = None  # the prepared gazetteer's own table (:meth:`_add_local_keys`)
+        self._saver: duckdb.DuckDBPyConnection | None = None
         self._scratch = duckdb.connect()
         self._scratch.execute("SET memory_limit = ?", [str(settings.get('memory_limit', '2GB'))])  # bound, never pasted
         # `background_threads` while the key joins run alongside on another connection, `threads` once it is alone
@@ -108,25 +118,35 @@ class MatcherSession:
 
     def _prepare(self) -> None:
         started = time.perf_counter()
+        writer = None
         try:
-            fp = None
             # the cache knows uk_address_matcher 1.5's matcher attributes; another layout is prepared every run
-            if self.prepared_dir is not None and all(hasattr(self._matcher, a) for a in _PREPARED_ATTRS):
+            keep = self.prepared_dir is not None and all(hasattr(self._matcher, a) for a in _PREPARED_ATTRS)
+            if keep:
                 from ecins_link.locations import uam_prepared
 
-                fp = uam_prepared.fingerprint(self._scratch, "canon", self.settings)
-                self.prepared_from_cache = self._load_prepared(uam_prepared.load(self._scratch, self.prepared_dir, fp))
+                self.prepared_from_cache = False
+                # fingerprinted first only when a kept copy could be loaded; else after the preparation
+                if uam_prepared.has_copy(self.prepared_dir):
+                    self._digest = uam_cache_digest(self._scratch, "SELECT * FROM canon")
+                    self._digest_known.set()
+                    fp = uam_prepared.fingerprint(self._scratch, "canon", self.settings, self._digest)
+                    self.prepared_from_cache = self._load_prepared(
+                        uam_prepared.load(self._scratch, self.prepared_dir, fp))
+            self._digest_known.set()
             if not self.prepared_from_cache:
                 self._matcher._resolve_canonical_data()  # noqa: SLF001 - see __init__
                 self._add_local_keys()
-                if fp is not None:
-                    try:
-                        self._save_prepared(fp)
-                    except Exception as err:  # noqa: BLE001 - keeping it only saves time; the match goes on
-                        log.warning("uk_address_matcher: the prepared gazetteer was not kept (%s)", type(err).__name__)
+                if keep:
+                    writer = self._save_before_match()
         except BaseException as err:  # noqa: BLE001 - re-raised in match()
             self._error = err
-        self.prepare_seconds = round(time.perf_counter() - started, 3)
+        finally:
+            self._digest_known.set()
+            self.prepare_seconds = round(time.perf_counter() - started, 3)
+            self._ready.set()
+        if writer is not None:
+            self._keep_prepared(writer)
 
     def _add_local_keys(self) -> None:
         """The Splink stage's postcode-wide name keys of the gazetteer, ahead of time.
@@ -145,6 +165,7 @@ class MatcherSession:
         keyed = prepare_canonical_local_keys(self._scratch, canonical)
         self._scratch.execute(f"CREATE TABLE canon_keyed AS {keyed.sql_query()}")
         self._matcher._canonical_clean = self._scratch.table("canon_keyed")  # noqa: SLF001
+        self._canonical_table = "canon_keyed"
 
     def _load_prepared(self, tables: dict[str, str] | None) -> bool:
         """Give the matcher the prepared gazetteer loaded from the cache (what ``_resolve_canonical_data`` and
@@ -164,16 +185,55 @@ class MatcherSession:
                 stage.roadlike_places = m._roadlike_places  # noqa: SLF001
         return True
 
-    def _save_prepared(self, fp: str) -> None:
-        """Keep what the preparation left on the matcher for the next run (:mod:`.uam_prepared`)."""
+    def _save_before_match(self):  # noqa: ANN202 - uam_prepared.Writer | None
+        """Start keeping the preparation for the next run (:mod:`.uam_prepared`): the parts the match drops or
+        may rebuild are written now; the gazetteer's own table (the largest part, which the match only reads) is
+        written by :meth:`_keep_prepared` while the match runs.  None when nothing is kept."""
         from ecins_link.locations import uam_prepared
 
         m = self._matcher
         parts = {"addresses": m._canonical_clean, "term_frequencies": m._tf_table,  # noqa: SLF001
                  "inverted_index": m._inverted_index, "roadlike_places": m._roadlike_places}  # noqa: SLF001
         if any(parts[p] is None for p in ("addresses", "term_frequencies", "inverted_index")):
-            return  # another uk_address_matcher version: nothing known to keep
-        uam_prepared.save(self.prepared_dir, fp, {k: v for k, v in parts.items() if v is not None})
+            return None  # another uk_address_matcher version: nothing known to keep
+        writer = uam_prepared.Writer(self.prepared_dir)
+        if self._canonical_table is not None:
+            del parts["addresses"]
+        if not writer.write({k: v for k, v in parts.items() if v is not None}):
+            return None
+        # a connection of its own to the same database: the match goes on on the session's
+        self._saver = self._scratch.cursor()
+        return writer
+
+    def _keep_prepared(self, writer) -> None:  # noqa: ANN001 - uam_prepared.Writer
+        """Finish keeping the preparation: the gazetteer's own table, the fingerprint (from the digest the stage
+        gave, or computed now), the manifest (:mod:`.uam_prepared`).  Runs alongside the match, on its own
+        connection; a failure only loses the copy."""
+        from ecins_link.locations import uam_prepared
+
+        try:
+            if self._canonical_table is not None:
+                writer.write({"addresses": self._saver.table(self._canonical_table)})
+            digest = self._digest or uam_cache_digest(self._saver, "SELECT * FROM canon")
+            if not writer.failed:
+                writer.finish(uam_prepared.fingerprint(self._saver, "canon", self.settings, digest))
+        except BaseException as err:  # noqa: BLE001 - keeping it only saves time; the match goes on
+            log.warning("uk_address_matcher: the prepared gazetteer was not kept (%s)", type(err).__name__)
+            writer.abandon()
+
+    def gazetteer_digest(self) -> str | None:
+        """The gazetteer's digest (:func:`.uam_cache.gazetteer_digest` of these canonical rows) when this session
+        computes it (waiting for it), else None."""
+        if not self._split or self._closed:
+            return None
+        self._digest_known.wait()
+        return self._digest
+
+    def offer_digest(self, digest: str) -> None:
+        """Give the session the gazetteer's digest computed elsewhere on the same rows (used to fingerprint the
+        copy it keeps, instead of reading the gazetteer again)."""
+        if self._digest is None:
+            self._digest = digest
 
     def accepts(self, canonical: pa.Table, settings: dict) -> bool:
         """Whether this session prepared exactly ``canonical`` with ``settings`` (and is still usable)."""
@@ -188,7 +248,7 @@ class MatcherSession:
             # the same database, since the first is busy in the background thread)
             if self._threads != self._background_threads:
                 self._control.execute(f"SET threads = {self._threads}")
-            self._thread.join()
+            self._ready.wait()
             self.waited_seconds = round(time.perf_counter() - started, 3)
             if self._error is not None:
                 raise self._error
@@ -217,9 +277,12 @@ class MatcherSession:
             return
         self._closed = True
         if self._thread.is_alive():
-            self._scratch.interrupt()
+            if not self._ready.is_set():
+                self._scratch.interrupt()  # still preparing: stop it (a copy being kept is finished, not cut off)
             self._thread.join()
         self._control.close()
+        if self._saver is not None:
+            self._saver.close()
         self._scratch.close()
 
     def __enter__(self) -> MatcherSession:

@@ -49,10 +49,11 @@ def gazetteer_digest(con: duckdb.DuckDBPyConnection, rows_sql: str) -> str:
         FROM ({rows_sql})""").fetchone()[0]
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, canonical_sql: str, settings: dict) -> str:
+def fingerprint(con: duckdb.DuckDBPyConnection, canonical_sql: str, settings: dict, digest: str | None = None) -> str:
     """The gazetteer (``canonical_sql`` on ``con``: unique_id, address_concat, postcode), the matcher settings and
-    the library versions, as one MD5."""
-    gazetteer = gazetteer_digest(con, canonical_sql)
+    the library versions, as one MD5.  ``digest``: the gazetteer's :func:`gazetteer_digest` when already known
+    (then it is not read again)."""
+    gazetteer = digest if digest is not None else gazetteer_digest(con, canonical_sql)
     versions = library_versions(("uk_address_matcher", "splink", "duckdb"))
     text = json.dumps({"gazetteer": gazetteer, "settings": settings, "versions": versions}, sort_keys=True,
                       default=str)
@@ -106,15 +107,23 @@ def new_cache(con: duckdb.DuckDBPyConnection, fresh: pa.Table | None, fp: str) -
 
 
 def open_cache(store, work: duckdb.DuckDBPyConnection, settings: dict,  # noqa: ANN001 - a Store
-               with_gazetteer: bool) -> tuple[str, str] | None:
+               with_gazetteer: bool, session=None) -> tuple[str, str] | None:  # noqa: ANN001 - a MatcherSession
     """Copy the store's answers for the current fingerprint into table ``_loc_uam_cache`` on the scratch
     connection ``work`` (which holds ``gazetteer_std``); returns (that table, the fingerprint), or None when the
-    matcher or its cache (``answer_cache = false``) is off or there is no gazetteer."""
+    matcher or its cache (``answer_cache = false``) is off or there is no gazetteer.
+
+    ``session``: the matcher session preparing this gazetteer (:class:`~ecins_link.locations.uam.MatcherSession`),
+    which digests the gazetteer too: the digest is computed once, by whichever needs it first, and shared."""
     if not (with_gazetteer and settings.get("enabled", True) and settings.get("answer_cache", True)):
         return None
     from ecins_link.locations.uam import canonical_sql
 
-    fp = fingerprint(work, canonical_sql(), settings)
+    digest = session.gazetteer_digest() if session is not None else None
+    if digest is None:
+        digest = gazetteer_digest(work, canonical_sql())
+        if session is not None:
+            session.offer_digest(digest)
+    fp = fingerprint(work, canonical_sql(), settings, digest)
     has = store.has_table(CACHE_TABLE)
     work.register("_loc_uam_cache_in", store.con.execute(cached_sql(has), [fp] if has else []).to_arrow_table())
     try:

@@ -13,7 +13,8 @@ is a miss: the gazetteer is prepared again and the folder replaced.
 
 Layout: folder ``<store file>.ukam-gazetteer/`` holding one sub-folder named by the fingerprint, with one Parquet
 file per prepared relation and ``manifest.json`` (written last: a folder without it is ignored) recording each
-relation's column types, which are cast back on load.  Only the last fingerprint is kept.  It holds gazetteer data
+relation's column types, which are cast back on load (:class:`Writer`: the parts may be written at different times,
+the largest while the matcher already runs, and the fingerprint found last).  Only the last fingerprint is kept.  It holds gazetteer data
 only (no person or event record); ``purge`` deletes it with the other derived data (:func:`drop`), and
 ``gazetteer_cache = false`` under ``[uk_address_matcher]`` in ``location_rules.toml`` turns it off.
 """
@@ -25,6 +26,7 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -51,14 +53,26 @@ def folder_for(store_path: str | Path | None, settings: dict) -> Path | None:
     return path.with_name(path.name + SUFFIX)
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, table: str, settings: dict) -> str:
+def fingerprint(con: duckdb.DuckDBPyConnection, table: str, settings: dict, digest: str | None = None) -> str:
     """The gazetteer rows of ``table`` (unique_id, address_concat, postcode) on ``con``, the settings the
-    preparation depends on, the library versions and :data:`FORMAT`, as one MD5."""
-    rows = gazetteer_digest(con, f"SELECT * FROM {table}")
+    preparation depends on, the library versions and :data:`FORMAT`, as one MD5.  ``digest``: those rows'
+    :func:`~ecins_link.locations.uam_cache.gazetteer_digest` when already known (then ``table`` is not read)."""
+    rows = digest if digest is not None else gazetteer_digest(con, f"SELECT * FROM {table}")
     versions = library_versions(("uk_address_matcher", "splink", "duckdb", "pyarrow"))
     text = json.dumps({"gazetteer": rows, "settings": {k: settings.get(k) for k in _SETTINGS},
                        "versions": versions, "format": FORMAT}, sort_keys=True, default=str)
     return con.execute("SELECT md5(?)", [text]).fetchone()[0]
+
+
+def has_copy(folder: Path | None) -> bool:
+    """Whether ``folder`` holds a finished copy of some fingerprint (if not, a run need not fingerprint the
+    gazetteer before preparing it: nothing could be loaded)."""
+    if folder is None:
+        return False
+    try:
+        return any((p / MANIFEST).is_file() for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return False
 
 
 def load(con: duckdb.DuckDBPyConnection, folder: Path | None, fp: str) -> dict[str, str] | None:
@@ -92,36 +106,72 @@ def load(con: duckdb.DuckDBPyConnection, folder: Path | None, fp: str) -> dict[s
     return tables
 
 
+class Writer:
+    """A prepared gazetteer written part by part into an unfinished folder, then named by its fingerprint
+    (:meth:`finish`): a part can be written while the matcher already runs, and the fingerprint found last.
+
+    A failure is logged, never raised (the cache only saves time): the unfinished folder is removed and the
+    writer does nothing more (:attr:`failed`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.failed = folder, False
+        self.tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        self.parts: dict[str, list[tuple[str, str]]] = {}
+        self._guard(lambda: self.tmp.mkdir(parents=True))
+
+    def write(self, relations: dict[str, duckdb.DuckDBPyRelation]) -> bool:
+        """Write each part (part -> relation) as Parquet; returns whether all were written."""
+        def run() -> None:
+            for part, rel in relations.items():
+                if part not in PARTS:
+                    raise ValueError(f"unknown part {part!r}")
+                self.parts[part] = [(name, str(kind)) for name, kind in zip(rel.columns, rel.types, strict=True)]
+                rel.write_parquet(str(self.tmp / f"{part}.parquet"))
+
+        return self._guard(run)
+
+    def finish(self, fp: str) -> bool:
+        """Write the manifest (last: a folder without it is ignored), remove other fingerprints' copies and rename
+        the folder into place as ``fp``; returns whether the copy was kept."""
+        def run() -> None:
+            (self.tmp / MANIFEST).write_text(json.dumps({"fingerprint": fp, "format": FORMAT, "parts": self.parts},
+                                                        indent=1), encoding="utf-8")
+            for old in self.folder.iterdir():
+                # another fingerprint's copy, or an unfinished one left by a run that stopped over an hour ago (not
+                # one another session may be writing now)
+                stale = not old.name.startswith(".tmp-") or time.time() - old.stat().st_mtime > 3600
+                if old != self.tmp and old.is_dir() and stale:
+                    shutil.rmtree(old, ignore_errors=True)
+            self.tmp.rename(self.folder / fp)
+
+        return self._guard(run)
+
+    def abandon(self) -> None:
+        """Remove the unfinished folder (nothing is kept)."""
+        self.failed = True
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _guard(self, step: Callable[[], None]) -> bool:
+        if self.failed:
+            return False
+        try:
+            step()
+            return True
+        except (OSError, duckdb.Error, ValueError) as err:
+            log.warning("uk_address_matcher: could not keep the prepared gazetteer in %s (%s)", self.folder,
+                        type(err).__name__)
+            self.abandon()
+            return False
+
+
 def save(folder: Path | None, fp: str, relations: dict[str, duckdb.DuckDBPyRelation]) -> bool:
     """Write each part (``relations``: part -> relation) under fingerprint ``fp``, replacing any other
     fingerprint's folder; the manifest is written last and the folder renamed into place.  Returns whether it
     was written (a failure is logged, never raised: the cache only saves time)."""
     if folder is None:
         return False
-    tmp = folder / f".tmp-{uuid.uuid4().hex}"
-    try:
-        tmp.mkdir(parents=True)
-        parts = {}
-        for part, rel in relations.items():
-            if part not in PARTS:
-                raise ValueError(f"unknown part {part!r}")
-            parts[part] = [(name, str(kind)) for name, kind in zip(rel.columns, rel.types, strict=True)]
-            rel.write_parquet(str(tmp / f"{part}.parquet"))
-        (tmp / MANIFEST).write_text(json.dumps({"fingerprint": fp, "format": FORMAT, "parts": parts}, indent=1),
-                                    encoding="utf-8")
-        for old in folder.iterdir():
-            # another fingerprint's copy, or an unfinished one left by a run that stopped over an hour ago (not
-            # one another session may be writing now)
-            stale = not old.name.startswith(".tmp-") or time.time() - old.stat().st_mtime > 3600
-            if old != tmp and old.is_dir() and stale:
-                shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(folder / fp)
-        return True
-    except (OSError, duckdb.Error, ValueError) as err:
-        log.warning("uk_address_matcher: could not keep the prepared gazetteer in %s (%s)", folder,
-                    type(err).__name__)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return False
+    writer = Writer(folder)
+    return writer.write(relations) and writer.finish(fp)
 
 
 def drop(store_path: str | Path | None) -> bool:
