@@ -8,7 +8,12 @@ import math
 import duckdb
 import pytest
 
-from ecins_link.matching.person_source_priors import end_hold, withhold_within_source, within_source_priors
+from ecins_link.matching.person_source_priors import (
+    end_hold,
+    explanation_row,
+    withhold_within_source,
+    within_source_priors,
+)
 
 ON = {"source_priors": {"enabled": True, "min_records": 1000, "max_penalty_bits": 4.0, "hold_passes_below_bits": 0.5}}
 
@@ -69,6 +74,18 @@ def test_the_identity_and_variants_passes_hold_off_a_register_s_own_pairs_only()
     assert withhold_within_source(con, "nodes", "accept") == 0
 
 
+def test_the_explanation_shows_the_bits_taken_off_a_pair_of_one_source() -> None:
+    con = duckdb.connect()
+    _extract(con)
+    summary = {"source_priors": {"sources": [{"source": "REG", "bits": -1.5}, {"source": "TEN", "bits": 0.0}]}}
+    row = explanation_row(con, "nodes", summary, "R0", "R1")
+    assert row["comparison"] == "Source prior" and row["log2_weight"] == -1.5 and row["value_l"] == "REG"
+    assert row["bayes_factor"] == pytest.approx(2 ** -1.5) and "REG" in row["description"]
+    assert explanation_row(con, "nodes", summary, "R0", "T0") is None  # two sources
+    assert explanation_row(con, "nodes", summary, "T0", "T1") is None  # nothing taken off TEN
+    assert explanation_row(con, "nodes", {}, "R0", "R1") is None  # the step did not run
+
+
 def test_off_where_the_model_file_has_no_such_section() -> None:
     con = duckdb.connect()
     _extract(con)
@@ -98,6 +115,17 @@ def test_on_a_synthetic_town_fewer_people_are_merged_inside_the_register(standar
     link_persons(store, cfg)
     after, wrong_after = evaluate_persons(store, *truth), store.con.execute(wrong_inside).fetchone()[0]
     summary = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC").fetchone()[0]
+    # explain: a register pair's waterfall shows the bits taken off, and its final score is the stored weight
+    from ecins_link.matching.explain import explain_pair
+
+    pair = store.con.execute("""SELECT p.unique_id_l, p.unique_id_r, p.match_weight FROM person_pairs p
+        JOIN person_std a ON a.unique_id = p.unique_id_l JOIN person_std b ON b.unique_id = p.unique_id_r
+        WHERE a.source = 'council_people' AND b.source = 'council_people'
+          AND p.match_probability BETWEEN 0.2 AND 0.94 ORDER BY p.unique_id_l, p.unique_id_r LIMIT 1""").fetchone()
+    assert pair is not None
+    wf = explain_pair(store, pair[0], pair[1]).set_index("comparison")
+    assert wf.loc["Source prior", "log2_weight"] < 0
+    assert wf.loc["Final score", "log2_weight"] == pytest.approx(pair[2], abs=0.01)
     priors = json.loads(summary)["source_priors"]
     bits = {s["source"]: s["bits"] for s in priors["sources"]}
     assert priors["enabled"] and bits["council_people"] < 0 and priors["reweighted"] > 0

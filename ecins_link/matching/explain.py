@@ -214,6 +214,23 @@ def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tupl
     return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l
 
 
+def _with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
+    """Add the bits a source's own prior took off the pair (person_source_priors) before the final score."""
+    from ecins_link.matching.person_source_priors import explanation_row
+
+    row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
+    summary = json.loads(row[0]) if row and isinstance(row[0], str) and row[0] else {}
+    extra = explanation_row(store.con, summary.get("input_table") or DEFAULT_INPUT_TABLE, summary, unique_id_l,
+                            unique_id_r)
+    final = out["comparison"] == "Final score"
+    if extra is None or not final.any():
+        return out
+    out.loc[final, "log2_weight"] = out.loc[final, "log2_weight"] + extra["log2_weight"]
+    out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
+    at = int(final.to_numpy().nonzero()[0][0])
+    return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
+
+
 def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
     """Splink's waterfall for two records: one row per model term, prior first, final score last.
 
@@ -246,6 +263,7 @@ def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFra
     )
     out["log2_weight"] = out["log2_weight"].astype(float)
     out = out[~((out["comparison"].str.startswith("tf_")) & (out["log2_weight"] == 0.0))]
+    out = _with_source_prior(store, out, unique_id_l, unique_id_r)
     keep = [
         "comparison",
         "level",

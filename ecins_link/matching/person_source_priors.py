@@ -117,3 +117,22 @@ def withhold_within_source(con: duckdb.DuckDBPyConnection, nodes: str, accepted:
 def end_hold(con: duckdb.DuckDBPyConnection) -> None:
     """Forget the held sources once the passes have run."""
     con.execute("DROP TABLE IF EXISTS _sp_held")
+
+
+def explanation_row(con: duckdb.DuckDBPyConnection, input_table: str, summary: dict, unique_id_l: str,
+                    unique_id_r: str) -> dict | None:
+    """The explanation row (``explain_pair``'s columns) of the bits this step took off a pair of records of one
+    source, per the run's ``summary["source_priors"]``; None when the records' sources differ or the step took
+    nothing off that source."""
+    bits = {s["source"]: float(s["bits"]) for s in (summary.get("source_priors") or {}).get("sources", [])}
+    rows = con.execute(f'SELECT unique_id, source FROM "{input_table}" WHERE unique_id IN (?, ?)',
+                       [unique_id_l, unique_id_r]).fetchall()
+    sources = {uid: src for uid, src in rows}
+    source = sources.get(unique_id_l)
+    if source is None or source != sources.get(unique_id_r) or bits.get(source, 0.0) >= 0:
+        return None
+    b = bits[source]
+    return {"comparison": "Source prior", "level": "both records from one source", "bayes_factor": 2.0 ** b,
+            "log2_weight": b, "value_l": source, "value_r": source, "m_probability": None, "u_probability": None,
+            "description": (f"{source} holds one person twice less often than the extract as a whole: its own pairs "
+                            f"weigh {-b:.2f} bits less (person_source_priors)")}
