@@ -5,7 +5,10 @@ Keys (extend by adding): ``run_id``, ``project``, ``status`` (ok / failed), ``er
 share, limit, status, top reasons], ``nulled_fields`` {source: {field: records whose value standardisation
 nulled}}, ``trained_comparisons``, ``untrained_comparisons`` [{comparison, reason}], ``dropped_fields``,
 ``candidate_pairs``, ``pairs``, ``clusters``, ``warnings``, ``location_steps`` (the locations stage's per-step
-wall and CPU seconds and uk_address_matcher counts, from its audit row of this run; null when it did not run).  The linkage keys come from the persons stage's
+wall and CPU seconds and uk_address_matcher counts, from its audit row of this run; null when it did not run),
+``linkage_passes`` (what each re-weighting step after the first clustering did: a source's own prior, household
+moves, same home, same identity, name variants; empty when the persons stage did not record them).  The linkage
+keys come from the persons stage's
 ``linkage_models.summary_json`` when it wrote them; absent keys are empty / null.
 """
 
@@ -25,6 +28,8 @@ _STD_FIELDS = {"title": "title", "forenames": "forename", "surname": "surname", 
                "postcode": "postcode", "address_text": "address_norm", "uprn": "uprn", "phone": "phone",
                "email": "email"}
 _LINKAGE_KEYS = ("trained_comparisons", "untrained_comparisons", "dropped_fields", "candidate_pairs", "clusters")
+# what the persons stage's second look did (matching/person_passes.PASSES), repeated as ``linkage_passes``
+_PASS_KEYS = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants")
 
 
 def nulled_fields(store: Store) -> dict[str, dict[str, int]]:
@@ -46,7 +51,8 @@ def nulled_fields(store: Store) -> dict[str, dict[str, int]]:
 def _linkage(store: Store) -> dict[str, Any]:
     """The latest ``linkage_models.summary_json`` (only its known keys), plus counted pairs and clusters."""
     out: dict[str, Any] = {"trained_comparisons": [], "untrained_comparisons": [], "dropped_fields": [],
-                           "candidate_pairs": None, "pairs": None, "clusters": None, "warnings": []}
+                           "candidate_pairs": None, "pairs": None, "clusters": None, "warnings": [],
+                           "linkage_passes": {}}
     if store.has_table("linkage_models"):
         row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
         try:
@@ -55,6 +61,7 @@ def _linkage(store: Store) -> dict[str, Any]:
             got = {}
         if isinstance(got, dict):
             out.update({k: got[k] for k in _LINKAGE_KEYS if k in got})
+            out["linkage_passes"] = {k: got[k] for k in _PASS_KEYS if isinstance(got.get(k), dict)}
             if isinstance(got.get("warnings"), list):
                 out["warnings"] = [str(w) for w in got["warnings"]]
     if store.has_table("person_pairs"):
