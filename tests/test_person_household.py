@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecins_link.config import load_config, parse_config
+from ecins_link.config import parse_config
 from ecins_link.ingest import ingest
 from ecins_link.matching import link_persons
 from ecins_link.standardise import standardise
@@ -82,26 +82,18 @@ def _truth_pairs(town: Path, store: Store) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [5, 13])
-def test_changed_surname_with_a_household_link_links_and_twins_stay_apart(tmp_path: Path, seed: int) -> None:
+def test_changed_surname_with_a_household_link_links_and_twins_stay_apart(standardised_town,  # noqa: ANN001
+                                                                          seed: int) -> None:
     from ecins_link.matching.metrics import evaluate_persons
-    from ecins_link.synth import generate_town
 
-    town = tmp_path / "town"
-    generate_town(town, persons=3000, seed=seed)
-    cfg = load_config(town / "project.toml")
-    store = Store(tmp_path / "s.duckdb")
-    try:
-        ingest(store, cfg)
-        standardise(store, cfg)
-        link_persons(store, cfg)
-        pairs = _truth_pairs(town, store)
-        linked = pairs[pairs.household]
-        assert len(linked) >= 5, "the town should hold maiden names on records at the family's address"
-        assert linked.linked.mean() >= 0.9
-        hard = evaluate_persons(store, town / "truth" / "records.csv", town / "truth" / "persons.csv")["hard_cases"]
-        assert all(hard[k]["wrongly_merged_pairs"] == 0 for k in ("twin", "father_son") if k in hard)
-    finally:
-        store.close()
+    cfg, store, (records, persons) = standardised_town(3000, seed)
+    link_persons(store, cfg)
+    pairs = _truth_pairs(records.parent.parent, store)
+    linked = pairs[pairs.household]
+    assert len(linked) >= 5, "the town should hold maiden names on records at the family's address"
+    assert linked.linked.mean() >= 0.9
+    hard = evaluate_persons(store, records, persons)["hard_cases"]
+    assert all(hard[k]["wrongly_merged_pairs"] == 0 for k in ("twin", "father_son") if k in hard)
 
 
 def _moves_store(con, extra: list[dict]) -> None:  # noqa: ANN001
