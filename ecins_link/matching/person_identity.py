@@ -34,9 +34,10 @@ from ecins_link.matching.person_source_priors import withhold_within_source
 
 
 def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
-                            threshold: float, mc: dict) -> dict:
+                            threshold: float, mc: dict, held_sources: list[str] | None = None) -> dict:
     """Accept at ``threshold`` the pairs of ``pairs`` (on ``con``) described in the module doc, using the first
-    clustering ``clusters`` (unique_id, cluster_id); returns what was done (``reweighted`` = pairs accepted)."""
+    clustering ``clusters`` (unique_id, cluster_id); returns what was done (``reweighted`` = pairs accepted).
+    ``held_sources``: sources whose within-source pairs it leaves alone (``person_source_priors``)."""
     cfg = mc.get("identity") or {}
     if not cfg.get("enabled", False):
         return {"enabled": False}
@@ -67,7 +68,7 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
           AND length(l.forename) > 1 AND length(l.surname) > 1
           AND coalesce(l.sex = r.sex, TRUE) AND t.clusters <= 2
           AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold), most])
-    held = withhold_within_source(con, nodes, "_id_accept")
+    held = withhold_within_source(con, nodes, "_id_accept", held_sources or [])
     n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _id_accept")
     return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,

@@ -23,7 +23,7 @@ from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_moves import household_moves
-from ecins_link.matching.person_source_priors import end_hold, within_source_priors
+from ecins_link.matching.person_source_priors import within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
 PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants")
@@ -36,14 +36,15 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
+    priors = within_source_priors(con, nodes, pairs, threshold, mc)
+    held = priors.get("passes_hold_off", [])
     done = {
-        "source_priors": within_source_priors(con, nodes, pairs, threshold, mc),
+        "source_priors": priors,
         "household_moves": household_moves(con, nodes, pairs, clusters, threshold, settings, mc),
         "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
-        "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc),
-        "same_identity_variants": same_identity_variants(con, nodes, pairs, clusters, threshold, mc),
+        "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc, held),
+        "same_identity_variants": same_identity_variants(con, nodes, pairs, clusters, threshold, mc, held),
     }
-    end_hold(con)
     if not any(done[name].get("reweighted") for name in PASSES):
         return done, None
     return done, cluster(con, nodes, pairs, threshold, must, cannot, guard, clusters)

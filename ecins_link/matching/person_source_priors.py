@@ -77,11 +77,7 @@ def within_source_priors(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str,
     # sources whose own pairs are one person clearly less often than the extract's: the identity and variants
     # passes (an exact or variant identity at another address, accepted at the threshold) hold off their pairs
     hold = float(cfg.get("hold_passes_below_bits", 0.5))
-    held = [(s,) for s, bits in penalties if bits <= -hold]
-    con.execute("CREATE OR REPLACE TEMP TABLE _sp_held (source VARCHAR)")
-    if held:
-        con.executemany("INSERT INTO _sp_held VALUES (?)", held)
-    done["passes_hold_off"] = [s for (s,) in held]
+    done["passes_hold_off"] = [s for s, bits in penalties if bits <= -hold]
     if not penalties:
         return done
     con.execute("CREATE OR REPLACE TEMP TABLE _sp_bits (source VARCHAR, bits DOUBLE)")
@@ -100,23 +96,17 @@ def within_source_priors(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str,
     return done
 
 
-def withhold_within_source(con: duckdb.DuckDBPyConnection, nodes: str, accepted: str) -> int:
-    """Drop from table ``accepted`` (unique_id_l, unique_id_r) the pairs of two records of one source that
-    :func:`within_source_priors` listed as held (its own pairs clearly rarer one person than the extract's);
-    returns how many were dropped (0 when the step is off or held no source)."""
-    held = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_sp_held' AND temporary").fetchone()[0]
+def withhold_within_source(con: duckdb.DuckDBPyConnection, nodes: str, accepted: str, held: list[str]) -> int:
+    """Drop from table ``accepted`` (unique_id_l, unique_id_r) the pairs of two records of one source listed in
+    ``held`` (:func:`within_source_priors`' ``passes_hold_off``: its own pairs clearly rarer one person than the
+    extract's); returns how many were dropped (0 when none is held)."""
     if not held:
         return 0
     before = int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
-    con.execute(f"""DELETE FROM "{accepted}" x USING "{nodes}" a, "{nodes}" b, _sp_held h
+    con.execute(f"""DELETE FROM "{accepted}" x USING "{nodes}" a, "{nodes}" b
                     WHERE a.unique_id = x.unique_id_l AND b.unique_id = x.unique_id_r
-                      AND a.source = b.source AND a.source = h.source""")
+                      AND a.source = b.source AND list_contains(?, a.source)""", [list(held)])
     return before - int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
-
-
-def end_hold(con: duckdb.DuckDBPyConnection) -> None:
-    """Forget the held sources once the passes have run."""
-    con.execute("DROP TABLE IF EXISTS _sp_held")
 
 
 def explanation_row(con: duckdb.DuckDBPyConnection, input_table: str, summary: dict, unique_id_l: str,

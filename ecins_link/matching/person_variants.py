@@ -49,9 +49,10 @@ def _surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
 
 
 def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
-                           threshold: float, mc: dict) -> dict:
+                           threshold: float, mc: dict, held_sources: list[str] | None = None) -> dict:
     """Accept at ``threshold`` the pairs of ``pairs`` (on ``con``) described in the module doc, using the first
-    clustering ``clusters`` (unique_id, cluster_id); returns what was done (``reweighted`` = pairs accepted)."""
+    clustering ``clusters`` (unique_id, cluster_id); returns what was done (``reweighted`` = pairs accepted).
+    ``held_sources``: sources whose within-source pairs it leaves alone (``person_source_priors``)."""
     cfg = mc.get("variants") or {}
     if not cfg.get("enabled", False):
         return {"enabled": False}
@@ -84,7 +85,7 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
         WHERE t.clusters <= ? AND c.dob NOT IN (SELECT dob FROM common_dob)
           AND c.dob_r NOT IN (SELECT dob FROM common_dob)""",
                 [share, low, float(threshold), swap, max_clusters])
-    held = withhold_within_source(con, nodes, "_va_accept")
+    held = withhold_within_source(con, nodes, "_va_accept", held_sources or [])
     n_pairs = accept_at_threshold(con, pairs, "_va_accept", threshold)
     con.execute("DROP TABLE IF EXISTS _va_accept")
     return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,
