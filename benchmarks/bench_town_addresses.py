@@ -5,8 +5,8 @@ shops, suffixed numbers, floor flats and chain branches, and whose agencies writ
 (``docs/synth-addresses.md``); ``ecins-link run`` + ``ecins-link evaluate`` run and score it.  Addresses are
 scored by group -- houses (``residential``), ``flats``, numbered shops (``commercial``), ``premises_names``,
 ``position_words`` -- and by written form: right (the true UPRN), building (level building / approximate at the
-true property's parent), wrong (any other UPRN), unresolved; ambiguous texts (a premises name whose area holds
-another branch) apart.  Detection is the evaluate figure "scenarios in the top 2N".
+true property's parent), wrong (any other UPRN), unresolved; ambiguous texts (the truth's ``ambiguous``: a premises name whose area holds another branch, or a text whose
+written parts fit several gazetteer entries, ``synth/written_fits.py``) apart.  Detection is the evaluate figure "scenarios in the top 2N".
 
 ``--score-only DIR ...`` scores finished runs (a town folder holding ``out/`` and ``store.duckdb``), e.g. towns
 generated before the forms existed: their groups are then derived from the gazetteer (flat: a sub-building;

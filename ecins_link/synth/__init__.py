@@ -103,7 +103,9 @@ def generate_town(out_dir: Path, persons: int, seed: int, bad_rows: int = 0, dia
     visits["person"] = visits["person"].astype("int64")
     visits["date"] = visits["date"].to_numpy().astype("datetime64[D]")
 
-    town = Town(rng(6), people, gaz, as_of, FormStyle.draw(rng(10)))
+    style = FormStyle.draw(rng(10))
+    style.shells = shells
+    town = Town(rng(6), people, gaz, as_of, style)
     tables: dict[str, pd.DataFrame] = {"llpg": llpg_table(gaz.reset_index(drop=True), shells, conventions)}
     nominals, occ = police(town, events, np.array(planner.police_dups, dtype=int))
     tables["police_nominals"] = nominals.sort_values("NOMINAL_ID").reset_index(drop=True)

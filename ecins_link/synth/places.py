@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ecins_link.synth import vocab
+from ecins_link.synth.written_fits import FitIndex
 
 _INWARD = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))
 _MAX_STALL = 5_000  # consecutive rejected street draws before a street name may recur in one more locality
@@ -127,7 +128,9 @@ class FormStyle:
     rng: np.random.Generator
     glued_flat: float
     premises_name: float
+    shells: pd.DataFrame | None = None  # the gazetteer's building shells (ambiguity of a text: FitIndex)
     _counts: dict | None = None
+    _fits: FitIndex | None = None
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> FormStyle:
@@ -144,14 +147,23 @@ class FormStyle:
                             enumerate((["STREET", "LOCALITY"], ["LOCALITY"], ["TOWN"]))}
         return int(self._counts[scope].get(key, 0))
 
+    def fits(self, gaz: pd.DataFrame) -> FitIndex:
+        """The town's :class:`~ecins_link.synth.written_fits.FitIndex` (built once per style)."""
+        if self._fits is None or self._fits.gaz is not gaz:
+            self._fits = FitIndex(gaz, self.shells)
+        return self._fits
+
 
 @dataclass
 class Rendered:
-    """Address texts with, per text, its written form and whether it names more than one property."""
+    """Address texts with, per text, its written form, whether it names more than one property, and the
+    postcodes of the properties its written parts fit (:mod:`~ecins_link.synth.written_fits`; empty where not
+    judged, as for a premises name)."""
 
     texts: list[str]
     forms: list[str]
     ambiguous: list[bool]
+    rivals: list[tuple[str, ...]] = field(default_factory=list)
 
 
 _KIND_FORM = {"house": "house", "suffixed_house": "suffixed_number", "named_house": "named_house",
@@ -196,6 +208,8 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
     q = style.rng.random((n, 3)) if style is not None else np.ones((n, 3))
     out: list[str] = []
     forms, amb = [_KIND_FORM.get(k, "house") for k in kind], [False] * n
+    rivals: list[tuple[str, ...]] = [()] * n
+    fits = style.fits(gaz) if style is not None else FitIndex(gaz)
     for i in range(n):
         v = vary[i]
         street = f"{base[i]} {abbrev[typ[i]] if v and r[i, 0] < 0.6 else typ[i]}"
@@ -220,8 +234,10 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
             text = f"{org[i]}, {area}" + (f", {town[i]}" if scope < 2 and (not v or r[i, 5] < 0.75) else "")
             out.append(text if upper else _title(text))
             continue
+        written: dict[str, str] = {}
         if org[i] and (not v or r[i, 2] < 0.7):
             parts.append(org[i])
+            written["ORGANISATION"] = org[i]
         elif org[i]:
             forms[i] = "shop_number_only"
         if flat:
@@ -230,20 +246,27 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
         drop_number = bool(bld[i] and num[i] and v and not drop_building and r[i, 3] < 0.3)
         if bld[i] and not drop_building:
             parts.append(bld[i])
+            written["PAO_TEXT"] = bld[i]
         if num[i] and parts and parts[-1] == f"{num[i]}{sub[i][-1:]}":
             parts.append(street)
+            written["PAO_NUMBER"] = num[i]
         elif num[i] and not drop_number:
             parts.append(f"{num[i]} {street}")
+            written["PAO_NUMBER"] = num[i]
         else:
             parts.append(street)
         if not v or r[i, 4] < 0.6:
             parts.append(loc[i])
+            written["LOCALITY"] = loc[i]
         if not v or r[i, 5] < 0.75:
             parts.append(town[i])
+            written["TOWN"] = town[i]
+        rivals[i] = fits.postcodes(street_full[i], sub[i] if sub[i] else "", written)
+        amb[i] = len(rivals[i]) > 1
         sep = " " if v and r[i, 3] > 0.9 else ", "
         text = sep.join(parts)
         out.append(text if upper else _title(text))
-    return Rendered(out, forms, amb)
+    return Rendered(out, forms, amb, rivals)
 
 
 def render_location(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarray,
@@ -254,4 +277,4 @@ def render_location(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndarr
     prefixes = np.array(["", "", "", "O/S ", "Outside ", "Rear of ", "Near ", "In ", "Junction near "], object)
     pick = prefixes[rng.integers(0, len(prefixes), size=len(got.texts))]
     forms = [f if p in ("", "In ") else "position_words" for p, f in zip(pick, got.forms, strict=True)]
-    return Rendered([p + t for p, t in zip(pick, got.texts, strict=True)], forms, got.ambiguous)
+    return Rendered([p + t for p, t in zip(pick, got.texts, strict=True)], forms, got.ambiguous, got.rivals)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ecins_link.synth import noise, vocab
 from ecins_link.synth.places import FormStyle, Rendered, render_addresses, render_location
+from ecins_link.synth.written_fits import narrowed_by_postcode
 
 
 def _ids(rng: np.random.Generator, prefix: str, n: int, digits: int) -> np.ndarray:
@@ -73,12 +74,28 @@ class Town:
 
 
 def form_columns(got: Rendered, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The truth helper columns ``_aform`` / ``_aamb`` of rendered addresses (placed at ``mask`` when given)."""
+    """The truth helper columns ``_aform`` / ``_aamb`` / ``_arivals`` of rendered addresses (placed at ``mask``
+    when given); :func:`narrow_by_postcode` then lets the record's postcode settle ``_aamb``."""
+    n = len(got.texts) if mask is None else len(mask)
+    rivals = np.empty(n, dtype=object)
+    rivals[:] = [()] * n
+    at = np.arange(n) if mask is None else np.flatnonzero(mask)
+    for i, r in zip(at, got.rivals or [()] * len(at), strict=True):
+        rivals[i] = r
     if mask is None:
-        return {"_aform": np.array(got.forms, dtype=object), "_aamb": np.array(got.ambiguous, dtype=bool)}
+        return {"_aform": np.array(got.forms, dtype=object), "_aamb": np.array(got.ambiguous, dtype=bool),
+                "_arivals": rivals}
     form, amb = np.full(len(mask), "", dtype=object), np.zeros(len(mask), dtype=bool)
     form[mask], amb[mask] = got.forms, got.ambiguous
-    return {"_aform": form, "_aamb": amb}
+    return {"_aform": form, "_aamb": amb, "_arivals": rivals}
+
+
+def narrow_by_postcode(frame: pd.DataFrame, postcode_column: str) -> pd.DataFrame:
+    """``frame`` with ``_aamb`` cleared where the record's postcode names one of the properties its address text
+    fits (:func:`~ecins_link.synth.written_fits.narrowed_by_postcode`), and ``_arivals`` dropped."""
+    frame["_aamb"] = narrowed_by_postcode(frame["_aamb"].tolist(), frame["_arivals"].tolist(),
+                                          frame[postcode_column].to_numpy())
+    return frame.drop(columns=["_arivals"])
 
 
 def _suffix(town: Town, recs: pd.DataFrame) -> np.ndarray:
@@ -111,6 +128,7 @@ def police(town: Town, events: pd.DataFrame, force_dup: np.ndarray | None = None
                              "POSTCODE": town.postcode(recs["_uprn"].to_numpy()),
                              "_person": recs["_person"].to_numpy(), "_uprn": recs["_uprn"].to_numpy(),
                              **form_columns(home)})
+    nominals = narrow_by_postcode(nominals, "POSTCODE")
     nominal = town.attach(recs, ev["person"].to_numpy(), keys)
     occ_ref = _ids(rng, "OC", int(ev["occ"].max()) + 1 if len(ev) else 0, 8)
     has_loc = ev["loc_uprn"].to_numpy() != ""
@@ -180,6 +198,7 @@ def housing(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         "TENANCY_START": noise.fmt_dates(ten["start"].to_numpy(), "iso"),
         "TENANCY_END": noise.fmt_dates(ten["end"].to_numpy(), "iso"),
         "_person": ten["_person"].to_numpy(), "_uprn": ten["_uprn"].to_numpy(), **form_columns(home)})
+    tenancies = narrow_by_postcode(tenancies, "POSTCODE")
     ev = events[events["source"] == "housing_cases"].reset_index(drop=True)
     who = ev["person"].to_numpy()
     cur_map = ten[ten["end"].isna()].drop_duplicates("_person").set_index("_person")["TENANCY_REF"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ecins_link.synth import noise, vocab
-from ecins_link.synth.render import Town, _ids, form_columns
+from ecins_link.synth.render import Town, _ids, form_columns, narrow_by_postcode
 
 
 def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -36,6 +36,7 @@ def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         "POSTCODE": town.postcode(recs["_uprn"].to_numpy()),
         "PHONE": noise.phones(rng, town.phone[idx]), "EMAIL": email,
         "_person": idx, "_uprn": recs["_uprn"].to_numpy(), **form_columns(home)})
+    people = narrow_by_postcode(people, "POSTCODE")
     services = vocab.agencies()["council_contacts"]["services"]
     subject = ev["loc_uprn"].to_numpy()
     has = subject != ""
@@ -51,6 +52,7 @@ def council(town: Town, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
         "SUBJECT_POSTCODE": subj_pc, "_person": ev["person"].to_numpy(), "_uprn": subject,
         "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy(),
         **form_columns(subj, has)})
+    contacts = narrow_by_postcode(contacts, "SUBJECT_POSTCODE")
     contacts = contacts.sort_values(["_date", "CONTACT_ID"], kind="stable").drop(columns=["_date"])
     return people, contacts.reset_index(drop=True)
 
@@ -66,6 +68,7 @@ def fire(town: Town, events: pd.DataFrame, visits: pd.DataFrame) -> tuple[pd.Dat
         "ADDRESS": (at := town.address(uprn, upper=True)).texts, "POSTCODE": town.postcode(uprn), "_uprn": uprn,
         "_tag": ev["tag"].to_numpy(), "_signal": ev["signal"].to_numpy(), "_date": ev["date"].to_numpy(),
         **form_columns(at)})
+    incidents = narrow_by_postcode(incidents, "POSTCODE")
     incidents = incidents.sort_values(["_date", "INCIDENT_NO"], kind="stable").drop(columns=["_date"])
     who = visits["person"].to_numpy()
     dates = visits["date"].to_numpy()
@@ -87,6 +90,7 @@ def fire(town: Town, events: pd.DataFrame, visits: pd.DataFrame) -> tuple[pd.Dat
                         "DOB": noise.fmt_dates(dob, "dmy"),
                         "ADDRESS": (at := town.address(home, upper=True)).texts, "POSTCODE": town.postcode(home),
                         **form_columns(at)})
+    out = narrow_by_postcode(out, "POSTCODE")
     unknown = rng.random((len(who), 8)) < 0.03
     for j, col in enumerate(vocab.agencies()["fire_safe_well"]["flags"]):
         flag = visits[col].to_numpy().astype(bool)
