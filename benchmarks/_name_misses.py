@@ -89,6 +89,25 @@ def misses(town: Path, threshold: float = 0.95) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(rows, columns=["origin", "hard_case", "cause", "missed_pairs"]), per[per["true"] > 0]
 
 
+def pairs_per_person(town: Path) -> pd.DataFrame:
+    """Per true person of a finished run (read-only): ``true`` record pairs, those ``found`` in one cluster, and
+    ``name_origin`` -- the input of :func:`permutation_gap`, in SQL (no pair scores read: fit for 250k towns)."""
+    con = duckdb.connect(str(town / "store.duckdb"), read_only=True)
+    try:
+        con.execute("CREATE TEMP TABLE t AS SELECT * FROM read_csv(?, all_varchar = true)",
+                    [str(town / "truth" / "records.csv")])
+        con.execute("CREATE TEMP TABLE tp AS SELECT * FROM read_csv(?, all_varchar = true)",
+                    [str(town / "truth" / "persons.csv")])
+        return con.execute("""
+            WITH x AS (SELECT t.true_person_id, c.person_id FROM person_clusters c JOIN t USING (source, record_key)),
+                 frag AS (SELECT true_person_id, count(*) AS k FROM x GROUP BY true_person_id, person_id),
+                 per AS (SELECT true_person_id, sum(k) AS n, sum(k * (k - 1) // 2) AS found FROM frag GROUP BY 1)
+            SELECT per.true_person_id, per.n * (per.n - 1) // 2 AS "true", per.found, tp.name_origin
+            FROM per JOIN tp USING (true_person_id) WHERE per.n > 1""").df()
+    finally:
+        con.close()
+
+
 def by_cause(missed: pd.DataFrame) -> dict:
     """Missed pairs per cause and origin (with totals), largest cause first."""
     table = missed.pivot_table(index="cause", columns="origin", values="missed_pairs", aggfunc="sum", fill_value=0)

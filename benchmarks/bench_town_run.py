@@ -1,7 +1,7 @@
 """Whole towns through the public interface: ``ecins-link synth`` (or a town folder copied), then ``ecins-link run
 project.toml`` on a fresh store and ``ecins-link evaluate``, one town per seed.  Per town it keeps the figures a
 closing note quotes: persons B-cubed / pairwise precision and recall, pairwise recall by name origin and the
-best-worst gap, hard cases, locations, scenario detection, each stage's seconds, the process's wall and CPU
+best-worst gap with a permutation test (the gap chance alone gives at that size), hard cases, locations, scenario detection, each stage's seconds, the process's wall and CPU
 seconds and peak RSS, and the box's load average before and after.
 
 Run: ``nice .venv/bin/python benchmarks/bench_town_run.py --persons 250000 --seeds 1 2 [--town-dir DIR]``
@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import write_results  # noqa: E402
+from _name_misses import pairs_per_person, permutation_gap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,8 @@ def run_town(town: Path, work: Path) -> dict:
         "pairwise_recall_by_name_origin": by_origin,
         "name_origin_gap_points": round(100 * (max(by_origin.values()) - min(by_origin.values())), 2)
         if by_origin else None,
+        # the gap chance alone gives at this size: origin labels shuffled among the town's true persons
+        "name_origin_gap_permutation_test": permutation_gap(pairs_per_person(work).assign(town=0), rounds=500),
         "hard_cases": p.get("hard_cases"),
         "locations_overall": e["locations"].get("overall"),
         "scenarios": {k: v for k, v in s.items() if not isinstance(v, (dict, list))},
