@@ -29,7 +29,7 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-STAGES: tuple[str, ...] = ("ingest", "standardise", "persons", "locations", "graph", "score", "report")
+STAGES: tuple[str, ...] = ("ingest", "standardise", "persons", "locations", "homes", "graph", "score", "report")
 """The pipeline's stages, in the order they run."""
 
 _PUBLIC = {

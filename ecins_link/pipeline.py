@@ -28,6 +28,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("standardise", "ecins_link.standardise", "standardise"),
     ("persons", "ecins_link.matching", "link_persons"),
     ("locations", "ecins_link.locations", "link_locations"),
+    ("homes", "ecins_link.locations", "settle_homes"),
     ("graph", "ecins_link.graph", "build_graph"),
     ("score", "ecins_link.scoring", "score"),
 ]

@@ -44,7 +44,10 @@ def test_public_names_and_version() -> None:
         ecins_link.not_a_public_name  # noqa: B018
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     assert ecins_link.__version__ == importlib.metadata.version("ecins-link") == pyproject["project"]["version"]
-    assert STAGES[0] == "ingest" and STAGES[-1] == "report" and len(STAGES) == len(set(STAGES)) == 7
+    assert STAGES[0] == "ingest" and STAGES[-1] == "report" and len(STAGES) == len(set(STAGES)) == 8
+    from ecins_link.pipeline import STAGE_NAMES
+
+    assert list(STAGES) == STAGE_NAMES  # the public tuple is the order the pipeline runs
 
 
 def test_public_callables_are_documented() -> None:
