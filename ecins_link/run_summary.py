@@ -7,7 +7,9 @@ nulled}}, ``trained_comparisons``, ``untrained_comparisons`` [{comparison, reaso
 ``candidate_pairs``, ``pairs``, ``clusters``, ``warnings``, ``location_steps`` (the locations stage's per-step
 wall and CPU seconds and uk_address_matcher counts, from its audit row of this run; null when it did not run),
 ``linkage_passes`` (what each re-weighting step after the first clustering did: a source's own prior, household
-moves, same home, same identity, name variants; empty when the persons stage did not record them).  The linkage
+moves, same home, same identity, name variants; empty when the persons stage did not record them), ``homes``
+(what the homes stage settled by people's other records, and the sources it found writing "23B" for flat B, with
+their evidence; null when it did not run).  The linkage
 keys come from the persons stage's
 ``linkage_models.summary_json`` when it wrote them; absent keys are empty / null.
 """
@@ -86,7 +88,24 @@ def build_summary(store: Store, config: ProjectConfig, result: Any, status: str 
     return {"run_id": getattr(result, "run_id", None), "project": config.project.name, "status": status,
             "error": error, "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "stages": stages, "sources": health.sources, "nulled_fields": nulled_fields(store), **linkage,
-            "warnings": all_warnings, "location_steps": location_steps(store, getattr(result, "run_id", None))}
+            "warnings": all_warnings, "location_steps": location_steps(store, getattr(result, "run_id", None)),
+            "homes": homes_summary(store, getattr(result, "run_id", None))}
+
+
+def homes_summary(store: Store, run_id: str | None) -> dict[str, Any] | None:
+    """The ``settle_homes`` audit row of run ``run_id``: rows settled, by people's other records and by a source's
+    learnt way of writing flats, and those sources with their evidence; None when the homes stage did not run."""
+    row = store.con.execute("SELECT details, row_counts FROM audit_log WHERE action = 'settle_homes' AND run_id = ? "
+                            "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone() if run_id else None
+    try:
+        details, counts = (json.loads(row[0]), json.loads(row[1])) if row else (None, None)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(details, dict) or not isinstance(counts, dict):
+        return None
+    return {"enabled": details.get("enabled"), "settled": counts.get("settled"),
+            "settled_by_source_letters": counts.get("settled_by_source_letters"),
+            "letter_sources": details.get("letter_sources", [])}
 
 
 def location_steps(store: Store, run_id: str | None) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from ecins_link.config import load_config
 from ecins_link.locations import settle_homes
+from ecins_link.locations.homes import _letter_sources
 from ecins_link.pipeline import run_stages
 from ecins_link.store import Store, StoreError
 from ecins_link.synth import generate_town
@@ -33,29 +35,37 @@ def linked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     store.close()
 
 
-def _rules_without_homes(tmp: Path) -> Path:
+def _rules(tmp: Path, name: str, **homes: object) -> Path:
+    """The packaged location rules with these ``[homes]`` keys replaced."""
     packaged = Path(__file__).resolve().parents[1] / "ecins_link" / "locations" / "location_rules.toml"
-    text = packaged.read_text(encoding="utf-8").replace("[homes]\n", "[homes]\nenabled = false\n", 1)
-    text = text.replace("\nenabled = true\nconfidence", "\nconfidence", 1)
-    path = tmp / "rules.toml"
-    path.write_text(text, encoding="utf-8")
+    lines = packaged.read_text(encoding="utf-8").splitlines()
+    start = lines.index("[homes]")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            break
+        key = lines[i].split("=")[0].strip()
+        if key in homes:
+            lines[i] = f"{key} = {str(homes[key]).lower() if isinstance(homes[key], bool) else homes[key]}"
+    path = tmp / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
 def test_homes_settles_open_person_addresses_rightly_and_nothing_else(linked: dict, tmp_path: Path) -> None:
     store, before, truth = linked["store"], linked["before"], linked["truth"]
-    settle_homes(store, linked["config"], rules_path=_rules_without_homes(tmp_path))  # switched off: no change
+    settle_homes(store, linked["config"], rules_path=_rules(tmp_path, "off", enabled=False))  # off: no change
     off = store.df("SELECT * FROM address_matches")
     assert off.sort_values(["source", "record_key"]).reset_index(drop=True).equals(
         before.sort_values(["source", "record_key"]).reset_index(drop=True))
 
-    settle_homes(store, linked["config"])
+    # a small town: a source's convention is learnt from 2 settled records here (10 by default)
+    settle_homes(store, linked["config"], rules_path=_rules(tmp_path, "low", letter_min_confirmed=2))
     after = store.df("SELECT m.*, a.origin FROM address_matches m JOIN address_std a USING (source, record_key)")
     merged = after.merge(before, on=["source", "record_key"], suffixes=("", "_before"))
     changed = merged[(merged["uprn"].fillna("") != merged["uprn_before"].fillna(""))
                      | (merged["match_level"] != merged["match_level_before"])]
-    settled = merged[merged["match_method"] == "person_homes"]
-    assert len(settled) >= 5
+    settled = merged[merged["match_method"].isin(["person_homes", "source_flat_letters"])]
+    assert (merged["match_method"] == "person_homes").sum() >= 5
     assert set(changed.index) == set(settled.index)  # only the rows it settles change
     assert (settled["origin"] == "person").all()  # events are never moved to where people live
     assert settled["match_level_before"].isin(["building", "unresolved", "street"]).all()
@@ -72,6 +82,19 @@ def test_homes_settles_open_person_addresses_rightly_and_nothing_else(linked: di
     assert bad.fetchone()[0] == 0
     # the kinds it exists for: "23B" for flat B, and texts several properties fit
     assert "flat_letter" in set(scored["form"])
+    by_letters = scored[scored["match_method"] == "source_flat_letters"]
+    learnt = store.con.execute("SELECT details FROM audit_log WHERE action = 'settle_homes' "
+                               "ORDER BY seq DESC LIMIT 1").fetchone()[0]
+    assert (len(by_letters) > 0) == ('"agree"' in learnt)
+    assert set(by_letters["source"]) <= {s["source"] for s in json.loads(learnt)["letter_sources"]}
+    assert (by_letters["form"] == "flat_letter").all() and (by_letters["match_level"] == "flat").all()
+
+
+def test_a_source_learns_its_way_of_writing_flats_only_from_enough_uncontradicted_records() -> None:
+    evidence = [("council", 12, 0), ("police", 40, 2), ("housing", 12, 3), ("fire", 5, 0)]
+    got = {s["source"] for s in _letter_sources(evidence, {})}
+    assert got == {"council", "police"}  # 10 confirmed at least, at most 5 % contradicted
+    assert {s["source"] for s in _letter_sources(evidence, {"letter_min_confirmed": 3})} == {"council", "police", "fire"}
 
 
 def test_homes_needs_linked_persons(tmp_path: Path) -> None:

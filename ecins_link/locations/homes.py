@@ -20,6 +20,13 @@ exactly one of them fits every part the text gives, the record is settled there:
   ("17 East Street" is 17) or as the number of the building it is a flat of ("23 High Street" holds flat B), or
   with the flat's letter after it ("23B" is flat B of 23).
 
+Then the convention of each source is read from what was settled: a source whose records were settled by reading
+"23B" as flat B of 23 at least ``letter_min_confirmed`` times, and whose records still at such a building belong to
+people known at *another* of its flats at most ``letter_max_contradicted_share`` as often, writes flats that way.
+Its other person records at a building whose number carries the letter of exactly one of the building's flats are
+put at that flat (``match_method = 'source_flat_letters'``, ``letter_confidence``).  A source that adds letters
+by mistake is contradicted by its own people and learns nothing; an extract without linked people learns nothing.
+
 A home never lands on a commercial UPRN or on a building that has flats.  Event addresses are left alone: where a
 thing happened is not where the people involved live.  Settled rows get ``match_method = 'person_homes'``, level
 ``flat`` or ``exact``, the confidence of ``[homes] confidence`` (location_rules.toml) and a reason naming how many
@@ -34,6 +41,7 @@ from ecins_link.config import ProjectConfig
 from ecins_link.store import Store
 
 METHOD = "person_homes"
+LETTER_METHOD = "source_flat_letters"
 
 # person records the locations stage left open, the properties the person's other records resolved to exactly,
 # and those of them that fit every part of the open record's text (see the module doc)
@@ -73,30 +81,99 @@ GROUP BY f.source, f.record_key HAVING count(*) = 1
 """
 
 
+# per source: its records the step above settled by reading "23B" as flat B of 23 (agree), and its records still at
+# a building whose person is known at another flat of that building (disagree)
+_LETTER_EVIDENCE_SQL = """
+WITH settled AS (
+    SELECT a.source FROM _homes h JOIN address_std a USING (source, record_key) JOIN gazetteer_std g ON g.uprn = h.uprn
+    WHERE a.flat IS NULL AND regexp_matches(a.number, '^[0-9]+[A-Z]$')
+      AND a.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)),
+contradicted AS (
+    SELECT DISTINCT m.source, m.record_key
+    FROM address_matches m JOIN address_std a USING (source, record_key) JOIN person_clusters pc USING (source, record_key)
+    JOIN person_clusters kc ON kc.person_id = pc.person_id
+    JOIN address_matches km ON km.source = kc.source AND km.record_key = kc.record_key
+    JOIN gazetteer_std g ON g.uprn = km.uprn
+    WHERE a.origin = 'person' AND m.match_level = 'building' AND a.flat IS NULL
+      AND regexp_matches(a.number, '^[0-9]+[A-Z]$') AND km.match_level IN ('exact', 'flat')
+      AND g.parent_uprn = m.uprn
+      AND regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) <> regexp_extract(a.number, '([A-Z])$', 1)
+      AND NOT EXISTS (SELECT 1 FROM _homes h WHERE h.source = m.source AND h.record_key = m.record_key))
+SELECT source, sum(agree)::INT AS agree, sum(disagree)::INT AS disagree FROM (
+    SELECT source, 1 AS agree, 0 AS disagree FROM settled
+    UNION ALL SELECT source, 0, 1 FROM contradicted) GROUP BY source
+"""
+
+# the learnt sources' records still at a building whose number carries the letter of exactly one of its flats
+_LETTER_SETTLED_SQL = """
+SELECT m.source, m.record_key, any_value(g.uprn) AS uprn, 0 AS n_records, true AS is_flat
+FROM address_matches m JOIN address_std a USING (source, record_key) JOIN _letter_sources s USING (source)
+JOIN gazetteer_std g ON g.parent_uprn = m.uprn
+WHERE a.origin = 'person' AND m.match_level = 'building' AND a.flat IS NULL
+  AND regexp_matches(a.number, '^[0-9]+[A-Z]$') AND coalesce(g.address_class, 'other') <> 'commercial'
+  AND a.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)
+GROUP BY m.source, m.record_key HAVING count(*) = 1
+"""
+
+
 def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | None = None) -> None:
     """The ``homes`` stage: rewrite the ``address_matches`` rows of person records that the person's other
-    records settle (module doc).  Needs the persons and locations stages' tables; a project without a gazetteer
-    has nothing to settle."""
+    records settle (module doc), then those of sources whose settled records show that they write a flat's
+    letter after the building's number.  Needs the persons and locations stages' tables; a project without a
+    gazetteer has nothing to settle."""
     from ecins_link.locations.stage import load_location_rules
 
     store.require("address_matches", "address_std", "person_clusters", stage="homes")
     rules = load_location_rules(rules_path)
-    cfg = rules.get("homes", {})
+    cfg, reasons = rules.get("homes", {}), rules.get("reasons", {})
     enabled = bool(cfg.get("enabled", True)) and store.has_table("gazetteer_std")
-    confidence = float(cfg.get("confidence", 0.9))
+    details: dict = {"enabled": enabled, "confidence": float(cfg.get("confidence", 0.9)), "letter_sources": []}
     with store.stage("homes"):
-        settled = 0
+        settled = by_letters = 0
         if enabled:
-            store.con.execute(f"CREATE OR REPLACE TEMP TABLE _homes AS {_SETTLED_SQL}")
-            settled = store.con.execute("SELECT count(*) FROM _homes").fetchone()[0]
-            store.con.execute(
-                """UPDATE address_matches SET uprn = h.uprn, location_id = 'U' || h.uprn, match_confidence = ?,
-                          match_method = ?, match_level = CASE WHEN h.is_flat THEN 'flat' ELSE 'exact' END,
-                          match_reason = ? || ' (' || h.n_records || CASE WHEN h.n_records = 1 THEN ' record' ELSE ' records' END
-                                         || '); before: ' || coalesce(match_reason, '')
-                   FROM _homes h
-                   WHERE address_matches.source = h.source AND address_matches.record_key = h.record_key""",
-                [confidence, METHOD, rules.get("reasons", {}).get(METHOD, METHOD)])
-            store.con.execute("DROP TABLE _homes")
-        store.audit("combination", "settle_homes", details={"enabled": enabled, "confidence": confidence},
-                    row_counts={"settled": int(settled)})
+            con = store.con
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _homes AS {_SETTLED_SQL}")
+            evidence = con.execute(_LETTER_EVIDENCE_SQL).fetchall()
+            settled = _rewrite(store, "_homes", details["confidence"], METHOD, reasons.get(METHOD, METHOD))
+            details["letter_sources"] = learnt = _letter_sources(evidence, cfg)
+            if learnt:
+                con.register("_letter_sources_df", _frame(learnt))
+                con.execute("CREATE OR REPLACE TEMP TABLE _letter_sources AS SELECT * FROM _letter_sources_df")
+                con.unregister("_letter_sources_df")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _letters AS {_LETTER_SETTLED_SQL}")
+                con.execute("UPDATE _letters SET n_records = s.agree FROM _letter_sources s "
+                            "WHERE _letters.source = s.source")
+                by_letters = _rewrite(store, "_letters", float(cfg.get("letter_confidence", 0.85)), LETTER_METHOD,
+                                      reasons.get(LETTER_METHOD, LETTER_METHOD))
+                con.execute("DROP TABLE _letters; DROP TABLE _letter_sources")
+            con.execute("DROP TABLE _homes")
+        store.audit("combination", "settle_homes", details=details,
+                    row_counts={"settled": int(settled), "settled_by_source_letters": int(by_letters)})
+
+
+def _letter_sources(evidence: list[tuple], cfg: dict) -> list[dict]:
+    """The sources whose settled records read "23B" as flat B often enough and are seldom contradicted."""
+    least = int(cfg.get("letter_min_confirmed", 10))
+    share = float(cfg.get("letter_max_contradicted_share", 0.05))
+    return [{"source": src, "agree": int(agree), "disagree": int(disagree)} for src, agree, disagree in sorted(evidence)
+            if agree >= least and disagree <= share * agree]
+
+
+def _frame(rows: list[dict]):  # noqa: ANN202 - a pandas frame, imported lazily
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["source", "agree", "disagree"])
+
+
+def _rewrite(store: Store, table: str, confidence: float, method: str, reason: str) -> int:
+    """Point the ``address_matches`` rows listed in temp table ``table`` (source, record_key, uprn, n_records,
+    is_flat) at their UPRN; the number of rows."""
+    store.con.execute(
+        f"""UPDATE address_matches SET uprn = h.uprn, location_id = 'U' || h.uprn, match_confidence = ?,
+                  match_method = ?, match_level = CASE WHEN h.is_flat THEN 'flat' ELSE 'exact' END,
+                  match_reason = ? || ' (' || h.n_records || CASE WHEN h.n_records = 1 THEN ' record' ELSE ' records' END
+                                 || '); before: ' || coalesce(match_reason, '')
+           FROM {table} h
+           WHERE address_matches.source = h.source AND address_matches.record_key = h.record_key""",
+        [confidence, method, reason])
+    return int(store.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
