@@ -215,6 +215,7 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
         street = f"{base[i]} {abbrev[typ[i]] if v and r[i, 0] < 0.6 else typ[i]}"
         parts: list[str] = []
         flat = sub[i]
+        as_number, glued = "", False  # a flat label that reads as a house number: "19, Fenton Rd", "61A Kings Way"
         if flat and kind[i] in ("floor_flat", "flat_above", "block_flat"):
             flat, forms[i] = _flat_form(kind[i], flat, flat.split(" ", 1)[-1], v, q[i], style)
         if flat and forms[i] in ("flat_number", "flat_letter", "flat"):
@@ -222,10 +223,10 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
             if v and r[i, 1] < 0.25:
                 flat = f"APARTMENT {f}" if r[i, 1] < 0.08 else f"APT {f}"
             elif v and r[i, 1] < 0.5:
-                flat = f
+                flat, as_number = f, f
             if f.isalpha() and not bld[i] and v and r[i, 1] > 0.8:
                 parts.append(f"{num[i]}{f}")
-                flat = ""
+                flat, as_number, glued = "", f"{num[i]}{f}", True
         if org[i] and style is not None and q[i, 1] < style.premises_name:  # premises by name, no number
             scope = int(q[i, 2] * 3)
             area = [f"{street}, {loc[i]}", loc[i], town[i]][scope]
@@ -262,6 +263,10 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
             parts.append(town[i])
             written["TOWN"] = town[i]
         rivals[i] = fits.postcodes(street_full[i], sub[i] if sub[i] else "", written)
+        if as_number and (glued or not {"PAO_NUMBER", "PAO_TEXT"} & set(written)):
+            # the label read as the number of a house of this street fits it too
+            alt = {k: w for k, w in written.items() if k not in ("PAO_NUMBER", "PAO_TEXT")}
+            rivals[i] += fits.postcodes(street_full[i], "", {**alt, "PAO_NUMBER": as_number})
         amb[i] = len(rivals[i]) > 1
         sep = " " if v and r[i, 3] > 0.9 else ", "
         text = sep.join(parts)
