@@ -19,6 +19,10 @@ CASES = {
                                                           "WESTON GREEN"),
     "B, 1 Chester Grove, Leeds": ("FLAT B", "1", None, "CHESTER GROVE", "LEEDS"),
     "14, 15 Main Road": ("FLAT 14", "15", None, "MAIN ROAD", None),
+    # ... and without commas: flat, building name, the building's number, street
+    "18 THE MALTINGS 16 PARK ROAD": ("FLAT 18", "16", "THE MALTINGS", "PARK ROAD", None),
+    "3 QUEENS TOWER 4 MAPLE ST OAKWOOD NORTHTOWN": ("FLAT 3", "4", "QUEENS TOWER", "MAPLE STREET", "NORTHTOWN"),
+    "12 High Street 4 Northtown": (None, "12", None, "HIGH STREET", "NORTHTOWN"),
     # a street after a number given as its own part
     "53b, Wellington Rd": (None, "53B", None, "WELLINGTON ROAD", None),
     "53b, Wellington Rd, Bootle": (None, "53B", None, "WELLINGTON ROAD", "BOOTLE"),

@@ -190,6 +190,12 @@ def template(sig: str) -> tuple[tuple[str, ...], ...]:
         number = p[k][1]
         building_parts = parts[:i] + ([p[:k0]] if k0 else [])
         after, rest = p[k + 1:], parts[i + 1:]
+        second = next((j for j, t in enumerate(after) if _is(t, NUM)), None)
+        if flat is None and not building_parts and second and not any(_is(t, STREET) for t in after[:second]) \
+                and _street_at(after[second:]):
+            # "18 THE MALTINGS 16 PARK ROAD" written without commas: flat, building, the building's number, street
+            flat, number = ("L:FLAT", *number), after[second][1]
+            building_parts, after = [after[:second]], after[second + 1:]
         if not after and rest:  # "First Floor Flat, 5, Walford Lane, ...": the number's own part, then the street
             after, rest = rest[0], rest[1:]
     else:
