@@ -250,7 +250,8 @@ def render_addresses(rng: np.random.Generator, gaz: pd.DataFrame, uprns: np.ndar
             written["PAO_TEXT"] = bld[i]
         if num[i] and parts and parts[-1] == f"{num[i]}{sub[i][-1:]}":
             parts.append(street)
-            written["PAO_NUMBER"] = num[i]
+            if glued:  # "61A": the number is written; a bare "17" for flat 17 of number 1 writes no number
+                written["PAO_NUMBER"] = num[i]
         elif num[i] and not drop_number:
             parts.append(f"{num[i]} {street}")
             written["PAO_NUMBER"] = num[i]
