@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import write_results  # noqa: E402
@@ -53,6 +55,7 @@ def run_town(town: Path, work: Path) -> dict:
     load_after = os.getloadavg()
     _cli("evaluate", "project.toml", "--truth", "truth", "--out", "evaluate.json", cwd=work)
     e = json.loads((work / "evaluate.json").read_text(encoding="utf-8"))
+    per_person = pairs_per_person(work)  # read-only, after the run
     summary = json.loads((work / "output" / "run_summary.json").read_text(encoding="utf-8"))
     p = e["persons"]
     by_origin = {k: v["pairwise_recall"] for k, v in p.get("recall_by_name_origin", {}).items()}
@@ -68,7 +71,8 @@ def run_town(town: Path, work: Path) -> dict:
         "name_origin_gap_points": round(100 * (max(by_origin.values()) - min(by_origin.values())), 2)
         if by_origin else None,
         # the gap chance alone gives at this size: origin labels shuffled among the town's true persons
-        "name_origin_gap_permutation_test": permutation_gap(pairs_per_person(work).assign(town=0), rounds=500),
+        "name_origin_gap_permutation_test": permutation_gap(per_person.assign(town=0), rounds=500),
+        "_per_person": per_person,
         "hard_cases": p.get("hard_cases"),
         "locations_overall": e["locations"].get("overall"),
         "scenarios": {k: v for k, v in s.items() if not isinstance(v, (dict, list))},
@@ -91,10 +95,17 @@ def main() -> None:
             towns[str(seed)] = run_town(town, Path(tmp) / f"run{seed}")
             print(seed, json.dumps({k: towns[str(seed)][k] for k in ("persons_bcubed", "name_origin_gap_points")}),
                   flush=True)
+    frames = [towns[k].pop("_per_person").assign(town=int(k)) for k in towns]
+    pooled = None
+    if len(frames) > 1:  # the towns together: recall by origin over all their true pairs, and its permutation test
+        both = pd.concat(frames)
+        by = both.groupby("name_origin")[["found", "true"]].sum()
+        pooled = {"pairwise_recall_by_name_origin": {o: round(float(r.found / r.true), 6) for o, r in by.iterrows()},
+                  "name_origin_gap_permutation_test": permutation_gap(both, rounds=500)}
     name = f"town_run_{args.persons}_{'-'.join(map(str, args.seeds))}{'_' + args.label if args.label else ''}"
     write_results(name, {"how": "ecins-link synth; ecins-link run project.toml on a fresh store; ecins-link "
                                 "evaluate project.toml --truth truth (each a child process)",
-                         "persons": args.persons, "seeds": args.seeds, "towns": towns})
+                         "persons": args.persons, "seeds": args.seeds, "towns": towns, "pooled": pooled})
 
 
 if __name__ == "__main__":
