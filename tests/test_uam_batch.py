@@ -66,8 +66,9 @@ def test_repeated_texts_are_matched_once_with_the_answers_each_gets_alone(sample
 @pytest.mark.slow
 def test_kept_answers_skip_the_matcher_and_change_nothing(sample_run, tmp_path, monkeypatch):
     """The sample run kept its matcher answers.  Re-running the locations stage reuses them all (the matcher is
-    not called) and writes the same address_matches as that first run; with the cache off, the matcher is called
-    and the answers are again the same."""
+    not called) and, with the homes stage after it as in the run, writes the same address_matches as that first
+    run; with the cache off, the matcher is called and the answers are again the same."""
+    from ecins_link.locations.homes import settle_homes
     from ecins_link.locations.stage import link_locations
 
     run = sample_run.copy(tmp_path / "town")
@@ -84,6 +85,7 @@ def test_kept_answers_skip_the_matcher_and_change_nothing(sample_run, tmp_path, 
         with monkeypatch.context() as m:
             m.setattr(uam.MatcherSession, "match", no_call)
             link_locations(store, config)
+        settle_homes(store, config)
         assert store.con.execute(query).to_arrow_table().equals(first)
         steps = store.con.execute("SELECT details->'$.steps' FROM audit_log WHERE action = 'link_locations' "
                                   "ORDER BY seq DESC LIMIT 1").fetchone()[0]
@@ -100,6 +102,7 @@ def test_kept_answers_skip_the_matcher_and_change_nothing(sample_run, tmp_path, 
         monkeypatch.setattr(uam.MatcherSession, "match", lambda self, t: calls.append(1) or real_match(self, t))
         link_locations(store, config, rules_path=rules)
         assert calls == [1]
+        settle_homes(store, config, rules_path=rules)
         assert store.con.execute(query).to_arrow_table().equals(first)
 
 
