@@ -84,12 +84,14 @@ def build_summary(store: Store, config: ProjectConfig, result: Any, status: str 
                "ended": spans.get(name, (None, None))[1]}
               for name, secs in (getattr(result, "stage_seconds", {}) or {}).items()]
     linkage = _linkage(store)
-    all_warnings = list(dict.fromkeys((warnings or []) + health.warnings + linkage.pop("warnings")))
+    homes = homes_summary(store, getattr(result, "run_id", None))
+    skipped = [f"homes stage skipped: {homes['skipped']}"] if homes and homes.get("skipped") else []
+    all_warnings = list(dict.fromkeys((warnings or []) + health.warnings + linkage.pop("warnings") + skipped))
     return {"run_id": getattr(result, "run_id", None), "project": config.project.name, "status": status,
             "error": error, "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "stages": stages, "sources": health.sources, "nulled_fields": nulled_fields(store), **linkage,
             "warnings": all_warnings, "location_steps": location_steps(store, getattr(result, "run_id", None)),
-            "homes": homes_summary(store, getattr(result, "run_id", None))}
+            "homes": homes}
 
 
 def homes_summary(store: Store, run_id: str | None) -> dict[str, Any] | None:
@@ -103,7 +105,7 @@ def homes_summary(store: Store, run_id: str | None) -> dict[str, Any] | None:
         return None
     if not isinstance(details, dict) or not isinstance(counts, dict):
         return None
-    return {"enabled": details.get("enabled"), "settled": counts.get("settled"),
+    return {"enabled": details.get("enabled"), "skipped": details.get("skipped"), "settled": counts.get("settled"),
             "settled_by_source_letters": counts.get("settled_by_source_letters"),
             "letter_sources": details.get("letter_sources", [])}
 

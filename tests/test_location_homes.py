@@ -97,7 +97,7 @@ def test_a_source_learns_its_way_of_writing_flats_only_from_enough_uncontradicte
     assert {s["source"] for s in _letter_sources(evidence, {"letter_min_confirmed": 3})} == {"council", "police", "fire"}
 
 
-def test_homes_needs_linked_persons(tmp_path: Path) -> None:
+def test_homes_needs_linked_persons_newer_than_the_records(tmp_path: Path) -> None:
     out = tmp_path / "t"
     generate_town(out, persons=300, seed=3)
     cfg = load_config(out / "project.toml")
@@ -105,3 +105,18 @@ def test_homes_needs_linked_persons(tmp_path: Path) -> None:
         run_stages(store, cfg, ["ingest", "standardise", "locations"], progress=False)
         with pytest.raises(StoreError, match="person_clusters"):
             settle_homes(store, cfg)
+        # persons linked, then the records standardised again: the clusters may be stale, so homes does nothing
+        # and says why (the run summary turns it into a warning)
+        run_stages(store, cfg, ["persons"], progress=False)
+        run_stages(store, cfg, ["standardise"], progress=False)
+        before = store.df("SELECT * FROM address_matches ORDER BY source, record_key")
+        result = run_stages(store, cfg, ["homes"], progress=False)
+        assert store.df("SELECT * FROM address_matches ORDER BY source, record_key").equals(before)
+        from ecins_link.run_summary import build_summary
+
+        summary = build_summary(store, cfg, result)
+        assert summary["homes"]["enabled"] is False and "persons stage" in summary["homes"]["skipped"]
+        assert any(w.startswith("homes stage skipped") for w in summary["warnings"])
+        run_stages(store, cfg, ["persons", "homes"], progress=False)  # linked again: it runs
+        again = build_summary(store, cfg, result)["homes"]
+        assert again["enabled"] is True and again["skipped"] is None

@@ -128,6 +128,10 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
     cfg, reasons = rules.get("homes", {}), rules.get("reasons", {})
     enabled = bool(cfg.get("enabled", True)) and store.has_table("gazetteer_std")
     details: dict = {"enabled": enabled, "confidence": float(cfg.get("confidence", 0.9)), "letter_sources": []}
+    if enabled and _persons_older_than_standardise(store):
+        enabled = details["enabled"] = False
+        details["skipped"] = ("the person clusters are older than the standardised records: run the persons "
+                              "stage before homes")
     with store.stage("homes"):
         settled = by_letters = 0
         if enabled:
@@ -149,6 +153,15 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
             con.execute("DROP TABLE _homes")
         store.audit("combination", "settle_homes", details=details,
                     row_counts={"settled": int(settled), "settled_by_source_letters": int(by_letters)})
+
+
+def _persons_older_than_standardise(store: Store) -> bool:
+    """Whether the last persons stage finished before the last standardise stage (its clusters may name records
+    that have changed since); False when either never ran here."""
+    persons, standardise = store.con.execute(
+        "SELECT max(finished_at) FILTER (WHERE stage = 'persons'), max(finished_at) FILTER (WHERE stage = "
+        "'standardise') FROM stage_runs").fetchone()
+    return persons is not None and standardise is not None and persons < standardise
 
 
 def _letter_sources(evidence: list[tuple], cfg: dict) -> list[dict]:
