@@ -23,12 +23,15 @@ exactly one of them fits every part the text gives, the record is settled there:
 Then the convention of each source is read from what was settled: a source whose records were settled by reading
 "23B" as flat B of 23 at least ``letter_min_confirmed`` times, and whose records still at such a building belong to
 people known at *another* of its flats at most ``letter_max_contradicted_share`` as often, writes flats that way.
-Its other person records at a building whose number carries the letter of exactly one of the building's flats are
-put at that flat (``match_method = 'source_flat_letters'``, ``letter_confidence``).  A source that adds letters
-by mistake is contradicted by its own people and learns nothing; an extract without linked people learns nothing.
+An event source's way is read from its events at such a building whose people are known at the flat the letter
+names (agree) or only at another of its flats (disagree).  A learnt source's other records at a building whose
+number carries the letter of exactly one of the building's flats are put at that flat (``match_method =
+'source_flat_letters'``, ``letter_confidence``).  A source that adds letters by mistake is contradicted by its own
+people and learns nothing; an extract without linked people learns nothing.
 
-A home never lands on a commercial UPRN or on a building that has flats.  Event addresses are left alone: where a
-thing happened is not where the people involved live.  Settled rows get ``match_method = 'person_homes'``, level
+A home never lands on a commercial UPRN or on a building that has flats.  An event is never placed where its people
+live: where a thing happened is not where the people involved live (only how its source writes flats is read from
+them).  Settled rows get ``match_method = 'person_homes'``, level
 ``flat`` or ``exact``, the confidence of ``[homes] confidence`` (location_rules.toml) and a reason naming how many
 of the person's records live there.  Off with ``[homes] enabled = false``.
 """
@@ -101,15 +104,38 @@ contradicted AS (
       AND NOT EXISTS (SELECT 1 FROM _homes h WHERE h.source = m.source AND h.record_key = m.record_key))
 SELECT source, sum(agree)::INT AS agree, sum(disagree)::INT AS disagree FROM (
     SELECT source, 1 AS agree, 0 AS disagree FROM settled
-    UNION ALL SELECT source, 0, 1 FROM contradicted) GROUP BY source
+    UNION ALL SELECT source, 0, 1 FROM contradicted{events}) GROUP BY source
 """
 
-# the learnt sources' records still at a building whose number carries the letter of exactly one of its flats
+# an event source: its events at such a building whose people are known at the flat the letter names (agree), or
+# only at other flats of that building (disagree).  Only the source's way of writing flats is read from them: an
+# event is never placed where its people live
+_EVENT_LETTER_VOTES = """
+    UNION ALL SELECT source, (agree AND NOT disagree)::INT, (disagree AND NOT agree)::INT FROM (
+        SELECT o.source, o.record_key,
+               bool_or(regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) = o.letter) AS agree,
+               bool_or(regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) <> o.letter) AS disagree
+        FROM (SELECT DISTINCT m.source, m.record_key, m.uprn AS building_uprn, pc.person_id,
+                     regexp_extract(a.number, '([A-Z])$', 1) AS letter
+              FROM address_matches m JOIN address_std a USING (source, record_key)
+              JOIN event_records e ON e.source = m.source AND e.record_key = m.record_key
+              JOIN person_clusters pc ON pc.source = e.person_source AND pc.record_key = e.person_record_key
+              WHERE a.origin = 'event' AND m.match_level = 'building' AND a.flat IS NULL
+                AND regexp_matches(a.number, '^[0-9]+[A-Z]$')) o
+        JOIN person_clusters kc ON kc.person_id = o.person_id
+        JOIN address_matches km ON km.source = kc.source AND km.record_key = kc.record_key
+        JOIN address_std ka ON ka.source = km.source AND ka.record_key = km.record_key
+        JOIN gazetteer_std g ON g.uprn = km.uprn
+        WHERE ka.origin = 'person' AND km.match_level IN ('exact', 'flat') AND g.parent_uprn = o.building_uprn
+        GROUP BY ALL)"""
+
+# the learnt sources' records (of people or events) still at a building whose number carries the letter of exactly
+# one of its flats
 _LETTER_SETTLED_SQL = """
 SELECT m.source, m.record_key, any_value(g.uprn) AS uprn, 0 AS n_records, true AS is_flat
 FROM address_matches m JOIN address_std a USING (source, record_key) JOIN _letter_sources s USING (source)
 JOIN gazetteer_std g ON g.parent_uprn = m.uprn
-WHERE a.origin = 'person' AND m.match_level = 'building' AND a.flat IS NULL
+WHERE m.match_level = 'building' AND a.flat IS NULL
   AND regexp_matches(a.number, '^[0-9]+[A-Z]$') AND coalesce(g.address_class, 'other') <> 'commercial'
   AND a.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)
 GROUP BY m.source, m.record_key HAVING count(*) = 1
@@ -137,7 +163,8 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
         if enabled:
             con = store.con
             con.execute(f"CREATE OR REPLACE TEMP TABLE _homes AS {_SETTLED_SQL}")
-            evidence = con.execute(_LETTER_EVIDENCE_SQL).fetchall()
+            events = _EVENT_LETTER_VOTES if store.has_table("event_records") else ""
+            evidence = con.execute(_LETTER_EVIDENCE_SQL.format(events=events)).fetchall()
             settled = _rewrite(store, "_homes", details["confidence"], METHOD, reasons.get(METHOD, METHOD))
             details["letter_sources"] = learnt = _letter_sources(evidence, cfg)
             if learnt:
