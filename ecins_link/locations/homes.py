@@ -192,7 +192,9 @@ def _persons_older_than_standardise(store: Store) -> bool:
 
 
 def _letter_sources(evidence: list[tuple], cfg: dict) -> list[dict]:
-    """The sources whose settled records read "23B" as flat B often enough and are seldom contradicted."""
+    """The sources whose records read "23B" as flat B often enough -- settled by their people's other records,
+    or events whose people live at that flat -- and are seldom contradicted (``evidence``: source, agree,
+    disagree)."""
     least = int(cfg.get("letter_min_confirmed", 10))
     share = float(cfg.get("letter_max_contradicted_share", 0.05))
     return [{"source": src, "agree": int(agree), "disagree": int(disagree)} for src, agree, disagree in sorted(evidence)
