@@ -104,8 +104,8 @@ contradicted AS (
       AND NOT EXISTS (SELECT 1 FROM _homes h WHERE h.source = m.source AND h.record_key = m.record_key))
 SELECT source, sum(agree)::INT AS agree, sum(disagree)::INT AS disagree FROM (
     SELECT source, 1 AS agree, 0 AS disagree FROM settled
-    UNION ALL SELECT source, 0, 1 FROM contradicted{events}) GROUP BY source
-"""
+    UNION ALL SELECT source, 0, 1 FROM contradicted"""
+_LETTER_EVIDENCE_END = ") GROUP BY source"
 
 # an event source: its events at such a building whose people are known at the flat the letter names (agree), or
 # only at other flats of that building (disagree).  Only the source's way of writing flats is read from them: an
@@ -164,7 +164,7 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
             con = store.con
             con.execute(f"CREATE OR REPLACE TEMP TABLE _homes AS {_SETTLED_SQL}")
             events = _EVENT_LETTER_VOTES if store.has_table("event_records") else ""
-            evidence = con.execute(_LETTER_EVIDENCE_SQL.format(events=events)).fetchall()
+            evidence = con.execute(_LETTER_EVIDENCE_SQL + events + _LETTER_EVIDENCE_END).fetchall()
             settled = _rewrite(store, "_homes", details["confidence"], METHOD, reasons.get(METHOD, METHOD))
             details["letter_sources"] = learnt = _letter_sources(evidence, cfg)
             if learnt:
