@@ -46,6 +46,21 @@ from ecins_link.store import Store
 METHOD = "person_homes"
 LETTER_METHOD = "source_flat_letters"
 
+
+def _flat_letter(g: str) -> str:
+    """SQL: the letter of gazetteer row ``g``'s flat ('FLAT B' -> 'B'; '' for a flat that is not one letter)."""
+    return f"regexp_extract({g}.flat, '^(?:FLAT )?([A-Z])$', 1)"
+
+
+# the properties each person's records resolved to exactly (read by the three queries below, before any rewrite):
+# the property, the building it is a flat of and that flat's letter
+_KNOWN_SQL = f"""
+SELECT pc.person_id, m.uprn, m.source, m.record_key, g.parent_uprn, {_flat_letter('g')} AS letter
+FROM address_matches m JOIN address_std a USING (source, record_key) JOIN person_clusters pc USING (source, record_key)
+JOIN gazetteer_std g ON g.uprn = m.uprn
+WHERE a.origin = 'person' AND m.match_level IN ('exact', 'flat') AND m.uprn IS NOT NULL
+"""
+
 # person records the locations stage left open, the properties the person's other records resolved to exactly,
 # and those of them that fit every part of the open record's text (see the module doc)
 _SETTLED_SQL = """
@@ -55,15 +70,10 @@ open AS (
            pc.person_id, a.flat, a.number, a.building, a.street, a.town, a.postcode
     FROM address_matches m JOIN address_std a USING (source, record_key) JOIN pc USING (source, record_key)
     WHERE a.origin = 'person' AND m.match_level IN ('building', 'unresolved', 'street') AND a.street IS NOT NULL),
-known AS (
-    SELECT pc.person_id, m.uprn, m.source, m.record_key
-    FROM address_matches m JOIN address_std a USING (source, record_key) JOIN pc USING (source, record_key)
-    WHERE a.origin = 'person' AND m.match_level IN ('exact', 'flat') AND m.uprn IS NOT NULL
-      AND pc.person_id IN (SELECT person_id FROM open)),
 fits AS (
     SELECT o.source, o.record_key, k.uprn, count(*) AS n_records
     FROM open o
-    JOIN known k ON k.person_id = o.person_id AND NOT (k.source = o.source AND k.record_key = o.record_key)
+    JOIN _homes_known k ON k.person_id = o.person_id AND NOT (k.source = o.source AND k.record_key = o.record_key)
     JOIN gazetteer_std g ON g.uprn = k.uprn
     WHERE g.street = o.street AND coalesce(g.address_class, 'other') <> 'commercial'
       AND NOT EXISTS (SELECT 1 FROM gazetteer_std c WHERE c.parent_uprn = g.uprn)
@@ -75,7 +85,7 @@ fits AS (
            OR (o.flat IS NULL AND o.number = g.number)
            OR (o.flat IS NULL AND o.number IS NULL AND o.building IS NOT NULL)
            OR (o.flat IS NULL AND g.flat IS NOT NULL
-               AND o.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)))
+               AND o.number = g.number || k.letter))
     GROUP BY ALL)
 SELECT f.source, f.record_key, any_value(f.uprn) AS uprn, any_value(f.n_records) AS n_records,
        any_value(g.flat IS NOT NULL) AS is_flat
@@ -86,21 +96,18 @@ GROUP BY f.source, f.record_key HAVING count(*) = 1
 
 # per source: its records the step above settled by reading "23B" as flat B of 23 (agree), and its records still at
 # a building whose person is known at another flat of that building (disagree)
-_LETTER_EVIDENCE_SQL = """
+_LETTER_EVIDENCE_SQL = f"""
 WITH settled AS (
     SELECT a.source FROM _homes h JOIN address_std a USING (source, record_key) JOIN gazetteer_std g ON g.uprn = h.uprn
     WHERE a.flat IS NULL AND regexp_matches(a.number, '^[0-9]+[A-Z]$')
-      AND a.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)),
+      AND a.number = g.number || {_flat_letter('g')}),
 contradicted AS (
     SELECT DISTINCT m.source, m.record_key
     FROM address_matches m JOIN address_std a USING (source, record_key) JOIN person_clusters pc USING (source, record_key)
-    JOIN person_clusters kc ON kc.person_id = pc.person_id
-    JOIN address_matches km ON km.source = kc.source AND km.record_key = kc.record_key
-    JOIN gazetteer_std g ON g.uprn = km.uprn
+    JOIN _homes_known k ON k.person_id = pc.person_id
     WHERE a.origin = 'person' AND m.match_level = 'building' AND a.flat IS NULL
-      AND regexp_matches(a.number, '^[0-9]+[A-Z]$') AND km.match_level IN ('exact', 'flat')
-      AND g.parent_uprn = m.uprn
-      AND regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) <> regexp_extract(a.number, '([A-Z])$', 1)
+      AND regexp_matches(a.number, '^[0-9]+[A-Z]$')
+      AND k.parent_uprn = m.uprn AND k.letter <> regexp_extract(a.number, '([A-Z])$', 1)
       AND NOT EXISTS (SELECT 1 FROM _homes h WHERE h.source = m.source AND h.record_key = m.record_key))
 SELECT source, sum(agree)::INT AS agree, sum(disagree)::INT AS disagree FROM (
     SELECT source, 1 AS agree, 0 AS disagree FROM settled
@@ -112,9 +119,7 @@ _LETTER_EVIDENCE_END = ") GROUP BY source"
 # event is never placed where its people live
 _EVENT_LETTER_VOTES = """
     UNION ALL SELECT source, (agree AND NOT disagree)::INT, (disagree AND NOT agree)::INT FROM (
-        SELECT o.source, o.record_key,
-               bool_or(regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) = o.letter) AS agree,
-               bool_or(regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1) <> o.letter) AS disagree
+        SELECT o.source, o.record_key, bool_or(k.letter = o.letter) AS agree, bool_or(k.letter <> o.letter) AS disagree
         FROM (SELECT DISTINCT m.source, m.record_key, m.uprn AS building_uprn, pc.person_id,
                      regexp_extract(a.number, '([A-Z])$', 1) AS letter
               FROM address_matches m JOIN address_std a USING (source, record_key)
@@ -122,22 +127,18 @@ _EVENT_LETTER_VOTES = """
               JOIN person_clusters pc ON pc.source = e.person_source AND pc.record_key = e.person_record_key
               WHERE a.origin = 'event' AND m.match_level = 'building' AND a.flat IS NULL
                 AND regexp_matches(a.number, '^[0-9]+[A-Z]$')) o
-        JOIN person_clusters kc ON kc.person_id = o.person_id
-        JOIN address_matches km ON km.source = kc.source AND km.record_key = kc.record_key
-        JOIN address_std ka ON ka.source = km.source AND ka.record_key = km.record_key
-        JOIN gazetteer_std g ON g.uprn = km.uprn
-        WHERE ka.origin = 'person' AND km.match_level IN ('exact', 'flat') AND g.parent_uprn = o.building_uprn
+        JOIN _homes_known k ON k.person_id = o.person_id AND k.parent_uprn = o.building_uprn
         GROUP BY ALL)"""
 
 # the learnt sources' records (of people or events) still at a building whose number carries the letter of exactly
 # one of its flats
-_LETTER_SETTLED_SQL = """
+_LETTER_SETTLED_SQL = f"""
 SELECT m.source, m.record_key, any_value(g.uprn) AS uprn, 0 AS n_records, true AS is_flat
 FROM address_matches m JOIN address_std a USING (source, record_key) JOIN _letter_sources s USING (source)
 JOIN gazetteer_std g ON g.parent_uprn = m.uprn
 WHERE m.match_level = 'building' AND a.flat IS NULL
   AND regexp_matches(a.number, '^[0-9]+[A-Z]$') AND coalesce(g.address_class, 'other') <> 'commercial'
-  AND a.number = g.number || regexp_extract(g.flat, '^(?:FLAT )?([A-Z])$', 1)
+  AND a.number = g.number || {_flat_letter('g')}
 GROUP BY m.source, m.record_key HAVING count(*) = 1
 """
 
@@ -162,6 +163,7 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
         settled = by_letters = 0
         if enabled:
             con = store.con
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _homes_known AS {_KNOWN_SQL}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE _homes AS {_SETTLED_SQL}")
             events = _EVENT_LETTER_VOTES if store.has_table("event_records") else ""
             evidence = con.execute(_LETTER_EVIDENCE_SQL + events + _LETTER_EVIDENCE_END).fetchall()
@@ -177,7 +179,7 @@ def settle_homes(store: Store, config: ProjectConfig, rules_path: str | Path | N
                 by_letters = _rewrite(store, "_letters", float(cfg.get("letter_confidence", 0.85)), LETTER_METHOD,
                                       reasons.get(LETTER_METHOD, LETTER_METHOD))
                 con.execute("DROP TABLE _letters; DROP TABLE _letter_sources")
-            con.execute("DROP TABLE _homes")
+            con.execute("DROP TABLE _homes; DROP TABLE _homes_known")
         store.audit("combination", "settle_homes", details=details,
                     row_counts={"settled": int(settled), "settled_by_source_letters": int(by_letters)})
 
