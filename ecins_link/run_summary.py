@@ -94,17 +94,25 @@ def build_summary(store: Store, config: ProjectConfig, result: Any, status: str 
             "homes": homes}
 
 
+def _audit_json(store: Store, action: str, run_id: str | None) -> tuple[dict, dict] | None:
+    """(details, row_counts) of the newest ``action`` audit row of run ``run_id``, both JSON objects; None when
+    there is none or it does not parse."""
+    row = store.con.execute("SELECT details, row_counts FROM audit_log WHERE action = ? AND run_id = ? "
+                            "ORDER BY seq DESC LIMIT 1", [action, run_id]).fetchone() if run_id else None
+    try:
+        details, counts = (json.loads(row[0]), json.loads(row[1] or "{}")) if row else (None, None)
+    except (TypeError, ValueError):
+        return None
+    return (details, counts) if isinstance(details, dict) and isinstance(counts, dict) else None
+
+
 def homes_summary(store: Store, run_id: str | None) -> dict[str, Any] | None:
     """The ``settle_homes`` audit row of run ``run_id``: rows settled, by people's other records and by a source's
     learnt way of writing flats, and those sources with their evidence; None when the homes stage did not run."""
-    row = store.con.execute("SELECT details, row_counts FROM audit_log WHERE action = 'settle_homes' AND run_id = ? "
-                            "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone() if run_id else None
-    try:
-        details, counts = (json.loads(row[0]), json.loads(row[1])) if row else (None, None)
-    except (TypeError, ValueError):
+    got = _audit_json(store, "settle_homes", run_id)
+    if got is None:
         return None
-    if not isinstance(details, dict) or not isinstance(counts, dict):
-        return None
+    details, counts = got
     return {"enabled": details.get("enabled"), "skipped": details.get("skipped"), "settled": counts.get("settled"),
             "settled_by_source_letters": counts.get("settled_by_source_letters"),
             "letter_sources": details.get("letter_sources", [])}
@@ -113,12 +121,8 @@ def homes_summary(store: Store, run_id: str | None) -> dict[str, Any] | None:
 def location_steps(store: Store, run_id: str | None) -> dict[str, Any] | None:
     """The ``link_locations`` audit row of run ``run_id``: its ``seconds`` / ``cpu_seconds`` per step and its
     ``uk_address_matcher*`` counts; None when the locations stage did not run in that run."""
-    row = store.con.execute("SELECT details FROM audit_log WHERE action = 'link_locations' AND run_id = ? "
-                            "ORDER BY seq DESC LIMIT 1", [run_id]).fetchone() if run_id else None
-    try:
-        steps = json.loads(row[0]).get("steps", {}) if row else None
-    except (TypeError, ValueError, AttributeError):
-        steps = None
+    got = _audit_json(store, "link_locations", run_id)
+    steps = got[0].get("steps") if got else None
     if not isinstance(steps, dict):
         return None
     return {k: v for k, v in steps.items() if k in ("seconds", "cpu_seconds") or k.startswith("uk_address_matcher")}
