@@ -19,7 +19,7 @@ from ecins_link.standardise.names import surname_variant_table
 OLD = {"postcode": "NT1 1AA", "address_norm": "4 MILL LANE NORTHTOWN"}
 NEW = {"postcode": "NT9 9ZZ", "address_norm": "FLAT 2 17 ELM ROAD NORTHTOWN"}
 CANON = {"MUHAMMAD": "MOHAMMED", "MOHAMMAD": "MOHAMMED", "MOHAMMED": "MOHAMMED", "GARRY": "GARY", "GARY": "GARY", "JIM": "JAMES",
-         "JAMES": "JAMES", "AISHA": "AISHA", "AYESHA": "AISHA", "ANNA": "ANNA", "JOHN": "JOHN"}
+         "JAMES": "JAMES", "AISHA": "AISHA", "AYESHA": "AISHA", "ANNA": "ANNA", "JOHN": "JOHN", "WAI": "WEI", "WEI": "WEI"}
 
 
 def _rec(key: str, forename: str, surname: str, dob: str | None, home: dict, sex: str | None = "M") -> dict:
@@ -70,6 +70,7 @@ def test_packaged_vocabulary_maps_transliterations_to_one_surname() -> None:
     ("ZAHID", "ALI", "ALI", "ZAHID"),  # written in the other order
     ("MIAH", "MOHAMMAD", "MOHAMMED", "MIAH"),  # the other order, and a transliteration
     ("WEI", "ZHANG", "ZHANG", "WEI"),  # family name written first
+    ("WAI", "WONG", "WONG", "WEI"),  # the other order, Cantonese / Mandarin given name; WONG read as a forename
 ])
 def test_variant_names_with_the_same_dob_at_another_address_are_accepted(fa: str, sa: str, fb: str, sb: str) -> None:
     rows = [_rec("a", fa, sa, "1985-04-05", OLD), _rec("b", fb, sb, "1985-04-05", NEW), *_filler(60)]

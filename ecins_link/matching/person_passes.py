@@ -9,7 +9,9 @@ there (the DuckDB path after its own clustering, the Spark path after reading Sp
 2. a misspelt forename or the only namesake at home (``person_home``);
 3. exact forename, surname and date of birth at another address (``person_identity``);
 4. the same identity under name variants (MUHAMMAD / MOHAMMED, CLARK / CLARKE) at another address
-   (``person_variants``).
+   (``person_variants``);
+5. the same identity with one name mistyped by one keystroke (GEOGRE / GEORGE) at another address
+   (``person_keystrokes``).
 
 Each pass reads the first clustering and re-weights pairs of the pair table; when any pass re-weighted a pair,
 the records are clustered again with the same clerical constraints and over-merge guard.
@@ -22,11 +24,13 @@ import duckdb
 from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_identity import same_identity_elsewhere
+from ecins_link.matching.person_keystrokes import one_keystroke_elsewhere
 from ecins_link.matching.person_moves import household_moves
 from ecins_link.matching.person_source_priors import within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
-PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants")
+PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
+          "same_identity_keystroke")
 
 
 def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, *, threshold: float,
@@ -44,6 +48,7 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
         "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
         "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc, held),
         "same_identity_variants": same_identity_variants(con, nodes, pairs, clusters, threshold, mc, held),
+        "same_identity_keystroke": one_keystroke_elsewhere(con, nodes, pairs, clusters, threshold, mc, held),
     }
     if not any(done[name].get("reweighted") for name in PASSES):
         return done, None

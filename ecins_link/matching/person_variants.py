@@ -16,7 +16,10 @@ This pass accepts such a pair at the match threshold (no further) when
   (exact pairs are the identity pass's);
 - or the two are written in the other order (forename of one = surname of the other and the other way round, in
   canonical form: ZAHID ALI / ALI ZAHID, MIAH MOHAMMAD / MOHAMMED MIAH), as a combined name column, a family name
-  written first (Chinese, Korean, Vietnamese, Hungarian) or a form filled in the other order gives them;
+  written first (Chinese, Korean, Vietnamese, Hungarian) or a form filled in the other order gives them.  Each
+  name is compared in one vocabulary: a surname field read as a forename (``surname_forename_canonical``) against
+  the other's forename, so WAI WONG / WONG WEI (WAI and WEI one given name) is a swap although WONG, read as a
+  surname, is a spelling of WANG;
 - neither forename is a bare initial, and the full dates of birth agree and are no placeholder (at most
   ``max_dob_share`` of the dated records carry the date);
 - or (``dob_day_month_swap``) the dates of birth are one date with day and month in the other order (06/05/1993
@@ -40,12 +43,19 @@ from ecins_link.matching.person_home import accept_at_threshold
 from ecins_link.matching.person_source_priors import withhold_within_source
 
 
-def _surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
+def surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
     """The canonical surname column of ``nodes`` (``surname_compact`` on a store standardised before it existed)."""
     cols = {r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()}
     if "surname_canonical" in cols:
         return "coalesce(surname_canonical, surname_compact)"
     return "surname_compact"
+
+
+def surname_as_forename(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
+    """The surname field read as a forename (``surname_forename_canonical``; the surname itself on a store
+    standardised before that column existed)."""
+    cols = {r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()}
+    return "coalesce(surname_forename_canonical, surname)" if "surname_forename_canonical" in cols else "surname"
 
 
 def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
@@ -59,9 +69,10 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
     low, share = float(cfg.get("min_probability", 0.5)), float(cfg.get("max_dob_share", 0.001))
     max_clusters = int(cfg.get("max_clusters", 2))
     swap = bool(cfg.get("dob_day_month_swap", False))
-    sur = _surname_key(con, nodes)
+    sur = surname_key(con, nodes)
+    sfc = surname_as_forename(con, nodes)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_accept AS
-        WITH n AS (SELECT unique_id, forename, forename_canonical AS fc, surname, {sur} AS sc, dob, sex
+        WITH n AS (SELECT unique_id, forename, forename_canonical AS fc, surname, {sur} AS sc, {sfc} AS sfc, dob, sex
                    FROM "{nodes}"),
         dated AS (SELECT count(dob) AS total FROM n),
         common_dob AS (SELECT dob FROM n, dated WHERE dob IS NOT NULL GROUP BY dob, total
@@ -74,7 +85,7 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
                  WHERE p.match_probability >= ? AND p.match_probability < ?
                    AND ((l.dob = r.dob
                          AND ((l.fc = r.fc AND l.sc = r.sc AND NOT (l.forename = r.forename AND l.surname = r.surname))
-                              OR (l.fc = r.sc AND l.sc = r.fc)))
+                              OR (l.fc = r.sc AND l.sc = r.fc) OR (l.fc = r.sfc AND r.fc = l.sfc)))
                         -- day and month written in the other order (05/06 and 06/05), names exact or variants
                         OR (? AND year(l.dob) = year(r.dob) AND day(l.dob) = month(r.dob) AND month(l.dob) = day(r.dob)
                             AND ((l.fc = r.fc AND l.sc = r.sc) OR (l.fc = r.sc AND l.sc = r.fc))))
