@@ -23,9 +23,14 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ecins_link.matching.explain_rows import (
+    DEFAULT_INPUT_TABLE,
+    pairs_name_their_rule,
+    with_link_rule,
+    with_source_prior,
+)
 from ecins_link.store import Store, StoreError
 
-DEFAULT_INPUT_TABLE = "person_std"
 _tf_cache: dict[tuple, dict[str, Any]] = {}
 
 
@@ -214,28 +219,13 @@ def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tupl
     return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l
 
 
-def _with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
-    """Add the bits a source's own prior took off the pair (person_source_priors) before the final score."""
-    from ecins_link.matching.person_source_priors import explanation_row
-
-    row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
-    summary = json.loads(row[0]) if row and isinstance(row[0], str) and row[0] else {}
-    extra = explanation_row(store.con, summary.get("input_table") or DEFAULT_INPUT_TABLE, summary, unique_id_l,
-                            unique_id_r)
-    final = out["comparison"] == "Final score"
-    if extra is None or not final.any():
-        return out
-    out.loc[final, "log2_weight"] = out.loc[final, "log2_weight"] + extra["log2_weight"]
-    out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
-    at = int(final.to_numpy().nonzero()[0][0])
-    return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
-
-
 def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
     """Splink's waterfall for two records: one row per model term, prior first, final score last.
 
     Columns: ``comparison`` (comparison name, ``tf_<name>`` for a term-frequency adjustment, ``Prior``,
-    ``Final score``), ``level`` (label of the level reached), ``bayes_factor``, ``log2_weight``,
+    ``Source prior`` (bits a source's own prior took off), ``Link rule`` (the pass that accepted the pair at the
+    match threshold although the model scored it lower; ``level`` names it), ``Final score``), ``level`` (label of
+    the level reached), ``bayes_factor``, ``log2_weight``,
     ``value_l`` / ``value_r`` (the compared values of ``unique_id_l`` / ``unique_id_r``),
     ``m_probability``, ``u_probability``, ``description``.  Raises ``KeyError`` for an unknown record id and
     ``StoreError`` when no model has been saved.
@@ -263,7 +253,8 @@ def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFra
     )
     out["log2_weight"] = out["log2_weight"].astype(float)
     out = out[~((out["comparison"].str.startswith("tf_")) & (out["log2_weight"] == 0.0))]
-    out = _with_source_prior(store, out, unique_id_l, unique_id_r)
+    out = with_source_prior(store, out, unique_id_l, unique_id_r)
+    out = with_link_rule(store, out, unique_id_l, unique_id_r)
     keep = [
         "comparison",
         "level",
@@ -325,7 +316,9 @@ def explain_person(store: Store, person_id: str) -> pd.DataFrame:
     same person on that edge; NULL when there is none); ``match_weight, match_probability`` (the model's
     score of that edge); ``link_basis``: ``model`` (strongest ``person_pairs`` edge inside the person),
     ``clerical`` (no model edge, but a reviewer's latest decision says match), ``single record`` or
-    ``no stored edge``; ``breakdown`` (per-field summary of the edge, as in :func:`score_pairs`).
+    ``no stored edge``; ``breakdown`` (per-field summary of the edge, as in :func:`score_pairs`); ``link_rule``
+    (the pass that accepted that edge at the match threshold although the model scored it lower, else NULL:
+    ``matching.person_passes.RULE_TEXT`` says what each means).
     """
     from ecins_link.matching.review import latest_decisions_sql
 
@@ -340,6 +333,7 @@ def explain_person(store: Store, person_id: str) -> pd.DataFrame:
         "match_probability",
         "link_basis",
         "breakdown",
+        "link_rule",
     ]
     recs = store.df(
         """SELECT unique_id, source, record_key, cluster_confidence FROM person_clusters
@@ -355,25 +349,30 @@ def explain_person(store: Store, person_id: str) -> pd.DataFrame:
             match_probability=float("nan"),
             link_basis="single record",
             breakdown=None,
+            link_rule=None,
         )[cols]
     sources = []
     if store.has_table("person_pairs"):
+        rule = "link_rule" if pairs_name_their_rule(store) else "NULL::VARCHAR"
         sources.append(
-            "SELECT unique_id_l AS a, unique_id_r AS b, 1 AS pref, match_weight, match_probability FROM person_pairs"
+            "SELECT unique_id_l AS a, unique_id_r AS b, 1 AS pref, match_weight, match_probability, "
+            f"{rule} AS link_rule FROM person_pairs"
         )
     if store.has_table("clerical_decisions"):
         sources.append(
-            f"SELECT unique_id_l, unique_id_r, 2, NULL, NULL FROM ({latest_decisions_sql()}) WHERE decision = 'match'"
+            f"SELECT unique_id_l, unique_id_r, 2, NULL, NULL, NULL FROM ({latest_decisions_sql()}) "
+            "WHERE decision = 'match'"
         )
-    edges = pd.DataFrame(columns=["unique_id", "linked_to", "pref", "match_weight", "match_probability"])
+    edges = pd.DataFrame(columns=["unique_id", "linked_to", "pref", "match_weight", "match_probability", "link_rule"])
     if sources:
         edges = store.df(
             f"""WITH members AS (SELECT unique_id FROM person_clusters WHERE person_id = ?),
                     e AS (SELECT * FROM ({" UNION ALL ".join(sources)})
                           WHERE a IN (SELECT unique_id FROM members) AND b IN (SELECT unique_id FROM members)),
-                    both_ways AS (SELECT a AS unique_id, b AS linked_to, pref, match_weight, match_probability
-                                  FROM e UNION ALL SELECT b, a, pref, match_weight, match_probability FROM e)
-                SELECT unique_id, linked_to, pref, match_weight, match_probability FROM both_ways
+                    both_ways AS (SELECT a AS unique_id, b AS linked_to, pref, match_weight, match_probability,
+                                         link_rule FROM e
+                                  UNION ALL SELECT b, a, pref, match_weight, match_probability, link_rule FROM e)
+                SELECT unique_id, linked_to, pref, match_weight, match_probability, link_rule FROM both_ways
                 QUALIFY row_number() OVER (
                     PARTITION BY unique_id ORDER BY pref, match_weight DESC NULLS LAST, linked_to) = 1""",
             [person_id],

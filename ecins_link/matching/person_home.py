@@ -259,24 +259,31 @@ def _unique_namesakes(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, cl
                    AND h.unique_id NOT IN (SELECT unique_id FROM elsewhere UNION ALL SELECT unique_id FROM rival))
         SELECT least(unique_id, b) AS unique_id_l, greatest(unique_id, b) AS unique_id_r FROM best
         WHERE k = 1 AND prob < ?""", [low, low, float(threshold)])
-    n = accept_at_threshold(con, pairs, "_hm_unique", threshold)
+    n = accept_at_threshold(con, pairs, "_hm_unique", threshold, "same_home")
     con.execute("DROP TABLE IF EXISTS _hm_unique")
     return {"accepted": n, "min_probability": low}
 
 
-def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: str, threshold: float) -> int:
+def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: str, threshold: float,
+                        rule: str | None = None) -> int:
     """Raise the pairs of ``pairs`` listed in table ``accepted`` (unique_id_l, unique_id_r; either orientation) to
     the match threshold -- no further, and never lower a pair; returns how many ``accepted`` lists.  Both
-    orientations are listed first so the update is an equality (hash) join, not an OR join over every pair."""
+    orientations are listed first so the update is an equality (hash) join, not an OR join over every pair.
+    ``rule``: the pass's name, written to the pair's ``link_rule`` (when ``pairs`` has that column) where the pass
+    is what raised it, so an explanation can say why the pair links although the model scored it lower."""
     n = int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
     if n:
         t = min(max(float(threshold), 1e-9), 1 - 1e-9)
+        cols = {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
+        named = bool(rule) and "link_rule" in cols
+        # every SET expression reads the row as it was before the update
+        label = ", link_rule = CASE WHEN p.match_probability < ? THEN ? ELSE p.link_rule END" if named else ""
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
-                            match_probability = greatest(p.match_probability, ?)
+                            match_probability = greatest(p.match_probability, ?){label}
                         FROM (SELECT unique_id_l AS a, unique_id_r AS b FROM "{accepted}"
                               UNION SELECT unique_id_r, unique_id_l FROM "{accepted}") m
                         WHERE m.a = p.unique_id_l AND m.b = p.unique_id_r""",
-                    [math.log2(t / (1 - t)), t])
+                    [math.log2(t / (1 - t)), t, *([t, rule] if named else [])])
     return n
 
 

@@ -69,7 +69,7 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
           AND coalesce(l.sex = r.sex, TRUE) AND t.clusters <= 2
           AND l.dob NOT IN (SELECT dob FROM common_dob)""", [share, low, float(threshold), most])
     held = withhold_within_source(con, nodes, "_id_accept", held_sources or [])
-    n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold)
+    n_pairs = accept_at_threshold(con, pairs, "_id_accept", threshold, "same_identity")
     con.execute("DROP TABLE IF EXISTS _id_accept")
     return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,
             "max_expected_namesakes": round(most, 6)}

@@ -113,7 +113,7 @@ def one_keystroke_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
           AND NOT EXISTS (SELECT 1 FROM shared s WHERE s.cl_l = k.cl_l AND s.cl_r = k.cl_r)""",
                 [share, low, float(threshold), min_length, ratio, max_clusters])
     held = withhold_within_source(con, nodes, _ACCEPT, held_sources or [])
-    n_pairs = accept_at_threshold(con, pairs, _ACCEPT, threshold)
+    n_pairs = accept_at_threshold(con, pairs, _ACCEPT, threshold, "same_identity_keystroke")
     con.execute(f"DROP TABLE IF EXISTS {_ACCEPT}")
     return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low,
             "max_dob_share": share, "max_spelling_ratio": ratio, "min_length": min_length,

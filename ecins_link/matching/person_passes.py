@@ -14,7 +14,9 @@ there (the DuckDB path after its own clustering, the Spark path after reading Sp
    (``person_keystrokes``).
 
 Each pass reads the first clustering and re-weights pairs of the pair table; when any pass re-weighted a pair,
-the records are clustered again with the same clerical constraints and over-merge guard.
+the records are clustered again with the same clerical constraints and over-merge guard.  A pass that raises a pair
+to the match threshold writes its name to the pair's ``link_rule`` (kept in ``person_pairs``; :data:`RULE_TEXT` says
+what each means), so an explanation shows why a pair the model scored lower links.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ from ecins_link.matching.person_moves import household_moves
 from ecins_link.matching.person_source_priors import within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
+# what a pair's ``link_rule`` means: shown in explanations (explain_pair, explain_person)
+RULE_TEXT = {
+    "same_home": "an undated record whose name fits exactly one person at its home (person_home)",
+    "same_identity": "the same forename, surname and full date of birth at another address (person_identity)",
+    "same_identity_variants": "the same identity with the names written as variants or in the other order, "
+                              "at another address (person_variants)",
+    "same_identity_keystroke": "the same identity with one name mistyped by one keystroke, at another address "
+                               "(person_keystrokes)",
+}
+
 PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
           "same_identity_keystroke")
 
@@ -40,6 +52,8 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
+    # the pass that raised a pair to the threshold names itself here (person_home.accept_at_threshold)
+    con.execute(f'ALTER TABLE "{pairs}" ADD COLUMN IF NOT EXISTS link_rule VARCHAR')
     priors = within_source_priors(con, nodes, pairs, threshold, mc)
     held = priors.get("passes_hold_off", [])
     done = {

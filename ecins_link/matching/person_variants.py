@@ -97,7 +97,7 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
           AND c.dob_r NOT IN (SELECT dob FROM common_dob)""",
                 [share, low, float(threshold), swap, max_clusters])
     held = withhold_within_source(con, nodes, "_va_accept", held_sources or [])
-    n_pairs = accept_at_threshold(con, pairs, "_va_accept", threshold)
+    n_pairs = accept_at_threshold(con, pairs, "_va_accept", threshold, "same_identity_variants")
     con.execute("DROP TABLE IF EXISTS _va_accept")
     return {"enabled": True, "reweighted": n_pairs, "held_within_source": held, "min_probability": low, "max_dob_share": share,
             "dob_day_month_swap": swap}

@@ -105,6 +105,11 @@ def _drop_splink_tables(store: Store) -> None:
         store.con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{name}"')
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The column names of ``table`` on ``con``."""
+    return {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+
+
 def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
@@ -201,9 +206,12 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     started = time.perf_counter()
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_delta AS SELECT h.unique_id FROM ({_record_hashes()}) h
         LEFT JOIN {STATE_TABLE} s USING (unique_id) WHERE s.record_hash IS DISTINCT FROM h.record_hash""")
+    # a carried pair keeps the pass that raised it (a store written before link_rule existed: none)
+    carried_rule = "link_rule" if "link_rule" in _columns(con, "person_pairs") else "NULL::VARCHAR AS link_rule"
     copies = {"_pp_input": f"""SELECT p.*, d.unique_id IS NOT NULL AS _delta
                                FROM "{INPUT_TABLE}" p LEFT JOIN _pp_delta d USING (unique_id)""",
-              "_pp_carried": """SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM person_pairs
+              "_pp_carried": f"""SELECT unique_id_l, unique_id_r, match_weight, match_probability, {carried_rule}
+                                FROM person_pairs
                                 WHERE unique_id_l IN (SELECT unique_id FROM person_std)
                                   AND unique_id_r IN (SELECT unique_id FROM person_std)
                                   AND unique_id_l NOT IN (SELECT unique_id FROM _pp_delta)
@@ -227,9 +235,9 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     with quiet_splink():
         preds = linker.inference.predict()
     scratch.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM _pp_carried
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability, link_rule FROM _pp_carried
         UNION ALL
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability, NULL::VARCHAR FROM {preds.physical_name}""")
     n_new = int(scratch.execute(f"SELECT count(*) FROM {preds.physical_name}").fetchone()[0])
     calibration = json.loads(row[2] or "{}").get("calibration", {})
     if calibration.get("used"):  # the model's calibration from clerical labels applies to its fresh pairs
@@ -352,8 +360,9 @@ def _write_persons(store: Store, config: ProjectConfig, scored: ScoredPersons) -
         _drop_splink_tables(store)  # left by versions that ran Splink on the store itself
         started = time.perf_counter()
         keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
+        rule = "link_rule" if "link_rule" in _columns(scored.scratch, "_pp_all") else "NULL::VARCHAR AS link_rule"
         n_pairs = store.write_table("person_pairs", scored.scratch.execute(f"""SELECT unique_id_l, unique_id_r,
-            match_weight, match_probability FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
+            match_weight, match_probability, {rule} FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
         store.con.register("_pp_raw", scored.scratch.execute(f"SELECT * FROM {RAW_CLUSTERS}").to_arrow_table())
         store.con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW_CLUSTERS} AS SELECT * FROM _pp_raw")
         store.con.unregister("_pp_raw")

@@ -1,0 +1,69 @@
+"""Rows an explanation adds to Splink's waterfall from the run's own steps after scoring: the bits a source's own
+prior took off a pair (``person_source_priors``) and the pass that accepted a pair at the match threshold although
+the model scored it lower (``person_pairs.link_rule``, ``person_passes.RULE_TEXT``).  Each goes before the final
+score, and the final score becomes the one the pair was linked on."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from ecins_link.store import Store
+
+DEFAULT_INPUT_TABLE = "person_std"
+
+
+def with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
+    """Add the bits a source's own prior took off the pair (person_source_priors) before the final score."""
+    from ecins_link.matching.person_source_priors import explanation_row
+
+    row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
+    summary = json.loads(row[0]) if row and isinstance(row[0], str) and row[0] else {}
+    extra = explanation_row(store.con, summary.get("input_table") or DEFAULT_INPUT_TABLE, summary, unique_id_l,
+                            unique_id_r)
+    final = out["comparison"] == "Final score"
+    if extra is None or not final.any():
+        return out
+    out.loc[final, "log2_weight"] = out.loc[final, "log2_weight"] + extra["log2_weight"]
+    out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
+    at = int(final.to_numpy().nonzero()[0][0])
+    return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
+
+
+def pairs_name_their_rule(store: Store) -> bool:
+    """Whether ``person_pairs`` records the pass that accepted a pair (``link_rule``; not in older stores)."""
+    return "link_rule" in {r[0] for r in store.con.execute("DESCRIBE person_pairs").fetchall()}
+
+
+def _stored_pair(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[float, str] | None:
+    """The stored score (match weight) and ``link_rule`` of a pair of ``person_pairs`` (either orientation); None
+    when the pair is not stored, or was stored by a version before ``link_rule``."""
+    if not store.has_table("person_pairs") or not pairs_name_their_rule(store):
+        return None
+    row = store.con.execute(
+        """SELECT match_weight, link_rule FROM person_pairs
+           WHERE (unique_id_l = ? AND unique_id_r = ?) OR (unique_id_l = ? AND unique_id_r = ?) LIMIT 1""",
+        [unique_id_l, unique_id_r, unique_id_r, unique_id_l],
+    ).fetchone()
+    return None if row is None else (float(row[0]), row[1])
+
+
+def with_link_rule(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
+    """Add the row of the pass that raised the pair to the match threshold (``person_pairs.link_rule``) before the
+    final score, so the final score is the one the pair was linked on."""
+    from ecins_link.matching.person_passes import RULE_TEXT
+
+    stored = _stored_pair(store, unique_id_l, unique_id_r)
+    final = out["comparison"] == "Final score"
+    if stored is None or not stored[1] or not final.any():
+        return out
+    weight, rule = stored
+    lift = max(0.0, weight - float(out.loc[final, "log2_weight"].iloc[0]))
+    extra = {"comparison": "Link rule", "level": rule, "bayes_factor": 2.0 ** lift, "log2_weight": lift,
+             "value_l": "", "value_r": "", "m_probability": None, "u_probability": None,
+             "description": f"accepted at the match threshold: {RULE_TEXT.get(rule, rule)}"}
+    out.loc[final, "log2_weight"] = out.loc[final, "log2_weight"] + lift
+    out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
+    at = int(final.to_numpy().nonzero()[0][0])
+    return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
