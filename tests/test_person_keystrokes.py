@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pandas as pd
 import pytest
 
 from ecins_link.matching.person_clusters import cluster
@@ -171,6 +172,12 @@ def test_on_synthetic_towns_the_pass_links_keying_errors_and_precision_holds(
     assert wf.loc["Link rule", "level"] == "same_identity_keystroke" and wf.loc["Link rule", "log2_weight"] > 0
     assert "one keystroke" in wf.loc["Link rule", "description"]
     assert wf.loc["Final score", "log2_weight"] == pytest.approx(ruled[0][2], abs=0.01)
+    # ... and a panel's "why linked" text for such a pair ends with the rule (either order of the two records)
+    from ecins_link.report.panel import _breakdowns
+
+    asked = pd.DataFrame({"unique_id_l": [ruled[0][1]], "unique_id_r": [ruled[0][0]]})
+    why = _breakdowns(store, asked)[tuple(sorted(ruled[0][:2]))]
+    assert "forename: " in why and why.endswith("mistyped by one keystroke, at another address (person_keystrokes)")
 
 
 def test_the_pass_names_itself_on_the_pairs_it_raises() -> None:

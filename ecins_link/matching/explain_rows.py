@@ -67,3 +67,22 @@ def with_link_rule(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_
     out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
     at = int(final.to_numpy().nonzero()[0][0])
     return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
+
+
+def link_rule_texts(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """For pairs (``unique_id_l``, ``unique_id_r``; either orientation) that a pass accepted at the match threshold,
+    a sentence saying so (keyed by the sorted pair); pairs the model accepted itself are left out."""
+    from ecins_link.matching.person_passes import RULE_TEXT
+
+    if pairs.empty or not store.has_table("person_pairs") or not pairs_name_their_rule(store):
+        return {}
+    store.con.register("_why_pairs", pairs[["unique_id_l", "unique_id_r"]].astype(str))
+    try:
+        rows = store.con.execute("""WITH w AS (SELECT unique_id_l AS a, unique_id_r AS b FROM _why_pairs
+                                               UNION SELECT unique_id_r, unique_id_l FROM _why_pairs)
+                                    SELECT least(w.a, w.b), greatest(w.a, w.b), any_value(p.link_rule)
+                                    FROM w JOIN person_pairs p ON p.unique_id_l = w.a AND p.unique_id_r = w.b
+                                    WHERE p.link_rule IS NOT NULL GROUP BY 1, 2""").fetchall()
+    finally:
+        store.con.unregister("_why_pairs")
+    return {(a, b): f"accepted at the match threshold: {RULE_TEXT.get(r, r)}" for a, b, r in rows}

@@ -47,7 +47,8 @@ def _env() -> jinja2.Environment:
 
 def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]:
     """Per-field match-weight summary for each (unique_id_l, unique_id_r) pair, scored in one batch with the
-    saved linkage model (``ecins_link.matching.explain.score_pairs``); empty if no model is available."""
+    saved linkage model (``ecins_link.matching.explain.score_pairs``), and for a pair a pass accepted at the match
+    threshold the rule that did (``person_pairs.link_rule``); empty if no model is available."""
     if pairs.empty:
         return {}
     try:
@@ -59,8 +60,14 @@ def _breakdowns(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]
         return {}
     if not {"unique_id_l", "unique_id_r", "breakdown"} <= set(scored.columns):
         return {}
-    return {tuple(sorted((str(a), str(b)))): str(t) for a, b, t in
-            scored[["unique_id_l", "unique_id_r", "breakdown"]].itertuples(index=False) if isinstance(t, str)}
+    out = {tuple(sorted((str(a), str(b)))): str(t) for a, b, t in
+           scored[["unique_id_l", "unique_id_r", "breakdown"]].itertuples(index=False) if isinstance(t, str)}
+    # a pair a pass accepted at the threshold says so: the model's own weights above add up to less
+    from ecins_link.matching.explain_rows import link_rule_texts
+
+    for key, text in link_rule_texts(store, pairs).items():
+        out[key] = f"{out[key]}; {text}" if key in out else text
+    return out
 
 
 class PanelBuilder:
