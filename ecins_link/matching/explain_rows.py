@@ -32,11 +32,20 @@ def with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_
 
 
 def pairs_name_their_rule(store: Store) -> bool:
-    """Whether ``person_pairs`` records the pass that accepted a pair (``link_rule``; not in older stores)."""
+    """Whether ``person_pairs`` records the steps that changed a pair's score (``link_rule``; not in older stores)."""
     return "link_rule" in {r[0] for r in store.con.execute("DESCRIBE person_pairs").fetchall()}
 
 
-def _stored_pair(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[float, str] | None:
+def describe_rules(link_rule: str) -> str:
+    """A sentence per step named in a pair's ``link_rule`` (``matching.person_passes.RULE_TEXT``), in run order."""
+    from ecins_link.matching.person_passes import ACCEPTING, RULE_TEXT
+
+    steps = [r.strip() for r in link_rule.split(",") if r.strip()]
+    return "; ".join(f"{'accepted at the match threshold' if r in ACCEPTING else 're-weighed'}: {RULE_TEXT.get(r, r)}"
+                     for r in steps)
+
+
+def _stored_pair(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[float, str | None] | None:
     """The stored score (match weight) and ``link_rule`` of a pair of ``person_pairs`` (either orientation); None
     when the pair is not stored, or was stored by a version before ``link_rule``."""
     if not store.has_table("person_pairs") or not pairs_name_their_rule(store):
@@ -50,30 +59,28 @@ def _stored_pair(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[floa
 
 
 def with_link_rule(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
-    """Add the row of the pass that raised the pair to the match threshold (``person_pairs.link_rule``) before the
-    final score, so the final score is the one the pair was linked on."""
-    from ecins_link.matching.person_passes import RULE_TEXT
-
+    """Add a row for the steps after the first clustering that changed the pair's score (``person_pairs.link_rule``:
+    raised to the match threshold, or weight added or taken off) before the final score, so the final score is the
+    one the pair was clustered on."""
     stored = _stored_pair(store, unique_id_l, unique_id_r)
     final = out["comparison"] == "Final score"
     if stored is None or not stored[1] or not final.any():
         return out
     weight, rule = stored
-    lift = max(0.0, weight - float(out.loc[final, "log2_weight"].iloc[0]))
-    extra = {"comparison": "Link rule", "level": rule, "bayes_factor": 2.0 ** lift, "log2_weight": lift,
+    change = weight - float(out.loc[final, "log2_weight"].iloc[0])
+    extra = {"comparison": "Link rule", "level": rule, "bayes_factor": 2.0 ** change, "log2_weight": change,
              "value_l": "", "value_r": "", "m_probability": None, "u_probability": None,
-             "description": f"accepted at the match threshold: {RULE_TEXT.get(rule, rule)}"}
-    out.loc[final, "log2_weight"] = out.loc[final, "log2_weight"] + lift
-    out.loc[final, "bayes_factor"] = 2.0 ** out.loc[final, "log2_weight"]
+             "description": describe_rules(rule)}
+    out.loc[final, "log2_weight"] = weight
+    out.loc[final, "bayes_factor"] = 2.0 ** weight
     at = int(final.to_numpy().nonzero()[0][0])
     return pd.concat([out.iloc[:at], pd.DataFrame([extra]), out.iloc[at:]], ignore_index=True)
 
 
 def link_rule_texts(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """For pairs (``unique_id_l``, ``unique_id_r``; either orientation) that a pass accepted at the match threshold,
-    a sentence saying so (keyed by the sorted pair); pairs the model accepted itself are left out."""
-    from ecins_link.matching.person_passes import RULE_TEXT
-
+    """For pairs (``unique_id_l``, ``unique_id_r``; either orientation) whose score a step after the first clustering
+    changed, the sentences saying which (:func:`describe_rules`; keyed by the sorted pair); pairs scored by the model
+    alone are left out."""
     if pairs.empty or not store.has_table("person_pairs") or not pairs_name_their_rule(store):
         return {}
     store.con.register("_why_pairs", pairs[["unique_id_l", "unique_id_r"]].astype(str))
@@ -85,4 +92,4 @@ def link_rule_texts(store: Store, pairs: pd.DataFrame) -> dict[tuple[str, str], 
                                     WHERE p.link_rule IS NOT NULL GROUP BY 1, 2""").fetchall()
     finally:
         store.con.unregister("_why_pairs")
-    return {(a, b): f"accepted at the match threshold: {RULE_TEXT.get(r, r)}" for a, b, r in rows}
+    return {(a, b): describe_rules(r) for a, b, r in rows}

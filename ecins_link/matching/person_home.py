@@ -174,7 +174,7 @@ def _misspelt_forenames(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, 
     weights = _weights(comp)
     deltas = [(a, b, w_target - weights[lvl]) for a, b, lvl in rows
               if lvl in weights and w_target - weights[lvl] > 0]
-    _add(con, pairs, deltas)
+    _add(con, pairs, deltas, "same_home_typo")
     con.execute("DROP TABLE IF EXISTS _hm_typo")
     return {"reweighted": len(deltas), "to_level": f"forename.{target}"}
 
@@ -220,7 +220,7 @@ def _established_names(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, s
     con.execute("DROP TABLE IF EXISTS _hm_twin")
     deltas = [(a, b, weights[target] - weights[lvl]) for a, b, lvl in rows
               if lvl in weights and weights[target] - weights[lvl] < 0]
-    _add(con, pairs, deltas)
+    _add(con, pairs, deltas, "same_home_twins")
     return {"reweighted": len(deltas), "to_level": f"forename.{target}", "min_records_each": least}
 
 
@@ -277,7 +277,8 @@ def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: st
         cols = {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
         named = bool(rule) and "link_rule" in cols
         # every SET expression reads the row as it was before the update
-        label = ", link_rule = CASE WHEN p.match_probability < ? THEN ? ELSE p.link_rule END" if named else ""
+        label = (", link_rule = CASE WHEN p.match_probability < ? THEN concat_ws(', ', p.link_rule, ?) "
+                 "ELSE p.link_rule END") if named else ""
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = greatest(p.match_weight, ?),
                             match_probability = greatest(p.match_probability, ?){label}
                         FROM (SELECT unique_id_l AS a, unique_id_r AS b FROM "{accepted}"
@@ -287,15 +288,19 @@ def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: st
     return n
 
 
-def _add(con: duckdb.DuckDBPyConnection, pairs: str, deltas: list[tuple[str, str, float]]) -> None:
-    """Add a match weight to listed pairs (either orientation) and recompute their probability."""
+def _add(con: duckdb.DuckDBPyConnection, pairs: str, deltas: list[tuple[str, str, float]],
+         rule: str | None = None) -> None:
+    """Add a match weight to listed pairs (either orientation) and recompute their probability; ``rule`` (the
+    step's name) is appended to their ``link_rule`` when ``pairs`` has that column."""
     if not deltas:
         return
     con.execute("CREATE OR REPLACE TEMP TABLE _hm_delta (a VARCHAR, b VARCHAR, d DOUBLE)")
     con.executemany("INSERT INTO _hm_delta VALUES (?, ?, ?)", deltas)
+    named = bool(rule) and "link_rule" in {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
+    label = ", link_rule = concat_ws(', ', p.link_rule, ?)" if named else ""
     con.execute(f"""UPDATE "{pairs}" p SET match_weight = p.match_weight + m.d,
-                        match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + m.d)))
-                    FROM _hm_delta m WHERE m.a = p.unique_id_l AND m.b = p.unique_id_r""")
+                        match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + m.d))){label}
+                    FROM _hm_delta m WHERE m.a = p.unique_id_l AND m.b = p.unique_id_r""", [rule] if named else [])
     con.execute("DROP TABLE _hm_delta")
 
 

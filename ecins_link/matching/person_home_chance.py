@@ -66,5 +66,5 @@ def household_link_by_chance(con: duckdb.DuckDBPyConnection, nodes: str, pairs: 
     w = weights[LEVEL]
     deltas = [(a, b, -math.log2(chance) - w) for a, b, chance, level in rows
               if level == LEVEL and chance and chance > 0 and -math.log2(chance) < w]
-    _add(con, pairs, deltas)
+    _add(con, pairs, deltas, "household_link_chance")
     return {"reweighted": len(deltas), "enabled": True, "level": f"surname.{LEVEL}", "level_weight": round(w, 3)}

@@ -78,8 +78,10 @@ def household_moves(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clus
                       AND x.cid <> c.cid_l AND x.cid <> c.cid_r)""", [float(threshold), jw])
     n = int(con.execute("SELECT count(*) FROM _mv_pairs").fetchone()[0])
     if n:
+        named = "link_rule" in {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
+        label = ", link_rule = concat_ws(', ', p.link_rule, 'household_moves')" if named else ""
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = p.match_weight + ?,
-                            match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + ?)))
+                            match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + ?))){label}
                         FROM _mv_pairs m WHERE m.unique_id_l = p.unique_id_l AND m.unique_id_r = p.unique_id_r""",
                     [delta, delta])
     for t in ("_mv_k", "_mv_links", "_mv_pairs"):

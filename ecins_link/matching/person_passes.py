@@ -14,9 +14,11 @@ there (the DuckDB path after its own clustering, the Spark path after reading Sp
    (``person_keystrokes``).
 
 Each pass reads the first clustering and re-weights pairs of the pair table; when any pass re-weighted a pair,
-the records are clustered again with the same clerical constraints and over-merge guard.  A pass that raises a pair
-to the match threshold writes its name to the pair's ``link_rule`` (kept in ``person_pairs``; :data:`RULE_TEXT` says
-what each means), so an explanation shows why a pair the model scored lower links.
+the records are clustered again with the same clerical constraints and over-merge guard.  A step that changes a
+pair's score, or raises it to the match threshold, appends its name to the pair's ``link_rule`` (kept in
+``person_pairs``; :data:`RULE_TEXT` says what each means), so an explanation shows why the pair's score is not the
+model's.  The source-prior step is not listed there: its bits per source are in the run summary, and an
+explanation reads them from it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,16 @@ from ecins_link.matching.person_moves import household_moves
 from ecins_link.matching.person_source_priors import within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
-# what a pair's ``link_rule`` means: shown in explanations (explain_pair, explain_person)
+# what a pair's ``link_rule`` means (steps after the first clustering, in the order they ran, comma-separated):
+# shown in explanations (explain_pair, explain_person, a panel's "why linked")
 RULE_TEXT = {
+    "household_moves": "an undated record at an address its family moved from, weighed as if the addresses agreed "
+                       "(person_moves)",
+    "same_home_typo": "a rare spelling of the forename at one home, weighed as one keying error (person_home)",
+    "same_home_twins": "two forenames of one date of birth and surname, each recorded more than once at one home: "
+                       "twins, weighed apart (person_home)",
+    "household_link_chance": "a changed surname linked through a household, weighed no higher than the chance of "
+                             "that link (person_home_chance)",
     "same_home": "an undated record whose name fits exactly one person at its home (person_home)",
     "same_identity": "the same forename, surname and full date of birth at another address (person_identity)",
     "same_identity_variants": "the same identity with the names written as variants or in the other order, "
@@ -40,6 +50,8 @@ RULE_TEXT = {
     "same_identity_keystroke": "the same identity with one name mistyped by one keystroke, at another address "
                                "(person_keystrokes)",
 }
+# the steps that accept a pair at the match threshold (the others add or take off weight)
+ACCEPTING = frozenset({"same_home", "same_identity", "same_identity_variants", "same_identity_keystroke"})
 
 PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
           "same_identity_keystroke")
@@ -52,7 +64,7 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
-    # the pass that raised a pair to the threshold names itself here (person_home.accept_at_threshold)
+    # each step that changes a pair's score names itself here (see RULE_TEXT)
     con.execute(f'ALTER TABLE "{pairs}" ADD COLUMN IF NOT EXISTS link_rule VARCHAR')
     priors = within_source_priors(con, nodes, pairs, threshold, mc)
     held = priors.get("passes_hold_off", [])
