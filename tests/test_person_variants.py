@@ -9,9 +9,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
+from _person_records import person_std_of
 
 from ecins_link.matching.person_clusters import cluster
-from ecins_link.matching.person_febrl import append_person_std
 from ecins_link.matching.person_model import load_model_config
 from ecins_link.matching.person_variants import same_identity_variants
 from ecins_link.standardise.names import surname_variant_table
@@ -33,13 +33,7 @@ def _filler(n: int) -> list[dict]:
 
 
 def _run(rows: list[dict], pairs: list[tuple[str, str, float]], **cfg: object) -> tuple[dict, dict[str, str]]:
-    con = duckdb.connect()
-    append_person_std(con, rows)
-    # what standardise derives: the canonical surname from the packaged vocabulary
-    con.register("_sv", surname_variant_table())
-    con.execute("ALTER TABLE person_std ADD COLUMN surname_canonical VARCHAR")
-    con.execute("""UPDATE person_std SET surname_canonical = coalesce(
-                       (SELECT canonical FROM _sv WHERE variant = person_std.surname_compact), surname_compact)""")
+    con = person_std_of(rows)
     con.execute("CREATE TABLE pp (unique_id_l VARCHAR, unique_id_r VARCHAR, match_weight DOUBLE, "
                 "match_probability DOUBLE)")
     con.executemany("INSERT INTO pp VALUES (?, ?, ?, 1.0 / (1.0 + pow(2.0, -?)))",
