@@ -64,8 +64,12 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     holds the person records) and cluster again when any pass re-weighted a pair.  Returns what each pass did
     (keyed by :data:`PASSES`, for the run summary) and the new splits, or ``None`` when nothing moved and
     the first clustering stands."""
-    # each step that changes a pair's score names itself here (see RULE_TEXT)
-    con.execute(f'ALTER TABLE "{pairs}" ADD COLUMN IF NOT EXISTS link_rule VARCHAR')
+    # the model's own score, kept beside the one the steps leave (an incremental run starts its carried pairs from
+    # it, so no step is applied twice), and the steps that changed it (see RULE_TEXT)
+    for col, kind in (("model_weight", "DOUBLE"), ("model_probability", "DOUBLE"), ("link_rule", "VARCHAR")):
+        con.execute(f'ALTER TABLE "{pairs}" ADD COLUMN IF NOT EXISTS {col} {kind}')
+    con.execute(f'UPDATE "{pairs}" SET model_weight = match_weight, model_probability = match_probability, '
+                'link_rule = NULL')
     priors = within_source_priors(con, nodes, pairs, threshold, mc)
     held = priors.get("passes_hold_off", [])
     done = {

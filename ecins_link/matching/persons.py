@@ -22,8 +22,12 @@ With ``config.linkage.retrain = false`` (and an earlier linkage in the store) st
 last trained model scores just the pairs that involve a new or changed record (hash differs from
 ``person_link_state``); the earlier run's kept pairs between unchanged records are carried over, then
 clustering and stable ids run over all records as usual.  Carried-over pairs are those kept in
-``person_pairs``, so the guard's negative-pair check sees only fresh pairs (DOB contradictions are checked
-on all records as always).  Retrain periodically (the default) as the data drift.
+``person_pairs``, which holds every scored pair inside a group of records joined at the threshold, so the guard's
+negative-pair check and side evidence see what the full run saw (DOB contradictions are checked on all records as
+always).  A carried pair restarts from the model's own score (``person_pairs.model_weight`` /
+``model_probability``), and the steps after the first clustering (``person_passes``) weigh it again, as in a full
+run: before, a carried pair kept the score those steps had left and they applied again on every incremental run.
+Retrain periodically (the default) as the data drift.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ecins_link.matching.person_model import (
     make_linker,
     quiet_splink,
 )
+from ecins_link.matching.person_pairs_kept import kept_pairs
 from ecins_link.matching.person_passes import second_look
 from ecins_link.matching.person_training import ALIAS, TrainingError, alias_columns, train
 from ecins_link.matching.review import load_constraints
@@ -206,12 +211,14 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     started = time.perf_counter()
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _pp_delta AS SELECT h.unique_id FROM ({_record_hashes()}) h
         LEFT JOIN {STATE_TABLE} s USING (unique_id) WHERE s.record_hash IS DISTINCT FROM h.record_hash""")
-    # a carried pair keeps the pass that raised it (a store written before link_rule existed: none)
-    carried_rule = "link_rule" if "link_rule" in _columns(con, "person_pairs") else "NULL::VARCHAR AS link_rule"
+    # a carried pair restarts from the model's own score: the steps after the first clustering run again over all
+    # pairs, and must not apply twice (a store written before model_weight existed carries what it has)
+    kept = _columns(con, "person_pairs")
+    carried = ("model_weight AS match_weight, model_probability AS match_probability"
+               if {"model_weight", "model_probability"} <= kept else "match_weight, match_probability")
     copies = {"_pp_input": f"""SELECT p.*, d.unique_id IS NOT NULL AS _delta
                                FROM "{INPUT_TABLE}" p LEFT JOIN _pp_delta d USING (unique_id)""",
-              "_pp_carried": f"""SELECT unique_id_l, unique_id_r, match_weight, match_probability, {carried_rule}
-                                FROM person_pairs
+              "_pp_carried": f"""SELECT unique_id_l, unique_id_r, {carried} FROM person_pairs
                                 WHERE unique_id_l IN (SELECT unique_id FROM person_std)
                                   AND unique_id_r IN (SELECT unique_id FROM person_std)
                                   AND unique_id_l NOT IN (SELECT unique_id FROM _pp_delta)
@@ -235,9 +242,9 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
     with quiet_splink():
         preds = linker.inference.predict()
     scratch.execute(f"""CREATE OR REPLACE TABLE _pp_all AS
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability, link_rule FROM _pp_carried
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM _pp_carried
         UNION ALL
-        SELECT unique_id_l, unique_id_r, match_weight, match_probability, NULL::VARCHAR FROM {preds.physical_name}""")
+        SELECT unique_id_l, unique_id_r, match_weight, match_probability FROM {preds.physical_name}""")
     n_new = int(scratch.execute(f"SELECT count(*) FROM {preds.physical_name}").fetchone()[0])
     calibration = json.loads(row[2] or "{}").get("calibration", {})
     if calibration.get("used"):  # the model's calibration from clerical labels applies to its fresh pairs
@@ -360,9 +367,7 @@ def _write_persons(store: Store, config: ProjectConfig, scored: ScoredPersons) -
         _drop_splink_tables(store)  # left by versions that ran Splink on the store itself
         started = time.perf_counter()
         keep = min(float(guard["keep_pairs_min_probability"]), float(lk.review_band[0]))
-        rule = "link_rule" if "link_rule" in _columns(scored.scratch, "_pp_all") else "NULL::VARCHAR AS link_rule"
-        n_pairs = store.write_table("person_pairs", scored.scratch.execute(f"""SELECT unique_id_l, unique_id_r,
-            match_weight, match_probability, {rule} FROM _pp_all WHERE match_probability >= {keep}""").to_arrow_table())
+        n_pairs = store.write_table("person_pairs", kept_pairs(scored.scratch, INPUT_TABLE, keep, float(lk.match_threshold)))
         store.con.register("_pp_raw", scored.scratch.execute(f"SELECT * FROM {RAW_CLUSTERS}").to_arrow_table())
         store.con.execute(f"CREATE OR REPLACE TEMP TABLE {RAW_CLUSTERS} AS SELECT * FROM _pp_raw")
         store.con.unregister("_pp_raw")
