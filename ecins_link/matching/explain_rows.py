@@ -1,7 +1,7 @@
 """Rows an explanation adds to Splink's waterfall from the run's own steps after scoring: the bits a source's own
-prior took off a pair (``person_source_priors``) and the pass that accepted a pair at the match threshold although
-the model scored it lower (``person_pairs.link_rule``, ``person_passes.RULE_TEXT``).  Each goes before the final
-score, and the final score becomes the one the pair was linked on."""
+prior took off a pair (``person_source_priors``) and the steps after the first clustering that accepted the pair at
+the match threshold or added or took off weight (``person_pairs.link_rule``, ``person_passes.RULE_TEXT``).  Each
+goes before the final score, and the final score becomes the one the pair was clustered on."""
 
 from __future__ import annotations
 
