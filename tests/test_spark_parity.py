@@ -208,7 +208,8 @@ def test_run_with_spark_backend_keeps_the_output_contract(sample_run, spark_run)
         cols = [r[0] for r in con.execute("DESCRIBE person_clusters").fetchall()]
         assert cols[:5] == ["unique_id", "source", "record_key", "person_id", "cluster_confidence"]
         assert [r[0] for r in con.execute("DESCRIBE person_pairs").fetchall()] == \
-            ["unique_id_l", "unique_id_r", "match_weight", "match_probability", "link_rule"]
+            ["unique_id_l", "unique_id_r", "match_weight", "match_probability", "link_rule", "model_weight",
+             "model_probability"]
         assert con.execute("SELECT count(*) FROM person_clusters").fetchone()[0] == \
             con.execute("SELECT count(*) FROM person_std").fetchone()[0]
         assert con.execute("SELECT count(*) FROM person_pairs").fetchone()[0] > 500
