@@ -124,7 +124,7 @@ def test_a_held_source_keeps_its_cross_source_pairs() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [5])  # seed 14 (random layout) measured too: 3 of 3; one town keeps CI short
+@pytest.mark.parametrize("seed", [5])  # seed 14 measured too: 3 of 3; one town keeps CI short
 def test_on_synthetic_towns_the_pass_links_keying_errors_and_precision_holds(
         standardised_town, packaged_model_with, seed: int) -> None:  # noqa: ANN001
     """A synthetic town (30,000 persons; the pass matters at scale: at 8,000 such pairs already score above the
