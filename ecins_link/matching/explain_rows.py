@@ -9,6 +9,7 @@ import json
 
 import pandas as pd
 
+from ecins_link.matching.person_fields import table_columns
 from ecins_link.store import Store
 
 DEFAULT_INPUT_TABLE = "person_std"
@@ -33,7 +34,7 @@ def with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_
 
 def pairs_name_their_rule(store: Store) -> bool:
     """Whether ``person_pairs`` records the steps that changed a pair's score (``link_rule``; not in older stores)."""
-    return "link_rule" in {r[0] for r in store.con.execute("DESCRIBE person_pairs").fetchall()}
+    return "link_rule" in table_columns(store.con, "person_pairs")
 
 
 def describe_rules(link_rule: str) -> str:

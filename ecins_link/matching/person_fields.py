@@ -47,6 +47,11 @@ _NULL_TEST = re.compile(r"\b[lr]\.(\w+)\s+IS\s+NULL\b", re.IGNORECASE)
 _COLUMN = re.compile(r"\b[lr]\.(\w+)\b")
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The column names of ``table`` (or view) on ``con``."""
+    return {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+
+
 def column_stats(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, tuple[int, int]]:
     """(records with a value, approximate distinct values) of every column of ``table``, in one scan."""
     cols = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()]

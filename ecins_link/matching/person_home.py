@@ -53,6 +53,7 @@ import math
 
 import duckdb
 
+from ecins_link.matching.person_fields import table_columns
 from ecins_link.matching.person_moves import level_weight
 
 # a bare initial fits the first letter of a name or of its canonical form; a full forename fits the same canonical
@@ -274,8 +275,7 @@ def accept_at_threshold(con: duckdb.DuckDBPyConnection, pairs: str, accepted: st
     n = int(con.execute(f'SELECT count(*) FROM "{accepted}"').fetchone()[0])
     if n:
         t = min(max(float(threshold), 1e-9), 1 - 1e-9)
-        cols = {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
-        named = bool(rule) and "link_rule" in cols
+        named = bool(rule) and "link_rule" in table_columns(con, pairs)
         # every SET expression reads the row as it was before the update
         label = (", link_rule = CASE WHEN p.match_probability < ? THEN concat_ws(', ', p.link_rule, ?) "
                  "ELSE p.link_rule END") if named else ""
@@ -296,7 +296,7 @@ def _add(con: duckdb.DuckDBPyConnection, pairs: str, deltas: list[tuple[str, str
         return
     con.execute("CREATE OR REPLACE TEMP TABLE _hm_delta (a VARCHAR, b VARCHAR, d DOUBLE)")
     con.executemany("INSERT INTO _hm_delta VALUES (?, ?, ?)", deltas)
-    named = bool(rule) and "link_rule" in {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
+    named = bool(rule) and "link_rule" in table_columns(con, pairs)
     label = ", link_rule = concat_ws(', ', p.link_rule, ?)" if named else ""
     con.execute(f"""UPDATE "{pairs}" p SET match_weight = p.match_weight + m.d,
                         match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + m.d))){label}

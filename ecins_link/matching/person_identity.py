@@ -32,6 +32,12 @@ import duckdb
 from ecins_link.matching.person_home import accept_at_threshold
 from ecins_link.matching.person_source_priors import withhold_within_source
 
+# the CTEs ``dated`` and ``common_dob`` over a CTE ``n`` with a ``dob`` column: the dates of birth more than
+# the share (the one ``?``) of the dated records carry -- placeholders, never accepted by the identity passes
+PLACEHOLDER_DOBS = """dated AS (SELECT count(dob) AS total FROM n),
+        common_dob AS (SELECT dob FROM n, dated WHERE dob IS NOT NULL GROUP BY dob, total
+                       HAVING count(*) > greatest(2, ? * total))"""
+
 
 def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
                             threshold: float, mc: dict, held_sources: list[str] | None = None) -> dict:
@@ -46,9 +52,7 @@ def same_identity_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
     most = float(cfg.get("max_expected_namesakes", (1 - t) / t))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _id_accept AS
         WITH n AS (SELECT unique_id, forename, surname, dob, sex FROM "{nodes}"),
-        dated AS (SELECT count(dob) AS total FROM n),
-        common_dob AS (SELECT dob FROM n, dated WHERE dob IS NOT NULL GROUP BY dob, total
-                       HAVING count(*) > greatest(2, ? * total)),
+        {PLACEHOLDER_DOBS},
         triple AS (SELECT n.forename, n.surname, n.dob, count(DISTINCT c.cluster_id) AS clusters
                    FROM n JOIN "{clusters}" c USING (unique_id)
                    WHERE n.dob IS NOT NULL AND n.forename IS NOT NULL AND n.surname IS NOT NULL GROUP BY 1, 2, 3),

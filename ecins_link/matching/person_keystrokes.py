@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import duckdb
 
+from ecins_link.matching.person_fields import table_columns
 from ecins_link.matching.person_home import accept_at_threshold
+from ecins_link.matching.person_identity import PLACEHOLDER_DOBS
 from ecins_link.matching.person_source_priors import withhold_within_source
 from ecins_link.matching.person_variants import surname_key
 
@@ -45,8 +47,7 @@ _ACCEPT = "_ks_accept"
 
 def _home_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
     """The address key of ``nodes``: the UPRN where the records carry one, else the normalised address."""
-    cols = {r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()}
-    return "coalesce(n.uprn, n.address_norm)" if "uprn" in cols else "n.address_norm"
+    return "coalesce(n.uprn, n.address_norm)" if "uprn" in table_columns(con, nodes) else "n.address_norm"
 
 
 def one_keystroke_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
@@ -65,9 +66,7 @@ def one_keystroke_elsewhere(con: duckdb.DuckDBPyConnection, nodes: str, pairs: s
                           n.surname_compact AS s, {surname_key(con, nodes)} AS sc, n.dob, n.sex,
                           {_home_key(con, nodes)} AS home, c.cluster_id
                    FROM "{nodes}" n JOIN "{clusters}" c USING (unique_id)),
-        dated AS (SELECT count(dob) AS total FROM n),
-        common_dob AS (SELECT dob FROM n, dated WHERE dob IS NOT NULL GROUP BY dob, total
-                       HAVING count(*) > greatest(2, ? * total)),
+        {PLACEHOLDER_DOBS},
         -- records per spelling, and the canonical form(s) of each spelling, per field
         spelt AS (SELECT 'forename' AS field, f AS v, count(*) AS k FROM n WHERE f IS NOT NULL GROUP BY 2
                   UNION ALL SELECT 'surname', s, count(*) FROM n WHERE s IS NOT NULL GROUP BY 2),

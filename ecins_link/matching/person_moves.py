@@ -25,6 +25,8 @@ import math
 
 import duckdb
 
+from ecins_link.matching.person_fields import table_columns
+
 
 def level_weight(settings: dict, comparison: str, label: str) -> float | None:
     """log2(m/u) of level ``label`` of ``comparison`` in Splink settings JSON (None when absent/untrained)."""
@@ -78,8 +80,8 @@ def household_moves(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clus
                       AND x.cid <> c.cid_l AND x.cid <> c.cid_r)""", [float(threshold), jw])
     n = int(con.execute("SELECT count(*) FROM _mv_pairs").fetchone()[0])
     if n:
-        named = "link_rule" in {r[0] for r in con.execute(f'DESCRIBE "{pairs}"').fetchall()}
-        label = ", link_rule = concat_ws(', ', p.link_rule, 'household_moves')" if named else ""
+        label = ", link_rule = concat_ws(', ', p.link_rule, 'household_moves')" \
+            if "link_rule" in table_columns(con, pairs) else ""
         con.execute(f"""UPDATE "{pairs}" p SET match_weight = p.match_weight + ?,
                             match_probability = 1.0 / (1.0 + pow(2.0, -(p.match_weight + ?))){label}
                         FROM _mv_pairs m WHERE m.unique_id_l = p.unique_id_l AND m.unique_id_r = p.unique_id_r""",

@@ -6,6 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from ecins_link.components import label_components
+from ecins_link.matching.person_fields import table_columns
 
 
 def kept_pairs(scratch: duckdb.DuckDBPyConnection, nodes: str, keep: float, threshold: float) -> pa.Table:
@@ -13,7 +14,7 @@ def kept_pairs(scratch: duckdb.DuckDBPyConnection, nodes: str, keep: float, thre
     above ``keep`` (one a step weighed down is kept while the model's score reaches it), and every pair inside a
     group of records joined by pairs at or above ``threshold`` (the over-merge guard's contradictions and side
     evidence).  An incremental run carries them and clusters as the full run did."""
-    cols = {r[0] for r in scratch.execute('DESCRIBE _pp_all').fetchall()}
+    cols = table_columns(scratch, "_pp_all")
     extra = ", ".join(c if c in cols else f"NULL::{t} AS {c}" for c, t in
                       (("link_rule", "VARCHAR"), ("model_weight", "DOUBLE"), ("model_probability", "DOUBLE")))
     label_components(scratch, f'SELECT unique_id AS node FROM "{nodes}"',

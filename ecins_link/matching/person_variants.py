@@ -39,14 +39,15 @@ from __future__ import annotations
 
 import duckdb
 
+from ecins_link.matching.person_fields import table_columns
 from ecins_link.matching.person_home import accept_at_threshold
+from ecins_link.matching.person_identity import PLACEHOLDER_DOBS
 from ecins_link.matching.person_source_priors import withhold_within_source
 
 
 def surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
     """The canonical surname column of ``nodes`` (``surname_compact`` on a store standardised before it existed)."""
-    cols = {r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()}
-    if "surname_canonical" in cols:
+    if "surname_canonical" in table_columns(con, nodes):
         return "coalesce(surname_canonical, surname_compact)"
     return "surname_compact"
 
@@ -54,8 +55,8 @@ def surname_key(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
 def surname_as_forename(con: duckdb.DuckDBPyConnection, nodes: str) -> str:
     """The surname field read as a forename (``surname_forename_canonical``; the surname itself on a store
     standardised before that column existed)."""
-    cols = {r[0] for r in con.execute(f'DESCRIBE "{nodes}"').fetchall()}
-    return "coalesce(surname_forename_canonical, surname)" if "surname_forename_canonical" in cols else "surname"
+    return ("coalesce(surname_forename_canonical, surname)" if "surname_forename_canonical" in table_columns(con, nodes)
+            else "surname")
 
 
 def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str,
@@ -74,9 +75,7 @@ def same_identity_variants(con: duckdb.DuckDBPyConnection, nodes: str, pairs: st
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_accept AS
         WITH n AS (SELECT unique_id, forename, forename_canonical AS fc, surname, {sur} AS sc, {sfc} AS sfc, dob, sex
                    FROM "{nodes}"),
-        dated AS (SELECT count(dob) AS total FROM n),
-        common_dob AS (SELECT dob FROM n, dated WHERE dob IS NOT NULL GROUP BY dob, total
-                       HAVING count(*) > greatest(2, ? * total)),
+        {PLACEHOLDER_DOBS},
         triple AS (SELECT n.fc, n.sc, n.dob, count(DISTINCT c.cluster_id) AS clusters
                    FROM n JOIN "{clusters}" c USING (unique_id)
                    WHERE n.dob IS NOT NULL AND n.fc IS NOT NULL AND n.sc IS NOT NULL GROUP BY 1, 2, 3),

@@ -45,7 +45,7 @@ import pandas as pd
 from ecins_link.config import ProjectConfig
 from ecins_link.matching.one_to_one import link_one_to_one
 from ecins_link.matching.person_clusters import cluster
-from ecins_link.matching.person_fields import column_stats, fit_to_data
+from ecins_link.matching.person_fields import column_stats, fit_to_data, table_columns
 from ecins_link.matching.person_labels import calibrate, learn_m_from_labels
 from ecins_link.matching.person_model import (
     level_weights,
@@ -108,11 +108,6 @@ def _drop_splink_tables(store: Store) -> None:
                                 WHERE starts_with(table_name, '__splink__')""").fetchall()
     for name, kind in rows:
         store.con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{name}"')
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """The column names of ``table`` on ``con``."""
-    return {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
 
 
 def _lap(started: float) -> float:
@@ -213,7 +208,7 @@ def _score_incremental(store: Store, scratch: duckdb.DuckDBPyConnection, max_pai
         LEFT JOIN {STATE_TABLE} s USING (unique_id) WHERE s.record_hash IS DISTINCT FROM h.record_hash""")
     # a carried pair restarts from the model's own score: the steps after the first clustering run again over all
     # pairs, and must not apply twice (a store written before model_weight existed carries what it has)
-    kept = _columns(con, "person_pairs")
+    kept = table_columns(con, "person_pairs")
     carried = ("model_weight AS match_weight, model_probability AS match_probability"
                if {"model_weight", "model_probability"} <= kept else "match_weight, match_probability")
     copies = {"_pp_input": f"""SELECT p.*, d.unique_id IS NOT NULL AS _delta
