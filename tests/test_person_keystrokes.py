@@ -10,9 +10,8 @@ import json
 import duckdb
 import pandas as pd
 import pytest
-from _person_records import person_std_of
+from _person_records import run_pass
 
-from ecins_link.matching.person_clusters import cluster
 from ecins_link.matching.person_keystrokes import one_keystroke_elsewhere
 from ecins_link.matching.person_model import load_model_config
 
@@ -36,21 +35,10 @@ def _spelt(name: str, n: int, field: str = "forename") -> list[dict]:
     return out
 
 
-def _run(rows: list[dict], pairs: list[tuple[str, str, float]], **cfg: object) -> tuple[dict, dict[str, str]]:
-    con = person_std_of(rows)
-    con.execute("CREATE TABLE pp (unique_id_l VARCHAR, unique_id_r VARCHAR, match_weight DOUBLE, "
-                "match_probability DOUBLE)")
-    con.executemany("INSERT INTO pp VALUES (?, ?, ?, 1.0 / (1.0 + pow(2.0, -?)))",
-                    [(f"{sa}:{min(a, b)}", f"{sb}:{max(a, b)}", w, w) for a, b, w, sa, sb in
-                     ((*p, "s", "s") if len(p) == 3 else p for p in pairs)])
-    mc = load_model_config()
-    mc["keystrokes"] = {**mc["keystrokes"], "max_spelling_ratio": 0.1, **cfg}
-    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
-    done = one_keystroke_elsewhere(con, "person_std", "pp", "raw", 0.95, mc, cfg.get("held"))  # type: ignore[arg-type]
-    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
-    cid = {k.split(":", 1)[1]: v for k, v in con.execute("SELECT unique_id, cluster_id FROM raw").fetchall()}
-    con.close()
-    return done, cid
+def _run(rows: list[dict], pairs: list[tuple], **cfg: object) -> tuple[dict, dict[str, str]]:
+    held = cfg.pop("held", None)
+    return run_pass(one_keystroke_elsewhere, "keystrokes", rows, pairs, held,  # type: ignore[arg-type]
+                    **{"max_spelling_ratio": 0.1, **cfg})
 
 
 def test_packaged_model_switches_the_pass_on() -> None:

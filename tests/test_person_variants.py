@@ -9,10 +9,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-from _person_records import person_std_of
+from _person_records import run_pass
 
-from ecins_link.matching.person_clusters import cluster
-from ecins_link.matching.person_model import load_model_config
 from ecins_link.matching.person_variants import same_identity_variants
 from ecins_link.standardise.names import surname_variant_table
 
@@ -33,19 +31,7 @@ def _filler(n: int) -> list[dict]:
 
 
 def _run(rows: list[dict], pairs: list[tuple[str, str, float]], **cfg: object) -> tuple[dict, dict[str, str]]:
-    con = person_std_of(rows)
-    con.execute("CREATE TABLE pp (unique_id_l VARCHAR, unique_id_r VARCHAR, match_weight DOUBLE, "
-                "match_probability DOUBLE)")
-    con.executemany("INSERT INTO pp VALUES (?, ?, ?, 1.0 / (1.0 + pow(2.0, -?)))",
-                    [(f"s:{min(a, b)}", f"s:{max(a, b)}", w, w) for a, b, w in pairs])
-    mc = load_model_config()
-    mc["variants"] = {**mc["variants"], **cfg}
-    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
-    done = same_identity_variants(con, "person_std", "pp", "raw", 0.95, mc)
-    cluster(con, "person_std", "pp", 0.95, [], [], mc["guard"], "raw")
-    cid = {k.split(":", 1)[1]: v for k, v in con.execute("SELECT unique_id, cluster_id FROM raw").fetchall()}
-    con.close()
-    return done, cid
+    return run_pass(same_identity_variants, "variants", rows, pairs, **cfg)
 
 
 def test_packaged_vocabulary_maps_transliterations_to_one_surname() -> None:
