@@ -196,8 +196,7 @@ def _plot_numbers(con: duckdb.DuckDBPyConnection, plot_words: list[str]) -> None
     ``_loc_addr.plot_numbers`` (the matcher's checks do not ask the candidate to carry it); a parsed number that is
     one of them is dropped, the plot word leaves the building name, and a street that begins with a number followed
     by a gazetteer street is read as that number and street.  The rules after this one then read the rest."""
-    # the column itself is made with _loc_addr (plot_numbers_sql)
-    con.execute("ALTER TABLE _loc_addr ADD COLUMN IF NOT EXISTS plot_numbers VARCHAR[]")
+    # the column itself is made with _loc_addr (plot_numbers_sql), as it is with a gazetteer, the only case this runs
     words = [w.upper() for w in plot_words if w.strip()]
     if not words:
         return

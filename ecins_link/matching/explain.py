@@ -54,6 +54,7 @@ def latest_model(store: Store) -> tuple[dict, str]:
     input_table = (summary or {}).get("input_table") or DEFAULT_INPUT_TABLE
     store.require(input_table, stage="explain")
     settings["__saved_at"] = str(row[2])
+    settings["__summary"] = summary or {}
     return settings, input_table
 
 
@@ -64,6 +65,7 @@ def _prepared_settings(settings: dict) -> dict:
     out["retain_intermediate_calculation_columns"] = True
     out.pop("linker_uid", None)
     out.pop("__saved_at", None)
+    out.pop("__summary", None)
     return out
 
 
@@ -74,6 +76,7 @@ class _Scorer:
         from splink import DuckDBAPI, Linker
 
         settings, input_table = latest_model(store)
+        self.summary: dict = settings["__summary"]  # the model's run summary, read with the settings
         self.settings = _prepared_settings(settings)
         self.mem = duckdb.connect()
         store.con.register("__explain_pairs", pairs[["unique_id_l", "unique_id_r"]])
@@ -205,7 +208,8 @@ def score_pairs(store: Store, pairs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[list[dict], Any, bool]:
+def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tuple[list[dict], Any, bool, dict]:
+    """The scored pair as Splink records, the linker, whether the pair was turned round, and the model summary."""
     ordered = _ordered(pd.DataFrame({"unique_id_l": [unique_id_l], "unique_id_r": [unique_id_r]}))
     scorer = _Scorer(store, ordered)
     try:
@@ -216,7 +220,7 @@ def _waterfall_records(store: Store, unique_id_l: str, unique_id_r: str) -> tupl
     records = [
         {k: ("" if v is None and k.endswith(("_l", "_r")) else v) for k, v in rec.items()} for rec in records
     ]
-    return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l
+    return records, scorer.linker, ordered.iloc[0, 0] != unique_id_l, scorer.summary
 
 
 def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
@@ -232,7 +236,7 @@ def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFra
     """
     from splink.internals.waterfall_chart import records_to_waterfall_data
 
-    records, linker, swapped = _waterfall_records(store, unique_id_l, unique_id_r)
+    records, linker, swapped, summary = _waterfall_records(store, unique_id_l, unique_id_r)
     data = pd.DataFrame(records_to_waterfall_data(records, linker._settings_obj, hide_details=False))
     # Splink lists every column a comparison reads ("L, LACHLAN, RYAN, ..."); when the comparison is named
     # after a column, show just that column's two values
@@ -253,7 +257,7 @@ def explain_pair(store: Store, unique_id_l: str, unique_id_r: str) -> pd.DataFra
     )
     out["log2_weight"] = out["log2_weight"].astype(float)
     out = out[~((out["comparison"].str.startswith("tf_")) & (out["log2_weight"] == 0.0))]
-    out = with_source_prior(store, out, unique_id_l, unique_id_r)
+    out = with_source_prior(store, out, unique_id_l, unique_id_r, summary)
     out = with_link_rule(store, out, unique_id_l, unique_id_r)
     keep = [
         "comparison",
@@ -273,7 +277,7 @@ def waterfall_chart(
     store: Store, unique_id_l: str, unique_id_r: str, remove_sensitive_data: bool = False
 ) -> Any:
     """Splink's waterfall chart (an altair chart, embeddable in HTML) for two records."""
-    records, linker, _ = _waterfall_records(store, unique_id_l, unique_id_r)
+    records, linker, _, _ = _waterfall_records(store, unique_id_l, unique_id_r)
     return linker.visualisations.waterfall_chart(
         records, filter_nulls=True, remove_sensitive_data=remove_sensitive_data
     )

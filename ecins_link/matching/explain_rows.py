@@ -15,12 +15,16 @@ from ecins_link.store import Store
 DEFAULT_INPUT_TABLE = "person_std"
 
 
-def with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str) -> pd.DataFrame:
-    """Add the bits a source's own prior took off the pair (person_source_priors) before the final score."""
+def with_source_prior(store: Store, out: pd.DataFrame, unique_id_l: str, unique_id_r: str,
+                      summary: dict | None = None) -> pd.DataFrame:
+    """Add the bits a source's own prior took off the pair (person_source_priors) before the final score.
+
+    ``summary``: the latest model's summary, when the caller has read it with the model (else it is read here)."""
     from ecins_link.matching.person_source_priors import explanation_row
 
-    row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
-    summary = json.loads(row[0]) if row and isinstance(row[0], str) and row[0] else {}
+    if summary is None:
+        row = store.con.execute("SELECT summary_json FROM linkage_models ORDER BY created_at DESC LIMIT 1").fetchone()
+        summary = json.loads(row[0]) if row and isinstance(row[0], str) and row[0] else {}
     extra = explanation_row(store.con, summary.get("input_table") or DEFAULT_INPUT_TABLE, summary, unique_id_l,
                             unique_id_r)
     final = out["comparison"] == "Final score"
