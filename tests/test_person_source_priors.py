@@ -130,3 +130,45 @@ def test_on_a_synthetic_town_fewer_people_are_merged_inside_the_register(standar
     assert wrong_after <= wrong_before
     assert after["bcubed"]["precision"] >= before["bcubed"]["precision"]
     assert after["bcubed"]["recall"] >= before["bcubed"]["recall"] - 0.002
+
+
+def _namesakes_and_moves(con: duckdb.DuckDBPyConnection) -> None:
+    """REG, a register: 20 forenames x 100 SMITHs born over ten years, each at an address of its own, so a pair of
+    one name and date is two namesakes.  TEN, a tenancy file: 500 people held twice, at two addresses, with one
+    name and date.  Every record is its own cluster (the first clustering linked nothing)."""
+    con.execute("""CREATE TABLE nodes AS
+        SELECT 'R' || i AS unique_id, 'REG' AS source, 'NAME' || (i % 20) AS forename, 'SMITH' AS surname,
+               DATE '1980-01-01' + CAST(hash(i) % 3650 AS INTEGER) AS dob, 'R ' || i AS address_norm,
+               CAST(NULL AS VARCHAR) AS uprn
+        FROM range(2000) t(i)
+        UNION ALL
+        SELECT 'T' || i, 'TEN', 'OTHER' || (i // 2), 'JONES', DATE '1950-01-01' + CAST(3 * (i // 2) AS INTEGER),
+               'T ' || i, NULL
+        FROM range(1000) t(i)""")
+    con.execute("CREATE TABLE clusters AS SELECT unique_id, unique_id AS cluster_id FROM nodes")
+    con.execute("""CREATE TABLE pairs AS SELECT 'T' || (2 * i) AS unique_id_l, 'T' || (2 * i + 1) AS unique_id_r,
+                   0.0 AS match_weight, 0.5 AS match_probability FROM range(500) t(i)""")
+
+
+def test_placebo_dates_tell_a_register_s_namesakes_from_a_file_that_holds_people_twice() -> None:
+    from ecins_link.matching.person_source_priors import identity_pass_accuracy
+
+    con = duckdb.connect()
+    _namesakes_and_moves(con)
+    est = identity_pass_accuracy(con, "nodes", "clusters", ["REG", "TEN"], [43, 47, 53, 67, 71, 79], 0.001)
+    exact = con.execute("""SELECT count(*) FROM nodes l JOIN nodes r ON l.source = 'REG' AND r.source = 'REG'
+                           AND l.forename = r.forename AND l.dob = r.dob AND l.unique_id < r.unique_id""").fetchone()[0]
+    assert est["REG"]["pairs_apart"] == exact >= 10
+    # about as many namesakes expected at one date as there are: nearly none of REG's pairs is one person
+    assert est["REG"]["namesakes_expected"] == pytest.approx(exact, rel=0.6)
+    assert est["REG"]["accuracy"] < 0.5
+    assert est["TEN"] == {"pairs_apart": 500, "namesakes_expected": 0.0, "accuracy": 1.0}
+    cfg = {"source_priors": {**ON["source_priors"], "hold_passes_below_accuracy": 0.9}}
+    done = within_source_priors(con, "nodes", "pairs", 0.95, cfg, "clusters")
+    assert done["passes_hold_off"] == ["REG"]
+    assert {s["source"]: s["accuracy"] for s in done["sources"]}["TEN"] == 1.0
+    # once the first clustering holds TEN's people together, nothing of theirs is left for a pass to accept
+    con.execute("UPDATE clusters SET cluster_id = 'T' || (CAST(substr(unique_id, 2) AS INTEGER) // 2) "
+                "WHERE unique_id LIKE 'T%'")
+    again = identity_pass_accuracy(con, "nodes", "clusters", ["TEN"], [43, 47], 0.001)
+    assert again["TEN"]["pairs_apart"] == 0 and again["TEN"]["accuracy"] is None

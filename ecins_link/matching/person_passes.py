@@ -70,7 +70,7 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
         con.execute(f'ALTER TABLE "{pairs}" ADD COLUMN IF NOT EXISTS {col} {kind}')
     con.execute(f'UPDATE "{pairs}" SET model_weight = match_weight, model_probability = match_probability, '
                 'link_rule = NULL')
-    priors = within_source_priors(con, nodes, pairs, threshold, mc)
+    priors = within_source_priors(con, nodes, pairs, threshold, mc, clusters)
     held = priors.get("passes_hold_off", [])
     done = {
         "source_priors": priors,

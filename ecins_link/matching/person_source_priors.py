@@ -42,11 +42,48 @@ def _log2_odds(p: float) -> float:
     return math.log2(p / (1.0 - p))
 
 
+def identity_pass_accuracy(con: duckdb.DuckDBPyConnection, nodes: str, clusters: str, sources: list[str],
+                           offsets: list[int], max_dob_share: float) -> dict[str, dict]:
+    """Per source of ``sources``: how often a pair of its own records with one forename, surname and full date of
+    birth at two addresses, kept apart by the first clustering ``clusters``, is one person -- estimated from the
+    extract alone.  Two people of one name are as likely to be born on one day as ``d`` days apart for a ``d`` no
+    keying error makes (``offsets``: not 1-9, 10, 20 or a month), so the pairs of one name whose dates differ by such
+    an offset, per offset, estimate the namesakes among the pairs of one date.  Returns ``{source: {"pairs_apart",
+    "namesakes_expected", "accuracy"}}`` (accuracy None where no such pair is apart); an upper bound on namesakes
+    (some were merged by the model), so the estimate errs low."""
+    from ecins_link.matching.person_identity import PLACEHOLDER_DOBS
+
+    if not sources or not offsets:
+        return {}
+    rows = con.execute(f"""
+        WITH n AS (SELECT x.unique_id, x.source, x.forename, x.surname, x.dob, x.address_norm, x.uprn, c.cluster_id
+                   FROM "{nodes}" x JOIN "{clusters}" c USING (unique_id)
+                   WHERE x.dob IS NOT NULL AND length(x.forename) > 1 AND x.surname IS NOT NULL
+                     AND list_contains(?, x.source)),
+        {PLACEHOLDER_DOBS},
+        pr AS (SELECT l.source, abs(date_diff('day', l.dob, r.dob)) AS d, l.cluster_id <> r.cluster_id AS apart
+               FROM n l JOIN n r ON l.source = r.source AND l.forename = r.forename AND l.surname = r.surname
+                                AND l.unique_id < r.unique_id
+               WHERE NOT coalesce(l.address_norm = r.address_norm, false) AND NOT coalesce(l.uprn = r.uprn, false)
+                 AND list_contains(?, abs(date_diff('day', l.dob, r.dob)))
+                 AND l.dob NOT IN (SELECT dob FROM common_dob) AND r.dob NOT IN (SELECT dob FROM common_dob))
+        SELECT source, count(*) FILTER (WHERE d = 0 AND apart), count(*) FILTER (WHERE d > 0) FROM pr GROUP BY 1""",
+        [list(sources), float(max_dob_share), [0, *[int(d) for d in offsets]]]).fetchall()
+    out = {}
+    for source, apart, placebo in rows:
+        namesakes = float(placebo) / (2.0 * len(offsets))  # |d| = offset counts both signs: two offsets' worth
+        out[source] = {"pairs_apart": int(apart), "namesakes_expected": round(namesakes, 1),
+                       "accuracy": round(max(0.0, 1.0 - namesakes / apart), 3) if apart else None}
+    return out
+
+
 def within_source_priors(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, threshold: float,
-                         mc: dict) -> dict:
+                         mc: dict, clusters: str | None = None) -> dict:
     """Weigh down the within-source pairs of ``pairs`` (on ``con``; ``nodes`` holds the records and their
     ``source``) as the module doc says; returns what was done (``reweighted`` = pairs weighed down, ``sources`` =
-    per source: records, expected matches among its own pairs, the bits taken off)."""
+    per source: records, expected matches among its own pairs, the bits taken off).  ``clusters`` (the first
+    clustering) lets ``hold_passes_below_accuracy`` decide which sources the passes hold off
+    (:func:`identity_pass_accuracy`); without it, or without that setting, ``hold_passes_below_bits`` does."""
     cfg = mc.get("source_priors") or {}
     if not cfg.get("enabled", False):
         return {"enabled": False}
@@ -77,7 +114,19 @@ def within_source_priors(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str,
     # sources whose own pairs are one person clearly less often than the extract's: the identity and variants
     # passes (an exact or variant identity at another address, accepted at the threshold) hold off their pairs
     hold = float(cfg.get("hold_passes_below_bits", 0.5))
-    done["passes_hold_off"] = [s for s, bits in penalties if bits <= -hold]
+    if clusters is not None and cfg.get("hold_passes_below_accuracy") is not None:
+        least = float(cfg["hold_passes_below_accuracy"])
+        estimate = identity_pass_accuracy(
+            con, nodes, clusters, [s["source"] for s in done["sources"]],
+            list(cfg.get("placebo_offsets_days", [43, 47, 53, 67, 71, 79])),
+            float((mc.get("identity") or {}).get("max_dob_share", 0.001)))
+        for row in done["sources"]:
+            row.update(estimate.get(row["source"], {"pairs_apart": 0, "namesakes_expected": 0.0, "accuracy": None}))
+        # a source with no such pair apart gives no estimate: its prior decides, as without the setting
+        done["passes_hold_off"] = [r["source"] for r in done["sources"]
+                                   if (r["accuracy"] < least if r["accuracy"] is not None else r["bits"] <= -hold)]
+    else:
+        done["passes_hold_off"] = [s for s, bits in penalties if bits <= -hold]
     if not penalties:
         return done
     con.execute("CREATE OR REPLACE TEMP TABLE _sp_bits (source VARCHAR, bits DOUBLE)")
