@@ -116,3 +116,31 @@ def test_a_store_without_parent_uprns_counts_building_level_reports_only_at_the_
     if not units_known:
         extra.append("ALTER TABLE gazetteer_std DROP COLUMN parent_uprn")
     assert set(_scored(tmp_path, w, extra)) == ({"U9002"} if units_known else set())
+
+
+@pytest.mark.parametrize("parent_class", ["commercial", "other"])
+def test_a_report_at_a_shop_with_a_flat_above_stays_at_the_shop_unless_it_names_the_flat(
+        tmp_path: Path, parent_class: str) -> None:
+    """5 Oak Road (8000) is a shop (class commercial) with flats above, or a converted house (a shell, class
+    other).  "Near 5 Oak Road" names no flat: at a shop it is about the shop, and the flat above (two certain
+    reports) is no hotspot; at a shell it may be either flat and completes Flat A's three.  "Rear of Flat B, 5 Oak
+    Road" names its flat: counted there either way."""
+    w = World(AS_OF)
+    for u in ["8000", *(_uprn("8000", f) for f in UNITS["8000"])]:
+        w.event("fire", None, 900, location_id=f"U{u}", source="asb_events")
+    at_building: dict[str, tuple[str, str | None]] = {}
+    for flat in ("8001", "8002"):
+        w.event("police", "ASB_REPORT", 40, location_id=f"U{flat}", source="asb_events")
+        w.event("council", "ASB_REPORT", 30, location_id=f"U{flat}", source="asb_events")
+    for key, flat in (("NEAR", None), ("REAR_B", "FLAT B")):
+        w.event("police", "ASB_REPORT", 20, location_id="U8000", source="asb_events", record_key=key)
+        at_building[key] = ("8000", flat)
+    classes = [f"UPDATE gazetteer_std SET address_class = '{parent_class}' WHERE uprn = '8000'",
+               "UPDATE gazetteer_std SET address_class = 'residential' WHERE parent_uprn = '8000'"]
+    got = _scored(tmp_path, w, [*_tables(at_building), "ALTER TABLE gazetteer_std ADD COLUMN address_class VARCHAR",
+                                *classes])
+    assert {x["record_key"]: x["placed"] for x in got["U8002"]["records"]}["REAR_B"] == "building"
+    if parent_class == "commercial":
+        assert "U8001" not in got
+    else:
+        assert {x["record_key"]: x["placed"] for x in got["U8001"]["records"]}["NEAR"] == "building"

@@ -18,7 +18,12 @@ from ecins_link.config import ProjectConfig, ScoringSettings
 from ecins_link.scoring.compile import RuleCompiler, current_residence_sql, lit, rep_household_sql
 from ecins_link.scoring.flagset import final_flags_sql, previous_flags_sql, record_history, status_counts
 from ecins_link.scoring.overrides import ensure_overrides_table
-from ecins_link.scoring.placement import can_list_possible, has_units, possible_locations_sql
+from ecins_link.scoring.placement import (
+    can_list_possible,
+    classes_premises,
+    has_units,
+    possible_locations_sql,
+)
 from ecins_link.scoring.rules import Rule, RuleSet, load_rules
 from ecins_link.scoring.signals import (
     TAXONOMY_TABLE,
@@ -150,7 +155,7 @@ def score_steps(work: Scratch, taxonomy: Taxonomy, ruleset: RuleSet, as_of: dt.d
     tables = optional_tables(work.store)
     tables.update(signals="_score_signals", current_residence="_score_current", rep_household="_score_rep_household")
     base: tuple[str, ...] = ("_score_signals", "_score_current", "_score_rep_household")
-    possible = ([sql_step("_score_possible", possible_locations_sql(has_units(work.store)))]
+    possible = ([sql_step("_score_possible", possible_locations_sql(has_units(work.store), classes_premises(work.store)))]
                 if can_list_possible(work.store) else [])
     if possible:  # location rules may count an ambiguous event address at the premises it may be
         tables["possible_locations"] = "_score_possible"

@@ -52,27 +52,43 @@ def has_units(store: Store) -> bool:
     return store.con.execute(q).fetchone()[0] == 2
 
 
-def possible_locations_sql(units: bool = True) -> str:
+def classes_premises(store: Store) -> bool:
+    """Whether ``gazetteer_std`` says what each entry is (``address_class``: residential / commercial / other)."""
+    q = ("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' "
+         "AND table_name = 'gazetteer_std' AND column_name = 'address_class'")
+    return store.con.execute(q).fetchone()[0] == 1
+
+
+def possible_locations_sql(units: bool = True, premises_class: bool = False) -> str:
     """(source, record_key, origin, location_id, uprn, placed): the premises each address (of an event or,
     ``origin = 'person'``, of a person record) that did not resolve to one UPRN may be (``placed =
     'ambiguous'``), and the units inside the building an address resolved to at building level may be
-    (``placed = 'building'``; see the module doc)."""
+    (``placed = 'building'``; see the module doc).
+
+    ``premises_class`` (``gazetteer_std.address_class`` is there): a building that is itself an occupied premises
+    (residential or commercial: a shop with a flat above it) keeps a building-level address that names no unit --
+    "Near Costcutter, 19 Kirkby Gardens" is about the shop, not the flat above -- and only a shell (a block, a
+    converted house: class ``other``, or unknown) lends such an address to each of its units."""
     # the unit the text names: its flat, or (no flat parsed: "6 Victoria House, 23 Church Road") a number that is
     # not the unit's own street number but the last word of its flat label
     named = ("(g.flat IS NOT DISTINCT FROM a.flat OR (a.flat IS NULL AND a.number IS DISTINCT FROM g.number "
              "AND regexp_extract(g.flat, '(\\S+)$', 1) = a.number))")
+    occupied = "coalesce(b.address_class IN ('residential', 'commercial'), false)" if premises_class else "false"
+    occupied_join = "LEFT JOIN gazetteer_std b ON CAST(b.uprn AS VARCHAR) = m.uprn" if premises_class else ""
     units_sql = f"""at_building AS (
             SELECT a.source, a.record_key, a.origin, a.flat, CAST(g.uprn AS VARCHAR) AS uprn,
                    {named} AS named,
                    count(*) FILTER (WHERE {named}) OVER (PARTITION BY a.source, a.record_key) AS n_named,
-                   count(*) OVER (PARTITION BY a.source, a.record_key) AS n_units
+                   count(*) OVER (PARTITION BY a.source, a.record_key) AS n_units,
+                   {occupied} AS occupied
             FROM address_std a
             JOIN address_matches m ON m.source = a.source AND m.record_key = a.record_key
                  AND m.uprn IS NOT NULL AND m.match_level IN ('building', 'approximate')
-            JOIN gazetteer_std g ON CAST(g.parent_uprn AS VARCHAR) = m.uprn),
+            JOIN gazetteer_std g ON CAST(g.parent_uprn AS VARCHAR) = m.uprn
+            {occupied_join}),
         unit AS (
             SELECT source, record_key, origin, uprn, 'building' AS placed FROM at_building
-            WHERE (n_named = 1 AND named) OR (n_named = 0 AND n_units <= {MAX_UNITS})),
+            WHERE (n_named = 1 AND named) OR (n_named = 0 AND n_units <= {MAX_UNITS} AND NOT occupied)),
 """ if units else "unit AS (SELECT * FROM cand WHERE false),\n"
     return f"""
         WITH cand AS (
