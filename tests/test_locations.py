@@ -468,3 +468,18 @@ def test_suffix_on_a_building_with_lettered_flats_is_the_building_unless_the_rul
                                                            "suffix_as_flat_letter = true")))
     assert m.loc["sfx", "uprn"] == _uprn(gaz, "14", "HIGH STREET", "ALDTON", "FLAT A")
     assert m.loc["sfx", "match_level"] == "flat"
+
+
+def test_a_position_word_before_a_lettered_number_is_placed_at_its_building(tmp_path):
+    """"O/S 14A High St": 14A is no gazetteer number, 14 is a building of flats.  Without the position word the text
+    resolves to the building (level ``building``); with it, it was left unresolved, although "O/S 14 High St" is
+    placed at 14.  Now it is placed at the building as any text after a position word is (level ``approximate``)."""
+    gaz = _gazetteer()
+    std = pd.DataFrame([["police", k, "event", t, t.upper().replace("/", ""), None, "14A", None, "HIGH STREET",
+                         "ALDTON", None, None, None, None] for k, t in (("near", "O/S 14A High Street, Aldton"),
+                                                                          ("plain", "14A High Street, Aldton"))],
+                       columns=STD_COLS)
+    shell = gaz[(gaz.street == "HIGH STREET") & (gaz.town == "ALDTON") & (gaz.number == "14") & gaz.flat.isna()]
+    m, _ = _link(tmp_path, gaz, std, _rules_without_matcher(tmp_path))
+    assert m.loc["plain", "uprn"] == m.loc["near", "uprn"] == shell.uprn.iloc[0]
+    assert m.loc["plain", "match_level"] == "building" and m.loc["near", "match_level"] == "approximate"

@@ -225,7 +225,8 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
     """A flat address still unresolved whose building is one gazetteer UPRN (same number -- or, for a text with no
     number, the same building name on a property with none -- and street, no flat;
     its postcode when the text has one, else in every area the text names): resolved to the building (method
-    ``building_only``; :func:`matches_sql` reports it at level ``building``).  Returns how many."""
+    ``building_only``; :func:`matches_sql` reports it at level ``building``, or ``approximate`` for a text after a
+    position word: "O/S 35a Mill Lane" where 35 is a building of flats).  Returns how many."""
     # every gazetteer entry at that number and street (flats too) must lie at one place (postcode sector, locality):
     # "Apt A, 5 Lancaster Ave" whose flat is listed in Kingsley is not the house 5 Lancaster Ave in another locality
     fits = f"""(a.postcode IS NULL OR a.postcode = g.postcode
@@ -237,7 +238,7 @@ def resolve_building_only(con: duckdb.DuckDBPyConnection, confidence: float) -> 
         CREATE OR REPLACE TEMP TABLE _loc_cand AS
         WITH a AS MATERIALIZED (
             SELECT * FROM _loc_addr a
-            WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL AND NOT a.near),
+            WHERE NOT EXISTS (SELECT 1 FROM _loc_res r WHERE r.akey = a.akey) AND a.flat_id IS NOT NULL),
         pairs AS (
             SELECT a.akey, g.uprn, g.flat_id, g.postcode_sector, g.locality, g.town
             FROM a JOIN _loc_gaz g ON g.street = a.street AND g.number = a.number
