@@ -19,8 +19,11 @@ The identity and variants passes (``person_identity``, ``person_variants``: an e
 address, accepted at the threshold) rest on "most such pairs are one person".  That holds across sources and within
 a source that holds people twice, not within a register: on the 250,000-person town (seed 1) the pairs they accepted
 inside the council register were one person 49 times in 105, inside the police index 60 in 92, inside the tenancy
-file 1,924 in 1,939.  So they leave alone the within-source pairs of a source whose own prior is at least
-``hold_passes_below_bits`` below the extract's (:func:`withhold_within_source`).
+file 1,924 in 1,939.  So they leave alone the within-source pairs of a source where such pairs are estimated to be
+one person less often than ``hold_passes_below_accuracy`` (:func:`identity_pass_accuracy`: namesakes counted at
+placebo dates of birth), or, where the extract gives no estimate for it, whose own prior is at least
+``hold_passes_below_bits`` below the extract's (:func:`withhold_within_source`).  The prior alone was a cliff: the
+tenancy file's sat 0.42-0.57 bits below across four 250k towns, around the 0.5 cutoff.
 
 Measured on the 250,000-person towns (persons stage only, on one standardised store per seed): the council
 register's within-source prior was 1.9 bits below the extract's, the police index's 0.8, the tenancy file's 0.5
@@ -111,8 +114,8 @@ def within_source_priors(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str,
                                 "bits": round(bits, 3)})
         if bits < 0:
             penalties.append((source, bits))
-    # sources whose own pairs are one person clearly less often than the extract's: the identity and variants
-    # passes (an exact or variant identity at another address, accepted at the threshold) hold off their pairs
+    # sources where the identity, variants and keystroke passes (an identity at another address, accepted at the
+    # threshold) would mostly join namesakes: those passes hold off their within-source pairs
     hold = float(cfg.get("hold_passes_below_bits", 0.5))
     if clusters is not None and cfg.get("hold_passes_below_accuracy") is not None:
         least = float(cfg["hold_passes_below_accuracy"])
