@@ -16,7 +16,9 @@ approximate: "Rear of Flat 3, Birch House ..." -- a position word before a flat 
 shell): it is certain only that the record is about the building, whose ``gazetteer_std`` children
 (``parent_uprn``) are the flats or units the people live in.  When the parsed address names a flat that is
 exactly one of those children, that child is a possible place; when it names none (or one the building does
-not hold), each child is, if the building has at most :data:`MAX_UNITS`.  These rows are marked ``placed =
+not hold), each child is, if the building has at most :data:`MAX_UNITS` and is a shell -- a building that is itself
+an occupied premises (a shop with a flat above: gazetteer class residential or commercial) keeps such an address,
+which is about the premises ("Near Costcutter, 19 Kirkby Gardens"), not the flat above.  These rows are marked ``placed =
 'building'``.  The record stays at the building with certainty (a building-level location keeps its own
 flags); a block's flats are never pooled into one place, which would merge unrelated households.
 
