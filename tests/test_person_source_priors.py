@@ -161,14 +161,14 @@ def test_placebo_dates_tell_a_register_s_namesakes_from_a_file_that_holds_people
     assert est["REG"]["pairs_apart"] == exact >= 10
     # about as many namesakes expected at one date as there are: nearly none of REG's pairs is one person
     assert est["REG"]["namesakes_expected"] == pytest.approx(exact, rel=0.6)
-    assert est["REG"]["accuracy"] < 0.5
-    assert est["TEN"] == {"pairs_apart": 500, "namesakes_expected": 0.0, "accuracy": 1.0}
+    assert est["REG"]["accuracy_at_least"] < 0.5
+    assert est["TEN"] == {"pairs_apart": 500, "namesakes_expected": 0.0, "accuracy_at_least": 1.0}
     cfg = {"source_priors": {**ON["source_priors"], "hold_passes_below_accuracy": 0.9}}
     done = within_source_priors(con, "nodes", "pairs", 0.95, cfg, "clusters")
     assert done["passes_hold_off"] == ["REG"]
-    assert {s["source"]: s["accuracy"] for s in done["sources"]}["TEN"] == 1.0
+    assert {s["source"]: s["accuracy_at_least"] for s in done["sources"]}["TEN"] == 1.0
     # once the first clustering holds TEN's people together, nothing of theirs is left for a pass to accept
     con.execute("UPDATE clusters SET cluster_id = 'T' || (CAST(substr(unique_id, 2) AS INTEGER) // 2) "
                 "WHERE unique_id LIKE 'T%'")
     again = identity_pass_accuracy(con, "nodes", "clusters", ["TEN"], [43, 47], 0.001)
-    assert again["TEN"]["pairs_apart"] == 0 and again["TEN"]["accuracy"] is None
+    assert again["TEN"]["pairs_apart"] == 0 and again["TEN"]["accuracy_at_least"] is None
