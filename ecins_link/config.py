@@ -73,6 +73,10 @@ class PersonMapping(_Model):
     # generic identifiers (exact and one-typo levels, used in blocking): name -> column, e.g.
     # { nhs_number = "NHS_NO", ni_number = "NINO" }; the same name in several sources is one comparison
     identifiers: dict[str, str] = Field(default_factory=dict)
+    # the source's own reference for a person (a housing system's person reference, a client id): rows of this source
+    # that share it are one person unless their dates of birth contradict (matching/person_source_ids.py); compared
+    # only within this source and never a model comparison
+    source_person_id: str | None = None
     # extra attributes compared (exact / similar) but never blocked on: { birth_place = "POB", occupation = "OCC" }
     attributes: dict[str, str] = Field(default_factory=dict)
     # "uk": a value not in UK format is nulled (with a field issue); "any": kept and compared as written

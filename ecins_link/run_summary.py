@@ -31,8 +31,8 @@ _STD_FIELDS = {"title": "title", "forenames": "forename", "surname": "surname", 
                "email": "email"}
 _LINKAGE_KEYS = ("trained_comparisons", "untrained_comparisons", "dropped_fields", "candidate_pairs", "clusters")
 # what the persons stage's second look did (matching/person_passes.PASSES), repeated as ``linkage_passes``
-_PASS_KEYS = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
-              "same_identity_keystroke")
+_PASS_KEYS = ("source_priors", "same_source_person_id", "household_moves", "same_home", "same_identity",
+              "same_identity_variants", "same_identity_keystroke")
 
 
 def nulled_fields(store: Store) -> dict[str, dict[str, int]]:

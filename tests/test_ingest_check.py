@@ -147,7 +147,7 @@ def test_full_run_writes_the_summary_contract(sample_run) -> None:
     assert all(isinstance(v, dict) for v in summary["nulled_fields"].values())
     # the persons stage's re-weighting steps, by name, each with what it did
     passes = summary["linkage_passes"]
-    assert set(passes) == {"source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
-                           "same_identity_keystroke"}
+    assert set(passes) == {"source_priors", "same_source_person_id", "household_moves", "same_home", "same_identity",
+                           "same_identity_variants", "same_identity_keystroke"}
     assert passes["source_priors"]["enabled"] is True and isinstance(passes["source_priors"]["sources"], list)
     assert passes["same_identity"]["enabled"] is True and passes["same_identity"]["reweighted"] >= 0

@@ -302,6 +302,8 @@ def _persons(store: Store, src: Source, data_cols: list[str]) -> None:
     pc, ph = ("pc" if p.postcode_format == "uk" else "pca"), ("ph" if p.phone_format == "uk" else "pha")
     # identifiers and attributes travel as one map ('id:<name>' / 'attr:<name>' -> text) to standardise
     extras = [(f"id:{k}", c) for k, c in p.identifiers.items()] + [(f"attr:{k}", c) for k, c in p.attributes.items()]
+    if p.source_person_id:
+        extras.append(("sid", p.source_person_id))
     extra_map = (f"MAP {{{', '.join(f'{lit(k)}: {val(c)}' for k, c in extras)}}}" if extras
                  else "CAST(NULL AS MAP(VARCHAR, VARCHAR))")
     store.con.execute(f"""INSERT INTO person_records SELECT {lit(src.name)}, {lit(src.agency)}, {_KEY}, {_ROW},

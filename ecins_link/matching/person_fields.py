@@ -115,7 +115,11 @@ def fit_to_data(mc: dict, stats: dict[str, tuple[int, int]], config: ProjectConf
                 out.append(rule)
         return out
 
-    b["predict"] = usable("predict", [f"l.{c} = r.{c}" for c in identifiers])
+    # a source's own person reference (qualified by the source): its records sharing one are scored as pairs, so the
+    # source-id step (person_source_ids) can accept them; never a comparison
+    own_ids = ["l.source_person_id = r.source_person_id"] \
+        if "source_person_id" in stats and "source_person_id" not in unusable else []
+    b["predict"] = usable("predict", [f"l.{c} = r.{c}" for c in identifiers] + own_ids)
     b["train"] = usable("train", [])
     b["train_fallback"] = usable("train_fallback", [f"l.{c} = r.{c}" for c in identifiers])
     b["prior_rules"] = usable("prior_rules", [])

@@ -4,7 +4,8 @@ Both engines run it on the stage's private DuckDB connection once the scored pai
 there (the DuckDB path after its own clustering, the Spark path after reading Spark's pairs and clusters back):
 
 0. a source's own duplicate rate as the prior of a pair of its records (``person_source_priors``: weighs
-   within-source pairs down, never up);
+   within-source pairs down, never up), then a source's own person reference shared by two of its records
+   (``person_source_ids``);
 1. an undated record at its family's old address (``person_moves``);
 2. a misspelt forename or the only namesake at home (``person_home``);
 3. exact forename, surname and date of birth at another address (``person_identity``);
@@ -30,12 +31,15 @@ from ecins_link.matching.person_home import same_home_evidence
 from ecins_link.matching.person_identity import same_identity_elsewhere
 from ecins_link.matching.person_keystrokes import one_keystroke_elsewhere
 from ecins_link.matching.person_moves import household_moves
+from ecins_link.matching.person_source_ids import same_source_person_id
 from ecins_link.matching.person_source_priors import within_source_priors
 from ecins_link.matching.person_variants import same_identity_variants
 
 # what a pair's ``link_rule`` means (steps after the first clustering, in the order they ran, comma-separated):
 # shown in explanations (explain_pair, explain_person, a panel's "why linked")
 RULE_TEXT = {
+    "same_source_person_id": "the same person reference in one source's records, with no contradicting date of "
+                             "birth (person_source_ids)",
     "household_moves": "an undated record at an address its family moved from, weighed as if the addresses agreed "
                        "(person_moves)",
     "same_home_typo": "a rare spelling of the forename at one home, weighed as one keying error (person_home)",
@@ -51,10 +55,11 @@ RULE_TEXT = {
                                "(person_keystrokes)",
 }
 # the steps that accept a pair at the match threshold (the others add or take off weight)
-ACCEPTING = frozenset({"same_home", "same_identity", "same_identity_variants", "same_identity_keystroke"})
+ACCEPTING = frozenset({"same_source_person_id", "same_home", "same_identity", "same_identity_variants",
+                       "same_identity_keystroke"})
 
-PASSES = ("source_priors", "household_moves", "same_home", "same_identity", "same_identity_variants",
-          "same_identity_keystroke")
+PASSES = ("source_priors", "same_source_person_id", "household_moves", "same_home", "same_identity",
+          "same_identity_variants", "same_identity_keystroke")
 
 
 def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters: str, *, threshold: float,
@@ -74,6 +79,7 @@ def second_look(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str, clusters
     held = priors.get("passes_hold_off", [])
     done = {
         "source_priors": priors,
+        "same_source_person_id": same_source_person_id(con, nodes, pairs, threshold, mc),
         "household_moves": household_moves(con, nodes, pairs, clusters, threshold, settings, mc),
         "same_home": same_home_evidence(con, nodes, pairs, clusters, threshold, review_low, settings, mc),
         "same_identity": same_identity_elsewhere(con, nodes, pairs, clusters, threshold, mc, held),

@@ -21,6 +21,7 @@ from ecins_link.standardise.address_sql import address_table, gazetteer_table
 from ecins_link.standardise.fields import (
     email_sql,
     extra_columns,
+    identifier_sql,
     phone_any_sql,
     phone_sql,
     postcode_any_sql,
@@ -154,7 +155,9 @@ def standardise(store: Store, config: ProjectConfig) -> None:
                    {email_sql('b.email')} AS email, b.unsafe, hh.surnames AS address_surnames,
                    coalesce(sv.canonical, b.surname_compact) AS surname_canonical,
                    -- the surname read as a forename (a name written in the other order: PRICE KIT)
-                   coalesce(m1.canonical, m2.canonical, m3.canonical, b.s_surname) AS surname_forename_canonical{extras}
+                   coalesce(m1.canonical, m2.canonical, m3.canonical, b.s_surname) AS surname_forename_canonical,
+                   -- the source's own person reference, qualified by the source (equal only within one source)
+                   b.source || ':' || {identifier_sql("b.extras['sid']")} AS source_person_id{extras}
             FROM b
             LEFT JOIN _std_nick n1 ON n1.name = b.forename AND n1.sex = b.sex_code
             LEFT JOIN _std_nick n2 ON n2.name = b.forename AND n2.sex IS NULL

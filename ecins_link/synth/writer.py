@@ -142,6 +142,7 @@ address_lines = ["ADDR1", "ADDR2", "ADDR3"]
 postcode = "POSTCODE"
 resident_from = "TENANCY_START"
 resident_to = "TENANCY_END"
+source_person_id = "PERSON_REF"
 
 [[sources]]
 name = "housing_cases"
