@@ -71,6 +71,15 @@ def test_a_household_reference_named_as_a_person_s_is_not_used() -> None:
     assert same_source_person_id(con, "nodes", "pairs", 0.95, {"source_ids": {"enabled": False}})["enabled"] is False
 
 
+def test_a_reference_no_date_of_birth_can_check_is_not_used() -> None:
+    """A source that records no date of birth: nothing shows the column is a person's, so nothing is accepted."""
+    con = duckdb.connect()
+    _records(con, [("h:a", "H:P1", None), ("h:b", "H:P1", None)], [("h:a", "h:b", 0.3)])
+    done = same_source_person_id(con, "nodes", "pairs", 0.95, ON)
+    assert done["reweighted"] == 0 and done["references_checked"] == 0 and "household" in done["note"]
+    assert _probability(con)[("h:a", "h:b")] == pytest.approx(0.3)
+
+
 @pytest.mark.slow
 def test_a_housing_person_reference_declared_in_the_project_file_links_its_records(tmp_path: Path) -> None:
     """A 3,000-person town (seed 5), whose project file names the housing extract's PERSON_REF as the source's

@@ -15,7 +15,8 @@ step accepts them at the match threshold (no further; ``link_rule`` ``same_sourc
 A column named as a person reference that is not one (a household or tenancy reference shared by a family) would
 merge families, so the step first checks it: among the references whose records all carry a date of birth, the
 share whose records disagree beyond a keying error must be at most ``max_contradicting_share`` (a person's own
-reference: about none; a household's: most).  Otherwise it accepts nothing and the run summary says why.  The
+reference: about none; a household's: most), and at least one such reference must exist (a source recording no
+date of birth cannot be checked).  Otherwise it accepts nothing and the run summary says why.  The
 model itself never sees the column, so declaring it changes no model parameter.  On by default
 (``[source_ids] enabled``) and inert for a project that names no such column.
 """
@@ -53,6 +54,8 @@ def same_source_person_id(con: duckdb.DuckDBPyConnection, nodes: str, pairs: str
     done = {"enabled": True, "references_checked": int(groups), "references_contradicting": int(contradicting),
             "max_contradicting_share": most, "reweighted": 0}
     if not groups:
+        done["note"] = ("not used: no reference has two or more records all with a date of birth, so nothing shows "
+                        "that the column names a person rather than a household")
         return done
     if contradicting > most * groups:
         done["note"] = (f"not used: the records of {contradicting:,} of {groups:,} references disagree on the date of "
