@@ -46,19 +46,22 @@ def can_list_possible(store: Store) -> bool:
     return store.has_table("address_std") and store.has_table("gazetteer_std")
 
 
+def _has_columns(store: Store, *columns: tuple[str, str]) -> bool:
+    """Whether the store's tables have every (table, column) of ``columns``."""
+    q = ("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' "
+         "AND list_contains(?, [table_name, column_name])")
+    return store.con.execute(q, [[list(c) for c in columns]]).fetchone()[0] == len(columns)
+
+
 def has_units(store: Store) -> bool:
     """Whether the store says which gazetteer entries sit inside which (``gazetteer_std.parent_uprn``) and at
     what level each address resolved (``address_matches.match_level``)."""
-    q = ("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' "
-         "AND (table_name, column_name) IN (('gazetteer_std', 'parent_uprn'), ('address_matches', 'match_level'))")
-    return store.con.execute(q).fetchone()[0] == 2
+    return _has_columns(store, ("gazetteer_std", "parent_uprn"), ("address_matches", "match_level"))
 
 
 def classes_premises(store: Store) -> bool:
     """Whether ``gazetteer_std`` says what each entry is (``address_class``: residential / commercial / other)."""
-    q = ("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'main' "
-         "AND table_name = 'gazetteer_std' AND column_name = 'address_class'")
-    return store.con.execute(q).fetchone()[0] == 1
+    return _has_columns(store, ("gazetteer_std", "address_class"))
 
 
 def possible_locations_sql(units: bool = True, premises_class: bool = False) -> str:
